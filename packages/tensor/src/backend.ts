@@ -1,0 +1,138 @@
+import type { DType, TensorData } from './dtype.js';
+import type { MemorySnapshot } from './errors.js';
+
+/** Names of the built-in backends. */
+export type BackendName = 'cpu' | 'webgpu';
+
+/**
+ * What a block of memory is for. `memory()` reports bytes per tag, which is how every
+ * memory claim (weights vs grads vs optimizer state vs activations) is measured.
+ */
+export type MemoryTag = 'weights' | 'grads' | 'optimizer' | 'activations' | 'quant' | 'other';
+
+/** All memory tags, in report order. */
+export const MEMORY_TAGS: readonly MemoryTag[] = ['weights', 'grads', 'optimizer', 'activations', 'quant', 'other'];
+
+/**
+ * A block of backend memory. Several tensors may share one (a reshape shares its
+ * input's storage); `refs` counts them and the block is released when it drops to 0.
+ */
+export interface Storage {
+  readonly backend: Backend;
+  readonly byteSize: number;
+  tag: MemoryTag;
+  refs: number;
+}
+
+/** Memory figures of one backend (tensor counts are added by the engine). */
+export interface BackendMemory {
+  liveBytes: number;
+  peakBytes: number;
+  liveBuffers: number;
+  /** Bytes kept by a buffer pool for reuse (not live, not yet returned to the device). */
+  pooledBytes: number;
+  bytesByTag: Record<MemoryTag, number>;
+}
+
+/** Optional capabilities; each is absent unless a backend declares it. */
+export interface BackendCapabilities {
+  /** Can store `f16` tensors. */
+  f16: boolean;
+  /** Can store `f64` tensors (the cpu reference backend only). */
+  f64: boolean;
+  /** Subgroup operations are available to kernels. */
+  subgroups: boolean;
+}
+
+/**
+ * The small interface every backend implements: allocate, write, read, release,
+ * flush. Kernels are registered separately per (op, backend) in the kernel registry.
+ */
+export interface Backend {
+  readonly name: BackendName;
+  readonly capabilities: BackendCapabilities;
+  /** Allocates `byteSize` bytes (contents undefined) tagged `tag`; throws `OutOfMemoryError`. */
+  allocate(byteSize: number, tag: MemoryTag): Storage;
+  /** Writes host data into the start of `storage`. */
+  write(storage: Storage, data: TensorData): void;
+  /** Reads the first `byteLength` bytes of `storage` back to the host. */
+  read(storage: Storage, byteLength: number): Promise<ArrayBuffer>;
+  /** Returns `storage` to the backend (it may be pooled and reused later). */
+  release(storage: Storage): void;
+  /** Moves the bytes of `storage` from its tag to `tag` in the memory report. */
+  retag(storage: Storage, tag: MemoryTag): void;
+  /** Submits pending work (no-op for synchronous backends). */
+  flush(): void;
+  /** Waits until all submitted work has finished. */
+  sync(): Promise<void>;
+  /** Memory figures of this backend. */
+  memory(): BackendMemory;
+  /** Frees pooled memory and device resources. */
+  dispose(): void;
+}
+
+/** Checks that `dtype` can live on `backend`, naming the op in the error. */
+export function backendSupports(backend: Backend, dtype: DType): boolean {
+  if (dtype === 'f16') return backend.capabilities.f16;
+  if (dtype === 'f64') return backend.capabilities.f64;
+  return true;
+}
+
+/** Shared bookkeeping of live/peak bytes per tag for backend implementations. */
+export class MemoryTracker {
+  liveBytes = 0;
+  peakBytes = 0;
+  liveBuffers = 0;
+  readonly bytesByTag: Record<MemoryTag, number> = {
+    weights: 0,
+    grads: 0,
+    optimizer: 0,
+    activations: 0,
+    quant: 0,
+    other: 0,
+  };
+
+  add(bytes: number, tag: MemoryTag): void {
+    this.liveBytes += bytes;
+    this.liveBuffers++;
+    this.bytesByTag[tag] += bytes;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+  }
+
+  remove(bytes: number, tag: MemoryTag): void {
+    this.liveBytes -= bytes;
+    this.liveBuffers--;
+    this.bytesByTag[tag] -= bytes;
+  }
+
+  retag(bytes: number, from: MemoryTag, to: MemoryTag): void {
+    this.bytesByTag[from] -= bytes;
+    this.bytesByTag[to] += bytes;
+  }
+
+  snapshot(pooledBytes: number): BackendMemory {
+    return {
+      liveBytes: this.liveBytes,
+      peakBytes: this.peakBytes,
+      liveBuffers: this.liveBuffers,
+      pooledBytes,
+      bytesByTag: { ...this.bytesByTag },
+    };
+  }
+
+  /** Starts a new peak measurement from the current live bytes. */
+  resetPeak(): void {
+    this.peakBytes = this.liveBytes;
+  }
+}
+
+/** Converts a backend report to the snapshot carried by memory errors. */
+export function toSnapshot(m: BackendMemory, liveTensors: number): MemorySnapshot {
+  return {
+    liveBytes: m.liveBytes,
+    peakBytes: m.peakBytes,
+    liveTensors,
+    liveBuffers: m.liveBuffers,
+    bytesByTag: { ...m.bytesByTag },
+  };
+}

@@ -1,0 +1,65 @@
+import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage } from '../../backend.js';
+import { type TensorData, viewHostArray } from '../../dtype.js';
+import type { Tensor } from '../../tensor.js';
+
+/** Storage of the cpu backend: a plain ArrayBuffer. */
+export interface CpuStorage extends Storage {
+  readonly buffer: ArrayBuffer;
+}
+
+/**
+ * The plain-TypeScript reference backend: obviously correct loops over typed arrays.
+ * It is the oracle of the conformance tests (with `f64` for gradient checks) and a
+ * last-resort fallback where WebGPU is missing.
+ */
+export class CpuBackend implements Backend {
+  readonly name = 'cpu' as const;
+  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
+  private readonly tracker = new MemoryTracker();
+
+  allocate(byteSize: number, tag: MemoryTag): Storage {
+    // Round to 8 bytes so every dtype view is aligned.
+    const buffer = new ArrayBuffer(Math.max(8, Math.ceil(byteSize / 8) * 8));
+    this.tracker.add(byteSize, tag);
+    const s: CpuStorage = { backend: this, byteSize, tag, refs: 1, buffer };
+    return s;
+  }
+
+  write(storage: Storage, data: TensorData): void {
+    const dst = new Uint8Array((storage as CpuStorage).buffer);
+    dst.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
+    return (storage as CpuStorage).buffer.slice(0, byteLength);
+  }
+
+  release(storage: Storage): void {
+    this.tracker.remove(storage.byteSize, storage.tag);
+  }
+
+  retag(storage: Storage, tag: MemoryTag): void {
+    this.tracker.retag(storage.byteSize, storage.tag, tag);
+    storage.tag = tag;
+  }
+
+  flush(): void {}
+
+  async sync(): Promise<void> {}
+
+  memory(): BackendMemory {
+    return this.tracker.snapshot(0);
+  }
+
+  resetPeak(): void {
+    this.tracker.resetPeak();
+  }
+
+  dispose(): void {}
+}
+
+/** Typed-array view of a cpu tensor's elements (no copy). */
+export function cpuData(t: Tensor): TensorData {
+  const s = t.liveStorage('cpu kernel') as CpuStorage;
+  return viewHostArray(t.dtype, s.buffer, t.size);
+}

@@ -1,0 +1,58 @@
+import { engine } from '../../../engine.js';
+import { f32ToF16Bits } from '../../../math.js';
+import { dropoutThreshold, philoxNormal, philoxWords, wordToUniform } from '../../../random/philox.js';
+import { registerKernel } from '../../../registry.js';
+import { cpuData } from '../cpu-backend.js';
+
+/** Registers the cpu kernels of this file. */
+export function registerCpuCreationKernels(): void {
+  registerKernel('Fill', 'cpu', (_inputs, { shape, value, dtype }, backend) => {
+    const out = engine.makeTensor(backend, shape, dtype, 'full');
+    cpuData(out).fill(dtype === 'f16' ? f32ToF16Bits(value) : value);
+    return out;
+  });
+
+  registerKernel('Arange', 'cpu', (_inputs, { start, step, size, dtype }, backend) => {
+    const out = engine.makeTensor(backend, [size], dtype, 'arange');
+    const ov = cpuData(out);
+    for (let i = 0; i < size; i++) ov[i] = start + i * step;
+    return out;
+  });
+
+  registerKernel('Triu', 'cpu', (inputs, { diagonal, fill }, backend) => {
+    const x = inputs[0];
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'triu');
+    const [rows, cols] = x.shape.slice(-2);
+    const xv = cpuData(x);
+    const ov = cpuData(out);
+    for (let i = 0; i < xv.length; i++) {
+      const col = i % cols;
+      const row = Math.floor(i / cols) % rows;
+      ov[i] = col - row >= diagonal ? xv[i] : fill;
+    }
+    return out;
+  });
+
+  registerKernel('Random', 'cpu', (_inputs, { shape, seed, offset, normal }, backend) => {
+    const out = engine.makeTensor(backend, shape, 'f32', normal ? 'randn' : 'rand');
+    const ov = cpuData(out);
+    if (normal) ov.set(philoxNormal(seed, offset, out.size));
+    else {
+      const words = philoxWords(seed, offset, out.size);
+      for (let i = 0; i < words.length; i++) ov[i] = wordToUniform(words[i]);
+    }
+    return out;
+  });
+
+  registerKernel('Dropout', 'cpu', (inputs, { p, seed, offset }, backend) => {
+    const x = inputs[0];
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'dropout');
+    const xv = cpuData(x);
+    const ov = cpuData(out);
+    const words = philoxWords(seed, offset, x.size);
+    const threshold = dropoutThreshold(p);
+    const scale = 1 / (1 - p);
+    for (let i = 0; i < xv.length; i++) ov[i] = words[i] >>> 8 >= threshold ? xv[i] * scale : 0;
+    return out;
+  });
+}

@@ -1,0 +1,119 @@
+import type { Backend } from '../../../backend.js';
+import { engine } from '../../../engine.js';
+import { erf } from '../../../math.js';
+import { BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
+import { registerKernel } from '../../../registry.js';
+import { broadcastShapes, broadcastStrides } from '../../../shape.js';
+import type { Tensor } from '../../../tensor.js';
+import { cpuData } from '../cpu-backend.js';
+
+/** Scalar definitions of the unary ops (computed in float64, stored in the output dtype). */
+export const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
+  Neg: (x) => -x,
+  Abs: Math.abs,
+  Exp: Math.exp,
+  Log: Math.log,
+  Sqrt: Math.sqrt,
+  Rsqrt: (x) => 1 / Math.sqrt(x),
+  Tanh: Math.tanh,
+  Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  Relu: (x) => (x > 0 ? x : 0),
+  Gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
+  GeluTanh: (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
+  Silu: (x) => x / (1 + Math.exp(-x)),
+  Sin: Math.sin,
+  Cos: Math.cos,
+  Sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : 0),
+  Square: (x) => x * x,
+  Reciprocal: (x) => 1 / x,
+  Floor: Math.floor,
+};
+
+/** Scalar definitions of the binary ops. */
+export const BINARY_FNS: Record<BinaryOp, (a: number, b: number) => number> = {
+  Add: (a, b) => a + b,
+  Sub: (a, b) => a - b,
+  Mul: (a, b) => a * b,
+  Div: (a, b) => a / b,
+  Pow: (a, b) => Math.pow(a, b),
+  Maximum: (a, b) => (a >= b || Number.isNaN(a) ? a : b),
+  Minimum: (a, b) => (a <= b || Number.isNaN(a) ? a : b),
+};
+
+/** Scalar definitions of the comparisons (1 true, 0 false). */
+export const COMPARE_FNS: Record<CompareOp, (a: number, b: number) => number> = {
+  Equal: (a, b) => +(a === b),
+  NotEqual: (a, b) => +(a !== b),
+  Less: (a, b) => +(a < b),
+  LessEqual: (a, b) => +(a <= b),
+  Greater: (a, b) => +(a > b),
+  GreaterEqual: (a, b) => +(a >= b),
+};
+
+/**
+ * Visits every output coordinate of `outShape` in row-major order, calling `fn` with
+ * the flat output index and the matching flat index of each input (broadcast strides).
+ */
+export function forEachBroadcast(outShape: readonly number[], inputs: readonly (readonly number[])[], fn: (o: number, idx: number[]) => void): void {
+  const rank = outShape.length;
+  const strides = inputs.map((s) => broadcastStrides(s, outShape));
+  const total = outShape.reduce((a, b) => a * b, 1);
+  const coord = new Array<number>(rank).fill(0);
+  const idx = new Array<number>(inputs.length).fill(0);
+  for (let o = 0; o < total; o++) {
+    fn(o, idx);
+    for (let d = rank - 1; d >= 0; d--) {
+      coord[d]++;
+      for (let j = 0; j < idx.length; j++) idx[j] += strides[j][d];
+      if (coord[d] < outShape[d]) break;
+      for (let j = 0; j < idx.length; j++) idx[j] -= strides[j][d] * outShape[d];
+      coord[d] = 0;
+    }
+  }
+}
+
+function binaryKernel(opName: string, fn: (a: number, b: number) => number, boolOut: boolean) {
+  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+    const [a, b] = inputs;
+    const shape = broadcastShapes(opName, a.shape, b.shape);
+    const out = engine.makeTensor(backend, shape, boolOut ? 'bool' : a.dtype, opName);
+    const av = cpuData(a);
+    const bv = cpuData(b);
+    const ov = cpuData(out);
+    forEachBroadcast(shape, [a.shape, b.shape], (o, [i, j]) => {
+      ov[o] = fn(av[i], bv[j]);
+    });
+    return out;
+  };
+}
+
+/** Registers the cpu kernels of this file. */
+export function registerCpuElementwiseKernels(): void {
+  for (const op of UNARY_OPS) {
+    const fn = UNARY_FNS[op];
+    registerKernel(op, 'cpu', (inputs, _attrs, backend) => {
+      const x = inputs[0];
+      const out = engine.makeTensor(backend, x.shape, x.dtype, op);
+      const xv = cpuData(x);
+      const ov = cpuData(out);
+      for (let i = 0; i < xv.length; i++) ov[i] = fn(xv[i]);
+      return out;
+    });
+  }
+  for (const op of BINARY_OPS) registerKernel(op, 'cpu', binaryKernel(op, BINARY_FNS[op], false));
+  for (const op of COMPARE_OPS) registerKernel(op, 'cpu', binaryKernel(op, COMPARE_FNS[op], true));
+
+  registerKernel('Where', 'cpu', (inputs, _attrs, backend) => {
+    const [c, a, b] = inputs;
+    const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
+    const out = engine.makeTensor(backend, shape, a.dtype, 'where');
+    const cv = cpuData(c);
+    const av = cpuData(a);
+    const bv = cpuData(b);
+    const ov = cpuData(out);
+    forEachBroadcast(shape, [c.shape, a.shape, b.shape], (o, [i, j, k]) => {
+      ov[o] = cv[i] !== 0 ? av[j] : bv[k];
+    });
+    return out;
+  });
+}

@@ -1,0 +1,193 @@
+import { engine } from '../../../engine.js';
+import { registerKernel } from '../../../registry.js';
+import { cpuData } from '../cpu-backend.js';
+
+/** Rows of the last axis: `count` rows of `width` elements. */
+function rowsOf(shape: readonly number[]): { count: number; width: number } {
+  const width = shape[shape.length - 1] ?? 1;
+  return { count: width === 0 ? 0 : shape.reduce((p, d) => p * d, 1) / width, width };
+}
+
+/** Registers the cpu kernels of this file. */
+export function registerCpuFusedKernels(): void {
+  registerKernel('Softmax', 'cpu', (inputs, _a, backend) => softmaxLike(inputs[0], backend, false));
+  registerKernel('LogSoftmax', 'cpu', (inputs, _a, backend) => softmaxLike(inputs[0], backend, true));
+
+  function softmaxLike(x: Parameters<typeof cpuData>[0], backend: Parameters<typeof engine.makeTensor>[0], log: boolean) {
+    const out = engine.makeTensor(backend, x.shape, x.dtype, log ? 'logSoftmax' : 'softmax');
+    const xv = cpuData(x);
+    const ov = cpuData(out);
+    const { count, width } = rowsOf(x.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let max = -Infinity;
+      for (let j = 0; j < width; j++) max = Math.max(max, xv[o + j]);
+      let sum = 0;
+      for (let j = 0; j < width; j++) sum += Math.exp(xv[o + j] - max);
+      const logSum = Math.log(sum);
+      for (let j = 0; j < width; j++) ov[o + j] = log ? xv[o + j] - max - logSum : Math.exp(xv[o + j] - max) / sum;
+    }
+    return out;
+  }
+
+  // dx = y * (dy - sum(dy * y)); inputs [dy, y].
+  registerKernel('SoftmaxGrad', 'cpu', (inputs, _a, backend) => {
+    const [dy, y] = inputs;
+    const out = engine.makeTensor(backend, y.shape, y.dtype, 'softmaxGrad');
+    const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
+    const { count, width } = rowsOf(y.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let dot = 0;
+      for (let j = 0; j < width; j++) dot += dv[o + j] * yv[o + j];
+      for (let j = 0; j < width; j++) ov[o + j] = yv[o + j] * (dv[o + j] - dot);
+    }
+    return out;
+  });
+
+  // dx = dy - exp(y) * sum(dy); inputs [dy, y = logSoftmax(x)].
+  registerKernel('LogSoftmaxGrad', 'cpu', (inputs, _a, backend) => {
+    const [dy, y] = inputs;
+    const out = engine.makeTensor(backend, y.shape, y.dtype, 'logSoftmaxGrad');
+    const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
+    const { count, width } = rowsOf(y.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let sum = 0;
+      for (let j = 0; j < width; j++) sum += dv[o + j];
+      for (let j = 0; j < width; j++) ov[o + j] = dv[o + j] - Math.exp(yv[o + j]) * sum;
+    }
+    return out;
+  });
+
+  // loss[n] = logsumexp(x[n]) - x[n, label[n]], 0 where label == ignoreIndex; inputs [logits [N,C], labels [N]].
+  registerKernel('CrossEntropy', 'cpu', (inputs, { ignoreIndex }, backend) => {
+    const [x, labels] = inputs;
+    const [n, c] = x.shape;
+    const out = engine.makeTensor(backend, [n], x.dtype, 'crossEntropy');
+    const [xv, lv, ov] = [cpuData(x), cpuData(labels), cpuData(out)];
+    for (let r = 0; r < n; r++) {
+      const label = lv[r];
+      if (label === ignoreIndex) {
+        ov[r] = 0;
+        continue;
+      }
+      if (label < 0 || label >= c) {
+        out.dispose();
+        throw new RangeError(`crossEntropy: label ${label} at row ${r} is out of range for ${c} classes (ignoreIndex ${ignoreIndex})`);
+      }
+      let max = -Infinity;
+      for (let j = 0; j < c; j++) max = Math.max(max, xv[r * c + j]);
+      let sum = 0;
+      for (let j = 0; j < c; j++) sum += Math.exp(xv[r * c + j] - max);
+      ov[r] = max + Math.log(sum) - xv[r * c + label];
+    }
+    return out;
+  });
+
+  // dx[n] = dy[n] * (softmax(x[n]) - onehot(label[n])), 0 at ignored rows; inputs [dy [N], logits, labels].
+  registerKernel('CrossEntropyGrad', 'cpu', (inputs, { ignoreIndex }, backend) => {
+    const [dy, x, labels] = inputs;
+    const [n, c] = x.shape;
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'crossEntropyGrad');
+    const [dv, xv, lv, ov] = [cpuData(dy), cpuData(x), cpuData(labels), cpuData(out)];
+    for (let r = 0; r < n; r++) {
+      const label = lv[r];
+      if (label === ignoreIndex) {
+        ov.fill(0, r * c, (r + 1) * c);
+        continue;
+      }
+      let max = -Infinity;
+      for (let j = 0; j < c; j++) max = Math.max(max, xv[r * c + j]);
+      let sum = 0;
+      for (let j = 0; j < c; j++) sum += Math.exp(xv[r * c + j] - max);
+      for (let j = 0; j < c; j++) ov[r * c + j] = dv[r] * (Math.exp(xv[r * c + j] - max) / sum - (j === label ? 1 : 0));
+    }
+    return out;
+  });
+
+  // y = (x - mean) * rstd * w + b over the last axis; inputs [x, w, b].
+  registerKernel('LayerNorm', 'cpu', (inputs, { eps }, backend) => {
+    const [x, w, b] = inputs;
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'layerNorm');
+    const [xv, wv, bv, ov] = [cpuData(x), cpuData(w), cpuData(b), cpuData(out)];
+    const { count, width } = rowsOf(x.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let mean = 0;
+      for (let j = 0; j < width; j++) mean += xv[o + j];
+      mean /= width;
+      let v = 0;
+      for (let j = 0; j < width; j++) v += (xv[o + j] - mean) ** 2;
+      const rstd = 1 / Math.sqrt(v / width + eps);
+      for (let j = 0; j < width; j++) ov[o + j] = (xv[o + j] - mean) * rstd * wv[j] + bv[j];
+    }
+    return out;
+  });
+
+  // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; inputs [dy, x, w].
+  registerKernel('LayerNormGrad', 'cpu', (inputs, { eps }, backend) => {
+    const [dy, x, w] = inputs;
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'layerNormGrad');
+    const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];
+    const { count, width } = rowsOf(x.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let mean = 0;
+      for (let j = 0; j < width; j++) mean += xv[o + j];
+      mean /= width;
+      let v = 0;
+      for (let j = 0; j < width; j++) v += (xv[o + j] - mean) ** 2;
+      const rstd = 1 / Math.sqrt(v / width + eps);
+      let gMean = 0;
+      let gxMean = 0;
+      for (let j = 0; j < width; j++) {
+        const g = dv[o + j] * wv[j];
+        gMean += g;
+        gxMean += g * (xv[o + j] - mean) * rstd;
+      }
+      gMean /= width;
+      gxMean /= width;
+      for (let j = 0; j < width; j++) {
+        const xhat = (xv[o + j] - mean) * rstd;
+        ov[o + j] = rstd * (dv[o + j] * wv[j] - gMean - xhat * gxMean);
+      }
+    }
+    return out;
+  });
+
+  // y = x * rsqrt(mean(x^2) + eps) * w; inputs [x, w].
+  registerKernel('RmsNorm', 'cpu', (inputs, { eps }, backend) => {
+    const [x, w] = inputs;
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'rmsNorm');
+    const [xv, wv, ov] = [cpuData(x), cpuData(w), cpuData(out)];
+    const { count, width } = rowsOf(x.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let ms = 0;
+      for (let j = 0; j < width; j++) ms += xv[o + j] ** 2;
+      const rstd = 1 / Math.sqrt(ms / width + eps);
+      for (let j = 0; j < width; j++) ov[o + j] = xv[o + j] * rstd * wv[j];
+    }
+    return out;
+  });
+
+  // dx = rstd * (g - xhat * mean(g * xhat)) with g = dy * w, xhat = x * rstd; inputs [dy, x, w].
+  registerKernel('RmsNormGrad', 'cpu', (inputs, { eps }, backend) => {
+    const [dy, x, w] = inputs;
+    const out = engine.makeTensor(backend, x.shape, x.dtype, 'rmsNormGrad');
+    const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];
+    const { count, width } = rowsOf(x.shape);
+    for (let r = 0; r < count; r++) {
+      const o = r * width;
+      let ms = 0;
+      for (let j = 0; j < width; j++) ms += xv[o + j] ** 2;
+      const rstd = 1 / Math.sqrt(ms / width + eps);
+      let gx = 0;
+      for (let j = 0; j < width; j++) gx += dv[o + j] * wv[j] * xv[o + j] * rstd;
+      gx /= width;
+      for (let j = 0; j < width; j++) ov[o + j] = rstd * (dv[o + j] * wv[j] - xv[o + j] * rstd * gx);
+    }
+    return out;
+  });
+}

@@ -1,0 +1,111 @@
+import type { Backend } from '../../../backend.js';
+import { DTypeError } from '../../../errors.js';
+import { engine } from '../../../engine.js';
+import { BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
+import { registerKernel } from '../../../registry.js';
+import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';
+import type { Tensor } from '../../../tensor.js';
+import { program, runKernel } from '../run-kernel.js';
+import type { WebGpuBackend } from '../webgpu-backend.js';
+import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
+import { BINARY_WGSL, UNARY_WGSL, WGSL_MATH } from '../wgsl-math.js';
+
+const WG = 256;
+
+function unaryKernel(op: string) {
+  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+    const x = inputs[0];
+    const out = engine.makeTensor(backend, x.shape, x.dtype, op);
+    const key = `unary/${op}`;
+    const u = new Uniforms().u32('size', x.size);
+    const prog = program(key, 1, 1, () => `${WGSL_MATH}
+${storageBindings([['xs', 'f32']], [['out', 'f32']])}
+${u.declaration(2)}
+${elementMain(WG, 'u.size')}
+  let x = xs[i];
+  out[i] = ${UNARY_WGSL[op]};
+}`);
+    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    return out;
+  };
+}
+
+/**
+ * Broadcasting binary op. Variants (part of the pipeline key): `same` shapes,
+ * `scalarA`/`scalarB` (one operand has one element), and `rankN` (general strides).
+ */
+function binaryKernel(op: string, boolOut: boolean) {
+  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+    const [a, b] = inputs;
+    if (op === 'Pow' && a.dtype !== 'f32') throw new DTypeError(`pow: webgpu supports f32 only, got ${a.dtype}`);
+    const shape = broadcastShapes(op, a.shape, b.shape);
+    checkRank(op, shape);
+    const out = engine.makeTensor(backend, shape, boolOut ? 'bool' : a.dtype, op);
+    const T = wgslType(a.dtype);
+    const O = wgslType(out.dtype);
+    let variant: string;
+    let ia = 'i';
+    let ib = 'i';
+    let offsets = '';
+    const u = new Uniforms().u32('size', out.size);
+    if (shapesEqual(a.shape, b.shape)) variant = 'same';
+    else if (b.size === 1 && shapesEqual(a.shape, shape)) {
+      variant = 'scalarB';
+      ib = '0u';
+    } else if (a.size === 1 && shapesEqual(b.shape, shape)) {
+      variant = 'scalarA';
+      ia = '0u';
+    } else {
+      variant = `rank${shape.length}`;
+      u.arr('shape', shape).arr('sa', broadcastStrides(a.shape, shape)).arr('sb', broadcastStrides(b.shape, shape));
+      offsets = `${stridedOffset(shape.length, 'i', 'shape', 'sa', '0u', 'oa')}\n  ${stridedOffset(shape.length, 'i', 'shape', 'sb', '0u', 'ob')}`;
+      ia = 'oa';
+      ib = 'ob';
+    }
+    const key = `binary/${op}/${T}/${variant}`;
+    const prog = program(key, 2, 1, () => `${WGSL_MATH}
+${storageBindings([['as_', T], ['bs_', T]], [['out', O]])}
+${u.declaration(3)}
+${elementMain(WG, 'u.size')}
+  ${offsets}
+  let a = as_[${ia}];
+  let b = bs_[${ib}];
+  out[i] = ${BINARY_WGSL[op]};
+}`);
+    runKernel(backend as WebGpuBackend, prog, [a, b], [out], u, grid(out.size, WG));
+    return out;
+  };
+}
+
+/** Registers the webgpu elementwise kernels. */
+export function registerWebGpuElementwiseKernels(): void {
+  for (const op of UNARY_OPS) registerKernel(op, 'webgpu', unaryKernel(op));
+  for (const op of BINARY_OPS) registerKernel(op, 'webgpu', binaryKernel(op, false));
+  for (const op of COMPARE_OPS) registerKernel(op, 'webgpu', binaryKernel(op, true));
+
+  registerKernel('Where', 'webgpu', (inputs, _attrs, backend) => {
+    const [c, a, b] = inputs;
+    const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
+    checkRank('where', shape);
+    const out = engine.makeTensor(backend, shape, a.dtype, 'where');
+    const T = wgslType(a.dtype);
+    const C = wgslType(c.dtype);
+    const u = new Uniforms()
+      .u32('size', out.size)
+      .arr('shape', shape)
+      .arr('sc', broadcastStrides(c.shape, shape))
+      .arr('sa', broadcastStrides(a.shape, shape))
+      .arr('sb', broadcastStrides(b.shape, shape));
+    const r = shape.length;
+    const prog = program(`where/${C}/${T}/rank${r}`, 3, 1, () => `${storageBindings([['cs', C], ['as_', T], ['bs_', T]], [['out', T]])}
+${u.declaration(4)}
+${elementMain(WG, 'u.size')}
+  ${stridedOffset(r, 'i', 'shape', 'sc', '0u', 'oc')}
+  ${stridedOffset(r, 'i', 'shape', 'sa', '0u', 'oa')}
+  ${stridedOffset(r, 'i', 'shape', 'sb', '0u', 'ob')}
+  out[i] = select(bs_[ob], as_[oa], cs[oc] != ${C}(0));
+}`);
+    runKernel(backend as WebGpuBackend, prog, [c, a, b], [out], u, grid(out.size, WG));
+    return out;
+  });
+}

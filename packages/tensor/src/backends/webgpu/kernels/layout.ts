@@ -1,0 +1,111 @@
+import { engine } from '../../../engine.js';
+import { registerKernel } from '../../../registry.js';
+import { sizeOf } from '../../../shape.js';
+import { program, runKernel } from '../run-kernel.js';
+import type { WebGpuBackend } from '../webgpu-backend.js';
+import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
+import { fillTensor } from './creation.js';
+
+const WG = 256;
+
+/** Registers the webgpu layout kernels: strided copy, cast, gather, scatter-add. */
+export function registerWebGpuLayoutKernels(): void {
+  registerKernel('StridedCopy', 'webgpu', (inputs, a, backend) => {
+    const x = inputs[0];
+    checkRank('stridedCopy', a.shape);
+    const gpu = backend as WebGpuBackend;
+    const out = engine.makeTensor(backend, a.outShape, x.dtype, 'stridedCopy');
+    const count = sizeOf(a.shape);
+    // Elements the copy does not reach get the fill value first (same pass, ordered).
+    if (count < out.size) fillTensor(gpu, out, a.fill);
+    const T = wgslType(x.dtype === 'f16' ? 'u32' : x.dtype);
+    if (x.dtype === 'f16') throw new Error('stridedCopy: f16 layout ops are not supported on webgpu; cast to f32 first');
+    const r = a.shape.length;
+    const u = new Uniforms()
+      .arr('shape', a.shape)
+      .arr('sin', a.inStrides)
+      .arr('sout', a.outStrides)
+      .u32('size', count)
+      .u32('inOffset', a.inOffset)
+      .u32('outOffset', a.outOffset);
+    const prog = program(`stridedCopy/${T}/rank${r}`, 1, 1, () => `${storageBindings([['xs', T]], [['out', T]])}
+${u.declaration(2)}
+${elementMain(WG, 'u.size')}
+  ${stridedOffset(r, 'i', 'shape', 'sin', 'u.inOffset', 'src')}
+  ${stridedOffset(r, 'i', 'shape', 'sout', 'u.outOffset', 'dst')}
+  out[dst] = xs[src];
+}`);
+    runKernel(gpu, prog, [x], [out], u, grid(count, WG));
+    return out;
+  });
+
+  registerKernel('Cast', 'webgpu', (inputs, { dtype }, backend) => {
+    const x = inputs[0];
+    const out = engine.makeTensor(backend, x.shape, dtype, 'cast');
+    const from = x.dtype;
+    const S = wgslType(from);
+    const D = wgslType(dtype);
+    const needsF16 = from === 'f16' || dtype === 'f16';
+    const expr = dtype === 'bool' ? `u32(v != ${S}(0))` : `${D}(v)`;
+    const u = new Uniforms().u32('size', x.size);
+    const prog = program(`cast/${from}/${dtype}`, 1, 1, () => `${needsF16 ? 'enable f16;\n' : ''}${storageBindings([['xs', S]], [['out', D]])}
+${u.declaration(2)}
+${elementMain(WG, 'u.size')}
+  let v = xs[i];
+  out[i] = ${expr};
+}`);
+    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    return out;
+  });
+
+  registerKernel('Gather', 'webgpu', (inputs, _a, backend) => {
+    const [x, idx] = inputs;
+    const rowSize = sizeOf(x.shape.slice(1));
+    const out = engine.makeTensor(backend, [...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
+    const T = wgslType(x.dtype);
+    const u = new Uniforms().u32('size', out.size).u32('rowSize', rowSize).u32('rows', x.shape[0]);
+    const prog = program(`gather/${T}`, 2, 1, () => `${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
+${u.declaration(3)}
+${elementMain(WG, 'u.size')}
+  let r = i / u.rowSize;
+  let c = i % u.rowSize;
+  let row = idx[r];
+  // Out-of-range rows read zeros (WGSL cannot raise); the cpu backend throws instead.
+  if (row < 0 || u32(row) >= u.rows) { out[i] = ${T}(0); return; }
+  out[i] = xs[u32(row) * u.rowSize + c];
+}`);
+    runKernel(backend as WebGpuBackend, prog, [x, idx], [out], u, grid(out.size, WG));
+    return out;
+  });
+
+  // Float atomics are not in WebGPU: add with a compare-exchange loop on the f32 bits.
+  // The summation order of duplicate indices is therefore not fixed (rounding may vary).
+  registerKernel('ScatterAdd', 'webgpu', (inputs, { numRows }, backend) => {
+    const [src, idx] = inputs;
+    const rest = src.shape.slice(idx.rank);
+    const rowSize = sizeOf(rest);
+    const gpu = backend as WebGpuBackend;
+    const out = engine.makeTensor(backend, [numRows, ...rest], 'f32', 'scatterAdd');
+    fillTensor(gpu, out, 0);
+    const u = new Uniforms().u32('size', src.size).u32('rowSize', rowSize).u32('rows', numRows);
+    const prog = program('scatterAdd/f32', 2, 1, () => `${storageBindings([['src', 'f32'], ['idx', 'i32']], [['out', 'atomic<u32>']])}
+${u.declaration(3)}
+${elementMain(WG, 'u.size')}
+  let r = i / u.rowSize;
+  let c = i % u.rowSize;
+  let row = idx[r];
+  if (row < 0 || u32(row) >= u.rows) { return; }
+  let at_ = u32(row) * u.rowSize + c;
+  let v = src[i];
+  var old = atomicLoad(&out[at_]);
+  loop {
+    let res = atomicCompareExchangeWeak(&out[at_], old, bitcast<u32>(bitcast<f32>(old) + v));
+    if (res.exchanged) { break; }
+    old = res.old_value;
+  }
+}`);
+    runKernel(gpu, prog, [src, idx], [out], u, grid(src.size, WG));
+    return out;
+  });
+}
+

@@ -1,0 +1,294 @@
+import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, toSnapshot } from '../../backend.js';
+import type { TensorData } from '../../dtype.js';
+import { DeviceLostError, GpuValidationError, OutOfMemoryError } from '../../errors.js';
+import { engine } from '../../engine.js';
+import { BufferPool } from './buffer-pool.js';
+import { BufferUsage, MapMode, ShaderStage, UNIFORM_SLOT_BYTES } from './constants.js';
+
+/** Storage of the webgpu backend: a pooled GPU buffer (possibly larger than `byteSize`). */
+export interface GpuStorage extends Storage {
+  readonly buffer: GPUBuffer;
+}
+
+/**
+ * A compute kernel: WGSL with bindings `0..inputs-1` read-only storage, then `outputs`
+ * read-write storage, then one uniform block (`var<uniform> u`) with a dynamic offset.
+ */
+export interface KernelProgram {
+  /** Pipeline cache key: kernel name + shape class (rank, dtypes, flags), never exact sizes. */
+  readonly key: string;
+  readonly inputs: number;
+  readonly outputs: number;
+  /** Builds the WGSL source; called only on a cache miss. */
+  source(): string;
+}
+
+interface CachedPipeline {
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** Tuning knobs of the backend. */
+export interface WebGpuBackendOptions {
+  /** Submit the pending encoder after this many dispatches (default 512). */
+  maxDispatchesPerSubmit?: number;
+  /** Bytes of released buffers kept for reuse (default 1 GiB). */
+  poolCapBytes?: number;
+}
+
+/** Size of the uniform ring: the uniforms of up to this many dispatches per submit. */
+const UNIFORM_RING_BYTES = 1 << 18;
+
+/**
+ * The WebGPU backend. Eager API, lazy submission: kernels append dispatches to one
+ * pending command encoder, submitted at a readback, an explicit `flush()`, or every
+ * `maxDispatchesPerSubmit` dispatches. Uniforms of all dispatches of a submit live in
+ * one ring buffer (dynamic offsets), uploaded with a single write before the submit.
+ */
+export class WebGpuBackend implements Backend {
+  readonly name = 'webgpu' as const;
+  readonly capabilities: BackendCapabilities;
+  readonly limits: GPUSupportedLimits;
+  private readonly tracker = new MemoryTracker();
+  private readonly pool: BufferPool;
+  private readonly pipelines = new Map<string, CachedPipeline>();
+  private readonly uniformBuffer: GPUBuffer;
+  private readonly uniformHost = new Uint8Array(UNIFORM_RING_BYTES);
+  private uniformUsed = 0;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private readonly maxDispatches: number;
+  private errorChecks: Promise<GPUError | null>[] = [];
+  private lost: GPUDeviceLostInfo | null = null;
+  /** Count of dispatches since creation (for tests of batching). */
+  totalDispatches = 0;
+  /** Count of submits since creation. */
+  totalSubmits = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterInfo: GPUAdapterInfo,
+    options: WebGpuBackendOptions = {},
+  ) {
+    this.limits = device.limits;
+    this.capabilities = {
+      f16: device.features.has('shader-f16'),
+      f64: false,
+      subgroups: device.features.has('subgroups'),
+    };
+    this.maxDispatches = options.maxDispatchesPerSubmit ?? 512;
+    this.pool = new BufferPool(device, options.poolCapBytes ?? 2 ** 30);
+    this.uniformBuffer = device.createBuffer({ size: UNIFORM_RING_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+    void device.lost.then((info) => {
+      this.lost = info;
+    });
+  }
+
+  private checkAlive(): void {
+    if (this.lost) throw new DeviceLostError(`webgpu: device lost (${this.lost.reason}): ${this.lost.message}; call init() again`);
+  }
+
+  allocate(byteSize: number, tag: MemoryTag): Storage {
+    this.checkAlive();
+    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+    if (byteSize > max) {
+      throw new OutOfMemoryError(
+        `webgpu: a tensor of ${byteSize} bytes exceeds the adapter's largest storage binding (${max} bytes)`,
+        toSnapshot(this.memory(), engine.liveTensors),
+      );
+    }
+    this.beginBatch();
+    const buffer = this.pool.acquire(byteSize);
+    this.tracker.add(byteSize, tag);
+    const s: GpuStorage = { backend: this, byteSize, tag, refs: 1, buffer };
+    return s;
+  }
+
+  write(storage: Storage, data: TensorData): void {
+    this.checkAlive();
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    // writeBuffer needs a multiple of 4 bytes; pooled buffers are at least that large.
+    const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
+    if (padded.byteLength === 0) return;
+    this.device.queue.writeBuffer((storage as GpuStorage).buffer, 0, padded as Uint8Array<ArrayBuffer>);
+  }
+
+  async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const size = Math.max(4, Math.ceil(byteLength / 4) * 4);
+    const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer((storage as GpuStorage).buffer, 0, staging, 0, size);
+    this.flush();
+    await this.throwPendingErrors();
+    await staging.mapAsync(MapMode.READ);
+    const out = staging.getMappedRange().slice(0, byteLength);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  release(storage: Storage): void {
+    this.tracker.remove(storage.byteSize, storage.tag);
+    this.pool.releaseAfterSubmit((storage as GpuStorage).buffer);
+    if (!this.encoder) this.pool.onSubmit();
+  }
+
+  retag(storage: Storage, tag: MemoryTag): void {
+    this.tracker.retag(storage.byteSize, storage.tag, tag);
+    storage.tag = tag;
+  }
+
+  /**
+   * Appends one dispatch of `program` over `workgroups`. `uniforms` (u32 words; write
+   * floats through a Float32Array view of the same buffer) fills the uniform block.
+   */
+  run(program: KernelProgram, inputs: readonly Storage[], outputs: readonly Storage[], uniforms: Uint32Array, workgroups: readonly [number, number, number]): void {
+    this.checkAlive();
+    if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
+    const { pipeline, layout } = this.getPipeline(program);
+    const slotBytes = Math.ceil(Math.max(uniforms.byteLength, 16) / UNIFORM_SLOT_BYTES) * UNIFORM_SLOT_BYTES;
+    if (this.uniformUsed + slotBytes > UNIFORM_RING_BYTES) this.flush();
+    this.beginBatch();
+    const offset = this.uniformUsed;
+    this.uniformHost.set(new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength), offset);
+    this.uniformUsed += slotBytes;
+    const entries: GPUBindGroupEntry[] = [];
+    let binding = 0;
+    for (const s of [...inputs, ...outputs]) entries.push({ binding: binding++, resource: { buffer: (s as GpuStorage).buffer } });
+    entries.push({ binding, resource: { buffer: this.uniformBuffer, size: slotBytes } });
+    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const pass = this.ensurePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup, [offset]);
+    pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
+    this.dispatches++;
+    this.totalDispatches++;
+    if (this.dispatches >= this.maxDispatches) this.flush();
+  }
+
+  /** Copies `byteSize` bytes between buffers inside the pending encoder (ordered with dispatches). */
+  copy(src: Storage, srcOffset: number, dst: Storage, dstOffset: number, byteSize: number): void {
+    if (byteSize === 0) return;
+    this.beginBatch();
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer((src as GpuStorage).buffer, srcOffset, (dst as GpuStorage).buffer, dstOffset, byteSize);
+  }
+
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformHost, 0, this.uniformUsed);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.totalSubmits++;
+    this.encoder = null;
+    this.dispatches = 0;
+    this.uniformUsed = 0;
+    this.pool.onSubmit();
+    this.errorChecks.push(this.device.popErrorScope(), this.device.popErrorScope());
+  }
+
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.throwPendingErrors();
+  }
+
+  memory(): BackendMemory {
+    return this.tracker.snapshot(this.pool.pooledBytes);
+  }
+
+  /** Bytes of all GPU buffers held (live tensors, size-class padding and the pool). */
+  get deviceBytes(): number {
+    return this.pool.deviceBytes;
+  }
+
+  resetPeak(): void {
+    this.tracker.resetPeak();
+  }
+
+  /** Returns pooled buffers to the device. */
+  trimPool(): void {
+    this.flush();
+    this.pool.trim();
+  }
+
+  dispose(): void {
+    this.flush();
+    this.pool.trim();
+    this.pipelines.clear();
+    this.uniformBuffer.destroy();
+  }
+
+  // ---- internals -----------------------------------------------------------------
+
+  /** Opens an encoder and the error scopes that cover everything until the next submit. */
+  private beginBatch(): void {
+    if (this.encoder) return;
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    this.encoder = this.device.createCommandEncoder();
+  }
+
+  private ensureEncoder(): GPUCommandEncoder {
+    this.beginBatch();
+    return this.encoder!;
+  }
+
+  private ensurePass(): GPUComputePassEncoder {
+    this.pass ??= this.ensureEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  private async throwPendingErrors(): Promise<void> {
+    const checks = this.errorChecks;
+    this.errorChecks = [];
+    for (const error of await Promise.all(checks)) {
+      if (!error) continue;
+      const snapshot = toSnapshot(this.memory(), engine.liveTensors);
+      if (error.constructor.name.includes('OutOfMemory')) throw new OutOfMemoryError(`webgpu: out of device memory: ${error.message}`, snapshot);
+      throw new GpuValidationError(`webgpu: ${error.message}`, snapshot);
+    }
+  }
+
+  private getPipeline(program: KernelProgram): CachedPipeline {
+    const cached = this.pipelines.get(program.key);
+    if (cached) return cached;
+    const entries: GPUBindGroupLayoutEntry[] = [];
+    for (let i = 0; i < program.inputs + program.outputs; i++) {
+      entries.push({ binding: i, visibility: ShaderStage.COMPUTE, buffer: { type: i < program.inputs ? 'read-only-storage' : 'storage' } });
+    }
+    entries.push({
+      binding: program.inputs + program.outputs,
+      visibility: ShaderStage.COMPUTE,
+      buffer: { type: 'uniform', hasDynamicOffset: true },
+    });
+    const layout = this.device.createBindGroupLayout({ entries });
+    const module = this.device.createShaderModule({ code: program.source(), label: program.key });
+    const pipeline = this.device.createComputePipeline({
+      layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+      compute: { module, entryPoint: 'main' },
+      label: program.key,
+    });
+    const entry = { pipeline, layout };
+    this.pipelines.set(program.key, entry);
+    return entry;
+  }
+
+  /** Number of compiled pipelines (for tests of the shape-class cache). */
+  get pipelineCount(): number {
+    return this.pipelines.size;
+  }
+}
+
+function padTo4(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  out.set(bytes);
+  return out;
+}

@@ -1,0 +1,81 @@
+/**
+ * Infinity and NaN at run time: WGSL rejects them as constant expressions, so their
+ * bits live in private variables the compiler cannot fold.
+ */
+export const WGSL_SPECIAL = /* wgsl */ `
+var<private> INF_BITS: u32 = 0x7f800000u;
+var<private> NEG_INF_BITS: u32 = 0xff800000u;
+var<private> NAN_BITS: u32 = 0x7fc00000u;
+fn inf_() -> f32 { return bitcast<f32>(INF_BITS); }
+fn neg_inf_() -> f32 { return bitcast<f32>(NEG_INF_BITS); }
+fn nan_() -> f32 { return bitcast<f32>(NAN_BITS); }
+`;
+
+/**
+ * WGSL versions of the scalar formulas in `math.ts` and of functions WGSL lacks or
+ * defines differently from PyTorch (tanh overflow, pow of negative bases).
+ */
+export const WGSL_MATH = /* wgsl */ `
+${WGSL_SPECIAL}
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+fn tanh_(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
+fn sigmoid_(x: f32) -> f32 {
+  return 1.0 / (1.0 + exp(-x));
+}
+fn pow_(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (a == 0.0) { return select(0.0, inf_(), b < 0.0); }
+  let r = exp2(b * log2(abs(a)));
+  if (a > 0.0) { return r; }
+  if (floor(b) != b) { return nan_(); }
+  let odd = (abs(b) % 2.0) == 1.0;
+  return select(r, -r, odd);
+}
+`;
+
+/** WGSL expression of each unary op on `x` (f32). */
+export const UNARY_WGSL: Record<string, string> = {
+  Neg: '-x',
+  Abs: 'abs(x)',
+  Exp: 'exp(x)',
+  Log: 'log(x)',
+  Sqrt: 'sqrt(x)',
+  Rsqrt: 'inverseSqrt(x)',
+  Tanh: 'tanh_(x)',
+  Sigmoid: 'sigmoid_(x)',
+  Relu: 'max(x, 0.0)',
+  Gelu: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))',
+  GeluTanh: '0.5 * x * (1.0 + tanh_(0.7978845608028654 * (x + 0.044715 * x * x * x)))',
+  Silu: 'x * sigmoid_(x)',
+  Sin: 'sin(x)',
+  Cos: 'cos(x)',
+  Sign: 'sign(x)',
+  Square: 'x * x',
+  Reciprocal: '1.0 / x',
+  Floor: 'floor(x)',
+};
+
+/** WGSL expression of each binary op on `a`, `b` (of the tensors' type). */
+export const BINARY_WGSL: Record<string, string> = {
+  Add: 'a + b',
+  Sub: 'a - b',
+  Mul: 'a * b',
+  Div: 'a / b',
+  Pow: 'pow_(a, b)',
+  Maximum: 'select(b, a, a >= b || a != a)',
+  Minimum: 'select(b, a, a <= b || a != a)',
+  Equal: 'u32(a == b)',
+  NotEqual: 'u32(a != b)',
+  Less: 'u32(a < b)',
+  LessEqual: 'u32(a <= b)',
+  Greater: 'u32(a > b)',
+  GreaterEqual: 'u32(a >= b)',
+};

@@ -1,0 +1,297 @@
+import type { Backend, BackendMemory, BackendName, MemoryTag } from './backend.js';
+import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
+import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
+import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
+import type { OpAttrs, OpName } from './op-names.js';
+import { getGradient, getKernel } from './registry.js';
+import { GradNode } from './autograd/grad-node.js';
+import { Tensor } from './tensor.js';
+import { shapesEqual, sizeOf } from './shape.js';
+
+/** Memory report returned by `memory()`. */
+export interface MemoryInfo extends BackendMemory {
+  /** Live tensor handles (including ones saved for backward). */
+  liveTensors: number;
+}
+
+/**
+ * Global runtime state: registered backends, the default one, `tidy` scopes, grad
+ * mode, the memory tag of new tensors and the live tensor count.
+ */
+class Engine {
+  private backends = new Map<BackendName, Backend>();
+  private defaultBackend: Backend | null = null;
+  private scopes: Set<Tensor>[] = [];
+  gradEnabled = true;
+  currentTag: MemoryTag = 'activations';
+  liveTensors = 0;
+
+  registerBackend(backend: Backend, makeDefault: boolean): void {
+    this.backends.get(backend.name)?.dispose();
+    this.backends.set(backend.name, backend);
+    if (makeDefault || !this.defaultBackend || this.defaultBackend.name === backend.name) this.defaultBackend = backend;
+  }
+
+  getBackend(name?: BackendName): Backend {
+    const b = name ? this.backends.get(name) : this.defaultBackend;
+    if (!b) {
+      throw new Error(name ? `backend '${name}' is not initialised; call init({ backend: '${name}' })` : 'no backend is initialised; call init() first');
+    }
+    return b;
+  }
+
+  hasBackend(name: BackendName): boolean {
+    return this.backends.has(name);
+  }
+
+  setDefaultBackend(name: BackendName): void {
+    this.defaultBackend = this.getBackend(name);
+  }
+
+  // ---- lifetimes -------------------------------------------------------------
+
+  onTensorCreated(t: Tensor): void {
+    this.liveTensors++;
+    this.scopes[this.scopes.length - 1]?.add(t);
+  }
+
+  onTensorDisposed(t: Tensor): void {
+    const s = t.storage!;
+    t.storage = null;
+    this.liveTensors--;
+    if (--s.refs === 0) s.backend.release(s);
+    if (t.node) {
+      t.node.release();
+      t.node = null;
+    }
+    if (t.grad) {
+      t.grad.dispose();
+      t.grad = null;
+    }
+  }
+
+  /** Allocates an output tensor of `shape`/`dtype` on `backend` with the current tag. */
+  makeTensor(backend: Backend, shape: readonly number[], dtype: DType, op: string): Tensor {
+    if (!backendSupports(backend, dtype)) {
+      throw new DTypeError(`${op}: backend '${backend.name}' cannot hold dtype ${dtype}`);
+    }
+    const bytes = sizeOf(shape) * BYTES_PER_ELEMENT[dtype];
+    if (!Number.isSafeInteger(bytes)) {
+      throw new OutOfMemoryError(`${op}: shape ${fmtShape(shape)} is too large`, toSnapshot(backend.memory(), this.liveTensors));
+    }
+    const storage = backend.allocate(bytes, this.currentTag);
+    return new Tensor(storage, shape, dtype);
+  }
+
+  /** A new tensor handle sharing `t`'s storage with another shape (no copy). */
+  shareStorage(t: Tensor, shape: readonly number[], op: string): Tensor {
+    const s = t.liveStorage(op);
+    s.refs++;
+    return new Tensor(s, shape, t.dtype);
+  }
+
+  startScope(): void {
+    this.scopes.push(new Set());
+  }
+
+  /** Ends the innermost scope, disposing its tensors except `result`'s, which move to the parent scope. */
+  endScope(result: unknown): void {
+    const scope = this.scopes.pop();
+    if (!scope) throw new Error('endScope: no scope is open');
+    const keepSet = new Set<Tensor>();
+    collectTensors(result, keepSet);
+    const parent = this.scopes[this.scopes.length - 1];
+    for (const t of scope) {
+      if (keepSet.has(t)) parent?.add(t);
+      else if (!t.kept) t.dispose();
+    }
+  }
+
+  keep(t: Tensor): void {
+    t.kept = true;
+    for (const s of this.scopes) s.delete(t);
+  }
+
+  // ---- ops ---------------------------------------------------------------------
+
+  /** Runs primitive op `op` on `inputs` (all on one backend) and records it for autograd. */
+  runOp<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    let b = backend;
+    for (const t of inputs) {
+      const s = t.liveStorage(op);
+      if (!b) b = s.backend;
+      else if (s.backend !== b) {
+        throw new Error(`${op}: inputs live on different backends ('${b.name}' and '${s.backend.name}'); move them with toBackend()`);
+      }
+    }
+    b ??= this.getBackend();
+    const kernel = getKernel(op, b.name);
+    if (!kernel) throw new Error(`${op}: no kernel is registered for backend '${b.name}'`);
+    const out = kernel(inputs, attrs, b);
+    if (this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
+    return out;
+  }
+
+  private record<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], out: Tensor): void {
+    const spec = getGradient(op);
+    if (!spec) return; // not differentiable (comparisons, argmax, casts to ints...)
+    if (!isFloat(out.dtype)) return;
+    const save = (t: Tensor) => {
+      const s = t.liveStorage(op);
+      s.refs++;
+      const saved = new Tensor(s, t.shape, t.dtype);
+      // Saved tensors belong to the node, never to a scope.
+      this.keep(saved);
+      return saved;
+    };
+    const inputNodes = inputs.map((t) => (t.requiresGrad ? t.node : null));
+    for (const n of inputNodes) if (n) n.refs++;
+    const node = new GradNode(
+      op,
+      attrs,
+      spec,
+      inputs.map((t) => (t.requiresGrad && !t.node ? t : null)),
+      inputNodes,
+      inputs.map((t) => t.requiresGrad),
+      inputs.map((t) => t.shape),
+      spec.saveInputs ? inputs.map(save) : [],
+      spec.saveOutput ? save(out) : null,
+    );
+    out.node = node;
+    out.requiresGrad = true;
+  }
+
+  // ---- autograd ----------------------------------------------------------------
+
+  backward(root: Tensor, gradient: Tensor | undefined, retainGraph: boolean): void {
+    root.liveStorage('backward');
+    if (!root.requiresGrad) throw new Error(`backward: tensor ${fmtShape(root.shape)} does not require grad`);
+    if (!gradient && root.size !== 1) {
+      throw new Error(`backward: tensor ${fmtShape(root.shape)} is not a scalar; pass a gradient of its shape`);
+    }
+    if (gradient && !shapesEqual(gradient.shape, root.shape)) {
+      throw new Error(`backward: gradient shape ${fmtShape(gradient.shape)} differs from tensor shape ${fmtShape(root.shape)}`);
+    }
+    const prevGrad = this.gradEnabled;
+    this.gradEnabled = false;
+    try {
+      const seed = gradient ?? this.runOp('Fill', [], { shape: [...root.shape], value: 1, dtype: root.dtype }, root.backend);
+      if (!root.node) {
+        this.accumulateLeaf(root, seed === gradient ? this.copy(seed) : seed);
+        return;
+      }
+      const order = topoOrder(root.node);
+      const grads = new Map<GradNode, Tensor>([[root.node, seed === gradient ? this.copy(seed) : seed]]);
+      for (const node of order) {
+        const dy = grads.get(node);
+        if (!dy) continue;
+        grads.delete(node);
+        if (node.freed) {
+          dy.dispose();
+          throw new Error(`backward: the graph through ${node.op} was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+        }
+        // A scope around each gradient frees its intermediates; the returned grads survive.
+        this.startScope();
+        let inputGrads: (Tensor | null)[] = [];
+        try {
+          inputGrads = node.spec.grad(dy, {
+            attrs: node.attrs,
+            inputs: node.savedInputs,
+            output: node.savedOutput,
+            inputShapes: node.inputShapes,
+            needsGrad: node.needsGrad,
+          });
+        } finally {
+          this.endScope(inputGrads);
+        }
+        dy.dispose();
+        for (let i = 0; i < node.inputShapes.length; i++) {
+          const g = inputGrads[i];
+          if (!g) continue;
+          if (!node.needsGrad[i]) {
+            g.dispose();
+            continue;
+          }
+          if (!shapesEqual(g.shape, node.inputShapes[i])) {
+            throw new Error(`backward: gradient of ${node.op} input ${i} has shape ${fmtShape(g.shape)}, expected ${fmtShape(node.inputShapes[i])}`);
+          }
+          const inNode = node.inputNodes[i];
+          if (inNode) {
+            const prev = grads.get(inNode);
+            grads.set(inNode, prev ? this.addAndDispose(prev, g) : g);
+          } else {
+            const leaf = node.leaves[i];
+            if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
+            else g.dispose();
+          }
+        }
+        if (!retainGraph) node.freeSaved();
+      }
+      for (const g of grads.values()) g.dispose();
+    } finally {
+      this.gradEnabled = prevGrad;
+    }
+  }
+
+  private accumulateLeaf(leaf: Tensor, g: Tensor): void {
+    const grad = leaf.grad ? this.addAndDispose(leaf.grad, g) : g;
+    grad.setMemoryTag('grads');
+    this.keep(grad);
+    leaf.grad = grad;
+  }
+
+  private addAndDispose(a: Tensor, b: Tensor): Tensor {
+    const sum = this.runOp('Add', [a, b], {});
+    a.dispose();
+    b.dispose();
+    return sum;
+  }
+
+  private copy(t: Tensor): Tensor {
+    return this.runOp('Add', [t, this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend)], {});
+  }
+
+  // ---- memory ------------------------------------------------------------------
+
+  memory(name?: BackendName): MemoryInfo {
+    const b = this.getBackend(name);
+    return { ...b.memory(), liveTensors: this.liveTensors };
+  }
+}
+
+/** Nodes reachable from `root`, ordered so that each node comes before its inputs. */
+function topoOrder(root: GradNode): GradNode[] {
+  const visited = new Set<GradNode>();
+  const post: GradNode[] = [];
+  const stack: [GradNode, number][] = [[root, 0]];
+  visited.add(root);
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    const [node, i] = top;
+    if (i < node.inputNodes.length) {
+      top[1]++;
+      const next = node.inputNodes[i];
+      if (next && !visited.has(next)) {
+        visited.add(next);
+        stack.push([next, 0]);
+      }
+    } else {
+      stack.pop();
+      post.push(node);
+    }
+  }
+  return post.reverse();
+}
+
+function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
+  if (value instanceof Tensor) out.add(value);
+  else if (depth < 4 && Array.isArray(value)) for (const v of value) collectTensors(v, out, depth + 1);
+  else if (depth < 4 && value && typeof value === 'object' && !ArrayBuffer.isView(value)) {
+    for (const v of Object.values(value)) collectTensors(v, out, depth + 1);
+  }
+}
+
+/** @internal The single runtime instance. */
+export const engine = new Engine();
+
+export { MEMORY_TAGS };

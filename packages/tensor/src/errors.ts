@@ -1,0 +1,66 @@
+/**
+ * Typed errors of the runtime. Each names what was wrong (op, shapes, dtypes) so a
+ * failing call can be fixed from the message alone.
+ */
+
+/** A shape that an op cannot accept: wrong rank, mismatched or non-broadcastable dims. */
+export class ShapeError extends Error {
+  override name = 'ShapeError';
+}
+
+/** A dtype that an op or a backend cannot accept. */
+export class DTypeError extends Error {
+  override name = 'DTypeError';
+}
+
+/** A tensor used after `dispose()` (directly, or by a `tidy` scope that ended). */
+export class DisposedTensorError extends Error {
+  override name = 'DisposedTensorError';
+}
+
+/** Snapshot of memory use attached to memory errors. See {@link MemoryInfo}. */
+export interface MemorySnapshot {
+  liveBytes: number;
+  peakBytes: number;
+  liveTensors: number;
+  liveBuffers: number;
+  bytesByTag: Record<string, number>;
+}
+
+/** The device (or our own cap) could not provide the memory a tensor needs. */
+export class OutOfMemoryError extends Error {
+  override name = 'OutOfMemoryError';
+  constructor(
+    message: string,
+    /** Memory use at the moment of failure. */
+    readonly memory: MemorySnapshot,
+  ) {
+    super(message);
+  }
+}
+
+/** WebGPU rejected a command (a bug in a kernel or an unsupported limit). */
+export class GpuValidationError extends Error {
+  override name = 'GpuValidationError';
+  constructor(
+    message: string,
+    readonly memory: MemorySnapshot,
+  ) {
+    super(message);
+  }
+}
+
+/** The GPU device was lost; call `init()` again to get a new one. */
+export class DeviceLostError extends Error {
+  override name = 'DeviceLostError';
+}
+
+/** No WebGPU adapter could be found (no GPU and no software Vulkan driver). */
+export class NoAdapterError extends Error {
+  override name = 'NoAdapterError';
+}
+
+/** Formats a shape for messages: `[2,3,4]`. */
+export function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(',')}]`;
+}

@@ -1,0 +1,58 @@
+import type { BackendName } from './backend.js';
+import { registerAllGradients } from './autograd/gradients/register.js';
+import { CpuBackend } from './backends/cpu/cpu-backend.js';
+import { registerCpuKernels } from './backends/cpu/register.js';
+import { registerSharedKernels } from './backends/shared-kernels.js';
+import { createWebGpuBackend, type WebGpuInitOptions } from './backends/webgpu/create.js';
+import { engine } from './engine.js';
+
+/** Options of {@link init}. */
+export interface InitOptions extends WebGpuInitOptions {
+  /** Backend to make the default: 'webgpu' (default) or the 'cpu' reference. */
+  backend?: BackendName;
+}
+
+/**
+ * Initialises the runtime: registers kernels and gradients and creates the backend.
+ * In Node, WebGPU comes from Dawn (the `webgpu` package); in a browser, from
+ * `navigator.gpu`. Throws `NoAdapterError` when no adapter exists. Calling it again
+ * re-creates the backend (e.g. after `DeviceLostError`).
+ * @example await init();                     // webgpu
+ * @example await init({ backend: 'cpu' });   // reference backend
+ */
+export async function init(options: InitOptions = {}): Promise<void> {
+  const name = options.backend ?? 'webgpu';
+  registerAllGradients();
+  registerCpuKernels();
+  registerSharedKernels('cpu');
+  if (!engine.hasBackend('cpu')) engine.registerBackend(new CpuBackend(), name === 'cpu');
+  if (name === 'cpu') {
+    engine.setDefaultBackend('cpu');
+    return;
+  }
+  registerSharedKernels('webgpu');
+  const backend = await createWebGpuBackend(options);
+  engine.registerBackend(backend, true);
+}
+
+/** Makes an initialised backend the default for new tensors. */
+export function setBackend(name: BackendName): void {
+  engine.setDefaultBackend(name);
+}
+
+/** Name of the current default backend. */
+export function getBackendName(): BackendName {
+  return engine.getBackend().name;
+}
+
+/** Submits pending device work without waiting. */
+export function flush(): void {
+  engine.getBackend().flush();
+}
+
+/** Waits for all submitted device work to finish. */
+export async function sync(name?: BackendName): Promise<void> {
+  const b = engine.getBackend(name);
+  b.flush();
+  await b.sync();
+}

@@ -1,0 +1,10 @@
+/**
+ * Test helpers shared by every package: the backend matrix (cpu + webgpu, in Node and
+ * Chromium), closeness checks with readable failures, float64 gradient checks, seeded
+ * random inputs, and leak checks.
+ */
+export { backendsUnderTest, initBackends } from './backends.js';
+export { expectClose, maxRelError } from './close.js';
+export { randomArray, randomInts, SeededRandom } from './random.js';
+export { gradcheck, type GradcheckOptions } from './gradcheck.js';
+export { liveCounts, expectNoLeak } from './leak.js';

@@ -1,0 +1,74 @@
+import { fileURLToPath } from 'node:url';
+import { playwright } from '@vitest/browser-playwright';
+import { defineConfig } from 'vitest/config';
+
+// Dawn reads the Vulkan driver choice from the real environment before it loads.
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+
+const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+
+/** Workspace packages resolve to their sources, so tests need no build. */
+const packageAliases = {
+  '@webpeft/tensor': src('./packages/tensor/src/index.ts'),
+  '@webpeft/test-utils': src('./packages/test-utils/src/index.ts'),
+  '@webpeft/nn': src('./packages/nn/src/index.ts'),
+  '@webpeft/optim': src('./packages/optim/src/index.ts'),
+  '@webpeft/quant': src('./packages/quant/src/index.ts'),
+  '@webpeft/peft': src('./packages/peft/src/index.ts'),
+};
+
+const include = ['packages/*/src/**/__tests__/**/*.test.ts', 'examples/*/__tests__/**/*.test.ts'];
+/** In CI a missing WebGPU adapter fails the run instead of skipping. */
+const requireWebGpu = process.env.CI === 'true' || process.env.CI === '1' || process.env.WEBPEFT_REQUIRE_WEBGPU === '1';
+
+const chromiumArgs = [
+  '--no-sandbox',
+  '--headless=new',
+  '--enable-unsafe-webgpu',
+  '--enable-unsafe-swiftshader',
+  '--use-webgpu-adapter=swiftshader',
+  '--use-angle=swiftshader',
+  '--enable-features=Vulkan',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--disable-quic',
+];
+
+export default defineConfig({
+  test: {
+    provide: { requireWebGpu },
+    projects: [
+      {
+        resolve: { alias: { ...packageAliases, '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts') } },
+        test: {
+          name: 'node',
+          include,
+          environment: 'node',
+          // Dawn must not be collected or shared across worker threads: one process per file.
+          pool: 'forks',
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        resolve: { alias: { ...packageAliases, '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts') } },
+        test: {
+          name: 'browser',
+          include,
+          exclude: ['**/*.node.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          browser: {
+            enabled: true,
+            headless: true,
+            screenshotFailures: false,
+            provider: playwright({ launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: chromiumArgs } }),
+            instances: [{ browser: 'chromium' }],
+          },
+        },
+      },
+    ],
+  },
+});
