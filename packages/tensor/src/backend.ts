@@ -2,7 +2,7 @@ import type { DType, TensorData } from './dtype.js';
 import type { MemorySnapshot } from './errors.js';
 
 /** Names of the built-in backends. */
-export type BackendName = 'cpu' | 'webgpu';
+export type BackendName = 'cpu' | 'webgpu' | 'meta';
 
 /**
  * What a block of memory is for. `memory()` reports bytes per tag, which is how every

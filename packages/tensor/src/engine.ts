@@ -2,8 +2,7 @@ import type { Backend, BackendMemory, BackendName, MemoryTag } from './backend.j
 import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
 import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
-import type { OpAttrs, OpName } from './op-names.js';
-import { getGradient, getKernel } from './registry.js';
+import { type AttrsOf, getGradient, getKernel } from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
 import { Tensor } from './tensor.js';
 import { shapesEqual, sizeOf } from './shape.js';
@@ -29,7 +28,8 @@ class Engine {
   registerBackend(backend: Backend, makeDefault: boolean): void {
     this.backends.get(backend.name)?.dispose();
     this.backends.set(backend.name, backend);
-    if (makeDefault || !this.defaultBackend || this.defaultBackend.name === backend.name) this.defaultBackend = backend;
+    const replacesDefault = this.defaultBackend?.name === backend.name;
+    if (makeDefault || replacesDefault || (!this.defaultBackend && backend.name !== 'meta')) this.defaultBackend = backend;
   }
 
   getBackend(name?: BackendName): Backend {
@@ -115,7 +115,7 @@ class Engine {
   // ---- ops ---------------------------------------------------------------------
 
   /** Runs primitive op `op` on `inputs` (all on one backend) and records it for autograd. */
-  runOp<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+  runOp<K extends string>(op: K, inputs: readonly Tensor[], attrs: AttrsOf<K>, backend?: Backend): Tensor {
     let b = backend;
     for (const t of inputs) {
       const s = t.liveStorage(op);
@@ -132,7 +132,7 @@ class Engine {
     return out;
   }
 
-  private record<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], out: Tensor): void {
+  private record<K extends string>(op: K, inputs: readonly Tensor[], attrs: AttrsOf<K>, out: Tensor): void {
     const spec = getGradient(op);
     if (!spec) return; // not differentiable (comparisons, argmax, casts to ints...)
     if (!isFloat(out.dtype)) return;
@@ -195,7 +195,7 @@ class Engine {
         let inputGrads: (Tensor | null)[] = [];
         try {
           inputGrads = node.spec.grad(dy, {
-            attrs: node.attrs,
+            attrs: node.attrs as never,
             inputs: node.savedInputs,
             output: node.savedOutput,
             inputShapes: node.inputShapes,

@@ -20,7 +20,8 @@ export type { Backend, BackendName, BackendMemory, BackendCapabilities, MemoryTa
 export { MEMORY_TAGS } from './backend.js';
 export { init, setBackend, getBackendName, flush, sync, type InitOptions } from './init.js';
 export { memory, getBackend, resetPeakMemory, type MemoryInfo } from './memory.js';
-export { registerKernel, registerGradient, getKernel, getGradient, type KernelFn, type GradientSpec, type GradContext } from './registry.js';
+export { registerKernel, registerGradient, getKernel, getGradient, type KernelFn, type GradientSpec, type GradContext, type AttrsOf } from './registry.js';
+export { runOp } from './ops/run-op.js';
 export { engine as _engine } from './engine.js';
 export type { OpName, OpAttrs, UnaryOp, BinaryOp, CompareOp, ReduceAttrs, StridedCopyAttrs } from './op-names.js';
 export { UNARY_OPS, BINARY_OPS, COMPARE_OPS } from './op-names.js';
@@ -30,6 +31,7 @@ export { philoxWords, wordToUniform } from './random/philox.js';
 export { f16BitsToF32, f32ToF16Bits } from './math.js';
 export { WebGpuBackend, type KernelProgram } from './backends/webgpu/webgpu-backend.js';
 export { CpuBackend, cpuData } from './backends/cpu/cpu-backend.js';
+export { MetaBackend } from './backends/meta/meta-backend.js';
 export { Uniforms, storageBindings, elementMain, grid, wgslType } from './backends/webgpu/wgsl.js';
 export { runKernel, program } from './backends/webgpu/run-kernel.js';
 
@@ -41,3 +43,4 @@ export * from './ops/matmul.js';
 export * from './ops/fused.js';
 export * from './ops/scope.js';
 export { toBackend } from './ops/transfer.js';
+export { assign } from './ops/assign.js';

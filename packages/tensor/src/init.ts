@@ -5,10 +5,11 @@ import { registerCpuKernels } from './backends/cpu/register.js';
 import { registerSharedKernels } from './backends/shared-kernels.js';
 import { createWebGpuBackend, type WebGpuInitOptions } from './backends/webgpu/create.js';
 import { engine } from './engine.js';
+import { MetaBackend, registerMetaKernels } from './backends/meta/meta-backend.js';
 
 /** Options of {@link init}. */
 export interface InitOptions extends WebGpuInitOptions {
-  /** Backend to make the default: 'webgpu' (default) or the 'cpu' reference. */
+  /** Backend to make the default: 'webgpu' (default), the 'cpu' reference, or 'meta' (shapes only). */
   backend?: BackendName;
 }
 
@@ -26,8 +27,13 @@ export async function init(options: InitOptions = {}): Promise<void> {
   registerCpuKernels();
   registerSharedKernels('cpu');
   if (!engine.hasBackend('cpu')) engine.registerBackend(new CpuBackend(), name === 'cpu');
-  if (name === 'cpu') {
-    engine.setDefaultBackend('cpu');
+  if (!engine.hasBackend('meta')) {
+    registerMetaKernels();
+    registerSharedKernels('meta');
+    engine.registerBackend(new MetaBackend(), false);
+  }
+  if (name === 'cpu' || name === 'meta') {
+    engine.setDefaultBackend(name);
     return;
   }
   registerSharedKernels('webgpu');

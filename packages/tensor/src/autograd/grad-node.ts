@@ -1,4 +1,3 @@
-import type { OpAttrs, OpName } from '../op-names.js';
 import type { GradientSpec } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
@@ -17,8 +16,8 @@ export class GradNode {
   freed = false;
 
   constructor(
-    readonly op: OpName,
-    readonly attrs: OpAttrs[OpName],
+    readonly op: string,
+    readonly attrs: unknown,
     readonly spec: GradientSpec,
     /** Input tensors that are leaves requiring grad (others null): their `.grad` receives the gradient. */
     readonly leaves: (Tensor | null)[],

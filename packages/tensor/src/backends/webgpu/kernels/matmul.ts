@@ -2,13 +2,34 @@ import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastStrides } from '../../../shape.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';
+import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
 import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
-import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset } from '../wgsl.js';
+import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
+import { SPLIT_K_MAX_N, splitKSource } from './matmul/split-k.js';
+import { TILE_WG_X, TILE_WG_Y, tiledSource } from './matmul/tiled.js';
+import type { MatmulLayout } from './matmul/wgsl.js';
 
-const WG = 64;
+/** Largest k handled by the unrolled small-k variant. */
+const SMALL_K_MAX = 16;
+/** Shortest k worth splitting across a workgroup for skinny outputs. */
+const SPLIT_K_MIN_K = 256;
 
-/** Registers the webgpu matmul kernel. */
+/** Which kernel serves a problem size: decided on the host from the shape class. */
+export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
+
+/**
+ * Variant choice: `splitk` for skinny outputs with a long reduction (`n <= 8`,
+ * `k >= 256`: too few output blocks to fill a GPU), `smallk` for `k <= 16` (the
+ * unrolled loop of an output-bound product), else the 4x4 register tile.
+ */
+export function chooseMatmulVariant(m: number, k: number, n: number): MatmulVariant {
+  if (n <= SPLIT_K_MAX_N && k >= SPLIT_K_MIN_K && m >= 4) return 'splitk';
+  if (k <= SMALL_K_MAX) return 'smallk';
+  return 'tile';
+}
+
+/** Registers the webgpu matmul kernel (variants chosen per shape class). */
 export function registerWebGpuMatmulKernels(): void {
   registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, backend) => {
     const [a, b] = inputs;
@@ -16,34 +37,40 @@ export function registerWebGpuMatmulKernels(): void {
     checkRank('matmul', [...batchShape, m, n]);
     const out = engine.makeTensor(backend, [...batchShape, m, n], 'f32', 'matmul');
     const batch = batchShape.reduce((p, d) => p * d, 1);
-    const rank = batchShape.length;
-    const u = new Uniforms()
-      .arr('bshape', batchShape)
-      .arr('sa', broadcastStrides(a.shape.slice(0, -2), batchShape))
-      .arr('sb', broadcastStrides(b.shape.slice(0, -2), batchShape))
-      .u32('size', batch * m * n)
-      .u32('m', m)
-      .u32('k', k)
-      .u32('n', n);
-    const aIndex = transposeA ? 'p * u.m + r' : 'r * u.k + p';
-    const bIndex = transposeB ? 'c * u.k + p' : 'p * u.n + c';
-    const prog = program(`matmul/naive/${+transposeA}${+transposeB}/b${rank}`, 2, 1, () => `${storageBindings([['A', 'f32'], ['B', 'f32']], [['C', 'f32']])}
-${u.declaration(3)}
-${elementMain(WG, 'u.size')}
-  let c = i % u.n;
-  let r = (i / u.n) % u.m;
-  let t = i / (u.n * u.m);
-  ${rank > 0 ? stridedOffset(rank, 't', 'bshape', 'sa', '0u', 'ta') : 'let ta = 0u;'}
-  ${rank > 0 ? stridedOffset(rank, 't', 'bshape', 'sb', '0u', 'tb') : 'let tb = 0u;'}
-  let aOff = ta * u.m * u.k;
-  let bOff = tb * u.k * u.n;
-  var acc = 0.0;
-  for (var p = 0u; p < u.k; p++) {
-    acc = acc + A[aOff + ${aIndex}] * B[bOff + ${bIndex}];
-  }
-  C[i] = acc;
-}`);
-    runKernel(backend as WebGpuBackend, prog, [a, b], [out], u, grid(batch * m * n, WG));
+    if (out.size === 0) return out;
+    const layout: MatmulLayout = {
+      transposeA,
+      transposeB,
+      aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
+      batchRank: batchShape.length,
+    };
+    const variant = chooseMatmulVariant(m, k, n);
+    // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
+    for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
+      const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
+      const u = new Uniforms()
+        .arr('bshape', batchShape)
+        .arr('sa', broadcastStrides(a.shape.slice(0, -2), batchShape))
+        .arr('sb', broadcastStrides(b.shape.slice(0, -2), batchShape))
+        .u32('m', m)
+        .u32('k', k)
+        .u32('n', n)
+        .u32('b0', b0);
+      let spec: { key: string; source: () => string };
+      let wg: [number, number, number];
+      if (variant === 'splitk') {
+        spec = splitKSource(layout, u, Math.ceil(n / 4));
+        const [x, y] = rowGrid(Math.ceil(m / 4));
+        wg = [x, y, chunk];
+      } else {
+        spec = tiledSource(layout, u, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
+        wg = [Math.ceil(n / 4 / TILE_WG_X), Math.ceil(m / 4 / TILE_WG_Y), chunk];
+      }
+      if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
+        throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);
+      }
+      runKernel(backend as WebGpuBackend, program(spec.key, 2, 1, spec.source), [a, b], [out], u, wg);
+    }
     return out;
   });
 }

@@ -1,0 +1,35 @@
+import { type BackendName, type Tensor, mul, rand, randn, sub } from '@webpeft/tensor';
+
+/** Where and how new parameters are created. */
+export interface ParamOptions {
+  /** Backend for parameters (default: the current one; 'meta' builds shapes only). */
+  backend?: BackendName;
+}
+
+/** Uniform in [-bound, bound): `shape`. Draws from the global Philox stream. */
+export function uniformInit(shape: readonly number[], bound: number, opts: ParamOptions = {}): Tensor {
+  const u = rand(shape, { backend: opts.backend });
+  if (opts.backend === 'meta') return u;
+  const centered = sub(u, 0.5);
+  u.dispose();
+  const out = mul(centered, 2 * bound);
+  centered.dispose();
+  return out;
+}
+
+/** Normal with standard deviation `std`: `shape`. */
+export function normalInit(shape: readonly number[], std: number, opts: ParamOptions = {}): Tensor {
+  const z = randn(shape, { backend: opts.backend });
+  if (opts.backend === 'meta' || std === 1) return z;
+  const out = mul(z, std);
+  z.dispose();
+  return out;
+}
+
+/**
+ * PyTorch's default `nn.Linear` init, `kaiming_uniform_(a=sqrt(5))`: U(-1/sqrt(fanIn), 1/sqrt(fanIn)).
+ * (gain sqrt(2/(1+5)) * sqrt(3/fanIn) = 1/sqrt(fanIn).)
+ */
+export function kaimingUniformInit(shape: readonly number[], fanIn: number, opts: ParamOptions = {}): Tensor {
+  return uniformInit(shape, 1 / Math.sqrt(fanIn), opts);
+}

@@ -1,0 +1,76 @@
+import { type Tensor, add, assign, matmul, transpose, zeros } from '@webpeft/tensor';
+import { type ParamOptions, kaimingUniformInit, normalInit } from '../init.js';
+import type { LinearLike } from '../linear-like.js';
+import { Module } from '../module.js';
+
+/**
+ * `y = x W^T + b` with `weight [out, in]` (PyTorch/HF layout) and optional `bias [out]`.
+ * Shapes: `[..., in] -> [..., out]`. Init as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+ */
+export class Linear extends Module implements LinearLike {
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: ParamOptions & { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = this.registerParameter('weight', kaimingUniformInit([outFeatures, inFeatures], inFeatures, options));
+    this.bias = options.bias === false ? null : this.registerParameter('bias', kaimingUniformInit([outFeatures], inFeatures, options));
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = matmul(x, this.weight, { transposeB: true });
+    if (!this.bias) return y;
+    const out = add(y, this.bias);
+    y.dispose();
+    return out;
+  }
+
+  dequantizedWeight(): Tensor {
+    return add(this.weight, 0);
+  }
+
+  loadWeight(weight: Tensor): void {
+    assign(this.weight, weight);
+  }
+}
+
+/**
+ * GPT-2's `Conv1D`: a linear layer storing `weight [in, out]` ("fan-in-fan-out"),
+ * `y = x W + b`. Shapes: `[..., in] -> [..., out]`. Init as HF: W ~ N(0, 0.02), b = 0.
+ */
+export class Conv1D extends Module implements LinearLike {
+  readonly weight: Tensor;
+  readonly bias: Tensor;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    options: ParamOptions & { initStd?: number } = {},
+  ) {
+    super();
+    const std = options.initStd ?? 0.02;
+    this.weight = this.registerParameter('weight', normalInit([inFeatures, outFeatures], std, options));
+    this.bias = this.registerParameter('bias', zeros([outFeatures], { backend: options.backend }));
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = matmul(x, this.weight);
+    const out = add(y, this.bias);
+    y.dispose();
+    return out;
+  }
+
+  dequantizedWeight(): Tensor {
+    return transpose(this.weight);
+  }
+
+  loadWeight(weight: Tensor): void {
+    const t = transpose(weight);
+    assign(this.weight, t);
+    t.dispose();
+  }
+}

@@ -1,0 +1,60 @@
+import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage } from '../../backend.js';
+import type { TensorData } from '../../dtype.js';
+import { engine } from '../../engine.js';
+import { registerKernel } from '../../registry.js';
+
+/**
+ * A backend of shapes without storage: modules built on it have every parameter's
+ * shape and dtype but no memory, so a 7B model can be constructed to count parameters
+ * and estimate bytes (`memory('meta')` reports what the tensors would occupy).
+ * Reading data or running compute kernels on it throws.
+ */
+export class MetaBackend implements Backend {
+  readonly name = 'meta' as const;
+  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
+  private readonly tracker = new MemoryTracker();
+
+  allocate(byteSize: number, tag: MemoryTag): Storage {
+    this.tracker.add(byteSize, tag);
+    return { backend: this, byteSize, tag, refs: 1 };
+  }
+
+  write(_storage: Storage, _data: TensorData): void {
+    // Data written to a meta tensor is discarded by design (only shapes exist).
+  }
+
+  async read(): Promise<ArrayBuffer> {
+    throw new Error("meta backend: tensors have shapes but no data; create them on 'cpu' or 'webgpu' to read values");
+  }
+
+  release(storage: Storage): void {
+    this.tracker.remove(storage.byteSize, storage.tag);
+  }
+
+  retag(storage: Storage, tag: MemoryTag): void {
+    this.tracker.retag(storage.byteSize, storage.tag, tag);
+    storage.tag = tag;
+  }
+
+  flush(): void {}
+
+  async sync(): Promise<void> {}
+
+  memory(): BackendMemory {
+    return this.tracker.snapshot(0);
+  }
+
+  resetPeak(): void {
+    this.tracker.resetPeak();
+  }
+
+  dispose(): void {}
+}
+
+/** Registers the meta kernels: creation ops and casts produce shaped tensors without data. */
+export function registerMetaKernels(): void {
+  registerKernel('Fill', 'meta', (_i, { shape, dtype }, backend) => engine.makeTensor(backend, shape, dtype, 'full'));
+  registerKernel('Random', 'meta', (_i, { shape }, backend) => engine.makeTensor(backend, shape, 'f32', 'random'));
+  registerKernel('Arange', 'meta', (_i, { size, dtype }, backend) => engine.makeTensor(backend, [size], dtype, 'arange'));
+  registerKernel('Cast', 'meta', (inputs, { dtype }, backend) => engine.makeTensor(backend, inputs[0].shape, dtype, 'cast'));
+}

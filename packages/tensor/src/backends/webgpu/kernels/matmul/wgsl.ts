@@ -1,0 +1,88 @@
+import { stridedOffset } from '../../wgsl.js';
+
+/**
+ * Layout class of one matmul dispatch: the transpose flags, the batch rank and whether
+ * every operand is read and written as `vec4` (`aligned`: m, n and k are multiples of
+ * 4, so each 4-wide block is wholly inside or outside the matrix and needs no guard).
+ */
+export interface MatmulLayout {
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+  readonly aligned: boolean;
+  readonly batchRank: number;
+}
+
+/** Pipeline-key fragment of a layout (flags and classes only, never sizes). */
+export function layoutKey(l: MatmulLayout): string {
+  return `${+l.transposeA}${+l.transposeB}/${l.aligned ? 'v4' : 's'}/b${l.batchRank}`;
+}
+
+/**
+ * Bindings `A`, `B` (read) and `C` (write): `vec4<f32>` arrays when aligned, else
+ * `f32`. The uniform block (binding 3) is declared by the caller.
+ */
+export function matmulBindings(l: MatmulLayout): string {
+  const T = l.aligned ? 'vec4<f32>' : 'f32';
+  return `@group(0) @binding(0) var<storage, read> A: array<${T}>;
+@group(0) @binding(1) var<storage, read> B: array<${T}>;
+@group(0) @binding(2) var<storage, read_write> C: array<${T}>;`;
+}
+
+/**
+ * WGSL helpers shared by the matmul variants, all in element offsets:
+ * - `aTile(aOff, r0, p)`: `mat4x4` whose column `i` is row `r0 + i` of A over k `p..p+3`;
+ * - `bTile(bOff, p, c0)`: `mat4x4` whose column `j` is row `p + j` of B over columns `c0..c0+3`;
+ *   so `bTile * aTile` is the 4x4 output block with column `i` = output row `r0 + i`;
+ * - `store4(cOff, r, c, v)`: writes output row `r`, columns `c..c+3`.
+ * Aligned layouts read each operand along its contiguous axis with one `vec4` load
+ * (transposing in registers); the others read guarded scalars (zero outside).
+ */
+export function matmulHelpers(l: MatmulLayout): string {
+  const aIdx = l.transposeA ? 'p * u.m + r' : 'r * u.k + p';
+  const bIdx = l.transposeB ? 'c * u.k + p' : 'p * u.n + c';
+  const aTile = l.transposeA
+    ? 'transpose(mat4x4<f32>(a4m(o, r, p), a4m(o, r, p + 1u), a4m(o, r, p + 2u), a4m(o, r, p + 3u)))'
+    : 'mat4x4<f32>(a4k(o, r, p), a4k(o, r + 1u, p), a4k(o, r + 2u, p), a4k(o, r + 3u, p))';
+  const bTile = l.transposeB
+    ? 'transpose(mat4x4<f32>(b4k(o, p, c), b4k(o, p, c + 1u), b4k(o, p, c + 2u), b4k(o, p, c + 3u)))'
+    : 'mat4x4<f32>(b4n(o, p, c), b4n(o, p + 1u, c), b4n(o, p + 2u, c), b4n(o, p + 3u, c))';
+  const loads = l.aligned
+    ? `${l.transposeA ? 'fn a4m(o: u32, r: u32, p: u32) -> vec4<f32>' : 'fn a4k(o: u32, r: u32, p: u32) -> vec4<f32>'} { return A[(o + ${aIdx}) / 4u]; }
+${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return B[(o + ${bIdx}) / 4u]; }
+fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) { C[(o + r * u.n + c) / 4u] = v; }`
+    : `fn a1(o: u32, r: u32, p: u32) -> f32 {
+  if (r < u.m && p < u.k) { return A[o + ${aIdx}]; }
+  return 0.0;
+}
+fn b1(o: u32, p: u32, c: u32) -> f32 {
+  if (p < u.k && c < u.n) { return B[o + ${bIdx}]; }
+  return 0.0;
+}
+fn a4k(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r, p + 1u), a1(o, r, p + 2u), a1(o, r, p + 3u)); }
+fn a4m(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r + 1u, p), a1(o, r + 2u, p), a1(o, r + 3u, p)); }
+fn b4n(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o, p, c + 1u), b1(o, p, c + 2u), b1(o, p, c + 3u)); }
+fn b4k(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o, p + 1u, c), b1(o, p + 2u, c), b1(o, p + 3u, c)); }
+fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
+  if (r >= u.m) { return; }
+  for (var j = 0u; j < 4u; j++) {
+    if (c + j < u.n) { C[o + r * u.n + c + j] = v[j]; }
+  }
+}`;
+  return `${loads}
+fn aTile(o: u32, r: u32, p: u32) -> mat4x4<f32> { return ${aTile}; }
+fn bTile(o: u32, p: u32, c: u32) -> mat4x4<f32> { return ${bTile}; }`;
+}
+
+/**
+ * WGSL statements defining `aOff`, `bOff`, `cOff` (element offsets of batch `t`'s
+ * matrices) from the uniforms `bshape`, `sa`, `sb` (broadcast batch strides).
+ */
+export function batchOffsets(batchRank: number, t: string): string {
+  const ta = batchRank > 0 ? stridedOffset(batchRank, t, 'bshape', 'sa', '0u', 'ta') : 'let ta = 0u;';
+  const tb = batchRank > 0 ? stridedOffset(batchRank, t, 'bshape', 'sb', '0u', 'tb') : 'let tb = 0u;';
+  return `${ta}
+  ${tb}
+  let aOff = ta * u.m * u.k;
+  let bOff = tb * u.k * u.n;
+  let cOff = ${t} * u.m * u.n;`;
+}
