@@ -41,7 +41,13 @@ export default defineConfig({
     provide: { requireWebGpu },
     projects: [
       {
-        resolve: { alias: { ...packageAliases, '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts') } },
+        resolve: {
+          alias: {
+            ...packageAliases,
+            '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts'),
+            '#fs-source': src('./packages/nn/src/io/fs-source.node.ts'),
+          },
+        },
         test: {
           name: 'node',
           include,
@@ -53,7 +59,13 @@ export default defineConfig({
         },
       },
       {
-        resolve: { alias: { ...packageAliases, '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts') } },
+        resolve: {
+          alias: {
+            ...packageAliases,
+            '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts'),
+            '#fs-source': src('./packages/nn/src/io/fs-source.browser.ts'),
+          },
+        },
         test: {
           name: 'browser',
           include,

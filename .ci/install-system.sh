@@ -32,4 +32,9 @@ export DEBIAN_FRONTEND=noninteractive
 $sudo_cmd apt-get update -qq
 $sudo_cmd apt-get install -y -qq -t bookworm-backports --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
 $sudo_cmd apt-get install -y -qq --no-install-recommends chromium >/dev/null
-echo "installed mesa-vulkan-drivers $(dpkg-query -W -f='${Version}' mesa-vulkan-drivers), chromium $(dpkg-query -W -f='${Version}' chromium)"
+mesa_version=$(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)
+case "$mesa_version" in
+  2[5-9]*|[3-9][0-9]*) ;;
+  *) echo "mesa-vulkan-drivers $mesa_version was installed, but Dawn needs >= 25 (bookworm-backports)" >&2; exit 1 ;;
+esac
+echo "installed mesa-vulkan-drivers $mesa_version, chromium $(dpkg-query -W -f='${Version}' chromium)"

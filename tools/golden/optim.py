@@ -195,5 +195,5 @@ os.makedirs(OUT, exist_ok=True)
 with open(os.path.join(OUT, 'optim-trajectories.json'), 'w') as f:
     json.dump(trajectories, f, separators=(',', ':'))
 with open(os.path.join(OUT, 'schedules.json'), 'w') as f:
-    json.dump(schedules, f, indent=1)
-print('wrote', OUT)
+    json.dump(schedules, f, separators=(',', ':'))
+print('wrote optim-trajectories.json and schedules.json under', os.path.relpath(OUT))

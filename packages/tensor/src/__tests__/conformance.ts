@@ -132,3 +132,43 @@ export function broadcastIndex(c: readonly number[], shape: readonly number[]): 
   for (let d = 0; d < shape.length; d++) idx = idx * shape[d] + (shape[d] === 1 ? 0 : c[d + off]);
   return idx;
 }
+
+/**
+ * Gradients of `sum(fn(...xs) * w)` (fixed weights `cos(1.3 i + 0.7)`, as `gradcheck`
+ * uses) with respect to every float input not listed in `constant`, on `backend`.
+ * Returns one array per input (null for constants) and checks nothing leaks.
+ */
+export async function gradsOn(
+  backend: BackendName,
+  fn: (...xs: Tensor[]) => Tensor,
+  inputs: readonly HostInput[],
+  constant: readonly number[] = [],
+): Promise<(Float64Array | null)[]> {
+  const { mul, sum } = await import('@webpeft/tensor');
+  const before = liveCounts(backend);
+  const xs = inputs.map((x, i) => {
+    const isFloat = x.data instanceof Float32Array || x.data instanceof Float64Array;
+    return tensor(x.data, x.shape, { backend, requiresGrad: isFloat && !constant.includes(i) });
+  });
+  tidy(() => {
+    const out = fn(...xs);
+    const w = tensor(
+      Float64Array.from({ length: out.size }, (_, i) => Math.cos(1.3 * i + 0.7)),
+      out.shape,
+      { backend, dtype: out.dtype },
+    );
+    sum(mul(out, w)).backward();
+  });
+  const grads: (Float64Array | null)[] = [];
+  for (const x of xs) {
+    if (!x.requiresGrad) grads.push(null);
+    else {
+      expect(x.grad, `grad of input ${x.toString()}`).not.toBeNull();
+      expect(x.grad!.shape).toEqual(x.shape);
+      grads.push(Float64Array.from(await x.grad!.data()));
+    }
+    x.dispose();
+  }
+  expect(liveCounts(backend), 'live tensors/buffers after backward').toEqual(before);
+  return grads;
+}

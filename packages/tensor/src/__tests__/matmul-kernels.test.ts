@@ -1,0 +1,89 @@
+import { type Tensor, matmul, tensor } from '@webpeft/tensor';
+import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { type MatmulVariant, chooseMatmulVariant } from '../backends/webgpu/kernels/matmul.js';
+
+beforeAll(async () => {
+  await initBackends();
+});
+
+let seed = 1;
+
+/** Same seeded data on cpu and webgpu. */
+function pair(shape: number[]): [Tensor, Tensor] {
+  const n = shape.reduce((p, d) => p * d, 1);
+  const data = randomArray(n, seed++);
+  return [tensor(data, shape, { backend: 'cpu' }), tensor(data, shape, { backend: 'webgpu' })];
+}
+
+/** Operand shapes of `[..., m, k] x [..., k, n]` under the transpose flags. */
+function shapes(m: number, k: number, n: number, tA: boolean, tB: boolean, batchA: number[] = [], batchB: number[] = []): [number[], number[]] {
+  return [[...batchA, ...(tA ? [k, m] : [m, k])], [...batchB, ...(tB ? [n, k] : [k, n])]];
+}
+
+async function check(m: number, k: number, n: number, tA: boolean, tB: boolean, batchA: number[] = [], batchB: number[] = []): Promise<void> {
+  const [sa, sb] = shapes(m, k, n, tA, tB, batchA, batchB);
+  const [ac, ag] = pair(sa);
+  const [bc, bg] = pair(sb);
+  const opts = { transposeA: tA, transposeB: tB };
+  const expected = matmul(ac, bc, opts);
+  const actual = matmul(ag, bg, opts);
+  expect(actual.shape).toEqual(expected.shape);
+  const label = `${JSON.stringify(sa)}${tA ? '^T' : ''} x ${JSON.stringify(sb)}${tB ? '^T' : ''}`;
+  // f32 accumulation over k terms of magnitude <= 1: error grows like sqrt(k) ulps of the sum.
+  expectClose(await actual.data(), await expected.data(), { rtol: 1e-4, atol: 1e-5 * Math.sqrt(k) + 1e-6, label });
+  for (const t of [ac, ag, bc, bg, expected, actual]) t.dispose();
+}
+
+const FLAGS: [boolean, boolean][] = [
+  [false, false],
+  [true, false],
+  [false, true],
+  [true, true],
+];
+
+/** Problem sizes per variant: aligned (vec4 loads) and odd (guarded scalar loads). */
+const CASES: { variant: MatmulVariant; sizes: [number, number, number][] }[] = [
+  { variant: 'tile', sizes: [[64, 48, 32], [33, 29, 41], [1, 17, 1], [5, 20, 3]] },
+  { variant: 'smallk', sizes: [[64, 8, 48], [37, 5, 19], [2, 1, 3], [12, 16, 8]] },
+  { variant: 'splitk', sizes: [[128, 768, 8], [96, 512, 4], [30, 300, 3], [7, 257, 8]] },
+];
+
+describe('webgpu matmul kernels match cpu', () => {
+  it('selects variants by shape class', () => {
+    expect(chooseMatmulVariant(4096, 768, 8)).toBe('splitk');
+    expect(chooseMatmulVariant(4096, 8, 768)).toBe('smallk');
+    expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('tile');
+  });
+
+  for (const { variant, sizes } of CASES) {
+    it(`${variant}: all transpose combinations, aligned and odd sizes`, async () => {
+      if (!backendsUnderTest().includes('webgpu')) return;
+      for (const [m, k, n] of sizes) {
+        expect(chooseMatmulVariant(m, k, n), `${m}x${k}x${n}`).toBe(variant);
+        for (const [tA, tB] of FLAGS) await check(m, k, n, tA, tB);
+      }
+    });
+  }
+
+  it('broadcasts batch dims', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    await check(8, 12, 16, false, false, [2, 1], [3]);
+    await check(9, 7, 5, true, false, [3], [2, 1]);
+    await check(12, 300, 4, false, true, [1, 2], [3, 1]);
+    await check(16, 4, 20, true, true, [2], []);
+  });
+
+  it('k = 0 gives zeros and empty dims give empty results', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    for (const [tA, tB] of FLAGS) {
+      await check(4, 0, 8, tA, tB);
+      await check(3, 0, 5, tA, tB);
+    }
+    const z = matmul(tensor(new Float32Array(0), [0, 4], { backend: 'webgpu' }), tensor(randomArray(12, 7), [4, 3], { backend: 'webgpu' }));
+    expect(z.shape).toEqual([0, 3]);
+    expect(Array.from(await z.data())).toEqual([]);
+    await check(5, 6, 0, false, false);
+    await check(5, 6, 4, false, false, [0], [1]);
+  });
+});
