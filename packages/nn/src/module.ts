@@ -126,7 +126,8 @@ export abstract class Module {
   /** The module at dotted `path` (e.g. `transformer.h.0.attn`); throws naming the missing part. */
   getSubmodule(path: string): Module {
     if (path === '') return this;
-    let m: Module = this;
+    // Walk down from this module; `m` starts as this module's own registry owner.
+    let m = this as Module;
     for (const part of path.split('.')) {
       const next = m._modules.get(part);
       if (!next) throw new Error(`getSubmodule: '${path}' has no part '${part}' (children: ${[...m._modules.keys()].join(', ') || 'none'})`);

@@ -153,11 +153,14 @@ export function releaseGrads(batches: Batch[]): void {
 export function fusedUpdate<H extends BaseHyper>(backend: WebGpuBackend, rule: UpdateRule<H>, h: H, k: Scalars, batches: Batch[]): void {
   const names = rule.stateNames(h);
   const { variant, body } = rule.wgsl(h);
-  const u = new Uniforms().u32('size', 0);
-  for (const [name, value] of Object.entries(k)) u.f32(name, value);
+  const uniforms = (size: number) => {
+    const u = new Uniforms().u32('size', size);
+    for (const [name, value] of Object.entries(k)) u.f32(name, value);
+    return u;
+  };
   const prog = program(`optim/${rule.name}/${variant}`, 1, 1 + names.length, () => `
 ${storageBindings([['gs', 'f32']], [['ps', 'f32'], ...names.map((n): [string, string] => [`s_${n}`, 'f32'])])}
-${u.declaration(2 + names.length)}
+${uniforms(0).declaration(2 + names.length)}
 ${elementMain(WG, 'u.size')}
   let g = gs[i];
   var p = ps[i];
@@ -169,9 +172,7 @@ ${names.map((n) => `  s_${n}[i] = ${n};`).join('\n')}
   for (const b of batches) {
     const params = packInto(backend, b, (it) => it.param);
     const states = names.map((n) => packInto(backend, b, (it) => it.buffers[n]));
-    const ub = new Uniforms().u32('size', b.size);
-    for (const [name, value] of Object.entries(k)) ub.f32(name, value);
-    runKernel(backend, prog, [b.grads!], [params, ...states], ub, grid(b.size, WG));
+    runKernel(backend, prog, [b.grads!], [params, ...states], uniforms(b.size), grid(b.size, WG));
     unpackFrom(backend, b, params, (it) => it.param);
     names.forEach((n, j) => unpackFrom(backend, b, states[j], (it) => it.buffers[n]));
     params.dispose();

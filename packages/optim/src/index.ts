@@ -1,1 +1,41 @@
-export {};
+/**
+ * `@webpeft/optim`: optimizers (SGD, Adam, AdamW, Lion) with parameter groups, explicit
+ * per-parameter state and exact resume; one fused WebGPU update kernel per optimizer;
+ * Hugging Face learning-rate schedules; global-norm clipping; gradient accumulation.
+ * @packageDocumentation
+ */
+export { Optimizer, type OptimizerOptions } from './optimizer.js';
+export type {
+  BaseHyper,
+  FloatArray,
+  NonFiniteParam,
+  OptimizerStateDict,
+  ParamGroup,
+  ParamGroupSpec,
+  ParamState,
+  ParamsInput,
+  SavedBuffer,
+  SavedGroup,
+  StepReport,
+} from './types.js';
+export type { UpdateRule, Scalars } from './update-rule.js';
+export { SGD, sgdRule, type SgdHyper } from './sgd.js';
+export { Adam, AdamW, adamL2Rule, adamwRule, type AdamHyper, type AdamOptions } from './adam.js';
+export { Lion, lionRule, type LionHyper } from './lion.js';
+export {
+  LambdaLr,
+  constantSchedule,
+  linearWithWarmup,
+  cosineWithWarmup,
+  constantLambda,
+  linearLambda,
+  cosineLambda,
+  type LrLambda,
+  type SchedulableOptimizer,
+  type SchedulerStateDict,
+  type WarmupOptions,
+  type DecayOptions,
+  type CosineOptions,
+} from './schedules.js';
+export { clipGradNorm } from './clip.js';
+export { GradientAccumulator } from './accumulate.js';

@@ -128,7 +128,7 @@ export abstract class Optimizer<H extends BaseHyper> {
 
     const bad: NonFiniteParam[] = [];
     if (this.skipNonFinite) for (const e of cpu) if (!allFinite(cpuData(e.grad) as FloatArray)) bad.push(this.describe(e));
-    const gpuPlan = gpu.length > 0 ? this.planGpu(gpu, hypers) : null;
+    const gpuPlan = gpu.length > 0 ? this.planGpu(gpu) : null;
     if (gpuPlan && this.skipNonFinite) {
       const flags = checkFinite(gpuPlan.backend, gpuPlan.all, gpu.length);
       const values = (await flags.data()) as Uint32Array;
@@ -162,7 +162,7 @@ export abstract class Optimizer<H extends BaseHyper> {
   }
 
   /** Groups webgpu parameters by (group, step count) into flat batches and packs their gradients. */
-  private planGpu(gpu: Entry[], hypers: H[]) {
+  private planGpu(gpu: Entry[]) {
     const backend = gpu[0].param.backend as WebGpuBackend;
     for (const e of gpu) {
       if (e.param.dtype !== 'f32') throw new DTypeError(`${this.rule.name}: webgpu parameters must be f32, ${this.nameOf(e)} is ${e.param.dtype}`);
@@ -179,7 +179,6 @@ export abstract class Optimizer<H extends BaseHyper> {
     const byKey = [...keyed.values()].map((k) => ({ group: k.group, step: k.step, batches: planBatches(k.items, max) }));
     const all = byKey.flatMap((k) => k.batches);
     packGrads(backend, all);
-    void hypers;
     return { backend, byKey, all };
   }
 
@@ -193,6 +192,10 @@ export abstract class Optimizer<H extends BaseHyper> {
       }
       st = { step: 0, buffers };
       this.state.set(param, st);
+    }
+    const missing = this.rule.stateNames(h).find((n) => !st.buffers[n]);
+    if (missing) {
+      throw new Error(`${this.rule.name}: state of a parameter has no '${missing}' buffer; hyperparameters changed after its first step (e.g. amsgrad turned on)`);
     }
     return st;
   }
@@ -243,6 +246,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       throw new Error(`${name}.loadStateDict: paramGroups has ${sd.paramGroups.length} groups, this optimizer has ${this.paramGroups.length}`);
     }
     const params = this.params;
+    const names = this.paramGroups.flatMap((g) => g.names);
     const hypers: H[] = [];
     sd.paramGroups.forEach((sg, g) => {
       const own = this.paramGroups[g];
@@ -270,7 +274,7 @@ export abstract class Optimizer<H extends BaseHyper> {
         const b = saved.buffers[n];
         if (b.shape.join(',') !== p.shape.join(',') || b.data.length !== p.size || b.dtype !== p.dtype) {
           throw new ShapeError(
-            `${name}.loadStateDict: state[${key}].${n} is ${b.dtype} [${b.shape}] (${b.data.length} values), parameter ${this.paramGroups[groupOf[i]].names[params.indexOf(p) - sd.paramGroups[groupOf[i]].params[0]] ?? i} is ${p.dtype} [${p.shape}]`,
+            `${name}.loadStateDict: state[${key}].${n} is ${b.dtype} [${b.shape}] (${b.data.length} values), parameter ${names[i]} is ${p.dtype} [${p.shape}]`,
           );
         }
       }

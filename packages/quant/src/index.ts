@@ -1,1 +1,45 @@
-export {};
+/**
+ * `@webpeft/quant`: NF4/FP4 and 8-bit dynamic codecs bit-exact with bitsandbytes,
+ * double quantization, the bitsandbytes/transformers state format, and the fused
+ * 4-bit dequant-matmul op.
+ * @packageDocumentation
+ */
+export {
+  type QuantType,
+  NF4_CODE,
+  FP4_CODE,
+  NF4_PIVOTS,
+  FP4_PIVOTS,
+  FP4_RANK_TO_CODE,
+  codeFor,
+  createDynamicMap,
+} from './codebooks.js';
+export { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, codeTensor } from './code-tensors.js';
+export {
+  code4bit,
+  code8bit,
+  quantize4bitHost,
+  dequantize4bitHost,
+  quantizeBlockwiseHost,
+  dequantizeBlockwiseHost,
+  fixedOrderMean,
+} from './cpu-codecs.js';
+export {
+  BLOCKSIZES_4BIT,
+  NESTED_BLOCKSIZE,
+  type Packed4bit,
+  type Blockwise8bit,
+  type QuantizeBlockwiseOptions,
+  type NestedAbsmax,
+  quantize4bitRaw,
+  dequantize4bitRaw,
+  quantizeBlockwise,
+  dequantizeBlockwise,
+  doubleQuantize,
+  restoreAbsmax,
+} from './blockwise.js';
+export { type Quantize4bitOptions, type Quantized4bit, quantize4bit, dequantize4bit } from './quantize-4bit.js';
+export { QuantState, type QuantStateInit, type RecordArray, type RecordDType } from './quant-state.js';
+export { pythonJson, pythonFloatRepr } from './python-json.js';
+export { bytesToWords, tensorBytes } from './host-bytes.js';
+export { type Linear4bitAttrs, type Weight4bit, linear4bit, registerLinear4bitOps, weightInputs } from './ops/linear-4bit.js';

@@ -182,54 +182,63 @@ class Engine {
       }
       const order = topoOrder(root.node);
       const grads = new Map<GradNode, Tensor>([[root.node, seed === gradient ? this.copy(seed) : seed]]);
-      for (const node of order) {
-        const dy = grads.get(node);
-        if (!dy) continue;
-        grads.delete(node);
-        if (node.freed) {
-          dy.dispose();
-          throw new Error(`backward: the graph through ${node.op} was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
-        }
-        // A scope around each gradient frees its intermediates; the returned grads survive.
-        this.startScope();
-        let inputGrads: (Tensor | null)[] = [];
-        try {
-          inputGrads = node.spec.grad(dy, {
-            attrs: node.attrs as never,
-            inputs: node.savedInputs,
-            output: node.savedOutput,
-            inputShapes: node.inputShapes,
-            needsGrad: node.needsGrad,
-          });
-        } finally {
-          this.endScope(inputGrads);
-        }
-        dy.dispose();
-        for (let i = 0; i < node.inputShapes.length; i++) {
-          const g = inputGrads[i];
-          if (!g) continue;
-          if (!node.needsGrad[i]) {
-            g.dispose();
-            continue;
-          }
-          if (!shapesEqual(g.shape, node.inputShapes[i])) {
-            throw new Error(`backward: gradient of ${node.op} input ${i} has shape ${fmtShape(g.shape)}, expected ${fmtShape(node.inputShapes[i])}`);
-          }
-          const inNode = node.inputNodes[i];
-          if (inNode) {
-            const prev = grads.get(inNode);
-            grads.set(inNode, prev ? this.addAndDispose(prev, g) : g);
-          } else {
-            const leaf = node.leaves[i];
-            if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
-            else g.dispose();
-          }
-        }
-        if (!retainGraph) node.freeSaved();
+      try {
+        this.backpropagate(order, grads, retainGraph);
+      } finally {
+        // Pending gradients of nodes not reached (unused branches, or an error midway).
+        for (const g of grads.values()) g.dispose();
       }
-      for (const g of grads.values()) g.dispose();
     } finally {
       this.gradEnabled = prevGrad;
+    }
+  }
+
+  /** Visits `order` (outputs before inputs), turning each node's output gradient into its inputs' gradients. */
+  private backpropagate(order: readonly GradNode[], grads: Map<GradNode, Tensor>, retainGraph: boolean): void {
+    for (const node of order) {
+      const dy = grads.get(node);
+      if (!dy) continue;
+      grads.delete(node);
+      if (node.freed) {
+        dy.dispose();
+        throw new Error(`backward: the graph through ${node.op} was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
+      }
+      // A scope around each gradient frees its intermediates; the returned grads survive.
+      this.startScope();
+      let inputGrads: (Tensor | null)[] = [];
+      try {
+        inputGrads = node.spec.grad(dy, {
+          attrs: node.attrs as never,
+          inputs: node.savedInputs,
+          output: node.savedOutput,
+          inputShapes: node.inputShapes,
+          needsGrad: node.needsGrad,
+        });
+      } finally {
+        this.endScope(inputGrads);
+      }
+      dy.dispose();
+      for (let i = 0; i < node.inputShapes.length; i++) {
+        const g = inputGrads[i];
+        if (!g) continue;
+        if (!node.needsGrad[i]) {
+          g.dispose();
+          continue;
+        }
+        if (!shapesEqual(g.shape, node.inputShapes[i])) {
+          throw new Error(`backward: gradient of ${node.op} input ${i} has shape ${fmtShape(g.shape)}, expected ${fmtShape(node.inputShapes[i])}`);
+        }
+        const inNode = node.inputNodes[i];
+        if (inNode) {
+          const prev = grads.get(inNode);
+          grads.set(inNode, prev ? this.addAndDispose(prev, g) : g);
+        } else {
+          const leaf = node.leaves[i];
+          if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
+          else g.dispose();
+        }
+      }
+      if (!retainGraph) node.freeSaved();
     }
   }
 

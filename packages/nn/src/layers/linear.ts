@@ -6,6 +6,8 @@ import { Module } from '../module.js';
 /**
  * `y = x W^T + b` with `weight [out, in]` (PyTorch/HF layout) and optional `bias [out]`.
  * Shapes: `[..., in] -> [..., out]`. Init as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
+ * Pass `weight` to adopt an existing `[out, in]` tensor instead (tied embeddings: the
+ * same tensor, counted once by `numParameters`).
  */
 export class Linear extends Module implements LinearLike {
   readonly weight: Tensor;
@@ -14,10 +16,14 @@ export class Linear extends Module implements LinearLike {
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
-    options: ParamOptions & { bias?: boolean } = {},
+    options: ParamOptions & { bias?: boolean; weight?: Tensor } = {},
   ) {
     super();
-    this.weight = this.registerParameter('weight', kaimingUniformInit([outFeatures, inFeatures], inFeatures, options));
+    const w = options.weight;
+    if (w && (w.rank !== 2 || w.shape[0] !== outFeatures || w.shape[1] !== inFeatures)) {
+      throw new Error(`Linear: weight [${w.shape.join(', ')}] does not match [out ${outFeatures}, in ${inFeatures}]`);
+    }
+    this.weight = this.registerParameter('weight', w ?? kaimingUniformInit([outFeatures, inFeatures], inFeatures, options));
     this.bias = options.bias === false ? null : this.registerParameter('bias', kaimingUniformInit([outFeatures], inFeatures, options));
   }
 

@@ -17,18 +17,26 @@ function unary(op: UnaryOp, name: string, x: Tensor): Tensor {
 
 /** Resolves a scalar operand to a tensor like the other operand; tracks what to dispose. */
 function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, Tensor, Tensor[]] {
-  const temps: Tensor[] = [];
   if (typeof a === 'number' && typeof b === 'number') throw new TypeError(`${name}: at least one operand must be a tensor`);
-  const ta = typeof a === 'number' ? (temps.push(scalarLike(b as Tensor, a)), temps[temps.length - 1]) : a;
-  const tb = typeof b === 'number' ? (temps.push(scalarLike(ta, b)), temps[temps.length - 1]) : b;
-  if (ta.dtype !== tb.dtype) {
-    throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
+  // Name the op (not an internal accessor) when an operand was disposed.
+  for (const t of [a, b]) if (typeof t !== 'number') t.liveStorage(name);
+  const temps: Tensor[] = [];
+  try {
+    const ta = typeof a === 'number' ? (temps.push(scalarLike(b as Tensor, a)), temps[temps.length - 1]) : a;
+    const tb = typeof b === 'number' ? (temps.push(scalarLike(ta, b)), temps[temps.length - 1]) : b;
+    if (ta.dtype !== tb.dtype) {
+      throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
+    }
+    if (ta.dtype === 'f16' || ta.dtype === 'bool') {
+      throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
+    }
+    broadcastShapes(name, ta.shape, tb.shape);
+    return [ta, tb, temps];
+  } catch (e) {
+    // A scalar made for an operand that is then rejected must not outlive the call.
+    for (const t of temps) t.dispose();
+    throw e;
   }
-  if (ta.dtype === 'f16' || ta.dtype === 'bool') {
-    throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
-  }
-  broadcastShapes(name, ta.shape, tb.shape);
-  return [ta, tb, temps];
 }
 
 function binary(op: BinaryOp | CompareOp, name: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
@@ -110,6 +118,7 @@ export const greaterEqual = (a: TensorOrScalar, b: TensorOrScalar) => binary('Gr
  * (nonzero is true); `a` and `b` share a dtype.
  */
 export function where(cond: Tensor, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  cond.liveStorage('where');
   const [ta, tb, temps] = operands('where', a, b);
   try {
     broadcastShapes('where', broadcastShapes('where', cond.shape, ta.shape), tb.shape);

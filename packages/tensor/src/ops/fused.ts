@@ -64,6 +64,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
  * `x [..., D]`, `weight`, `bias [D]` (omitted: 1 and 0). Fused forward and backward.
  */
 export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null, eps = 1e-5): Tensor {
+  x.liveStorage('layerNorm');
   const d = x.shape[x.rank - 1];
   const w = weight ?? ones([d], { dtype: x.dtype, backend: x.backend.name });
   const b = bias ?? zeros([d], { dtype: x.dtype, backend: x.backend.name });
@@ -81,6 +82,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
 
 /** RMS norm over the last axis: `x / sqrt(mean(x^2) + eps) * weight`, `x [..., D]`, `weight [D]`. */
 export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
+  x.liveStorage('rmsNorm');
   const d = x.shape[x.rank - 1];
   const w = weight ?? ones([d], { dtype: x.dtype, backend: x.backend.name });
   try {

@@ -30,12 +30,16 @@ export function mulhi32(a: number, b: number): number {
   return (hihi + (lohi >>> 16) + (hilo >>> 16) + (mid >>> 16)) >>> 0;
 }
 
-/** Writes the four output words of counter block (c0, c1, 0, 0) under key (k0, k1) into `out`. */
-export function philoxBlock(c0: number, c1: number, k0: number, k1: number, out: Uint32Array): void {
+/**
+ * Writes the four output words of counter block (c0, c1, c2, c3) under key (k0, k1)
+ * into `out`. The runtime's streams use (c0, c1, 0, 0); the upper counter words exist
+ * so that the function can be checked against the Random123 known-answer vectors.
+ */
+export function philoxBlock(c0: number, c1: number, k0: number, k1: number, out: Uint32Array, c2 = 0, c3 = 0): void {
   let x0 = c0 >>> 0;
   let x1 = c1 >>> 0;
-  let x2 = 0;
-  let x3 = 0;
+  let x2 = c2 >>> 0;
+  let x3 = c3 >>> 0;
   let key0 = k0 >>> 0;
   let key1 = k1 >>> 0;
   for (let r = 0; r < 10; r++) {

@@ -1,18 +1,27 @@
 import { BufferUsage } from './constants.js';
 
 /**
- * Pool of storage buffers by size class. A released buffer becomes reusable only after
- * the submit that last used it (`releaseAfterSubmit` + `onSubmit`): `queue.writeBuffer`
- * runs at queue level, ahead of the unsubmitted encoder, so writing into a buffer that
- * pending commands still read would corrupt them.
+ * Pool of storage buffers by size class.
+ *
+ * A buffer released while commands are still being recorded (`releaseAfterSubmit`)
+ * is at once reusable by later commands of the same encoder (they run after the ones
+ * that used it), so the device memory of a long batch stays close to its live bytes.
+ * It is not safe for `queue.writeBuffer`, which runs at queue level ahead of the
+ * unsubmitted encoder: such buffers are listed in `reusedInBatch` until the submit, and
+ * the backend writes into them through a copy inside the encoder instead.
  */
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
-  private pendingFree: GPUBuffer[] = [];
+  /** Released during the pending batch, by size class: reusable inside that batch only. */
+  private pendingFree = new Map<number, GPUBuffer[]>();
+  /** Buffers handed out from `pendingFree` in the pending batch (see the class doc). */
+  readonly reusedInBatch = new Set<GPUBuffer>();
   /** Bytes sitting in free lists. */
   pooledBytes = 0;
   /** Bytes of every buffer this pool created and has not destroyed. */
   deviceBytes = 0;
+  /** Incremented whenever a buffer is destroyed (bind groups naming it become invalid). */
+  generation = 0;
 
   constructor(
     private readonly device: GPUDevice,
@@ -34,6 +43,11 @@ export class BufferPool {
 
   acquire(byteSize: number): GPUBuffer {
     const cls = BufferPool.sizeClass(byteSize);
+    const recycled = this.pendingFree.get(cls)?.pop();
+    if (recycled) {
+      this.reusedInBatch.add(recycled);
+      return recycled;
+    }
     const list = this.free.get(cls);
     const reused = list?.pop();
     if (reused) {
@@ -48,25 +62,31 @@ export class BufferPool {
     return buffer;
   }
 
-  /** Marks `buffer` free once the pending command encoder has been submitted. */
+  /** Marks `buffer` free for the rest of the pending batch, and for anything after its submit. */
   releaseAfterSubmit(buffer: GPUBuffer): void {
-    this.pendingFree.push(buffer);
+    let list = this.pendingFree.get(buffer.size);
+    if (!list) this.pendingFree.set(buffer.size, (list = []));
+    list.push(buffer);
   }
 
-  /** Called right after a submit: pending releases become reusable. */
+  /** Called right after a submit (or when no batch is open): pending releases become free for any use. */
   onSubmit(): void {
-    for (const b of this.pendingFree) {
-      if (this.pooledBytes + b.size > this.capBytes) {
-        this.deviceBytes -= b.size;
-        b.destroy();
-        continue;
+    this.reusedInBatch.clear();
+    for (const list of this.pendingFree.values()) {
+      for (const b of list) {
+        if (this.pooledBytes + b.size > this.capBytes) {
+          this.deviceBytes -= b.size;
+          b.destroy();
+          this.generation++;
+          continue;
+        }
+        let free = this.free.get(b.size);
+        if (!free) this.free.set(b.size, (free = []));
+        free.push(b);
+        this.pooledBytes += b.size;
       }
-      let list = this.free.get(b.size);
-      if (!list) this.free.set(b.size, (list = []));
-      list.push(b);
-      this.pooledBytes += b.size;
     }
-    this.pendingFree = [];
+    this.pendingFree.clear();
   }
 
   /** Destroys every pooled buffer. */
@@ -79,5 +99,6 @@ export class BufferPool {
     }
     this.free.clear();
     this.pooledBytes = 0;
+    this.generation++;
   }
 }

@@ -36,6 +36,9 @@ export interface WebGpuBackendOptions {
   poolCapBytes?: number;
 }
 
+/** Most cached bind groups; the cache is cleared when it grows past this. */
+const MAX_CACHED_BIND_GROUPS = 4096;
+
 /** Size of the uniform ring: the uniforms of up to this many dispatches per submit. */
 const UNIFORM_RING_BYTES = 1 << 18;
 
@@ -61,6 +64,17 @@ export class WebGpuBackend implements Backend {
   private readonly maxDispatches: number;
   private errorChecks: Promise<GPUError | null>[] = [];
   private lost: GPUDeviceLostInfo | null = null;
+  /**
+   * Bind groups by (program, buffers, uniform slot size). Pooled buffers recur, so a
+   * training loop reuses the same few bind groups instead of creating one per dispatch
+   * (the largest host cost per op). Cleared when the pool destroys any buffer.
+   */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private bindGroupGeneration = 0;
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
+  /** Upload buffers of in-encoder writes, destroyed once their batch is submitted. */
+  private stagingAfterSubmit: GPUBuffer[] = [];
   /** Count of dispatches since creation (for tests of batching). */
   totalDispatches = 0;
   /** Count of submits since creation. */
@@ -111,7 +125,19 @@ export class WebGpuBackend implements Backend {
     // writeBuffer needs a multiple of 4 bytes; pooled buffers are at least that large.
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
     if (padded.byteLength === 0) return;
-    this.device.queue.writeBuffer((storage as GpuStorage).buffer, 0, padded as Uint8Array<ArrayBuffer>);
+    const buffer = (storage as GpuStorage).buffer;
+    if (!this.pool.reusedInBatch.has(buffer)) {
+      this.device.queue.writeBuffer(buffer, 0, padded as Uint8Array<ArrayBuffer>);
+      return;
+    }
+    // Pending commands of this batch used the buffer: a queue-level write would land
+    // before them, so copy from a staging buffer in order inside the encoder.
+    const staging = this.device.createBuffer({ size: padded.byteLength, usage: BufferUsage.COPY_SRC, mappedAtCreation: true });
+    new Uint8Array(staging.getMappedRange()).set(padded);
+    staging.unmap();
+    this.endPass();
+    this.ensureEncoder().copyBufferToBuffer(staging, 0, buffer, 0, padded.byteLength);
+    this.stagingAfterSubmit.push(staging);
   }
 
   async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
@@ -154,11 +180,7 @@ export class WebGpuBackend implements Backend {
     const offset = this.uniformUsed;
     this.uniformHost.set(new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength), offset);
     this.uniformUsed += slotBytes;
-    const entries: GPUBindGroupEntry[] = [];
-    let binding = 0;
-    for (const s of [...inputs, ...outputs]) entries.push({ binding: binding++, resource: { buffer: (s as GpuStorage).buffer } });
-    entries.push({ binding, resource: { buffer: this.uniformBuffer, size: slotBytes } });
-    const bindGroup = this.device.createBindGroup({ layout, entries });
+    const bindGroup = this.bindGroupFor(program.key, layout, [...inputs, ...outputs] as GpuStorage[], slotBytes);
     const pass = this.ensurePass();
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup, [offset]);
@@ -186,6 +208,8 @@ export class WebGpuBackend implements Backend {
     this.dispatches = 0;
     this.uniformUsed = 0;
     this.pool.onSubmit();
+    for (const b of this.stagingAfterSubmit) b.destroy();
+    this.stagingAfterSubmit = [];
     this.errorChecks.push(this.device.popErrorScope(), this.device.popErrorScope());
   }
 
@@ -217,6 +241,7 @@ export class WebGpuBackend implements Backend {
   dispose(): void {
     this.flush();
     this.pool.trim();
+    this.bindGroups.clear();
     this.pipelines.clear();
     this.uniformBuffer.destroy();
   }
@@ -255,6 +280,31 @@ export class WebGpuBackend implements Backend {
       if (error.constructor.name.includes('OutOfMemory')) throw new OutOfMemoryError(`webgpu: out of device memory: ${error.message}`, snapshot);
       throw new GpuValidationError(`webgpu: ${error.message}`, snapshot);
     }
+  }
+
+  private bindGroupFor(key: string, layout: GPUBindGroupLayout, storages: readonly GpuStorage[], slotBytes: number): GPUBindGroup {
+    if (this.bindGroupGeneration !== this.pool.generation || this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
+      this.bindGroups.clear();
+      this.bindGroupGeneration = this.pool.generation;
+    }
+    let cacheKey = `${key}|${slotBytes}`;
+    for (const s of storages) cacheKey += `|${this.bufferId(s.buffer)}`;
+    const cached = this.bindGroups.get(cacheKey);
+    if (cached) return cached;
+    const entries: GPUBindGroupEntry[] = storages.map((s, binding) => ({ binding, resource: { buffer: s.buffer } }));
+    entries.push({ binding: storages.length, resource: { buffer: this.uniformBuffer, size: slotBytes } });
+    const group = this.device.createBindGroup({ layout, entries });
+    this.bindGroups.set(cacheKey, group);
+    return group;
+  }
+
+  private bufferId(buffer: GPUBuffer): number {
+    let id = this.bufferIds.get(buffer);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(buffer, id);
+    }
+    return id;
   }
 
   private getPipeline(program: KernelProgram): CachedPipeline {

@@ -51,7 +51,8 @@ export function registerCpuCreationKernels(): void {
     const ov = cpuData(out);
     const words = philoxWords(seed, offset, x.size);
     const threshold = dropoutThreshold(p);
-    const scale = 1 / (1 - p);
+    // An f32 scale (as the webgpu kernel uses) makes f32 results bit-identical across backends.
+    const scale = x.dtype === 'f64' ? 1 / (1 - p) : Math.fround(1 / (1 - p));
     for (let i = 0; i < xv.length; i++) ov[i] = words[i] >>> 8 >= threshold ? xv[i] * scale : 0;
     return out;
   });

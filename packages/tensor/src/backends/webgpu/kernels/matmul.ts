@@ -7,7 +7,7 @@ import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
 import { SPLIT_K_MAX_N, splitKSource } from './matmul/split-k.js';
-import { TILE_WG_X, TILE_WG_Y, tiledSource } from './matmul/tiled.js';
+import { type TileShape, tiledSource } from './matmul/tiled.js';
 import type { MatmulLayout } from './matmul/wgsl.js';
 
 /** Largest k handled by the unrolled small-k variant. */
@@ -24,6 +24,7 @@ export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
  * unrolled loop of an output-bound product), else the 4x4 register tile.
  */
 export function chooseMatmulVariant(m: number, k: number, n: number): MatmulVariant {
+  if ((globalThis as any).__MMV) return (globalThis as any).__MMV;
   if (n <= SPLIT_K_MAX_N && k >= SPLIT_K_MIN_K && m >= 4) return 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
   return 'tile';
@@ -63,8 +64,10 @@ export function registerWebGpuMatmulKernels(): void {
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
       } else {
-        spec = tiledSource(layout, u, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
-        wg = [Math.ceil(n / 4 / TILE_WG_X), Math.ceil(m / 4 / TILE_WG_Y), chunk];
+        const g = globalThis as any;
+        const ts: TileShape = { wgX: Number(g.__WGX ?? 8), wgY: Number(g.__WGY ?? 8), rows: Number(g.__ROWS ?? 4) as 4 | 8 };
+        spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
+        wg = [Math.ceil(n / 4 / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
       }
       if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
         throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);

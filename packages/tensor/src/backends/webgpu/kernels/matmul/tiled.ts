@@ -1,42 +1,50 @@
 import type { Uniforms } from '../../wgsl.js';
 import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings, matmulHelpers } from './wgsl.js';
 
-/** Threads per workgroup along x (columns) and y (rows); each thread owns a 4x4 block. */
-export const TILE_WG_X = 8;
-export const TILE_WG_Y = 8;
+/** Workgroup shape of the register-tiled kernel. */
+export interface TileShape {
+  /** Threads along columns; each owns 4 columns. */
+  readonly wgX: number;
+  /** Threads along rows; with 1 the rows come from the workgroup id, uniform across the group. */
+  readonly wgY: number;
+  /** Rows per thread: 4 or 8 (one or two 4x4 accumulator blocks). */
+  readonly rows: 4 | 8;
+}
 
 /**
- * Register-tiled matmul: each thread accumulates a 4x4 output block in a `mat4x4`
- * (16 accumulators, 64 FMAs per 4-step of k) reading A and B straight from storage, with
- * no workgroup memory (software rasterisers such as lavapipe and SwiftShader pay heavily
- * for barriers, and GPUs' caches serve the 8x8-thread block's reuse well). Dispatch:
- * x = column blocks / 8, y = row blocks / 8, z = batch.
+ * Register-tiled matmul: each thread accumulates a `rows` x 4 output block in `mat4x4`s
+ * (64 FMAs per 4-step of k and block) reading A and B straight from storage, with no
+ * workgroup memory (software Vulkan drivers pay heavily for barriers; GPUs' caches
+ * serve the reuse inside a workgroup). With `wgY = 1` every thread of a workgroup reads
+ * the same A rows, so A loads are uniform (one scalar load broadcast on SIMD CPUs).
+ * Dispatch: x = column blocks / wgX, y = row blocks / wgY, z = batch.
  *
  * With `unrollK` (a multiple of 4, at least k) the k loop is unrolled: the small-k
  * variant for `[m, r] x [r, n]` with a LoRA rank r, which is bound by output writes.
  */
-export function tiledSource(l: MatmulLayout, u: Uniforms, unrollK?: number): { key: string; source: () => string } {
-  const key = `matmul/tile4x4${unrollK === undefined ? '' : `/k${unrollK}`}/${layoutKey(l)}`;
+export function tiledSource(l: MatmulLayout, u: Uniforms, t: TileShape, unrollK?: number): { key: string; source: () => string } {
+  const key = `matmul/tile/${t.wgX}x${t.wgY}r${t.rows}${unrollK === undefined ? '' : `/k${unrollK}`}/${layoutKey(l)}`;
+  const blocks = Array.from({ length: t.rows / 4 }, (_, i) => i);
+  const step = (p: string) =>
+    `{ let bt = bTile(bOff, ${p}, c0);\n    ${blocks.map((i) => `acc${i} = acc${i} + bt * aTile(aOff, r0 + ${4 * i}u, ${p});`).join('\n    ')} }`;
   const loop =
     unrollK === undefined
-      ? `for (var p = 0u; p < u.k; p += 4u) { acc = acc + bTile(bOff, p, c0) * aTile(aOff, r0, p); }`
-      : Array.from({ length: unrollK / 4 }, (_, s) => `acc = acc + bTile(bOff, ${4 * s}u, c0) * aTile(aOff, r0, ${4 * s}u);`).join('\n  ');
+      ? `for (var p = 0u; p < u.k; p += 4u) ${step('p')}`
+      : Array.from({ length: unrollK / 4 }, (_, s) => step(`${4 * s}u`)).join('\n  ');
+  const rowBase = t.wgY === 1 ? 'wid.y' : 'gid.y';
   const source = () => `${matmulBindings(l)}
 ${u.declaration(3)}
 ${matmulHelpers(l)}
-@compute @workgroup_size(${TILE_WG_X}, ${TILE_WG_Y}, 1)
+@compute @workgroup_size(${t.wgX}, ${t.wgY}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let c0 = gid.x * 4u;
-  let r0 = gid.y * 4u;
+  let r0 = ${rowBase} * ${t.rows}u;
   if (r0 >= u.m || c0 >= u.n) { return; }
   let t = wid.z + u.b0;
   ${batchOffsets(l.batchRank, 't')}
-  var acc = mat4x4<f32>();
+  ${blocks.map((i) => `var acc${i} = mat4x4<f32>();`).join('\n  ')}
   ${loop}
-  store4(cOff, r0, c0, acc[0]);
-  store4(cOff, r0 + 1u, c0, acc[1]);
-  store4(cOff, r0 + 2u, c0, acc[2]);
-  store4(cOff, r0 + 3u, c0, acc[3]);
+  ${blocks.flatMap((i) => [0, 1, 2, 3].map((j) => `store4(cOff, r0 + ${4 * i + j}u, c0, acc${i}[${j}]);`)).join('\n  ')}
 }`;
   return { key, source };
 }

@@ -1,0 +1,55 @@
+import { type BackendName, type Tensor, cast, equal, full, minimum, mul, pad, reshape, triu } from '@webpeft/tensor';
+
+/** The additive value of a masked score: f32's lowest finite value, as Hugging Face uses. */
+export const MASKED_SCORE = -3.4028234663852886e38;
+
+/**
+ * Additive attention bias for `queries` new tokens against `keys` keys (the last
+ * `queries` keys are the new tokens, so query `i` sees keys `j <= keys - queries + i`),
+ * combined with a padding mask `[B, keys]` (1 keep, 0 pad; any dtype).
+ * Returns `[B | 1, 1, queries, keys]` with 0 where attention is allowed and
+ * {@link MASKED_SCORE} elsewhere, or null when nothing is masked (one query, no padding).
+ *
+ * A row with every key masked (a left-pad query) gets the same score everywhere, so its
+ * softmax is uniform and finite, as in Hugging Face's eager attention.
+ */
+export function attentionBias(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName): Tensor | null {
+  let causal: Tensor | null = null;
+  if (queries > 1) {
+    const filled = full([queries, keys], MASKED_SCORE, { backend });
+    // Keys after `keys - queries + i` are the future of query i.
+    causal = triu(filled, keys - queries + 1, 0);
+    filled.dispose();
+  }
+  if (!paddingMask) return causal ? reshapeAndDispose(causal, [1, 1, queries, keys]) : null;
+  if (paddingMask.rank !== 2 || paddingMask.shape[1] !== keys) {
+    throw new Error(`attentionBias: attention mask [${paddingMask.shape.join(', ')}] must be [B, ${keys}] (past + new tokens)`);
+  }
+  const m = paddingMask.dtype === 'f32' ? paddingMask : cast(paddingMask, 'f32');
+  const isPad = equal(m, 0);
+  const isPadF = cast(isPad, 'f32');
+  const padBias = mul(isPadF, MASKED_SCORE);
+  const pad4 = reshape(padBias, [paddingMask.shape[0], 1, 1, keys]);
+  for (const t of [isPad, isPadF, padBias]) t.dispose();
+  if (m !== paddingMask) m.dispose();
+  if (!causal) return pad4;
+  // minimum, not add: two masked terms must not overflow to -inf.
+  const c4 = reshape(causal, [1, 1, queries, keys]);
+  const out = minimum(pad4, c4);
+  for (const t of [pad4, c4, causal]) t.dispose();
+  return out;
+}
+
+function reshapeAndDispose(t: Tensor, shape: number[]): Tensor {
+  const out = reshape(t, shape);
+  t.dispose();
+  return out;
+}
+
+/** Prepends `count` ones (kept positions) to a `[B, L]` mask: `[B, count + L]`. */
+export function prependKept(mask: Tensor, count: number): Tensor {
+  return pad(mask, [
+    [0, 0],
+    [count, 0],
+  ], 1);
+}

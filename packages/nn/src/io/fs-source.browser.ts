@@ -1,0 +1,24 @@
+/**
+ * Local file access in browsers, selected by the `#fs-source` import condition: there
+ * is none, so every function explains what to use instead.
+ */
+
+/** True where this runtime can read and write local paths. */
+export const FILE_SYSTEM_AVAILABLE = false;
+
+const HINT = 'local paths need Node; in a browser pass File objects (an <input type="file" webkitdirectory> selection), a base URL, or an in-memory map of files';
+
+/** Not available in browsers: throws, naming the alternatives. */
+export async function readFileBytes(path: string): Promise<Uint8Array> {
+  throw new Error(`cannot read '${path}': ${HINT}`);
+}
+
+/** Not available in browsers: throws, naming the alternatives. */
+export async function fileExists(path: string): Promise<boolean> {
+  throw new Error(`cannot look for '${path}': ${HINT}`);
+}
+
+/** Not available in browsers: throws, suggesting `memoryTarget()`. */
+export async function writeFileBytes(path: string, _bytes: Uint8Array): Promise<void> {
+  throw new Error(`cannot write '${path}': local paths need Node; in a browser write to memoryTarget() and offer its files for download`);
+}

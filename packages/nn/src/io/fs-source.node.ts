@@ -1,0 +1,31 @@
+/**
+ * Local file access for Node, selected by the `#fs-source` import condition. The only
+ * module of this package that imports `node:` modules.
+ */
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** True where this runtime can read and write local paths. */
+export const FILE_SYSTEM_AVAILABLE = true;
+
+/** The bytes of the file at `path`. */
+export async function readFileBytes(path: string): Promise<Uint8Array> {
+  const buf = await readFile(path);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** True when `path` exists and is readable. */
+export async function fileExists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Writes `bytes` to `path`, creating missing parent directories. */
+export async function writeFileBytes(path: string, bytes: Uint8Array): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, bytes);
+}

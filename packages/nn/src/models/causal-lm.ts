@@ -1,0 +1,72 @@
+import { type Tensor, crossEntropy, full, narrow, pad, reshape } from '@webpeft/tensor';
+import type { KVCache, LayerKeyValues } from '../attention/kv-cache.js';
+import type { Module } from '../module.js';
+
+/** Inputs of a causal language model's forward pass (Hugging Face argument names, camelCased). */
+export interface CausalLMInput {
+  /** Token ids, i32 `[B, T]`. Exactly one of `inputIds` and `inputsEmbeds` is given. */
+  inputIds?: Tensor;
+  /** Input embeddings `[B, T, D]` instead of ids (prompt tuning prepends learned rows). */
+  inputsEmbeds?: Tensor;
+  /**
+   * Padding mask `[B, L]` over every key position (prefix + past + new; 1 keep, 0 pad),
+   * any dtype. A mask of `[B, past + T]` is accepted with `prefixKeyValues`: the prefix
+   * positions are then treated as kept.
+   */
+  attentionMask?: Tensor;
+  /** Position ids, i32 `[B, T]`; default `offset + [0 .. T-1]`, offset = prefix + past length (as HF). */
+  positionIds?: Tensor;
+  /** Targets, i32 `[B, T]`; shifted inside (token t predicts label t+1); -100 is ignored. */
+  labels?: Tensor;
+  /** Cache of earlier tokens; extended in place when `useCache` (default true when given). */
+  pastKeyValues?: KVCache;
+  /** Return a cache (a new one when `pastKeyValues` is absent). */
+  useCache?: boolean;
+  /**
+   * Extra keys and values per layer, `[B, H_kv, P, Dh]`, attended to before every other
+   * key (prefix tuning / P-tuning v2). They are not rotated and count towards positions.
+   */
+  prefixKeyValues?: readonly LayerKeyValues[];
+}
+
+/** Outputs of a causal language model's forward pass. */
+export interface CausalLMOutput {
+  /** `[B, T, V]`. */
+  logits: Tensor;
+  /** Mean cross-entropy over non-ignored shifted labels (scalar), when `labels` were given. */
+  loss?: Tensor;
+  /** The cache, extended with this call's keys and values, when `useCache`. */
+  pastKeyValues?: KVCache;
+}
+
+/** What generation, tuners and training loops rely on in a causal LM. */
+export interface CausalLM extends Module {
+  /** Resolved config (model_type, sizes) of the model. */
+  readonly config: { model_type: string; vocab_size: number; num_hidden_layers: number; num_key_value_heads: number; head_dim: number; hidden_size: number };
+  forward(input: CausalLMInput): CausalLMOutput;
+  /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
+  getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
+}
+
+/**
+ * Hugging Face's causal-LM loss: logits `[B, T, V]`, labels i32 `[B, T]`; position t is
+ * scored against label t+1 (labels shifted left, padded with -100), positions with
+ * label -100 are ignored, mean over the rest. Scalar.
+ */
+export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
+  const [b, t, v] = logits.shape;
+  if (labels.dtype !== 'i32' || labels.rank !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
+    throw new Error(`causalLMLoss: labels must be i32 [${b}, ${t}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
+  }
+  // Shift the labels (cheap, i32 [B, T]) rather than the logits ([B, T, V]).
+  const next = t > 1 ? narrow(labels, 1, 1, t - 1) : full([b, 0], 0, { dtype: 'i32', backend: labels.backend.name });
+  const shifted = t > 1 ? pad(next, [
+    [0, 0],
+    [0, 1],
+  ], -100) : full([b, 1], -100, { dtype: 'i32', backend: labels.backend.name });
+  const flatLabels = reshape(shifted, [b * t]);
+  const flatLogits = reshape(logits, [b * t, v]);
+  const loss = crossEntropy(flatLogits, flatLabels, { ignoreIndex: -100 });
+  for (const x of [next, shifted, flatLabels, flatLogits]) x.dispose();
+  return loss;
+}

@@ -1,0 +1,60 @@
+import { type Tensor, permute, reshape, split, tidy } from '@webpeft/tensor';
+import { type AttentionContext, extendKeyValues } from '../../attention/context.js';
+import { scaledDotProductAttention } from '../../attention/scaled-dot-product.js';
+import type { ParamOptions } from '../../init.js';
+import { Dropout } from '../../layers/dropout.js';
+import { Conv1D } from '../../layers/linear.js';
+import type { LinearLike } from '../../linear-like.js';
+import { Module } from '../../module.js';
+import type { GPT2Config } from './config.js';
+
+/**
+ * GPT-2 causal self-attention: one fused `c_attn` projection to q, k, v (`Conv1D`,
+ * `[d, 3d]`), `H` heads, `c_proj` back to `d`. `[B, T, d] -> [B, T, d]`.
+ */
+export class GPT2Attention extends Module {
+  readonly c_attn!: LinearLike;
+  readonly c_proj!: LinearLike;
+  readonly attn_dropout: Dropout;
+  readonly resid_dropout: Dropout;
+  private readonly nHead: number;
+  private readonly headDim: number;
+  private readonly scale: number;
+
+  constructor(
+    config: GPT2Config,
+    readonly layerIdx: number,
+    options: ParamOptions = {},
+  ) {
+    super();
+    const d = config.n_embd;
+    this.nHead = config.n_head;
+    this.headDim = config.head_dim;
+    let scale = config.scale_attn_weights ? 1 / Math.sqrt(this.headDim) : 1;
+    if (config.scale_attn_by_inverse_layer_idx) scale /= layerIdx + 1;
+    this.scale = scale;
+    const std = config.initializer_range;
+    this.registerModule('c_attn', new Conv1D(d, 3 * d, { ...options, initStd: std }));
+    this.registerModule('c_proj', new Conv1D(d, d, { ...options, initStd: std / Math.sqrt(2 * config.n_layer) }));
+    this.attn_dropout = this.registerModule('attn_dropout', new Dropout(config.attn_pdrop));
+    this.resid_dropout = this.registerModule('resid_dropout', new Dropout(config.resid_pdrop));
+  }
+
+  forward(x: Tensor, ctx: AttentionContext): Tensor {
+    return tidy(() => {
+      const [b, t, d] = x.shape;
+      const qkv = this.c_attn.forward(x);
+      const heads = (y: Tensor) => permute(reshape(y, [b, t, this.nHead, this.headDim]), [0, 2, 1, 3]);
+      const [q, k, v] = split(qkv, 3, -1).map(heads);
+      const kv = extendKeyValues(ctx, this.layerIdx, k, v);
+      const o = scaledDotProductAttention(q, kv.key, kv.value, {
+        bias: ctx.bias,
+        scale: this.scale,
+        dropoutP: this.attn_dropout.p,
+        training: this.attn_dropout.training,
+      });
+      const merged = reshape(permute(o, [0, 2, 1, 3]), [b, t, d]);
+      return this.resid_dropout.forward(this.c_proj.forward(merged));
+    });
+  }
+}

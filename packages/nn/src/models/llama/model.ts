@@ -1,0 +1,135 @@
+import { type Tensor, add, tidy, unsqueeze } from '@webpeft/tensor';
+import { type AttentionContext, buildAttentionContext, disposeContext } from '../../attention/context.js';
+import type { ParamOptions } from '../../init.js';
+import { Embedding } from '../../layers/embedding.js';
+import { Linear } from '../../layers/linear.js';
+import { SwiGLU } from '../../layers/mlp.js';
+import { RMSNorm } from '../../layers/norms.js';
+import { RotaryEmbedding } from '../../layers/rope.js';
+import type { LinearLike } from '../../linear-like.js';
+import { ModuleList } from '../../module-list.js';
+import { Module } from '../../module.js';
+import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMLoss } from '../causal-lm.js';
+import type { RawConfig } from '../config-utils.js';
+import { LlamaAttention, type RopeTables } from './attention.js';
+import { type LlamaConfig, llamaConfig } from './config.js';
+
+/** One pre-norm LLaMA layer: `x + self_attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`. */
+export class LlamaDecoderLayer extends Module {
+  readonly self_attn: LlamaAttention;
+  readonly mlp: SwiGLU;
+  readonly input_layernorm: RMSNorm;
+  readonly post_attention_layernorm: RMSNorm;
+
+  constructor(config: LlamaConfig, layerIdx: number, options: ParamOptions = {}) {
+    super();
+    const d = config.hidden_size;
+    this.self_attn = this.registerModule('self_attn', new LlamaAttention(config, layerIdx, options));
+    this.mlp = this.registerModule('mlp', new SwiGLU(d, config.intermediate_size, { ...options, activation: config.hidden_act, bias: config.mlp_bias }));
+    this.input_layernorm = this.registerModule('input_layernorm', new RMSNorm(d, config.rms_norm_eps, options));
+    this.post_attention_layernorm = this.registerModule('post_attention_layernorm', new RMSNorm(d, config.rms_norm_eps, options));
+  }
+
+  forward(x: Tensor, ctx: AttentionContext, rope: RopeTables): Tensor {
+    return tidy(() => {
+      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, rope));
+      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+    });
+  }
+}
+
+/** LLaMA's decoder stack (`model`): `embed_tokens`, `layers`, final `norm`, shared `rotary_emb`. */
+export class LlamaModel extends Module {
+  readonly embed_tokens: Embedding;
+  readonly layers: ModuleList<LlamaDecoderLayer>;
+  readonly norm: RMSNorm;
+  readonly rotary_emb: RotaryEmbedding;
+
+  constructor(
+    readonly config: LlamaConfig,
+    options: ParamOptions = {},
+  ) {
+    super();
+    const c = config;
+    this.embed_tokens = this.registerModule('embed_tokens', new Embedding(c.vocab_size, c.hidden_size, { ...options, initStd: c.initializer_range }));
+    this.layers = this.registerModule('layers', new ModuleList(Array.from({ length: c.num_hidden_layers }, (_, i) => new LlamaDecoderLayer(c, i, options))));
+    this.norm = this.registerModule('norm', new RMSNorm(c.hidden_size, c.rms_norm_eps, options));
+    this.rotary_emb = this.registerModule('rotary_emb', new RotaryEmbedding(c.head_dim, { ...options, theta: c.rope_theta, scaling: c.rope_scaling }));
+  }
+
+  /** Hidden states `[B, T, D]` after `norm`, and the context used (caller disposes it). */
+  forward(input: CausalLMInput): { hidden: Tensor; ctx: AttentionContext } {
+    const embeds = input.inputsEmbeds;
+    const ids = input.inputIds;
+    if ((embeds === undefined) === (ids === undefined)) throw new Error('LlamaModel.forward: give exactly one of inputIds and inputsEmbeds');
+    const [b, t] = (embeds ?? ids)!.shape;
+    const backend = (embeds ?? ids)!.backend.name;
+    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.num_hidden_layers }, backend);
+    const window = this.config.sliding_window;
+    const keyLength = (ctx.prefix?.[0].key.shape[2] ?? 0) + (ctx.cache?.length ?? 0) + t;
+    if (window !== null && keyLength > window) {
+      disposeContext(ctx);
+      throw new Error(`${this.config.model_type}: ${keyLength} keys exceed sliding_window ${window}; sliding-window attention is not supported`);
+    }
+    const hidden = tidy(() => {
+      const tables = this.rotary_emb.cosSin(ctx.positions);
+      // [B, T, Dh] tables gain a head axis; [T, Dh] ones broadcast as they are.
+      const rope: RopeTables =
+        ctx.positions.rank === 2
+          ? { rope: this.rotary_emb, cos: unsqueeze(tables.cos, 1), sin: unsqueeze(tables.sin, 1) }
+          : { rope: this.rotary_emb, ...tables };
+      let x = embeds ?? this.embed_tokens.forward(ids!);
+      for (const layer of this.layers) {
+        const next = layer.forward(x, ctx, rope);
+        if (x !== embeds) x.dispose();
+        x = next;
+      }
+      return this.norm.forward(x);
+    });
+    return { hidden, ctx };
+  }
+}
+
+/**
+ * A LLaMA-family causal LM (`LlamaForCausalLM`; also Mistral, Qwen2, TinyLlama, SmolLM
+ * configs): `model` plus `lm_head` (tied to `model.embed_tokens` with
+ * `tie_word_embeddings`). Forward: ids `[B, T]` -> logits `[B, T, V]` (+ loss, + cache).
+ * @example
+ * const model = new LlamaForCausalLM({ hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2,
+ *   num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 64 });
+ * const { logits } = model.forward({ inputIds });
+ */
+export class LlamaForCausalLM extends Module implements CausalLM {
+  readonly config: LlamaConfig;
+  readonly model: LlamaModel;
+  readonly lm_head!: LinearLike;
+
+  constructor(config: RawConfig | LlamaConfig = {}, options: ParamOptions = {}) {
+    super();
+    this.config = llamaConfig(config as RawConfig);
+    const c = this.config;
+    this.model = this.registerModule('model', new LlamaModel(c, options));
+    const tied = c.tie_word_embeddings ? { weight: this.model.embed_tokens.weight } : {};
+    this.registerModule('lm_head', new Linear(c.hidden_size, c.vocab_size, { ...options, bias: false, ...tied }));
+  }
+
+  getInputEmbeddings(): Embedding {
+    return this.model.embed_tokens;
+  }
+
+  forward(input: CausalLMInput): CausalLMOutput {
+    const { hidden, ctx } = this.model.forward(input);
+    try {
+      return tidy(() => {
+        const logits = this.lm_head.forward(hidden);
+        const out: CausalLMOutput = { logits };
+        if (input.labels) out.loss = causalLMLoss(logits, input.labels);
+        if (ctx.cache && ctx.storeCache) out.pastKeyValues = ctx.cache;
+        return out;
+      });
+    } finally {
+      hidden.dispose();
+      disposeContext(ctx);
+    }
+  }
+}

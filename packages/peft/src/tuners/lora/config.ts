@@ -1,0 +1,185 @@
+import { type Module } from '@webpeft/nn';
+import { type PeftConfig, configError, resolveCommon } from '../../config.js';
+import { ALL_LINEAR, DEFAULT_LORA_TARGETS, modelTypeOf } from '../target-match.js';
+
+/** How LoRA weights start: `true` (A kaiming-uniform, B zero), `'gaussian'` (A ~ N(0, std 1/r), B zero), `false` (both random: no-op start is lost). */
+export type LoraInit = boolean | 'gaussian';
+
+/**
+ * LoRA configuration with PEFT's `LoraConfig` defaults (LoRA: Hu et al. 2021,
+ * arXiv:2106.09685; rsLoRA: Kalajdzievski 2023; DoRA: Liu et al. 2024).
+ */
+export interface LoraConfig extends PeftConfig {
+  peftType: 'LORA';
+  /** Rank (default 8). */
+  r?: number;
+  /** Scaling numerator: `scaling = loraAlpha / r` (default 8). */
+  loraAlpha?: number;
+  /** Dropout on the LoRA branch input (default 0). */
+  loraDropout?: number;
+  /**
+   * Which modules: names matched exactly or as a dotted suffix, one regex string
+   * (full match), or `'all-linear'`. Default: per `config.model_type` (gpt2 `c_attn`,
+   * llama `q_proj, v_proj`, ...).
+   */
+  targetModules?: string[] | string;
+  /** Modules never wrapped (same matching as `targetModules`). */
+  excludeModules?: string[] | string | null;
+  /** The base stores `[in, out]` (GPT-2 Conv1D); set automatically when a Conv1D is targeted. */
+  fanInFanOut?: boolean;
+  /** Which biases train: `'none'` (default), `'all'`, or `'lora_only'` (biases of wrapped layers). */
+  bias?: 'none' | 'all' | 'lora_only';
+  /** rsLoRA: `scaling = loraAlpha / sqrt(r)`. */
+  useRslora?: boolean;
+  /** DoRA: learn a per-output-row magnitude. */
+  useDora?: boolean;
+  /** Initialisation (default `true`). */
+  initLoraWeights?: LoraInit;
+  /** Rank per module (key matched as a dotted suffix regex). */
+  rankPattern?: Record<string, number>;
+  /** Alpha per module (key matched as a dotted suffix regex). */
+  alphaPattern?: Record<string, number>;
+  /** Only these layer indices (needs list `targetModules`). */
+  layersToTransform?: number[] | number | null;
+  /** The module-list name preceding the layer index (`layers`, `h`). */
+  layersPattern?: string[] | string | null;
+  /** Modules trained and saved whole (e.g. a classifier head). */
+  modulesToSave?: string[] | null;
+}
+
+/** A LoRA config with every field filled. */
+export type ResolvedLoraConfig = Required<Omit<LoraConfig, keyof PeftConfig>> & PeftConfig & { peftType: 'LORA' };
+
+/** PEFT's LoRA defaults. */
+export const LORA_DEFAULTS = {
+  r: 8,
+  loraAlpha: 8,
+  loraDropout: 0,
+  fanInFanOut: false,
+  bias: 'none',
+  useRslora: false,
+  useDora: false,
+  initLoraWeights: true,
+} as const;
+
+/**
+ * Fills defaults and validates; per-model default targets come from `model.config.model_type`.
+ * @example resolveLoraConfig({ peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' }, model)
+ */
+export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraConfig {
+  const r = c.r ?? LORA_DEFAULTS.r;
+  if (!Number.isInteger(r) || r <= 0) configError('LORA', `r must be a positive integer, got ${r}`);
+  const loraAlpha = c.loraAlpha ?? LORA_DEFAULTS.loraAlpha;
+  if (!(typeof loraAlpha === 'number' && Number.isFinite(loraAlpha))) configError('LORA', `loraAlpha must be a number, got ${loraAlpha}`);
+  const loraDropout = c.loraDropout ?? LORA_DEFAULTS.loraDropout;
+  if (!(loraDropout >= 0 && loraDropout < 1)) configError('LORA', `loraDropout must be in [0, 1), got ${loraDropout}`);
+  const bias = c.bias ?? LORA_DEFAULTS.bias;
+  if (!['none', 'all', 'lora_only'].includes(bias)) configError('LORA', `bias must be 'none', 'all' or 'lora_only', got '${bias}'`);
+  const init = c.initLoraWeights ?? LORA_DEFAULTS.initLoraWeights;
+  if (init !== true && init !== false && init !== 'gaussian') {
+    configError('LORA', `initLoraWeights must be true, false or 'gaussian', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`);
+  }
+  let targetModules = c.targetModules;
+  if (targetModules === undefined || targetModules === null) {
+    const type = model ? modelTypeOf(model) : undefined;
+    const defaults = type ? DEFAULT_LORA_TARGETS[type] : undefined;
+    if (!defaults) configError('LORA', `targetModules is required: no default targets for model type '${type ?? 'unknown'}' (pass a list, a regex, or 'all-linear')`);
+    targetModules = [...defaults];
+  }
+  if (Array.isArray(targetModules) && targetModules.length === 0) configError('LORA', 'targetModules is an empty list');
+  const layersToTransform = c.layersToTransform ?? null;
+  const layersPattern = c.layersPattern ?? null;
+  if (typeof targetModules === 'string' && targetModules !== ALL_LINEAR) {
+    if (layersToTransform !== null) configError('LORA', '`layersToTransform` cannot be used when `targetModules` is a regex string');
+    if (layersPattern !== null) configError('LORA', '`layersPattern` cannot be used when `targetModules` is a regex string');
+  }
+  if (layersPattern && (layersToTransform === null || (Array.isArray(layersToTransform) && layersToTransform.length === 0))) {
+    configError('LORA', 'when `layersPattern` is specified, `layersToTransform` must also be specified');
+  }
+  const checkPattern = (name: string, p: Record<string, number> | undefined) => {
+    for (const [k, v] of Object.entries(p ?? {})) if (!(typeof v === 'number' && v > 0)) configError('LORA', `${name}['${k}'] must be a positive number, got ${v}`);
+  };
+  checkPattern('rankPattern', c.rankPattern);
+  checkPattern('alphaPattern', c.alphaPattern);
+  for (const [k, v] of Object.entries(c.rankPattern ?? {})) if (!Number.isInteger(v)) configError('LORA', `rankPattern['${k}'] must be an integer, got ${v}`);
+  return resolveCommon({
+    ...c,
+    peftType: 'LORA',
+    r,
+    loraAlpha,
+    loraDropout,
+    targetModules,
+    excludeModules: c.excludeModules ?? null,
+    fanInFanOut: c.fanInFanOut ?? LORA_DEFAULTS.fanInFanOut,
+    bias,
+    useRslora: c.useRslora ?? LORA_DEFAULTS.useRslora,
+    useDora: c.useDora ?? LORA_DEFAULTS.useDora,
+    initLoraWeights: init,
+    rankPattern: { ...(c.rankPattern ?? {}) },
+    alphaPattern: { ...(c.alphaPattern ?? {}) },
+    layersToTransform,
+    layersPattern,
+    modulesToSave: c.modulesToSave ?? null,
+  }) as ResolvedLoraConfig;
+}
+
+/**
+ * The LoRA fields of `adapter_config.json` as PEFT (v0.14 field set) writes them;
+ * fields for features this package does not implement carry PEFT's defaults.
+ */
+export function loraConfigToJson(c: ResolvedLoraConfig): Record<string, unknown> {
+  return {
+    r: c.r,
+    lora_alpha: c.loraAlpha,
+    lora_dropout: c.loraDropout,
+    target_modules: c.targetModules,
+    exclude_modules: c.excludeModules,
+    fan_in_fan_out: c.fanInFanOut,
+    bias: c.bias,
+    use_rslora: c.useRslora,
+    use_dora: c.useDora,
+    init_lora_weights: c.initLoraWeights,
+    modules_to_save: c.modulesToSave,
+    layers_to_transform: c.layersToTransform,
+    layers_pattern: c.layersPattern,
+    rank_pattern: c.rankPattern,
+    alpha_pattern: c.alphaPattern,
+    megatron_config: null,
+    megatron_core: 'megatron.core',
+    loftq_config: {},
+    eva_config: null,
+    layer_replication: null,
+    lora_bias: false,
+  };
+}
+
+/** A LoRA config from `adapter_config.json` (unknown fields ignored; unsupported features rejected). */
+export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
+  if (j.lora_bias === true) configError('LORA', 'lora_bias=true adapters are not supported');
+  if (j.layer_replication) configError('LORA', 'layer_replication adapters are not supported');
+  const init = j.init_lora_weights;
+  return {
+    peftType: 'LORA',
+    r: j.r as number,
+    loraAlpha: j.lora_alpha as number,
+    loraDropout: (j.lora_dropout as number) ?? 0,
+    targetModules: j.target_modules as string[] | string,
+    excludeModules: (j.exclude_modules as string[] | string | null) ?? null,
+    fanInFanOut: Boolean(j.fan_in_fan_out),
+    bias: (j.bias as 'none' | 'all' | 'lora_only') ?? 'none',
+    useRslora: Boolean(j.use_rslora),
+    useDora: Boolean(j.use_dora),
+    // Loaded weights overwrite the init; any PEFT init name is fine here.
+    initLoraWeights: init === false ? false : init === 'gaussian' ? 'gaussian' : true,
+    rankPattern: (j.rank_pattern as Record<string, number>) ?? {},
+    alphaPattern: (j.alpha_pattern as Record<string, number>) ?? {},
+    layersToTransform: (j.layers_to_transform as number[] | number | null) ?? null,
+    layersPattern: (j.layers_pattern as string[] | string | null) ?? null,
+    modulesToSave: (j.modules_to_save as string[] | null) ?? null,
+  };
+}
+
+/** `loraAlpha / r`, or `loraAlpha / sqrt(r)` with rsLoRA. */
+export function loraScaling(alpha: number, r: number, useRslora: boolean): number {
+  return useRslora ? alpha / Math.sqrt(r) : alpha / r;
+}

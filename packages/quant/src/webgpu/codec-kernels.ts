@@ -1,0 +1,157 @@
+/**
+ * WebGPU kernels of the blockwise codecs. Each repeats the host loops of
+ * `cpu-codecs.ts` operation for operation (float32 reciprocal, strict pivot tests,
+ * `dQuantize<0>`'s search), so both backends produce the same bytes. Packed data lives
+ * in u32 words whose little-endian bytes are the bitsandbytes byte stream.
+ */
+import { type Tensor, type WebGpuBackend, Uniforms, _engine, elementMain, grid, program, runKernel, storageBindings, zeros } from '@webpeft/tensor';
+import { MEAN_LANES } from '../cpu-codecs.js';
+import { WGSL_CODE4, WGSL_CODE8, WGSL_FINITE, wgslByteAt, wgslNibble } from './wgsl-codes.js';
+
+const WG = 64;
+
+function gpu(t: Tensor): WebGpuBackend {
+  return t.backend as WebGpuBackend;
+}
+
+/**
+ * Per-block absmax of f32 `x` and a status word: 0, or `0xffffffff - b` for the
+ * smallest block `b` holding a NaN or infinity.
+ */
+export function blockAbsmaxGpu(x: Tensor, blocksize: number): { absmax: Tensor; status: Tensor } {
+  const n = x.size;
+  const nb = Math.ceil(n / blocksize);
+  const absmax = _engine.makeTensor(x.backend, [nb], 'f32', 'blockAbsmax');
+  const status = zeros([1], { dtype: 'u32', backend: 'webgpu' });
+  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('nb', nb);
+  const prog = program('quant/absmax', 1, 2, () => `${WGSL_FINITE}
+${storageBindings([['x', 'f32']], [['absmax', 'f32'], ['status', 'atomic<u32>']])}
+${u.declaration(3)}
+${elementMain(WG, 'u.nb')}
+  let start = i * u.bs;
+  let end = min(u.n, start + u.bs);
+  var m = 0.0;
+  var finite = true;
+  for (var e = start; e < end; e++) {
+    let v = x[e];
+    finite = finite && is_finite_bits(v);
+    m = max(m, abs(v));
+  }
+  absmax[i] = m;
+  if (!finite) { atomicMax(&status[0], 0xffffffffu - i); }
+}`);
+  runKernel(gpu(x), prog, [x], [absmax, status], u, grid(nb, WG));
+  return { absmax, status };
+}
+
+/** Packs 4-bit codes of f32 `x` (finite) scaled per block by `absmax` into u32 words. */
+export function quantize4bitGpu(x: Tensor, absmax: Tensor, blocksize: number, nf4: boolean): Tensor {
+  const n = x.size;
+  const words = Math.ceil(n / 8);
+  const packed = _engine.makeTensor(x.backend, [words], 'u32', 'quantize4bit');
+  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words).u32('nf4', nf4 ? 1 : 0);
+  const prog = program('quant/quantize4bit', 2, 1, () => `${WGSL_CODE4}
+${storageBindings([['x', 'f32'], ['absmax', 'f32']], [['packed', 'u32']])}
+${u.declaration(3)}
+${elementMain(WG, 'u.words')}
+  var word = 0u;
+  // Elements past n + (n & 1) belong to no byte of the stream and stay 0.
+  let limit = u.n + (u.n & 1u);
+  for (var k = 0u; k < 8u; k++) {
+    let e = i * 8u + k;
+    if (e >= limit) { break; }
+    let am = absmax[min(e, u.n - 1u) / u.bs];
+    // 1/0 * 0 is NaN on CUDA, which takes code 0; WGSL leaves inf/NaN indeterminate, so say it.
+    let zero = am == 0.0;
+    let r = 1.0 / select(am, 1.0, zero);
+    let v = select(0.0, x[min(e, u.n - 1u)], e < u.n);
+    let q = select(code4(v * r, u.nf4 == 1u), 0u, zero);
+    let shift = ((k >> 1u) * 8u) + select(4u, 0u, (k & 1u) == 1u);
+    word = word | (q << shift);
+  }
+  packed[i] = word;
+}`);
+  runKernel(gpu(x), prog, [x, absmax], [packed], u, grid(words, WG));
+  return packed;
+}
+
+/** `code[q] * absmax[e / blocksize]` for `n` elements of packed 4-bit data. */
+export function dequantize4bitGpu(packed: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
+  const out = _engine.makeTensor(packed.backend, [n], 'f32', 'dequantize4bit');
+  const u = new Uniforms().u32('n', n).u32('bs', blocksize);
+  const prog = program('quant/dequantize4bit', 3, 1, () => `
+${storageBindings([['packed', 'u32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'f32']])}
+${u.declaration(4)}
+${wgslNibble('packed')}
+${elementMain(WG, 'u.n')}
+  out[i] = code[nibble(i)] * absmax[i / u.bs];
+}`);
+  runKernel(gpu(packed), prog, [packed, absmax, code], [out], u, grid(n, WG));
+  return out;
+}
+
+/** 8-bit codes (4 per u32 word) of f32 `x` (finite) scaled per block by `absmax`, searched in `code` [256]. */
+export function quantizeBlockwiseGpu(x: Tensor, absmax: Tensor, code: Tensor, blocksize: number): Tensor {
+  const n = x.size;
+  const words = Math.ceil(n / 4);
+  const out = _engine.makeTensor(x.backend, [words], 'u32', 'quantizeBlockwise');
+  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words);
+  const prog = program('quant/quantize8bit', 3, 1, () => `
+${storageBindings([['x', 'f32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'u32']])}
+${u.declaration(4)}
+${WGSL_CODE8}
+${elementMain(WG, 'u.words')}
+  var word = 0u;
+  for (var k = 0u; k < 4u; k++) {
+    let e = i * 4u + k;
+    if (e >= u.n) { break; }
+    let am = absmax[e / u.bs];
+    let zero = am == 0.0;
+    let r = 1.0 / select(am, 1.0, zero);
+    let q = select(code8(x[e] * r), 0u, zero);
+    word = word | (q << (k * 8u));
+  }
+  out[i] = word;
+}`);
+  runKernel(gpu(x), prog, [x, absmax, code], [out], u, grid(words, WG));
+  return out;
+}
+
+/** `code[q] * absmax[i / blocksize]` for `n` 8-bit codes packed 4 per u32 word. */
+export function dequantizeBlockwiseGpu(codes: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
+  const out = _engine.makeTensor(codes.backend, [n], 'f32', 'dequantizeBlockwise');
+  const u = new Uniforms().u32('n', n).u32('bs', blocksize);
+  const prog = program('quant/dequantize8bit', 3, 1, () => `
+${storageBindings([['codes', 'u32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'f32']])}
+${u.declaration(4)}
+${wgslByteAt('codes')}
+${elementMain(WG, 'u.n')}
+  out[i] = code[byte_at(i)] * absmax[i / u.bs];
+}`);
+  runKernel(gpu(codes), prog, [codes, absmax, code], [out], u, grid(n, WG));
+  return out;
+}
+
+/** The fixed-order float32 mean of `fixedOrderMean` in one workgroup: `[n] -> [1]`. */
+export function fixedOrderMeanGpu(a: Tensor): Tensor {
+  const out = _engine.makeTensor(a.backend, [1], 'f32', 'fixedOrderMean');
+  const u = new Uniforms().u32('n', a.size);
+  const prog = program('quant/mean', 1, 1, () => `
+${storageBindings([['a', 'f32']], [['out', 'f32']])}
+${u.declaration(2)}
+var<workgroup> lanes: array<f32, ${MEAN_LANES}>;
+@compute @workgroup_size(${MEAN_LANES})
+fn main(@builtin(local_invocation_index) t: u32) {
+  var s = 0.0;
+  for (var e = t; e < u.n; e += ${MEAN_LANES}u) { s = s + a[e]; }
+  lanes[t] = s;
+  workgroupBarrier();
+  for (var w = ${MEAN_LANES / 2}u; w >= 1u; w = w >> 1u) {
+    if (t < w) { lanes[t] = lanes[t] + lanes[t + w]; }
+    workgroupBarrier();
+  }
+  if (t == 0u) { out[0] = lanes[0] / f32(u.n); }
+}`);
+  runKernel(gpu(a), prog, [a], [out], u, [1, 1, 1]);
+  return out;
+}
