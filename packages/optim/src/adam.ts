@@ -71,7 +71,7 @@ function adamRule(decoupled: boolean): UpdateRule<AdamHyper> {
       lines.push('  expAvg = expAvg * u.beta1 + u.oneMinusBeta1 * gg;');
       lines.push('  expAvgSq = expAvgSq * u.beta2 + u.oneMinusBeta2 * gg * gg;');
       if (h.amsgrad) lines.push('  maxExpAvgSq = max(maxExpAvgSq, expAvgSq);');
-      lines.push(`  let denom = sqrt(${h.amsgrad ? 'maxExpAvgSq' : 'expAvgSq'} + u.eps) / u.bc2Sqrt;`);
+      lines.push(`  let denom = sqrt(${h.amsgrad ? 'maxExpAvgSq' : 'expAvgSq'}) / u.bc2Sqrt + u.eps;`);
       lines.push('  p = p + u.negStepSize * expAvg / denom;');
       const variant = `${h.maximize ? 'max' : 'min'}-${!decoupled && h.weightDecay !== 0 ? 'l2' : 'nol2'}-${h.amsgrad ? 'amsgrad' : 'adam'}`;
       return { variant, body: lines.join('\n') };

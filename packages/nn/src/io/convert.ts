@@ -149,7 +149,7 @@ export function encodeValues(values: ArrayLike<number>, dtype: SafetensorsDType,
   }
 }
 
-type IntCtor = Int32Array['constructor'] | Uint32Array['constructor'] | Int16Array['constructor'] | Uint16Array['constructor'] | Int8Array['constructor'] | Uint8Array['constructor'];
+type IntCtor = new (length: number) => Int32Array | Uint32Array | Int16Array | Uint16Array | Int8Array | Uint8Array;
 const INT_TARGETS: Record<'I32' | 'U32' | 'I16' | 'U16' | 'I8' | 'U8', [IntCtor, number, number]> = {
   I32: [Int32Array, -(2 ** 31), 2 ** 31 - 1],
   U32: [Uint32Array, 0, 2 ** 32 - 1],

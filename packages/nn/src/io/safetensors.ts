@@ -188,7 +188,7 @@ export function serializeSafetensors(
 function checkRaw(name: string, raw: RawTensor): void {
   const where = `serializeSafetensors: tensor '${name}'`;
   if (!isSafetensorsDType(raw.dtype)) throw new SafetensorsError(`${where}: unknown dtype ${JSON.stringify(raw.dtype)}`, 'serializeSafetensors', name);
-  if (!raw.shape.every(isCount)) throw new SafetensorsError(`${where}: bad shape [${raw.shape.join(', ')}]`, 'serializeSafetensors', name);
+  if (!raw.shape.every((d) => isCount(d))) throw new SafetensorsError(`${where}: bad shape [${raw.shape.join(', ')}]`, 'serializeSafetensors', name);
   const expected = raw.shape.reduce((a, b) => a * b, 1) * SAFETENSORS_ITEM_SIZE[raw.dtype];
   if (raw.data.length !== expected) {
     throw new SafetensorsError(`${where}: ${raw.data.length} bytes but ${raw.dtype} [${raw.shape.join(', ')}] needs ${expected}`, 'serializeSafetensors', name);

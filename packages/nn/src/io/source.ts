@@ -103,6 +103,9 @@ function makeSource(name: string, has: (file: string) => Promise<boolean>, read:
 }
 
 function directorySource(dir: string): ModelSource {
+  if (!FILE_SYSTEM_AVAILABLE) {
+    throw new Error(`openSource('${dir}'): local paths need Node; in a browser pass File objects (an <input type="file" webkitdirectory> selection), an http(s) URL, or an in-memory map of files`);
+  }
   return makeSource(
     dir,
     (file) => fileExists(joinPath(dir, file)),

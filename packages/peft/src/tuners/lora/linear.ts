@@ -244,28 +244,44 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     return noGrad(() => this.delta(a.A, a.B, a.scaling));
   }
 
-  merge(adapterNames: string[] = this.activeAdapters): void {
-    noGrad(() => {
-      for (const name of adapterNames) {
-        if (this.mergedAdapters.includes(name)) continue;
+  /**
+   * `W` (dequantized `[out, in]`) with adapters `names` folded in, as a new tensor;
+   * the base is untouched. Also returns the DoRA row norms used, by adapter.
+   */
+  mergedWeight(names: string[]): { weight: Tensor; doraNorms: Map<string, Tensor> } {
+    return noGrad(() => {
+      let merged = this.base.dequantizedWeight();
+      const doraNorms = new Map<string, Tensor>();
+      for (const name of names) {
         const a = this.get(name);
-        const W = this.base.dequantizedWeight();
         const delta = this.delta(a.A, a.B, a.scaling);
-        let merged = add(W, delta);
+        let next = add(merged, delta);
+        delta.dispose();
         if (a.magnitude) {
-          const norm = rowNorm(merged);
-          const factor = unsqueeze(div(a.magnitude, norm), 1);
-          const scaled = mul(merged, factor);
-          merged.dispose();
-          factor.dispose();
-          merged = scaled;
-          this.doraNorms.set(name, norm);
+          const norm = rowNorm(next);
+          const ratio = div(a.magnitude, norm);
+          const factor = unsqueeze(ratio, 1);
+          const scaled = mul(next, factor);
+          for (const t of [next, ratio, factor]) t.dispose();
+          next = scaled;
+          doraNorms.set(name, norm);
         }
-        this.base.loadWeight(merged);
-        for (const t of [W, delta, merged]) t.dispose();
-        this.mergedAdapters.push(name);
+        merged.dispose();
+        merged = next;
       }
+      return { weight: merged, doraNorms };
     });
+  }
+
+  merge(adapterNames: string[] = this.activeAdapters): void {
+    for (const name of adapterNames) {
+      if (this.mergedAdapters.includes(name)) continue;
+      const { weight, doraNorms } = this.mergedWeight([name]);
+      noGrad(() => this.base.loadWeight(weight));
+      weight.dispose();
+      for (const [k, n] of doraNorms) this.doraNorms.set(k, n);
+      this.mergedAdapters.push(name);
+    }
   }
 
   unmerge(): void {

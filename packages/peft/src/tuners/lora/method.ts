@@ -1,5 +1,5 @@
 import { type Module, Conv1D, Embedding, isLinearLike } from '@webpeft/nn';
-import { registerPeftMethod, type PeftMethod } from '../../registry.js';
+import type { PeftMethod } from '../../registry.js';
 import { ALL_LINEAR, allLinearTargets, matchesTarget } from '../target-match.js';
 import { TunerLayer } from '../tuner-layer.js';
 import { type LoraConfig, type ResolvedLoraConfig, loraConfigFromJson, loraConfigToJson, resolveLoraConfig } from './config.js';
@@ -50,11 +50,7 @@ export function biasNames(mode: 'none' | 'all' | 'lora_only', model: Module): st
   return names.filter((n) => n.endsWith('.base_layer.bias'));
 }
 
-registerPeftMethod(loraMethod);
-
 /** For `registerPeftMethod` users: PEFT-style LoRA config type guard. */
 export function isLoraConfig(c: { peftType: string }): c is LoraConfig {
   return c.peftType === 'LORA';
 }
-
-export type { Module };

@@ -1,0 +1,102 @@
+import { type Tensor, narrow, noGrad, tensor } from '@webpeft/tensor';
+import { KVCache } from '../attention/kv-cache.js';
+import type { CausalLM } from '../models/causal-lm.js';
+import { type SamplingOptions, TokenSampler } from './sampling.js';
+
+/** Options of {@link generate}. */
+export interface GenerateOptions extends SamplingOptions {
+  /** Tokens to add to each row. */
+  maxNewTokens: number;
+  /** Seed of the sampling stream (default 0); the same seed gives the same tokens. */
+  seed?: number;
+  /** Reuse keys and values of earlier tokens (default true). Without it every step reruns the whole sequence. */
+  useCache?: boolean;
+  /** Prompt padding mask, `number[][]` `[B, T]` (1 keep, 0 pad), for left-padded batches. */
+  attentionMask?: number[][];
+  /** Rows stop after emitting one of these (default: the config's `eos_token_id`). */
+  eosTokenId?: number | number[];
+  /** Filler for rows that already stopped (default: the first eos id, else 0). */
+  padTokenId?: number;
+  /** Also return the raw next-token logits of every step. */
+  outputLogits?: boolean;
+}
+
+/** Result of {@link generate}. */
+export interface GenerateOutput {
+  /** Prompt plus new tokens, per row. */
+  sequences: number[][];
+  /** Per step, the last-position logits `[B * V]` (with `outputLogits`). */
+  logits?: Float32Array[];
+}
+
+/**
+ * Autoregressive decoding: greedy (default) or sampling with temperature, top-k and
+ * top-p, reproducible by `seed`. Runs without gradients. With a left-padded batch pass
+ * `attentionMask`; positions then count only kept tokens (as HF's `generate`).
+ * @example
+ * const { sequences } = await generate(model, [[464, 3290]], { maxNewTokens: 20, doSample: true, topP: 0.9, seed: 1 });
+ */
+export async function generate(model: CausalLM, prompt: number[][], options: GenerateOptions): Promise<GenerateOutput> {
+  const batch = prompt.length;
+  const promptLen = prompt[0]?.length ?? 0;
+  if (batch === 0 || promptLen === 0 || prompt.some((r) => r.length !== promptLen)) {
+    throw new Error('generate: prompt must be a non-empty [B, T] array of equal-length rows (left-pad and pass attentionMask)');
+  }
+  const eosCfg = options.eosTokenId ?? (model.config as { eos_token_id?: number | number[] }).eos_token_id;
+  const eos = new Set(eosCfg === undefined ? [] : Array.isArray(eosCfg) ? eosCfg : [eosCfg]);
+  const pad = options.padTokenId ?? (eos.size > 0 ? [...eos][0] : 0);
+  const sampler = new TokenSampler(options.seed ?? 0);
+  const useCache = options.useCache ?? true;
+  const seqs = prompt.map((r) => [...r]);
+  const mask = options.attentionMask?.map((r) => [...r]) ?? null;
+  if (mask && (mask.length !== batch || mask.some((r) => r.length !== promptLen))) throw new Error(`generate: attentionMask must be [${batch}, ${promptLen}]`);
+  const done = new Array<boolean>(batch).fill(false);
+  const stepLogits: Float32Array[] = [];
+  const cache = useCache ? new KVCache() : null;
+  const wasTraining = model.training;
+  model.eval();
+  try {
+    for (let step = 0; step < options.maxNewTokens; step++) {
+      // With a cache only the new token runs (the whole prompt on the first step).
+      const start = cache && step > 0 ? seqs[0].length - 1 : 0;
+      const ids = seqs.map((r) => r.slice(start));
+      const lastT = noGrad(() => {
+        const t = ids[0].length;
+        const inputIds = tensor(Int32Array.from(ids.flat()), [batch, t], { dtype: 'i32' });
+        const extra: { attentionMask?: Tensor; positionIds?: Tensor } = {};
+        if (mask) {
+          extra.attentionMask = tensor(Int32Array.from(mask.flat()), [batch, mask[0].length], { dtype: 'i32' });
+          extra.positionIds = tensor(Int32Array.from(mask.flatMap((r) => positionsFromMask(r).slice(start))), [batch, t], { dtype: 'i32' });
+        }
+        const out = model.forward({ inputIds, ...extra, ...(cache ? { pastKeyValues: cache, useCache: true } : {}) });
+        const lastStep = narrow(out.logits, 1, t - 1, 1);
+        out.logits.dispose();
+        inputIds.dispose();
+        extra.attentionMask?.dispose();
+        extra.positionIds?.dispose();
+        return lastStep;
+      });
+      const last = await lastT.data();
+      lastT.dispose();
+      const v = last.length / batch;
+      if (options.outputLogits) stepLogits.push(Float32Array.from(last as Float32Array));
+      for (let b = 0; b < batch; b++) {
+        const token = done[b] ? pad : sampler.choose((last as Float32Array).subarray(b * v, (b + 1) * v), options);
+        seqs[b].push(token);
+        if (eos.has(token)) done[b] = true;
+        mask?.[b].push(1);
+      }
+      if (done.every(Boolean)) break;
+    }
+  } finally {
+    cache?.dispose();
+    model.train(wasTraining);
+  }
+  return options.outputLogits ? { sequences: seqs, logits: stepLogits } : { sequences: seqs };
+}
+
+/** HF's generation positions: cumulative count of kept tokens minus one (pads get 1). */
+function positionsFromMask(row: number[]): number[] {
+  let seen = 0;
+  return row.map((m) => (m ? seen++ : 1));
+}

@@ -1,0 +1,19 @@
+/**
+ * Checkpoint I/O: the safetensors format, raw-bytes <-> tensor conversion, model file
+ * sources and targets, and Hugging Face (sharded) checkpoints.
+ * @packageDocumentation
+ */
+export { type RawTensor, type SafetensorsContents, SafetensorsError, parseSafetensors, serializeSafetensors } from './safetensors.js';
+export { type SafetensorsDType, SAFETENSORS_DTYPES, SAFETENSORS_ITEM_SIZE, isSafetensorsDType } from './dtypes.js';
+export { type RawToTensorOptions, SAFETENSORS_DTYPE_OF, rawToTensor, tensorToRaw, rawFromArray } from './convert.js';
+export { bf16BitsToF32, f32ToBf16Bits, f8e4m3BitsToF32, f8e5m2BitsToF32 } from './float-bits.js';
+export {
+  type ModelSource,
+  type WritableTarget,
+  type SourceInput,
+  MissingFileError,
+  openSource,
+  openTarget,
+  memoryTarget,
+} from './source.js';
+export { type LoadCheckpointOptions, loadCheckpoint, saveSafetensors } from './checkpoint.js';

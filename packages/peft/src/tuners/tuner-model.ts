@@ -1,0 +1,71 @@
+import { Module } from '@webpeft/nn';
+import type { PeftConfig } from '../config.js';
+import { getPeftMethod } from '../registry.js';
+import { TunerLayer } from './tuner-layer.js';
+
+/**
+ * PEFT's `BaseTuner` (`LoraModel`, ...): holds the user's model as `model`, so that
+ * inside a `PeftModel` parameter paths read `base_model.model.<path>` exactly as
+ * PEFT's state dict keys do. Finds targets, wraps them, and lists the wrapped layers.
+ */
+export class TunerModel extends Module {
+  readonly model: Module;
+
+  constructor(model: Module) {
+    super();
+    this.model = this.registerModule('model', model);
+  }
+
+  /**
+   * Resolves `config` with its method, wraps every target (or adds the adapter to an
+   * existing layer of the method) and returns the resolved config. Throws when no
+   * module matches.
+   */
+  inject(adapterName: string, config: PeftConfig): PeftConfig {
+    const method = getPeftMethod(config.peftType);
+    let c = method.resolveConfig(config, this.model);
+    if (method.prepare) c = method.prepare(c, this.model);
+    const targets = walk(this.model).filter(([path, m]) => method.isTarget(path, m, c, this.model));
+    if (targets.length === 0) {
+      const t = (c as { targetModules?: unknown }).targetModules;
+      throw new Error(`${c.peftType}: target modules ${JSON.stringify(t)} not found in the base model (adapter '${adapterName}')`);
+    }
+    for (const [path, m] of targets) {
+      let layer: TunerLayer;
+      if (m instanceof TunerLayer) layer = m;
+      else {
+        layer = method.createLayer(m, c, path);
+        layer.training = m.training;
+        this.model.replaceSubmodule(path, layer);
+      }
+      layer.addAdapter(adapterName, c, path);
+      for (const [, sub] of layer.namedModules()) if (sub !== layer.base_layer && !isInside(sub, layer.base_layer)) sub.training = m.training;
+    }
+    return c;
+  }
+
+  /** Every wrapped layer with its path in the user's model. */
+  tunerLayers(): [string, TunerLayer][] {
+    return this.model.namedModules().filter((e): e is [string, TunerLayer] => e[1] instanceof TunerLayer);
+  }
+
+  /** Forwards to the wrapped model (`forward(...args)` of the user's model). */
+  forward(...args: unknown[]): unknown {
+    return (this.model as unknown as { forward(...a: unknown[]): unknown }).forward(...args);
+  }
+}
+
+/** Modules with their paths, not descending into tuner layers (their children are adapter internals). */
+export function walk(root: Module, prefix = ''): [string, Module][] {
+  const out: [string, Module][] = [];
+  for (const [name, child] of root.namedChildren()) {
+    const path = prefix ? `${prefix}.${name}` : name;
+    out.push([path, child]);
+    if (!(child instanceof TunerLayer)) out.push(...walk(child, path));
+  }
+  return out;
+}
+
+function isInside(m: Module, root: Module): boolean {
+  return root.modules().includes(m);
+}
