@@ -39,7 +39,7 @@ export class TunerModel extends Module {
         this.model.replaceSubmodule(path, layer);
       }
       layer.addAdapter(adapterName, c, path);
-      for (const [, sub] of layer.namedModules()) if (sub !== layer.base_layer && !isInside(sub, layer.base_layer)) sub.training = m.training;
+      layer.train(m.training);
     }
     return c;
   }
@@ -66,6 +66,3 @@ export function walk(root: Module, prefix = ''): [string, Module][] {
   return out;
 }
 
-function isInside(m: Module, root: Module): boolean {
-  return root.modules().includes(m);
-}

@@ -1,0 +1,55 @@
+import type { BackendName } from '@webpeft/tensor';
+import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
+import { causalLMFromConfig } from './auto.js';
+import type { CausalLM } from './causal-lm.js';
+import type { RawConfig } from './config-utils.js';
+import { loadCausalLMWeights } from './load-weights.js';
+
+/** Options of {@link fromPretrained}. */
+export interface FromPretrainedOptions {
+  /** Backend for the weights (default: the current one). */
+  backend?: BackendName;
+  /** Load `tokenizer.json` when present (default true). */
+  tokenizer?: boolean;
+}
+
+/** What {@link fromPretrained} returns. */
+export interface Pretrained {
+  model: CausalLM;
+  /** From `tokenizer.json`, when the source has one. */
+  tokenizer: Tokenizer | null;
+  /** The parsed `config.json`. */
+  rawConfig: RawConfig;
+}
+
+/**
+ * Loads a Hugging Face causal LM (GPT-2 or LLaMA family): `config.json`, the
+ * safetensors weights (single file or sharded; f16/bf16 converted to f32) and
+ * `tokenizer.json` when present. The model is returned in eval mode.
+ * @example
+ * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
+ * const { model } = await fromPretrained(fileInput.files!);                    // browser picker
+ * const { model } = await fromPretrained({ 'config.json': cfg, 'model.safetensors': bytes });
+ */
+export async function fromPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions = {}): Promise<Pretrained> {
+  const source = isModelSource(input) ? input : openSource(input);
+  const rawConfig = JSON.parse(await source.readText('config.json')) as RawConfig;
+  const model = causalLMFromConfig(rawConfig, { backend: options.backend });
+  try {
+    const tensors = await loadCheckpoint(source);
+    loadCausalLMWeights(model, tensors, { backend: options.backend });
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  model.eval();
+  const wantTokenizer = options.tokenizer ?? true;
+  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
+  return { model, tokenizer, rawConfig };
+}
+
+function isModelSource(x: unknown): x is ModelSource {
+  const s = x as ModelSource;
+  return typeof x === 'object' && x !== null && typeof s.readBytes === 'function' && typeof s.readText === 'function' && typeof s.has === 'function';
+}

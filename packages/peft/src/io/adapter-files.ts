@@ -1,0 +1,107 @@
+import type { Module } from '@webpeft/nn';
+import { assign, noGrad, toBackend } from '@webpeft/tensor';
+import { commonFromJson, commonToJson, configJsonText, type PeftConfig } from '../config.js';
+import { ensureBuiltinMethods } from '../builtins.js';
+import { PeftModel } from '../peft-model.js';
+import { getPeftMethod } from '../registry.js';
+import { type AdapterSource, type AdapterTarget, joinPath } from './file-access.js';
+import { type RawTensor, parseSafetensors, rawToTensor, serializeSafetensors, tensorToRaw } from './safetensors.js';
+
+/** PEFT's file names. */
+export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
+
+/** `adapter_config.json` content for adapter `name` of `peft` (PEFT's field names). */
+export function adapterConfigJson(config: PeftConfig): Record<string, unknown> {
+  const method = getPeftMethod(config.peftType);
+  return { ...commonToJson(config), ...method.configToJson(config) };
+}
+
+/**
+ * Saves adapters in Hugging Face PEFT's layout: `adapter_config.json` (sorted keys,
+ * indent 2) and `adapter_model.safetensors` (F32, metadata `{"format":"pt"}`, keys
+ * `base_model.model.<path>.lora_A.weight`...). The adapter named `default` goes to
+ * the target's root, every other one to the subfolder of its name, as PEFT does.
+ */
+export async function saveAdapter(peft: PeftModel, target: AdapterTarget, options: { adapterNames?: string[] } = {}): Promise<void> {
+  const names = options.adapterNames ?? [...peft.peftConfig.keys()];
+  for (const name of names) {
+    const config = peft.peftConfig.get(name);
+    if (!config) throw new Error(`saveAdapter: no adapter '${name}'`);
+    const dir = name === 'default' ? '' : name;
+    const raws = new Map<string, RawTensor>();
+    const sd = peft.adapterStateDict(name);
+    for (const key of [...sd.keys()].sort()) raws.set(key, await tensorToRaw(sd.get(key)!));
+    await target.writeBytes(joinPath(dir, ADAPTER_WEIGHTS_NAME), serializeSafetensors(raws, { format: 'pt' }));
+    await target.writeText(joinPath(dir, ADAPTER_CONFIG_NAME), configJsonText(adapterConfigJson(config)));
+  }
+}
+
+/** Reads and parses `adapter_config.json` of `subfolder` into a config (method fields via the registry). */
+export async function readAdapterConfig(source: AdapterSource, subfolder = ''): Promise<PeftConfig> {
+  ensureBuiltinMethods();
+  const file = joinPath(subfolder, ADAPTER_CONFIG_NAME);
+  if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
+  const json = JSON.parse(await source.readText(file)) as Record<string, unknown>;
+  const common = commonFromJson(json);
+  const method = getPeftMethod(common.peftType);
+  return { ...method.configFromJson(json), ...common };
+}
+
+/** Options of {@link loadAdapter} / {@link loadPeftModel}. */
+export interface LoadAdapterOptions {
+  /** Folder inside the source holding the files (default: the root). */
+  subfolder?: string;
+  /** Train the loaded adapter (default false: inference mode, as PEFT's `from_pretrained`). */
+  isTrainable?: boolean;
+}
+
+/**
+ * Adds adapter `adapterName` to `peft` from PEFT-format files and copies its weights
+ * in. Throws listing every missing, unexpected or mis-shaped key at once.
+ */
+export async function loadAdapter(peft: PeftModel, source: AdapterSource, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
+  const config = await readAdapterConfig(source, options.subfolder ?? '');
+  peft.addAdapter(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) });
+  await copyWeights(peft, source, adapterName, options.subfolder ?? '');
+  peft.refreshTrainable();
+}
+
+/**
+ * PEFT's `PeftModel.from_pretrained`: wraps `model` with the adapter stored in
+ * `source` (named `adapterName`, default `'default'`).
+ * @example const peft = await loadPeftModel(model, memoryFiles(files));
+ */
+export async function loadPeftModel(model: Module, source: AdapterSource, options: LoadAdapterOptions & { adapterName?: string } = {}): Promise<PeftModel> {
+  const config = await readAdapterConfig(source, options.subfolder ?? '');
+  const name = options.adapterName ?? 'default';
+  const peft = new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name);
+  await copyWeights(peft, source, name, options.subfolder ?? '');
+  peft.refreshTrainable();
+  return peft;
+}
+
+async function copyWeights(peft: PeftModel, source: AdapterSource, name: string, subfolder: string): Promise<void> {
+  const file = joinPath(subfolder, ADAPTER_WEIGHTS_NAME);
+  if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
+  const { tensors } = parseSafetensors(await source.readBytes(file), `${source.name}/${file}`);
+  const own = peft.adapterStateDict(name);
+  const problems: string[] = [];
+  for (const key of own.keys()) if (!tensors.has(key)) problems.push(`missing: ${key}`);
+  for (const key of tensors.keys()) if (!own.has(key)) problems.push(`unexpected: ${key}`);
+  for (const [key, t] of own) {
+    const raw = tensors.get(key);
+    if (raw && (raw.shape.length !== t.shape.length || raw.shape.some((d, i) => d !== t.shape[i]))) {
+      problems.push(`shape mismatch: ${key}: model [${t.shape.join(',')}], file [${raw.shape.join(',')}]`);
+    }
+  }
+  if (problems.length > 0) throw new Error(`loadAdapter: ${problems.length} problem(s) in ${source.name}/${file}:\n  ${problems.join('\n  ')}`);
+  for (const [key, t] of own) {
+    const backend = t.backend.name;
+    const loaded = rawToTensor(tensors.get(key)!, { backend: backend === 'meta' ? undefined : backend, key });
+    const src = loaded.backend.name === backend ? loaded : await toBackend(loaded, backend);
+    noGrad(() => assign(t, src));
+    if (src !== loaded) src.dispose();
+    loaded.dispose();
+  }
+}

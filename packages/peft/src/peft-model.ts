@@ -1,0 +1,267 @@
+import { type LinearLike, Linear, Module } from '@webpeft/nn';
+import { type Tensor, assign, noGrad } from '@webpeft/tensor';
+import type { PeftConfig } from './config.js';
+import { countParameters, formatTrainableParameters } from './count.js';
+import { ensureBuiltinMethods } from './builtins.js';
+import { getPeftMethod } from './registry.js';
+import { TunerModel } from './tuners/tuner-model.js';
+import { LoraLinear } from './tuners/lora/linear.js';
+
+/** Options of {@link PeftModel.mergeAndUnload}. */
+export interface MergeAndUnloadOptions {
+  /** Adapters to merge (default: the active ones). */
+  adapterNames?: string[];
+  /**
+   * Replace each wrapped linear-like layer by a plain f32 `Linear` built from the
+   * merged weight (keeps full precision over a quantized base). Default false: the
+   * merged weight goes back into the base through `loadWeight` (a 4-bit base re-quantizes).
+   */
+  dequantize?: boolean;
+}
+
+/**
+ * A model with PEFT adapters (PEFT's `PeftModel`). Parameters are named
+ * `base_model.model.<path>`, as in PEFT's state dicts; the base is frozen and only
+ * the active adapter's parameters (plus the config's biases and modules to save) train.
+ *
+ * @example
+ * const peft = getPeftModel(model, { peftType: 'LORA', r: 8, targetModules: ['q_proj', 'v_proj'] });
+ * peft.printTrainableParameters(); // trainable params: 4,194,304 || all params: ...
+ */
+export class PeftModel extends Module {
+  readonly base_model: TunerModel;
+  /** Resolved config per adapter. */
+  readonly peftConfig = new Map<string, PeftConfig>();
+  private active: string[] = [];
+
+  constructor(model: Module, config: PeftConfig, adapterName = 'default') {
+    super();
+    ensureBuiltinMethods();
+    this.base_model = this.registerModule('base_model', new TunerModel(model));
+    this.addAdapter(adapterName, config);
+    this.setAdapter(adapterName);
+  }
+
+  /** The user's model (with adapter layers inside). */
+  get model(): Module {
+    return this.base_model.model;
+  }
+
+  /** The active adapter (the first when several are active). */
+  get activeAdapter(): string {
+    return this.active[0];
+  }
+
+  /** Active adapters. */
+  get activeAdapters(): string[] {
+    return [...this.active];
+  }
+
+  /** Calls the wrapped model's `forward` with the same arguments. */
+  forward(...args: unknown[]): unknown {
+    return this.base_model.forward(...args);
+  }
+
+  /** Adds adapter `name` (not activated; see {@link setAdapter}). */
+  addAdapter(name: string, config: PeftConfig): void {
+    if (this.peftConfig.has(name)) throw new Error(`addAdapter: adapter '${name}' already exists`);
+    const first = [...this.peftConfig.values()][0];
+    if (first && first.peftType !== config.peftType) {
+      throw new Error(`addAdapter: cannot add a ${config.peftType} adapter to a model with ${first.peftType} adapters`);
+    }
+    const resolved = this.base_model.inject(name, config);
+    this.peftConfig.set(name, resolved);
+    for (const [, layer] of this.base_model.tunerLayers()) layer.activeAdapters = layer.activeAdapters.filter((a) => this.active.includes(a));
+    this.refreshTrainable();
+  }
+
+  /** Makes `names` the active adapter(s); only they train. */
+  setAdapter(names: string | string[]): void {
+    const list = typeof names === 'string' ? [names] : names;
+    for (const n of list) if (!this.peftConfig.has(n)) throw new Error(`setAdapter: no adapter '${n}' (have: ${[...this.peftConfig.keys()].join(', ')})`);
+    this.active = [...list];
+    for (const [, layer] of this.base_model.tunerLayers()) {
+      const held = new Set(layer.adapterNames());
+      layer.activeAdapters = list.filter((n) => held.has(n));
+    }
+    this.refreshTrainable();
+  }
+
+  /** Deletes adapter `name` (its tensors are disposed); the active set drops it. */
+  deleteAdapter(name: string): void {
+    if (!this.peftConfig.has(name)) throw new Error(`deleteAdapter: no adapter '${name}'`);
+    for (const [, layer] of this.base_model.tunerLayers()) if (layer.adapterNames().includes(name)) layer.deleteAdapter(name);
+    this.peftConfig.delete(name);
+    this.active = this.active.filter((n) => n !== name);
+    if (this.active.length === 0 && this.peftConfig.size > 0) this.active = [[...this.peftConfig.keys()][0]];
+    this.setAdapter(this.active);
+  }
+
+  /**
+   * Runs `fn` with every adapter disabled (base model only), restoring them after,
+   * also when `fn` throws or its promise settles.
+   * @example const baseLogits = peft.disableAdapter(() => peft.forward(ids));
+   */
+  disableAdapter<T>(fn: () => T): T {
+    const layers = this.base_model.tunerLayers().map(([, l]) => l);
+    const prev = layers.map((l) => l.disabled);
+    layers.forEach((l) => (l.disabled = true));
+    const restore = () => layers.forEach((l, i) => (l.disabled = prev[i]));
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
+  }
+
+  /** Folds adapters (default: active) into the base weights; forward then uses the base only. */
+  merge(adapterNames: string[] = this.active): void {
+    for (const [, layer] of this.base_model.tunerLayers()) {
+      const names = adapterNames.filter((n) => layer.adapterNames().includes(n));
+      if (names.length > 0) layer.merge(names);
+    }
+  }
+
+  /** Restores the base weights of every merged layer. */
+  unmerge(): void {
+    for (const [, layer] of this.base_model.tunerLayers()) layer.unmerge();
+  }
+
+  /**
+   * Merges adapters into the base and returns the user's model without adapter
+   * layers (their tensors are disposed). See {@link MergeAndUnloadOptions} for a quantized base.
+   */
+  mergeAndUnload(options: MergeAndUnloadOptions = {}): Module {
+    const names = options.adapterNames ?? this.active;
+    for (const [path, layer] of this.base_model.tunerLayers()) {
+      const held = names.filter((n) => layer.adapterNames().includes(n));
+      let replacement: Module = layer.base_layer;
+      if (options.dequantize && layer instanceof LoraLinear && !(layer.base instanceof Linear)) {
+        layer.unmerge();
+        replacement = linearFromMerged(layer, held);
+      } else if (held.length > 0) layer.merge(held);
+      this.model.replaceSubmodule(path, replacement);
+      for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+    }
+    this.peftConfig.clear();
+    return this.model;
+  }
+
+  /** Returns the user's model without adapter layers and without merging (adapters discarded). */
+  unload(): Module {
+    for (const [path, layer] of this.base_model.tunerLayers()) {
+      layer.unmerge();
+      this.model.replaceSubmodule(path, layer.base_layer);
+      for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+    }
+    this.peftConfig.clear();
+    return this.model;
+  }
+
+  /** Trainable and total parameter counts (PEFT's `get_nb_trainable_parameters`). */
+  getNbTrainableParameters(): { trainable: number; all: number } {
+    return countParameters(this);
+  }
+
+  /**
+   * Prints (with `log`, default `console.log`) and returns PEFT's report line:
+   * `trainable params: 294,912 || all params: ... || trainable%: 0.2364`.
+   */
+  printTrainableParameters(log: (line: string) => void = console.log): string {
+    const line = formatTrainableParameters(this.getNbTrainableParameters());
+    log(line);
+    return line;
+  }
+
+  /**
+   * Adapter `name`'s tensors under PEFT's checkpoint keys
+   * (`base_model.model.<path>.lora_A.weight`, ...), including trained biases and
+   * modules to save. The tensors are live parameters, not copies.
+   */
+  adapterStateDict(name: string = this.activeAdapter): Map<string, Tensor> {
+    const config = this.peftConfig.get(name);
+    if (!config) throw new Error(`adapterStateDict: no adapter '${name}'`);
+    const out = new Map<string, Tensor>();
+    const prefix = 'base_model.model.';
+    for (const [path, layer] of this.base_model.tunerLayers()) {
+      if (!layer.adapterNames().includes(name)) continue;
+      for (const [k, t] of layer.adapterStateDict(name)) out.set(`${prefix}${path}.${k}`, t);
+    }
+    const params = new Map(this.model.namedParameters());
+    for (const key of this.extraTrainableNames(config)) {
+      const t = params.get(key);
+      if (t) out.set(prefix + key, t);
+    }
+    return out;
+  }
+
+  /** Base parameter names (relative to the user's model) that `config` trains: biases and modules to save. */
+  extraTrainableNames(config: PeftConfig): string[] {
+    const method = getPeftMethod(config.peftType);
+    const names = method.trainableBiases ? method.trainableBiases(config, this.model) : [];
+    const modules = method.modulesToSave?.(config) ?? [];
+    if (modules.length > 0) {
+      for (const [path, m] of this.model.namedModules()) {
+        if (!path || !modules.some((t) => path === t || path.endsWith(`.${t}`))) continue;
+        for (const [n] of m.namedParameters()) names.push(`${path}.${n}`);
+      }
+    }
+    return [...new Set(names)];
+  }
+
+  /** Freezes everything, then enables the active adapters' parameters, biases and modules to save. */
+  refreshTrainable(): void {
+    for (const p of this.model.parameters()) p.requiresGrad = false;
+    const params = new Map(this.model.namedParameters());
+    for (const name of this.active) {
+      const config = this.peftConfig.get(name);
+      if (!config || config.inferenceMode) continue;
+      for (const [, layer] of this.base_model.tunerLayers()) {
+        if (layer.adapterNames().includes(name)) for (const t of layer.adapterParameters(name)) t.requiresGrad = true;
+      }
+      for (const key of this.extraTrainableNames(config)) {
+        const t = params.get(key);
+        if (t) t.requiresGrad = true;
+      }
+    }
+  }
+
+  /** Sets an adapter's inference mode (frozen when true) and refreshes trainability. */
+  setInferenceMode(name: string, inferenceMode: boolean): void {
+    const c = this.peftConfig.get(name);
+    if (!c) throw new Error(`setInferenceMode: no adapter '${name}'`);
+    this.peftConfig.set(name, { ...c, inferenceMode });
+    this.refreshTrainable();
+  }
+}
+
+/** A plain f32 `Linear` holding `layer`'s base weight with `names` merged in (and its bias). */
+function linearFromMerged(layer: LoraLinear, names: string[]): Linear {
+  const { weight, doraNorms } = layer.mergedWeight(names);
+  for (const n of doraNorms.values()) n.dispose();
+  const base: LinearLike = layer.base;
+  const backend = weight.backend.name;
+  const lin = new Linear(base.inFeatures, base.outFeatures, { bias: base.bias !== null, backend });
+  noGrad(() => {
+    assign(lin.weight, weight);
+    if (base.bias && lin.bias) assign(lin.bias, base.bias);
+  });
+  weight.dispose();
+  lin.training = layer.training;
+  return lin;
+}
+
+/**
+ * Wraps `model` with adapter `adapterName` of `config` (PEFT's `get_peft_model`):
+ * freezes the base, injects the method's layers, makes the adapter trainable.
+ * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
+ */
+export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel {
+  return new PeftModel(model, config, adapterName);
+}
+
