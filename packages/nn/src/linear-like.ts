@@ -16,8 +16,11 @@ export interface LinearLike extends Module {
   forward(x: Tensor): Tensor;
   /** A new f32 tensor with the weight in `[out, in]` layout (dequantized if stored otherwise). */
   dequantizedWeight(): Tensor;
-  /** Replaces the weight's values from a `[out, in]` tensor (re-quantizing if stored quantized). */
-  loadWeight(weight: Tensor): void;
+  /**
+   * Replaces the weight's values from a `[out, in]` tensor. Quantized layers re-quantize,
+   * which is asynchronous (a NaN check reads back), so callers always `await` it.
+   */
+  loadWeight(weight: Tensor): void | Promise<void>;
 }
 
 /** True when `m` implements {@link LinearLike}. */

@@ -116,11 +116,24 @@ export abstract class Module {
     return out;
   }
 
-  /** Number of parameter elements (tied weights counted once). */
+  /**
+   * Number of parameter elements (tied weights counted once). Frozen weights held in
+   * another form (a 4-bit packed buffer) count as the elements they represent.
+   */
   numParameters(options: { onlyTrainable?: boolean } = {}): number {
-    return this.parameters()
+    const tensors = this.parameters()
       .filter((p) => !options.onlyTrainable || p.requiresGrad)
       .reduce((n, p) => n + p.size, 0);
+    if (options.onlyTrainable) return tensors;
+    return tensors + this.modules().reduce((n, m) => n + m.packedParameterCount(), 0);
+  }
+
+  /**
+   * Elements of weights this module stores outside its parameters (e.g. a packed 4-bit
+   * weight, which is a buffer), counted by `numParameters` as PEFT counts them. Default 0.
+   */
+  packedParameterCount(): number {
+    return 0;
   }
 
   /** The module at dotted `path` (e.g. `transformer.h.0.attn`); throws naming the missing part. */

@@ -1,4 +1,4 @@
-import { type LinearLike, Linear, Module } from '@webpeft/nn';
+import { type LinearLike, type SourceInput, Linear, Module } from '@webpeft/nn';
 import { type Tensor, assign, noGrad } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
@@ -6,6 +6,9 @@ import { ensureBuiltinMethods } from './builtins.js';
 import { getPeftMethod } from './registry.js';
 import { TunerModel } from './tuners/tuner-model.js';
 import { LoraLinear } from './tuners/lora/linear.js';
+import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
+import { type LoadAdapterOptions, loadAdapter, saveAdapter } from './io/adapter-files.js';
+import type { AdapterSource, AdapterTarget } from './io/file-access.js';
 
 /** Options of {@link PeftModel.mergeAndUnload}. */
 export interface MergeAndUnloadOptions {
@@ -161,6 +164,24 @@ export class PeftModel extends Module {
     }
     this.peftConfig.clear();
     return this.model;
+  }
+
+  /**
+   * Saves adapters (default: all) in PEFT's format; `default` at the root, others in subfolders.
+   * @example const dir = memoryFiles(); await peft.saveAdapter(dir);
+   */
+  saveAdapter(target: AdapterTarget | string, options: { adapterNames?: string[] } = {}): Promise<void> {
+    return saveAdapter(this, target, options);
+  }
+
+  /** Loads a PEFT-format adapter as `adapterName` (inference mode unless `isTrainable`). */
+  loadAdapter(source: AdapterSource | SourceInput, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
+    return loadAdapter(this, source, adapterName, options);
+  }
+
+  /** PEFT's `add_weighted_adapter` for LoRA adapters (see {@link addWeightedAdapter}). */
+  addWeightedAdapter(adapters: string[], weights: number[], name: string, options: { combinationType?: CombinationType; svdRank?: number } = {}): Promise<void> {
+    return addWeightedAdapter(this, adapters, weights, name, options);
   }
 
   /** Trainable and total parameter counts (PEFT's `get_nb_trainable_parameters`). */

@@ -1,11 +1,10 @@
-import type { Module } from '@webpeft/nn';
-import { assign, noGrad, toBackend } from '@webpeft/tensor';
+import { type Module, type RawTensor, type SourceInput, openSource, openTarget, parseSafetensors, rawToTensor, serializeSafetensors, tensorToRaw } from '@webpeft/nn';
+import { assign, noGrad } from '@webpeft/tensor';
 import { commonFromJson, commonToJson, configJsonText, type PeftConfig } from '../config.js';
 import { ensureBuiltinMethods } from '../builtins.js';
 import { PeftModel } from '../peft-model.js';
 import { getPeftMethod } from '../registry.js';
 import { type AdapterSource, type AdapterTarget, joinPath } from './file-access.js';
-import { type RawTensor, parseSafetensors, rawToTensor, serializeSafetensors, tensorToRaw } from './safetensors.js';
 
 /** PEFT's file names. */
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
@@ -23,7 +22,8 @@ export function adapterConfigJson(config: PeftConfig): Record<string, unknown> {
  * `base_model.model.<path>.lora_A.weight`...). The adapter named `default` goes to
  * the target's root, every other one to the subfolder of its name, as PEFT does.
  */
-export async function saveAdapter(peft: PeftModel, target: AdapterTarget, options: { adapterNames?: string[] } = {}): Promise<void> {
+export async function saveAdapter(peft: PeftModel, dir: AdapterTarget | string, options: { adapterNames?: string[] } = {}): Promise<void> {
+  const target = typeof dir === 'string' ? openTarget(dir) : dir;
   const names = options.adapterNames ?? [...peft.peftConfig.keys()];
   for (const name of names) {
     const config = peft.peftConfig.get(name);
@@ -31,15 +31,16 @@ export async function saveAdapter(peft: PeftModel, target: AdapterTarget, option
     const dir = name === 'default' ? '' : name;
     const raws = new Map<string, RawTensor>();
     const sd = peft.adapterStateDict(name);
-    for (const key of [...sd.keys()].sort()) raws.set(key, await tensorToRaw(sd.get(key)!));
+    for (const key of [...sd.keys()].sort()) raws.set(key, await tensorToRaw(sd.get(key)!, 'F32'));
     await target.writeBytes(joinPath(dir, ADAPTER_WEIGHTS_NAME), serializeSafetensors(raws, { format: 'pt' }));
     await target.writeText(joinPath(dir, ADAPTER_CONFIG_NAME), configJsonText(adapterConfigJson(config)));
   }
 }
 
 /** Reads and parses `adapter_config.json` of `subfolder` into a config (method fields via the registry). */
-export async function readAdapterConfig(source: AdapterSource, subfolder = ''): Promise<PeftConfig> {
+export async function readAdapterConfig(input: AdapterSource | SourceInput, subfolder = ''): Promise<PeftConfig> {
   ensureBuiltinMethods();
+  const source = asSource(input);
   const file = joinPath(subfolder, ADAPTER_CONFIG_NAME);
   if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
   const json = JSON.parse(await source.readText(file)) as Record<string, unknown>;
@@ -60,7 +61,8 @@ export interface LoadAdapterOptions {
  * Adds adapter `adapterName` to `peft` from PEFT-format files and copies its weights
  * in. Throws listing every missing, unexpected or mis-shaped key at once.
  */
-export async function loadAdapter(peft: PeftModel, source: AdapterSource, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
+export async function loadAdapter(peft: PeftModel, input: AdapterSource | SourceInput, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
+  const source = asSource(input);
   const config = await readAdapterConfig(source, options.subfolder ?? '');
   peft.addAdapter(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) });
   await copyWeights(peft, source, adapterName, options.subfolder ?? '');
@@ -72,7 +74,8 @@ export async function loadAdapter(peft: PeftModel, source: AdapterSource, adapte
  * `source` (named `adapterName`, default `'default'`).
  * @example const peft = await loadPeftModel(model, memoryFiles(files));
  */
-export async function loadPeftModel(model: Module, source: AdapterSource, options: LoadAdapterOptions & { adapterName?: string } = {}): Promise<PeftModel> {
+export async function loadPeftModel(model: Module, input: AdapterSource | SourceInput, options: LoadAdapterOptions & { adapterName?: string } = {}): Promise<PeftModel> {
+  const source = asSource(input);
   const config = await readAdapterConfig(source, options.subfolder ?? '');
   const name = options.adapterName ?? 'default';
   const peft = new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name);
@@ -98,10 +101,15 @@ async function copyWeights(peft: PeftModel, source: AdapterSource, name: string,
   if (problems.length > 0) throw new Error(`loadAdapter: ${problems.length} problem(s) in ${source.name}/${file}:\n  ${problems.join('\n  ')}`);
   for (const [key, t] of own) {
     const backend = t.backend.name;
-    const loaded = rawToTensor(tensors.get(key)!, { backend: backend === 'meta' ? undefined : backend, key });
-    const src = loaded.backend.name === backend ? loaded : await toBackend(loaded, backend);
-    noGrad(() => assign(t, src));
-    if (src !== loaded) src.dispose();
+    // f16/bf16 adapters decode to f32, the dtype of our adapter weights.
+    const loaded = rawToTensor(tensors.get(key)!, { backend, key });
+    noGrad(() => assign(t, loaded));
     loaded.dispose();
   }
+}
+
+/** A source object as is; a path, URL, `File[]` or file record through `openSource`. */
+function asSource(input: AdapterSource | SourceInput): AdapterSource {
+  const s = input as Partial<AdapterSource>;
+  return typeof s === 'object' && s !== null && typeof s.readBytes === 'function' && typeof s.has === 'function' ? (input as AdapterSource) : openSource(input as SourceInput);
 }

@@ -70,6 +70,14 @@ describe('unary ops: webgpu vs cpu, cpu vs float64 reference', () => {
     });
   }
 
+  it('sin and cos stay within a few ulp on [-100, 100] on every adapter', async () => {
+    const x = uniform([257], 21, -100, 100);
+    // The webgpu kernels reduce by pi/2 themselves: WGSL's builtins only promise 2^-11 absolute.
+    const [s, c] = await expectBackendsAgree((t) => [T.sin(t), T.cos(t)], [x], { rtol: 0, atol: 1e-6 }, 'sin/cos wide');
+    expectClose(s.values, Array.from(x.data, Math.sin), { rtol: 0, atol: 1e-7, label: 'sin cpu' });
+    expectClose(c.values, Array.from(x.data, Math.cos), { rtol: 0, atol: 1e-7, label: 'cos cpu' });
+  });
+
   it('f64 on cpu keeps float64 precision', async () => {
     const x = uniform([9], 5, -2, 2);
     const x64 = { data: Float64Array.from(x.data), shape: x.shape };

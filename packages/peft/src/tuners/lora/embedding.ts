@@ -127,7 +127,7 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig> {
     });
   }
 
-  merge(adapterNames: string[] = this.activeAdapters): void {
+  override merge(adapterNames: string[] = this.activeAdapters): void {
     for (const name of adapterNames) {
       if (this.mergedAdapters.includes(name)) continue;
       this.apply(name, add);
@@ -135,7 +135,7 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig> {
     }
   }
 
-  unmerge(): void {
+  override unmerge(): void {
     while (this.mergedAdapters.length > 0) this.apply(this.mergedAdapters.pop() as string, sub);
   }
 

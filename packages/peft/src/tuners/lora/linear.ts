@@ -273,7 +273,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     });
   }
 
-  merge(adapterNames: string[] = this.activeAdapters): void {
+  override merge(adapterNames: string[] = this.activeAdapters): void {
     for (const name of adapterNames) {
       if (this.mergedAdapters.includes(name)) continue;
       const { weight, doraNorms } = this.mergedWeight([name]);
@@ -284,7 +284,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     }
   }
 
-  unmerge(): void {
+  override unmerge(): void {
     noGrad(() => {
       while (this.mergedAdapters.length > 0) {
         const name = this.mergedAdapters.pop() as string;

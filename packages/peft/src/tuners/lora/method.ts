@@ -50,7 +50,7 @@ export function biasNames(mode: 'none' | 'all' | 'lora_only', model: Module): st
   return names.filter((n) => n.endsWith('.base_layer.bias'));
 }
 
-/** For `registerPeftMethod` users: PEFT-style LoRA config type guard. */
+/** True when `c` is a LoRA config. */
 export function isLoraConfig(c: { peftType: string }): c is LoraConfig {
   return c.peftType === 'LORA';
 }

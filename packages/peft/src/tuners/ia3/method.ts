@@ -1,0 +1,46 @@
+import { Conv1D, isLinearLike } from '@webpeft/nn';
+import type { PeftMethod } from '../../registry.js';
+import { matchesTarget } from '../target-match.js';
+import { TunerLayer } from '../tuner-layer.js';
+import { type IA3Config, type ResolvedIA3Config, resolveIA3Config } from './config.js';
+import { IA3Linear, createIA3Layer } from './layer.js';
+
+/** The IA3 method: wraps selected linear-like layers in {@link IA3Linear}. */
+export const ia3Method: PeftMethod<ResolvedIA3Config> = {
+  peftType: 'IA3',
+  resolveConfig: (c, model) => resolveIA3Config(c as IA3Config, model),
+  configToJson: (c) => ({
+    target_modules: c.targetModules,
+    exclude_modules: c.excludeModules,
+    feedforward_modules: c.feedforwardModules,
+    fan_in_fan_out: c.fanInFanOut,
+    modules_to_save: c.modulesToSave,
+    init_ia3_weights: c.initIa3Weights,
+  }),
+  configFromJson: (j) =>
+    ({
+      peftType: 'IA3',
+      targetModules: j.target_modules as string[] | string,
+      excludeModules: (j.exclude_modules as string[] | string | null) ?? null,
+      feedforwardModules: (j.feedforward_modules as string[] | string | null) ?? [],
+      fanInFanOut: Boolean(j.fan_in_fan_out),
+      modulesToSave: (j.modules_to_save as string[] | null) ?? null,
+      initIa3Weights: j.init_ia3_weights !== false,
+    }) as ResolvedIA3Config,
+  prepare(c, model) {
+    const hasConv1D = model.namedModules().some(([p, m]) => p && m instanceof Conv1D && matchesTarget(c, p));
+    return hasConv1D && !c.fanInFanOut ? { ...c, fanInFanOut: true } : c;
+  },
+  isTarget(path, module, config) {
+    if (!matchesTarget(config, path)) return false;
+    if (module instanceof IA3Linear) return true;
+    if (module instanceof TunerLayer) throw new Error(`IA3: '${path}' is already wrapped by ${module.peftType}`);
+    if (isLinearLike(module)) return true;
+    throw new Error(`IA3: target module '${path}' (${module.constructor.name}) is not supported: only linear-like layers`);
+  },
+  createLayer: (base, config, path) => {
+    if (!isLinearLike(base)) throw new Error(`IA3: cannot wrap ${base.constructor.name}`);
+    return createIA3Layer(base, config, path);
+  },
+  modulesToSave: (c) => c.modulesToSave,
+};

@@ -1,0 +1,92 @@
+import { Conv1D, Linear, type Module } from '@webpeft/nn';
+import { BYTES_PER_ELEMENT, type Tensor, assign, noGrad } from '@webpeft/tensor';
+import type { QuantType } from '../codebooks.js';
+import { Linear4bit } from './linear-4bit.js';
+
+/** Options of {@link quantizeModel}. */
+export interface QuantizeModelOptions {
+  /** 'nf4' (default) or 'fp4'. */
+  quantType?: QuantType;
+  /** Elements per absmax block (default 64). */
+  blockSize?: number;
+  /** Double quantization of the absmax constants (default true). */
+  doubleQuant?: boolean;
+  /** Dtype of the compute (activations, dequantized weights): only 'f32' today. */
+  computeDtype?: 'f32';
+  /** Module paths (exact or dotted suffix) left in full precision (default `['lm_head']`). */
+  skip?: readonly string[];
+}
+
+/** What {@link quantizeModel} changed. */
+export interface QuantizeReport {
+  /** Paths of the layers now stored in 4 bits. */
+  layers: string[];
+  /** Bytes of their full-precision weights before. */
+  bytesBefore: number;
+  /** Bytes of their packed weights and quantization constants after. */
+  bytesAfter: number;
+}
+
+function matches(path: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => path === p || path.endsWith(`.${p}`));
+}
+
+function bytesOf(t: Tensor): number {
+  return t.size * BYTES_PER_ELEMENT[t.dtype];
+}
+
+/**
+ * Replaces every `Linear` and GPT-2 `Conv1D` of `model` (except `skip`) with a frozen
+ * {@link Linear4bit}, frees the full-precision weights, and reports bytes before and
+ * after. Embeddings and norms stay as they are. Returns the same model.
+ *
+ * @example
+ * const report = await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+ */
+export async function quantizeModel<M extends Module>(model: M, options: QuantizeModelOptions = {}): Promise<{ model: M; report: QuantizeReport }> {
+  if (options.computeDtype && options.computeDtype !== 'f32') {
+    throw new Error(`quantizeModel: computeDtype '${options.computeDtype}' is not supported; kernels compute in f32`);
+  }
+  const skip = options.skip ?? ['lm_head'];
+  const report: QuantizeReport = { layers: [], bytesBefore: 0, bytesAfter: 0 };
+  const targets = model.namedModules().filter(([path, m]) => path !== '' && (m instanceof Linear || m instanceof Conv1D) && !matches(path, skip));
+  for (const [path, layer] of targets) {
+    const linear = layer as Linear | Conv1D;
+    const q = await Linear4bit.fromLinear(linear, {
+      quantType: options.quantType,
+      blockSize: options.blockSize,
+      doubleQuant: options.doubleQuant,
+      name: `${path}.weight`,
+    });
+    q.requiresGrad_(false);
+    model.replaceSubmodule(path, q);
+    report.layers.push(path);
+    report.bytesBefore += bytesOf(linear.weight);
+    report.bytesAfter += bytesOf(q.packedWeight) + q.quantState.ownedTensors().reduce((n, t) => n + bytesOf(t), 0);
+    linear.weight.dispose();
+  }
+  return { model, report };
+}
+
+/**
+ * Replaces every {@link Linear4bit} of `model` with a full-precision `Linear` holding
+ * the dequantized weight `[out, in]` (Conv1D layers come back as `Linear`, as in
+ * transformers' dequantization). Returns the same model.
+ */
+export function dequantizeModel<M extends Module>(model: M): M {
+  const targets = model.namedModules().filter(([, m]) => m instanceof Linear4bit) as [string, Linear4bit][];
+  for (const [path, q] of targets) {
+    const weight = noGrad(() => q.dequantizedWeight());
+    const backend = weight.backend.name;
+    const linear = new Linear(q.inFeatures, q.outFeatures, { bias: q.bias !== null, backend });
+    noGrad(() => {
+      linear.loadWeight(weight);
+      if (q.bias && linear.bias) assign(linear.bias, q.bias);
+    });
+    weight.dispose();
+    model.replaceSubmodule(path, linear);
+    q.packedWeight.dispose();
+    q.quantState.dispose();
+  }
+  return model;
+}
