@@ -235,6 +235,18 @@ describe('errors name the op, shapes and dtypes', () => {
     }
   });
 
+  it('ranks above the webgpu kernels\' limit are a ShapeError there, and work on cpu', async () => {
+    const shape = [1, 2, 1, 2, 1, 2, 1, 2, 3];
+    const [cpu] = await runOn('cpu', (a, b) => T.add(a, b), [uniform(shape, 1), uniform([3], 2)]);
+    expect(cpu.shape).toEqual(shape);
+    if (!T._engine.hasBackend('webgpu')) return;
+    const a = tensor(new Float32Array(48), shape, { backend: 'webgpu' });
+    const b = tensor(new Float32Array(3), [3], { backend: 'webgpu' });
+    expect(() => T.add(a, b)).toThrow(/add: rank 9/);
+    a.dispose();
+    b.dispose();
+  });
+
   it('a dtype mismatch is a DTypeError naming the op and dtypes', () => {
     const a = tensor(new Float32Array(3), [3], { backend: 'cpu' });
     const b = tensor(new Int32Array(3), [3], { backend: 'cpu' });

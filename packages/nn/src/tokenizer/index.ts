@@ -1,0 +1,10 @@
+/**
+ * Tokenizers: Hugging Face `tokenizer.json` through `@huggingface/tokenizers`, a
+ * character-level tokenizer and a byte-level BPE trainer that both emit tokenizer.json.
+ * @packageDocumentation
+ */
+export { Tokenizer, type TokenizerConfig } from './tokenizer.js';
+export { CharTokenizer, type CharTokenizerOptions } from './char-tokenizer.js';
+export { trainByteLevelBpe, type TrainBpeOptions } from './train-bpe.js';
+export { BYTE_TO_CHAR, GPT2_SPLIT_REGEX } from './byte-level.js';
+export type { TokenizerJSON } from './tokenizer-json.js';
