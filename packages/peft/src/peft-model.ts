@@ -214,7 +214,7 @@ export class PeftModel extends Module {
       for (const [k, t] of layer.adapterStateDict(name)) out.set(`${prefix}${path}.${k}`, t);
     }
     const params = new Map(this.model.namedParameters());
-    for (const key of this.extraTrainableNames(config)) {
+    for (const key of this.extraTrainableNames(config, name)) {
       const t = params.get(key);
       if (t) out.set(prefix + key, t);
     }
@@ -222,9 +222,13 @@ export class PeftModel extends Module {
   }
 
   /** Base parameter names (relative to the user's model) that `config` trains: biases and modules to save. */
-  extraTrainableNames(config: PeftConfig): string[] {
+  extraTrainableNames(config: PeftConfig, adapterName?: string): string[] {
     const method = getPeftMethod(config.peftType);
-    const names = method.trainableBiases ? method.trainableBiases(config, this.model) : [];
+    const holders = new Set(this.base_model.tunerLayers().filter(([, l]) => adapterName === undefined || l.adapterNames().includes(adapterName)).map(([p]) => p));
+    // A wrapped layer's own bias belongs to the adapters that wrap it.
+    const names = (method.trainableBiases ? method.trainableBiases(config, this.model) : []).filter(
+      (n) => !n.endsWith('.base_layer.bias') || holders.has(n.slice(0, -'.base_layer.bias'.length)),
+    );
     const modules = method.modulesToSave?.(config) ?? [];
     if (modules.length > 0) {
       for (const [path, m] of this.model.namedModules()) {
@@ -245,7 +249,7 @@ export class PeftModel extends Module {
       for (const [, layer] of this.base_model.tunerLayers()) {
         if (layer.adapterNames().includes(name)) for (const t of layer.adapterParameters(name)) t.requiresGrad = true;
       }
-      for (const key of this.extraTrainableNames(config)) {
+      for (const key of this.extraTrainableNames(config, name)) {
         const t = params.get(key);
         if (t) t.requiresGrad = true;
       }

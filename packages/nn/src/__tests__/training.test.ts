@@ -39,7 +39,7 @@ function adam(params: Tensor[], lr: number) {
   };
 }
 
-/** Trains on random windows; returns the mean loss of the first and last 20 steps. */
+/** Trains on random windows; returns the first loss and the mean of the last 10. */
 async function train(model: CausalLM, steps: number): Promise<{ first: number; last: number }> {
   const rng = new SeededRandom(3);
   const batch = 8;
@@ -71,21 +71,22 @@ async function train(model: CausalLM, steps: number): Promise<{ first: number; l
     }
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  return { first: mean(losses.slice(0, 20)), last: mean(losses.slice(-20)) };
+  console.log(`loss ${losses[0].toFixed(3)} -> ${mean(losses.slice(-10)).toFixed(3)}`);
+  return { first: losses[0], last: mean(losses.slice(-10)) };
 }
 
 describe('tiny models learn Moby Dick (char level)', () => {
   // Start: about ln(V) (V = distinct characters of the chapter, ~70, ln ~4.2).
   // Bound: below 2.6 nats after 300 Adam steps (unigram entropy of English text is ~3.0 nats per character,
   // so this needs context, i.e. working attention).
-  const STEPS = 300;
+  const STEPS = 150;
   const BOUND = 2.6;
 
   it('GPT-2 (d 32, 2 layers, 4 heads)', async () => {
     manualSeed(11);
     const model = new GPT2LMHeadModel({ vocab_size: vocab, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
     const { first, last } = await train(model, STEPS);
-    expect(first).toBeGreaterThan(Math.log(vocab) - 0.5);
+    expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();
   });
@@ -94,7 +95,7 @@ describe('tiny models learn Moby Dick (char level)', () => {
     manualSeed(12);
     const model = new LlamaForCausalLM({ vocab_size: vocab, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32 });
     const { first, last } = await train(model, STEPS);
-    expect(first).toBeGreaterThan(Math.log(vocab) - 0.5);
+    expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();
   });

@@ -242,7 +242,7 @@ describe('errors name the op, shapes and dtypes', () => {
     if (!T._engine.hasBackend('webgpu')) return;
     const a = tensor(new Float32Array(48), shape, { backend: 'webgpu' });
     const b = tensor(new Float32Array(3), [3], { backend: 'webgpu' });
-    expect(() => T.add(a, b)).toThrow(/add: rank 9/);
+    expect(() => T.add(a, b)).toThrow(/add: rank 9 .* maximum rank 8/i);
     a.dispose();
     b.dispose();
   });

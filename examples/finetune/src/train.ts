@@ -1,0 +1,42 @@
+import type { CausalLM, Tokenizer } from '@webpeft/nn';
+import { generate } from '@webpeft/nn';
+import { type BackendName, type Tensor, noGrad, tensor, tidy } from '@webpeft/tensor';
+import type { TokenBatch } from './batches.js';
+
+/** Uploads a host batch as i32 tensors `[B, T]`. */
+export function batchTensors(batch: TokenBatch, backend: BackendName): { inputIds: Tensor; labels: Tensor } {
+  const shape = [batch.batchSize, batch.seqLen];
+  return {
+    inputIds: tensor(batch.inputIds, shape, { dtype: 'i32', backend }),
+    labels: tensor(batch.labels, shape, { dtype: 'i32', backend }),
+  };
+}
+
+/** Mean causal-LM loss over `batches` (no gradients, eval mode for the call). */
+export async function evaluate(model: CausalLM, batches: readonly TokenBatch[], backend: BackendName): Promise<number> {
+  const wasTraining = model.training;
+  model.eval();
+  let total = 0;
+  for (const batch of batches) {
+    const loss = noGrad(() =>
+      tidy(() => {
+        const { inputIds, labels } = batchTensors(batch, backend);
+        return model.forward({ inputIds, labels }).loss!;
+      }),
+    );
+    total += await loss.item();
+    loss.dispose();
+  }
+  model.train(wasTraining);
+  return total / Math.max(1, batches.length);
+}
+
+/** Greedy continuation of `prompt` (with the KV cache), decoded. */
+export async function sample(model: CausalLM, tokenizer: Tokenizer, prompt: string, maxNewTokens: number, seed: number): Promise<string> {
+  const wasTraining = model.training;
+  model.eval();
+  const ids = tokenizer.encode(prompt, { addSpecialTokens: false });
+  const { sequences } = await generate(model, [ids], { maxNewTokens, seed, temperature: 0 });
+  model.train(wasTraining);
+  return tokenizer.decode(sequences[0].slice(ids.length));
+}

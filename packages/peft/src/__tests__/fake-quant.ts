@@ -1,0 +1,55 @@
+import { type LinearLike, Module } from '@webpeft/nn';
+import { type BackendName, type Tensor, add, cast, div, floor, matmul, maximum, minimum, mul, tensor } from '@webpeft/tensor';
+
+/**
+ * A stand-in for a quantized linear layer (the shape of the contract `Linear4bit`
+ * meets): int codes `[out, in]` (i32, not float, not trainable) times one scale;
+ * `loadWeight` re-quantizes with the same scale. Enough to show that LoRA wraps any
+ * LinearLike without knowing its storage.
+ */
+export class CodeLinear extends Module implements LinearLike {
+  readonly codes: Tensor;
+  readonly bias: Tensor | null = null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    weight: Float32Array,
+    readonly scale: number,
+    backend?: BackendName,
+  ) {
+    super();
+    const codes = Int32Array.from(weight, (w) => Math.max(-127, Math.min(127, Math.round(w / scale))));
+    this.codes = this.registerParameter('codes', tensor(codes, [outFeatures, inFeatures], { backend }));
+    this.codes.requiresGrad = false;
+  }
+
+  dequantizedWeight(): Tensor {
+    const f = cast(this.codes, 'f32');
+    const w = mul(f, this.scale);
+    f.dispose();
+    return w;
+  }
+
+  forward(x: Tensor): Tensor {
+    const w = this.dequantizedWeight();
+    const y = matmul(x, w, { transposeB: true });
+    w.dispose();
+    return y;
+  }
+
+  loadWeight(weight: Tensor): void {
+    // round(w / scale) = floor(w / scale + 0.5), clamped to the code range.
+    const q = div(weight, this.scale);
+    const h = add(q, 0.5);
+    const r = floor(h);
+    const c = minimum(maximum(r, -127), 127);
+    const codes = cast(c, 'i32');
+    const storage = this.codes as unknown as { storage: unknown };
+    // Swap in the new codes' storage: the parameter keeps its identity.
+    const tmp = storage.storage;
+    storage.storage = (codes as unknown as { storage: unknown }).storage;
+    (codes as unknown as { storage: unknown }).storage = tmp;
+    for (const t of [q, h, r, c, codes]) t.dispose();
+  }
+}
