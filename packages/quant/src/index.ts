@@ -45,3 +45,4 @@ export { bytesToWords, tensorBytes } from './host-bytes.js';
 export { type Linear4bitAttrs, type Weight4bit, linear4bit, registerLinear4bitOps, weightInputs } from './ops/linear-4bit.js';
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';
 export { quantizeModel, dequantizeModel, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
+export { quantizedBytes, type QuantizedBytes } from './memory-estimate.js';

@@ -9,6 +9,14 @@ const text = (chapter as { text: string }).text;
 const chars = [...new Set(text)].sort();
 const vocab = chars.length;
 const encoded = Int32Array.from(text, (c) => chars.indexOf(c));
+/** Unigram entropy of the text in nats (float64): what a model without context can reach (~3.02). */
+const unigramEntropy = (() => {
+  const counts = new Map<string, number>();
+  for (const c of text) counts.set(c, (counts.get(c) ?? 0) + 1);
+  let h = 0;
+  for (const n of counts.values()) h -= (n / text.length) * Math.log(n / text.length);
+  return h;
+})();
 
 beforeAll(async () => {
   await initBackends(); // webgpu is the default when available
@@ -40,11 +48,11 @@ function adam(params: Tensor[], lr: number) {
 }
 
 /** Trains on random windows; returns the first loss and the mean of the last 10. */
-async function train(model: CausalLM, steps: number): Promise<{ first: number; last: number }> {
+async function train(model: CausalLM, steps: number, lr: number): Promise<{ first: number; last: number }> {
   const rng = new SeededRandom(3);
   const batch = 8;
   const seq = 32;
-  const step = adam(model.trainableParameters(), 1e-2);
+  const step = adam(model.trainableParameters(), lr);
   const losses: number[] = [];
   const pending: Tensor[] = [];
   for (let s = 0; s < steps; s++) {
@@ -76,16 +84,17 @@ async function train(model: CausalLM, steps: number): Promise<{ first: number; l
 }
 
 describe('tiny models learn Moby Dick (char level)', () => {
-  // Start: about ln(V) (V = distinct characters of the chapter, ~70, ln ~4.2).
-  // Bound: below 2.6 nats after 300 Adam steps (unigram entropy of English text is ~3.0 nats per character,
-  // so this needs context, i.e. working attention).
+  // Start: within 0.3 of ln(V) (V = 62 distinct characters, ln V = 4.13).
+  // End (mean of the last 10 of 150 Adam steps): at least 0.3 nats below the text's unigram
+  // entropy (3.02), i.e. below ~2.72 -- a model needs context (working attention) for that.
   const STEPS = 150;
-  const BOUND = 2.6;
+  const BOUND = unigramEntropy - 0.3;
 
   it('GPT-2 (d 32, 2 layers, 4 heads)', async () => {
     manualSeed(11);
-    const model = new GPT2LMHeadModel({ vocab_size: vocab, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
-    const { first, last } = await train(model, STEPS);
+    const LR = 1e-2;
+    const model = new GPT2LMHeadModel({ vocab_size: vocab, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, initializer_range: 0.1 });
+    const { first, last } = await train(model, STEPS, LR);
     expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();
@@ -93,8 +102,9 @@ describe('tiny models learn Moby Dick (char level)', () => {
 
   it('LLaMA (d 32, 2 layers, 4 heads / 2 kv heads, SwiGLU 64)', async () => {
     manualSeed(12);
+    const LR = 1e-2;
     const model = new LlamaForCausalLM({ vocab_size: vocab, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 32 });
-    const { first, last } = await train(model, STEPS);
+    const { first, last } = await train(model, STEPS, LR);
     expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();

@@ -1,5 +1,5 @@
 import { type LinearLike, Module } from '@webpeft/nn';
-import { type BackendName, type Tensor, add, cast, div, floor, matmul, maximum, minimum, mul, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, add, assign, cast, div, floor, matmul, maximum, minimum, mul, tensor } from '@webpeft/tensor';
 
 /**
  * A stand-in for a quantized linear layer (the shape of the contract `Linear4bit`
@@ -45,11 +45,7 @@ export class CodeLinear extends Module implements LinearLike {
     const r = floor(h);
     const c = minimum(maximum(r, -127), 127);
     const codes = cast(c, 'i32');
-    const storage = this.codes as unknown as { storage: unknown };
-    // Swap in the new codes' storage: the parameter keeps its identity.
-    const tmp = storage.storage;
-    storage.storage = (codes as unknown as { storage: unknown }).storage;
-    (codes as unknown as { storage: unknown }).storage = tmp;
+    assign(this.codes, codes);
     for (const t of [q, h, r, c, codes]) t.dispose();
   }
 }

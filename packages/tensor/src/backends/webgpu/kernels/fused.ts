@@ -6,13 +6,63 @@ import type { Tensor } from '../../../tensor.js';
 import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
-import { Uniforms, elementMain, grid, storageBindings } from '../wgsl.js';
+import { Uniforms, elementMain, grid, rowGrid, storageBindings } from '../wgsl.js';
+import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
 
+/** Threads per row in the workgroup-per-row variant; also the widest row served by one thread. */
+const ROW_WG = 64;
+/** Threads per workgroup in the thread-per-row variant. */
 const WG = 64;
 
 /**
- * A row-wise fused kernel: one thread per row of the last axis (`w` elements at
- * `o = row * w`). `body` is WGSL that reads the named inputs and writes `out`.
+ * WGSL that both variants share: `rsum`/`rmax` reduce a per-thread partial over the
+ * threads of a row (identity with one thread per row), and `FOR(j)` loops start at
+ * `tid` with stride `JS`.
+ */
+function rowPrelude(wide: boolean): string {
+  if (!wide) {
+    return `${WGSL_MAX_NAN}
+fn rsum(v: f32, tid: u32) -> f32 { return v; }
+fn rmax(v: f32, tid: u32) -> f32 { return v; }`;
+  }
+  return `${WGSL_MAX_NAN}
+var<workgroup> red: array<f32, ${ROW_WG}>;
+fn rsum(v: f32, tid: u32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (tid < s) { red[tid] = red[tid] + red[tid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+fn rmax(v: f32, tid: u32) -> f32 {
+  red[tid] = v;
+  workgroupBarrier();
+  for (var s = ${ROW_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (tid < s) { red[tid] = maxNan(red[tid], red[tid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}`;
+}
+
+/** Expands `FOR(j)` into the loop over a row's elements owned by this thread. */
+function expandLoops(body: string, wide: boolean): string {
+  const stride = wide ? `${ROW_WG}u` : '1u';
+  return body.replace(/FOR\((\w+)\)/g, (_, j: string) => `for (var ${j} = tid; ${j} < u.w; ${j} += ${stride})`);
+}
+
+/**
+ * A row-wise fused kernel over the last axis (`w` elements at `o = row * w`). Rows up to
+ * 64 wide run one thread per row; wider rows (hidden sizes, vocabularies) run one
+ * workgroup of 64 threads per row with shared-memory tree reductions. `body` is WGSL
+ * written with `FOR(j)` loops, `rsum`/`rmax` for row reductions, and `tid == 0u` for
+ * once-per-row writes.
  */
 function rowKernel(
   op: OpName,
@@ -28,60 +78,81 @@ function rowKernel(
     const u = new Uniforms().u32('rows', rows).u32('w', w);
     if (opts.eps) u.f32('eps', attrs.eps!);
     if (opts.ignoreIndex) u.i32('ignoreIndex', attrs.ignoreIndex!);
-    const prog = program(`rows/${op}`, inputNames.length, 1, () => `${WGSL_SPECIAL}
+    const wide = w > ROW_WG;
+    const header = wide
+      ? `@compute @workgroup_size(${ROW_WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= u.rows) { return; }
+  let tid = lid.x;`
+      : `${elementMain(WG, 'u.rows')}
+  let row = i;
+  let tid = 0u;`;
+    const prog = program(`rows/${op}/${wide ? 'wg' : 'thread'}`, inputNames.length, 1, () => `${WGSL_SPECIAL}
 ${storageBindings(inputNames, [['out', 'f32']])}
 ${u.declaration(inputNames.length + 1)}
-${elementMain(WG, 'u.rows')}
-  let row = i;
+${rowPrelude(wide)}
+${header}
   let o = row * u.w;
-${body}
+${expandLoops(body, wide)}
 }`);
-    runKernel(backend as WebGpuBackend, prog, inputs, [out], u, grid(rows, WG));
+    runKernel(backend as WebGpuBackend, prog, inputs, [out], u, wide ? rowGrid(rows) : grid(rows, WG));
     return out;
   };
 }
 
 const ROW_MAX = `  var mx = neg_inf_();
-  for (var j = 0u; j < u.w; j++) { mx = max(mx, x[o + j]); }
+  FOR(j) { mx = maxNan(mx, x[o + j]); }
+  mx = rmax(mx, tid);
   var se = 0.0;
-  for (var j = 0u; j < u.w; j++) { se = se + exp(x[o + j] - mx); }`;
+  FOR(j) { se = se + exp(x[o + j] - mx); }
+  se = rsum(se, tid);`;
 
 const LN_STATS = `  var mean = 0.0;
-  for (var j = 0u; j < u.w; j++) { mean = mean + x[o + j]; }
-  mean = mean / f32(u.w);
+  FOR(j) { mean = mean + x[o + j]; }
+  mean = rsum(mean, tid) / f32(u.w);
   var v = 0.0;
-  for (var j = 0u; j < u.w; j++) { let d = x[o + j] - mean; v = v + d * d; }
-  let rstd = inverseSqrt(v / f32(u.w) + u.eps);`;
+  FOR(j) { let d = x[o + j] - mean; v = v + d * d; }
+  let rstd = inverseSqrt(rsum(v, tid) / f32(u.w) + u.eps);`;
 
 const RMS_STATS = `  var ms = 0.0;
-  for (var j = 0u; j < u.w; j++) { ms = ms + x[o + j] * x[o + j]; }
-  let rstd = inverseSqrt(ms / f32(u.w) + u.eps);`;
+  FOR(j) { ms = ms + x[o + j] * x[o + j]; }
+  let rstd = inverseSqrt(rsum(ms, tid) / f32(u.w) + u.eps);`;
 
 /** Registers the webgpu fused kernels (softmax family, cross-entropy, norms). */
 export function registerWebGpuFusedKernels(): void {
   registerKernel('Softmax', 'webgpu', rowKernel('Softmax', [['x', 'f32']], `${ROW_MAX}
-  for (var j = 0u; j < u.w; j++) { out[o + j] = exp(x[o + j] - mx) / se; }`));
+  FOR(j) { out[o + j] = exp(x[o + j] - mx) / se; }`));
   registerKernel('LogSoftmax', 'webgpu', rowKernel('LogSoftmax', [['x', 'f32']], `${ROW_MAX}
-  let lse = mx + log(se);
-  for (var j = 0u; j < u.w; j++) { out[o + j] = x[o + j] - lse; }`));
+  let lse = log(se);
+  FOR(j) { out[o + j] = x[o + j] - mx - lse; }`));
   registerKernel('SoftmaxGrad', 'webgpu', rowKernel('SoftmaxGrad', [['dy', 'f32'], ['y', 'f32']], `  var dot = 0.0;
-  for (var j = 0u; j < u.w; j++) { dot = dot + dy[o + j] * y[o + j]; }
-  for (var j = 0u; j < u.w; j++) { out[o + j] = y[o + j] * (dy[o + j] - dot); }`));
+  FOR(j) { dot = dot + dy[o + j] * y[o + j]; }
+  dot = rsum(dot, tid);
+  FOR(j) { out[o + j] = y[o + j] * (dy[o + j] - dot); }`));
   registerKernel('LogSoftmaxGrad', 'webgpu', rowKernel('LogSoftmaxGrad', [['dy', 'f32'], ['y', 'f32']], `  var s = 0.0;
-  for (var j = 0u; j < u.w; j++) { s = s + dy[o + j]; }
-  for (var j = 0u; j < u.w; j++) { out[o + j] = dy[o + j] - exp(y[o + j]) * s; }`));
-  // Out-of-range labels give NaN on webgpu (the cpu backend throws).
+  FOR(j) { s = s + dy[o + j]; }
+  s = rsum(s, tid);
+  FOR(j) { out[o + j] = dy[o + j] - exp(y[o + j]) * s; }`));
+  // Out-of-range labels give NaN on webgpu (the cpu backend throws). The row statistics
+  // are computed for every row so that barriers stay in uniform control flow.
   registerKernel(
     'CrossEntropy',
     'webgpu',
     rowKernel(
       'CrossEntropy',
       [['x', 'f32'], ['labels', 'i32']],
-      `  let label = labels[row];
-  if (label == u.ignoreIndex) { out[row] = 0.0; return; }
-  if (label < 0 || u32(label) >= u.w) { out[row] = nan_(); return; }
-${ROW_MAX}
-  out[row] = mx + log(se) - x[o + u32(label)];`,
+      `${ROW_MAX}
+  if (tid == 0u) {
+    let label = labels[row];
+    if (label == u.ignoreIndex) {
+      out[row] = 0.0;
+    } else if (label < 0 || u32(label) >= u.w) {
+      out[row] = nan_();
+    } else {
+      out[row] = mx + log(se) - x[o + u32(label)];
+    }
+  }`,
       { outShape: (inputs) => [inputs[0].shape[0]], ignoreIndex: true },
     ),
   );
@@ -91,38 +162,38 @@ ${ROW_MAX}
     rowKernel(
       'CrossEntropyGrad',
       [['dy', 'f32'], ['x', 'f32'], ['labels', 'i32']],
-      `  let label = labels[row];
-  if (label == u.ignoreIndex) { for (var j = 0u; j < u.w; j++) { out[o + j] = 0.0; } return; }
-${ROW_MAX}
+      `${ROW_MAX}
+  let label = labels[row];
+  let ignored = label == u.ignoreIndex;
   let g = dy[row];
-  for (var j = 0u; j < u.w; j++) {
+  FOR(j) {
     let onehot = select(0.0, 1.0, i32(j) == label);
-    out[o + j] = g * (exp(x[o + j] - mx) / se - onehot);
+    out[o + j] = select(g * (exp(x[o + j] - mx) / se - onehot), 0.0, ignored);
   }`,
       { rowsOf: 1, ignoreIndex: true },
     ),
   );
   registerKernel('LayerNorm', 'webgpu', rowKernel('LayerNorm', [['x', 'f32'], ['wt', 'f32'], ['bias', 'f32']], `${LN_STATS}
-  for (var j = 0u; j < u.w; j++) { out[o + j] = (x[o + j] - mean) * rstd * wt[j] + bias[j]; }`, { eps: true }));
+  FOR(j) { out[o + j] = (x[o + j] - mean) * rstd * wt[j] + bias[j]; }`, { eps: true }));
   registerKernel('LayerNormGrad', 'webgpu', rowKernel('LayerNormGrad', [['dy', 'f32'], ['x', 'f32'], ['wt', 'f32']], `${LN_STATS}
   var gm = 0.0;
   var gx = 0.0;
-  for (var j = 0u; j < u.w; j++) {
+  FOR(j) {
     let g = dy[o + j] * wt[j];
     gm = gm + g;
     gx = gx + g * (x[o + j] - mean) * rstd;
   }
-  gm = gm / f32(u.w);
-  gx = gx / f32(u.w);
-  for (var j = 0u; j < u.w; j++) {
+  gm = rsum(gm, tid) / f32(u.w);
+  gx = rsum(gx, tid) / f32(u.w);
+  FOR(j) {
     let xhat = (x[o + j] - mean) * rstd;
     out[o + j] = rstd * (dy[o + j] * wt[j] - gm - xhat * gx);
   }`, { rowsOf: 1, eps: true }));
   registerKernel('RmsNorm', 'webgpu', rowKernel('RmsNorm', [['x', 'f32'], ['wt', 'f32']], `${RMS_STATS}
-  for (var j = 0u; j < u.w; j++) { out[o + j] = x[o + j] * rstd * wt[j]; }`, { eps: true }));
+  FOR(j) { out[o + j] = x[o + j] * rstd * wt[j]; }`, { eps: true }));
   registerKernel('RmsNormGrad', 'webgpu', rowKernel('RmsNormGrad', [['dy', 'f32'], ['x', 'f32'], ['wt', 'f32']], `${RMS_STATS}
   var gx = 0.0;
-  for (var j = 0u; j < u.w; j++) { gx = gx + dy[o + j] * wt[j] * x[o + j] * rstd; }
-  gx = gx / f32(u.w);
-  for (var j = 0u; j < u.w; j++) { out[o + j] = rstd * (dy[o + j] * wt[j] - x[o + j] * rstd * gx); }`, { rowsOf: 1, eps: true }));
+  FOR(j) { gx = gx + dy[o + j] * wt[j] * x[o + j] * rstd; }
+  gx = rsum(gx, tid) / f32(u.w);
+  FOR(j) { out[o + j] = rstd * (dy[o + j] * wt[j] - x[o + j] * rstd * gx); }`, { rowsOf: 1, eps: true }));
 }

@@ -5,15 +5,26 @@ import { reducedShape } from '../../cpu/kernels/reduce.js';
 import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
-import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
+import { Uniforms, checkRank, elementMain, grid, rowGrid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 
 const WG = 64;
+/** Threads that share one output in the workgroup-parallel variant. */
+const RED_WG = 64;
+/** Reduced extents from which one workgroup per output beats one thread per output. */
+const WIDE_MIN_COUNT = 256;
+
+type ReduceName = 'Sum' | 'Max' | 'ArgMax';
 
 /**
- * Reductions over any set of axes: one thread per output element walks the reduced
- * elements through their strides (no permute copy). Sum accumulates in f32.
+ * Reductions over any set of axes, walking the reduced elements through their strides
+ * (no permute copy). Two variants: one thread per output (`thread`, short extents), and
+ * one workgroup per output (`wg`, extents >= 256: row sums over a hidden size, bias
+ * gradients over 4096 tokens), where 64 threads stride over the reduced elements and a
+ * shared-memory tree combines their partials. Sum accumulates in the input type (f32).
+ * Max/ArgMax keep the cpu semantics: NaN propagates (the first NaN wins), else the first
+ * maximum wins.
  */
-function reduceKernel(name: 'Sum' | 'Max' | 'ArgMax') {
+function reduceKernel(name: ReduceName) {
   registerKernel(name, 'webgpu', (inputs, attrs, backend) => {
     const x = inputs[0];
     checkRank(name, x.shape);
@@ -32,26 +43,74 @@ function reduceKernel(name: 'Sum' | 'Max' | 'ArgMax') {
       .u32('size', out.size)
       .u32('count', redCount);
     const init = name === 'Sum' ? `${T}(0)` : T === 'f32' ? 'neg_inf_()' : T === 'i32' ? 'i32(-2147483647 - 1)' : '0u';
-    const step =
-      name === 'Sum'
-        ? 'acc = acc + v;'
-        : `if (v > acc || (v != v && acc == acc)) { acc = v; arg = k; }`;
-    const result = name === 'ArgMax' ? 'i32(arg)' : 'acc';
-    const prog = program(`reduce/${name}/${T}/k${kept.length}/r${redShape.length}`, 1, 1, () => `${WGSL_SPECIAL}
-${storageBindings([['xs', T]], [['out', name === 'ArgMax' ? 'i32' : T]])}
+    // Strictly greater (or the first NaN) replaces: scanning k upwards keeps the first maximum.
+    const step = name === 'Sum' ? 'acc = acc + v;' : `if (v > acc || (v != v && acc == acc)) { acc = v; arg = k; }`;
+    const wide = redCount >= WIDE_MIN_COUNT && out.size > 0;
+    const OutT = name === 'ArgMax' ? 'i32' : T;
+    const baseOffset = kept.length > 0 ? stridedOffset(kept.length, 'i', 'kshape', 'kstrides', '0u', 'base') : 'let base = 0u;';
+    const elemOffset = redShape.length > 0 ? stridedOffset(redShape.length, 'k', 'rshape', 'rstrides', 'base', 'at_') : 'let at_ = base;';
+    const source = wide
+      ? () => `${WGSL_SPECIAL}
+${storageBindings([['xs', T]], [['out', OutT]])}
 ${u.declaration(2)}
-${elementMain(WG, 'u.size')}
-  ${kept.length > 0 ? stridedOffset(kept.length, 'i', 'kshape', 'kstrides', '0u', 'base') : 'let base = 0u;'}
+var<workgroup> vals: array<${T}, ${RED_WG}>;
+var<workgroup> args: array<u32, ${RED_WG}>;
+@compute @workgroup_size(${RED_WG})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = wid.x + wid.y * nwg.x;
+  if (i >= u.size) { return; }
+  let tid = lid.x;
+  ${baseOffset}
   var acc = ${init};
-  var arg = 0u;
-  for (var k = 0u; k < u.count; k++) {
-    ${redShape.length > 0 ? stridedOffset(redShape.length, 'k', 'rshape', 'rstrides', 'base', 'at_') : 'let at_ = base;'}
+  // No element seen: ties at the initial value resolve to index 0 like the cpu kernel.
+  var arg = 0xffffffffu;
+  for (var k = tid; k < u.count; k += ${RED_WG}u) {
+    ${elemOffset}
     let v = xs[at_];
     ${step}
   }
-  out[i] = ${result};
-}`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(out.size, WG));
+  vals[tid] = acc;
+  args[tid] = arg;
+  workgroupBarrier();
+  for (var s = ${RED_WG / 2}u; s > 0u; s = s >> 1u) {
+    if (tid < s) {
+      ${
+        name === 'Sum'
+          ? 'vals[tid] = vals[tid] + vals[tid + s];'
+          : `let a = vals[tid];
+      let b = vals[tid + s];
+      let aNan = a != a;
+      let bNan = b != b;
+      // Partner wins when it is the lowest NaN, or (no NaN) larger, or equal at a lower index.
+      var takeB = false;
+      if (aNan != bNan) { takeB = bNan; }
+      else if (aNan || a == b) { takeB = args[tid + s] < args[tid]; }
+      else { takeB = b > a; }
+      if (takeB) { vals[tid] = b; args[tid] = args[tid + s]; }`
+      }
+    }
+    workgroupBarrier();
+  }
+  if (tid == 0u) {
+    ${name === 'ArgMax' ? 'out[i] = i32(select(args[0], 0u, args[0] == 0xffffffffu));' : 'out[i] = vals[0];'}
+  }
+}`
+      : () => `${WGSL_SPECIAL}
+${storageBindings([['xs', T]], [['out', OutT]])}
+${u.declaration(2)}
+${elementMain(WG, 'u.size')}
+  ${baseOffset}
+  var acc = ${init};
+  var arg = 0u;
+  for (var k = 0u; k < u.count; k++) {
+    ${elemOffset}
+    let v = xs[at_];
+    ${step}
+  }
+  out[i] = ${name === 'ArgMax' ? 'i32(arg)' : 'acc'};
+}`;
+    const prog = program(`reduce/${name}/${T}/${wide ? 'wg' : 'thread'}/k${kept.length}/r${redShape.length}`, 1, 1, source);
+    runKernel(backend as WebGpuBackend, prog, [x], [out], u, wide ? rowGrid(out.size) : grid(out.size, WG));
     return out;
   });
 }
