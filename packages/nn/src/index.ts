@@ -32,3 +32,4 @@ export { fromPretrained, type FromPretrainedOptions, type Pretrained } from './m
 export { generate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
 export { TokenSampler, argmaxRow, samplingProbabilities, type SamplingOptions } from './generation/sampling.js';
 export * from './io/index.js';
+export * from './tokenizer/index.js';

@@ -49,7 +49,21 @@ export {
   saveAdapter,
   loadAdapter,
   loadPeftModel,
+  loadPromptLearningModel,
   readAdapterConfig,
   type LoadAdapterOptions,
 } from './io/adapter-files.js';
 export { type AdapterSource, type AdapterTarget, memoryFiles } from './io/file-access.js';
+export {
+  type PromptLearningConfig,
+  type PromptTuningConfig,
+  type PrefixTuningConfig,
+  resolvePromptTuningConfig,
+  resolvePrefixTuningConfig,
+  promptConfigToJson,
+  promptConfigFromJson,
+  isPromptLearning,
+  modelDims,
+} from './prompt/config.js';
+export { PromptEmbedding, PrefixEncoder } from './prompt/encoders.js';
+export { PromptLearningModel, type PromptableModel } from './prompt/prompt-model.js';

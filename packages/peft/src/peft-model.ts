@@ -9,6 +9,8 @@ import { LoraLinear } from './tuners/lora/linear.js';
 import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
 import { type LoadAdapterOptions, loadAdapter, saveAdapter } from './io/adapter-files.js';
 import type { AdapterSource, AdapterTarget } from './io/file-access.js';
+import { type PrefixTuningConfig, type PromptTuningConfig, isPromptLearning } from './prompt/config.js';
+import { type PromptableModel, PromptLearningModel } from './prompt/prompt-model.js';
 
 /** Options of {@link PeftModel.mergeAndUnload}. */
 export interface MergeAndUnloadOptions {
@@ -284,9 +286,13 @@ function linearFromMerged(layer: LoraLinear, names: string[]): Linear {
 /**
  * Wraps `model` with adapter `adapterName` of `config` (PEFT's `get_peft_model`):
  * freezes the base, injects the method's layers, makes the adapter trainable.
+ * Prompt-learning configs (`PROMPT_TUNING`, `PREFIX_TUNING`) give a {@link PromptLearningModel}.
  * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
  */
-export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel {
+export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig, adapterName?: string): PromptLearningModel;
+export function getPeftModel(model: Module, config: PeftConfig, adapterName?: string): PeftModel;
+export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel | PromptLearningModel {
+  if (isPromptLearning(config)) return new PromptLearningModel(model as PromptableModel, config, adapterName);
   return new PeftModel(model, config, adapterName);
 }
 

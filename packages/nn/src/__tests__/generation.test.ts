@@ -67,7 +67,8 @@ describe('generation with a KV cache equals generation without one', () => {
     const tail = narrow(full.logits, 1, 4, 3);
     expectClose(await rest.logits.data(), await tail.data(), { rtol: 1e-4, atol: 2e-5, label: 'incremental' });
     const head = narrow(full.logits, 1, 0, 4);
-    expectClose(await first.logits.data(), await head.data(), { rtol: 1e-5, atol: 1e-6, label: 'first chunk' });
+    expectClose(await first.logits.data(), await head.data(), { rtol: 1e-4, atol: 2e-5, label: 'first chunk' });
+    for (const t of [full.logits, first.logits, rest.logits, tail, head]) t.dispose();
     cache.dispose();
     model.dispose();
   });

@@ -1,5 +1,6 @@
 import type { BackendName } from '@webpeft/tensor';
 import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { Tokenizer } from '../tokenizer/index.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
 import type { RawConfig } from './config-utils.js';
@@ -9,21 +10,25 @@ import { loadCausalLMWeights } from './load-weights.js';
 export interface FromPretrainedOptions {
   /** Backend for the weights (default: the current one). */
   backend?: BackendName;
+  /** Load `tokenizer.json` when present (default true). */
+  tokenizer?: boolean;
 }
 
 /** What {@link fromPretrained} returns. */
 export interface Pretrained {
   model: CausalLM;
+  /** From `tokenizer.json`, when the source has one. */
+  tokenizer: Tokenizer | null;
   /** The parsed `config.json`. */
   rawConfig: RawConfig;
 }
 
 /**
  * Loads a Hugging Face causal LM (GPT-2 or LLaMA family): `config.json`, the
- * safetensors weights (single file or sharded; f16/bf16 converted to f32). The model is
- * returned in eval mode.
+ * safetensors weights (single file or sharded; f16/bf16 converted to f32) and
+ * `tokenizer.json` when present. The model is returned in eval mode.
  * @example
- * const { model } = await fromPretrained('./SmolLM-135M');          // Node directory
+ * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
  * const { model } = await fromPretrained(fileInput.files!);                    // browser picker
  * const { model } = await fromPretrained({ 'config.json': cfg, 'model.safetensors': bytes });
  */
@@ -39,7 +44,9 @@ export async function fromPretrained(input: SourceInput | ModelSource, options: 
     throw e;
   }
   model.eval();
-  return { model, rawConfig };
+  const wantTokenizer = options.tokenizer ?? true;
+  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
+  return { model, tokenizer, rawConfig };
 }
 
 function isModelSource(x: unknown): x is ModelSource {

@@ -2,6 +2,8 @@ import { type Module, type RawTensor, type SourceInput, openSource, openTarget, 
 import { assign, noGrad } from '@webpeft/tensor';
 import { commonFromJson, commonToJson, configJsonText, type PeftConfig } from '../config.js';
 import { ensureBuiltinMethods } from '../builtins.js';
+import { isPromptLearning, promptConfigFromJson, promptConfigToJson } from '../prompt/config.js';
+import { type PromptableModel, PromptLearningModel } from '../prompt/prompt-model.js';
 import { PeftModel } from '../peft-model.js';
 import { getPeftMethod } from '../registry.js';
 import { type AdapterSource, type AdapterTarget, joinPath } from './file-access.js';
@@ -12,6 +14,7 @@ export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 
 /** `adapter_config.json` content for adapter `name` of `peft` (PEFT's field names). */
 export function adapterConfigJson(config: PeftConfig): Record<string, unknown> {
+  if (isPromptLearning(config)) return { ...commonToJson(config), ...promptConfigToJson(config) };
   const method = getPeftMethod(config.peftType);
   return { ...commonToJson(config), ...method.configToJson(config) };
 }
@@ -22,7 +25,7 @@ export function adapterConfigJson(config: PeftConfig): Record<string, unknown> {
  * `base_model.model.<path>.lora_A.weight`...). The adapter named `default` goes to
  * the target's root, every other one to the subfolder of its name, as PEFT does.
  */
-export async function saveAdapter(peft: PeftModel, dir: AdapterTarget | string, options: { adapterNames?: string[] } = {}): Promise<void> {
+export async function saveAdapter(peft: PeftModel | PromptLearningModel, dir: AdapterTarget | string, options: { adapterNames?: string[] } = {}): Promise<void> {
   const target = typeof dir === 'string' ? openTarget(dir) : dir;
   const names = options.adapterNames ?? [...peft.peftConfig.keys()];
   for (const name of names) {
@@ -32,6 +35,8 @@ export async function saveAdapter(peft: PeftModel, dir: AdapterTarget | string, 
     const raws = new Map<string, RawTensor>();
     const sd = peft.adapterStateDict(name);
     for (const key of [...sd.keys()].sort()) raws.set(key, await tensorToRaw(sd.get(key)!, 'F32'));
+    // Prompt learning computes its saved tensor; inject methods hand out live parameters.
+    if (peft instanceof PromptLearningModel) for (const t of sd.values()) t.dispose();
     await target.writeBytes(joinPath(dir, ADAPTER_WEIGHTS_NAME), serializeSafetensors(raws, { format: 'pt' }));
     await target.writeText(joinPath(dir, ADAPTER_CONFIG_NAME), configJsonText(adapterConfigJson(config)));
   }
@@ -45,6 +50,7 @@ export async function readAdapterConfig(input: AdapterSource | SourceInput, subf
   if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
   const json = JSON.parse(await source.readText(file)) as Record<string, unknown>;
   const common = commonFromJson(json);
+  if (isPromptLearning(common)) return { ...promptConfigFromJson(json), ...common };
   const method = getPeftMethod(common.peftType);
   return { ...method.configFromJson(json), ...common };
 }
@@ -77,10 +83,40 @@ export async function loadAdapter(peft: PeftModel, input: AdapterSource | Source
 export async function loadPeftModel(model: Module, input: AdapterSource | SourceInput, options: LoadAdapterOptions & { adapterName?: string } = {}): Promise<PeftModel> {
   const source = asSource(input);
   const config = await readAdapterConfig(source, options.subfolder ?? '');
+  if (isPromptLearning(config)) throw new Error(`loadPeftModel: ${config.peftType} adapters load with loadPromptLearningModel`);
   const name = options.adapterName ?? 'default';
   const peft = new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name);
   await copyWeights(peft, source, name, options.subfolder ?? '');
   peft.refreshTrainable();
+  return peft;
+}
+
+/**
+ * Loads a PEFT prompt-learning adapter (`prompt_embeddings`) onto `model`. As in PEFT,
+ * a prefix-tuning adapter saved with `prefix_projection` holds the projected prefixes,
+ * so it loads for inference only.
+ */
+export async function loadPromptLearningModel(model: PromptableModel, input: AdapterSource | SourceInput, options: LoadAdapterOptions & { adapterName?: string } = {}): Promise<PromptLearningModel> {
+  const source = asSource(input);
+  const sub = options.subfolder ?? '';
+  const config = await readAdapterConfig(source, sub);
+  if (!isPromptLearning(config)) throw new Error(`loadPromptLearningModel: ${config.peftType} is not a prompt-learning method; use loadPeftModel`);
+  const trainable = options.isTrainable ?? false;
+  if (trainable && config.peftType === 'PREFIX_TUNING' && config.prefixProjection) {
+    throw new Error('loadPromptLearningModel: a prefix_projection adapter stores the projected prefixes and cannot be loaded as trainable');
+  }
+  const peft = new PromptLearningModel(model, { ...config, inferenceMode: !trainable }, options.adapterName ?? 'default');
+  const file = joinPath(sub, ADAPTER_WEIGHTS_NAME);
+  const { tensors } = parseSafetensors(await source.readBytes(file), `${source.name}/${file}`);
+  const raw = tensors.get('prompt_embeddings');
+  if (!raw) throw new Error(`loadPromptLearningModel: ${source.name}/${file} has no 'prompt_embeddings' (keys: ${[...tensors.keys()].join(', ')})`);
+  const weight = peft.encoder().embedding.weight;
+  if (raw.shape.join(',') !== weight.shape.join(',')) {
+    throw new Error(`loadPromptLearningModel: prompt_embeddings is [${raw.shape.join(',')}], the encoder expects [${weight.shape.join(',')}]`);
+  }
+  const loaded = rawToTensor(raw, { backend: weight.backend.name, key: 'prompt_embeddings' });
+  noGrad(() => assign(weight, loaded));
+  loaded.dispose();
   return peft;
 }
 

@@ -44,8 +44,8 @@ const FLAGS: [boolean, boolean][] = [
 
 /** Problem sizes per variant: aligned (vec4 loads) and odd (guarded scalar loads). */
 const CASES: { variant: MatmulVariant; sizes: [number, number, number][] }[] = [
-  { variant: 'tile', sizes: [[40, 48, 32], [33, 29, 41], [1, 17, 1]] },
-  { variant: 'smallk', sizes: [[64, 8, 48], [37, 5, 19], [2, 7, 3]] },
+  { variant: 'tile', sizes: [[36, 48, 44], [33, 29, 41], [1, 17, 1]] },
+  { variant: 'smallk', sizes: [[36, 8, 44], [37, 5, 19], [2, 7, 3]] },
   { variant: 'splitk', sizes: [[64, 512, 8], [7, 259, 3], [12, 300, 4]] },
 ];
 

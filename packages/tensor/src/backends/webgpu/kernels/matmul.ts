@@ -6,7 +6,7 @@ import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
 import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
-import { SPLIT_K_MAX_N, splitKSource } from './matmul/split-k.js';
+import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
 import { type TileShape, tiledSource } from './matmul/tiled.js';
 import type { MatmulLayout } from './matmul/wgsl.js';
 
@@ -21,8 +21,9 @@ const SPLIT_K_MAX_TILES = 1 << 14;
 export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
 
 /** Register tiles: 8 rows x 4 columns per thread for the general case, 4 x 4 for small k (more threads for an output-bound product). */
-const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8 };
-const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4 };
+const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 4 };
+const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
+const NARROW_TILE: TileShape = { wgX: 2, wgY: 32, rows: 8, cols: 4 };
 
 let override: MatmulVariant | null = null;
 
@@ -41,9 +42,13 @@ export function setMatmulVariantOverride(variant: MatmulVariant | null): void {
  * already keeps every core busy and barriers are costly); `smallk` for `k <= 16` (the
  * unrolled loop of an output-bound product); else the register tile.
  */
-export function chooseMatmulVariant(m: number, k: number, n: number, softwareAdapter = false): MatmulVariant {
-  if (override) return override;
-  if (!softwareAdapter && n <= SPLIT_K_MAX_N && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return 'splitk';
+export function chooseMatmulVariant(m: number, k: number, n: number, softwareAdapter = false, workgroupStorageBytes = 16384): MatmulVariant {
+  const splitKFits = n <= SPLIT_K_MAX_N && splitKStorageBytes(n) <= workgroupStorageBytes;
+  // An override applies where its variant is defined (split-k needs n <= 8, small-k k <= 16).
+  if (override === 'splitk' && splitKFits) return override;
+  if (override === 'smallk' && k <= SMALL_K_MAX) return override;
+  if (override === 'tile') return override;
+  if (!softwareAdapter && splitKFits && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
   return 'tile';
 }
@@ -69,7 +74,8 @@ export function registerWebGpuMatmulKernels(): void {
       aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
       batchRank: batchShape.length,
     };
-    const variant = chooseMatmulVariant(m, k, n, isSoftware(backend as WebGpuBackend));
+    const gpu = backend as WebGpuBackend;
+    const variant = chooseMatmulVariant(m, k, n, isSoftware(gpu), gpu.limits.maxComputeWorkgroupStorageSize);
     // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
     for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
       const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
@@ -88,9 +94,9 @@ export function registerWebGpuMatmulKernels(): void {
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
       } else {
-        const ts = variant === 'smallk' ? SMALL_K_TILE : TILE;
+        const ts = ((globalThis as any).__TS as TileShape | undefined) ?? (variant === 'smallk' ? SMALL_K_TILE : n <= 8 ? NARROW_TILE : TILE);
         spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
-        wg = [Math.ceil(n / 4 / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
+        wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
       }
       if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
         throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);

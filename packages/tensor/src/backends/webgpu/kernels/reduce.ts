@@ -5,6 +5,7 @@ import { reducedShape } from '../../cpu/kernels/reduce.js';
 import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
+import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
 import { Uniforms, checkRank, elementMain, grid, rowGrid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 
 const WG = 64;
@@ -44,13 +45,16 @@ function reduceKernel(name: ReduceName) {
       .u32('count', redCount);
     const init = name === 'Sum' ? `${T}(0)` : T === 'f32' ? 'neg_inf_()' : T === 'i32' ? 'i32(-2147483647 - 1)' : '0u';
     // Strictly greater (or the first NaN) replaces: scanning k upwards keeps the first maximum.
-    const step = name === 'Sum' ? 'acc = acc + v;' : `if (v > acc || (v != v && acc == acc)) { acc = v; arg = k; }`;
+    const step = name === 'Sum' ? 'acc = acc + v;' : `if (v > acc || (nan(v) && !nan(acc))) { acc = v; arg = k; }`;
     const wide = redCount >= WIDE_MIN_COUNT && out.size > 0;
     const OutT = name === 'ArgMax' ? 'i32' : T;
     const baseOffset = kept.length > 0 ? stridedOffset(kept.length, 'i', 'kshape', 'kstrides', '0u', 'base') : 'let base = 0u;';
     const elemOffset = redShape.length > 0 ? stridedOffset(redShape.length, 'k', 'rshape', 'rstrides', 'base', 'at_') : 'let at_ = base;';
+    // NaN test of the element type (integers have none).
+    const nanFn = `${WGSL_MAX_NAN}\nfn nan(x: ${T}) -> bool { return ${T === 'f32' ? 'isNan(x)' : 'false'}; }`;
     const source = wide
       ? () => `${WGSL_SPECIAL}
+${nanFn}
 ${storageBindings([['xs', T]], [['out', OutT]])}
 ${u.declaration(2)}
 var<workgroup> vals: array<${T}, ${RED_WG}>;
@@ -79,8 +83,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
           ? 'vals[tid] = vals[tid] + vals[tid + s];'
           : `let a = vals[tid];
       let b = vals[tid + s];
-      let aNan = a != a;
-      let bNan = b != b;
+      let aNan = nan(a);
+      let bNan = nan(b);
       // Partner wins when it is the lowest NaN, or (no NaN) larger, or equal at a lower index.
       var takeB = false;
       if (aNan != bNan) { takeB = bNan; }
@@ -96,6 +100,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   }
 }`
       : () => `${WGSL_SPECIAL}
+${nanFn}
 ${storageBindings([['xs', T]], [['out', OutT]])}
 ${u.declaration(2)}
 ${elementMain(WG, 'u.size')}

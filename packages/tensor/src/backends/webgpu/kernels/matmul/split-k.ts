@@ -7,6 +7,11 @@ export const SPLIT_K_WG = 64;
 /** Most output columns the split-k variant handles (its accumulators live in registers). */
 export const SPLIT_K_MAX_N = 8;
 
+/** Workgroup memory of the split-k kernel for `n` output columns (one `mat4x4` per thread and column group). */
+export function splitKStorageBytes(n: number): number {
+  return SPLIT_K_WG * Math.ceil(n / 4) * 64;
+}
+
 /**
  * Split-k matmul for skinny outputs (`n <= 8`, long k): `[m, k] x [k, r]` of a LoRA down
  * projection. One workgroup owns 4 output rows; its threads stride over k in 4-steps,

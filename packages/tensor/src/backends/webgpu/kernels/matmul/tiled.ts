@@ -7,12 +7,14 @@ export interface TileShape {
   readonly wgX: number;
   /** Threads along rows; with 1 the rows come from the workgroup id, uniform across the group. */
   readonly wgY: number;
-  /** Rows per thread: 4 or 8 (one or two 4x4 accumulator blocks). */
+  /** Rows per thread: 4 or 8. */
   readonly rows: 4 | 8;
+  /** Columns per thread: 4 or 8 (rows/4 x cols/4 accumulator blocks of 4x4). */
+  readonly cols: 4 | 8;
 }
 
 /**
- * Register-tiled matmul: each thread accumulates a `rows` x 4 output block in `mat4x4`s
+ * Register-tiled matmul: each thread accumulates a `rows` x `cols` output block in `mat4x4`s
  * (64 FMAs per 4-step of k and block) reading A and B straight from storage, with no
  * workgroup memory (software Vulkan drivers pay heavily for barriers; GPUs' caches
  * serve the reuse inside a workgroup). With `wgY = 1` every thread of a workgroup reads
@@ -23,10 +25,15 @@ export interface TileShape {
  * variant for `[m, r] x [r, n]` with a LoRA rank r, which is bound by output writes.
  */
 export function tiledSource(l: MatmulLayout, u: Uniforms, t: TileShape, unrollK?: number): { key: string; source: () => string } {
-  const key = `matmul/tile/${t.wgX}x${t.wgY}r${t.rows}${unrollK === undefined ? '' : `/k${unrollK}`}/${layoutKey(l)}`;
-  const blocks = Array.from({ length: t.rows / 4 }, (_, i) => i);
-  const step = (p: string) =>
-    `{ let bt = bTile(bOff, ${p}, c0);\n    ${blocks.map((i) => `acc${i} = acc${i} + bt * aTile(aOff, r0 + ${4 * i}u, ${p});`).join('\n    ')} }`;
+  const key = `matmul/tile/${t.wgX}x${t.wgY}r${t.rows}c${t.cols}${unrollK === undefined ? '' : `/k${unrollK}`}/${layoutKey(l)}`;
+  const rowBlocks = Array.from({ length: t.rows / 4 }, (_, i) => i);
+  const colBlocks = Array.from({ length: t.cols / 4 }, (_, j) => j);
+  const blocks = rowBlocks.flatMap((i) => colBlocks.map((j) => ({ i, j, name: `acc${i}_${j}` })));
+  const step = (p: string) => `{
+    ${rowBlocks.map((i) => `let at${i} = aTile(aOff, r0 + ${4 * i}u, ${p});`).join('\n    ')}
+    ${colBlocks.map((j) => `let bt${j} = bTile(bOff, ${p}, c0 + ${4 * j}u);`).join('\n    ')}
+    ${blocks.map((b) => `${b.name} = ${b.name} + bt${b.j} * at${b.i};`).join('\n    ')}
+  }`;
   const loop =
     unrollK === undefined
       ? `for (var p = 0u; p < u.k; p += 4u) ${step('p')}`
@@ -37,14 +44,14 @@ ${u.declaration(3)}
 ${matmulHelpers(l)}
 @compute @workgroup_size(${t.wgX}, ${t.wgY}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let c0 = gid.x * 4u;
+  let c0 = gid.x * ${t.cols}u;
   let r0 = ${rowBase} * ${t.rows}u;
   if (r0 >= u.m || c0 >= u.n) { return; }
   let t = wid.z + u.b0;
   ${batchOffsets(l.batchRank, 't')}
-  ${blocks.map((i) => `var acc${i} = mat4x4<f32>();`).join('\n  ')}
+  ${blocks.map((b) => `var ${b.name} = mat4x4<f32>();`).join('\n  ')}
   ${loop}
-  ${blocks.flatMap((i) => [0, 1, 2, 3].map((j) => `store4(cOff, r0 + ${4 * i + j}u, c0, acc${i}[${j}]);`)).join('\n  ')}
+  ${blocks.flatMap((b) => [0, 1, 2, 3].map((r) => `store4(cOff, r0 + ${4 * b.i + r}u, c0 + ${4 * b.j}u, ${b.name}[${r}]);`)).join('\n  ')}
 }`;
   return { key, source };
 }

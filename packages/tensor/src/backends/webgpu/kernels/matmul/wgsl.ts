@@ -49,7 +49,10 @@ export function matmulHelpers(l: MatmulLayout): string {
   const loads = l.aligned
     ? `${l.transposeA ? 'fn a4m(o: u32, r: u32, p: u32) -> vec4<f32>' : 'fn a4k(o: u32, r: u32, p: u32) -> vec4<f32>'} { return A[(o + ${aIdx}) / 4u]; }
 ${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return B[(o + ${bIdx}) / 4u]; }
-fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) { C[(o + r * u.n + c) / 4u] = v; }`
+// A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
+fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
+  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = v; }
+}`
     : `fn a1(o: u32, r: u32, p: u32) -> f32 {
   if (r < u.m && p < u.k) { return A[o + ${aIdx}]; }
   return 0.0;

@@ -1,0 +1,4 @@
+// Row modules register themselves on import; the order here is the table's order.
+import './peak.ts';
+import './matmul.ts';
+import './dispatch.ts';

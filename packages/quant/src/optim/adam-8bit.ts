@@ -1,0 +1,225 @@
+/**
+ * 8-bit blockwise Adam/AdamW (bitsandbytes `Adam8bit`/`AdamW8bit`, Dettmers et al. 2022,
+ * "8-bit Optimizers via Block-wise Quantization", arXiv:2110.02861) and the paged
+ * `PagedAdamW8bit`. States of parameters with >= `min8bitSize` (4096) elements are
+ * stored as 8-bit codes per block of 256 (signed dynamic map for the first moment,
+ * unsigned for the second) plus one float32 absmax per block and state: about 2 bytes
+ * per element instead of AdamW's 8. Smaller parameters keep fp32 states and
+ * bitsandbytes' 32-bit Adam update.
+ */
+import { type AdamHyper, Optimizer, type OptimizerOptions, type OptimizerStateDict, type ParamsInput } from '@webpeft/optim';
+import {
+  DTypeError,
+  type Tensor,
+  type WebGpuBackend,
+  cpuData,
+  keep,
+  tensor,
+  withMemoryTag,
+  zeros,
+} from '@webpeft/tensor';
+import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED } from '../code-tensors.js';
+import { OPTIM_BLOCK, WORDS_PER_BLOCK, adam8bitBlockwiseHost, stateViews } from './adam-8bit-host.js';
+import { adam8bitDispatch } from './adam-8bit-webgpu.js';
+import { bnbAdamRule } from './bnb-adam-rule.js';
+import { bnbAdamScalars } from './bnb-scalars.js';
+import { type Page, type PagedOptions, type PagedStats, pagePlan, streamPages } from './page-stream.js';
+import { PAGED_MIN_ELEMENTS } from './paged-adamw.js';
+import { type LargeEntry, splitStep } from './split-step.js';
+
+/** Options of the 8-bit optimizers. */
+export type Adam8bitOptions = Partial<AdamHyper> &
+  OptimizerOptions & {
+    /** Parameters with fewer elements keep fp32 states (default 4096, as bitsandbytes). */
+    min8bitSize?: number;
+  };
+
+/** Quantized state of one parameter: packed words on the device (or cpu), or in host pages. */
+interface QuantState {
+  step: number;
+  blocks: number;
+  /** u32 `[blocks * 130]`, tagged 'optimizer' (unpaged). */
+  words: Tensor | null;
+  /** The same layout in host memory (paged). */
+  host: Uint32Array | null;
+}
+
+const qmaps = new WeakMap<object, Tensor>();
+
+/** The signed then the unsigned dynamic map as one device tensor (512 f32), shared per backend. */
+function qmapTensor(backend: WebGpuBackend): Tensor {
+  let t = qmaps.get(backend);
+  if (!t || t.isDisposed) {
+    const data = new Float32Array(512);
+    data.set(DYNAMIC_SIGNED, 0);
+    data.set(DYNAMIC_UNSIGNED, 256);
+    t = keep(withMemoryTag('quant', () => tensor(data, [512], { backend: 'webgpu' })));
+    qmaps.set(backend, t);
+  }
+  return t;
+}
+
+function validate8bit(name: string, h: AdamHyper, where: string): void {
+  if (!(h.lr >= 0)) throw new RangeError(`${name} ${where}: lr must be >= 0, got ${h.lr}`);
+  if (!(h.eps >= 0)) throw new RangeError(`${name} ${where}: eps must be >= 0, got ${h.eps}`);
+  if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
+    throw new RangeError(`${name} ${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
+  }
+  if (!(h.weightDecay >= 0)) throw new RangeError(`${name} ${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+  if (h.amsgrad) throw new Error(`${name} ${where}: amsgrad is not supported by the 8-bit optimizers`);
+  if (h.maximize) throw new Error(`${name} ${where}: maximize is not supported by the 8-bit optimizers`);
+}
+
+/** Shared implementation of {@link AdamW8bit}, {@link Adam8bit} and {@link PagedAdamW8bit}. */
+abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
+  /** Quantized states of parameters with >= `min8bitSize` elements. */
+  readonly quantState = new Map<Tensor, QuantState>();
+  /** Parameters with fewer elements keep fp32 states. */
+  readonly min8bitSize: number;
+  /** Statistics of the last step's streaming (paged optimizers on webgpu). */
+  lastPagedStats: PagedStats | null = null;
+  private readonly plan: { slots: number; slotBytes: number } | null;
+
+  protected constructor(
+    private readonly optName: string,
+    params: ParamsInput<AdamHyper>,
+    defaults: AdamHyper,
+    options: OptimizerOptions & { min8bitSize?: number },
+    paged: PagedOptions | null,
+  ) {
+    super(bnbAdamRule(optName), params, defaults, options);
+    this.min8bitSize = options.min8bitSize ?? 4096;
+    this.plan = paged ? pagePlan(paged, optName) : null;
+  }
+
+  protected validate(h: AdamHyper, where: string): void {
+    validate8bit(this.optName, h, where);
+  }
+
+  private isPaged(p: Tensor): boolean {
+    return this.plan !== null && p.backend.name === 'webgpu' && p.size >= PAGED_MIN_ELEMENTS;
+  }
+
+  override async step() {
+    return splitStep(this, this.optName, () => super.step(), (p) => p.size >= this.min8bitSize, (e, h) => this.step8bit(e, h));
+  }
+
+  private stateFor(e: LargeEntry): QuantState {
+    let st = this.quantState.get(e.param);
+    if (!st) {
+      if (e.param.dtype !== 'f32') throw new DTypeError(`${this.optName}: parameter ${e.name} is ${e.param.dtype}; 8-bit states need f32 parameters`);
+      const blocks = Math.ceil(e.param.size / OPTIM_BLOCK);
+      const n = blocks * WORDS_PER_BLOCK;
+      st = this.isPaged(e.param)
+        ? { step: 0, blocks, words: null, host: new Uint32Array(n) }
+        : { step: 0, blocks, words: keep(withMemoryTag('optimizer', () => zeros([n], { dtype: 'u32', backend: e.param.backend.name }))), host: null };
+      this.quantState.set(e.param, st);
+    }
+    return st;
+  }
+
+  private async step8bit(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
+    const pages: Page[] = [];
+    let gpu: WebGpuBackend | null = null;
+    for (const e of entries) {
+      const st = this.stateFor(e);
+      st.step++;
+      const k = bnbAdamScalars(hypers[e.group], st.step);
+      if (e.param.backend.name === 'cpu') {
+        const views = stateViews(cpuData(st.words!) as Uint32Array, st.blocks);
+        adam8bitBlockwiseHost(cpuData(e.param) as Float32Array, cpuData(e.grad) as Float32Array, views, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, k);
+        continue;
+      }
+      const backend = e.param.backend as WebGpuBackend;
+      gpu = backend;
+      const qmap = qmapTensor(backend);
+      if (st.words) {
+        // One fused dispatch over all blocks of the parameter, bound in place.
+        adam8bitDispatch(backend, e.grad, e.param, st.words, qmap, st.blocks, { kind: 'contiguous', blockBase: 0, n: e.param.size }, k);
+        continue;
+      }
+      const host = st.host!;
+      const nb = st.blocks;
+      const perPage = Math.floor(this.plan!.slotBytes / (WORDS_PER_BLOCK * 4));
+      if (perPage < 1) throw new RangeError(`${this.optName}: pageBytes ${this.plan!.slotBytes} holds no block (${WORDS_PER_BLOCK * 4} bytes)`);
+      for (let b0 = 0; b0 < nb; b0 += perPage) {
+        const cnt = Math.min(perPage, nb - b0);
+        const regions = [
+          [b0 * 64, cnt * 64, 0],
+          [nb * 64 + b0 * 64, cnt * 64, cnt * 64],
+          [nb * 128 + b0, cnt, cnt * 128],
+          [nb * 129 + b0, cnt, cnt * 129],
+        ] as const;
+        pages.push({
+          bytes: cnt * WORDS_PER_BLOCK * 4,
+          upload() {
+            const out = new Uint32Array(cnt * WORDS_PER_BLOCK);
+            for (const [src, len, dst] of regions) out.set(host.subarray(src, src + len), dst);
+            return out;
+          },
+          run(slot) {
+            adam8bitDispatch(backend, e.grad, e.param, slot, qmap, cnt, { kind: 'contiguous', blockBase: b0, n: e.param.size }, k);
+          },
+          download(data) {
+            const w = new Uint32Array(data);
+            for (const [src, len, dst] of regions) host.set(w.subarray(dst, dst + len), src);
+          },
+        });
+      }
+    }
+    if (gpu && pages.length > 0) this.lastPagedStats = await streamPages(gpu, pages, this.plan!.slots, this.plan!.slotBytes, 'u32');
+  }
+
+  /**
+   * Not supported yet for quantized states (their codes and absmax are not plain f32
+   * buffers of the parameter's shape); throws when any parameter has one.
+   */
+  override async stateDict(): Promise<OptimizerStateDict> {
+    if (this.quantState.size > 0) throw new Error(`${this.optName}.stateDict: saving 8-bit optimizer states is not supported`);
+    return super.stateDict();
+  }
+
+  override disposeState(): void {
+    super.disposeState();
+    for (const st of this.quantState.values()) st.words?.dispose();
+    this.quantState.clear();
+  }
+}
+
+/**
+ * bitsandbytes `AdamW8bit`: 8-bit blockwise states, decoupled weight decay applied after
+ * the update. Defaults: lr 1e-3, betas [0.9, 0.999], eps 1e-8, weightDecay 1e-2.
+ * @example const opt = new AdamW8bit(params, { lr: 2e-4 }); await opt.step();
+ */
+export class AdamW8bit extends Blockwise8bitAdam {
+  constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions = {}) {
+    const { skipNonFinite, min8bitSize, ...hyper } = options;
+    super('AdamW8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite, min8bitSize }, null);
+  }
+}
+
+/** bitsandbytes `Adam8bit`: {@link AdamW8bit} with weightDecay 0 by default (the same kernel). */
+export class Adam8bit extends Blockwise8bitAdam {
+  constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions = {}) {
+    const { skipNonFinite, min8bitSize, ...hyper } = options;
+    super('Adam8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite, min8bitSize }, null);
+  }
+}
+
+/**
+ * bitsandbytes `PagedAdamW8bit`: {@link AdamW8bit} whose 8-bit states of parameters with
+ * >= 1e5 elements live in host pages and stream through `deviceBudgetBytes` of device
+ * memory each step; bit-identical to AdamW8bit on the same backend.
+ */
+export class PagedAdamW8bit extends Blockwise8bitAdam {
+  constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions & PagedOptions) {
+    const { skipNonFinite, min8bitSize, deviceBudgetBytes, pageBytes, ...hyper } = options;
+    super(
+      'AdamW8bit',
+      params,
+      { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper },
+      { skipNonFinite, min8bitSize },
+      { deviceBudgetBytes, pageBytes },
+    );
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * PagedAdamW (bitsandbytes `PagedAdamW` / `PagedAdamW32bit`): `@webpeft/optim`'s AdamW
+ * with the states of parameters of >= 1e5 elements kept in host memory and streamed
+ * through a device budget each step (see `page-stream.ts`). The update is the same
+ * WGSL as AdamW's fused kernel, so results are bit-identical to AdamW on the same
+ * backend. On cpu there is nothing to page (as in bitsandbytes): it is AdamW.
+ */
+import { AdamW, type AdamHyper, type AdamOptions, type OptimizerStateDict, type ParamsInput, adamwRule } from '@webpeft/optim';
+import { type Tensor, Uniforms, type WebGpuBackend, elementMain, grid, program, runKernel, storageBindings } from '@webpeft/tensor';
+import { type Page, type PagedOptions, type PagedStats, pagePlan, streamPages } from './page-stream.js';
+import { type LargeEntry, splitStep } from './split-step.js';
+
+/** Parameters with at least this many elements get paged state (bitsandbytes' threshold). */
+export const PAGED_MIN_ELEMENTS = 100_000;
+
+/** Host state of one paged parameter. */
+interface HostState {
+  step: number;
+  buffers: Record<string, Float32Array>;
+}
+
+/** Options of {@link PagedAdamW}. */
+export type PagedAdamWOptions = AdamOptions & PagedOptions;
+
+/**
+ * AdamW whose large-parameter states live in host pages, streamed through at most
+ * `deviceBudgetBytes` of device memory per step.
+ * @example
+ * const opt = new PagedAdamW(params, { lr: 2e-4, deviceBudgetBytes: 64 << 20 });
+ */
+export class PagedAdamW extends AdamW {
+  /** Host states of paged (webgpu, >= 1e5 elements) parameters. */
+  readonly hostState = new Map<Tensor, HostState>();
+  /** Statistics of the last step's streaming. */
+  lastPagedStats: PagedStats | null = null;
+  private readonly plan: { slots: number; slotBytes: number };
+
+  constructor(params: ParamsInput<AdamHyper>, options: PagedAdamWOptions) {
+    const { deviceBudgetBytes, pageBytes, ...rest } = options;
+    super(params, rest);
+    this.plan = pagePlan({ deviceBudgetBytes, pageBytes }, 'PagedAdamW');
+  }
+
+  private isPaged(p: Tensor): boolean {
+    return p.backend.name === 'webgpu' && p.size >= PAGED_MIN_ELEMENTS;
+  }
+
+  override async step() {
+    return splitStep(this, 'AdamW', () => super.step(), (p) => this.isPaged(p), (e, h) => this.stepPaged(e, h));
+  }
+
+  private async stepPaged(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
+    const backend = entries[0].param.backend as WebGpuBackend;
+    const pages: Page[] = [];
+    for (const e of entries) {
+      const h = hypers[e.group];
+      const names = adamwRule.stateNames(h);
+      let st = this.hostState.get(e.param);
+      if (!st) {
+        st = { step: 0, buffers: Object.fromEntries(names.map((n) => [n, new Float32Array(e.param.size)])) };
+        this.hostState.set(e.param, st);
+      }
+      const missing = names.find((n) => !st.buffers[n]);
+      if (missing) throw new Error(`AdamW: state of ${e.name} has no '${missing}' buffer; hyperparameters changed after its first step`);
+      st.step++;
+      const k = adamwRule.scalars(h, st.step);
+      const { variant, body } = adamwRule.wgsl(h);
+      const perPage = Math.floor(this.plan.slotBytes / (4 * names.length));
+      if (perPage < 1) throw new RangeError(`PagedAdamW: pageBytes ${this.plan.slotBytes} holds no element of ${names.length} f32 states`);
+      const uniforms = (size: number, base: number) => {
+        const u = new Uniforms().u32('size', size).u32('base', base);
+        for (const [n, v] of Object.entries(k)) u.f32(n, v);
+        return u;
+      };
+      const prog = program(`quant/paged/AdamW/${variant}`, 1, 2, () => `
+${storageBindings([['gs', 'f32']], [['ps', 'f32'], ['st', 'f32']])}
+${uniforms(0, 0).declaration(3)}
+${elementMain(256, 'u.size')}
+  let g = gs[u.base + i];
+  var p = ps[u.base + i];
+${names.map((n, j) => `  var ${n} = st[${j}u * u.size + i];`).join('\n')}
+${body}
+  ps[u.base + i] = p;
+${names.map((n, j) => `  st[${j}u * u.size + i] = ${n};`).join('\n')}
+}`);
+      const bufs = names.map((n) => st.buffers[n]);
+      for (let e0 = 0; e0 < e.param.size; e0 += perPage) {
+        const cnt = Math.min(perPage, e.param.size - e0);
+        pages.push({
+          bytes: cnt * 4 * names.length,
+          upload() {
+            const out = new Float32Array(cnt * names.length);
+            bufs.forEach((b, j) => out.set(b.subarray(e0, e0 + cnt), j * cnt));
+            return out;
+          },
+          run(slot) {
+            runKernel(backend, prog, [e.grad], [e.param, slot], uniforms(cnt, e0), grid(cnt, 256));
+          },
+          download(data) {
+            const f = new Float32Array(data);
+            bufs.forEach((b, j) => b.set(f.subarray(j * cnt, (j + 1) * cnt), e0));
+          },
+        });
+      }
+    }
+    this.lastPagedStats = await streamPages(backend, pages, this.plan.slots, this.plan.slotBytes, 'f32');
+  }
+
+  /** AdamW's state dict, paged states included (same format as AdamW). */
+  override async stateDict(): Promise<OptimizerStateDict> {
+    const sd = await super.stateDict();
+    const params = this.params;
+    params.forEach((p, i) => {
+      const st = this.hostState.get(p);
+      if (!st) return;
+      sd.state[i] = {
+        step: st.step,
+        buffers: Object.fromEntries(Object.entries(st.buffers).map(([n, b]) => [n, { shape: [...p.shape], dtype: 'f32' as const, data: b.slice() }])),
+      };
+    });
+    return sd;
+  }
+
+  /** Restores an AdamW/PagedAdamW state dict; paged parameters' states go back to host pages. */
+  override loadStateDict(sd: OptimizerStateDict): void {
+    super.loadStateDict(sd);
+    this.hostState.clear();
+    for (const p of this.params) {
+      const st = this.state.get(p);
+      if (!st || !this.isPaged(p)) continue;
+      const i = this.params.indexOf(p);
+      const saved = sd.state[i];
+      this.hostState.set(p, { step: st.step, buffers: Object.fromEntries(Object.entries(saved.buffers).map(([n, b]) => [n, Float32Array.from(b.data)])) });
+      for (const t of Object.values(st.buffers)) t.dispose();
+      this.state.delete(p);
+    }
+  }
+
+  override disposeState(): void {
+    super.disposeState();
+    this.hostState.clear();
+  }
+}
+
+/** bitsandbytes' name for the 32-bit paged AdamW. */
+export const PagedAdamW32bit = PagedAdamW;
