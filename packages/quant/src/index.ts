@@ -46,3 +46,4 @@ export { type Linear4bitAttrs, type Weight4bit, linear4bit, registerLinear4bitOp
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';
 export { quantizeModel, dequantizeModel, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
 export { quantizedBytes, type QuantizedBytes } from './memory-estimate.js';
+export * from './optim/index.js';

@@ -14,7 +14,7 @@ const TINY = {
   llama: { model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 32, max_position_embeddings: 16 },
 };
 
-function step(peft: PeftModel, ids: Tensor): number {
+function step(peft: PeftModel, ids: Tensor): void {
   const out = peft.forward({ inputIds: ids, labels: ids }) as { logits: Tensor; loss: Tensor };
   out.loss.backward();
   noGrad(() => {
@@ -27,7 +27,6 @@ function step(peft: PeftModel, ids: Tensor): number {
     }
   });
   out.logits.dispose();
-  return 0;
 }
 
 describe('LoRA on nn models', () => {

@@ -105,7 +105,11 @@ export async function loadPromptLearningModel(model: PromptableModel, input: Ada
   if (trainable && config.peftType === 'PREFIX_TUNING' && config.prefixProjection) {
     throw new Error('loadPromptLearningModel: a prefix_projection adapter stores the projected prefixes and cannot be loaded as trainable');
   }
-  const peft = new PromptLearningModel(model, { ...config, inferenceMode: !trainable }, options.adapterName ?? 'default');
+  const name = options.adapterName ?? 'default';
+  const final = { ...config, inferenceMode: !trainable };
+  // The saved rows overwrite any init: build with RANDOM (TEXT would need the tokenizer), keep the saved config.
+  const peft = new PromptLearningModel(model, config.peftType === 'PROMPT_TUNING' ? { ...final, promptTuningInit: 'RANDOM' } : final, name);
+  peft.peftConfig.set(name, final);
   const file = joinPath(sub, ADAPTER_WEIGHTS_NAME);
   const { tensors } = parseSafetensors(await source.readBytes(file), `${source.name}/${file}`);
   const raw = tensors.get('prompt_embeddings');

@@ -57,6 +57,7 @@ describe('webgpu matmul kernels match cpu', () => {
     expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('tile');
   });
 
+  // Generous timeout: a cold shader cache compiles each of the 8 layouts of a variant (seconds each on lavapipe).
   for (const { variant, sizes } of CASES) {
     it(`${variant}: all transpose combinations, aligned and odd sizes`, async () => {
       if (!backendsUnderTest().includes('webgpu')) return;
@@ -68,7 +69,7 @@ describe('webgpu matmul kernels match cpu', () => {
       } finally {
         setMatmulVariantOverride(null);
       }
-    });
+    }, 600_000);
   }
 
   it('broadcasts batch dims', async () => {

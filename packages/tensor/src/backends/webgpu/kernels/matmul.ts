@@ -94,7 +94,7 @@ export function registerWebGpuMatmulKernels(): void {
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
       } else {
-        const ts = ((globalThis as any).__TS as TileShape | undefined) ?? (variant === 'smallk' ? SMALL_K_TILE : n <= 8 ? NARROW_TILE : TILE);
+        const ts = variant === 'smallk' ? SMALL_K_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
         spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
         wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
       }
