@@ -12,6 +12,10 @@ export interface RowResult {
   tfjsMs?: number;
   /** Floating-point operations per run, for GFLOP/s. */
   flops?: number;
+  /** Another baseline of ours measured side by side (e.g. unfused), when tfjs has no equivalent. */
+  baselineMs?: number;
+  /** What the baseline is. */
+  baselineName?: string;
   /** Free text shown after the numbers (variant, per-op time...). */
   note?: string;
 }
@@ -53,6 +57,8 @@ export interface RowReport extends RowResult {
   name: string;
   /** tfjs time / our time (> 1: we are faster). */
   ratio?: number;
+  /** baseline time / our time (> 1: ours is faster). */
+  baselineRatio?: number;
   oursGflops?: number;
   tfjsGflops?: number;
 }
@@ -61,6 +67,7 @@ export interface RowReport extends RowResult {
 export function report(row: BenchRow, r: RowResult): RowReport {
   const out: RowReport = { group: row.group, name: row.name, ...r };
   if (r.tfjsMs !== undefined) out.ratio = r.tfjsMs / r.oursMs;
+  if (r.baselineMs !== undefined) out.baselineRatio = r.baselineMs / r.oursMs;
   if (r.flops !== undefined) {
     out.oursGflops = r.flops / r.oursMs / 1e6;
     if (r.tfjsMs !== undefined) out.tfjsGflops = r.flops / r.tfjsMs / 1e6;
@@ -72,7 +79,7 @@ const fmt = (v: number | undefined, digits: number): string => (v === undefined 
 
 /** Formats reports as a fixed-width text table. */
 export function formatTable(reports: readonly RowReport[]): string {
-  const header = ['group', 'row', 'ours ms', 'tfjs ms', 'tfjs/ours', 'ours GFLOP/s', 'tfjs GFLOP/s', 'note'];
+  const header = ['group', 'row', 'ours ms', 'tfjs ms', 'tfjs/ours', 'ours GFLOP/s', 'tfjs GFLOP/s', 'baseline', 'baseline ms', 'base/ours', 'note'];
   const body = reports.map((r) => [
     r.group,
     r.name,
@@ -81,6 +88,9 @@ export function formatTable(reports: readonly RowReport[]): string {
     fmt(r.ratio, 2),
     fmt(r.oursGflops, 2),
     fmt(r.tfjsGflops, 2),
+    r.baselineName ?? '',
+    fmt(r.baselineMs, 3),
+    fmt(r.baselineRatio, 2),
     r.note ?? '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));

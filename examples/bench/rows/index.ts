@@ -2,3 +2,4 @@
 import './peak.ts';
 import './matmul.ts';
 import './dispatch.ts';
+import './optimizers.ts';

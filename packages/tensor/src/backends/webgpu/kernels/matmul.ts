@@ -20,10 +20,12 @@ const SPLIT_K_MAX_TILES = 1 << 14;
 /** Which kernel serves a problem: decided on the host from the shape class and device class. */
 export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
 
-/** Register tiles: 8 rows x 4 columns per thread for the general case, 4 x 4 for small k (more threads for an output-bound product). */
+/** Register tiles: 8 rows x 4 columns per thread in general (2 x 32 threads for n <= 8), 4 x 4 for small k (more threads for an output-bound product). */
 const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 4 };
 const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
 const NARROW_TILE: TileShape = { wgX: 2, wgY: 32, rows: 8, cols: 4 };
+/** Odd sizes (guarded scalar loads): one 4x4 block per thread keeps the shader small. */
+const GUARDED_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
 
 let override: MatmulVariant | null = null;
 
@@ -94,7 +96,7 @@ export function registerWebGpuMatmulKernels(): void {
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
       } else {
-        const ts = variant === 'smallk' ? SMALL_K_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
+        const ts = variant === 'smallk' ? SMALL_K_TILE : !layout.aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
         spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
         wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
       }

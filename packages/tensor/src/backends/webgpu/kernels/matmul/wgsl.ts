@@ -53,13 +53,14 @@ ${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32,
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = v; }
 }`
-    : `fn a1(o: u32, r: u32, p: u32) -> f32 {
-  if (r < u.m && p < u.k) { return A[o + ${aIdx}]; }
-  return 0.0;
+    : `// Branch-free guards (a select, not an if): small shaders compile fast on software drivers.
+fn a1(o: u32, r: u32, p: u32) -> f32 {
+  let ok = r < u.m && p < u.k;
+  return select(0.0, A[select(0u, o + ${aIdx}, ok)], ok);
 }
 fn b1(o: u32, p: u32, c: u32) -> f32 {
-  if (p < u.k && c < u.n) { return B[o + ${bIdx}]; }
-  return 0.0;
+  let ok = p < u.k && c < u.n;
+  return select(0.0, B[select(0u, o + ${bIdx}, ok)], ok);
 }
 fn a4k(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r, p + 1u), a1(o, r, p + 2u), a1(o, r, p + 3u)); }
 fn a4m(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r + 1u, p), a1(o, r + 2u, p), a1(o, r + 3u, p)); }
