@@ -3,3 +3,5 @@ import './peak.ts';
 import './matmul.ts';
 import './dispatch.ts';
 import './optimizers.ts';
+import './quant.ts';
+import './finetune-methods.ts';

@@ -1,4 +1,4 @@
-import { type LinearLike, type SourceInput, Linear, Module } from '@webpeft/nn';
+import { type CausalLMInput, type CausalLMOutput, type LinearLike, type SourceInput, Linear, Module } from '@webpeft/nn';
 import { type Tensor, assign, noGrad } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
@@ -62,7 +62,12 @@ export class PeftModel extends Module {
     return [...this.active];
   }
 
-  /** Calls the wrapped model's `forward` with the same arguments. */
+  /**
+   * Calls the wrapped model's `forward` with the same arguments (a causal LM takes
+   * `{ inputIds, labels, ... }` and returns `{ logits, loss }`).
+   */
+  forward(input: CausalLMInput): CausalLMOutput;
+  forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     return this.base_model.forward(...args);
   }

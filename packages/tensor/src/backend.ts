@@ -32,6 +32,8 @@ export interface BackendMemory {
   /** Bytes kept by a buffer pool for reuse (not live, not yet returned to the device). */
   pooledBytes: number;
   bytesByTag: Record<MemoryTag, number>;
+  /** Highest live bytes of each tag since creation or the last `resetPeak`. */
+  peakBytesByTag: Record<MemoryTag, number>;
 }
 
 /** Optional capabilities; each is absent unless a backend declares it. */
@@ -92,11 +94,21 @@ export class MemoryTracker {
     other: 0,
   };
 
+  readonly peakBytesByTag: Record<MemoryTag, number> = {
+    weights: 0,
+    grads: 0,
+    optimizer: 0,
+    activations: 0,
+    quant: 0,
+    other: 0,
+  };
+
   add(bytes: number, tag: MemoryTag): void {
     this.liveBytes += bytes;
     this.liveBuffers++;
     this.bytesByTag[tag] += bytes;
     if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    if (this.bytesByTag[tag] > this.peakBytesByTag[tag]) this.peakBytesByTag[tag] = this.bytesByTag[tag];
   }
 
   remove(bytes: number, tag: MemoryTag): void {
@@ -108,6 +120,7 @@ export class MemoryTracker {
   retag(bytes: number, from: MemoryTag, to: MemoryTag): void {
     this.bytesByTag[from] -= bytes;
     this.bytesByTag[to] += bytes;
+    if (this.bytesByTag[to] > this.peakBytesByTag[to]) this.peakBytesByTag[to] = this.bytesByTag[to];
   }
 
   snapshot(pooledBytes: number): BackendMemory {
@@ -117,12 +130,14 @@ export class MemoryTracker {
       liveBuffers: this.liveBuffers,
       pooledBytes,
       bytesByTag: { ...this.bytesByTag },
+      peakBytesByTag: { ...this.peakBytesByTag },
     };
   }
 
   /** Starts a new peak measurement from the current live bytes. */
   resetPeak(): void {
     this.peakBytes = this.liveBytes;
+    Object.assign(this.peakBytesByTag, this.bytesByTag);
   }
 }
 

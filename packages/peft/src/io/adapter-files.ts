@@ -2,7 +2,7 @@ import { type Module, type RawTensor, type SourceInput, openSource, openTarget, 
 import { assign, noGrad } from '@webpeft/tensor';
 import { commonFromJson, commonToJson, configJsonText, type PeftConfig } from '../config.js';
 import { ensureBuiltinMethods } from '../builtins.js';
-import { isPromptLearning, promptConfigFromJson, promptConfigToJson } from '../prompt/config.js';
+import { type PrefixTuningConfig, type PromptTuningConfig, isPromptLearning, promptConfigFromJson, promptConfigToJson } from '../prompt/config.js';
 import { type PromptableModel, PromptLearningModel } from '../prompt/prompt-model.js';
 import { PeftModel } from '../peft-model.js';
 import { getPeftMethod } from '../registry.js';
@@ -108,7 +108,8 @@ export async function loadPromptLearningModel(model: PromptableModel, input: Ada
   const name = options.adapterName ?? 'default';
   const final = { ...config, inferenceMode: !trainable };
   // The saved rows overwrite any init: build with RANDOM (TEXT would need the tokenizer), keep the saved config.
-  const peft = new PromptLearningModel(model, config.peftType === 'PROMPT_TUNING' ? { ...final, promptTuningInit: 'RANDOM' } : final, name);
+  const build: PromptTuningConfig | PrefixTuningConfig = final.peftType === 'PROMPT_TUNING' ? { ...final, promptTuningInit: 'RANDOM' } : final;
+  const peft = new PromptLearningModel(model, build, name);
   peft.peftConfig.set(name, final);
   const file = joinPath(sub, ADAPTER_WEIGHTS_NAME);
   const { tensors } = parseSafetensors(await source.readBytes(file), `${source.name}/${file}`);

@@ -1,3 +1,8 @@
+/**
+ * Every matmul variant forced on whatever adapter runs the test. Node only: SwiftShader
+ * (the browser project's adapter) compiles these unrolled shaders for minutes; the
+ * browser project checks matmul through the variants it picks itself (matmul.test.ts).
+ */
 import { type Tensor, matmul, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';

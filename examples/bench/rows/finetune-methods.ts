@@ -1,0 +1,76 @@
+/**
+ * One training step of full fine-tuning, LoRA and QLoRA on the same GPT-2-small-shaped
+ * model (768 wide, 12 layers, 50257 tokens; batch 1 x 64 tokens): time per step and
+ * peak device bytes by tag, each as a ratio to full fine-tuning. AdamW throughout.
+ */
+import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
+import { AdamW } from '@webpeft/optim';
+import { type LoraConfig, getPeftModel } from '@webpeft/peft';
+import { quantizeModel } from '@webpeft/quant';
+import { type MemoryTag, type Tensor, manualSeed, memory, resetPeakMemory, sync, tensor, tidy } from '@webpeft/tensor';
+import { registerRow } from '../table.ts';
+import { medianMs } from '../timing.ts';
+
+const CONFIG = { model_type: 'gpt2', vocab_size: 50257, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
+const TOKENS = 64;
+const TAGS: MemoryTag[] = ['weights', 'quant', 'grads', 'optimizer', 'activations'];
+type Method = 'full' | 'lora' | 'qlora';
+
+const results = new Map<Method, { ms: number; peak: Record<MemoryTag, number> }>();
+
+async function measure(method: Method, runs: number): Promise<{ ms: number; peak: Record<MemoryTag, number> }> {
+  manualSeed(0);
+  const model = new GPT2LMHeadModel(CONFIG);
+  if (method === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  let net: CausalLM = model;
+  let params: Tensor[] = model.parameters();
+  if (method !== 'full') {
+    const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['c_attn'] };
+    const peft = getPeftModel(model, lora);
+    net = peft.model as CausalLM;
+    params = peft.trainableParameters();
+  }
+  net.train();
+  const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
+  const ids = new Int32Array(TOKENS).map((_, i) => (i * 997) % CONFIG.vocab_size);
+  const step = async () => {
+    const loss = tidy(() => {
+      const x = tensor(ids, [1, TOKENS], { dtype: 'i32' });
+      const l = net.forward({ inputIds: x, labels: x }).loss!;
+      l.backward();
+      return l;
+    });
+    await optimizer.step();
+    optimizer.zeroGrad();
+    loss.dispose();
+    await sync();
+  };
+  await step(); // optimizer state exists from here on, as in any later step
+  resetPeakMemory();
+  const ms = await medianMs(step, runs, 0);
+  const peak = memory().peakBytesByTag;
+  optimizer.zeroGrad();
+  model.dispose();
+  return { ms, peak };
+}
+
+const mib = (b: number) => (b / 2 ** 20).toFixed(1);
+
+for (const method of ['full', 'lora', 'qlora'] as const) {
+  registerRow({
+    group: 'fine-tuning step',
+    name: `GPT-2 small ${method}, 1x${TOKENS} tokens`,
+    async run(ctx) {
+      const r = await measure(method, Math.min(ctx.runs, 2));
+      results.set(method, r);
+      const full = results.get('full');
+      const tags = TAGS.map((t) => `${t} ${mib(r.peak[t])}`).join(', ');
+      const ratios = full && method !== 'full' ? `; time/full ${(r.ms / full.ms).toFixed(2)}, bytes/full ${(sum(r.peak) / sum(full.peak)).toFixed(3)}` : '';
+      return { oursMs: r.ms, note: `peak MiB by tag: ${tags}${ratios}` };
+    },
+  });
+}
+
+function sum(p: Record<MemoryTag, number>): number {
+  return TAGS.reduce((n, t) => n + p[t], 0);
+}
