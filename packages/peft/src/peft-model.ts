@@ -1,3 +1,5 @@
+import type { LoraConfig } from './tuners/lora/config.js';
+import type { IA3Config } from './tuners/ia3/config.js';
 import { type CausalLMInput, type CausalLMOutput, type LinearLike, type SourceInput, Linear, Module } from '@webpeft/nn';
 import { type Tensor, assign, noGrad } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
@@ -73,7 +75,7 @@ export class PeftModel extends Module {
   }
 
   /** Adds adapter `name` (not activated; see {@link setAdapter}). */
-  addAdapter(name: string, config: PeftConfig): void {
+  addAdapter(name: string, config: LoraConfig | IA3Config | PeftConfig): void {
     if (this.peftConfig.has(name)) throw new Error(`addAdapter: adapter '${name}' already exists`);
     const first = [...this.peftConfig.values()][0];
     if (first && first.peftType !== config.peftType) {
@@ -129,32 +131,45 @@ export class PeftModel extends Module {
     return result;
   }
 
-  /** Folds adapters (default: active) into the base weights; forward then uses the base only. */
-  merge(adapterNames: string[] = this.active): void {
+  /**
+   * Folds adapters (default: active) into the base weights; forward then uses the base
+   * only. Full-precision bases change before this returns; a 4-bit base re-quantizes,
+   * so always `await` it.
+   */
+  async merge(adapterNames: string[] = this.active): Promise<void> {
     for (const [, layer] of this.base_model.tunerLayers()) {
       const names = adapterNames.filter((n) => layer.adapterNames().includes(n));
-      if (names.length > 0) layer.merge(names);
+      if (names.length === 0) continue;
+      const pending = layer.merge(names);
+      if (pending) await pending;
     }
   }
 
-  /** Restores the base weights of every merged layer. */
-  unmerge(): void {
-    for (const [, layer] of this.base_model.tunerLayers()) layer.unmerge();
+  /** Restores the base weights of every merged layer (await it, as `merge`). */
+  async unmerge(): Promise<void> {
+    for (const [, layer] of this.base_model.tunerLayers()) {
+      const pending = layer.unmerge();
+      if (pending) await pending;
+    }
   }
 
   /**
    * Merges adapters into the base and returns the user's model without adapter
    * layers (their tensors are disposed). See {@link MergeAndUnloadOptions} for a quantized base.
    */
-  mergeAndUnload(options: MergeAndUnloadOptions = {}): Module {
+  async mergeAndUnload(options: MergeAndUnloadOptions = {}): Promise<Module> {
     const names = options.adapterNames ?? this.active;
     for (const [path, layer] of this.base_model.tunerLayers()) {
       const held = names.filter((n) => layer.adapterNames().includes(n));
       let replacement: Module = layer.base_layer;
       if (options.dequantize && layer instanceof LoraLinear && !(layer.base instanceof Linear)) {
-        layer.unmerge();
+        const pending = layer.unmerge();
+        if (pending) await pending;
         replacement = linearFromMerged(layer, held);
-      } else if (held.length > 0) layer.merge(held);
+      } else if (held.length > 0) {
+        const pending = layer.merge(held);
+        if (pending) await pending;
+      }
       this.model.replaceSubmodule(path, replacement);
       for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
     }
@@ -163,9 +178,10 @@ export class PeftModel extends Module {
   }
 
   /** Returns the user's model without adapter layers and without merging (adapters discarded). */
-  unload(): Module {
+  async unload(): Promise<Module> {
     for (const [path, layer] of this.base_model.tunerLayers()) {
-      layer.unmerge();
+      const pending = layer.unmerge();
+      if (pending) await pending;
       this.model.replaceSubmodule(path, layer.base_layer);
       for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
     }
@@ -295,6 +311,7 @@ function linearFromMerged(layer: LoraLinear, names: string[]): Linear {
  * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
  */
 export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig, adapterName?: string): PromptLearningModel;
+export function getPeftModel(model: Module, config: LoraConfig | IA3Config, adapterName?: string): PeftModel;
 export function getPeftModel(model: Module, config: PeftConfig, adapterName?: string): PeftModel;
 export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel | PromptLearningModel {
   if (isPromptLearning(config)) return new PromptLearningModel(model as PromptableModel, config, adapterName);

@@ -61,9 +61,9 @@ describe('IA3', () => {
       }
       const want = reference(l1, l2);
       expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
-      peft.merge();
+      await peft.merge();
       expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
-      peft.unmerge();
+      await peft.unmerge();
       expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
 
       const dir = memoryFiles();

@@ -70,7 +70,7 @@ describe('LoRA forward, loss and gradients match PyTorch (Linear, Conv1D, Embedd
         expect(baseW.requiresGrad).toBe(false);
         expect(baseW.grad).toBeNull();
 
-        peft.merge();
+        await peft.merge();
         const sd = model.stateDict();
         for (const [key, want] of Object.entries(v.merged)) {
           const k = key.replace(/\.weight$/, '.base_layer.weight');
@@ -78,7 +78,7 @@ describe('LoRA forward, loss and gradients match PyTorch (Linear, Conv1D, Embedd
         }
         const mergedLogits = peft.forward(ids) as Tensor;
         expectClose(await mergedLogits.data(), v.logits, { ...TOL, label: `${label} merged logits` });
-        peft.unmerge();
+        await peft.unmerge();
         for (const key of Object.keys(v.merged)) {
           const k = key.replace(/\.weight$/, '.base_layer.weight');
           expectClose(await sd.get(k)!.data(), golden.base[key as keyof typeof golden.base], { rtol: 1e-4, atol: 1e-5, label: `${label} unmerged ${key}` });

@@ -85,11 +85,11 @@ describe('PeftModel adapter management', () => {
       const peft = getPeftModel(model, { peftType: 'LORA', r: 3, loraAlpha: 6, targetModules: ['c_attn', 'c_proj', 'wte'] });
       for (const [, layer] of peft.base_model.tunerLayers()) for (const t of layer.adapterParameters('default')) randomize(t);
       const want = await (peft.forward(ids) as Tensor).data();
-      peft.merge();
+      await peft.merge();
       expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} merged` });
-      peft.unmerge();
+      await peft.unmerge();
       expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unmerged` });
-      const plain = peft.mergeAndUnload() as ToyGPT;
+      const plain = (await peft.mergeAndUnload()) as ToyGPT;
       expect(plain.modules().some((m) => m instanceof TunerLayer)).toBe(false);
       expect(plain.namedParameters().map(([n]) => n)).toContain('transformer.h.0.attn.c_attn.weight');
       expectClose(await plain.forward(ids).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unloaded` });
@@ -125,7 +125,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
       const merged = deq.map((w, i) => w + 2 * ba[i]);
 
       // Full precision: the LinearLike becomes an nn Linear holding the merged weight.
-      const plain = peft.mergeAndUnload({ dequantize: true });
+      const plain = await peft.mergeAndUnload({ dequantize: true });
       const lin = plain.getSubmodule('layers.q_proj');
       expect(lin).toBeInstanceOf(Linear);
       expectClose(await (lin as Linear).weight.data(), merged, { rtol: 1e-5, atol: 1e-6, label: `${backend} dequantized merge` });
@@ -140,7 +140,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
         noGrad(() => assign(dst, t));
         t.dispose();
       }
-      const plain2 = peft2.mergeAndUnload();
+      const plain2 = await peft2.mergeAndUnload();
       const q = plain2.getSubmodule('layers.q_proj') as CodeLinear;
       expect(q).toBeInstanceOf(CodeLinear);
       const codes = Array.from(await q.codes.data());

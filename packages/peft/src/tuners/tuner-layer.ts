@@ -46,19 +46,34 @@ export abstract class TunerLayer<C = unknown> extends Module {
   /** `[..., in] -> [..., out]` through the base layer and the active adapters. */
   abstract forward(x: Tensor): Tensor;
 
-  /** Folds adapters into the base weight. Throws when the method has no merge. */
-  merge(_adapterNames?: string[]): void {
+  /**
+   * Folds adapters into the base weight. Synchronous for full-precision bases; returns a
+   * Promise when the base re-quantizes (a 4-bit `LinearLike`), which callers await.
+   * Throws when the method has no merge.
+   */
+  merge(_adapterNames?: string[]): void | Promise<void> {
     throw new Error(`${this.peftType}: merging is not supported by this method`);
   }
 
-  /** Undoes every merge, last first. */
-  unmerge(): void {
+  /** Undoes every merge, last first (a Promise when the base re-quantizes, as `merge`). */
+  unmerge(): void | Promise<void> {
     if (this.mergedAdapters.length > 0) throw new Error(`${this.peftType}: unmerging is not supported by this method`);
   }
 
   /** True when some adapter is merged into the base weight. */
   get merged(): boolean {
     return this.mergedAdapters.length > 0;
+  }
+
+  /**
+   * Unmerges before a forward with adapters disabled (PEFT's behaviour); a base that
+   * re-quantizes cannot be restored inside a synchronous forward, so that case throws.
+   */
+  protected unmergeForForward(): void {
+    if (!(this.disabled && this.merged)) return;
+    if (this.unmerge() instanceof Promise) {
+      throw new Error(`${this.peftType}: adapters are merged into a quantized base; await peft.unmerge() before running with adapters disabled`);
+    }
   }
 
   /** Adapters that `forward` applies now (none when disabled). */

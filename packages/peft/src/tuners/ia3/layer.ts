@@ -83,7 +83,7 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.disabled && this.merged) this.unmerge();
+    this.unmergeForForward();
     if (this.merged) return this.base.forward(x);
     const s = this.scale();
     if (!s) return this.base.forward(x);
@@ -101,28 +101,38 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
     return out;
   }
 
-  override merge(adapterNames: string[] = this.activeAdapters): void {
-    for (const name of adapterNames) {
-      if (this.mergedAdapters.includes(name)) continue;
-      this.apply(name, mul);
-      this.mergedAdapters.push(name);
+  override merge(adapterNames: string[] = this.activeAdapters): void | Promise<void> {
+    const todo = adapterNames.filter((n) => !this.mergedAdapters.includes(n));
+    const from = (k: number): void | Promise<void> => {
+      for (; k < todo.length; k++) {
+        const name = todo[k];
+        const pending = this.apply(name, mul);
+        this.mergedAdapters.push(name);
+        if (pending) {
+          const next = k + 1;
+          return pending.then(() => from(next));
+        }
+      }
+    };
+    return from(0);
+  }
+
+  override unmerge(): void | Promise<void> {
+    // PEFT divides by l + 1e-8; plain division is exact for the l != 0 that training gives.
+    while (this.mergedAdapters.length > 0) {
+      const pending = this.apply(this.mergedAdapters.pop() as string, div);
+      if (pending) return pending.then(() => this.unmerge());
     }
   }
 
-  override unmerge(): void {
-    // PEFT divides by l + 1e-8; plain division is exact for the l != 0 that training gives.
-    while (this.mergedAdapters.length > 0) this.apply(this.mergedAdapters.pop() as string, div);
-  }
-
-  private apply(name: string, op: (a: Tensor, b: Tensor) => Tensor): void {
-    noGrad(() => {
+  /** Applies `op` with adapter `name`'s vector to the base weight (and bias); a Promise when the base re-quantizes. */
+  private apply(name: string, op: (a: Tensor, b: Tensor) => Tensor): Promise<void> | undefined {
+    const next = noGrad(() => {
       const v = this.get(name);
       // W [out, in]: rows scale by l [out, 1]; columns by l [1, in] (feed-forward).
       const W = this.base.dequantizedWeight();
-      const next = op(W, v);
-      this.base.loadWeight(next);
+      const scaled = op(W, v);
       W.dispose();
-      next.dispose();
       const bias = this.base.bias;
       if (!this.isFeedforward && bias) {
         const flat = reshape(v, [v.size]);
@@ -131,7 +141,12 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
         flat.dispose();
         b.dispose();
       }
+      return scaled;
     });
+    const pending = this.base.loadWeight(next);
+    if (pending instanceof Promise) return pending.then(() => next.dispose());
+    next.dispose();
+    return undefined;
   }
 }
 

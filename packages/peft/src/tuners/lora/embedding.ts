@@ -96,7 +96,7 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig> {
   }
 
   forward(ids: Tensor): Tensor {
-    if (this.disabled && this.merged) this.unmerge();
+    this.unmergeForForward();
     let y = this.base.forward(ids);
     if (this.merged) return y;
     for (const name of this.effectiveAdapters()) {

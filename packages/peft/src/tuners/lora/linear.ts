@@ -156,7 +156,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.disabled && this.merged) this.unmerge();
+    this.unmergeForForward();
     let y = this.base.forward(x);
     if (this.merged) return y;
     for (const name of this.effectiveAdapters()) {
@@ -273,21 +273,36 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     });
   }
 
-  override merge(adapterNames: string[] = this.activeAdapters): void {
-    for (const name of adapterNames) {
-      if (this.mergedAdapters.includes(name)) continue;
-      const { weight, doraNorms } = this.mergedWeight([name]);
-      noGrad(() => this.base.loadWeight(weight));
-      weight.dispose();
-      for (const [k, n] of doraNorms) this.doraNorms.set(k, n);
-      this.mergedAdapters.push(name);
-    }
+  override merge(adapterNames: string[] = this.activeAdapters): void | Promise<void> {
+    const todo = adapterNames.filter((n) => !this.mergedAdapters.includes(n));
+    // Adapters fold in one after another: each reads the weight the previous one wrote.
+    const from = (i: number): void | Promise<void> => {
+      for (; i < todo.length; i++) {
+        const name = todo[i];
+        const { weight, doraNorms } = this.mergedWeight([name]);
+        const done = () => {
+          weight.dispose();
+          for (const [k, n] of doraNorms) this.doraNorms.set(k, n);
+          this.mergedAdapters.push(name);
+        };
+        const pending = this.base.loadWeight(weight);
+        if (pending instanceof Promise) {
+          const next = i + 1;
+          return pending.then(() => {
+            done();
+            return from(next);
+          });
+        }
+        done();
+      }
+    };
+    return from(0);
   }
 
-  override unmerge(): void {
-    noGrad(() => {
-      while (this.mergedAdapters.length > 0) {
-        const name = this.mergedAdapters.pop() as string;
+  override unmerge(): void | Promise<void> {
+    while (this.mergedAdapters.length > 0) {
+      const name = this.mergedAdapters.pop() as string;
+      const orig = noGrad(() => {
         const a = this.get(name);
         const W = this.base.dequantizedWeight();
         const delta = this.delta(a.A, a.B, a.scaling);
@@ -300,11 +315,19 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
           norm.dispose();
           this.doraNorms.delete(name);
         }
-        const orig = sub(unscaled, delta);
-        this.base.loadWeight(orig);
-        for (const t of new Set([W, unscaled, delta, orig])) t.dispose();
+        const restored = sub(unscaled, delta);
+        for (const t of new Set([W, unscaled, delta])) t.dispose();
+        return restored;
+      });
+      const pending = this.base.loadWeight(orig);
+      if (pending instanceof Promise) {
+        return pending.then(() => {
+          orig.dispose();
+          return this.unmerge();
+        });
       }
-    });
+      orig.dispose();
+    }
   }
 }
 
