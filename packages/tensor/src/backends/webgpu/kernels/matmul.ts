@@ -7,6 +7,7 @@ import { program, runKernel } from '../run-kernel.js';
 import type { WebGpuBackend } from '../webgpu-backend.js';
 import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
 import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
+import { SIMPLE_WG, simpleSource } from './matmul/simple.js';
 import { type TileShape, tiledSource } from './matmul/tiled.js';
 import type { MatmulLayout } from './matmul/wgsl.js';
 
@@ -18,7 +19,7 @@ const SPLIT_K_MIN_K = 256;
 const SPLIT_K_MAX_TILES = 1 << 14;
 
 /** Which kernel serves a problem: decided on the host from the shape class and device class. */
-export type MatmulVariant = 'tile' | 'smallk' | 'splitk';
+export type MatmulVariant = 'tile' | 'smallk' | 'splitk' | 'simple';
 
 /** Register tiles: 8 rows x 4 columns per thread in general (2 x 32 threads for n <= 8), 4 x 4 for small k (more threads for an output-bound product). */
 const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 4 };
@@ -44,7 +45,18 @@ export function setMatmulVariantOverride(variant: MatmulVariant | null): void {
  * already keeps every core busy and barriers are costly); `smallk` for `k <= 16` (the
  * unrolled loop of an output-bound product); else the register tile.
  */
-export function chooseMatmulVariant(m: number, k: number, n: number, softwareAdapter = false, workgroupStorageBytes = 16384): MatmulVariant {
+export function chooseMatmulVariant(
+  m: number,
+  k: number,
+  n: number,
+  softwareAdapter = false,
+  workgroupStorageBytes = 16384,
+  slowShaderCompiler = false,
+): MatmulVariant {
+  if (override === 'simple') return override;
+  const aligned = m % 4 === 0 && n % 4 === 0 && k % 4 === 0;
+  // SwiftShader takes minutes to compile the guarded tile; its tiny alternative compiles at once.
+  if (slowShaderCompiler && !aligned && k > SMALL_K_MAX && override === null) return 'simple';
   const splitKFits = n <= SPLIT_K_MAX_N && splitKStorageBytes(n) <= workgroupStorageBytes;
   // An override applies where its variant is defined (split-k needs n <= 8, small-k k <= 16).
   if (override === 'splitk' && splitKFits) return override;
@@ -53,6 +65,12 @@ export function chooseMatmulVariant(m: number, k: number, n: number, softwareAda
   if (!softwareAdapter && splitKFits && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
   return 'tile';
+}
+
+/** Whether the adapter is SwiftShader, whose shader compiler is slow on large unrolled kernels. */
+function isSwiftShader(backend: WebGpuBackend): boolean {
+  const info = backend.adapterInfo;
+  return /swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
 }
 
 /** Whether the backend's adapter is a CPU implementation (lavapipe, SwiftShader). */
@@ -77,7 +95,7 @@ export function registerWebGpuMatmulKernels(): void {
       batchRank: batchShape.length,
     };
     const gpu = backend as WebGpuBackend;
-    const variant = chooseMatmulVariant(m, k, n, isSoftware(gpu), gpu.limits.maxComputeWorkgroupStorageSize);
+    const variant = chooseMatmulVariant(m, k, n, isSoftware(gpu), gpu.limits.maxComputeWorkgroupStorageSize, isSwiftShader(gpu));
     // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
     for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
       const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
@@ -91,7 +109,10 @@ export function registerWebGpuMatmulKernels(): void {
         .u32('b0', b0);
       let spec: { key: string; source: () => string };
       let wg: [number, number, number];
-      if (variant === 'splitk') {
+      if (variant === 'simple') {
+        spec = simpleSource(layout, u);
+        wg = [Math.ceil(n / SIMPLE_WG), Math.ceil(m / SIMPLE_WG), chunk];
+      } else if (variant === 'splitk') {
         spec = splitKSource(layout, u, Math.ceil(n / 4));
         const [x, y] = rowGrid(Math.ceil(m / 4));
         wg = [x, y, chunk];
