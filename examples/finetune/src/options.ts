@@ -34,17 +34,17 @@ Moby-Dick) into --base-dir; later runs reuse it.
 
 Usage: npm run finetune -- [options]
   --method full|lora|qlora   what to train (default qlora: LoRA on an NF4 base)
-  --steps N                  optimizer steps (default 150)
+  --steps N                  optimizer steps (default 80)
   --lr X                     peak learning rate (default 2e-3; full: 3e-4)
   --rank R --alpha A         LoRA rank and alpha (default 8, 16)
   --dropout P                LoRA dropout (default 0.05)
   --targets a,b              LoRA target modules (default c_attn,c_proj,c_fc)
   --batch-size B --seq-len T batch shape (default 8 x 64)
-  --eval-every N             evaluation interval in steps (default 50)
+  --eval-every N             evaluation interval in steps (default 20)
   --warmup-steps N           linear warmup before cosine decay (default 10)
   --out DIR                  where the adapter (PEFT format) or model goes (default out/finetune-<method>)
   --base-dir DIR             base model directory (default examples/finetune/.cache/base)
-  --base-steps N             pretraining steps when the base is built (default 400)
+  --base-steps N             pretraining steps when the base is built (default 250)
   --backend webgpu|cpu       compute backend (default webgpu)
   --seed N                   seed of init, sampling and batches (default 0)
   --prompt TEXT              prompt of the before/after samples
@@ -57,7 +57,7 @@ export function parseOptions(argv: string[]): FinetuneOptions {
     args: argv,
     options: {
       method: { type: 'string', default: 'qlora' },
-      steps: { type: 'string', default: '150' },
+      steps: { type: 'string', default: '80' },
       lr: { type: 'string' },
       rank: { type: 'string', default: '8' },
       alpha: { type: 'string', default: '16' },
@@ -65,12 +65,12 @@ export function parseOptions(argv: string[]): FinetuneOptions {
       targets: { type: 'string', default: 'c_attn,c_proj,c_fc' },
       'batch-size': { type: 'string', default: '8' },
       'seq-len': { type: 'string', default: '64' },
-      'eval-every': { type: 'string', default: '50' },
+      'eval-every': { type: 'string', default: '20' },
       'eval-batches': { type: 'string', default: '4' },
       'warmup-steps': { type: 'string', default: '10' },
       out: { type: 'string' },
       'base-dir': { type: 'string', default: 'examples/finetune/.cache/base' },
-      'base-steps': { type: 'string', default: '400' },
+      'base-steps': { type: 'string', default: '250' },
       backend: { type: 'string', default: 'webgpu' },
       seed: { type: 'string', default: '0' },
       prompt: { type: 'string', default: 'Mr. Speaker, Mr. Vice President, members of Congress, ' },
