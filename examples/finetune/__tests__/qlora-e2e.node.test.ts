@@ -63,7 +63,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     const peft = getPeftModel(model, lora);
     const trainable = peft.namedParameters().filter(([, p]) => p.requiresGrad);
     expect(trainable.length).toBeGreaterThan(0);
-    for (const [name] of trainable) expect(name).toMatch(/\.lora_[AB]\.default\.weight$|\.lora_[AB]\.weight$|lora_[AB]/);
+    for (const [name] of trainable) expect(name).toMatch(/\.lora_[AB]\.default\.weight$/);
     const packedBefore = await (model.namedModules().find(([, m]) => m instanceof Linear4bit)![1] as Linear4bit).packedWeight.data();
 
     const optimizer = new AdamW(peft.trainableParameters(), { lr: 1e-2, weightDecay: 0 });
@@ -80,7 +80,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     };
     const net = peft.model as CausalLM;
     const before = await lossOf(net);
-    for (let step = 0; step < 80; step++) {
+    for (let step = 0; step < 60; step++) {
       const loss: Tensor = tidy(() => {
         const b = randomBatch(ids, 8, 48, rng);
         const x = tensor(b.inputIds, [8, 48], { dtype: 'i32' });
@@ -113,6 +113,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     expect(config.peft_type).toBe('LORA');
     expect(config.r).toBe(8);
     const keys = [...parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors.keys()];
+    expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith('base_model.model.') && /\.lora_[AB]\.weight$/.test(k))).toBe(true);
 
     const x = tensor(evalBatch.inputIds, [8, 48], { dtype: 'i32' });
@@ -120,5 +121,5 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     const reloaded = await loadPeftModel(await quantizedBase(family), dir);
     const got = await noGrad(() => (reloaded.model as CausalLM).forward({ inputIds: x }).logits).data();
     expectClose(got, expected, { rtol: 1e-5, atol: 1e-6, label: 'reloaded adapter logits' });
-  });
+  }, 300_000);
 });
