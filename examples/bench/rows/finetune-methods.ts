@@ -2,6 +2,10 @@
  * One training step of full fine-tuning, LoRA and QLoRA on the same GPT-2-small-shaped
  * model (768 wide, 12 layers, 50257 tokens; batch 1 x 64 tokens): time per step and
  * peak device bytes by tag, each as a ratio to full fine-tuning. AdamW throughout.
+ *
+ * tfjs has no counterpart here: its WebGPU backend has no fused layer norm, tanh-GELU or
+ * cross-entropy with an ignore index, so a tfjs GPT-2 would time its composites rather
+ * than the same model; the kernels they share are compared in the matmul rows.
  */
 import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
@@ -66,7 +70,8 @@ for (const method of ['full', 'lora', 'qlora'] as const) {
       const full = results.get('full');
       const tags = TAGS.map((t) => `${t} ${mib(r.peak[t])}`).join(', ');
       const ratios = full && method !== 'full' ? `; time/full ${(r.ms / full.ms).toFixed(2)}, bytes/full ${(sum(r.peak) / sum(full.peak)).toFixed(3)}` : '';
-      return { oursMs: r.ms, note: `peak MiB by tag: ${tags}${ratios}` };
+      const tokensPerS = (TOKENS / r.ms) * 1000;
+      return { oursMs: r.ms, note: `${tokensPerS.toFixed(0)} tokens/s; peak MiB by tag: ${tags}${ratios}` };
     },
   });
 }
