@@ -1,5 +1,7 @@
-import { type Tensor, crossEntropy, full, narrow, pad, reshape } from '@webpeft/tensor';
+import { type Tensor, crossEntropy, full, narrow, pad, reshape, tidy } from '@webpeft/tensor';
+import { type AttentionContext, disposeContext } from '../attention/context.js';
 import type { KVCache, LayerKeyValues } from '../attention/kv-cache.js';
+import type { LinearLike } from '../linear-like.js';
 import type { Module } from '../module.js';
 
 /** Inputs of a causal language model's forward pass (Hugging Face argument names, camelCased). */
@@ -69,4 +71,24 @@ export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const loss = crossEntropy(flatLogits, flatLabels, { ignoreIndex: -100 });
   for (const x of [next, shifted, flatLabels, flatLogits]) x.dispose();
   return loss;
+}
+
+/**
+ * The head of every causal LM: logits `[B, T, V]` from the final hidden states
+ * `[B, T, D]`, the loss when `labels` are given, and the cache when the context keeps
+ * one. Frees `hidden` and the attention context.
+ */
+export function causalLMHead(lmHead: LinearLike, hidden: Tensor, ctx: AttentionContext, labels?: Tensor): CausalLMOutput {
+  try {
+    return tidy(() => {
+      const logits = lmHead.forward(hidden);
+      const out: CausalLMOutput = { logits };
+      if (labels) out.loss = causalLMLoss(logits, labels);
+      if (ctx.cache && ctx.storeCache) out.pastKeyValues = ctx.cache;
+      return out;
+    });
+  } finally {
+    hidden.dispose();
+    disposeContext(ctx);
+  }
 }

@@ -1,5 +1,5 @@
 import { type Tensor, add, gather, tidy } from '@webpeft/tensor';
-import { type AttentionContext, buildAttentionContext, disposeContext } from '../../attention/context.js';
+import { type AttentionContext, buildAttentionContext } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
 import { Dropout } from '../../layers/dropout.js';
 import { Embedding } from '../../layers/embedding.js';
@@ -9,7 +9,7 @@ import { LayerNorm } from '../../layers/norms.js';
 import type { LinearLike } from '../../linear-like.js';
 import { ModuleList } from '../../module-list.js';
 import { Module } from '../../module.js';
-import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMLoss } from '../causal-lm.js';
+import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMHead } from '../causal-lm.js';
 import type { RawConfig } from '../config-utils.js';
 import { GPT2Attention } from './attention.js';
 import { type GPT2Config, gpt2Config } from './config.js';
@@ -121,17 +121,6 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
 
   forward(input: CausalLMInput): CausalLMOutput {
     const { hidden, ctx } = this.transformer.forward(input);
-    try {
-      return tidy(() => {
-        const logits = this.lm_head.forward(hidden);
-        const out: CausalLMOutput = { logits };
-        if (input.labels) out.loss = causalLMLoss(logits, input.labels);
-        if (ctx.cache && ctx.storeCache) out.pastKeyValues = ctx.cache;
-        return out;
-      });
-    } finally {
-      hidden.dispose();
-      disposeContext(ctx);
-    }
+    return causalLMHead(this.lm_head, hidden, ctx, input.labels);
   }
 }

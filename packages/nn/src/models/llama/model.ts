@@ -9,7 +9,7 @@ import { RotaryEmbedding } from '../../layers/rope.js';
 import type { LinearLike } from '../../linear-like.js';
 import { ModuleList } from '../../module-list.js';
 import { Module } from '../../module.js';
-import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMLoss } from '../causal-lm.js';
+import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMHead } from '../causal-lm.js';
 import type { RawConfig } from '../config-utils.js';
 import { LlamaAttention, type RopeTables } from './attention.js';
 import { type LlamaConfig, llamaConfig } from './config.js';
@@ -119,17 +119,6 @@ export class LlamaForCausalLM extends Module implements CausalLM {
 
   forward(input: CausalLMInput): CausalLMOutput {
     const { hidden, ctx } = this.model.forward(input);
-    try {
-      return tidy(() => {
-        const logits = this.lm_head.forward(hidden);
-        const out: CausalLMOutput = { logits };
-        if (input.labels) out.loss = causalLMLoss(logits, input.labels);
-        if (ctx.cache && ctx.storeCache) out.pastKeyValues = ctx.cache;
-        return out;
-      });
-    } finally {
-      hidden.dispose();
-      disposeContext(ctx);
-    }
+    return causalLMHead(this.lm_head, hidden, ctx, input.labels);
   }
 }
