@@ -74,7 +74,7 @@ async function main(): Promise<void> {
     optimizer.zeroGrad();
     if (step % 10 === 0 || step === opts.steps) lastLoss = await loss.item();
     loss.dispose();
-    bar.update(step, `loss ${lastLoss.toFixed(3)}`);
+    bar.update(step, Number.isNaN(lastLoss) ? '' : `loss ${lastLoss.toFixed(3)}`);
     if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step !== opts.steps) {
       log(`  step ${step}: eval loss ${(await evaluate(trainable, evalSet, opts.backend)).toFixed(4)}`);
     }

@@ -88,7 +88,7 @@ async function buildBaseModel(dir: string, steps: number, backend: BackendName, 
     optimizer.zeroGrad();
     if (step % 10 === 0 || step === steps) last = await loss.item();
     loss.dispose();
-    bar.update(step, `loss ${last.toFixed(3)}`);
+    bar.update(step, Number.isNaN(last) ? '' : `loss ${last.toFixed(3)}`);
   }
   log(`  eval loss after: ${(await evaluate(model, evalSet, backend)).toFixed(3)}`);
   const target = openTarget(dir);
