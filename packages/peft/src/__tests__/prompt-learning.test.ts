@@ -77,15 +77,10 @@ describe('prompt tuning', () => {
   });
 });
 
-// Known issue outside this package: in headless Chromium (SwiftShader) a model forward with
-// `prefixKeyValues` on webgpu never completes its readback (nn attention with a prefix), so
-// the browser run checks prefix tuning on the cpu backend only; Node runs both backends.
-const inBrowser = typeof window !== 'undefined';
-
 describe('prefix tuning', () => {
   for (const [name, config] of [['gpt2', GPT2], ['llama (grouped-query)', LLAMA]] as const) {
     it(`${name}: per-layer keys/values from the encoder; projection; saved prefixes reproduce the logits`, async () => {
-      for (const backend of backendsUnderTest().filter((b) => !inBrowser || b === 'cpu')) {
+      for (const backend of backendsUnderTest()) {
         const model = lm(config, backend);
         const peft = getPeftModel(model, { peftType: 'PREFIX_TUNING', numVirtualTokens: 4, prefixProjection: true, encoderHiddenSize: 8 });
         const c = peft.peftConfig.get('default') as { tokenDim: number; numAttentionHeads: number };
