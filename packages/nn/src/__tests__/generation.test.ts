@@ -1,8 +1,3 @@
-/**
- * Node only: generation runs hundreds of tiny forward passes, whose per-dispatch cost on
- * SwiftShader (the browser project's adapter) exceeds the test budget; the models'
- * forward passes run in the browser in models.test.ts.
- */
 import { type CausalLM, KVCache, fromPretrained, generate, openSource, samplingProbabilities } from '@webpeft/nn';
 import { expectClose, expectNoLeak, initBackends } from '@webpeft/test-utils';
 import { type BackendName, narrow, setBackend, tensor } from '@webpeft/tensor';
