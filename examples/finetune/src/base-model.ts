@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type CausalLM, GPT2LMHeadModel, Tokenizer, fromPretrained, openSource, openTarget, saveSafetensors, trainByteLevelBpe } from '@webpeft/nn';
+import { type CausalLM, GPT2LMHeadModel, Tokenizer, fromPretrained, openTarget, saveSafetensors, trainByteLevelBpe } from '@webpeft/nn';
 import { AdamW, cosineWithWarmup } from '@webpeft/optim';
 import { type BackendName, type Tensor, manualSeed, tidy } from '@webpeft/tensor';
 import { evalBatches, randomBatch } from './batches.js';
@@ -48,9 +48,8 @@ export async function ensureBaseModel(dir: string, steps: number, backend: Backe
 }
 
 async function loadBase(dir: string, backend: BackendName): Promise<Omit<BaseModel, 'built'>> {
-  const source = openSource(dir);
-  const { model } = await fromPretrained(source, { backend });
-  const tokenizer = await Tokenizer.fromSource(source);
+  const { model, tokenizer } = await fromPretrained(dir, { backend });
+  if (!tokenizer) throw new Error(`${dir}: no tokenizer.json next to the base model; delete the directory to rebuild it`);
   return { model, tokenizer };
 }
 
