@@ -17,7 +17,12 @@ const ctx = await setup(runs);
 const reports: RowReport[] = [];
 for (const row of registeredRows()) {
   if (!json) process.stderr.write(`running ${row.group} ${row.name}...\n`);
-  reports.push(report(row, await row.run(ctx)));
+  try {
+    reports.push(report(row, await row.run(ctx)));
+  } catch (e) {
+    // One row's failure (e.g. a tensor beyond the adapter's binding limit) is reported, not fatal.
+    reports.push({ group: row.group, name: row.name, oursMs: NaN, note: `failed: ${(e as Error).message.split('\n')[0]}` });
+  }
 }
 
 const info = (getBackend('webgpu') as { adapterInfo?: GPUAdapterInfo }).adapterInfo;

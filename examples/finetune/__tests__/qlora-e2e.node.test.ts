@@ -60,9 +60,13 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     expect(backendsUnderTest()).toContain('webgpu');
     const model = await quantizedBase(family);
     expect(model.namedModules().filter(([, m]) => m instanceof Linear4bit).length).toBeGreaterThan(0);
+    // A 4-bit weight counts as the elements it stands for, as PEFT counts them.
+    const baseCount = model.numParameters();
     const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: [...FAMILIES[family].targets] };
     const peft = getPeftModel(model, lora);
     const trainable = peft.namedParameters().filter(([, p]) => p.requiresGrad);
+    const trainableCount = trainable.reduce((n, [, p]) => n + p.size, 0);
+    expect(peft.getNbTrainableParameters()).toEqual({ trainable: trainableCount, all: baseCount + trainableCount });
     expect(trainable.length).toBeGreaterThan(0);
     for (const [name] of trainable) expect(name).toMatch(/\.lora_[AB]\.default\.weight$/);
     const packedBefore = await (model.namedModules().find(([, m]) => m instanceof Linear4bit)![1] as Linear4bit).packedWeight.data();

@@ -3,8 +3,9 @@ import { isFloat } from '@webpeft/tensor';
 
 /**
  * Trainable and total parameter counts as PEFT's `get_nb_trainable_parameters`:
- * tied tensors once; a packed (non-float) linear weight counts as its logical
- * `out * in` elements, as PEFT does for 4-bit weights. Works on meta-backend models.
+ * tied tensors once; a packed linear weight (a non-float parameter, or a buffer reported
+ * by `Module.packedParameterCount`) counts as its logical `out * in` elements, as PEFT
+ * does for 4-bit weights. Works on meta-backend models.
  */
 export function countParameters(model: Module): { trainable: number; all: number } {
   const logical = new Map<unknown, number>();
@@ -22,6 +23,8 @@ export function countParameters(model: Module): { trainable: number; all: number
     all += n;
     if (p.requiresGrad) trainable += n;
   }
+  // Weights a module keeps outside its parameters (a 4-bit buffer) count as their elements.
+  for (const m of model.modules()) all += m.packedParameterCount();
   return { trainable, all };
 }
 
