@@ -26,12 +26,17 @@ beforeAll(async () => {
 
 
 describe('Linear4bit and quantizeModel', () => {
-  it.each(['cpu', 'webgpu'] as const)('matches dequantize + f32 matmul and only x gets a gradient (%s)', async (backend) => {
+  // 5 rows take the fused per-output kernel; 40 rows the dequantize-then-tiled-matmul path.
+  it.each([
+    ['cpu', 5],
+    ['webgpu', 5],
+    ['webgpu', 40],
+  ] as const)('matches dequantize + f32 matmul and only x gets a gradient (%s, %i rows)', async (backend, rows) => {
     if (!backendsUnderTest().includes(backend)) return;
     manualSeed(11);
     const linear = new Linear(70, 33, { backend });
     const q = await Linear4bit.fromLinear(linear, { quantType: 'nf4', doubleQuant: true, blockSize: 64 });
-    const x = tensor(randomArray(5 * 70, 3), [5, 70], { backend, requiresGrad: true });
+    const x = tensor(randomArray(rows * 70, 3), [rows, 70], { backend, requiresGrad: true });
     const y = q.forward(x);
     // Reference: the dequantized weight through a plain f32 matmul (W [out, in]).
     const w = dequantize4bit(q.packedWeight, q.quantState);
@@ -43,8 +48,8 @@ describe('Linear4bit and quantizeModel', () => {
     sum(y).backward();
     const dx = await x.grad!.data();
     const wData = await w.data();
-    const expected = new Float64Array(5 * 70);
-    for (let r = 0; r < 5; r++) for (let i = 0; i < 70; i++) for (let o = 0; o < 33; o++) expected[r * 70 + i] += wData[o * 70 + i];
+    const expected = new Float64Array(rows * 70);
+    for (let r = 0; r < rows; r++) for (let i = 0; i < 70; i++) for (let o = 0; o < 33; o++) expected[r * 70 + i] += wData[o * 70 + i];
     expectClose(dx, expected, { rtol: 1e-4, atol: 1e-5, label: 'input gradient' });
     expect(q.packedWeight.grad).toBeNull();
   });

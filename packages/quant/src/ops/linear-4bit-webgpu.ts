@@ -1,9 +1,30 @@
 /**
- * WebGPU kernels of the 4-bit linear ops. One thread per output element walks the
- * packed nibbles of its weight row (forward) or column (input gradient), dequantizing
- * `code[q] * absmax` on the fly; nested absmax is restored per block in the kernel.
+ * WebGPU kernels of the 4-bit linear ops. For a few rows of input (generation: one
+ * token per sequence) one thread per output element walks the packed nibbles of its
+ * weight row (forward) or column (input gradient), dequantizing `code[q] * absmax` on
+ * the fly, so no full-precision weight exists. For many rows (training) the work is
+ * matmul-bound: as bitsandbytes does outside its gemv kernel, the layer's weight is
+ * dequantized into a transient buffer, multiplied with the tiled matmul and freed at
+ * once (never kept for backward: the input gradient dequantizes again).
  */
-import { type Backend, type KernelFn, type Tensor, Uniforms, type WebGpuBackend, _engine, elementMain, grid, program, registerKernel, runKernel, storageBindings } from '@webpeft/tensor';
+import {
+  type Backend,
+  type KernelFn,
+  type Tensor,
+  Uniforms,
+  type WebGpuBackend,
+  _engine,
+  elementMain,
+  grid,
+  matmul,
+  noGrad,
+  program,
+  registerKernel,
+  reshape,
+  runKernel,
+  storageBindings,
+} from '@webpeft/tensor';
+import { dequantize4bitRaw, restoreAbsmax } from '../blockwise.js';
 import { wgslByteAt, wgslNibble } from '../webgpu/wgsl-codes.js';
 import { LINEAR4BIT_GRAD_OP, LINEAR4BIT_OP, type Linear4bitAttrs } from './linear-4bit.js';
 
@@ -50,6 +71,30 @@ ${body}
 }`;
 }
 
+/** Rows of input from which dequantize-then-matmul beats the fused per-output kernel. */
+export const LINEAR4BIT_FUSED_MAX_ROWS = 8;
+
+/** `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the forward). */
+function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boolean, rows: number, k: number, outShape: number[]): Tensor {
+  return noGrad(() => {
+    const [x, packed, code] = inputs;
+    const n = a.inFeatures * a.outFeatures;
+    const absmax = a.nested
+      ? restoreAbsmax({ qabsmax: inputs[3], code: inputs[4], absmax2: inputs[5], offset: inputs[6], codeShared: true, n: Math.ceil(n / a.blocksize), blocksize: a.nestedBlocksize })
+      : inputs[3];
+    const flat = dequantize4bitRaw(packed, absmax, code, a.blocksize, n);
+    if (a.nested) absmax.dispose();
+    const w = reshape(flat, [a.outFeatures, a.inFeatures]);
+    flat.dispose();
+    const x2 = reshape(x, [rows, k]);
+    const y2 = matmul(x2, w, { transposeB: !grad });
+    for (const t of [w, x2]) t.dispose();
+    const y = reshape(y2, outShape);
+    y2.dispose();
+    return y;
+  });
+}
+
 function kernel(grad: boolean): KernelFn {
   return (inputs: readonly Tensor[], attrs: unknown, backend: Backend): Tensor => {
     const a = attrs as Linear4bitAttrs;
@@ -57,6 +102,7 @@ function kernel(grad: boolean): KernelFn {
     const k = grad ? a.outFeatures : a.inFeatures;
     const nOut = grad ? a.inFeatures : a.outFeatures;
     const rows = x.size / k;
+    if (rows > LINEAR4BIT_FUSED_MAX_ROWS) return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut]);
     const out = _engine.makeTensor(backend, [...x.shape.slice(0, -1), nOut], 'f32', grad ? 'linear4bitGradInput' : 'linear4bit');
     const total = rows * nOut;
     if (total === 0) return out;
