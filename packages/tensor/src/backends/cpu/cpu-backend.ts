@@ -1,4 +1,5 @@
-import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage } from '../../backend.js';
+import type { BackendCapabilities, MemoryTag, Storage } from '../../backend.js';
+import { HostBackend } from '../host-backend.js';
 import { type TensorData, viewHostArray } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
 
@@ -12,10 +13,9 @@ export interface CpuStorage extends Storage {
  * It is the oracle of the conformance tests (with `f64` for gradient checks) and a
  * last-resort fallback where WebGPU is missing.
  */
-export class CpuBackend implements Backend {
+export class CpuBackend extends HostBackend {
   readonly name = 'cpu' as const;
   readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
-  private readonly tracker = new MemoryTracker();
 
   allocate(byteSize: number, tag: MemoryTag): Storage {
     // Round to 8 bytes so every dtype view is aligned.
@@ -33,29 +33,6 @@ export class CpuBackend implements Backend {
   async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
     return (storage as CpuStorage).buffer.slice(0, byteLength);
   }
-
-  release(storage: Storage): void {
-    this.tracker.remove(storage.byteSize, storage.tag);
-  }
-
-  retag(storage: Storage, tag: MemoryTag): void {
-    this.tracker.retag(storage.byteSize, storage.tag, tag);
-    storage.tag = tag;
-  }
-
-  flush(): void {}
-
-  async sync(): Promise<void> {}
-
-  memory(): BackendMemory {
-    return this.tracker.snapshot(0);
-  }
-
-  resetPeak(): void {
-    this.tracker.resetPeak();
-  }
-
-  dispose(): void {}
 }
 
 /** Typed-array view of a cpu tensor's elements (no copy). */

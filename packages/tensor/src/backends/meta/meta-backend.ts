@@ -1,4 +1,5 @@
-import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage } from '../../backend.js';
+import type { BackendCapabilities, MemoryTag, Storage } from '../../backend.js';
+import { HostBackend } from '../host-backend.js';
 import type { TensorData } from '../../dtype.js';
 import { engine } from '../../engine.js';
 import { registerKernel } from '../../registry.js';
@@ -9,10 +10,9 @@ import { registerKernel } from '../../registry.js';
  * and estimate bytes (`memory('meta')` reports what the tensors would occupy).
  * Reading data or running compute kernels on it throws.
  */
-export class MetaBackend implements Backend {
+export class MetaBackend extends HostBackend {
   readonly name = 'meta' as const;
   readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
-  private readonly tracker = new MemoryTracker();
 
   allocate(byteSize: number, tag: MemoryTag): Storage {
     this.tracker.add(byteSize, tag);
@@ -26,29 +26,6 @@ export class MetaBackend implements Backend {
   async read(): Promise<ArrayBuffer> {
     throw new Error("meta backend: tensors have shapes but no data; create them on 'cpu' or 'webgpu' to read values");
   }
-
-  release(storage: Storage): void {
-    this.tracker.remove(storage.byteSize, storage.tag);
-  }
-
-  retag(storage: Storage, tag: MemoryTag): void {
-    this.tracker.retag(storage.byteSize, storage.tag, tag);
-    storage.tag = tag;
-  }
-
-  flush(): void {}
-
-  async sync(): Promise<void> {}
-
-  memory(): BackendMemory {
-    return this.tracker.snapshot(0);
-  }
-
-  resetPeak(): void {
-    this.tracker.resetPeak();
-  }
-
-  dispose(): void {}
 }
 
 /** Registers the meta kernels: creation ops and casts produce shaped tensors without data. */

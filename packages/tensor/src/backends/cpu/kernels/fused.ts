@@ -2,6 +2,23 @@ import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-backend.js';
 
+/** Mean and `1 / sqrt(var + eps)` of the `width` elements at `o` (layer norm's row statistics). */
+function layerNormStats(xv: ArrayLike<number>, o: number, width: number, eps: number): { mean: number; rstd: number } {
+  let mean = 0;
+  for (let j = 0; j < width; j++) mean += xv[o + j];
+  mean /= width;
+  let v = 0;
+  for (let j = 0; j < width; j++) v += (xv[o + j] - mean) ** 2;
+  return { mean, rstd: 1 / Math.sqrt(v / width + eps) };
+}
+
+/** `1 / sqrt(mean(x^2) + eps)` of the `width` elements at `o` (RMS norm's row statistic). */
+function rmsNormRstd(xv: ArrayLike<number>, o: number, width: number, eps: number): number {
+  let ms = 0;
+  for (let j = 0; j < width; j++) ms += xv[o + j] ** 2;
+  return 1 / Math.sqrt(ms / width + eps);
+}
+
 /** Rows of the last axis: `count` rows of `width` elements. */
 function rowsOf(shape: readonly number[]): { count: number; width: number } {
   const width = shape[shape.length - 1] ?? 1;
@@ -114,12 +131,7 @@ export function registerCpuFusedKernels(): void {
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
       const o = r * width;
-      let mean = 0;
-      for (let j = 0; j < width; j++) mean += xv[o + j];
-      mean /= width;
-      let v = 0;
-      for (let j = 0; j < width; j++) v += (xv[o + j] - mean) ** 2;
-      const rstd = 1 / Math.sqrt(v / width + eps);
+      const { mean, rstd } = layerNormStats(xv, o, width, eps);
       for (let j = 0; j < width; j++) ov[o + j] = (xv[o + j] - mean) * rstd * wv[j] + bv[j];
     }
     return out;
@@ -133,12 +145,7 @@ export function registerCpuFusedKernels(): void {
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
       const o = r * width;
-      let mean = 0;
-      for (let j = 0; j < width; j++) mean += xv[o + j];
-      mean /= width;
-      let v = 0;
-      for (let j = 0; j < width; j++) v += (xv[o + j] - mean) ** 2;
-      const rstd = 1 / Math.sqrt(v / width + eps);
+      const { mean, rstd } = layerNormStats(xv, o, width, eps);
       let gMean = 0;
       let gxMean = 0;
       for (let j = 0; j < width; j++) {
@@ -164,9 +171,7 @@ export function registerCpuFusedKernels(): void {
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
       const o = r * width;
-      let ms = 0;
-      for (let j = 0; j < width; j++) ms += xv[o + j] ** 2;
-      const rstd = 1 / Math.sqrt(ms / width + eps);
+      const rstd = rmsNormRstd(xv, o, width, eps);
       for (let j = 0; j < width; j++) ov[o + j] = xv[o + j] * rstd * wv[j];
     }
     return out;
@@ -180,9 +185,7 @@ export function registerCpuFusedKernels(): void {
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
       const o = r * width;
-      let ms = 0;
-      for (let j = 0; j < width; j++) ms += xv[o + j] ** 2;
-      const rstd = 1 / Math.sqrt(ms / width + eps);
+      const rstd = rmsNormRstd(xv, o, width, eps);
       let gx = 0;
       for (let j = 0; j < width; j++) gx += dv[o + j] * wv[j] * xv[o + j] * rstd;
       gx /= width;
