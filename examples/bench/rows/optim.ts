@@ -10,17 +10,14 @@ import {
   add,
   assign,
   div,
-  getBackend,
-  init,
   keep,
   mul,
-  randn,
   sqrt,
   sub,
-  sync,
   tidy,
   zeros,
 } from '@webpeft/tensor';
+import { ensureWebGpu, makeParams, timeSteps } from './optimizer-setup.ts';
 
 const PARAMS = 100;
 const ELEMENTS_PER_PARAM = 100_000;
@@ -28,32 +25,6 @@ const WARMUP = 1;
 const TIMED = 3;
 const HYPER = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01 };
 
-async function ensureWebGpu(): Promise<void> {
-  try {
-    getBackend('webgpu');
-  } catch {
-    await init({ backend: 'webgpu' });
-  }
-}
-
-function makeParams(): Tensor[] {
-  return Array.from({ length: PARAMS }, () => {
-    const p = keep(randn([ELEMENTS_PER_PARAM], { backend: 'webgpu' }));
-    p.requiresGrad = true;
-    p.grad = keep(randn([ELEMENTS_PER_PARAM], { backend: 'webgpu' }));
-    return p;
-  });
-}
-
-/** Milliseconds per call of `step`, after warmup, waiting for the device each time. */
-async function timeSteps(step: () => Promise<void>): Promise<number> {
-  for (let i = 0; i < WARMUP; i++) await step();
-  await sync('webgpu');
-  const t0 = performance.now();
-  for (let i = 0; i < TIMED; i++) await step();
-  await sync('webgpu');
-  return (performance.now() - t0) / TIMED;
-}
 
 /** AdamW (torch formula order) with one dispatch per elementwise op. */
 function perOpAdamW(params: Tensor[], m: Tensor[], v: Tensor[], step: number): void {
@@ -81,21 +52,17 @@ function perOpAdamW(params: Tensor[], m: Tensor[], v: Tensor[], step: number): v
 export async function benchAdamWFusedVsPerOp(): Promise<{ name: string; ours_ms: number; baseline_ms: number; ratio: number; note: string }> {
   await ensureWebGpu();
 
-  const fusedParams = makeParams();
+  const fusedParams = makeParams(PARAMS, ELEMENTS_PER_PARAM);
   const opt = new AdamW(fusedParams, { ...HYPER, skipNonFinite: false });
-  const ours = await timeSteps(async () => {
-    await opt.step();
-  });
+  const ours = await timeSteps(() => opt.step(), WARMUP, TIMED);
   opt.disposeState();
   for (const p of fusedParams) p.dispose();
 
-  const baseParams = makeParams();
+  const baseParams = makeParams(PARAMS, ELEMENTS_PER_PARAM);
   const m = baseParams.map((p) => keep(zeros(p.shape, { backend: 'webgpu' })));
   const v = baseParams.map((p) => keep(zeros(p.shape, { backend: 'webgpu' })));
   let t = 0;
-  const baseline = await timeSteps(async () => {
-    perOpAdamW(baseParams, m, v, ++t);
-  });
+  const baseline = await timeSteps(async () => perOpAdamW(baseParams, m, v, ++t), WARMUP, TIMED);
   for (const x of [...baseParams, ...m, ...v]) x.dispose();
 
   return {

@@ -7,7 +7,7 @@
  */
 import { AdamW } from '@webpeft/optim';
 import { PagedAdamW } from '@webpeft/quant';
-import { type Tensor, getBackend, init, keep, randn, sync } from '@webpeft/tensor';
+import { ensureWebGpu, makeParams, timeSteps } from './optimizer-setup.ts';
 
 const PARAMS = 20;
 const ELEMENTS_PER_PARAM = 1_000_000;
@@ -17,40 +17,14 @@ const WARMUP = 1;
 const TIMED = 3;
 const HYPER = { lr: 1e-3, betas: [0.9, 0.999] as [number, number], eps: 1e-8, weightDecay: 0.01, skipNonFinite: false };
 
-async function ensureWebGpu(): Promise<void> {
-  try {
-    getBackend('webgpu');
-  } catch {
-    await init({ backend: 'webgpu' });
-  }
-}
-
-function makeParams(): Tensor[] {
-  return Array.from({ length: PARAMS }, () => {
-    const p = keep(randn([ELEMENTS_PER_PARAM], { backend: 'webgpu' }));
-    p.requiresGrad = true;
-    p.grad = keep(randn([ELEMENTS_PER_PARAM], { backend: 'webgpu' }));
-    return p;
-  });
-}
-
-/** Milliseconds per call of `step`, after warmup, waiting for the device each time. */
-async function timeSteps(step: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < WARMUP; i++) await step();
-  await sync('webgpu');
-  const t0 = performance.now();
-  for (let i = 0; i < TIMED; i++) await step();
-  await sync('webgpu');
-  return (performance.now() - t0) / TIMED;
-}
 
 /** Paged vs unpaged AdamW step, 20 params / 20M elements, budget 25% of state bytes. */
 export async function benchPagedVsUnpagedAdamW(): Promise<{ name: string; ours_ms: number; baseline_ms: number; ratio: number; note: string }> {
   await ensureWebGpu();
 
-  const pagedParams = makeParams();
+  const pagedParams = makeParams(PARAMS, ELEMENTS_PER_PARAM);
   const paged = new PagedAdamW(pagedParams, { ...HYPER, deviceBudgetBytes: BUDGET });
-  const ours = await timeSteps(() => paged.step());
+  const ours = await timeSteps(() => paged.step(), WARMUP, TIMED);
   const stats = paged.lastPagedStats;
   paged.disposeState();
   for (const p of pagedParams) {
@@ -58,9 +32,9 @@ export async function benchPagedVsUnpagedAdamW(): Promise<{ name: string; ours_m
     p.dispose();
   }
 
-  const plainParams = makeParams();
+  const plainParams = makeParams(PARAMS, ELEMENTS_PER_PARAM);
   const plain = new AdamW(plainParams, HYPER);
-  const baseline = await timeSteps(() => plain.step());
+  const baseline = await timeSteps(() => plain.step(), WARMUP, TIMED);
   plain.disposeState();
   for (const p of plainParams) {
     p.grad?.dispose();
