@@ -1,4 +1,4 @@
-import type { Backend } from '../../../backend.js';
+import type { CpuKernelContext } from '../../../kernel-context.js';
 import { engine } from '../../../engine.js';
 import { erf } from '../../../math.js';
 import { BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
@@ -73,10 +73,10 @@ export function forEachBroadcast(outShape: readonly number[], inputs: readonly (
 }
 
 function binaryKernel(opName: string, fn: (a: number, b: number) => number, boolOut: boolean) {
-  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+  return (inputs: readonly Tensor[], _attrs: unknown, ctx: CpuKernelContext): Tensor => {
     const [a, b] = inputs;
     const shape = broadcastShapes(opName, a.shape, b.shape);
-    const out = engine.makeTensor(backend, shape, boolOut ? 'bool' : a.dtype, opName);
+    const out = ctx.output(shape, boolOut ? 'bool' : a.dtype, opName);
     const av = cpuData(a);
     const bv = cpuData(b);
     const ov = cpuData(out);
@@ -91,9 +91,9 @@ function binaryKernel(opName: string, fn: (a: number, b: number) => number, bool
 export function registerCpuElementwiseKernels(): void {
   for (const op of UNARY_OPS) {
     const fn = UNARY_FNS[op];
-    registerKernel(op, 'cpu', (inputs, _attrs, backend) => {
+    registerKernel(op, 'cpu', (inputs, _attrs, ctx) => {
       const x = inputs[0];
-      const out = engine.makeTensor(backend, x.shape, x.dtype, op);
+      const out = ctx.output(x.shape, x.dtype, op);
       const xv = cpuData(x);
       const ov = cpuData(out);
       for (let i = 0; i < xv.length; i++) ov[i] = fn(xv[i]);
@@ -103,10 +103,10 @@ export function registerCpuElementwiseKernels(): void {
   for (const op of BINARY_OPS) registerKernel(op, 'cpu', binaryKernel(op, BINARY_FNS[op], false));
   for (const op of COMPARE_OPS) registerKernel(op, 'cpu', binaryKernel(op, COMPARE_FNS[op], true));
 
-  registerKernel('Where', 'cpu', (inputs, _attrs, backend) => {
+  registerKernel('Where', 'cpu', (inputs, _attrs, ctx) => {
     const [c, a, b] = inputs;
     const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
-    const out = engine.makeTensor(backend, shape, a.dtype, 'where');
+    const out = ctx.output(shape, a.dtype, 'where');
     const cv = cpuData(c);
     const av = cpuData(a);
     const bv = cpuData(b);
