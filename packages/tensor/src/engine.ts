@@ -162,13 +162,17 @@ class Engine {
     const b = this.backendOf(op, inputs, backend);
     const composite = getComposite(op);
     if (!composite) throw new Error(`${op}: no kernel is registered for backend '${b.name}', and the op has no composite definition`);
-    if (inputs.length > 0) return composite(inputs, attrs as never);
-    // Ops without inputs (creation) run their composite on the requested backend.
+    // A scope frees the composite's intermediates (the graph keeps what backward needs);
+    // its new tensors (scalars, creation ops) go on the inputs' backend.
     const prev = this.defaultBackend;
     this.defaultBackend = b;
+    this.startScope();
+    let out: Tensor | undefined;
     try {
-      return composite(inputs, attrs as never);
+      out = composite(inputs, attrs as never);
+      return out;
     } finally {
+      this.endScope(out);
       this.defaultBackend = prev;
     }
   }

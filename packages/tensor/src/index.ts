@@ -21,8 +21,21 @@ export { MEMORY_TAGS } from './backend.js';
 export { init, setBackend, getBackendName, flush, sync, type InitOptions } from './init.js';
 export { memory, getBackend, resetPeakMemory, type MemoryInfo, type Backends } from './memory.js';
 export { runOp } from './ops/run-op.js';
-export type { OpName, OpAttrs, UnaryOp, BinaryOp, CompareOp, ReduceAttrs, StridedCopyAttrs } from './op-names.js';
-export { UNARY_OPS, BINARY_OPS, COMPARE_OPS } from './op-names.js';
+export type {
+  OpName,
+  OpAttrs,
+  PrimitiveOpAttrs,
+  FusedOpAttrs,
+  PrimitiveOpName,
+  FusedOpName,
+  UnaryOp,
+  BinaryOp,
+  CompareOp,
+  ActivationOp,
+  ReduceAttrs,
+  StridedCopyAttrs,
+} from './op-names.js';
+export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS } from './op-names.js';
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
 export { manualSeed, getRngState, setRngState } from './random/rng.js';
 export { philoxWords, wordToUniform } from './random/philox.js';
@@ -36,7 +49,10 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/layout.js';
 export * from './ops/matmul.js';
-export * from './ops/fused.js';
+export * from './ops/activations.js';
+export * from './ops/softmax.js';
+export * from './ops/norms.js';
+export { dropout } from './ops/dropout.js';
 export * from './ops/scope.js';
 export { toBackend } from './ops/transfer.js';
 export { assign } from './ops/assign.js';

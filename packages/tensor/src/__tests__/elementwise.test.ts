@@ -35,6 +35,7 @@ const UNARY: Record<string, { fn: (x: Tensor) => Tensor; ref: (x: number) => num
   tanh: { fn: T.tanh, ref: Math.tanh, input: (s, k) => uniform(s, k, -4, 4) },
   sigmoid: { fn: T.sigmoid, ref: (x) => 1 / (1 + Math.exp(-x)), input: (s, k) => uniform(s, k, -6, 6) },
   relu: { fn: T.relu, ref: (x) => Math.max(x, 0), input: (s, k) => uniform(s, k, -3, 3) },
+  erf: { fn: T.erf, ref: erf, input: (s, k) => uniform(s, k, -3, 3) },
   gelu: { fn: T.gelu, ref: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), input: (s, k) => uniform(s, k, -4, 4) },
   geluTanh: {
     fn: T.geluTanh,

@@ -1,14 +1,14 @@
 import type { CpuKernelContext } from '../../../kernel-context.js';
 import { engine } from '../../../engine.js';
 import { erf } from '../../../math.js';
-import { BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
+import { ACTIVATION_OPS, type ActivationOp, BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
 import { cpuData } from '../cpu-backend.js';
 
 /** Scalar definitions of the unary ops (computed in float64, stored in the output dtype). */
-export const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
+export const UNARY_FNS: Record<UnaryOp | ActivationOp, (x: number) => number> = {
   Neg: (x) => -x,
   Abs: Math.abs,
   Exp: Math.exp,
@@ -18,6 +18,7 @@ export const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
   Tanh: Math.tanh,
   Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   Relu: (x) => (x > 0 ? x : 0),
+  Erf: erf,
   Gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
   GeluTanh: (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
   Silu: (x) => x / (1 + Math.exp(-x)),
@@ -89,7 +90,7 @@ function binaryKernel(opName: string, fn: (a: number, b: number) => number, bool
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuElementwiseKernels(): void {
-  for (const op of UNARY_OPS) {
+  for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) {
     const fn = UNARY_FNS[op];
     registerKernel(op, 'cpu', (inputs, _attrs, ctx) => {
       const x = inputs[0];

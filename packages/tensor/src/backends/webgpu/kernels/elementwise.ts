@@ -1,6 +1,6 @@
 import { DTypeError } from '../../../errors.js';
 import { engine } from '../../../engine.js';
-import { BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
+import { ACTIVATION_OPS, BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
@@ -78,7 +78,7 @@ ${elementMain(WG, 'u.size')}
 
 /** Registers the webgpu elementwise kernels. */
 export function registerWebGpuElementwiseKernels(): void {
-  for (const op of UNARY_OPS) registerKernel(op, 'webgpu', unaryKernel(op));
+  for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) registerKernel(op, 'webgpu', unaryKernel(op));
   for (const op of BINARY_OPS) registerKernel(op, 'webgpu', binaryKernel(op, false));
   for (const op of COMPARE_OPS) registerKernel(op, 'webgpu', binaryKernel(op, true));
 
