@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { tensor } from '@webpeft/tensor';
 import { initBackends } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,5 +29,13 @@ describe('local directories (Node)', () => {
     const raw = await loadCheckpoint(source);
     expect(await rawToTensor(raw.get('w')!, { backend: 'cpu' }).toArray()).toEqual([1, 2, 3]);
     await expect(source.readText('missing.json')).rejects.toThrow(/no file 'missing\.json'/);
+  });
+
+  it('opens a file: URL as the local directory it names', async () => {
+    const out = join(dir, 'with space');
+    await openTarget(out).writeText('config.json', '{"vocab_size": 5}');
+    const source = openSource(pathToFileURL(`${out}/`));
+    expect(await source.has('config.json')).toBe(true);
+    expect(JSON.parse(await source.readText('config.json'))).toEqual({ vocab_size: 5 });
   });
 });

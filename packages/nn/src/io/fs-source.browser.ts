@@ -22,3 +22,8 @@ export async function fileExists(path: string): Promise<boolean> {
 export async function writeFileBytes(path: string, _bytes: Uint8Array): Promise<void> {
   throw new Error(`cannot write '${path}': local paths need Node; in a browser write to memoryTarget() and offer its files for download`);
 }
+
+/** Not available in browsers: throws, naming the alternatives. */
+export function filePathOf(url: URL): string {
+  throw new Error(`cannot open '${url.href}': ${HINT}`);
+}

@@ -4,6 +4,7 @@
  */
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** True where this runtime can read and write local paths. */
 export const FILE_SYSTEM_AVAILABLE = true;
@@ -28,4 +29,9 @@ export async function fileExists(path: string): Promise<boolean> {
 export async function writeFileBytes(path: string, bytes: Uint8Array): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, bytes);
+}
+
+/** The local path of a `file:` URL (platform rules: drive letters, percent-decoding). */
+export function filePathOf(url: URL): string {
+  return fileURLToPath(url);
 }

@@ -4,7 +4,7 @@
  * an in-memory map. Loaders only see {@link ModelSource}, so the same code loads a model
  * from any of them.
  */
-import { FILE_SYSTEM_AVAILABLE, fileExists, readFileBytes, writeFileBytes } from '#fs-source';
+import { FILE_SYSTEM_AVAILABLE, fileExists, filePathOf, readFileBytes, writeFileBytes } from '#fs-source';
 
 /** A read-only set of model files addressed by relative name (`config.json`, `model.safetensors`). */
 export interface ModelSource {
@@ -42,7 +42,8 @@ export type SourceInput = string | URL | File[] | FileList | Record<string, Arra
 /**
  * Opens model files from:
  * - a `string` path: a local directory (Node only);
- * - a `URL` or an `http(s)://` string: a base URL, files fetched relative to it;
+ * - a `URL` or an `http(s)://` string: a base URL, files fetched relative to it (a
+ *   `file:` URL is the local directory it names, Node only);
  * - `File[]` or a `FileList` (browser file picker; a directory selection is matched by
  *   path inside the chosen directory, a plain selection by file name);
  * - a `Record` of file name to bytes or text: in memory (tests, generated models).
@@ -51,7 +52,7 @@ export type SourceInput = string | URL | File[] | FileList | Record<string, Arra
  * const config = JSON.parse(await source.readText('config.json'));
  */
 export function openSource(input: SourceInput): ModelSource {
-  if (input instanceof URL) return urlSource(input);
+  if (input instanceof URL) return input.protocol === 'file:' ? directorySource(filePathOf(input)) : urlSource(input);
   if (typeof input === 'string') return /^https?:\/\//i.test(input) ? urlSource(new URL(input)) : directorySource(input);
   if (Array.isArray(input) || isFileList(input)) return fileListSource(Array.from(input as ArrayLike<File>));
   if (typeof input === 'object' && input !== null) return memorySource(input);
