@@ -41,8 +41,11 @@ export interface GradContext<K extends OpName = OpName> {
  * gradient per input (null where none is needed), each of its input's shape.
  */
 export interface GradientSpec<K extends OpName = OpName> {
+  /** Keep the op's inputs for backward (they share storage: no copy). */
   readonly saveInputs: boolean;
+  /** Keep the op's output for backward. */
   readonly saveOutput: boolean;
+  /** Input gradients from the output gradient `dy` (intermediates are freed by the caller's scope). */
   grad(dy: Tensor, ctx: GradContext<K>): (Tensor | null)[];
 }
 
