@@ -5,15 +5,18 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import gpt2 from './fixtures/models/gpt2.json';
 import llama from './fixtures/models/llama.json';
 import qwen2 from './fixtures/models/qwen2.json';
+import mistral from './fixtures/models/mistral.json';
 import { type ModelFixture, b64F32, fixtureFiles } from './fixtures/models/fixture.js';
 
-// Reference: tools/golden/nn_models.py (plain-torch GPT-2 / LLaMA / Qwen2 following HF modeling code).
+// Reference: tools/golden/nn_models.py (transformers' own GPT2LMHeadModel / LlamaForCausalLM /
+// Qwen2ForCausalLM / MistralForCausalLM, checkpoints written by their save_pretrained).
 // Bounds: f32 everywhere, 2 layers; logits and loss within 2e-4 relative, gradients 2e-3
 // relative with an absolute floor of 1e-5 (gradients pass through two softmax layers).
 const FIXTURES: [string, ModelFixture][] = [
   ['gpt2', gpt2 as ModelFixture],
   ['llama', llama as ModelFixture],
   ['qwen2', qwen2 as ModelFixture],
+  ['mistral', mistral as ModelFixture],
 ];
 
 let backends: BackendName[] = [];
