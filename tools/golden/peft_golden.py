@@ -27,6 +27,12 @@ Writes, under packages/peft/src/__tests__/fixtures/:
 Run: .venv-golden/bin/python tools/golden/peft_golden.py   (see tools/golden/README.md)
 """
 import copy
+import os
+import sys
+
+if os.environ.get('PYTHONHASHSEED') != '0':
+    # PEFT keeps target_modules in a set: a fixed string hash makes its saved order reproducible.
+    os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, 'PYTHONHASHSEED': '0'})
 
 import peft
 import torch

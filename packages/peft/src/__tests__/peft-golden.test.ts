@@ -26,6 +26,20 @@ function adapterFiles(f: { 'adapter_config.json': string; 'adapter_model.safeten
   return { 'adapter_config.json': f['adapter_config.json'], 'adapter_model.safetensors': bytes(f['adapter_model.safetensors']) };
 }
 
+/**
+ * Fields of our saved adapter_config.json whose value differs from PEFT's (module lists
+ * compared as sets: PEFT keeps them in a Python set), and the fields only PEFT wrote.
+ */
+async function configDiff(dir: { files: Map<string, Uint8Array> }, peftText: string): Promise<{ differ: string[]; peftOnly: string[] }> {
+  const ours = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
+  const theirs = JSON.parse(peftText) as Record<string, unknown>;
+  const norm = (k: string, v: unknown) => JSON.stringify(Array.isArray(v) && k.endsWith('_modules') ? [...v].sort() : v);
+  return {
+    differ: Object.keys(ours).filter((k) => norm(k, ours[k]) !== norm(k, theirs[k])).map((k) => `${k}: ours ${JSON.stringify(ours[k])}, peft ${JSON.stringify(theirs[k])}`),
+    peftOnly: Object.keys(theirs).filter((k) => !(k in ours)),
+  };
+}
+
 function setValues(t: Tensor, values: number[]): void {
   const src = tensor(new Float32Array(values), t.shape, { backend: t.backend.name });
   noGrad(() => assign(t, src));
@@ -124,6 +138,11 @@ describe('IA3 matches PEFT', () => {
       await peft.saveAdapter(out);
       const shapes = (b: Uint8Array) => Object.fromEntries([...parseSafetensors(b).tensors].map(([k, r]) => [k, r.shape]));
       expect(shapes(out.files.get('adapter_model.safetensors')!)).toEqual(shapes(bytes(fx.files['adapter_model.safetensors'])));
+      // As for LoRA (adapter-files.test.ts): PEFT names the toy's class in auto_mapping and
+      // saves fan_in_fan_out as set by the last layer it wrapped (a Linear).
+      const { differ, peftOnly } = await configDiff(out, fx.files['adapter_config.json']);
+      expect(differ).toEqual([`auto_mapping: ours null, peft ${JSON.stringify(JSON.parse(fx.files['adapter_config.json']).auto_mapping)}`, 'fan_in_fan_out: ours true, peft false']);
+      expect(peftOnly).toEqual(['peft_version']);
       for (const t of [logits, ids, labels]) t.dispose();
       model.dispose();
     }
@@ -155,6 +174,12 @@ describe('prompt learning on a transformers LLaMA matches PEFT', () => {
         expectClose([await out.loss!.item()], [fx.loss], { ...TOL, label: `${name} ${backend} loss` });
         out.loss!.backward();
         expectClose(await table.grad!.data(), fx.table!.grad, { rtol: 1e-3, atol: 1e-5, label: `${name} ${backend} table grad` });
+        // The saved config: every field we write has PEFT's value.
+        const dir = memoryFiles();
+        await peft.saveAdapter(dir);
+        const { differ, peftOnly } = await configDiff(dir, fx.files['adapter_config.json']);
+        expect(differ).toEqual([]);
+        expect(peftOnly).toEqual(config.peftType === 'PREFIX_TUNING' ? ['init_weights', 'modules_to_save', 'peft_version'] : ['modules_to_save', 'peft_version']);
         ids.dispose();
         model.dispose();
       }
