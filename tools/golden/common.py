@@ -4,8 +4,6 @@ import json
 import os
 import tempfile
 
-import torch
-
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..')
 
 
@@ -15,8 +13,8 @@ def fixture_dir(package, *parts):
 
 def versions():
     """The library versions that produced a fixture (recorded in every fixture)."""
-    out = {'torch': torch.__version__}
-    for name in ('transformers', 'peft', 'safetensors', 'numpy'):
+    out = {}
+    for name in ('torch', 'transformers', 'peft', 'safetensors', 'numpy'):
         try:
             out[name] = __import__(name).__version__
         except ImportError:
@@ -30,6 +28,7 @@ def b64(data):
 
 def b64f32(t):
     """Little-endian float32 bytes of a tensor, base64."""
+    import torch
     return b64(t.detach().to(torch.float32).contiguous().cpu().numpy().astype('<f4').tobytes())
 
 
