@@ -16,6 +16,8 @@ the gradient of every parameter.
   token (scored from the last pad position) is not a label.
 - Mistral uses an explicit head_dim (16) different from hidden_size / heads (8), and a
   sliding window longer than the inputs.
+- GPT-2 is also saved as the bare GPT2Model (`bareModelSafetensors`: keys without the
+  `transformer.` prefix, as the original GPT-2 checkpoints are laid out).
 - LLaMA also gets a prefix-tuning case: per-layer past keys/values [B, H_kv, P, Dh] passed
   to the model as a DynamicCache (what PEFT's prefix tuning hands the model), the mask
   covering prefix + tokens; gradients of the prefix tensors.
@@ -116,6 +118,11 @@ def run(name, g):
         'loss': out.loss.item(),
         'grads': {k: b64f32(p.grad) for k, p in model.named_parameters()},
     }
+    if name == 'gpt2':
+        # The bare GPT2Model (keys without 'transformer.', no lm_head): the layout of the
+        # original GPT-2 checkpoints on the Hub.
+        bare = saved_files(lambda d: model.transformer.save_pretrained(d, safe_serialization=True))
+        fx['bareModelSafetensors'] = b64(bare['model.safetensors'])
     if name == 'llama':
         fx['prefix'] = prefix_case(model, g, ids, mask, labels)
     write_json(f'{OUT}/{name}.json', fx)
