@@ -1,8 +1,9 @@
 /**
  * Tensor-level blockwise codecs on the cpu and webgpu backends: 4-bit NF4/FP4
  * (bitsandbytes `quantize_4bit`), 8-bit dynamic (`quantize_blockwise`) and the
- * double quantization of absmax (`compress_statistics=True`). Both backends give the
- * same bytes as bitsandbytes' CUDA kernels (see `cpu-codecs.ts` for the rules).
+ * double quantization of absmax (`compress_statistics=True`). Both backends give bytes
+ * identical to an independent implementation of bitsandbytes' rules
+ * (tools/golden/quant_reference.py; see `cpu-codecs.ts` for the rules).
  */
 import { DTypeError, type Tensor, add, cast, cpuData, sub, tensor as makeTensor, withMemoryTag } from '@webpeft/tensor';
 import { type QuantType } from './codebooks.js';
@@ -61,8 +62,8 @@ export interface Packed4bit {
 }
 
 /**
- * 4-bit blockwise quantization of `x` (any shape, flattened row-major), bit-exact with
- * bitsandbytes. Rejects NaN and infinities with an error naming `name` and the block
+ * 4-bit blockwise quantization of `x` (any shape, flattened row-major), byte-identical
+ * to an independent implementation of bitsandbytes' rules. Rejects NaN and infinities with an error naming `name` and the block
  * (async because the webgpu check reads one word back).
  *
  * `x [...]` -> `packed u32 [ceil(n/8)]`, `absmax f32 [ceil(n/blocksize)]`.

@@ -1,7 +1,8 @@
 /**
- * Blockwise codecs on host arrays, bit-exact with bitsandbytes' CUDA kernels
+ * Blockwise codecs on host arrays, following the rules of bitsandbytes' CUDA kernels
  * (`kQuantizeBlockwise` with `dQuantizeNF4`, `dQuantizeFP4` and `dQuantize<0>` in
- * csrc/kernels.cu). These loops are the cpu backend and the readable statement of the
+ * csrc/kernels.cu) and byte-identical to an independent implementation of those rules
+ * (tools/golden/quant_reference.py; bitsandbytes itself was not run). These loops are the cpu backend and the readable statement of the
  * algorithm that the WGSL kernels repeat.
  */
 import { FP4_PIVOTS, FP4_RANK_TO_CODE, NF4_PIVOTS, type QuantType } from './codebooks.js';

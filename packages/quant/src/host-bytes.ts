@@ -1,7 +1,8 @@
 /**
  * Byte streams in u32 tensors. Packed 4-bit and 8-bit codes are stored four bytes per
  * u32 word, little-endian, so a word array viewed as bytes (on the little-endian hosts
- * that run JavaScript and WebGPU) is exactly the bitsandbytes byte stream.
+ * that run JavaScript and WebGPU) follows bitsandbytes' byte layout (two 4-bit codes per
+ * byte, the first in the high nibble).
  */
 import { type Tensor, cpuData, tensor } from '@webpeft/tensor';
 import type { BackendName } from '@webpeft/tensor';

@@ -1,6 +1,6 @@
 /**
- * `@webpeft/quant`: NF4/FP4 and 8-bit dynamic codecs bit-exact with bitsandbytes,
- * double quantization, the bitsandbytes/transformers state format, and the fused
+ * `@webpeft/quant`: NF4/FP4 and 8-bit dynamic codecs byte-identical to an independent
+ * implementation of bitsandbytes' rules (tools/golden/quant_reference.py), double quantization, the bitsandbytes/transformers state format, and the fused
  * 4-bit dequant-matmul op.
  * @packageDocumentation
  */
