@@ -1,5 +1,5 @@
 import { type Backend, DTypeError, ShapeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
-import { runInPlace } from '@webpeft/tensor/kernel';
+import { hasInPlaceKernel, runInPlace } from '@webpeft/tensor/kernel';
 import { nonFiniteIndices } from './non-finite.js';
 import type { UpdateItem } from './optimizer-ops.js';
 import { registerOptimizerOps } from './register.js';
@@ -125,6 +125,11 @@ export abstract class Optimizer<H extends BaseHyper> {
       }
     }
     registerOptimizerOps();
+    // Refuse before anything changes, so a step is never half-applied across backends.
+    const unsupported = entries.find((e) => !hasInPlaceKernel('OptimizerUpdate', e.param.backend.name));
+    if (unsupported) {
+      throw new Error(`${this.rule.name}: parameter ${this.nameOf(unsupported)} is on backend '${unsupported.param.backend.name}', which has no optimizer update kernel`);
+    }
 
     if (this.skipNonFinite) {
       const bad = (await nonFiniteIndices(entries.map((e) => e.grad))).map((i) => this.describe(entries[i]));
