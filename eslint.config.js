@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['**/dist/**', 'docs-site/**', '**/node_modules/**', '.nx/**', '**/coverage/**', '.vitest-attachments/**', 'out/**'],
+    ignores: ['**/dist/**', 'docs-site/**', '**/node_modules/**', '.nx/**', '**/coverage/**', '.vitest-attachments/**', 'out/**', '.venv-golden/**'],
   },
   js.configs.recommended,
   tseslint.configs.recommended,

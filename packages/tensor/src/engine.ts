@@ -138,7 +138,7 @@ class Engine {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
     if (!kernel) return this.runComposite(op, inputs, attrs, b);
-    const out = kernel(inputs, attrs, b.kernelContext as never);
+    const out = kernel(inputs, attrs, b.kernelContext);
     if (this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
     return out;
   }
@@ -147,7 +147,7 @@ class Engine {
   runKernel<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend: Backend): Tensor {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
-    if (kernel) return kernel(inputs, attrs, b.kernelContext as never);
+    if (kernel) return kernel(inputs, attrs, b.kernelContext);
     const prev = this.gradEnabled;
     this.gradEnabled = false;
     try {
@@ -169,7 +169,7 @@ class Engine {
     this.startScope();
     let out: Tensor | undefined;
     try {
-      out = composite(inputs, attrs as never);
+      out = composite(inputs, attrs);
       return out;
     } finally {
       this.endScope(out);
@@ -184,7 +184,7 @@ class Engine {
   runInPlace<K extends InPlaceOpName>(op: K, args: InPlaceArgsOf<K>, backend: Backend): InPlaceResultOf<K> {
     const kernel = getInPlaceKernel(op, backend.name);
     if (!kernel) throw new Error(`${op}: no in-place kernel is registered for backend '${backend.name}'`);
-    return kernel(args, backend.kernelContext as never);
+    return kernel(args, backend.kernelContext);
   }
 
   private record<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], out: Tensor): void {
@@ -263,7 +263,7 @@ class Engine {
       let inputGrads: (Tensor | null)[] = [];
       try {
         inputGrads = node.spec.grad(dy, {
-          attrs: node.attrs as never,
+          attrs: node.attrs,
           inputs: node.savedInputs,
           output: node.savedOutput,
           inputShapes: node.inputShapes,

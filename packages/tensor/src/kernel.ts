@@ -32,6 +32,7 @@ export {
   registerComposite,
   registerInPlaceKernel,
   hasKernel,
+  hasInPlaceKernel,
   type KernelFn,
   type GradientSpec,
   type GradContext,

@@ -33,22 +33,27 @@ export const UNARY_OPS = [
   'Reciprocal',
   'Floor',
 ] as const;
+/** Name of a unary elementwise primitive. */
 export type UnaryOp = (typeof UNARY_OPS)[number];
 
 /** Fused activations: one elementwise kernel each, with composite definitions in primitives. */
 export const ACTIVATION_OPS = ['Gelu', 'GeluTanh', 'Silu'] as const;
+/** Name of a fused activation. */
 export type ActivationOp = (typeof ACTIVATION_OPS)[number];
 
 /** Binary elementwise ops with numpy broadcasting. */
 export const BINARY_OPS = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Maximum', 'Minimum'] as const;
+/** Name of a binary elementwise primitive. */
 export type BinaryOp = (typeof BINARY_OPS)[number];
 
 /** Comparisons with broadcasting; the result dtype is `bool`. */
 export const COMPARE_OPS = ['Equal', 'NotEqual', 'Less', 'LessEqual', 'Greater', 'GreaterEqual'] as const;
+/** Name of a comparison primitive. */
 export type CompareOp = (typeof COMPARE_OPS)[number];
 
 /** Reductions over a trailing block of `reduceSize` elements (see `ReduceAttrs`). */
 export const REDUCE_OPS = ['Sum', 'Max', 'ArgMax'] as const;
+/** Name of a reduction primitive. */
 export type ReduceOp = (typeof REDUCE_OPS)[number];
 
 /** Attributes of a reduction: reduce the listed axes (sorted, unique). */

@@ -6,7 +6,7 @@
  * alike, through the same typed functions.
  */
 import type { BackendName } from './backend.js';
-import type { KernelContexts } from './kernel-context.js';
+import type { KernelContext, KernelContexts } from './kernel-context.js';
 import type { OpAttrs, OpName } from './op-names.js';
 import type { Tensor } from './tensor.js';
 
@@ -41,8 +41,11 @@ export interface GradContext<K extends OpName = OpName> {
  * gradient per input (null where none is needed), each of its input's shape.
  */
 export interface GradientSpec<K extends OpName = OpName> {
+  /** Keep the op's inputs for backward (they share storage: no copy). */
   readonly saveInputs: boolean;
+  /** Keep the op's output for backward. */
   readonly saveOutput: boolean;
+  /** Input gradients from the output gradient `dy` (intermediates are freed by the caller's scope). */
   grad(dy: Tensor, ctx: GradContext<K>): (Tensor | null)[];
 }
 
@@ -102,9 +105,12 @@ export function registerKernel<K extends OpName, B extends BackendName>(op: K, b
   kernels.set(`${op}/${backend}`, fn as AnyKernel);
 }
 
+/** A registered kernel as the engine calls it (the context's type follows the backend it was registered for). */
+export type StoredKernel = (inputs: readonly Tensor[], attrs: unknown, ctx: KernelContext) => Tensor;
+
 /** The kernel of `op` on `backend`, or undefined. */
-export function getKernel(op: OpName, backend: BackendName): KernelFn | undefined {
-  return kernels.get(`${op}/${backend}`) as KernelFn | undefined;
+export function getKernel(op: OpName, backend: BackendName): StoredKernel | undefined {
+  return kernels.get(`${op}/${backend}`) as StoredKernel | undefined;
 }
 
 /** Whether `backend` has a kernel for `op`. */
@@ -137,7 +143,12 @@ export function registerInPlaceKernel<K extends InPlaceOpName, B extends Backend
   inPlaceKernels.set(`${op}/${backend}`, fn as AnyInPlaceKernel);
 }
 
+/** Whether `backend` has a kernel for in-place op `op` (check before a multi-backend update starts). */
+export function hasInPlaceKernel(op: InPlaceOpName, backend: BackendName): boolean {
+  return inPlaceKernels.has(`${op}/${backend}`);
+}
+
 /** The kernel of in-place op `op` on `backend`, or undefined. */
-export function getInPlaceKernel<K extends InPlaceOpName>(op: K, backend: BackendName): InPlaceKernelFn<K> | undefined {
-  return inPlaceKernels.get(`${op}/${backend}`) as InPlaceKernelFn<K> | undefined;
+export function getInPlaceKernel<K extends InPlaceOpName>(op: K, backend: BackendName): ((args: ArgsOf<K>, ctx: KernelContext) => ResultOf<K>) | undefined {
+  return inPlaceKernels.get(`${op}/${backend}`) as ((args: ArgsOf<K>, ctx: KernelContext) => ResultOf<K>) | undefined;
 }

@@ -5,7 +5,7 @@ import { LoraEmbedding, LoraLinear, type PeftModel, getPeftModel } from '../inde
 import golden from './fixtures/lora_golden.json';
 import { ToyGPT } from './toy-models.js';
 
-// Reference values: tools/golden/peft_lora.py (independent float64 torch implementation of PEFT's math).
+// Reference values: tools/golden/peft_golden.py (PEFT's own get_peft_model, forward/backward and merge_adapter, float64).
 type Variant = (typeof golden.variants)['lora'] & { magnitude?: Record<string, { value: number[]; grad: number[] }> };
 const TOL = { rtol: 2e-4, atol: 2e-5 };
 

@@ -21,7 +21,8 @@ export function adapterConfigJson(config: PeftConfig): Record<string, unknown> {
 
 /**
  * Saves adapters in Hugging Face PEFT's layout: `adapter_config.json` (sorted keys,
- * indent 2) and `adapter_model.safetensors` (F32, metadata `{"format":"pt"}`, keys
+ * indent 2, `inference_mode` true as PEFT writes it) and `adapter_model.safetensors`
+ * (F32, metadata `{"format":"pt"}`, keys
  * `base_model.model.<path>.lora_A.weight`...). The adapter named `default` goes to
  * the target's root, every other one to the subfolder of its name, as PEFT does.
  */
@@ -38,7 +39,8 @@ export async function saveAdapter(peft: PeftModel | PromptLearningModel, dir: Ad
     // Prompt learning computes its saved tensor; inject methods hand out live parameters.
     if (peft instanceof PromptLearningModel) for (const t of sd.values()) t.dispose();
     await target.writeBytes(joinPath(dir, ADAPTER_WEIGHTS_NAME), serializeSafetensors(raws, { format: 'pt' }));
-    await target.writeText(joinPath(dir, ADAPTER_CONFIG_NAME), configJsonText(adapterConfigJson(config)));
+    // PEFT's save_pretrained always writes inference_mode true (loading decides trainability).
+    await target.writeText(joinPath(dir, ADAPTER_CONFIG_NAME), configJsonText({ ...adapterConfigJson(config), inference_mode: true }));
   }
 }
 

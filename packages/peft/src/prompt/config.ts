@@ -98,6 +98,9 @@ export function resolvePrefixTuningConfig(c: PrefixTuningConfig, model?: Module)
 /** `adapter_config.json` fields of a prompt-learning config (PEFT's names). */
 export function promptConfigToJson(c: PromptTuningConfig | PrefixTuningConfig): Record<string, unknown> {
   const common = {
+    // PEFT's from_pretrained builds PeftModelForCausalLM only from task_type CAUSAL_LM; with
+    // null it builds the bare PeftModel, which never applies the prompt (the only task here).
+    task_type: c.taskType ?? 'CAUSAL_LM',
     num_virtual_tokens: c.numVirtualTokens,
     token_dim: c.tokenDim,
     num_transformer_submodules: c.numTransformerSubmodules,

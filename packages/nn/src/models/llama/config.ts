@@ -60,7 +60,9 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
   const attentionBias = optBool(r, 'attention_bias', false);
   const eos = r.eos_token_id;
   const bos = r.bos_token_id;
-  const { theta, scaling } = ropeFields(r, type);
+  const scaling = r.rope_scaling;
+  if (scaling != null && typeof scaling !== 'object') throw new Error(`${type} config: rope_scaling must be an object or null`);
+  const rope = ropeParameters(r, type);
   return {
     model_type: type as LlamaConfig['model_type'],
     vocab_size: requireInt(r, 'vocab_size', type),
@@ -73,8 +75,8 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
     hidden_act: optString(r, 'hidden_act', 'silu'),
     max_position_embeddings: requireInt(r, 'max_position_embeddings', type),
     rms_norm_eps: optNumber(r, 'rms_norm_eps', 1e-6),
-    rope_theta: theta,
-    rope_scaling: scaling,
+    rope_theta: optNumber(r, 'rope_theta', rope?.theta ?? 10000),
+    rope_scaling: (scaling as RopeScaling | null | undefined) ?? rope?.scaling ?? null,
     attention_bias: attentionBias,
     // Qwen2's attention always has q/k/v biases (its config has no flag for them).
     qkv_bias: attentionBias || type === 'qwen2',
@@ -88,29 +90,25 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
   };
 }
 
+/**
+ * transformers >= 5 writes `rope_parameters` (`{ rope_theta, rope_type, factor, ... }`)
+ * in place of `rope_theta` / `rope_scaling`; a non-default type is the scaling.
+ */
+function ropeParameters(r: RawConfig, type: string): { theta?: number; scaling: RopeScaling | null } | null {
+  const p = r.rope_parameters;
+  if (p == null) return null;
+  if (typeof p !== 'object' || Array.isArray(p)) throw new Error(`${type} config: rope_parameters must be an object or null`);
+  const params = p as RopeScaling & { rope_theta?: unknown };
+  const theta = params.rope_theta;
+  if (theta !== undefined && typeof theta !== 'number') throw new Error(`${type} config: rope_parameters.rope_theta must be a number, got ${JSON.stringify(theta)}`);
+  const kind = params.rope_type ?? params.type ?? 'default';
+  return { theta, scaling: kind === 'default' ? null : params };
+}
+
 function slidingWindow(r: RawConfig, type: string): number | null {
   const w = r.sliding_window;
   if (typeof w !== 'number') return null;
   if (type === 'mistral') return w;
   if (type === 'qwen2' && r.use_sliding_window === true) return w;
   return null;
-}
-
-/**
- * RoPE base and scaling from either layout: transformers 4's top-level `rope_theta` and
- * `rope_scaling`, or transformers 5's `rope_parameters` (`rope_theta` plus the scaling
- * fields, `rope_type: 'default'` meaning none).
- */
-function ropeFields(r: RawConfig, type: string): { theta: number; scaling: RopeScaling | null } {
-  const params = r.rope_parameters;
-  if (params != null) {
-    if (typeof params !== 'object' || Array.isArray(params)) throw new Error(`${type} config: rope_parameters must be an object`);
-    const p = params as RawConfig;
-    const theta = optNumber(p, 'rope_theta', optNumber(r, 'rope_theta', 10000));
-    const kind = p.rope_type ?? p.type ?? 'default';
-    return { theta, scaling: kind === 'default' ? null : (p as RopeScaling) };
-  }
-  const scaling = r.rope_scaling;
-  if (scaling != null && typeof scaling !== 'object') throw new Error(`${type} config: rope_scaling must be an object or null`);
-  return { theta: optNumber(r, 'rope_theta', 10000), scaling: (scaling as RopeScaling | null | undefined) ?? null };
 }

@@ -1,3 +1,6 @@
+// Kept in the published .d.ts (preserve): this file's types name GPUDevice, GPUBuffer, ...,
+// so consumers compiling without skipLibCheck get them from @webgpu/types, a dependency.
+/// <reference types="@webgpu/types" preserve="true" />
 import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, toSnapshot } from '../../backend.js';
 import type { TensorData } from '../../dtype.js';
 import { DeviceLostError, GpuValidationError, OutOfMemoryError } from '../../errors.js';
