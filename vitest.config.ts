@@ -17,6 +17,7 @@ const packageAliases = {
   '@webpeft/optim': src('./packages/optim/src/index.ts'),
   '@webpeft/quant': src('./packages/quant/src/index.ts'),
   '@webpeft/peft': src('./packages/peft/src/index.ts'),
+  '@webpeft/default-model': src('./packages/default-model/src/index.ts'),
 };
 
 const include = ['packages/*/src/**/__tests__/**/*.test.ts', 'examples/*/__tests__/**/*.test.ts'];
