@@ -1,10 +1,10 @@
 import { type LinearLike, Linear, type Module, isLinearLike } from '@webpeft/nn';
-import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, zeros } from '@webpeft/tensor';
+import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, tidy, zeros } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  type NewAdapter,
   type PeftConfig,
-  ParameterDict,
   TunerLayer,
   backendOf,
   configError,
@@ -26,56 +26,24 @@ interface ScaleConfig extends PeftConfig {
   initValue?: number;
 }
 
-class ScaledIdentity extends TunerLayer<ScaleConfig> {
+class ScaledIdentity extends TunerLayer<ScaleConfig, 'scale_d', LinearLike> {
   readonly peftType = 'SCALED_IDENTITY';
-  private readonly d = new Map<string, Tensor>();
 
   constructor(base: LinearLike) {
-    super(base);
     if (base.inFeatures !== base.outFeatures) throw new Error('SCALED_IDENTITY needs a square layer');
-    this.registerModule('scale_d', new ParameterDict());
+    super(base, { scale_d: 'parameter' });
   }
 
-  private get dict(): ParameterDict {
-    return (this as unknown as { scale_d: ParameterDict }).scale_d;
-  }
-
-  adapterNames(): string[] {
-    return [...this.d.keys()];
-  }
-
-  addAdapter(name: string, config: ScaleConfig): void {
-    const base = this.base_layer as LinearLike;
-    const t = add(zeros([base.inFeatures], { backend: backendOf(base) }), config.initValue ?? 0);
-    this.dict.set(name, t);
-    this.d.set(name, t);
-    if (this.activeAdapters.length === 0) this.activeAdapters = [name];
-  }
-
-  deleteAdapter(name: string): void {
-    this.dict.delete(name);
-    this.d.get(name)?.dispose();
-    this.d.delete(name);
-  }
-
-  adapterParameters(name: string): Tensor[] {
-    return [this.d.get(name)!];
-  }
-
-  adapterStateDict(name: string): Map<string, Tensor> {
-    return new Map([['scale_d', this.d.get(name)!]]);
+  protected initAdapter(_name: string, config: ScaleConfig): NewAdapter<'scale_d', undefined> {
+    return { tensors: { scale_d: add(zeros([this.base_layer.inFeatures], { backend: backendOf(this.base_layer) }), config.initValue ?? 0) } };
   }
 
   forward(x: Tensor): Tensor {
-    let y = (this.base_layer as LinearLike).forward(x);
-    for (const name of this.effectiveAdapters()) {
-      const xd = mul(x, this.d.get(name)!);
-      const next = add(y, xd);
-      xd.dispose();
-      y.dispose();
-      y = next;
-    }
-    return y;
+    return tidy(() => {
+      let y = this.base_layer.forward(x);
+      for (const name of this.effectiveAdapters()) y = add(y, mul(x, this.adapterTensor(name, 'scale_d')));
+      return y;
+    });
   }
 }
 
@@ -87,8 +55,11 @@ registerPeftMethod<ScaleConfig>({
   },
   configToJson: (c) => ({ target_modules: c.targetModules, init_value: c.initValue }),
   configFromJson: (j) => ({ peftType: 'SCALED_IDENTITY', targetModules: j.target_modules as string[], initValue: j.init_value as number }),
-  isTarget: (path, m, c) => matchesTarget({ targetModules: c.targetModules! }, path) && (m instanceof ScaledIdentity || isLinearLike(m)),
-  createLayer: (base) => new ScaledIdentity(base as LinearLike),
+  isTarget: (path, m, c) => matchesTarget({ targetModules: c.targetModules ?? [] }, path) && (m instanceof ScaledIdentity || isLinearLike(m)),
+  createLayer(base) {
+    if (!isLinearLike(base)) throw new Error(`SCALED_IDENTITY: cannot wrap ${base.constructor.name}`);
+    return new ScaledIdentity(base);
+  },
 });
 
 const N = 6;
