@@ -16,6 +16,9 @@ import {
   resolveCommon,
 } from '../index.js';
 import { Container } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 // A method defined entirely outside the package, through its public exports:
 // a scaled-identity adapter `y = base(x) + x * d` (d [in], init 0) on square linear layers.
@@ -88,11 +91,11 @@ beforeAll(async () => {
 describe('a user-defined PEFT method through the public API', () => {
   it('wraps, trains, saves and reloads', async () => {
     for (const backend of backendsUnderTest()) {
-      const base = model(backend);
+      const base = own(model(backend));
       const peft = getPeftModel(base, { peftType: 'SCALED_IDENTITY', targetModules: ['proj'] } as ScaleConfig);
       expect(peft.getNbTrainableParameters().trainable).toBe(2 * N);
-      const x = tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend });
-      const target = tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend });
+      const x = own(tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend }));
+      const target = own(tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend }));
       const lossOf = () => {
         const y = run(base, x);
         const diff = sub(y, target);
@@ -106,31 +109,31 @@ describe('a user-defined PEFT method through the public API', () => {
         const loss = lossOf();
         losses.push(await loss.item());
         loss.backward();
-        noGrad(() => {
-          for (const p of peft.trainableParameters()) {
-            const upd = sub(p, mul(p.grad!, 0.5));
-            assign(p, upd);
-            upd.dispose();
-            p.grad!.dispose();
-            p.grad = null;
-          }
-        });
+        noGrad(() =>
+          tidy(() => {
+            for (const p of peft.trainableParameters()) {
+              assign(p, sub(p, mul(p.grad!, 0.5)));
+              p.grad!.dispose();
+              p.grad = null;
+            }
+          }),
+        );
         loss.dispose();
       }
       expect(losses[4]).toBeLessThan(losses[0]);
-      const want = await run(base, x).data();
+      const want = await own(run(base, x)).data();
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
       const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
       expect(cfg.peft_type).toBe('SCALED_IDENTITY');
-      const fresh = model(backend);
+      const fresh = own(model(backend));
       const loaded = await loadPeftModel(fresh, dir);
       expect(loaded.adapterStateDict().has('base_model.model.layers.0.proj.scale_d')).toBe(true);
-      expectClose(await run(fresh, x).data(), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
+      expectClose(await own(run(fresh, x)).data(), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
       // Disabling works for user methods too.
-      const plain = await loaded.disableAdapter(() => run(fresh, x)).data();
-      const baseOnly = await run(model(backend), x).data();
+      const plain = await own(loaded.disableAdapter(() => run(fresh, x))).data();
+      const baseOnly = await own(run(own(model(backend)), x)).data();
       expectClose(plain, baseOnly, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
     }
   });

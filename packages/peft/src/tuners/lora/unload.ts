@@ -8,13 +8,16 @@ import { LoraLinear } from './linear.js';
 /**
  * LoRA's `mergeAndUnload` per layer: with `dequantize`, a linear-like base that is not
  * a plain `Linear` (a 4-bit one) becomes an f32 `Linear` holding the merged weight, so
- * the merge keeps full precision; otherwise the adapters merge into the base (a 4-bit
+ * the merge keeps full precision (the replaced base is disposed); otherwise the adapters merge into the base (a 4-bit
  * base re-quantizes) and the base stays.
  */
 export async function loraUnloadLayer(layer: TunerLayer<PeftConfig, string, Module, unknown>, adapterNames: string[], options: MergeAndUnloadOptions): Promise<Module> {
   if (options.dequantize && layer instanceof LoraLinear && !(layer.base instanceof Linear)) {
     await layer.unmerge();
-    return linearFromMerged(layer, adapterNames);
+    const lin = linearFromMerged(layer, adapterNames);
+    // The quantized base leaves the model here: nothing else can reach (and free) its storage.
+    layer.base.dispose();
+    return lin;
   }
   if (adapterNames.length > 0) await layer.merge(adapterNames);
   return layer.base_layer;
