@@ -5,7 +5,11 @@ import { PeftModel } from './peft-model.js';
 import type { PromptLearningConfig } from './prompt/config.js';
 import type { PromptableModel } from './prompt/encoder.js';
 import { PromptLearningModel } from './prompt/prompt-model.js';
+import type { PrefixTuningConfig } from './prompt/prefix-tuning/config.js';
+import type { PromptTuningConfig } from './prompt/prompt-tuning/config.js';
 import { isPromptLearning } from './registry.js';
+import type { IA3Config } from './tuners/ia3/config.js';
+import type { LoraConfig } from './tuners/lora/config.js';
 
 /**
  * Wraps `model` with adapter `adapterName` of `config` (PEFT's `get_peft_model`):
@@ -14,8 +18,10 @@ import { isPromptLearning } from './registry.js';
  * with `kind: 'prompt'`) gives a {@link PromptLearningModel}; every other method a {@link PeftModel}.
  * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
  */
-export function getPeftModel(model: Module, config: PromptLearningConfig, adapterName?: string): PromptLearningModel;
-export function getPeftModel(model: Module, config: PeftConfig & { numVirtualTokens?: undefined }, adapterName?: string): PeftModel;
+export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig, adapterName?: string): PromptLearningModel;
+export function getPeftModel(model: Module, config: LoraConfig | IA3Config, adapterName?: string): PeftModel;
+export function getPeftModel<C extends PromptLearningConfig>(model: Module, config: C, adapterName?: string): PromptLearningModel;
+export function getPeftModel<C extends PeftConfig & { numVirtualTokens?: undefined }>(model: Module, config: C, adapterName?: string): PeftModel;
 export function getPeftModel(model: Module, config: PeftConfig, adapterName?: string): PeftModel | PromptLearningModel;
 export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel | PromptLearningModel {
   ensureBuiltinMethods();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LORA_DEFAULTS, layerIndex, matchesTarget, patternValue, resolveLoraConfig, svd } from '../index.js';
 import { SeededRandom } from '@webpeft/test-utils';
-import { checkLeaksPerTest, own } from './leak-check.js';
+import { checkLeaksPerTest } from './leak-check.js';
 
 checkLeaksPerTest();
 
