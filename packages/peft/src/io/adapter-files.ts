@@ -5,8 +5,9 @@ import { ensureBuiltinMethods } from '../builtins.js';
 import { getPeftMethod } from '../registry.js';
 import { type AdapterSource, type AdapterTarget, joinPath } from './file-access.js';
 
-/** PEFT's file names. */
+/** PEFT's config file name. */
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
+/** PEFT's weights file name. */
 export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
 
 /**
@@ -16,8 +17,11 @@ export const ADAPTER_WEIGHTS_NAME = 'adapter_model.safetensors';
  * for saving and are disposed after).
  */
 export interface AdapterHolder {
+  /** Resolved config per adapter. */
   readonly peftConfig: ReadonlyMap<string, PeftConfig>;
+  /** Adapter `name`'s tensors under PEFT's checkpoint keys. */
   adapterStateDict(name: string): Map<string, Tensor>;
+  /** The model's parameters. */
   parameters(): Tensor[];
 }
 

@@ -4,7 +4,9 @@ import type { PromptLearningConfig } from './config.js';
 
 /** A causal LM as prompt learning needs it (the `CausalLM` of `@webpeft/nn`). */
 export interface PromptableModel extends Module {
+  /** `{ inputIds | inputsEmbeds, labels?, attentionMask?, prefixKeyValues? } -> { logits, loss }`. */
   forward(input: CausalLMInput): CausalLMOutput;
+  /** The token embedding `[vocab, hidden]` (prompt tuning reads and prepends to it). */
   getInputEmbeddings(): Embedding;
 }
 

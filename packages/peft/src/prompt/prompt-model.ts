@@ -34,6 +34,7 @@ export class PromptLearningModel extends Module {
     this.setAdapter(adapterName);
   }
 
+  /** The adapter `forward` uses. */
   get activeAdapter(): string {
     return this.active;
   }

@@ -18,6 +18,7 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config, 'ia3_l', LinearLike
     this.isFeedforward = isFeedforwardModule;
   }
 
+  /** The wrapped linear layer. */
   get base(): LinearLike {
     return this.base_layer;
   }

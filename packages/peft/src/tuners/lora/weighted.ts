@@ -8,9 +8,15 @@ import { LoraLinear } from './linear.js';
 
 /** What {@link addWeightedAdapter} needs of a `PeftModel` (structural, so this file does not import it). */
 export interface WeightedAdapterHost {
+  /** Resolved config per adapter. */
   readonly peftConfig: ReadonlyMap<string, PeftConfig>;
+  /** Adds (injects) an adapter. */
   addAdapter(name: string, config: PeftConfig): void;
-  readonly base_model: { tunerLayers(): [string, AnyTunerLayer][] };
+  /** The tuner model holding the wrapped layers. */
+  readonly base_model: {
+    /** Every wrapped layer with its path. */
+    tunerLayers(): [string, AnyTunerLayer][];
+  };
 }
 
 /** How {@link addWeightedAdapter} combines adapters (PEFT's `combination_type`). */
