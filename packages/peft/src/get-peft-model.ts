@@ -7,7 +7,7 @@ import type { PromptableModel } from './prompt/encoder.js';
 import { PromptLearningModel } from './prompt/prompt-model.js';
 import type { PrefixTuningConfig } from './prompt/prefix-tuning/config.js';
 import type { PromptTuningConfig } from './prompt/prompt-tuning/config.js';
-import { isPromptLearning } from './registry.js';
+import { isPromptLearningType } from './registry.js';
 import type { IA3Config } from './tuners/ia3/config.js';
 import type { LoraConfig } from './tuners/lora/config.js';
 
@@ -27,6 +27,15 @@ export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'd
   ensureBuiltinMethods();
   if (isPromptLearning(config)) return new PromptLearningModel(asPromptable(model, config.peftType), config, adapterName);
   return new PeftModel(model, config, adapterName);
+}
+
+/**
+ * True when `config`'s method is registered as a prompt-learning method (its model is a
+ * {@link PromptLearningModel}); the built-in methods count as registered.
+ */
+export function isPromptLearning(config: PeftConfig): config is PromptLearningConfig {
+  ensureBuiltinMethods();
+  return isPromptLearningType(config.peftType);
 }
 
 /** `model` when it has what prompt learning needs (`getInputEmbeddings`, a causal-LM forward); otherwise a clear error. */

@@ -19,12 +19,11 @@ export {
   getTunerMethod,
   getPromptLearningMethod,
   registeredPeftTypes,
-  isPromptLearning,
   isPromptLearningType,
 } from './registry.js';
 export { ensureBuiltinMethods } from './builtins.js';
 export { PeftModel } from './peft-model.js';
-export { getPeftModel, asPromptable } from './get-peft-model.js';
+export { getPeftModel, asPromptable, isPromptLearning } from './get-peft-model.js';
 export { countParameters, formatTrainableParameters } from './count.js';
 export { TunerLayer, type AdapterSlot, type AdapterSlotKind, type AdapterSlots, type AdapterTensors, type NewAdapter } from './tuners/tuner-layer.js';
 export { TunerModel, type AnyTunerLayer, walk } from './tuners/tuner-model.js';

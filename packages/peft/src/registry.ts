@@ -149,8 +149,3 @@ export function isPromptLearningType(peftType: string): boolean {
 export function registeredPeftTypes(): string[] {
   return [...methods.keys()];
 }
-
-/** True when `config`'s method is registered as a prompt-learning method (its model is a `PromptLearningModel`). */
-export function isPromptLearning(config: PeftConfig): config is PromptLearningConfig {
-  return isPromptLearningType(config.peftType);
-}

@@ -135,6 +135,10 @@ describe('a user-defined PEFT method through the public API', () => {
       const plain = await own(loaded.disableAdapter(() => run(fresh, x))).data();
       const baseOnly = await own(run(own(model(backend)), x)).data();
       expectClose(plain, baseOnly, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
+      // A method whose layer has no merge says so, naming the method.
+      await expect(loaded.merge()).rejects.toThrow(/SCALED_IDENTITY: merging adapters into the base weights is not supported/);
+      await expect(loaded.mergeAndUnload()).rejects.toThrow(/SCALED_IDENTITY: merging/);
+      await expect(loaded.mergeAndUnload({ dequantize: true })).rejects.toThrow(/SCALED_IDENTITY does not support the dequantize option/);
     }
   });
 });

@@ -1,8 +1,8 @@
 import type { Module, SourceInput } from '@webpeft/nn';
-import { asPromptable } from '../get-peft-model.js';
+import { asPromptable, isPromptLearning } from '../get-peft-model.js';
 import { PeftModel } from '../peft-model.js';
 import { PromptLearningModel } from '../prompt/prompt-model.js';
-import { getPromptLearningMethod, getTunerMethod, isPromptLearning } from '../registry.js';
+import { getPromptLearningMethod, getTunerMethod } from '../registry.js';
 import { type LoadAdapterOptions, asSource, loadAdapterWeights, readAdapterConfig } from './adapter-files.js';
 import type { AdapterSource } from './file-access.js';
 
