@@ -5,6 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json';
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 beforeAll(async () => {
   await initBackends();
@@ -26,7 +29,7 @@ function peftFiles(): Record<string, Uint8Array | string> {
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor } {
   const model = new ToyGPT(golden.sizes, backend);
   model.loadBase(golden.base);
-  return { model, ids: tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }) };
+  return { model: own(model), ids: own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
 }
 
 describe('adapter files in PEFT format', () => {
@@ -112,9 +115,9 @@ describe('adapter files in PEFT format', () => {
       }
       expect([...peft.adapterStateDict('default').keys()]).toContain('base_model.model.transformer.h.0.attn.c_attn.base_layer.bias');
       peft.setAdapter('second');
-      const want2 = await (peft.forward(ids) as Tensor).data();
+      const want2 = await own(peft.forward(ids) as Tensor).data();
       peft.setAdapter('default');
-      const want = await (peft.forward(ids) as Tensor).data();
+      const want = await own(peft.forward(ids) as Tensor).data();
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
 
@@ -122,9 +125,9 @@ describe('adapter files in PEFT format', () => {
       const loaded = await loadPeftModel(fresh.model, dir, { isTrainable: true });
       await loaded.loadAdapter(dir, 'second', { subfolder: 'second' });
       expect(loaded.getNbTrainableParameters().trainable).toBe(peft.getNbTrainableParameters().trainable);
-      expectClose(await (loaded.forward(fresh.ids) as Tensor).data(), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
+      expectClose(await own(loaded.forward(fresh.ids) as Tensor).data(), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
       loaded.setAdapter('second');
-      expectClose(await (loaded.forward(fresh.ids) as Tensor).data(), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
+      expectClose(await own(loaded.forward(fresh.ids) as Tensor).data(), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
       model.dispose();
       fresh.model.dispose();
     }

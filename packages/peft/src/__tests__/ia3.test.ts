@@ -5,6 +5,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json';
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 beforeAll(async () => {
   await initBackends();
@@ -40,13 +43,13 @@ function reference(l1: ArrayLike<number>, l2: ArrayLike<number>): number[] {
 describe('IA3', () => {
   it('starts as the identity, scales outputs (attention) and inputs (feed-forward), merges and saves as PEFT', async () => {
     for (const backend of backendsUnderTest()) {
-      const model = new ToyGPT(golden.sizes, backend);
+      const model = own(new ToyGPT(golden.sizes, backend));
       model.loadBase(golden.base);
-      const ids = tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend });
+      const ids = own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }));
       const peft = getPeftModel(model, { peftType: 'IA3' }); // gpt2 defaults: c_attn, mlp.c_proj (feed-forward)
       expect(peft.getNbTrainableParameters().trainable).toBe(H + H);
       const ones = new Array(H).fill(1);
-      expectClose(await (peft.forward(ids) as Tensor).data(), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
 
       const attn = model.getSubmodule('transformer.h.0.attn.c_attn') as IA3Linear;
       const mlp = model.getSubmodule('transformer.h.0.mlp.c_proj') as IA3Linear;
@@ -60,11 +63,11 @@ describe('IA3', () => {
         src.dispose();
       }
       const want = reference(l1, l2);
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
       await peft.merge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
       await peft.unmerge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
@@ -78,7 +81,7 @@ describe('IA3', () => {
   });
 
   it('rejects feed-forward modules that are not targets', () => {
-    const model = new ToyGPT(golden.sizes, 'cpu');
+    const model = own(new ToyGPT(golden.sizes, 'cpu'));
     expect(() => getPeftModel(model, { peftType: 'IA3', targetModules: ['c_attn'], feedforwardModules: ['c_proj'] } as never)).toThrow(/subset of targetModules/);
   });
 });

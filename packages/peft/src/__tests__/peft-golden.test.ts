@@ -6,6 +6,9 @@ import { type IA3Linear, type LoraEmbedding, type LoraLinear, type PromptableMod
 import lora from './fixtures/lora_golden.json';
 import golden from './fixtures/peft_golden.json';
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 // Reference values: tools/golden/peft_golden.py, which runs Hugging Face PEFT itself
 // (get_peft_model, forward/backward, merge_adapter, save_pretrained); versions in the fixture.
@@ -47,7 +50,7 @@ function setValues(t: Tensor, values: number[]): void {
 }
 
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor; labels: Tensor } {
-  const model = new ToyGPT(lora.sizes, backend);
+  const model = own(new ToyGPT(lora.sizes, backend));
   model.loadBase(lora.base);
   const ids = tensor(new Int32Array(lora.ids), [lora.sizes.batch, lora.sizes.seq], { backend });
   const labels = tensor(new Int32Array(lora.labels), [lora.ids.length], { backend });
@@ -152,7 +155,7 @@ describe('IA3 matches PEFT', () => {
 describe('prompt learning on a transformers LLaMA matches PEFT', () => {
   const pl = golden.promptLearning;
   const checkpoint = () => openSource({ 'config.json': pl.checkpoint['config.json'], 'model.safetensors': bytes(pl.checkpoint['model.safetensors']) });
-  const load = async (backend: BackendName) => (await fromPretrained(checkpoint(), { backend })).model as CausalLM & PromptableModel;
+  const load = async (backend: BackendName) => own((await fromPretrained(checkpoint(), { backend })).model as CausalLM & PromptableModel);
   const idsOf = (backend: BackendName) => tensor(Int32Array.from(pl.inputIds.flat()), [pl.inputIds.length, pl.inputIds[0].length], { dtype: 'i32', backend });
   const cases = [
     ['prompt tuning', pl.promptTuning, { peftType: 'PROMPT_TUNING', numVirtualTokens: 3, promptTuningInit: 'RANDOM' }],
@@ -163,12 +166,14 @@ describe('prompt learning on a transformers LLaMA matches PEFT', () => {
     it(`${name}: logits, loss and the gradient of the prompt table`, async () => {
       for (const backend of backendsUnderTest()) {
         const model = await load(backend);
-        const peft = getPeftModel(model, config);
+        const peft = own(getPeftModel(model, config));
         const table = peft.encoder().embedding.weight;
         expect(table.shape).toEqual(fx.table!.shape);
         setValues(table, fx.table!.value);
         const ids = idsOf(backend);
         const out = peft.forward({ inputIds: ids, labels: ids });
+        own(out.logits);
+        own(out.loss!);
         expect(out.logits.shape).toEqual(fx.logitsShape);
         expectClose(await out.logits.data(), fx.logits, { ...TOL, label: `${name} ${backend} logits` });
         expectClose([await out.loss!.item()], [fx.loss], { ...TOL, label: `${name} ${backend} loss` });
@@ -190,9 +195,10 @@ describe('prompt learning on a transformers LLaMA matches PEFT', () => {
     it(`${name}: PEFT's saved adapter loads and reproduces its inference logits`, async () => {
       for (const backend of backendsUnderTest()) {
         const model = await load(backend);
-        const peft = await loadPromptLearningModel(model, memoryFiles(adapterFiles(fx.files)));
+        const peft = own(await loadPromptLearningModel(model, memoryFiles(adapterFiles(fx.files))));
         const ids = idsOf(backend);
         const out = peft.forward({ inputIds: ids });
+        own(out.logits);
         expectClose(await out.logits.data(), fx.inferenceLogits, { ...TOL, label: `${name} ${backend} loaded logits` });
         ids.dispose();
         model.dispose();
