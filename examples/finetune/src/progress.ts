@@ -1,3 +1,9 @@
+/** Where a {@link ProgressBar} writes (a `process.stderr`-like stream). */
+export interface ProgressOutput {
+  isTTY?: boolean;
+  write(text: string): unknown;
+}
+
 /** A one-line progress bar on a TTY (plain lines every 10% elsewhere, e.g. in CI logs). */
 export class ProgressBar {
   private readonly start = Date.now();
@@ -6,7 +12,7 @@ export class ProgressBar {
   constructor(
     private readonly label: string,
     private readonly total: number,
-    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly out: ProgressOutput = process.stderr,
   ) {}
 
   update(done: number, info = ''): void {

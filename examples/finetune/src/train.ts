@@ -31,12 +31,22 @@ export async function evaluate(model: CausalLM, batches: readonly TokenBatch[], 
   return total / Math.max(1, batches.length);
 }
 
-/** Greedy continuation of `prompt` (with the KV cache), decoded. */
-export async function sample(model: CausalLM, tokenizer: Tokenizer, prompt: string, maxNewTokens: number, seed: number): Promise<string> {
+/** Options of {@link sample}. */
+export interface SampleOptions {
+  maxNewTokens: number;
+  seed: number;
+  /** 0: greedy. */
+  temperature: number;
+  topP: number;
+}
+
+/** A continuation of `prompt` (KV cache; seeded top-p sampling, or greedy at temperature 0), decoded. */
+export async function sample(model: CausalLM, tokenizer: Tokenizer, prompt: string, o: SampleOptions): Promise<string> {
   const wasTraining = model.training;
   model.eval();
   const ids = tokenizer.encode(prompt, { addSpecialTokens: false });
-  const { sequences } = await generate(model, [ids], { maxNewTokens, seed, temperature: 0 });
+  const doSample = o.temperature > 0;
+  const { sequences } = await generate(model, [ids], { maxNewTokens: o.maxNewTokens, seed: o.seed, doSample, ...(doSample ? { temperature: o.temperature, topP: o.topP } : {}) });
   model.train(wasTraining);
   return tokenizer.decode(sequences[0].slice(ids.length));
 }

@@ -1,0 +1,80 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OptionError, helpText, parseOptions } from '../src/options.js';
+
+/** One bad value per option, and the accepted values its message must name. */
+const BAD: [flag: string, value: string, accepted: RegExp][] = [
+  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3; got 'lorax'/],
+  ['--rank', '0', /--rank must be an integer >= 1; got '0'/],
+  ['--alpha', 'big', /--alpha must be a non-negative number; got 'big'/],
+  ['--dropout', '1.5', /--dropout must be a number in \[0, 1\]; got '1.5'/],
+  ['--targets', 'q_proj,,v_proj', /--targets must be comma-separated module names like q_proj,v_proj, or 'all-linear'; got 'q_proj,,v_proj'/],
+  ['--lr', '-1', /--lr must be a non-negative number; got '-1'/],
+  ['--schedule', 'step', /--schedule must be one of cosine, linear, constant; got 'step'/],
+  ['--warmup', '2.5', /--warmup must be an integer >= 0; got '2.5'/],
+  ['--steps', '', /--steps must be an integer >= 1; got ''/],
+  ['--batch', 'x', /--batch must be an integer >= 1; got 'x'/],
+  ['--grad-accum', '0', /--grad-accum must be an integer >= 1; got '0'/],
+  ['--seq-len', '-4', /--seq-len must be an integer >= 1; got '-4'/],
+  ['--eval-every', 'often', /--eval-every must be an integer >= 0; got 'often'/],
+  ['--eval-batches', '0', /--eval-batches must be an integer >= 1; got '0'/],
+  ['--backend', 'cuda', /--backend must be one of webgpu, cpu; got 'cuda'/],
+  ['--seed', '1e400', /--seed must be an integer >= 0; got '1e400'/],
+  ['--max-new-tokens', '0', /--max-new-tokens must be an integer >= 1; got '0'/],
+  ['--temperature', 'hot', /--temperature must be a non-negative number; got 'hot'/],
+  ['--top-p', '2', /--top-p must be a number in \[0, 1\]; got '2'/],
+  ['--corpus-chars', '10.5', /--corpus-chars must be an integer >= 1; got '10.5'/],
+];
+
+describe('fine-tuning CLI options', () => {
+  it('has a default for every option', () => {
+    const o = parseOptions([])!;
+    expect(o).toMatchObject({ model: null, method: 'qlora', targets: ['all-linear', 'lm_head'], schedule: 'cosine', backend: 'webgpu', out: 'out/finetune-qlora', lr: 1e-2 });
+    expect(parseOptions(['--method', 'full'])!.lr).toBe(1e-3);
+  });
+
+  it.each(BAD)('rejects %s %j with a one-line message naming the accepted values', (flag, value, accepted) => {
+    let error: unknown;
+    try {
+      // `--flag=value`: parseArgs takes a separate "-1" for another flag.
+      parseOptions([`${flag}=${value}`]);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OptionError);
+    expect((error as Error).message).toMatch(accepted);
+    expect((error as Error).message).not.toContain('\n');
+  });
+
+  it('covers every option listed in --help with a rejection case', () => {
+    const listed = [...helpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--model', '--out', '--prompt', '--config', '--help'].includes(f));
+    // --model, --out and --prompt accept any text; --config is tested below.
+    expect(listed.sort()).toEqual(BAD.map(([f]) => f).sort());
+    for (const line of helpText().split('\n').filter((l) => l.startsWith('  --') && !l.includes('--config') && !l.includes('--help'))) {
+      expect(line, 'every option shows its default').toMatch(/\(default: .+\)$/);
+    }
+  });
+
+  it('rejects unknown flags and warmup beyond the steps', () => {
+    expect(() => parseOptions(['--rnak', '4'])).toThrow(/Unknown option '--rnak'/);
+    expect(() => parseOptions(['--steps', '3', '--warmup', '4'])).toThrow(/--warmup must be at most --steps \(3\), got 4/);
+  });
+
+  it('reads --config (camelCase or kebab-case keys); flags override it; bad files are named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-options-'));
+    const good = join(dir, 'train.json');
+    writeFileSync(good, JSON.stringify({ method: 'lora', 'seq-len': 32, gradAccum: 2, targets: ['q_proj', 'v_proj'] }));
+    expect(parseOptions(['--config', good, '--seq-len', '16'])).toMatchObject({ method: 'lora', seqLen: 16, gradAccum: 2, targets: ['q_proj', 'v_proj'] });
+    const unknown = join(dir, 'unknown.json');
+    writeFileSync(unknown, JSON.stringify({ epochs: 3 }));
+    expect(() => parseOptions(['--config', unknown])).toThrow(new RegExp(`--config ${unknown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown option 'epochs'`));
+    const broken = join(dir, 'broken.json');
+    writeFileSync(broken, '{ "method": ');
+    expect(() => parseOptions(['--config', broken])).toThrow(/--config .*broken\.json: /);
+    const badValue = join(dir, 'bad-value.json');
+    writeFileSync(badValue, JSON.stringify({ method: 'sgd' }));
+    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3; got 'sgd'/);
+  });
+});
