@@ -2,8 +2,8 @@ import { type CausalLM, KVCache, fromPretrained, generate, openSource, samplingP
 import { expectClose, expectNoLeak, initBackends } from '@webpeft/test-utils';
 import { type BackendName, narrow, setBackend, tensor } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import gpt2 from './fixtures/models/gpt2.json';
-import llama from './fixtures/models/llama.json';
+import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
+import llama from './fixtures/models/llama.json' with { type: 'json' };
 import { type ModelFixture, fixtureFiles } from './fixtures/models/fixture.js';
 
 let backends: BackendName[] = [];

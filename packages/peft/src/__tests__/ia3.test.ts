@@ -3,7 +3,7 @@ import { type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 
 beforeAll(async () => {

@@ -2,7 +2,7 @@ import { type CausalLM, causalLMFromConfig } from '@webpeft/nn';
 import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PeftModel, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
+import { type PeftModel, type ResolvedLoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 
 // LoRA on the nn package's real models (GPT-2 and LLaMA families), default targets by model_type.
 beforeAll(async () => {
@@ -37,7 +37,7 @@ describe('LoRA on nn models', () => {
         const model = causalLMFromConfig(config, { backend }) as CausalLM;
         const peft = getPeftModel(model, { peftType: 'LORA', r: 4, loraAlpha: 8 });
         const expected = type === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-        expect((peft.peftConfig.get('default') as { targetModules: string[] }).targetModules).toEqual(expected);
+        expect((peft.peftConfig.get('default') as ResolvedLoraConfig).targetModules).toEqual(expected);
         const layers = peft.base_model.tunerLayers().map(([p]) => p);
         expect(layers.length).toBe(expected.length * 2);
         const ids = tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend });

@@ -1,5 +1,5 @@
-import { type CausalLM, type CausalLMInput, causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
-import { manualSeed, tensor } from '@webpeft/tensor';
+import { type CausalLM, type CausalLMInput, type RawConfig, causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
+import { type BackendName, manualSeed, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PromptableModel, getPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
@@ -11,7 +11,7 @@ beforeAll(async () => {
 const GPT2 = { model_type: 'gpt2', n_embd: 16, n_layer: 2, n_head: 2, vocab_size: 32, n_positions: 32, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
 const LLAMA = { model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 32, max_position_embeddings: 32 };
 
-function lm(config: object, backend: 'cpu' | 'webgpu'): CausalLM & PromptableModel {
+function lm(config: RawConfig, backend: BackendName): CausalLM & PromptableModel {
   manualSeed(11);
   return causalLMFromConfig(config, { backend }) as CausalLM & PromptableModel;
 }

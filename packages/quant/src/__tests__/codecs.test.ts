@@ -16,7 +16,7 @@ import {
   codeTensor,
   tensorBytes,
 } from '../index.js';
-import fx from './fixtures/quant-codecs.json';
+import fx from './fixtures/quant-codecs.json' with { type: 'json' };
 
 beforeAll(async () => {
   await initBackends();
