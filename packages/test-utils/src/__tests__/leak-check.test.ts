@@ -1,0 +1,63 @@
+import { type Tensor, tensor } from '@webpeft/tensor';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { initBackends } from '../backends.js';
+import { LeakError, expectNoLeakSince, keepsStateAcrossTests, leakGrowth, leakSnapshot } from '../leak-check.js';
+
+// The per-test leak check itself: the hook functions directly, then the wired-up setup
+// file (a test that leaks must end up failed, which `it.fails` turns into a pass).
+describe('leak check', () => {
+  it('names the live tensors and buffers a piece of code left behind, on each backend', async () => {
+    const names = await initBackends();
+    for (const backend of names) {
+      const before = leakSnapshot();
+      const kept = tensor([Math.random(), Math.random(), Math.random()], [3], { backend });
+      const grown = leakGrowth(before, leakSnapshot());
+      expect(grown).toEqual([`live tensors ${before.tensors} -> ${before.tensors + 1} (+1)`, expect.stringMatching(new RegExp(`^${backend} live buffers \\d+ -> \\d+ \\(\\+1, 12 bytes\\)$`))]);
+      expect(() => expectNoLeakSince(before, `test 'x'`)).toThrow(LeakError);
+      expect(() => expectNoLeakSince(before, `test 'x'`)).toThrow(/test 'x' leaked: live tensors .* \(\+1\); .* live buffers/);
+      kept.dispose();
+      expect(leakGrowth(before, leakSnapshot())).toEqual([]);
+      expect(() => expectNoLeakSince(before, `test 'x'`)).not.toThrow();
+    }
+  });
+
+  it('counts a backend initialised after the snapshot from zero', () => {
+    const after = { tensors: 5, backends: { cpu: { buffers: 2, bytes: 8 } } };
+    expect(leakGrowth({ tensors: 5, backends: {} }, after)).toEqual(['cpu live buffers 0 -> 2 (+2, 8 bytes)']);
+    expect(leakGrowth(after, { tensors: 4, backends: { cpu: { buffers: 1, bytes: 4 } } })).toEqual([]);
+  });
+
+  // Fails in its afterEach hook (the setup file), which is what `fails` expects; without
+  // the setup file in vitest.config.ts this test is reported failed.
+  it.fails('a test that leaks one tensor fails through the setup file', async () => {
+    await initBackends();
+    const leaked = tensor([Math.random()], [1], { backend: 'cpu' });
+    // Runs after the afterEach check, so the leak is seen, then cleaned for the next tests.
+    onTestFinished(() => leaked.dispose());
+  });
+
+  describe('opted out', () => {
+    keepsStateAcrossTests('the first test keeps a tensor for the second one, which disposes it');
+    let shared: Tensor | null = null;
+
+    it('keeps a tensor alive past its end', async () => {
+      await initBackends();
+      shared = tensor([Math.random()], [1], { backend: 'cpu' });
+    });
+
+    it('uses and disposes it', async () => {
+      expect((await shared!.data())[0]).toBeGreaterThanOrEqual(0);
+      shared!.dispose();
+    });
+  });
+
+  it.fails('the check is back on after the opted-out block', async () => {
+    await initBackends();
+    const leaked = tensor([Math.random()], [1], { backend: 'cpu' });
+    onTestFinished(() => leaked.dispose());
+  });
+
+  it('rejects an opt-out without a reason', () => {
+    expect(() => keepsStateAcrossTests(' ')).toThrow(/give the reason/);
+  });
+});
