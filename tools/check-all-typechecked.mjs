@@ -61,7 +61,9 @@ function walk(dir, out = []) {
   return out;
 }
 
+/** @type {Set<string>} */
 const typechecked = new Set();
+/** @type {Set<string>} */
 const projects = new Set();
 collect(join(root, 'tsconfig.json'), projects, typechecked);
 const missing = walk(root).filter((f) => !typechecked.has(f));

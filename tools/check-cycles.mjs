@@ -73,6 +73,9 @@ function resolveRelative(from, spec) {
   return null;
 }
 
+/** @param {string} path @returns {unknown} the parsed JSON file */
+const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'));
+
 /**
  * Every source target of a `#name` import in the package.json `imports` map of `pkgRoot`
  * (all conditions: each runtime's variant is a possible edge). `./dist/a.js` maps to `./src/a.ts`.
@@ -81,8 +84,7 @@ function resolveRelative(from, spec) {
  * @returns {string[]}
  */
 function resolveHash(pkgRoot, spec) {
-  /** @type {{ imports?: Record<string, unknown> }} */
-  const pkg = JSON.parse(readFileSync(join(pkgRoot, 'package.json'), 'utf8'));
+  const pkg = /** @type {{ imports?: Record<string, unknown> }} */ (readJson(join(pkgRoot, 'package.json')));
   /** @type {string[]} */
   const targets = [];
   /** @param {unknown} v */

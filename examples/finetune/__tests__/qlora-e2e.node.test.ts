@@ -46,7 +46,7 @@ const FAMILIES = {
 async function quantizedBase(family: keyof typeof FAMILIES): Promise<CausalLM> {
   manualSeed(1234);
   const f = FAMILIES[family];
-  const model = f.build(f.config as Record<string, unknown>) as CausalLM;
+  const model = f.build(f.config) as CausalLM;
   await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
   return model;
 }
@@ -114,7 +114,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
 
     const dir = memoryFiles();
     await peft.saveAdapter(dir);
-    const config = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+    const config = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
     expect(config.peft_type).toBe('LORA');
     expect(config.r).toBe(8);
     const keys = [...parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors.keys()];

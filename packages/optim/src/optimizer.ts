@@ -112,7 +112,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       }),
     );
     // Hyperparameters are read now, so a scheduler stepping during the await has no effect on this step.
-    const hypers = this.paramGroups.map((g) => ({ ...g }) as H);
+    const hypers = this.paramGroups.map((g) => ({ ...g }));
     for (const e of entries) this.stateOf(e.param, hypers[e.group]);
     const cpu = entries.filter((e) => e.param.backend.name === 'cpu');
     const gpu = entries.filter((e) => e.param.backend.name === 'webgpu');

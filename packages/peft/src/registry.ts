@@ -47,7 +47,7 @@ const methods = new Map<string, PeftMethod<PeftConfig>>();
 
 /** Registers `method` under its `peftType` (replacing an earlier one of the same name). */
 export function registerPeftMethod<C extends PeftConfig>(method: PeftMethod<C>): void {
-  methods.set(method.peftType, method as unknown as PeftMethod<PeftConfig>);
+  methods.set(method.peftType, method);
 }
 
 /** The method registered as `peftType`; throws listing the known ones. */

@@ -20,7 +20,7 @@ function loss(w: Tensor, x: Float32Array, y: Float32Array, from: number, to: num
 
 /** Float64 reference gradient of the full-batch mean squared error: (2/N) X^T (Xw - y). */
 function referenceGrad(w: Float32Array, x: Float32Array, y: Float32Array): number[] {
-  const g = new Array(D).fill(0);
+  const g = new Array<number>(D).fill(0);
   for (let r = 0; r < N; r++) {
     let pred = 0;
     for (let c = 0; c < D; c++) pred += x[r * D + c] * w[c];

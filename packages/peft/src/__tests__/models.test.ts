@@ -1,4 +1,4 @@
-import { type CausalLM, causalLMFromConfig } from '@webpeft/nn';
+import { causalLMFromConfig } from '@webpeft/nn';
 import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -34,7 +34,7 @@ describe('LoRA on nn models', () => {
     it(`${type}: default targets, training lowers the loss, save/load reproduces the logits`, async () => {
       for (const backend of backendsUnderTest()) {
         manualSeed(7);
-        const model = causalLMFromConfig(config, { backend }) as CausalLM;
+        const model = causalLMFromConfig(config, { backend });
         const peft = getPeftModel(model, { peftType: 'LORA', r: 4, loraAlpha: 8 });
         const expected = type === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
         expect((peft.peftConfig.get('default') as ResolvedLoraConfig).targetModules).toEqual(expected);
@@ -56,7 +56,7 @@ describe('LoRA on nn models', () => {
         await peft.saveAdapter(dir);
         const want = await (peft.forward({ inputIds: ids }) as { logits: Tensor }).logits.data();
         manualSeed(7);
-        const fresh = causalLMFromConfig(config, { backend }) as CausalLM;
+        const fresh = causalLMFromConfig(config, { backend });
         const loaded = await loadPeftModel(fresh, dir);
         const got = await (loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits.data();
         expectClose(got, want, { rtol: 1e-5, atol: 1e-5, label: `${type} ${backend} reloaded` });

@@ -87,7 +87,7 @@ export class PromptLearningModel extends Module {
     const ids = input.inputIds;
     const [B] = ids.shape;
     const P = config.numVirtualTokens * (config.numTransformerSubmodules ?? 1);
-    const table = (enc as PromptEmbedding).forward();
+    const table = enc.forward();
     const row = unsqueeze(table, 0);
     const prompts = expand(row, [B, P, table.shape[1]]);
     const words = this.base_model.getInputEmbeddings().forward(ids);

@@ -125,7 +125,7 @@ describe('double quantization and QuantState', () => {
         expect(bits(rec['weight.nested_absmax'].data as Float32Array)).toEqual(bits(f32(c.absmax2)));
         const restored = (await state.absmaxValues().data()) as Float32Array;
         expect(bits(restored), `${backend} restored absmax`).toEqual(bits(f32(c.restoredAbsmax)));
-        const json = new TextDecoder().decode(rec[`weight.quant_state.bitsandbytes__${c.quantType}`].data as Uint8Array);
+        const json = new TextDecoder().decode(rec[`weight.quant_state.bitsandbytes__${c.quantType}`].data);
         expect(json).toBe(
           `{"quant_type": "${c.quantType}", "blocksize": ${c.blocksize}, "dtype": "float32", "shape": [${c.n / 4}, 4], ` +
             `"nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": ${pythonFloatRepr(c.offset)}}`,

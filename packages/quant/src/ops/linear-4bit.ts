@@ -38,7 +38,7 @@ export function registerLinear4bitOps(): void {
     grad(dy, ctx) {
       const [, ...weight] = ctx.inputs;
       const grads: (Tensor | null)[] = ctx.inputs.map(() => null);
-      if (ctx.needsGrad[0]) grads[0] = _engine.runOp(LINEAR4BIT_GRAD_OP, [dy, ...weight], ctx.attrs as never);
+      if (ctx.needsGrad[0]) grads[0] = _engine.runOp(LINEAR4BIT_GRAD_OP, [dy, ...weight], ctx.attrs);
       return grads;
     },
   });

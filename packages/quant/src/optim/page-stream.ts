@@ -76,7 +76,7 @@ export async function streamPages(backend: WebGpuBackend, pages: readonly Page[]
       // Encodes the copy to a staging buffer and submits now; only the mapping is awaited later.
       pending[s] = backend.read(storage, page.bytes).then((data) => page.download(data));
     }
-    await Promise.all(pending);
+    await Promise.all(pending.filter((p) => p !== null));
   } finally {
     for (const t of pool) t.dispose();
   }

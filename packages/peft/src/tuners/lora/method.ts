@@ -12,7 +12,7 @@ import { LoraLinear } from './linear.js';
  */
 export const loraMethod: PeftMethod<ResolvedLoraConfig> = {
   peftType: 'LORA',
-  resolveConfig: (c, model) => resolveLoraConfig(c as LoraConfig, model),
+  resolveConfig: (c, model) => resolveLoraConfig(c, model),
   configToJson: loraConfigToJson,
   configFromJson: (j) => loraConfigFromJson(j) as ResolvedLoraConfig,
   prepare(c, model) {

@@ -44,7 +44,7 @@ export async function addWeightedAdapter(
   else newRank = options.svdRank ?? Math.max(...ranks);
   const targets = configs.map((c) => c.targetModules);
   const targetModules = targets.every(Array.isArray) ? [...new Set(targets.flat() as string[])] : targets.map((t) => (Array.isArray(t) ? `(${t.map((x) => `.*\\.${x}`).join('|')})` : `(${t})`)).join('|');
-  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {} } as ResolvedLoraConfig);
+  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {} });
 
   for (const [path, layer] of peft.base_model.tunerLayers()) {
     if (!(layer instanceof LoraLinear || layer instanceof LoraEmbedding) || !layer.adapterNames().includes(name)) continue;
