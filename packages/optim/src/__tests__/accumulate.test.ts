@@ -1,4 +1,4 @@
-import { type Tensor, matmul, mean, square, sub, tensor } from '@webpeft/tensor';
+import { type Tensor, matmul, mean, square, sub, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GradientAccumulator } from '../index.js';
@@ -42,8 +42,10 @@ describe('GradientAccumulator over 4 micro batches equals the full-batch gradien
         const acc = new GradientAccumulator(4);
         const ready: boolean[] = [];
         for (let mb = 0; mb < 4; mb++) {
-          const l = loss(w, x, y, mb * 2, mb * 2 + 2);
-          (mode === 'scaleLoss' ? acc.scaleLoss(l) : l).backward();
+          tidy(() => {
+            const l = loss(w, x, y, mb * 2, mb * 2 + 2);
+            (mode === 'scaleLoss' ? acc.scaleLoss(l) : l).backward();
+          });
           ready.push(acc.microStep());
         }
         if (mode === 'averageGrads') acc.averageGrads([w]);

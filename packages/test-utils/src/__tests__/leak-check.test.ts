@@ -1,10 +1,16 @@
 import { type Tensor, tensor } from '@webpeft/tensor';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { initBackends } from '../backends.js';
 import { LeakError, expectNoLeakSince, keepsStateAcrossTests, leakGrowth, leakSnapshot } from '../leak-check.js';
 
 // The per-test leak check itself: the hook functions directly, then the wired-up setup
 // file (a test that leaks must end up failed, which `it.fails` turns into a pass).
+/** What the deliberately leaking tests below left alive, freed when the file ends. */
+const leaked: Tensor[] = [];
+afterAll(() => {
+  for (const t of leaked) t.dispose();
+});
+
 describe('leak check', () => {
   it('names the live tensors and buffers a piece of code left behind, on each backend', async () => {
     const names = await initBackends();
@@ -27,13 +33,17 @@ describe('leak check', () => {
     expect(leakGrowth(after, { tensors: 4, backends: { cpu: { buffers: 1, bytes: 4 } } })).toEqual([]);
   });
 
-  // Fails in its afterEach hook (the setup file), which is what `fails` expects; without
-  // the setup file in vitest.config.ts this test is reported failed.
+  // Fails in the setup file's check after the test body, which is what `fails` expects;
+  // without the setup file in vitest.config.ts this test is reported failed.
   it.fails('a test that leaks one tensor fails through the setup file', async () => {
     await initBackends();
-    const leaked = tensor([Math.random()], [1], { backend: 'cpu' });
-    // Runs after the afterEach check, so the leak is seen, then cleaned for the next tests.
-    onTestFinished(() => leaked.dispose());
+    leaked.push(tensor([Math.random()], [1], { backend: 'cpu' }));
+  });
+
+  it("cleanup in the test's own onTestFinished callbacks counts", async ({ onTestFinished }) => {
+    await initBackends();
+    const t = tensor([Math.random()], [1], { backend: 'cpu' });
+    onTestFinished(() => t.dispose());
   });
 
   describe('opted out', () => {
@@ -53,8 +63,7 @@ describe('leak check', () => {
 
   it.fails('the check is back on after the opted-out block', async () => {
     await initBackends();
-    const leaked = tensor([Math.random()], [1], { backend: 'cpu' });
-    onTestFinished(() => leaked.dispose());
+    leaked.push(tensor([Math.random()], [1], { backend: 'cpu' }));
   });
 
   it('rejects an opt-out without a reason', () => {
