@@ -8,7 +8,7 @@ import { AdamW } from '@webpeft/optim';
 import { type LoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '@webpeft/peft';
 import { Linear4bit, quantizeModel } from '@webpeft/quant';
 import { type Tensor, manualSeed, noGrad, tensor, tidy } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { randomBatch } from '../src/batches.js';
 import { stateOfTheUnion } from '../src/corpus.js';
@@ -57,6 +57,7 @@ beforeAll(async () => {
 
 describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
   it('trains only the LoRA weights, lowers the loss, and round-trips the adapter', async () => {
+    knownLeak('Module.dispose() does not reach Linear4bit quant states, and PeftModel has no complete dispose yet');
     expect(backendsUnderTest()).toContain('webgpu');
     const model = await quantizedBase(family);
     expect(model.namedModules().filter(([, m]) => m instanceof Linear4bit).length).toBeGreaterThan(0);

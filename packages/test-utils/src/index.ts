@@ -17,4 +17,5 @@ export {
   expectNoLeakSince,
   keepsStateAcrossTests,
   leakCheckOptedOut,
+  knownLeak,
 } from './leak-check.js';

@@ -93,3 +93,24 @@ export function keepsStateAcrossTests(reason: string): void {
 export function leakCheckOptedOut(): boolean {
   return optOutDepth > 0;
 }
+
+let knownLeakReason: string | null = null;
+
+/**
+ * Marks the running test as leaking because of a known defect outside the test (in a
+ * package's sources) that is being fixed elsewhere: the per-test check then expects the
+ * leak instead of failing on it, and fails the test once it no longer leaks, so the mark
+ * is removed together with the defect. Call it inside the test; `reason` names the defect.
+ * @example knownLeak('Module.dispose() does not reach Linear4bit quant states');
+ */
+export function knownLeak(reason: string): void {
+  if (reason.trim().length === 0) throw new Error('knownLeak: name the defect that leaks');
+  knownLeakReason = reason;
+}
+
+/** @internal The current test's {@link knownLeak} reason (null when unmarked), cleared by reading. */
+export function takeKnownLeak(): string | null {
+  const r = knownLeakReason;
+  knownLeakReason = null;
+  return r;
+}

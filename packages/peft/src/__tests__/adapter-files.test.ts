@@ -1,6 +1,6 @@
 import { memoryTarget, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, randn, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -51,6 +51,7 @@ describe('adapter files in PEFT format', () => {
   });
 
   it('key names and shapes: Linear, Conv1D, Embedding and DoRA', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model } = toy('cpu');
     const peft = getPeftModel(model, { peftType: 'LORA', r: 2, targetModules: ['c_attn', 'c_proj', 'wte'] });
     peft.addAdapter('dora', { peftType: 'LORA', r: 3, targetModules: ['c_proj'], useDora: true });
@@ -79,6 +80,7 @@ describe('adapter files in PEFT format', () => {
   });
 
   it('a trained adapter (and a non-default one) round-trips through save and load', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 2, loraAlpha: 4, targetModules: ['c_attn', 'wte'], bias: 'lora_only' });
@@ -112,6 +114,7 @@ describe('adapter files in PEFT format', () => {
   });
 
   it('reports every missing, unexpected and mis-shaped key at once', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const files = peftFiles();
     const config = JSON.parse(files['adapter_config.json'] as string) as Record<string, unknown>;
     config.r = 3; // the file's tensors have rank 4

@@ -1,6 +1,6 @@
 import { type LinearLike, Linear, type Module, isLinearLike } from '@webpeft/nn';
 import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, zeros } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type PeftConfig,
@@ -116,6 +116,7 @@ beforeAll(async () => {
 
 describe('a user-defined PEFT method through the public API', () => {
   it('wraps, trains, saves and reloads', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const base = model(backend);
       const peft = getPeftModel(base, { peftType: 'SCALED_IDENTITY', targetModules: ['proj'] } as ScaleConfig);

@@ -1,6 +1,6 @@
 import { parseSafetensors } from '@webpeft/nn';
 import { type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -39,6 +39,7 @@ function reference(l1: ArrayLike<number>, l2: ArrayLike<number>): number[] {
 
 describe('IA3', () => {
   it('starts as the identity, scales outputs (attention) and inputs (feed-forward), merges and saves as PEFT', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const model = new ToyGPT(golden.sizes, backend);
       model.loadBase(golden.base);
@@ -78,6 +79,7 @@ describe('IA3', () => {
   });
 
   it('rejects feed-forward modules that are not targets', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const model = new ToyGPT(golden.sizes, 'cpu');
     expect(() => getPeftModel(model, { peftType: 'IA3', targetModules: ['c_attn'], feedforwardModules: ['c_proj'] } as never)).toThrow(/subset of targetModules/);
   });

@@ -1,6 +1,6 @@
 import { causalLMFromConfig } from '@webpeft/nn';
 import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PeftModel, type ResolvedLoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 
@@ -32,6 +32,7 @@ function step(peft: PeftModel, ids: Tensor): void {
 describe('LoRA on nn models', () => {
   for (const [type, config] of Object.entries(TINY)) {
     it(`${type}: default targets, training lowers the loss, save/load reproduces the logits`, async () => {
+      knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
       for (const backend of backendsUnderTest()) {
         manualSeed(7);
         const model = causalLMFromConfig(config, { backend });

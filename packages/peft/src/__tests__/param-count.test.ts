@@ -1,4 +1,5 @@
 import { init } from '@webpeft/tensor';
+import { knownLeak } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type ResolvedLoraConfig, getPeftModel } from '../index.js';
 import { gpt2SmallMeta, llama7bMeta } from './toy-models.js';
@@ -10,6 +11,7 @@ beforeAll(async () => {
 
 describe('trainable parameter counts (meta backend)', () => {
   it('GPT-2 small, r=8 on c_attn: 294,912', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const peft = getPeftModel(gpt2SmallMeta(), { peftType: 'LORA', r: 8, targetModules: ['c_attn'] });
     expect(peft.getNbTrainableParameters().trainable).toBe(294_912);
     const cfg = peft.peftConfig.get('default') as ResolvedLoraConfig;
@@ -17,6 +19,7 @@ describe('trainable parameter counts (meta backend)', () => {
   });
 
   it("LLaMA-7B, r=8 on q_proj, v_proj: PEFT's exact report line", () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const peft = getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 8, targetModules: ['q_proj', 'v_proj'] });
     const lines: string[] = [];
     peft.printTrainableParameters((l) => lines.push(l));
@@ -24,11 +27,13 @@ describe('trainable parameter counts (meta backend)', () => {
   });
 
   it('LLaMA-7B default targets come from model_type (q_proj, v_proj)', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const peft = getPeftModel(llama7bMeta(), { peftType: 'LORA' });
     expect(peft.getNbTrainableParameters().trainable).toBe(4_194_304);
   });
 
   it('LLaMA-7B all-linear: r=16 -> 39,976,960 and r=64 -> 159,907,840 (lm_head excluded)', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const p16 = getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 16, targetModules: 'all-linear' });
     expect(p16.getNbTrainableParameters().trainable).toBe(39_976_960);
     const saved = p16.peftConfig.get('default') as ResolvedLoraConfig;
@@ -38,6 +43,7 @@ describe('trainable parameter counts (meta backend)', () => {
   });
 
   it('layersToTransform and rankPattern change the count', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     // Two layers of q,v at r=8: 2 * 2 * 8 * (4096 + 4096).
     const p = getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 8, targetModules: ['q_proj', 'v_proj'], layersToTransform: [0, 31] });
     expect(p.getNbTrainableParameters().trainable).toBe(2 * 2 * 8 * 8192);
@@ -47,6 +53,7 @@ describe('trainable parameter counts (meta backend)', () => {
   });
 
   it('DoRA adds one magnitude per output row', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const p = getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 8, targetModules: ['q_proj', 'v_proj'], useDora: true });
     expect(p.getNbTrainableParameters().trainable).toBe(4_194_304 + 64 * 4096);
   });

@@ -1,6 +1,6 @@
 import { Linear } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, TunerLayer, getPeftModel } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -37,6 +37,7 @@ function mm(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n:
 
 describe('PeftModel adapter management', () => {
   it('add, set, disable (scoped), delete adapters', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
       const baseLogits = await (model.forward(ids)).data();
@@ -68,6 +69,7 @@ describe('PeftModel adapter management', () => {
   });
 
   it('parameter names follow PEFT (base_model.model.<path>.lora_A.<adapter>.weight)', () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model } = toy('cpu');
     const peft = getPeftModel(model, { peftType: 'LORA', targetModules: ['c_attn', 'wte'] });
     const names = peft.namedParameters().map(([n]) => n);
@@ -80,6 +82,7 @@ describe('PeftModel adapter management', () => {
   });
 
   it('merge, unmerge and mergeAndUnload keep the outputs', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 3, loraAlpha: 6, targetModules: ['c_attn', 'c_proj', 'wte'] });
@@ -108,6 +111,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
   }
 
   it('counts packed weights as out*in, trains only A and B, and merges by dequantize + re-quantize or into a full-precision Linear', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const model = quantModel(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: R, loraAlpha: 4, targetModules: ['q_proj'] });
@@ -166,6 +170,7 @@ describe('addWeightedAdapter', () => {
   const scalings = [2, 1];
 
   it("'linear': A' = sum sqrt(w s) A_i, B' = sum sqrt(w s) B_i", async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, peft } = twoAdapters(backend);
       await peft.addWeightedAdapter(['a', 'b'], weights, 'ab', { combinationType: 'linear' });
@@ -185,6 +190,7 @@ describe('addWeightedAdapter', () => {
   });
 
   it("'cat' and 'svd' give delta = sum w_i s_i B_i A_i (svd: PEFT's extra s_i) at full rank", async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, peft } = twoAdapters(backend);
       await peft.addWeightedAdapter(['a', 'b'], weights, 'cat', { combinationType: 'cat' });
@@ -212,6 +218,7 @@ describe('addWeightedAdapter', () => {
   });
 
   it('rejects unequal ranks for linear, DoRA adapters and unknown names', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model, peft } = twoAdapters('cpu');
     peft.addAdapter('c', { peftType: 'LORA', r: 3, targetModules: ['c_proj'] });
     await expect(peft.addWeightedAdapter(['a', 'c'], [1, 1], 'x', { combinationType: 'linear' })).rejects.toThrow(/same r/);

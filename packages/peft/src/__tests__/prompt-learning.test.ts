@@ -1,6 +1,6 @@
 import { type CausalLM, type RawConfig, causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, manualSeed, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, knownLeak, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PromptableModel, getPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
 
@@ -18,6 +18,7 @@ function lm(config: RawConfig, backend: BackendName): CausalLM & PromptableModel
 
 describe('prompt tuning', () => {
   it('prepends the learned rows to the input embeddings (same logits as passing them by hand), labels -100', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const model = lm(GPT2, backend);
       const peft = getPeftModel(model, { peftType: 'PROMPT_TUNING', numVirtualTokens: 3, promptTuningInit: 'SAMPLE_VOCAB' });
@@ -56,6 +57,7 @@ describe('prompt tuning', () => {
   });
 
   it('TEXT init copies the embeddings of the repeated token ids; saves and loads as PEFT (prompt_embeddings)', async () => {
+    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const model = lm(GPT2, 'cpu');
     const tokenizer = { encode: (text: string) => Array.from(text, (c) => c.charCodeAt(0) % 32) };
     const peft = getPeftModel(model, { peftType: 'PROMPT_TUNING', numVirtualTokens: 5, promptTuningInit: 'TEXT', promptTuningInitText: 'ab', tokenizer });
@@ -80,6 +82,7 @@ describe('prompt tuning', () => {
 describe('prefix tuning', () => {
   for (const [name, config] of [['gpt2', GPT2], ['llama (grouped-query)', LLAMA]] as const) {
     it(`${name}: per-layer keys/values from the encoder; projection; saved prefixes reproduce the logits`, async () => {
+      knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
       for (const backend of backendsUnderTest()) {
         const model = lm(config, backend);
         const peft = getPeftModel(model, { peftType: 'PREFIX_TUNING', numVirtualTokens: 4, prefixProjection: true, encoderHiddenSize: 8 });

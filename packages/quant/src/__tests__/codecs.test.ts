@@ -20,7 +20,7 @@ import { uploadCodeTables } from './code-cache.js';
 import fx from './fixtures/quant-codecs.json' with { type: 'json' };
 
 beforeAll(async () => {
-  uploadCodeTables(await initBackends());
+  await uploadCodeTables(await initBackends());
 });
 
 function f32(b64: string): Float32Array {

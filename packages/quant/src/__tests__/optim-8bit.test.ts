@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createDynamicMap } from '../codebooks.js';
 import { AdamW8bit, stateViews } from '../optim/index.js';
 import fixture from './fixtures/optim8bit/adamw8bit.json' with { type: 'json' };
+import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
-  await initBackends();
+  await uploadCodeTables(await initBackends());
 });
 
 const fx = fixture as unknown as {
@@ -133,6 +134,7 @@ describe('AdamW8bit against the bitsandbytes-algorithm golden (tools/golden/opti
       expect(r.nonFinite.map((x) => x.name)).toEqual(['group 0 param 0']);
       expect(bits((await p.data()) as Float32Array)).toEqual(bits(before));
       opt.disposeState();
+      p.dispose();
     }
   });
 });

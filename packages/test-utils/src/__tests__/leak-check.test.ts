@@ -1,7 +1,7 @@
 import { type Tensor, tensor } from '@webpeft/tensor';
 import { afterAll, describe, expect, it } from 'vitest';
 import { initBackends } from '../backends.js';
-import { LeakError, expectNoLeakSince, keepsStateAcrossTests, leakGrowth, leakSnapshot } from '../leak-check.js';
+import { LeakError, expectNoLeakSince, keepsStateAcrossTests, knownLeak, leakGrowth, leakSnapshot } from '../leak-check.js';
 
 // The per-test leak check itself: the hook functions directly, then the wired-up setup
 // file (a test that leaks must end up failed, which `it.fails` turns into a pass).
@@ -66,7 +66,18 @@ describe('leak check', () => {
     leaked.push(tensor([Math.random()], [1], { backend: 'cpu' }));
   });
 
+  it('a test marked knownLeak passes while it leaks', async () => {
+    await initBackends();
+    knownLeak('this test keeps one tensor on purpose');
+    leaked.push(tensor([Math.random()], [1], { backend: 'cpu' }));
+  });
+
+  it.fails('a test marked knownLeak fails once it no longer leaks', () => {
+    knownLeak('nothing leaks here any more');
+  });
+
   it('rejects an opt-out without a reason', () => {
+    expect(() => knownLeak('')).toThrow(/name the defect/);
     expect(() => keepsStateAcrossTests(' ')).toThrow(/give the reason/);
   });
 });
