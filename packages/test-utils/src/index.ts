@@ -8,7 +8,7 @@ export { expectClose, maxRelError } from './close.js';
 export { randomArray, randomInts, SeededRandom } from './random.js';
 export { gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { liveCounts, expectNoLeak } from './leak.js';
-export { takeData, takeArray } from './take.js';
+export { takeData, takeArray, disposeAfterTest } from './take.js';
 export {
   type LeakSnapshot,
   LeakError,

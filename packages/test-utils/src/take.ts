@@ -1,4 +1,5 @@
 import type { Tensor, TensorData } from '@webpeft/tensor';
+import { onTestFinished } from 'vitest';
 
 /**
  * Reads a tensor that the caller owns and will not use again (an op's result made only to
@@ -16,4 +17,14 @@ export async function takeData(t: Tensor): Promise<TensorData> {
 /** {@link takeData} as a plain number array. */
 export async function takeArray(t: Tensor): Promise<number[]> {
   return Array.from(await takeData(t));
+}
+
+/**
+ * Disposes `owner` (a tensor, a model, anything with `dispose()`) when the running test
+ * ends, before the per-test leak check reads the counts. Returns `owner`.
+ * @example const model = disposeAfterTest(causalLMFromConfig(config, { backend }));
+ */
+export function disposeAfterTest<T extends { dispose(): void }>(owner: T): T {
+  onTestFinished(() => owner.dispose());
+  return owner;
 }

@@ -1,6 +1,6 @@
 import { memoryTarget, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, randn, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -18,9 +18,10 @@ function peftFiles(): Record<string, Uint8Array | string> {
 }
 
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor } {
-  const model = new ToyGPT(golden.sizes, backend);
+  // Freed when the test ends (tests that dispose them earlier are fine: disposal is idempotent).
+  const model = disposeAfterTest(new ToyGPT(golden.sizes, backend));
   model.loadBase(golden.base);
-  return { model, ids: tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }) };
+  return { model, ids: disposeAfterTest(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
 }
 
 describe('adapter files in PEFT format', () => {
@@ -51,7 +52,6 @@ describe('adapter files in PEFT format', () => {
   });
 
   it('key names and shapes: Linear, Conv1D, Embedding and DoRA', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model } = toy('cpu');
     const peft = getPeftModel(model, { peftType: 'LORA', r: 2, targetModules: ['c_attn', 'c_proj', 'wte'] });
     peft.addAdapter('dora', { peftType: 'LORA', r: 3, targetModules: ['c_proj'], useDora: true });
@@ -80,7 +80,6 @@ describe('adapter files in PEFT format', () => {
   });
 
   it('a trained adapter (and a non-default one) round-trips through save and load', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 2, loraAlpha: 4, targetModules: ['c_attn', 'wte'], bias: 'lora_only' });
@@ -95,9 +94,9 @@ describe('adapter files in PEFT format', () => {
       }
       expect([...peft.adapterStateDict('default').keys()]).toContain('base_model.model.transformer.h.0.attn.c_attn.base_layer.bias');
       peft.setAdapter('second');
-      const want2 = await (peft.forward(ids) as Tensor).data();
+      const want2 = await takeData(peft.forward(ids) as Tensor);
       peft.setAdapter('default');
-      const want = await (peft.forward(ids) as Tensor).data();
+      const want = await takeData(peft.forward(ids) as Tensor);
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
 
@@ -105,16 +104,15 @@ describe('adapter files in PEFT format', () => {
       const loaded = await loadPeftModel(fresh.model, dir, { isTrainable: true });
       await loaded.loadAdapter(dir, 'second', { subfolder: 'second' });
       expect(loaded.getNbTrainableParameters().trainable).toBe(peft.getNbTrainableParameters().trainable);
-      expectClose(await (loaded.forward(fresh.ids) as Tensor).data(), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
+      expectClose(await takeData(loaded.forward(fresh.ids) as Tensor), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
       loaded.setAdapter('second');
-      expectClose(await (loaded.forward(fresh.ids) as Tensor).data(), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
+      expectClose(await takeData(loaded.forward(fresh.ids) as Tensor), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
       model.dispose();
       fresh.model.dispose();
     }
   });
 
   it('reports every missing, unexpected and mis-shaped key at once', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const files = peftFiles();
     const config = JSON.parse(files['adapter_config.json'] as string) as Record<string, unknown>;
     config.r = 3; // the file's tensors have rank 4

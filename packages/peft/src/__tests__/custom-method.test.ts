@@ -1,6 +1,6 @@
 import { type LinearLike, Linear, type Module, isLinearLike } from '@webpeft/nn';
-import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, zeros } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
+import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, tidy, zeros } from '@webpeft/tensor';
+import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, randomArray, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type PeftConfig,
@@ -46,7 +46,7 @@ class ScaledIdentity extends TunerLayer<ScaleConfig> {
 
   addAdapter(name: string, config: ScaleConfig): void {
     const base = this.base_layer as LinearLike;
-    const t = add(zeros([base.inFeatures], { backend: backendOf(base) }), config.initValue ?? 0);
+    const t = tidy(() => add(zeros([base.inFeatures], { backend: backendOf(base) }), config.initValue ?? 0));
     this.dict.set(name, t);
     this.d.set(name, t);
     if (this.activeAdapters.length === 0) this.activeAdapters = [name];
@@ -116,13 +116,12 @@ beforeAll(async () => {
 
 describe('a user-defined PEFT method through the public API', () => {
   it('wraps, trains, saves and reloads', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
-      const base = model(backend);
+      const base = disposeAfterTest(model(backend));
       const peft = getPeftModel(base, { peftType: 'SCALED_IDENTITY', targetModules: ['proj'] } as ScaleConfig);
       expect(peft.getNbTrainableParameters().trainable).toBe(2 * N);
-      const x = tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend });
-      const target = tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend });
+      const x = disposeAfterTest(tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend }));
+      const target = disposeAfterTest(tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend }));
       const lossOf = () => {
         const y = run(base, x);
         const diff = sub(y, target);
@@ -138,9 +137,10 @@ describe('a user-defined PEFT method through the public API', () => {
         loss.backward();
         noGrad(() => {
           for (const p of peft.trainableParameters()) {
-            const upd = sub(p, mul(p.grad!, 0.5));
+            const delta = mul(p.grad!, 0.5);
+            const upd = sub(p, delta);
             assign(p, upd);
-            upd.dispose();
+            for (const t of [delta, upd]) t.dispose();
             p.grad!.dispose();
             p.grad = null;
           }
@@ -148,19 +148,19 @@ describe('a user-defined PEFT method through the public API', () => {
         loss.dispose();
       }
       expect(losses[4]).toBeLessThan(losses[0]);
-      const want = await run(base, x).data();
+      const want = await takeData(run(base, x));
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
       const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
       expect(cfg.peft_type).toBe('SCALED_IDENTITY');
-      const fresh = model(backend);
+      const fresh = disposeAfterTest(model(backend));
       const loaded = await loadPeftModel(fresh, dir);
       expect(loaded.adapterStateDict().has('base_model.model.layers.0.proj.scale_d')).toBe(true);
-      expectClose(await run(fresh, x).data(), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
+      expectClose(await takeData(run(fresh, x)), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
       // Disabling works for user methods too.
-      const plain = await loaded.disableAdapter(() => run(fresh, x)).data();
-      const baseOnly = await run(model(backend), x).data();
+      const plain = await takeData(loaded.disableAdapter(() => run(fresh, x)));
+      const baseOnly = await takeData(run(disposeAfterTest(model(backend)), x));
       expectClose(plain, baseOnly, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
     }
   });

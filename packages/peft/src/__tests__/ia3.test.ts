@@ -1,6 +1,6 @@
 import { parseSafetensors } from '@webpeft/nn';
 import { type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, randomArray, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -39,7 +39,6 @@ function reference(l1: ArrayLike<number>, l2: ArrayLike<number>): number[] {
 
 describe('IA3', () => {
   it('starts as the identity, scales outputs (attention) and inputs (feed-forward), merges and saves as PEFT', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const model = new ToyGPT(golden.sizes, backend);
       model.loadBase(golden.base);
@@ -47,7 +46,7 @@ describe('IA3', () => {
       const peft = getPeftModel(model, { peftType: 'IA3' }); // gpt2 defaults: c_attn, mlp.c_proj (feed-forward)
       expect(peft.getNbTrainableParameters().trainable).toBe(H + H);
       const ones = new Array(H).fill(1);
-      expectClose(await (peft.forward(ids) as Tensor).data(), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
 
       const attn = model.getSubmodule('transformer.h.0.attn.c_attn') as IA3Linear;
       const mlp = model.getSubmodule('transformer.h.0.mlp.c_proj') as IA3Linear;
@@ -61,11 +60,11 @@ describe('IA3', () => {
         src.dispose();
       }
       const want = reference(l1, l2);
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
       await peft.merge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
       await peft.unmerge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
@@ -79,8 +78,7 @@ describe('IA3', () => {
   });
 
   it('rejects feed-forward modules that are not targets', () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
-    const model = new ToyGPT(golden.sizes, 'cpu');
+    const model = disposeAfterTest(new ToyGPT(golden.sizes, 'cpu'));
     expect(() => getPeftModel(model, { peftType: 'IA3', targetModules: ['c_attn'], feedforwardModules: ['c_proj'] } as never)).toThrow(/subset of targetModules/);
   });
 });

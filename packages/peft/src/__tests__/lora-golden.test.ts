@@ -46,7 +46,7 @@ function lossOf(logits: Tensor, labels: Tensor): Tensor {
 describe('LoRA forward, loss and gradients match PyTorch (Linear, Conv1D, Embedding)', () => {
   for (const name of ['lora', 'rslora', 'dora'] as const) {
     it(`${name}: logits, loss, gradients, merge/unmerge`, async () => {
-      knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
+      if (name === 'dora') knownLeak('DoRA merge/unmerge leaves one [out] tensor (and a view of it) alive per layer');
       const v = golden.variants[name] as Variant;
       for (const backend of backendsUnderTest()) {
         const { model, peft, ids, labels } = build(backend, v);

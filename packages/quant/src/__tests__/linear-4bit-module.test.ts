@@ -102,7 +102,6 @@ describe('Linear4bit and quantizeModel', () => {
   });
 
   it('loadWeight re-quantizes (merging into a 4-bit base)', async () => {
-    knownLeak('Linear4bit.loadWeight then dispose() leaves quant-state tensors alive');
     const backend = backendsUnderTest().includes('webgpu') ? 'webgpu' : 'cpu';
     const linear = new Linear(64, 16, { backend, bias: false });
     const q = await Linear4bit.fromLinear(linear);
