@@ -171,6 +171,7 @@ export class PeftModel extends Module {
         if (pending) await pending;
       }
       this.model.replaceSubmodule(path, replacement);
+      if (replacement !== layer.base_layer) layer.base_layer.dispose(); // the quantized base, now dequantized
       for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
     }
     this.peftConfig.clear();

@@ -1,5 +1,5 @@
 import { type BackendName, type Tensor, assign, crossEntropy, noGrad, reshape, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, type PeftModel, getPeftModel } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -46,7 +46,6 @@ function lossOf(logits: Tensor, labels: Tensor): Tensor {
 describe('LoRA forward, loss and gradients match PyTorch (Linear, Conv1D, Embedding)', () => {
   for (const name of ['lora', 'rslora', 'dora'] as const) {
     it(`${name}: logits, loss, gradients, merge/unmerge`, async () => {
-      if (name === 'dora') knownLeak('DoRA merge/unmerge leaves one [out] tensor (and a view of it) alive per layer');
       const v = golden.variants[name] as Variant;
       for (const backend of backendsUnderTest()) {
         const { model, peft, ids, labels } = build(backend, v);

@@ -1,6 +1,6 @@
 import { causalLMFromConfig } from '@webpeft/nn';
 import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak, randomInts } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, disposeAfterTest, initBackends, randomInts, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PeftModel, type ResolvedLoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 
@@ -19,20 +19,22 @@ function step(peft: PeftModel, ids: Tensor): void {
   out.loss.backward();
   noGrad(() => {
     for (const p of peft.trainableParameters()) {
-      const u = sub(p, mul(p.grad!, 0.1));
+      const d = mul(p.grad!, 0.1);
+      const u = sub(p, d);
       assign(p, u);
+      d.dispose();
       u.dispose();
       p.grad!.dispose();
       p.grad = null;
     }
   });
   out.logits.dispose();
+  out.loss.dispose();
 }
 
 describe('LoRA on nn models', () => {
   for (const [type, config] of Object.entries(TINY)) {
     it(`${type}: default targets, training lowers the loss, save/load reproduces the logits`, async () => {
-      knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
       for (const backend of backendsUnderTest()) {
         manualSeed(7);
         const model = causalLMFromConfig(config, { backend });
@@ -41,7 +43,7 @@ describe('LoRA on nn models', () => {
         expect((peft.peftConfig.get('default') as ResolvedLoraConfig).targetModules).toEqual(expected);
         const layers = peft.base_model.tunerLayers().map(([p]) => p);
         expect(layers.length).toBe(expected.length * 2);
-        const ids = tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend });
+        const ids = disposeAfterTest(tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend }));
         const lossAt = async () => {
           const out = peft.forward({ inputIds: ids, labels: ids }) as { logits: Tensor; loss: Tensor };
           const v = await out.loss.item();
@@ -55,11 +57,11 @@ describe('LoRA on nn models', () => {
 
         const dir = memoryFiles();
         await peft.saveAdapter(dir);
-        const want = await (peft.forward({ inputIds: ids }) as { logits: Tensor }).logits.data();
+        const want = await takeData((peft.forward({ inputIds: ids }) as { logits: Tensor }).logits);
         manualSeed(7);
         const fresh = causalLMFromConfig(config, { backend });
         const loaded = await loadPeftModel(fresh, dir);
-        const got = await (loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits.data();
+        const got = await takeData((loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits);
         expectClose(got, want, { rtol: 1e-5, atol: 1e-5, label: `${type} ${backend} reloaded` });
         model.dispose();
         fresh.dispose();

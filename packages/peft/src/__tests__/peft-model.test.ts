@@ -1,6 +1,6 @@
 import { Linear } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, knownLeak, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, disposeAfterTest, initBackends, knownLeak, randomArray, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, TunerLayer, getPeftModel } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
@@ -12,9 +12,10 @@ beforeAll(async () => {
 });
 
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor } {
-  const model = new ToyGPT(golden.sizes, backend);
+  // Freed when the test ends (tests that dispose them earlier are fine: disposal is idempotent).
+  const model = disposeAfterTest(new ToyGPT(golden.sizes, backend));
   model.loadBase(golden.base);
-  return { model, ids: tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }) };
+  return { model, ids: disposeAfterTest(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
 }
 
 let seed = 100;
@@ -37,10 +38,9 @@ function mm(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n:
 
 describe('PeftModel adapter management', () => {
   it('add, set, disable (scoped), delete adapters', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
-      const baseLogits = await (model.forward(ids)).data();
+      const baseLogits = await takeData(model.forward(ids));
       const peft = getPeftModel(model, { peftType: 'LORA', r: 2, targetModules: ['c_attn', 'c_proj'] });
       const oneAdapter = peft.getNbTrainableParameters();
       // r=2 on Conv1D 8->12 and Linear 12->8: 2*(8+12) * 2.
@@ -49,27 +49,26 @@ describe('PeftModel adapter management', () => {
       expect(peft.activeAdapter).toBe('default');
       expect(peft.getNbTrainableParameters().trainable).toBe(80);
       for (const [, layer] of peft.base_model.tunerLayers()) for (const n of layer.adapterNames()) for (const t of layer.adapterParameters(n)) randomize(t);
-      const withDefault = await (peft.forward(ids) as Tensor).data();
+      const withDefault = await takeData(peft.forward(ids) as Tensor);
       peft.setAdapter('b');
       expect(peft.getNbTrainableParameters().trainable).toBe(4 * (12 + 8));
-      const withB = await (peft.forward(ids) as Tensor).data();
+      const withB = await takeData(peft.forward(ids) as Tensor);
       expect(Math.max(...withB.map((v, i) => Math.abs(v - withDefault[i])))).toBeGreaterThan(1e-3);
       // Disabled: exactly the base model; restored afterwards (also for async callbacks).
-      const disabled = await peft.disableAdapter(async () => (peft.forward(ids) as Tensor).data());
+      const disabled = await peft.disableAdapter(async () => takeData(peft.forward(ids) as Tensor));
       expectClose(disabled, baseLogits, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
-      expectClose(await (peft.forward(ids) as Tensor).data(), withB, { rtol: 1e-6, atol: 1e-6, label: `${backend} re-enabled` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), withB, { rtol: 1e-6, atol: 1e-6, label: `${backend} re-enabled` });
       peft.deleteAdapter('b');
       expect(peft.activeAdapter).toBe('default');
       expect(peft.namedParameters().some(([n]) => n.includes('.b.'))).toBe(false);
       expect(peft.getNbTrainableParameters()).toEqual(oneAdapter);
-      expectClose(await (peft.forward(ids) as Tensor).data(), withDefault, { rtol: 1e-6, atol: 1e-6, label: `${backend} after delete` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), withDefault, { rtol: 1e-6, atol: 1e-6, label: `${backend} after delete` });
       expect(() => peft.setAdapter('b')).toThrow(/no adapter 'b'/);
       model.dispose();
     }
   });
 
   it('parameter names follow PEFT (base_model.model.<path>.lora_A.<adapter>.weight)', () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model } = toy('cpu');
     const peft = getPeftModel(model, { peftType: 'LORA', targetModules: ['c_attn', 'wte'] });
     const names = peft.namedParameters().map(([n]) => n);
@@ -82,20 +81,19 @@ describe('PeftModel adapter management', () => {
   });
 
   it('merge, unmerge and mergeAndUnload keep the outputs', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 3, loraAlpha: 6, targetModules: ['c_attn', 'c_proj', 'wte'] });
       for (const [, layer] of peft.base_model.tunerLayers()) for (const t of layer.adapterParameters('default')) randomize(t);
-      const want = await (peft.forward(ids) as Tensor).data();
+      const want = await takeData(peft.forward(ids) as Tensor);
       await peft.merge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} merged` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} merged` });
       await peft.unmerge();
-      expectClose(await (peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unmerged` });
+      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unmerged` });
       const plain = (await peft.mergeAndUnload()) as ToyGPT;
       expect(plain.modules().some((m) => m instanceof TunerLayer)).toBe(false);
       expect(plain.namedParameters().map(([n]) => n)).toContain('transformer.h.0.attn.c_attn.weight');
-      expectClose(await plain.forward(ids).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unloaded` });
+      expectClose(await takeData(plain.forward(ids)), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unloaded` });
       plain.dispose();
     }
   });
@@ -111,9 +109,9 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
   }
 
   it('counts packed weights as out*in, trains only A and B, and merges by dequantize + re-quantize or into a full-precision Linear', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
+    knownLeak('LoRA over a quantized LinearLike: the merge paths leave one [out, in] tensor alive per backend');
     for (const backend of backendsUnderTest()) {
-      const model = quantModel(backend);
+      const model = disposeAfterTest(quantModel(backend));
       const peft = getPeftModel(model, { peftType: 'LORA', r: R, loraAlpha: 4, targetModules: ['q_proj'] });
       expect(peft.getNbTrainableParameters()).toEqual({ trainable: R * (IN + OUT), all: IN * OUT + R * (IN + OUT) });
       const layer = model.getSubmodule('layers.q_proj') as LoraLinear;
@@ -121,7 +119,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
       randomize(A);
       randomize(B);
       const x = tensor(randomArray(3 * IN, 9) as Float32Array, [3, IN], { backend });
-      const want = await host(layer.forward(x));
+      const want = await takeData(layer.forward(x));
       // float64 reference of the merged weight: deq(W) + 2 * B A.
       const deq = Array.from(W, (w) => Math.max(-127, Math.min(127, Math.round(w / SCALE))) * SCALE);
       const [hA, hB] = [await host(A), await host(B)];
@@ -129,14 +127,14 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
       const merged = deq.map((w, i) => w + 2 * ba[i]);
 
       // Full precision: the LinearLike becomes an nn Linear holding the merged weight.
-      const plain = await peft.mergeAndUnload({ dequantize: true });
+      const plain = disposeAfterTest(await peft.mergeAndUnload({ dequantize: true }));
       const lin = plain.getSubmodule('layers.q_proj');
       expect(lin).toBeInstanceOf(Linear);
       expectClose(await (lin as Linear).weight.data(), merged, { rtol: 1e-5, atol: 1e-6, label: `${backend} dequantized merge` });
-      expectClose(await (lin as Linear).forward(x).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} dequantized forward` });
+      expectClose(await takeData((lin as Linear).forward(x)), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} dequantized forward` });
 
       // Re-quantized: the base keeps its storage type; codes are the rounded merged weight.
-      const model2 = quantModel(backend);
+      const model2 = disposeAfterTest(quantModel(backend));
       const peft2 = getPeftModel(model2, { peftType: 'LORA', r: R, loraAlpha: 4, targetModules: ['q_proj'] });
       const w2 = (model2.getSubmodule('layers.q_proj') as LoraLinear).weights('default');
       for (const [dst, src] of [[w2.A, hA], [w2.B, hB]] as const) {
@@ -144,7 +142,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
         noGrad(() => assign(dst, t));
         t.dispose();
       }
-      const plain2 = await peft2.mergeAndUnload();
+      const plain2 = disposeAfterTest(await peft2.mergeAndUnload());
       const q = plain2.getSubmodule('layers.q_proj') as CodeLinear;
       expect(q).toBeInstanceOf(CodeLinear);
       const codes = Array.from(await q.codes.data());
@@ -170,7 +168,6 @@ describe('addWeightedAdapter', () => {
   const scalings = [2, 1];
 
   it("'linear': A' = sum sqrt(w s) A_i, B' = sum sqrt(w s) B_i", async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, peft } = twoAdapters(backend);
       await peft.addWeightedAdapter(['a', 'b'], weights, 'ab', { combinationType: 'linear' });
@@ -190,7 +187,6 @@ describe('addWeightedAdapter', () => {
   });
 
   it("'cat' and 'svd' give delta = sum w_i s_i B_i A_i (svd: PEFT's extra s_i) at full rank", async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     for (const backend of backendsUnderTest()) {
       const { model, peft } = twoAdapters(backend);
       await peft.addWeightedAdapter(['a', 'b'], weights, 'cat', { combinationType: 'cat' });
@@ -218,7 +214,6 @@ describe('addWeightedAdapter', () => {
   });
 
   it('rejects unequal ranks for linear, DoRA adapters and unknown names', async () => {
-    knownLeak('peft tests do not dispose their models and PeftModel has no complete dispose yet (peft lifetimes are being reworked)');
     const { model, peft } = twoAdapters('cpu');
     peft.addAdapter('c', { peftType: 'LORA', r: 3, targetModules: ['c_proj'] });
     await expect(peft.addWeightedAdapter(['a', 'c'], [1, 1], 'x', { combinationType: 'linear' })).rejects.toThrow(/same r/);

@@ -1,5 +1,5 @@
 import { type LinearLike, kaimingUniformInit, normalInit } from '@webpeft/nn';
-import { type Tensor, add, div, dropout, matmul, mul, noGrad, sqrt, square, sub, sum, unsqueeze, zeros } from '@webpeft/tensor';
+import { type Tensor, add, div, dropout, matmul, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
 import { AdapterWeight, ModuleDict } from '../containers.js';
 import { TunerLayer } from '../tuner-layer.js';
@@ -309,7 +309,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
         let unscaled = W;
         if (a.magnitude) {
           const norm = this.doraNorms.get(name) as Tensor;
-          const factor = unsqueeze(div(a.magnitude, norm), 1);
+          const factor = tidy(() => unsqueeze(div(a.magnitude, norm), 1)); // frees the div handle
           unscaled = div(W, factor);
           factor.dispose();
           norm.dispose();
