@@ -309,7 +309,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
         let unscaled = W;
         if (a.magnitude) {
           const norm = this.doraNorms.get(name) as Tensor;
-          const factor = tidy(() => unsqueeze(div(a.magnitude, norm), 1)); // frees the div handle
+          const factor = tidy(() => unsqueeze(div(a.magnitude!, norm), 1)); // frees the div handle
           unscaled = div(W, factor);
           factor.dispose();
           norm.dispose();
