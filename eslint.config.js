@@ -8,10 +8,16 @@ import tseslint from 'typescript-eslint';
 
 export default defineConfig(
   {
-    ignores: ['**/dist/**', 'docs-site/**', '**/node_modules/**', '.nx/**', '**/coverage/**', '.vitest-attachments/**', 'out/**'],
+    ignores: ['**/dist/**', 'docs-site/**', '**/node_modules/**', '.nx/**', '**/coverage/**', '.vitest-attachments/**', 'out/**', '.venv-golden/**'],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
+  {
+    // JavaScript files are typechecked only when they opt in (`// @ts-check`); without types
+    // every value is `any`, so the type-aware rules would only report noise there.
+    files: ['**/*.{js,mjs,cjs}'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
   {
     languageOptions: {
       ecmaVersion: 2023,

@@ -9,6 +9,8 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 
 /** Workspace packages resolve to their sources, so tests need no build. */
 const packageAliases = {
+  // Subpath exports first: an alias also matches its key followed by '/'.
+  '@webpeft/tensor/kernel': src('./packages/tensor/src/kernel.ts'),
   '@webpeft/tensor': src('./packages/tensor/src/index.ts'),
   '@webpeft/test-utils': src('./packages/test-utils/src/index.ts'),
   '@webpeft/nn': src('./packages/nn/src/index.ts'),

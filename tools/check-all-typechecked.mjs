@@ -1,3 +1,4 @@
+// @ts-check
 // Fails when a TypeScript or JavaScript file of the repository belongs to no project of
 // the typecheck (`tsc -b tsconfig.json`), so a new test, example or script cannot escape
 // it silently. Run by `npm run typecheck` after tsc.

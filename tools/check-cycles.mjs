@@ -1,3 +1,4 @@
+// @ts-check
 // Finds import cycles among the source files of every package and example, and fails
 // on any cycle that tools/cycles-allowed.txt does not name. Run by `npm run check:cycles`
 // (a step of .ci/run).

@@ -25,7 +25,7 @@ for (const row of registeredRows()) {
   }
 }
 
-const info = (getBackend('webgpu') as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+const info = getBackend('webgpu').adapterInfo;
 const adapter = info ? `${info.vendor} ${info.architecture} ${info.description}`.trim() : 'unknown';
 const peak = reports.find((r) => r.group === 'peak')?.oursGflops;
 const measured = reports.filter((r) => r.group !== 'peak' && r.oursGflops !== undefined);

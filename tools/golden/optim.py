@@ -1,8 +1,6 @@
-"""Golden trajectories for @webpeft/optim, written by PyTorch.
+"""Golden trajectories for @webpeft/optim, written by PyTorch and transformers.
 
-Run with Debian's python3-torch (torch 1.13, CPU):
-
-    /usr/bin/python3 tools/golden/optim.py
+Run: .venv-golden/bin/python tools/golden/optim.py   (see tools/golden/README.md)
 
 Writes two small JSON fixtures under packages/optim/src/__tests__/fixtures/:
 
@@ -11,19 +9,20 @@ Writes two small JSON fixtures under packages/optim/src/__tests__/fixtures/:
   explicitly per step, not from a model), and the parameters after every step of each
   optimizer configuration.
 - schedules.json: learning rates of two parameter groups, step by step, under
-  torch.optim.lr_scheduler.LambdaLR driven by the Hugging Face transformers schedule
-  lambdas (transformers is not installed; the lambdas are transcribed below from
-  transformers/optimization.py and cited there).
+  transformers' own get_constant_schedule_with_warmup / get_linear_schedule_with_warmup /
+  get_cosine_schedule_with_warmup (each a torch LambdaLR).
 
 PyTorch's single-tensor code paths are used (foreach=False), which is the formula order
-the cpu reference of @webpeft/optim follows.
+the cpu reference of @webpeft/optim follows. Both fixtures record the library versions.
 """
 import json
-import math
 import os
 
 import numpy as np
 import torch
+from transformers import get_constant_schedule_with_warmup, get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+from common import versions
 
 OUT = os.path.join(os.path.dirname(__file__), '..', '..', 'packages', 'optim', 'src', '__tests__', 'fixtures')
 STEPS = 10
@@ -117,7 +116,8 @@ def js_hyper(h):
 
 
 trajectories = {
-    'torch': torch.__version__,
+    'generator': 'tools/golden/optim.py (torch.optim, foreach=False)',
+    'versions': versions(),
     'shapes': SHAPES,
     'groups': GROUPS,
     'init': [f32_list(p) for p in init],
@@ -130,53 +130,25 @@ trajectories = {
 
 
 # ---- schedules -------------------------------------------------------------------------
-# Transcribed from transformers/src/transformers/optimization.py (v4.x):
-#   _get_constant_schedule_with_warmup_lr_lambda
-#   _get_linear_schedule_with_warmup_lr_lambda
-#   _get_cosine_schedule_with_warmup_lr_lambda
-
-def constant_with_warmup(num_warmup_steps):
-    def lr_lambda(current_step):
-        if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1.0, num_warmup_steps))
-        return 1.0
-    return lr_lambda
-
-
-def linear_with_warmup(num_warmup_steps, num_training_steps):
-    def lr_lambda(current_step):
-        if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        return max(0.0, float(num_training_steps - current_step) / float(max(1, num_training_steps - num_warmup_steps)))
-    return lr_lambda
-
-
-def cosine_with_warmup(num_warmup_steps, num_training_steps, num_cycles=0.5):
-    def lr_lambda(current_step):
-        if current_step < num_warmup_steps:
-            return float(current_step) / float(max(1, num_warmup_steps))
-        progress = float(current_step - num_warmup_steps) / float(max(1, num_training_steps - num_warmup_steps))
-        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * float(num_cycles) * 2.0 * progress)))
-    return lr_lambda
-
+# transformers' own schedule constructors (transformers/optimization.py), each a LambdaLR.
 
 SCHEDULES = {
-    'constant': ('constant', dict(warmupSteps=0), constant_with_warmup(0)),
-    'constant_warmup': ('constant', dict(warmupSteps=4), constant_with_warmup(4)),
-    'linear': ('linear', dict(warmupSteps=3, totalSteps=12), linear_with_warmup(3, 12)),
-    'linear_no_warmup': ('linear', dict(warmupSteps=0, totalSteps=10), linear_with_warmup(0, 10)),
-    'cosine': ('cosine', dict(warmupSteps=3, totalSteps=12), cosine_with_warmup(3, 12)),
-    'cosine_cycles': ('cosine', dict(warmupSteps=2, totalSteps=12, numCycles=1.5), cosine_with_warmup(2, 12, 1.5)),
+    'constant': ('constant', dict(warmupSteps=0), lambda o: get_constant_schedule_with_warmup(o, 0)),
+    'constant_warmup': ('constant', dict(warmupSteps=4), lambda o: get_constant_schedule_with_warmup(o, 4)),
+    'linear': ('linear', dict(warmupSteps=3, totalSteps=12), lambda o: get_linear_schedule_with_warmup(o, 3, 12)),
+    'linear_no_warmup': ('linear', dict(warmupSteps=0, totalSteps=10), lambda o: get_linear_schedule_with_warmup(o, 0, 10)),
+    'cosine': ('cosine', dict(warmupSteps=3, totalSteps=12), lambda o: get_cosine_schedule_with_warmup(o, 3, 12)),
+    'cosine_cycles': ('cosine', dict(warmupSteps=2, totalSteps=12, numCycles=1.5), lambda o: get_cosine_schedule_with_warmup(o, 2, 12, 1.5)),
 }
 BASE_LRS = [0.1, 0.02]
 SCHEDULE_STEPS = 15
 
 
-def schedule_lrs(lr_lambda):
+def schedule_lrs(make_scheduler):
     p0 = torch.zeros(1, requires_grad=True)
     p1 = torch.zeros(1, requires_grad=True)
     opt = torch.optim.SGD([dict(params=[p0], lr=BASE_LRS[0]), dict(params=[p1], lr=BASE_LRS[1])])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
+    sched = make_scheduler(opt)
     lrs = []
     for _ in range(SCHEDULE_STEPS):
         lrs.append([g['lr'] for g in opt.param_groups])
@@ -186,7 +158,8 @@ def schedule_lrs(lr_lambda):
 
 
 schedules = {
-    'torch': torch.__version__,
+    'generator': 'tools/golden/optim.py (transformers schedules driving torch LambdaLR)',
+    'versions': versions(),
     'baseLrs': BASE_LRS,
     'schedules': {name: dict(kind=kind, options=opts, lrs=schedule_lrs(fn)) for name, (kind, opts, fn) in SCHEDULES.items()},
 }

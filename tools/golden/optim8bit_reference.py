@@ -1,9 +1,10 @@
 """Golden values for the 8-bit blockwise Adam optimizer (@webpeft/quant AdamW8bit).
 
-An independent numpy statement of bitsandbytes' algorithm (csrc/kernels.cu
-`kOptimizerStatic8bit2StateBlockwise` for states of parameters with >= 4096 elements,
+An independent numpy implementation of bitsandbytes' rules (bitsandbytes itself is not
+run: it is not installable where these fixtures are generated), following its source:
+csrc/kernels.cu `kOptimizerStatic8bit2StateBlockwise` for states of parameters with >= 4096 elements,
 blocks of 256; `kOptimizer32bit2State` ADAM for smaller ones; bitsandbytes/optim/
-optimizer.py `Optimizer2State`): dequantize `code[q] * absmax`, fp32 Adam update, new
+optimizer.py `Optimizer2State`. Dequantize `code[q] * absmax`, fp32 Adam update, new
 per-block absmax, requantize with `quantize_2D` (binary search, its tie rules) keeping the
 sign of the first moment; weight decay `p *= 1 - lr*wd` after the update. Every
 operation is a separately rounded float32 operation (no FMA); `powf` and `__fdividef`
@@ -13,7 +14,7 @@ Inputs come from a hash generator that the tests repeat (`hash_uniform`), so the
 fixture holds only expected values: parameters after each of 5 steps and both
 parameters' states after step 1.
 
-Run: /usr/bin/python3 tools/golden/optim8bit_reference.py
+Run: .venv-golden/bin/python tools/golden/optim8bit_reference.py   (see tools/golden/README.md)
 """
 
 import base64
@@ -21,6 +22,8 @@ import json
 import os
 
 import numpy as np
+
+from common import versions
 
 F32 = np.float32
 BLOCK = 256
@@ -163,7 +166,9 @@ def main():
         if step == 0:
             state1 = [{key: b64(v) for key, v in st.items()} for st in states]
     out = {
-        "note": "tools/golden/optim8bit_reference.py; arrays are base64 little-endian (float32, or uint8 codes)",
+        "note": "tools/golden/optim8bit_reference.py, an independent numpy implementation of bitsandbytes' rules "
+                "(bitsandbytes itself not run); arrays are base64 little-endian (float32, or uint8 codes)",
+        "versions": versions(),
         "sizes": SIZES,
         "hyper": HYPER,
         "dynamicSigned": b64(code1),

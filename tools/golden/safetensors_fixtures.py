@@ -7,7 +7,7 @@ the data). Tensor bytes and the expected values come from PyTorch's own dtype
 conversions (f32 -> f16 / bf16 rounding), so the TypeScript reader and writer are
 checked against torch, not against themselves.
 
-Run: /usr/bin/python3 tools/golden/safetensors_fixtures.py
+Run: .venv-golden/bin/python tools/golden/safetensors_fixtures.py   (see tools/golden/README.md)
 """
 
 import base64
@@ -16,6 +16,8 @@ import os
 import struct
 
 import torch
+
+from common import versions
 
 OUT = os.path.join(os.path.dirname(__file__), '..', '..', 'packages', 'nn', 'src', '__tests__', 'fixtures', 'io', 'safetensors.json')
 
@@ -83,7 +85,7 @@ def main():
 
     out = {
         'generator': 'tools/golden/safetensors_fixtures.py',
-        'torch': torch.__version__,
+        'versions': versions(),
         'metadata': metadata,
         'header': header,
         'base64': base64.b64encode(data).decode('ascii'),

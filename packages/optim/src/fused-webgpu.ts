@@ -1,33 +1,21 @@
-import {
-  type Storage,
-  type Tensor,
-  Uniforms,
-  type WebGpuBackend,
-  _engine,
-  elementMain,
-  grid,
-  program,
-  runKernel,
-  storageBindings,
-  tensor,
-  withMemoryTag,
-} from '@webpeft/tensor';
-import type { Scalars, UpdateRule } from './update-rule.js';
-import type { BaseHyper } from './types.js';
+import { type Tensor, tensor, withMemoryTag } from '@webpeft/tensor';
+import { Uniforms, type WebGpuKernelContext, elementMain, grid, program, registerInPlaceKernel, storageBindings } from '@webpeft/tensor/kernel';
+import type { UpdateItem } from './optimizer-ops.js';
 
 /*
- * One fused update kernel per optimizer, over many parameters per dispatch.
+ * The webgpu kernels of the optimizer's in-place ops: one fused update kernel per
+ * optimizer, over many parameters per dispatch, and the non-finite check.
  *
  * Parameters, gradients and state tensors live in separate GPU buffers, and a bind group
  * holds few storage buffers (maxStorageBuffersPerShaderStage is 8 by default): binding
  * them directly would cap a dispatch at two parameters for Adam (param, grad, m, v).
  * Instead each batch of parameters (same group, same step count, at most one storage
- * binding in size) is packed into flat scratch buffers with `copyBufferToBuffer`
- * commands, which are ordered with the dispatches in the same encoder and cost no
- * pipeline or bind group; ONE dispatch updates every element of the batch; the updated
- * parameters and states are copied back into their own buffers. The parameter tensors
- * keep their identity and storage (modules keep their references), and the state stays
- * one tensor per parameter (explicit data that a paged optimizer can move).
+ * binding in size) is packed into flat scratch buffers with buffer copies, which are
+ * ordered with the dispatches in the same encoder and cost no pipeline or bind group;
+ * ONE dispatch updates every element of the batch; the updated parameters and states
+ * are copied back into their own buffers. The parameter tensors keep their identity and
+ * storage (modules keep their references), and the state stays one tensor per parameter
+ * (explicit data that a paged optimizer can move).
  *
  * Typical training (one group, all parameters at the same step, < 128 MiB per buffer)
  * is one dispatch per step, plus one for the non-finite check.
@@ -35,90 +23,59 @@ import type { BaseHyper } from './types.js';
 
 const WG = 256;
 
-/** A parameter with its gradient and state, ready to update. */
-export interface FusedItem {
-  param: Tensor;
-  grad: Tensor;
-  buffers: Record<string, Tensor>;
-  /** Index in the step's flag table (non-finite report). */
-  flag: number;
-}
+/** Tensors at least this large are checked for non-finite values in place (one dispatch each, no packed copy). */
+export const DIRECT_CHECK_ELEMENTS = 1 << 20;
 
-/** Parameters that one dispatch updates, with their flat offsets. */
-interface Batch {
-  items: FusedItem[];
+/** Items that one dispatch covers, with their offsets in the flat buffers. */
+export interface Batch<T> {
+  items: T[];
   offsets: number[];
   size: number;
-  grads: Tensor | null;
 }
 
-/** Splits `items` into batches whose flat buffers fit one storage binding. */
-export function planBatches(items: readonly FusedItem[], maxElements: number): Batch[] {
-  const batches: Batch[] = [];
-  let cur: Batch | null = null;
+/** Splits `items` (of `sizeOf` elements each) into batches whose flat buffers hold at most `maxElements`. */
+export function planBatches<T>(items: readonly T[], maxElements: number, sizeOf: (it: T) => number): Batch<T>[] {
+  const batches: Batch<T>[] = [];
+  let cur: Batch<T> | null = null;
   for (const it of items) {
-    if (!cur || cur.size + it.param.size > maxElements) {
-      cur = { items: [], offsets: [], size: 0, grads: null };
+    const n = sizeOf(it);
+    if (!cur || cur.size + n > maxElements) {
+      cur = { items: [], offsets: [], size: 0 };
       batches.push(cur);
     }
     cur.items.push(it);
     cur.offsets.push(cur.size);
-    cur.size += it.param.size;
+    cur.size += n;
   }
   return batches;
 }
 
-/** Largest flat batch (elements) of 4-byte values that one binding of `backend` holds. */
-export function maxBatchElements(backend: WebGpuBackend): number {
-  return Math.floor(Math.min(backend.limits.maxStorageBufferBindingSize, backend.limits.maxBufferSize) / 4);
+/** Largest flat batch (elements) of 4-byte values that one binding holds. */
+function maxBatchElements(ctx: WebGpuKernelContext): number {
+  return Math.floor(ctx.maxBindingBytes / 4);
 }
 
-function storageOf(t: Tensor): Storage {
-  return t.liveStorage('optimizer step');
-}
-
-function flat(backend: WebGpuBackend, size: number): Tensor {
-  return withMemoryTag('optimizer', () => _engine.makeTensor(backend, [size], 'f32', 'optimizer step'));
-}
-
-function packInto(backend: WebGpuBackend, b: Batch, pick: (it: FusedItem) => Tensor): Tensor {
-  const out = flat(backend, b.size);
-  const dst = storageOf(out);
-  b.items.forEach((it, j) => backend.copy(storageOf(pick(it)), 0, dst, b.offsets[j] * 4, it.param.size * 4));
+/** A flat f32 buffer holding `pick(item)` of every item of `b` at its offset. */
+function packInto<T>(ctx: WebGpuKernelContext, b: Batch<T>, pick: (it: T) => Tensor): Tensor {
+  const out = withMemoryTag('optimizer', () => ctx.output([b.size], 'f32', 'optimizer step'));
+  b.items.forEach((it, j) => {
+    const t = pick(it);
+    ctx.copy(t, 0, out, b.offsets[j] * 4, t.size * 4);
+  });
   return out;
 }
 
-function unpackFrom(backend: WebGpuBackend, b: Batch, src: Tensor, pick: (it: FusedItem) => Tensor): void {
-  const s = storageOf(src);
-  b.items.forEach((it, j) => backend.copy(s, b.offsets[j] * 4, storageOf(pick(it)), 0, it.param.size * 4));
+function unpackFrom<T>(ctx: WebGpuKernelContext, b: Batch<T>, src: Tensor, pick: (it: T) => Tensor): void {
+  b.items.forEach((it, j) => {
+    const t = pick(it);
+    ctx.copy(src, b.offsets[j] * 4, t, 0, t.size * 4);
+  });
 }
 
-/**
- * Packs the gradients of every batch. Kept separate from the update so that the
- * non-finite check can read its flags before any parameter changes.
- */
-export function packGrads(backend: WebGpuBackend, batches: Batch[]): void {
-  for (const b of batches) b.grads = packInto(backend, b, (it) => it.grad);
-}
-
-/**
- * Sets `flags[item.flag]` to 1 for every item whose gradient has a NaN or infinity,
- * one dispatch per batch. Exponent bits are tested, since WGSL may assume finite floats
- * in arithmetic and comparisons (`x != x` can fold to false).
- */
-export function checkFinite(backend: WebGpuBackend, batches: Batch[], flagCount: number): Tensor {
-  const flags = withMemoryTag('optimizer', () => tensor(new Uint32Array(flagCount), [flagCount], { dtype: 'u32', backend: 'webgpu' }));
-  for (const b of batches) {
-    // Segment starts and the flag slot of each segment, for the rare non-finite element.
-    const table = new Uint32Array(b.items.length * 2 + 1);
-    b.items.forEach((it, j) => {
-      table[j] = b.offsets[j];
-      table[b.items.length + 1 + j] = it.flag;
-    });
-    table[b.items.length] = b.size;
-    const seg = withMemoryTag('optimizer', () => tensor(table, [table.length], { dtype: 'u32', backend: 'webgpu' }));
-    const u = new Uniforms().u32('size', b.size).u32('count', b.items.length);
-    const prog = program('optim/check-finite', 2, 1, () => `
+/** Segment check: sets `flags[slot of the segment of i]` for a non-finite `gs[i]` (binary search over segment starts). */
+const checkPacked = program('optim/check-finite/packed', 2, 1, () => {
+  const u = new Uniforms().u32('size', 0).u32('count', 0);
+  return `
 ${storageBindings([['gs', 'f32'], ['seg', 'u32']], [['flags', 'atomic<u32>']])}
 ${u.declaration(3)}
 ${elementMain(WG, 'u.size')}
@@ -131,34 +88,68 @@ ${elementMain(WG, 'u.size')}
     if (seg[mid] <= i) { lo = mid; } else { hi = mid; }
   }
   atomicOr(&flags[seg[u.count + 1u + lo]], 1u);
-}`);
-    runKernel(backend, prog, [b.grads!, seg], [flags], u, grid(b.size, WG));
-    seg.dispose();
-  }
-  return flags;
-}
+}`;
+});
 
-/** Frees the packed gradients of `batches`. */
-export function releaseGrads(batches: Batch[]): void {
-  for (const b of batches) {
-    b.grads?.dispose();
-    b.grads = null;
-  }
-}
+/** Whole-tensor check of one tensor bound directly: sets `flags[u.slot]`. */
+const checkDirect = program('optim/check-finite/direct', 1, 1, () => {
+  const u = new Uniforms().u32('size', 0).u32('slot', 0);
+  return `
+${storageBindings([['gs', 'f32']], [['flags', 'atomic<u32>']])}
+${u.declaration(2)}
+${elementMain(WG, 'u.size')}
+  if ((bitcast<u32>(gs[i]) & 0x7f800000u) == 0x7f800000u) { atomicOr(&flags[u.slot], 1u); }
+}`;
+});
 
 /**
- * Runs `rule`'s fused kernel over every batch: pack params and states, one dispatch,
- * copy back. Requires `packGrads` first; frees the packed gradients.
+ * Sets `flags[i]` for every tensor that has a NaN or infinity. Exponent bits are tested,
+ * since WGSL may assume finite floats in arithmetic and comparisons (`x != x` can fold
+ * to false). Small tensors are packed into batches (one dispatch per batch); large ones
+ * are checked where they are (one dispatch each, no copy).
  */
-export function fusedUpdate<H extends BaseHyper>(backend: WebGpuBackend, rule: UpdateRule<H>, h: H, k: Scalars, batches: Batch[]): void {
-  const names = rule.stateNames(h);
-  const { variant, body } = rule.wgsl(h);
-  const uniforms = (size: number) => {
-    const u = new Uniforms().u32('size', size);
-    for (const [name, value] of Object.entries(k)) u.f32(name, value);
-    return u;
-  };
-  const prog = program(`optim/${rule.name}/${variant}`, 1, 1 + names.length, () => `
+function nonFiniteFlags(ctx: WebGpuKernelContext, tensors: readonly Tensor[], flags: Tensor): void {
+  const small: { t: Tensor; slot: number }[] = [];
+  tensors.forEach((t, slot) => {
+    if (t.size === 0) return;
+    if (t.size < DIRECT_CHECK_ELEMENTS) {
+      small.push({ t, slot });
+      return;
+    }
+    const u = new Uniforms().u32('size', t.size).u32('slot', slot);
+    ctx.dispatch(checkDirect, [t], [flags], u, grid(t.size, WG));
+  });
+  for (const b of planBatches(small, maxBatchElements(ctx), (it) => it.t.size)) {
+    const packed = packInto(ctx, b, (it) => it.t);
+    // Segment starts, the end, then the flag slot of each segment.
+    const table = new Uint32Array(b.items.length * 2 + 1);
+    b.items.forEach((it, j) => {
+      table[j] = b.offsets[j];
+      table[b.items.length + 1 + j] = it.slot;
+    });
+    table[b.items.length] = b.size;
+    const seg = withMemoryTag('optimizer', () => tensor(table, [table.length], { dtype: 'u32', backend: ctx.backend.name }));
+    const u = new Uniforms().u32('size', b.size).u32('count', b.items.length);
+    ctx.dispatch(checkPacked, [packed, seg], [flags], u, grid(b.size, WG));
+    packed.dispose();
+    seg.dispose();
+  }
+}
+
+/** Registers the webgpu kernels of `OptimizerUpdate` and `NonFiniteFlags`. */
+export function registerOptimizerWebGpuKernels(): void {
+  registerInPlaceKernel('NonFiniteFlags', 'webgpu', ({ tensors, flags }, ctx) => nonFiniteFlags(ctx, tensors, flags));
+
+  // Packs params, grads and states per batch, runs the rule's fused kernel once, copies back.
+  registerInPlaceKernel('OptimizerUpdate', 'webgpu', ({ rule, hyper, scalars, items }, ctx) => {
+    const names = rule.stateNames(hyper);
+    const { variant, body } = rule.wgsl(hyper);
+    const uniforms = (size: number) => {
+      const u = new Uniforms().u32('size', size);
+      for (const [name, value] of Object.entries(scalars)) u.f32(name, value);
+      return u;
+    };
+    const prog = program(`optim/${rule.name}/${variant}`, 1, 1 + names.length, () => `
 ${storageBindings([['gs', 'f32']], [['ps', 'f32'], ...names.map((n): [string, string] => [`s_${n}`, 'f32'])])}
 ${uniforms(0).declaration(2 + names.length)}
 ${elementMain(WG, 'u.size')}
@@ -169,17 +160,14 @@ ${body}
   ps[i] = p;
 ${names.map((n) => `  s_${n}[i] = ${n};`).join('\n')}
 }`);
-  for (const b of batches) {
-    const params = packInto(backend, b, (it) => it.param);
-    const states = names.map((n) => packInto(backend, b, (it) => it.buffers[n]));
-    runKernel(backend, prog, [b.grads!], [params, ...states], uniforms(b.size), grid(b.size, WG));
-    unpackFrom(backend, b, params, (it) => it.param);
-    names.forEach((n, j) => unpackFrom(backend, b, states[j], (it) => it.buffers[n]));
-    params.dispose();
-    for (const s of states) s.dispose();
-    b.grads?.dispose();
-    b.grads = null;
-  }
+    for (const b of planBatches<UpdateItem>(items, maxBatchElements(ctx), (it) => it.param.size)) {
+      const grads = packInto(ctx, b, (it) => it.grad);
+      const params = packInto(ctx, b, (it) => it.param);
+      const states = names.map((n) => packInto(ctx, b, (it) => it.buffers[n]));
+      ctx.dispatch(prog, [grads], [params, ...states], uniforms(b.size), grid(b.size, WG));
+      unpackFrom(ctx, b, params, (it) => it.param);
+      names.forEach((n, j) => unpackFrom(ctx, b, states[j], (it) => it.buffers[n]));
+      for (const t of [grads, params, ...states]) t.dispose();
+    }
+  });
 }
-
-export type { Batch };

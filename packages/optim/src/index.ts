@@ -19,6 +19,9 @@ export type {
   StepReport,
 } from './types.js';
 export type { UpdateRule, Scalars } from './update-rule.js';
+export type { UpdateItem, OptimizerUpdateArgs, NonFiniteFlagsArgs } from './optimizer-ops.js';
+export { registerOptimizerOps } from './register.js';
+export { nonFiniteIndices } from './non-finite.js';
 export { SGD, sgdRule, type SgdHyper } from './sgd.js';
 export { Adam, AdamW, adamL2Rule, adamwRule, type AdamHyper, type AdamOptions } from './adam.js';
 export { Lion, lionRule, type LionHyper } from './lion.js';

@@ -1,9 +1,11 @@
-import { DTypeError, ShapeError, type Tensor, type WebGpuBackend, cpuData, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
-import { type FusedItem, checkFinite, fusedUpdate, maxBatchElements, packGrads, planBatches, releaseGrads } from './fused-webgpu.js';
+import { type Backend, DTypeError, ShapeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
+import { hasInPlaceKernel, runInPlace } from '@webpeft/tensor/kernel';
+import { nonFiniteIndices } from './non-finite.js';
+import type { UpdateItem } from './optimizer-ops.js';
+import { registerOptimizerOps } from './register.js';
 import type { UpdateRule } from './update-rule.js';
 import type {
   BaseHyper,
-  FloatArray,
   NonFiniteParam,
   OptimizerStateDict,
   ParamGroup,
@@ -35,8 +37,9 @@ interface Entry {
 /**
  * Base of all optimizers: parameter groups with their own hyperparameters, explicit
  * per-parameter state, `zeroGrad`, a non-finite gradient check that skips the step,
- * state dicts that resume a run bit for bit, and dispatch of the update rule to the
- * parameters' backend (cpu loops, or one fused WebGPU kernel over many parameters).
+ * state dicts that resume a run bit for bit, and the update as the in-place op
+ * `OptimizerUpdate` on the parameters' backend (cpu loops, or one fused WebGPU kernel
+ * over many parameters).
  *
  * Parameters are updated in place: the tensor objects and their storage stay the same.
  */
@@ -114,10 +117,6 @@ export abstract class Optimizer<H extends BaseHyper> {
     // Hyperparameters are read now, so a scheduler stepping during the await has no effect on this step.
     const hypers = this.paramGroups.map((g) => ({ ...g }));
     for (const e of entries) this.stateOf(e.param, hypers[e.group]);
-    const cpu = entries.filter((e) => e.param.backend.name === 'cpu');
-    const gpu = entries.filter((e) => e.param.backend.name === 'webgpu');
-    const other = entries.find((e) => e.param.backend.name !== 'cpu' && e.param.backend.name !== 'webgpu');
-    if (other) throw new Error(`${this.rule.name}: parameter ${this.nameOf(other)} is on backend '${other.param.backend.name}', which optimizers do not support`);
     for (const e of entries) {
       if (e.grad.backend !== e.param.backend || e.grad.size !== e.param.size || e.grad.dtype !== e.param.dtype) {
         throw new ShapeError(
@@ -125,61 +124,40 @@ export abstract class Optimizer<H extends BaseHyper> {
         );
       }
     }
-
-    const bad: NonFiniteParam[] = [];
-    if (this.skipNonFinite) for (const e of cpu) if (!allFinite(cpuData(e.grad) as FloatArray)) bad.push(this.describe(e));
-    const gpuPlan = gpu.length > 0 ? this.planGpu(gpu) : null;
-    if (gpuPlan && this.skipNonFinite) {
-      const flags = checkFinite(gpuPlan.backend, gpuPlan.all, gpu.length);
-      const values = (await flags.data()) as Uint32Array;
-      flags.dispose();
-      gpu.forEach((e, i) => {
-        if (values[i] !== 0) bad.push(this.describe(e));
-      });
-    }
-    if (bad.length > 0) {
-      if (gpuPlan) releaseGrads(gpuPlan.all);
-      this.skippedSteps++;
-      const list = bad.map((b) => `${b.name} (group ${b.group} param ${b.index})`).join(', ');
-      return { skipped: true, updated: 0, nonFinite: bad, message: `${this.rule.name}: skipped step: non-finite gradients in ${list}` };
+    registerOptimizerOps();
+    // Refuse before anything changes, so a step is never half-applied across backends.
+    const unsupported = entries.find((e) => !hasInPlaceKernel('OptimizerUpdate', e.param.backend.name));
+    if (unsupported) {
+      throw new Error(`${this.rule.name}: parameter ${this.nameOf(unsupported)} is on backend '${unsupported.param.backend.name}', which has no optimizer update kernel`);
     }
 
-    for (const e of cpu) {
-      const h = hypers[e.group];
-      const st = this.state.get(e.param)!;
-      st.step++;
-      const bufs: Record<string, FloatArray> = {};
-      for (const [n, t] of Object.entries(st.buffers)) bufs[n] = cpuData(t) as FloatArray;
-      this.rule.cpu(cpuData(e.param) as FloatArray, cpuData(e.grad) as FloatArray, bufs, this.rule.scalars(h, st.step), h);
-    }
-    if (gpuPlan) {
-      for (const { group, step, batches } of gpuPlan.byKey) {
-        fusedUpdate(gpuPlan.backend, this.rule, hypers[group], this.rule.scalars(hypers[group], step), batches);
+    if (this.skipNonFinite) {
+      const bad = (await nonFiniteIndices(entries.map((e) => e.grad))).map((i) => this.describe(entries[i]));
+      if (bad.length > 0) {
+        this.skippedSteps++;
+        const list = bad.map((b) => `${b.name} (group ${b.group} param ${b.index})`).join(', ');
+        return { skipped: true, updated: 0, nonFinite: bad, message: `${this.rule.name}: skipped step: non-finite gradients in ${list}` };
       }
-      for (const e of gpu) this.state.get(e.param)!.step++;
+    }
+
+    // One `OptimizerUpdate` per (backend, group, step count): items of one update share their scalars.
+    const updates = new Map<string, { backend: Backend; group: number; step: number; items: UpdateItem[] }>();
+    const backendIds = new Map<Backend, number>();
+    for (const e of entries) {
+      const st = this.state.get(e.param)!;
+      const backend = e.param.backend;
+      if (!backendIds.has(backend)) backendIds.set(backend, backendIds.size);
+      const key = `${backendIds.get(backend)}/${e.group}/${st.step}`;
+      let u = updates.get(key);
+      if (!u) updates.set(key, (u = { backend, group: e.group, step: st.step + 1, items: [] }));
+      u.items.push({ param: e.param, grad: e.grad, buffers: st.buffers });
+    }
+    for (const u of updates.values()) {
+      const h = hypers[u.group];
+      runInPlace('OptimizerUpdate', { rule: this.rule, hyper: h, scalars: this.rule.scalars(h, u.step), items: u.items }, u.backend);
+      for (const it of u.items) this.state.get(it.param)!.step++;
     }
     return { skipped: false, updated: entries.length, nonFinite: [], message: `${this.rule.name}: updated ${entries.length} parameters` };
-  }
-
-  /** Groups webgpu parameters by (group, step count) into flat batches and packs their gradients. */
-  private planGpu(gpu: Entry[]) {
-    const backend = gpu[0].param.backend as WebGpuBackend;
-    for (const e of gpu) {
-      if (e.param.dtype !== 'f32') throw new DTypeError(`${this.rule.name}: webgpu parameters must be f32, ${this.nameOf(e)} is ${e.param.dtype}`);
-    }
-    const keyed = new Map<string, { group: number; step: number; items: FusedItem[] }>();
-    gpu.forEach((e, flag) => {
-      const st = this.state.get(e.param)!;
-      const key = `${e.group}/${st.step}`;
-      let k = keyed.get(key);
-      if (!k) keyed.set(key, (k = { group: e.group, step: st.step + 1, items: [] }));
-      k.items.push({ param: e.param, grad: e.grad, buffers: st.buffers, flag });
-    });
-    const max = maxBatchElements(backend);
-    const byKey = [...keyed.values()].map((k) => ({ group: k.group, step: k.step, batches: planBatches(k.items, max) }));
-    const all = byKey.flatMap((k) => k.batches);
-    packGrads(backend, all);
-    return { backend, byKey, all };
   }
 
   /** The state of `param`, created (zeros, tagged 'optimizer') on first use. */
@@ -306,9 +284,4 @@ export abstract class Optimizer<H extends BaseHyper> {
 
 function isTensorList<H extends BaseHyper>(params: ParamsInput<H>): params is readonly Tensor[] {
   return params.length > 0 && !('params' in (params[0] as object));
-}
-
-function allFinite(a: FloatArray): boolean {
-  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i])) return false;
-  return true;
 }

@@ -1,17 +1,32 @@
 /**
  * `@webpeft/peft`: parameter-efficient fine-tuning. LoRA (rsLoRA, DoRA, rank/alpha
- * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, a
- * `PeftModel` with PEFT's adapter management, and adapter files in Hugging Face
- * PEFT's format. Methods (built-in and user-defined) plug in through one registry.
+ * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, prompt
+ * and prefix tuning, a `PeftModel` with PEFT's adapter management, and adapter files
+ * in Hugging Face PEFT's format. Methods (built-in and user-defined, tuners and
+ * prompt learning) plug in through one registry.
  * @packageDocumentation
  */
 export { type PeftConfig, resolveCommon, commonToJson, commonFromJson, configError, configJsonText } from './config.js';
-export { type PeftMethod, registerPeftMethod, getPeftMethod, registeredPeftTypes } from './registry.js';
+export {
+  type PeftMethod,
+  type PeftMethodBase,
+  type TunerMethod,
+  type PromptLearningMethod,
+  type RegisteredPeftMethod,
+  type MergeAndUnloadOptions,
+  registerPeftMethod,
+  getPeftMethod,
+  getTunerMethod,
+  getPromptLearningMethod,
+  registeredPeftTypes,
+  isPromptLearningType,
+} from './registry.js';
 export { ensureBuiltinMethods } from './builtins.js';
-export { PeftModel, getPeftModel, type MergeAndUnloadOptions } from './peft-model.js';
+export { PeftModel } from './peft-model.js';
+export { getPeftModel, asPromptable, isPromptLearning } from './get-peft-model.js';
 export { countParameters, formatTrainableParameters } from './count.js';
-export { TunerLayer } from './tuners/tuner-layer.js';
-export { TunerModel, walk } from './tuners/tuner-model.js';
+export { TunerLayer, type AdapterSlot, type AdapterSlotKind, type AdapterSlots, type AdapterTensors, type NewAdapter } from './tuners/tuner-layer.js';
+export { TunerModel, type AnyTunerLayer, walk } from './tuners/tuner-model.js';
 export { AdapterWeight, ModuleDict, ParameterDict } from './tuners/containers.js';
 export { backendOf } from './tuners/backend-of.js';
 export {
@@ -34,10 +49,11 @@ export {
   loraConfigFromJson,
   loraScaling,
 } from './tuners/lora/config.js';
-export { LoraLinear, type LoraLayerOptions, loraLayerOptions, rowNorm } from './tuners/lora/linear.js';
-export { LoraEmbedding } from './tuners/lora/embedding.js';
+export { LoraLinear, type LoraLayerOptions, type LoraSettings, type LoraLinearSlot, loraLayerOptions, rowNorm } from './tuners/lora/linear.js';
+export { LoraEmbedding, type LoraEmbeddingSlot } from './tuners/lora/embedding.js';
 export { loraMethod, biasNames } from './tuners/lora/method.js';
-export { addWeightedAdapter, type CombinationType } from './tuners/lora/weighted.js';
+export { loraUnloadLayer } from './tuners/lora/unload.js';
+export { addWeightedAdapter, type CombinationType, type WeightedAdapterHost } from './tuners/lora/weighted.js';
 export { type IA3Config, type ResolvedIA3Config, resolveIA3Config, isFeedforward } from './tuners/ia3/config.js';
 export { IA3Linear, createIA3Layer } from './tuners/ia3/layer.js';
 export { ia3Method } from './tuners/ia3/method.js';
@@ -45,25 +61,28 @@ export { svd, type Svd } from './linalg/svd.js';
 export {
   ADAPTER_CONFIG_NAME,
   ADAPTER_WEIGHTS_NAME,
+  type AdapterHolder,
   adapterConfigJson,
   saveAdapter,
-  loadAdapter,
-  loadPeftModel,
-  loadPromptLearningModel,
   readAdapterConfig,
+  loadAdapterWeights,
   type LoadAdapterOptions,
 } from './io/adapter-files.js';
+export { loadAdapter, loadPeftModel, loadPromptLearningModel } from './io/load.js';
 export { type AdapterSource, type AdapterTarget, memoryFiles } from './io/file-access.js';
 export {
   type PromptLearningConfig,
-  type PromptTuningConfig,
-  type PrefixTuningConfig,
-  resolvePromptTuningConfig,
-  resolvePrefixTuningConfig,
-  promptConfigToJson,
-  promptConfigFromJson,
-  isPromptLearning,
+  resolvePromptLearningConfig,
+  promptLearningConfigToJson,
+  promptLearningConfigFromJson,
   modelDims,
 } from './prompt/config.js';
-export { PromptEmbedding, PrefixEncoder } from './prompt/encoders.js';
-export { PromptLearningModel, type PromptableModel } from './prompt/prompt-model.js';
+export { PromptEncoder, type PromptableModel, type PromptInjection } from './prompt/encoder.js';
+export { prependVirtualTokens, injectPrefixKeyValues } from './prompt/injection.js';
+export { PromptLearningModel } from './prompt/prompt-model.js';
+export { type PromptTuningConfig, resolvePromptTuningConfig, promptTuningConfigToJson, promptTuningConfigFromJson } from './prompt/prompt-tuning/config.js';
+export { PromptEmbedding } from './prompt/prompt-tuning/encoder.js';
+export { promptTuningMethod } from './prompt/prompt-tuning/method.js';
+export { type PrefixTuningConfig, resolvePrefixTuningConfig, prefixTuningConfigToJson, prefixTuningConfigFromJson } from './prompt/prefix-tuning/config.js';
+export { PrefixEncoder } from './prompt/prefix-tuning/encoder.js';
+export { prefixTuningMethod } from './prompt/prefix-tuning/method.js';

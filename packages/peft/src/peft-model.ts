@@ -1,30 +1,15 @@
-import type { LoraConfig } from './tuners/lora/config.js';
-import type { IA3Config } from './tuners/ia3/config.js';
-import { type CausalLMInput, type CausalLMOutput, type LinearLike, type SourceInput, Linear, Module } from '@webpeft/nn';
-import { type Tensor, assign, noGrad } from '@webpeft/tensor';
+import { type CausalLMInput, type CausalLMOutput, type SourceInput, Module } from '@webpeft/nn';
+import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
 import { ensureBuiltinMethods } from './builtins.js';
-import { getPeftMethod } from './registry.js';
-import { TunerModel } from './tuners/tuner-model.js';
-import { LoraLinear } from './tuners/lora/linear.js';
+import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './registry.js';
+import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
+import type { LoraConfig } from './tuners/lora/config.js';
+import type { IA3Config } from './tuners/ia3/config.js';
 import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
-import { type LoadAdapterOptions, loadAdapter, saveAdapter } from './io/adapter-files.js';
+import { type LoadAdapterOptions, asSource, loadAdapterWeights, readAdapterConfig, saveAdapter } from './io/adapter-files.js';
 import type { AdapterSource, AdapterTarget } from './io/file-access.js';
-import { type PrefixTuningConfig, type PromptTuningConfig, isPromptLearning } from './prompt/config.js';
-import { type PromptableModel, PromptLearningModel } from './prompt/prompt-model.js';
-
-/** Options of {@link PeftModel.mergeAndUnload}. */
-export interface MergeAndUnloadOptions {
-  /** Adapters to merge (default: the active ones). */
-  adapterNames?: string[];
-  /**
-   * Replace each wrapped linear-like layer by a plain f32 `Linear` built from the
-   * merged weight (keeps full precision over a quantized base). Default false: the
-   * merged weight goes back into the base through `loadWeight` (a 4-bit base re-quantizes).
-   */
-  dequantize?: boolean;
-}
 
 /**
  * A model with PEFT adapters (PEFT's `PeftModel`). Parameters are named
@@ -74,7 +59,7 @@ export class PeftModel extends Module {
     return this.base_model.forward(...args);
   }
 
-  /** Adds adapter `name` (not activated; see {@link setAdapter}). */
+  /** Adds adapter `name` (not activated; see {@link setAdapter}). All adapters of a model belong to one method. */
   addAdapter(name: string, config: LoraConfig | IA3Config | PeftConfig): void {
     if (this.peftConfig.has(name)) throw new Error(`addAdapter: adapter '${name}' already exists`);
     const first = [...this.peftConfig.values()][0];
@@ -83,7 +68,7 @@ export class PeftModel extends Module {
     }
     const resolved = this.base_model.inject(name, config);
     this.peftConfig.set(name, resolved);
-    for (const [, layer] of this.base_model.tunerLayers()) layer.activeAdapters = layer.activeAdapters.filter((a) => this.active.includes(a));
+    for (const layer of this.layers()) layer.setActiveAdapters(layer.activeAdapters.filter((a) => this.active.includes(a)));
     this.refreshTrainable();
   }
 
@@ -92,17 +77,14 @@ export class PeftModel extends Module {
     const list = typeof names === 'string' ? [names] : names;
     for (const n of list) if (!this.peftConfig.has(n)) throw new Error(`setAdapter: no adapter '${n}' (have: ${[...this.peftConfig.keys()].join(', ')})`);
     this.active = [...list];
-    for (const [, layer] of this.base_model.tunerLayers()) {
-      const held = new Set(layer.adapterNames());
-      layer.activeAdapters = list.filter((n) => held.has(n));
-    }
+    for (const layer of this.layers()) layer.setActiveAdapters(list);
     this.refreshTrainable();
   }
 
   /** Deletes adapter `name` (its tensors are disposed); the active set drops it. */
   deleteAdapter(name: string): void {
     if (!this.peftConfig.has(name)) throw new Error(`deleteAdapter: no adapter '${name}'`);
-    for (const [, layer] of this.base_model.tunerLayers()) if (layer.adapterNames().includes(name)) layer.deleteAdapter(name);
+    for (const layer of this.layers()) if (layer.hasAdapter(name)) layer.deleteAdapter(name);
     this.peftConfig.delete(name);
     this.active = this.active.filter((n) => n !== name);
     if (this.active.length === 0 && this.peftConfig.size > 0) this.active = [[...this.peftConfig.keys()][0]];
@@ -115,10 +97,10 @@ export class PeftModel extends Module {
    * @example const baseLogits = peft.disableAdapter(() => peft.forward(ids));
    */
   disableAdapter<T>(fn: () => T): T {
-    const layers = this.base_model.tunerLayers().map(([, l]) => l);
+    const layers = this.layers();
     const prev = layers.map((l) => l.disabled);
-    layers.forEach((l) => (l.disabled = true));
-    const restore = () => layers.forEach((l, i) => (l.disabled = prev[i]));
+    layers.forEach((l) => l.enableAdapters(false));
+    const restore = () => layers.forEach((l, i) => l.enableAdapters(!prev[i]));
     let result: T;
     try {
       result = fn();
@@ -131,48 +113,51 @@ export class PeftModel extends Module {
     return result;
   }
 
+  /** The method of this model's adapters (from the registry). */
+  method(): TunerMethod<PeftConfig> {
+    const first = [...this.peftConfig.values()][0];
+    if (!first) throw new Error('PeftModel: the model has no adapters left (after mergeAndUnload or unload)');
+    return getTunerMethod(first.peftType, 'PeftModel');
+  }
+
   /**
-   * Folds adapters (default: active) into the base weights; forward then uses the base
-   * only. Full-precision bases change before this returns; a 4-bit base re-quantizes,
-   * so always `await` it.
+   * Folds adapters (default: active) into the base weights through the method's layers;
+   * forward then uses the base only. Full-precision bases change before this returns; a
+   * 4-bit base re-quantizes, so always `await` it. Methods that cannot merge throw,
+   * naming the method.
    */
   async merge(adapterNames: string[] = this.active): Promise<void> {
-    for (const [, layer] of this.base_model.tunerLayers()) {
-      const names = adapterNames.filter((n) => layer.adapterNames().includes(n));
-      if (names.length === 0) continue;
-      const pending = layer.merge(names);
-      if (pending) await pending;
+    for (const layer of this.layers()) {
+      const names = adapterNames.filter((n) => layer.hasAdapter(n));
+      if (names.length > 0) await layer.merge(names);
     }
   }
 
   /** Restores the base weights of every merged layer (await it, as `merge`). */
   async unmerge(): Promise<void> {
-    for (const [, layer] of this.base_model.tunerLayers()) {
-      const pending = layer.unmerge();
-      if (pending) await pending;
-    }
+    for (const layer of this.layers()) await layer.unmerge();
   }
 
   /**
    * Merges adapters into the base and returns the user's model without adapter
-   * layers (their tensors are disposed). See {@link MergeAndUnloadOptions} for a quantized base.
+   * layers (their tensors are disposed). Each layer's replacement comes from the
+   * method (`unloadLayer`, e.g. LoRA's full-precision `Linear` with `dequantize`);
+   * otherwise the layer merges and its base stays.
    */
   async mergeAndUnload(options: MergeAndUnloadOptions = {}): Promise<Module> {
+    const method = this.method();
+    if (options.dequantize && !method.unloadLayer) throw new Error(`mergeAndUnload: ${method.peftType} does not support the dequantize option`);
     const names = options.adapterNames ?? this.active;
     for (const [path, layer] of this.base_model.tunerLayers()) {
-      const held = names.filter((n) => layer.adapterNames().includes(n));
-      let replacement: Module = layer.base_layer;
-      if (options.dequantize && layer instanceof LoraLinear && !(layer.base instanceof Linear)) {
-        const pending = layer.unmerge();
-        if (pending) await pending;
-        replacement = linearFromMerged(layer, held);
-      } else if (held.length > 0) {
-        const pending = layer.merge(held);
-        if (pending) await pending;
+      const held = names.filter((n) => layer.hasAdapter(n));
+      let replacement: Module;
+      if (method.unloadLayer) replacement = await method.unloadLayer(layer, held, options);
+      else {
+        if (held.length > 0) await layer.merge(held);
+        replacement = layer.base_layer;
       }
       this.model.replaceSubmodule(path, replacement);
-      if (replacement !== layer.base_layer) layer.base_layer.dispose(); // the quantized base, now dequantized
-      for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+      disposeAdapters(layer);
     }
     this.peftConfig.clear();
     return this.model;
@@ -181,10 +166,9 @@ export class PeftModel extends Module {
   /** Returns the user's model without adapter layers and without merging (adapters discarded). */
   async unload(): Promise<Module> {
     for (const [path, layer] of this.base_model.tunerLayers()) {
-      const pending = layer.unmerge();
-      if (pending) await pending;
+      await layer.unmerge();
       this.model.replaceSubmodule(path, layer.base_layer);
-      for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+      disposeAdapters(layer);
     }
     this.peftConfig.clear();
     return this.model;
@@ -198,9 +182,22 @@ export class PeftModel extends Module {
     return saveAdapter(this, target, options);
   }
 
-  /** Loads a PEFT-format adapter as `adapterName` (inference mode unless `isTrainable`). */
-  loadAdapter(source: AdapterSource | SourceInput, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
-    return loadAdapter(this, source, adapterName, options);
+  /**
+   * Loads a PEFT-format adapter as `adapterName` (inference mode unless `isTrainable`).
+   * Throws listing every missing, unexpected or mis-shaped key at once.
+   */
+  async loadAdapter(input: AdapterSource | SourceInput, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
+    const source = asSource(input);
+    const subfolder = options.subfolder ?? '';
+    const config = await readAdapterConfig(source, subfolder);
+    this.addAdapter(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) });
+    await this.loadAdapterWeights(source, adapterName, subfolder);
+  }
+
+  /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter, then refreshes trainability. */
+  async loadAdapterWeights(input: AdapterSource | SourceInput, name: string, subfolder = ''): Promise<void> {
+    await loadAdapterWeights(this.adapterStateDict(name), asSource(input), subfolder);
+    this.refreshTrainable();
   }
 
   /** PEFT's `add_weighted_adapter` for LoRA adapters (see {@link addWeightedAdapter}). */
@@ -234,7 +231,7 @@ export class PeftModel extends Module {
     const out = new Map<string, Tensor>();
     const prefix = 'base_model.model.';
     for (const [path, layer] of this.base_model.tunerLayers()) {
-      if (!layer.adapterNames().includes(name)) continue;
+      if (!layer.hasAdapter(name)) continue;
       for (const [k, t] of layer.adapterStateDict(name)) out.set(`${prefix}${path}.${k}`, t);
     }
     const params = new Map(this.model.namedParameters());
@@ -247,8 +244,8 @@ export class PeftModel extends Module {
 
   /** Base parameter names (relative to the user's model) that `config` trains: biases and modules to save. */
   extraTrainableNames(config: PeftConfig, adapterName?: string): string[] {
-    const method = getPeftMethod(config.peftType);
-    const holders = new Set(this.base_model.tunerLayers().filter(([, l]) => adapterName === undefined || l.adapterNames().includes(adapterName)).map(([p]) => p));
+    const method = getTunerMethod(config.peftType, 'PeftModel');
+    const holders = new Set(this.base_model.tunerLayers().filter(([, l]) => adapterName === undefined || l.hasAdapter(adapterName)).map(([p]) => p));
     // A wrapped layer's own bias belongs to the adapters that wrap it.
     const names = (method.trainableBiases ? method.trainableBiases(config, this.model) : []).filter(
       (n) => !n.endsWith('.base_layer.bias') || holders.has(n.slice(0, -'.base_layer.bias'.length)),
@@ -270,8 +267,8 @@ export class PeftModel extends Module {
     for (const name of this.active) {
       const config = this.peftConfig.get(name);
       if (!config || config.inferenceMode) continue;
-      for (const [, layer] of this.base_model.tunerLayers()) {
-        if (layer.adapterNames().includes(name)) for (const t of layer.adapterParameters(name)) t.requiresGrad = true;
+      for (const layer of this.layers()) {
+        if (layer.hasAdapter(name)) for (const t of layer.adapterParameters(name)) t.requiresGrad = true;
       }
       for (const key of this.extraTrainableNames(config, name)) {
         const t = params.get(key);
@@ -287,35 +284,13 @@ export class PeftModel extends Module {
     this.peftConfig.set(name, { ...c, inferenceMode });
     this.refreshTrainable();
   }
+
+  private layers(): AnyTunerLayer[] {
+    return this.base_model.tunerLayers().map(([, l]) => l);
+  }
 }
 
-/** A plain f32 `Linear` holding `layer`'s base weight with `names` merged in (and its bias). */
-function linearFromMerged(layer: LoraLinear, names: string[]): Linear {
-  const { weight, doraNorms } = layer.mergedWeight(names);
-  for (const n of doraNorms.values()) n.dispose();
-  const base: LinearLike = layer.base;
-  const backend = weight.backend.name;
-  const lin = new Linear(base.inFeatures, base.outFeatures, { bias: base.bias !== null, backend });
-  noGrad(() => {
-    assign(lin.weight, weight);
-    if (base.bias && lin.bias) assign(lin.bias, base.bias);
-  });
-  weight.dispose();
-  lin.training = layer.training;
-  return lin;
+/** Disposes every adapter tensor of a layer that left the model. */
+function disposeAdapters(layer: AnyTunerLayer): void {
+  for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
 }
-
-/**
- * Wraps `model` with adapter `adapterName` of `config` (PEFT's `get_peft_model`):
- * freezes the base, injects the method's layers, makes the adapter trainable.
- * Prompt-learning configs (`PROMPT_TUNING`, `PREFIX_TUNING`) give a {@link PromptLearningModel}.
- * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
- */
-export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig, adapterName?: string): PromptLearningModel;
-export function getPeftModel(model: Module, config: LoraConfig | IA3Config, adapterName?: string): PeftModel;
-export function getPeftModel(model: Module, config: PeftConfig, adapterName?: string): PeftModel;
-export function getPeftModel(model: Module, config: PeftConfig, adapterName = 'default'): PeftModel | PromptLearningModel {
-  if (isPromptLearning(config)) return new PromptLearningModel(model as PromptableModel, config, adapterName);
-  return new PeftModel(model, config, adapterName);
-}
-

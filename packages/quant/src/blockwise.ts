@@ -1,29 +1,15 @@
 /**
- * Tensor-level blockwise codecs on the cpu and webgpu backends: 4-bit NF4/FP4
- * (bitsandbytes `quantize_4bit`), 8-bit dynamic (`quantize_blockwise`) and the
- * double quantization of absmax (`compress_statistics=True`). Both backends give the
- * same bytes as bitsandbytes' CUDA kernels (see `cpu-codecs.ts` for the rules).
+ * Tensor-level blockwise codecs: 4-bit NF4/FP4 (bitsandbytes `quantize_4bit`), 8-bit
+ * dynamic (`quantize_blockwise`) and the double quantization of absmax
+ * (`compress_statistics=True`), written with the codec ops of `ops/codec-ops.ts`, whose
+ * kernels on every backend give bytes identical to an independent implementation of
+ * bitsandbytes' rules (tools/golden/quant_reference.py; see `cpu-codecs.ts`).
  */
-import { DTypeError, type Tensor, add, cast, cpuData, sub, tensor as makeTensor, withMemoryTag } from '@webpeft/tensor';
+import { DTypeError, type Tensor, add, cast, sub, withMemoryTag } from '@webpeft/tensor';
+import { runOp } from '@webpeft/tensor/kernel';
 import { type QuantType } from './codebooks.js';
 import { codeTensor, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED } from './code-tensors.js';
-import {
-  assertFiniteBlocks,
-  dequantize4bitHost,
-  dequantizeBlockwiseHost,
-  fixedOrderMean,
-  quantize4bitHost,
-  quantizeBlockwiseHost,
-} from './cpu-codecs.js';
-import { bytesTensor, cpuBytes } from './host-bytes.js';
-import {
-  blockAbsmaxGpu,
-  dequantize4bitGpu,
-  dequantizeBlockwiseGpu,
-  fixedOrderMeanGpu,
-  quantize4bitGpu,
-  quantizeBlockwiseGpu,
-} from './webgpu/codec-kernels.js';
+import { registerCodecOps } from './ops/register-codecs.js';
 
 /** Blocksizes bitsandbytes accepts for 4-bit quantization. */
 export const BLOCKSIZES_4BIT: readonly number[] = [32, 64, 128, 256, 512, 1024, 2048, 4096];
@@ -61,8 +47,8 @@ export interface Packed4bit {
 }
 
 /**
- * 4-bit blockwise quantization of `x` (any shape, flattened row-major), bit-exact with
- * bitsandbytes. Rejects NaN and infinities with an error naming `name` and the block
+ * 4-bit blockwise quantization of `x` (any shape, flattened row-major), byte-identical
+ * to an independent implementation of bitsandbytes' rules. Rejects NaN and infinities with an error naming `name` and the block
  * (async because the webgpu check reads one word back).
  *
  * `x [...]` -> `packed u32 [ceil(n/8)]`, `absmax f32 [ceil(n/blocksize)]`.
@@ -72,16 +58,11 @@ export async function quantize4bitRaw(x: Tensor, quantType: QuantType, blocksize
   checkBlocksize4bit(op, blocksize);
   if (quantType !== 'nf4' && quantType !== 'fp4') throw new RangeError(`${op}: quantType must be 'nf4' or 'fp4', got '${String(quantType)}'`);
   if (x.size === 0) throw new RangeError(`${op}: cannot quantize an empty tensor`);
+  registerCodecOps();
   const xf = asF32(op, x);
   try {
-    if (xf.backend.name === 'cpu') {
-      const data = cpuData(xf) as Float32Array;
-      assertFiniteBlocks(data, blocksize, op);
-      const { bytes, absmax } = quantize4bitHost(data, blocksize, quantType);
-      return withMemoryTag('quant', () => ({ packed: bytesTensor(bytes, 'cpu'), absmax: tensorOf(absmax) }));
-    }
-    const { absmax, status } = withMemoryTag('quant', () => blockAbsmaxGpu(xf, blocksize));
-    const packed = withMemoryTag('quant', () => quantize4bitGpu(xf, absmax, blocksize, quantType === 'nf4'));
+    const { absmax, status } = withMemoryTag('quant', () => blockStatistics(xf, blocksize));
+    const packed = withMemoryTag('quant', () => runOp('Quantize4bit', [xf, absmax], { blocksize, quantType }));
     try {
       await checkStatus(status, blocksize, op);
     } catch (e) {
@@ -95,9 +76,9 @@ export async function quantize4bitRaw(x: Tensor, quantType: QuantType, blocksize
   }
 }
 
-/** A cpu f32 tensor `[a.length]` (callers set the memory tag). */
-function tensorOf(a: Float32Array): Tensor {
-  return makeTensor(a, [a.length], { backend: 'cpu' });
+/** Per-block absmax of f32 `x` and the status word of its non-finite check (not read yet). */
+function blockStatistics(x: Tensor, blocksize: number): { absmax: Tensor; status: Tensor } {
+  return { absmax: runOp('BlockAbsmax', [x], { blocksize }), status: runOp('NonFiniteBlock', [x], { blocksize }) };
 }
 
 /**
@@ -105,11 +86,8 @@ function tensorOf(a: Float32Array): Tensor {
  * `packed u32`, `absmax f32 [nBlocks]`, `code f32 [16]` -> `f32 [n]`.
  */
 export function dequantize4bitRaw(packed: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
-  if (packed.backend.name === 'cpu') {
-    const out = dequantize4bitHost(cpuBytes(packed, Math.ceil(n / 2)), cpuData(absmax) as Float32Array, cpuData(code) as Float32Array, blocksize, n);
-    return makeTensor(out, [n], { backend: 'cpu' });
-  }
-  return dequantize4bitGpu(packed, absmax, code, blocksize, n);
+  registerCodecOps();
+  return runOp('Dequantize4bit', [packed, absmax, code], { blocksize, n });
 }
 
 /** Result of {@link quantizeBlockwise}: 8-bit codes and per-block absmax, tagged 'quant'. */
@@ -150,18 +128,13 @@ export async function quantizeBlockwise(x: Tensor, opts: QuantizeBlockwiseOption
   const table = opts.code ?? (opts.signed === false ? DYNAMIC_UNSIGNED : DYNAMIC_SIGNED);
   if (table.length !== 256) throw new RangeError(`${op}: the code must have 256 entries, got ${table.length}`);
   if (x.size === 0) throw new RangeError(`${op}: cannot quantize an empty tensor`);
+  registerCodecOps();
   const xf = asF32(op, x);
   const n = xf.size;
   try {
-    if (xf.backend.name === 'cpu') {
-      const data = cpuData(xf) as Float32Array;
-      assertFiniteBlocks(data, blocksize, op);
-      const { codes, absmax } = quantizeBlockwiseHost(data, table, blocksize);
-      return withMemoryTag('quant', () => ({ codes: bytesTensor(codes, 'cpu'), absmax: tensorOf(absmax), n, blocksize }));
-    }
-    const code = codeTensor(table, 'webgpu');
-    const { absmax, status } = withMemoryTag('quant', () => blockAbsmaxGpu(xf, blocksize));
-    const codes = withMemoryTag('quant', () => quantizeBlockwiseGpu(xf, absmax, code.tensor, blocksize));
+    const code = codeTensor(table, xf.backend.name);
+    const { absmax, status } = withMemoryTag('quant', () => blockStatistics(xf, blocksize));
+    const codes = withMemoryTag('quant', () => runOp('QuantizeBlockwise', [xf, absmax, code.tensor], { blocksize }));
     if (!code.shared) code.tensor.dispose();
     try {
       await checkStatus(status, blocksize, op);
@@ -181,11 +154,8 @@ export async function quantizeBlockwise(x: Tensor, opts: QuantizeBlockwiseOption
  * `codes u32`, `absmax f32`, `code f32 [256]` -> `f32 [n]`.
  */
 export function dequantizeBlockwise(codes: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
-  if (codes.backend.name === 'cpu') {
-    const out = dequantizeBlockwiseHost(cpuBytes(codes, n), cpuData(absmax) as Float32Array, cpuData(code) as Float32Array, blocksize);
-    return makeTensor(out, [n], { backend: 'cpu' });
-  }
-  return dequantizeBlockwiseGpu(codes, absmax, code, blocksize, n);
+  registerCodecOps();
+  return runOp('DequantizeBlockwise', [codes, absmax, code], { blocksize, n });
 }
 
 /** Second-level quantization of absmax (`compress_statistics=True`). */
@@ -212,10 +182,9 @@ export interface NestedAbsmax {
  * Tensors are tagged 'quant'; `absmax` is left untouched.
  */
 export async function doubleQuantize(absmax: Tensor, name = 'tensor'): Promise<NestedAbsmax> {
+  registerCodecOps();
   const backend = absmax.backend.name;
-  const offset = withMemoryTag('quant', () =>
-    backend === 'cpu' ? makeTensor(new Float32Array([fixedOrderMean(cpuData(absmax) as Float32Array)]), [1], { backend }) : fixedOrderMeanGpu(absmax),
-  );
+  const offset = withMemoryTag('quant', () => runOp('FixedOrderMean', [absmax], {}));
   const centred = sub(absmax, offset);
   try {
     const q = await quantizeBlockwise(centred, { code: DYNAMIC_SIGNED, blocksize: NESTED_BLOCKSIZE, name: `${name} absmax` });

@@ -1,7 +1,8 @@
 /**
- * Blockwise codecs on host arrays, bit-exact with bitsandbytes' CUDA kernels
+ * Blockwise codecs on host arrays, following the rules of bitsandbytes' CUDA kernels
  * (`kQuantizeBlockwise` with `dQuantizeNF4`, `dQuantizeFP4` and `dQuantize<0>` in
- * csrc/kernels.cu). These loops are the cpu backend and the readable statement of the
+ * csrc/kernels.cu) and byte-identical to an independent implementation of those rules
+ * (tools/golden/quant_reference.py; bitsandbytes itself was not run). These loops are the cpu backend and the readable statement of the
  * algorithm that the WGSL kernels repeat.
  */
 import { FP4_PIVOTS, FP4_RANK_TO_CODE, NF4_PIVOTS, type QuantType } from './codebooks.js';
@@ -31,14 +32,10 @@ export function code4bit(s: number, quantType: QuantType): number {
   return sign | FP4_RANK_TO_CODE[rank];
 }
 
-/** Throws naming the first block that holds a NaN or infinity (bitsandbytes would quantize garbage). */
-export function assertFiniteBlocks(x: Float32Array, blocksize: number, what: string): void {
-  for (let i = 0; i < x.length; i++) {
-    if (!Number.isFinite(x[i])) {
-      const b = Math.floor(i / blocksize);
-      throw new RangeError(`${what}: element ${i} is ${x[i]} (block ${b} of ${blocksize}); only finite values can be quantized`);
-    }
-  }
+/** The smallest block of `blocksize` elements holding a NaN or infinity, or -1 (bitsandbytes would quantize garbage). */
+export function firstNonFiniteBlock(x: Float32Array, blocksize: number): number {
+  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) return Math.floor(i / blocksize);
+  return -1;
 }
 
 /** Per-block max |x| (float32; a partial last block uses only its own elements). */
@@ -60,9 +57,15 @@ export function blockAbsmax(x: Float32Array, blocksize: number): Float32Array {
  * per-block absmax.
  */
 export function quantize4bitHost(x: Float32Array, blocksize: number, quantType: QuantType): { bytes: Uint8Array; absmax: Float32Array } {
-  const n = x.length;
   const absmax = blockAbsmax(x, blocksize);
-  const bytes = new Uint8Array(Math.ceil(n / 2));
+  const bytes = new Uint8Array(Math.ceil(x.length / 2));
+  pack4bitHost(x, absmax, blocksize, quantType, bytes);
+  return { bytes, absmax };
+}
+
+/** Writes the packed 4-bit codes of `x` scaled per block by `absmax` into `bytes` (`ceil(n / 2)`, zeroed). */
+export function pack4bitHost(x: Float32Array, absmax: Float32Array, blocksize: number, quantType: QuantType, bytes: Uint8Array): void {
+  const n = x.length;
   for (let i = 0; i < n + (n & 1); i++) {
     const b = Math.floor(Math.min(i, n - 1) / blocksize);
     // An all-zero block has scale 1/0 = inf and 0 * inf = NaN: code 0, as on CUDA.
@@ -70,7 +73,6 @@ export function quantize4bitHost(x: Float32Array, blocksize: number, quantType: 
     const q = code4bit(s, quantType);
     bytes[i >> 1] |= i & 1 ? q : q << 4;
   }
-  return { bytes, absmax };
 }
 
 /** Inverse of {@link quantize4bitHost}: `code[q] * absmax[i / blocksize]` in float32, `n` values. */
@@ -118,8 +120,13 @@ export function code8bit(code: Float32Array, x: number): number {
 export function quantizeBlockwiseHost(x: Float32Array, code: Float32Array, blocksize: number): { codes: Uint8Array; absmax: Float32Array } {
   const absmax = blockAbsmax(x, blocksize);
   const codes = new Uint8Array(x.length);
-  for (let i = 0; i < x.length; i++) codes[i] = code8bit(code, f(x[i] * blockScale(absmax[Math.floor(i / blocksize)])));
+  codes8bitHost(x, absmax, code, blocksize, codes);
   return { codes, absmax };
+}
+
+/** Writes the 8-bit codes of `x` scaled per block by `absmax` into `codes` (`n` bytes). */
+export function codes8bitHost(x: Float32Array, absmax: Float32Array, code: Float32Array, blocksize: number, codes: Uint8Array): void {
+  for (let i = 0; i < x.length; i++) codes[i] = code8bit(code, f(x[i] * blockScale(absmax[Math.floor(i / blocksize)])));
 }
 
 /** `code[q] * absmax[i / blocksize]` in float32. */

@@ -1,10 +1,10 @@
 /**
  * Byte streams in u32 tensors. Packed 4-bit and 8-bit codes are stored four bytes per
  * u32 word, little-endian, so a word array viewed as bytes (on the little-endian hosts
- * that run JavaScript and WebGPU) is exactly the bitsandbytes byte stream.
+ * that run JavaScript and WebGPU) follows bitsandbytes' byte layout (two 4-bit codes per
+ * byte, the first in the high nibble).
  */
-import { type Tensor, cpuData, tensor } from '@webpeft/tensor';
-import type { BackendName } from '@webpeft/tensor';
+import { type BackendName, type Tensor, type TensorData, tensor } from '@webpeft/tensor';
 
 /** Copies `bytes` into zero-padded u32 words. */
 export function bytesToWords(bytes: Uint8Array): Uint32Array {
@@ -24,8 +24,7 @@ export async function tensorBytes(t: Tensor, byteLength: number): Promise<Uint8A
   return new Uint8Array(words.buffer, words.byteOffset, byteLength).slice();
 }
 
-/** The first `byteLength` bytes of a cpu u32 tensor, without a copy. */
-export function cpuBytes(t: Tensor, byteLength: number): Uint8Array {
-  const words = cpuData(t);
+/** The first `byteLength` bytes of a host array (a cpu kernel's view of a u32 tensor), without a copy. */
+export function hostBytes(words: TensorData, byteLength: number): Uint8Array {
   return new Uint8Array(words.buffer, words.byteOffset, byteLength);
 }

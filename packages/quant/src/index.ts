@@ -1,6 +1,6 @@
 /**
- * `@webpeft/quant`: NF4/FP4 and 8-bit dynamic codecs bit-exact with bitsandbytes,
- * double quantization, the bitsandbytes/transformers state format, and the fused
+ * `@webpeft/quant`: NF4/FP4 and 8-bit dynamic codecs byte-identical to an independent
+ * implementation of bitsandbytes' rules (tools/golden/quant_reference.py), double quantization, the bitsandbytes/transformers state format, and the fused
  * 4-bit dequant-matmul op.
  * @packageDocumentation
  */
@@ -42,7 +42,12 @@ export { type Quantize4bitOptions, type Quantized4bit, quantize4bit, dequantize4
 export { QuantState, type QuantStateInit, type RecordArray, type RecordDType } from './quant-state.js';
 export { pythonJson, pythonFloatRepr } from './python-json.js';
 export { bytesToWords, tensorBytes } from './host-bytes.js';
-export { type Linear4bitAttrs, type Weight4bit, linear4bit, registerLinear4bitOps, weightInputs } from './ops/linear-4bit.js';
+export { type Weight4bit, linear4bit, weightInputs } from './ops/linear-4bit.js';
+export type { Linear4bitAttrs } from './ops/linear-4bit-op.js';
+export type { BlocksizeAttrs, Quantize4bitAttrs, DequantizeAttrs } from './ops/codec-ops.js';
+export { registerLinear4bitOps } from './ops/register.js';
+export { registerCodecOps } from './ops/register-codecs.js';
+export { dequantizedWeight } from './ops/linear-4bit-composite.js';
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';
 export { quantizeModel, dequantizeModel, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
 export { quantizedBytes, type QuantizedBytes } from './memory-estimate.js';

@@ -1,6 +1,7 @@
 /**
  * `json.dumps` as Python writes it (separators `", "` and `": "`, floats in `repr`
- * form), so a serialised quantization state is byte-identical to bitsandbytes'.
+ * form), so a serialised quantization state has the text Python writes for
+ * bitsandbytes' state dict.
  */
 
 /** Python's `repr(float)`: shortest round-trip digits, exponent form below 1e-4 or from 1e16. */

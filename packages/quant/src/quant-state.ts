@@ -1,5 +1,5 @@
 /**
- * The quantization state of a 4-bit weight, serialised exactly as bitsandbytes'
+ * The quantization state of a 4-bit weight, serialised in the layout of bitsandbytes'
  * `QuantState.as_dict(packed=True)` / `from_dict` (the keys transformers writes into
  * safetensors checkpoints).
  */

@@ -30,8 +30,9 @@ export interface Quantized4bit {
 }
 
 /**
- * Quantizes `x` (any shape, e.g. a linear weight `[out, in]`) to 4 bits, bit-exact
- * with bitsandbytes `quantize_4bit` (with `compress_statistics` when `doubleQuant`).
+ * Quantizes `x` (any shape, e.g. a linear weight `[out, in]`) to 4 bits, byte-identical
+ * to an independent implementation of the rules of bitsandbytes `quantize_4bit` (with
+ * `compress_statistics` when `doubleQuant`).
  * NaN or infinite input is refused with an error naming `name` and the block.
  *
  * @example

@@ -1,5 +1,6 @@
 import type { DType, TensorData } from './dtype.js';
 import type { MemorySnapshot } from './errors.js';
+import type { KernelContext } from './kernel-context.js';
 
 /** Names of the built-in backends. */
 export type BackendName = 'cpu' | 'webgpu' | 'meta';
@@ -44,6 +45,11 @@ export interface BackendCapabilities {
   f64: boolean;
   /** Subgroup operations are available to kernels. */
   subgroups: boolean;
+  /**
+   * Tensors live in device memory apart from host memory, so moving rarely used state
+   * (paged optimizer state) to the host saves device memory.
+   */
+  deviceMemory: boolean;
 }
 
 /**
@@ -53,6 +59,8 @@ export interface BackendCapabilities {
 export interface Backend {
   readonly name: BackendName;
   readonly capabilities: BackendCapabilities;
+  /** What kernels registered for this backend receive (see `@webpeft/tensor/kernel`). */
+  readonly kernelContext: KernelContext;
   /** Allocates `byteSize` bytes (contents undefined) tagged `tag`; throws `OutOfMemoryError`. */
   allocate(byteSize: number, tag: MemoryTag): Storage;
   /** Writes host data into the start of `storage`. */
@@ -69,6 +77,8 @@ export interface Backend {
   sync(): Promise<void>;
   /** Memory figures of this backend. */
   memory(): BackendMemory;
+  /** Starts a new peak measurement from the current live bytes. */
+  resetPeak(): void;
   /** Frees pooled memory and device resources. */
   dispose(): void;
 }

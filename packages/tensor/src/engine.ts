@@ -2,9 +2,11 @@ import type { Backend, BackendMemory, BackendName, MemoryTag } from './backend.j
 import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
 import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
-import { type AttrsOf, getGradient, getKernel } from './registry.js';
+import type { OpAttrs, OpName } from './op-names.js';
+import { type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel } from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
 import { Tensor } from './tensor.js';
+import { installTensorRuntime } from './tensor-runtime.js';
 import { shapesEqual, sizeOf } from './shape.js';
 
 /** Memory report returned by `memory()`. */
@@ -114,8 +116,8 @@ class Engine {
 
   // ---- ops ---------------------------------------------------------------------
 
-  /** Runs primitive op `op` on `inputs` (all on one backend) and records it for autograd. */
-  runOp<K extends string>(op: K, inputs: readonly Tensor[], attrs: AttrsOf<K>, backend?: Backend): Tensor {
+  /** The backend that `inputs` share (or `backend`, or the default), checking that they are alive. */
+  private backendOf(op: string, inputs: readonly Tensor[], backend?: Backend): Backend {
     let b = backend;
     for (const t of inputs) {
       const s = t.liveStorage(op);
@@ -124,15 +126,68 @@ class Engine {
         throw new Error(`${op}: inputs live on different backends ('${b.name}' and '${s.backend.name}'); move them with toBackend()`);
       }
     }
-    b ??= this.getBackend();
+    return b ?? this.getBackend();
+  }
+
+  /**
+   * Runs op `op` on `inputs` (all on one backend) and records it for autograd. Where
+   * the backend has no kernel for a fused op, its composite definition runs instead
+   * (recorded through the primitives it uses).
+   */
+  runOp<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
-    if (!kernel) throw new Error(`${op}: no kernel is registered for backend '${b.name}'`);
-    const out = kernel(inputs, attrs, b);
+    if (!kernel) return this.runComposite(op, inputs, attrs, b);
+    const out = kernel(inputs, attrs, b.kernelContext);
     if (this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
     return out;
   }
 
-  private record<K extends string>(op: K, inputs: readonly Tensor[], attrs: AttrsOf<K>, out: Tensor): void {
+  /** Runs the kernel of `op` on `backend` with no autograd recording (kernels composing kernels). */
+  runKernel<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend: Backend): Tensor {
+    const b = this.backendOf(op, inputs, backend);
+    const kernel = getKernel(op, b.name);
+    if (kernel) return kernel(inputs, attrs, b.kernelContext);
+    const prev = this.gradEnabled;
+    this.gradEnabled = false;
+    try {
+      return this.runComposite(op, inputs, attrs, b);
+    } finally {
+      this.gradEnabled = prev;
+    }
+  }
+
+  /** Runs the composite definition of fused op `op` (the oracle of its kernels). */
+  runComposite<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    const b = this.backendOf(op, inputs, backend);
+    const composite = getComposite(op);
+    if (!composite) throw new Error(`${op}: no kernel is registered for backend '${b.name}', and the op has no composite definition`);
+    // A scope frees the composite's intermediates (the graph keeps what backward needs);
+    // its new tensors (scalars, creation ops) go on the inputs' backend.
+    const prev = this.defaultBackend;
+    this.defaultBackend = b;
+    this.startScope();
+    let out: Tensor | undefined;
+    try {
+      out = composite(inputs, attrs);
+      return out;
+    } finally {
+      this.endScope(out);
+      this.defaultBackend = prev;
+    }
+  }
+
+  /**
+   * Runs in-place op `op` on `backend`: a kernel that writes into existing tensors
+   * (optimizer updates, paged state copies) and is never recorded for autograd.
+   */
+  runInPlace<K extends InPlaceOpName>(op: K, args: InPlaceArgsOf<K>, backend: Backend): InPlaceResultOf<K> {
+    const kernel = getInPlaceKernel(op, backend.name);
+    if (!kernel) throw new Error(`${op}: no in-place kernel is registered for backend '${backend.name}'`);
+    return kernel(args, backend.kernelContext);
+  }
+
+  private record<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], out: Tensor): void {
     const spec = getGradient(op);
     if (!spec) return; // not differentiable (comparisons, argmax, casts to ints...)
     if (!isFloat(out.dtype)) return;
@@ -208,7 +263,7 @@ class Engine {
       let inputGrads: (Tensor | null)[] = [];
       try {
         inputGrads = node.spec.grad(dy, {
-          attrs: node.attrs as never,
+          attrs: node.attrs,
           inputs: node.savedInputs,
           output: node.savedOutput,
           inputShapes: node.inputShapes,
@@ -305,5 +360,6 @@ function collectTensors(value: unknown, out: Set<Tensor>, depth = 0): void {
 
 /** @internal The single runtime instance. */
 export const engine = new Engine();
+installTensorRuntime(engine);
 
 export { MEMORY_TAGS };

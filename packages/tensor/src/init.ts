@@ -1,5 +1,5 @@
 import type { BackendName } from './backend.js';
-import { registerAllGradients } from './autograd/gradients/register.js';
+import { registerGradientsAndComposites } from './autograd/register-gradients.js';
 import { CpuBackend } from './backends/cpu/cpu-backend.js';
 import { registerCpuKernels } from './backends/cpu/register.js';
 import { registerSharedKernels } from './backends/shared-kernels.js';
@@ -23,7 +23,7 @@ export interface InitOptions extends WebGpuInitOptions {
  */
 export async function init(options: InitOptions = {}): Promise<void> {
   const name = options.backend ?? 'webgpu';
-  registerAllGradients();
+  registerGradientsAndComposites();
   registerCpuKernels();
   registerSharedKernels('cpu');
   if (!engine.hasBackend('cpu')) engine.registerBackend(new CpuBackend(), name === 'cpu');

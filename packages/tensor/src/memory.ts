@@ -1,5 +1,15 @@
 import type { Backend, BackendName } from './backend.js';
+import type { CpuBackend } from './backends/cpu/cpu-backend.js';
+import type { MetaBackend } from './backends/meta/meta-backend.js';
+import type { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 import { engine, type MemoryInfo } from './engine.js';
+
+/** The backend classes, by name (what {@link getBackend} returns for each). */
+export interface Backends {
+  cpu: CpuBackend;
+  webgpu: WebGpuBackend;
+  meta: MetaBackend;
+}
 
 export type { MemoryInfo };
 
@@ -14,11 +24,15 @@ export function memory(backend?: BackendName): MemoryInfo {
 
 /** Starts a new peak measurement at the current live bytes. */
 export function resetPeakMemory(backend?: BackendName): void {
-  const b = engine.getBackend(backend) as Backend & { resetPeak?: () => void };
-  b.resetPeak?.();
+  engine.getBackend(backend).resetPeak();
 }
 
-/** The backend object (default: the current one), for capabilities and kernels. */
+/**
+ * The backend object (default: the current one): its capabilities, memory and, for a
+ * named backend, its own class (`getBackend('webgpu').limits`, `.totalDispatches`).
+ */
+export function getBackend(): Backend;
+export function getBackend<B extends BackendName>(name: B): Backends[B];
 export function getBackend(name?: BackendName): Backend {
   return engine.getBackend(name);
 }

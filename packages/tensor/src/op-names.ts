@@ -1,7 +1,16 @@
 /**
- * Names and attribute types of the primitive ops. Only these have kernels and
- * gradients; everything else (mean, relu via maximum, softmax composites, mse...) is
- * written with them.
+ * Names and attribute types of the ops, in two tiers:
+ *
+ * - **primitives** ({@link PrimitiveOpAttrs}): every backend has a kernel for each, and
+ *   each differentiable one has a gradient written with primitives;
+ * - **fused ops** ({@link FusedOpAttrs}): softmax, cross-entropy, norms, activations
+ *   (and ops other packages declare, such as quant's `Linear4bit`). Each declares a
+ *   composite definition written with primitives (`registerComposite`): the fallback
+ *   where a backend has no kernel for it, and the oracle its kernels are tested against.
+ *
+ * Everything else (mean, mse, attention...) is a function composed of ops and has no
+ * kernel or gradient of its own. Other packages and users add ops by merging into
+ * {@link OpAttrs} (`declare module '@webpeft/tensor/kernel' { interface OpAttrs { ... } }`).
  */
 import type { DType } from './dtype.js';
 
@@ -16,9 +25,7 @@ export const UNARY_OPS = [
   'Tanh',
   'Sigmoid',
   'Relu',
-  'Gelu',
-  'GeluTanh',
-  'Silu',
+  'Erf',
   'Sin',
   'Cos',
   'Sign',
@@ -26,18 +33,27 @@ export const UNARY_OPS = [
   'Reciprocal',
   'Floor',
 ] as const;
+/** Name of a unary elementwise primitive. */
 export type UnaryOp = (typeof UNARY_OPS)[number];
+
+/** Fused activations: one elementwise kernel each, with composite definitions in primitives. */
+export const ACTIVATION_OPS = ['Gelu', 'GeluTanh', 'Silu'] as const;
+/** Name of a fused activation. */
+export type ActivationOp = (typeof ACTIVATION_OPS)[number];
 
 /** Binary elementwise ops with numpy broadcasting. */
 export const BINARY_OPS = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Maximum', 'Minimum'] as const;
+/** Name of a binary elementwise primitive. */
 export type BinaryOp = (typeof BINARY_OPS)[number];
 
 /** Comparisons with broadcasting; the result dtype is `bool`. */
 export const COMPARE_OPS = ['Equal', 'NotEqual', 'Less', 'LessEqual', 'Greater', 'GreaterEqual'] as const;
+/** Name of a comparison primitive. */
 export type CompareOp = (typeof COMPARE_OPS)[number];
 
 /** Reductions over a trailing block of `reduceSize` elements (see `ReduceAttrs`). */
 export const REDUCE_OPS = ['Sum', 'Max', 'ArgMax'] as const;
+/** Name of a reduction primitive. */
 export type ReduceOp = (typeof REDUCE_OPS)[number];
 
 /** Attributes of a reduction: reduce the listed axes (sorted, unique). */
@@ -64,8 +80,8 @@ export interface StridedCopyAttrs {
   fill: number;
 }
 
-/** Attributes of every primitive op, by name. */
-export interface OpAttrs extends Record<UnaryOp | BinaryOp | CompareOp, Record<string, never>> {
+/** Attributes of the primitive ops, by name. */
+export interface PrimitiveOpAttrs extends Record<UnaryOp | BinaryOp | CompareOp, Record<string, never>> {
   Sum: ReduceAttrs;
   Max: ReduceAttrs;
   ArgMax: ReduceAttrs;
@@ -92,6 +108,10 @@ export interface OpAttrs extends Record<UnaryOp | BinaryOp | CompareOp, Record<s
   Random: { shape: number[]; seed: number; offset: number; normal: boolean };
   /** Inverted dropout: keep with probability `1 - p`, scale kept by `1/(1-p)`; mask from Philox. */
   Dropout: { p: number; seed: number; offset: number };
+}
+
+/** Attributes of the built-in fused ops, by name (inputs are listed with each op's function). */
+export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>> {
   Softmax: Record<string, never>;
   LogSoftmax: Record<string, never>;
   /** Gradient kernels of the fused ops (inputs listed in their docs). */
@@ -106,5 +126,16 @@ export interface OpAttrs extends Record<UnaryOp | BinaryOp | CompareOp, Record<s
   RmsNormGrad: { eps: number };
 }
 
-/** Name of any primitive op. */
+/**
+ * Attributes of every op, by name: the built-in primitives and fused ops, plus the ops
+ * other packages and users declare by merging into this interface.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface OpAttrs extends PrimitiveOpAttrs, FusedOpAttrs {}
+
+/** Name of a primitive op. */
+export type PrimitiveOpName = keyof PrimitiveOpAttrs;
+/** Name of a built-in fused op. */
+export type FusedOpName = keyof FusedOpAttrs;
+/** Name of any declared op. */
 export type OpName = keyof OpAttrs;

@@ -3,7 +3,7 @@ import { type DType, type TensorData, viewHostArray } from './dtype.js';
 import { DisposedTensorError, fmtShape } from './errors.js';
 import { sizeOf } from './shape.js';
 import type { GradNode } from './autograd/grad-node.js';
-import { engine } from './engine.js';
+import { tensorRuntime } from './tensor-runtime.js';
 
 let nextId = 1;
 
@@ -37,7 +37,7 @@ export class Tensor {
     this.shape = Object.freeze([...shape]);
     this.dtype = dtype;
     this.size = sizeOf(shape);
-    engine.onTensorCreated(this);
+    tensorRuntime().onTensorCreated(this);
   }
 
   /** The backend that holds this tensor. */
@@ -111,7 +111,7 @@ export class Tensor {
   /** Releases this tensor's storage (shared storage is freed with its last user). Idempotent. */
   dispose(): void {
     if (this.storage === null) return;
-    engine.onTensorDisposed(this);
+    tensorRuntime().onTensorDisposed(this);
   }
 
   [Symbol.dispose](): void {
@@ -123,7 +123,7 @@ export class Tensor {
    * require grad. A non-scalar tensor needs an explicit `gradient` of its shape.
    */
   backward(gradient?: Tensor, options: { retainGraph?: boolean } = {}): void {
-    engine.backward(this, gradient, options.retainGraph ?? false);
+    tensorRuntime().backward(this, gradient, options.retainGraph ?? false);
   }
 
   toString(): string {

@@ -35,7 +35,6 @@ export function backendsUnderTest(): BackendName[] {
 
 /** The adapter description of the webgpu backend, for logs. */
 export function webgpuDescription(): string {
-  const b = getBackend('webgpu') as { adapterInfo?: GPUAdapterInfo };
-  const info = b.adapterInfo;
+  const info = getBackend('webgpu').adapterInfo;
   return info ? `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.trim() : 'unknown adapter';
 }

@@ -5,15 +5,19 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
 import llama from './fixtures/models/llama.json' with { type: 'json' };
 import qwen2 from './fixtures/models/qwen2.json' with { type: 'json' };
-import { type ModelFixture, b64F32, fixtureFiles } from './fixtures/models/fixture.js';
+import mistral from './fixtures/models/mistral.json' with { type: 'json' };
+import { type ModelFixture, b64Bytes, b64F32, fixtureFiles } from './fixtures/models/fixture.js';
 
-// Reference: tools/golden/nn_models.py (plain-torch GPT-2 / LLaMA / Qwen2 following HF modeling code).
+// Reference: tools/golden/nn_models.py (transformers' own GPT2LMHeadModel / LlamaForCausalLM /
+// Qwen2ForCausalLM / MistralForCausalLM, checkpoints written by their save_pretrained).
+// Mistral's head_dim (16) differs from hidden_size / heads (8).
 // Bounds: f32 everywhere, 2 layers; logits and loss within 2e-4 relative, gradients 2e-3
 // relative with an absolute floor of 1e-5 (gradients pass through two softmax layers).
 const FIXTURES: [string, ModelFixture][] = [
-  ['gpt2', gpt2],
-  ['llama', llama],
-  ['qwen2', qwen2],
+  ['gpt2', gpt2 as ModelFixture],
+  ['llama', llama as ModelFixture],
+  ['qwen2', qwen2 as ModelFixture],
+  ['mistral', mistral as ModelFixture],
 ];
 
 let backends: BackendName[] = [];
@@ -62,6 +66,21 @@ describe('pretrained tiny checkpoints match PyTorch', () => {
       }
     });
   }
+
+  it('gpt2: the bare GPT2Model checkpoint (keys without transformer.) loads to the same logits', async () => {
+    const fx = gpt2 as ModelFixture;
+    for (const backend of backends) {
+      setBackend(backend);
+      const { model } = await fromPretrained(openSource({ ...fixtureFiles(fx), 'model.safetensors': b64Bytes(fx.bareModelSafetensors!) }));
+      const inputIds = ids2d(fx.input_ids);
+      const attentionMask = ids2d(fx.attention_mask);
+      const { logits } = model.forward({ inputIds, attentionMask });
+      const v = model.config.vocab_size;
+      expectClose(keptRows(await logits.data(), fx.attention_mask, v), keptRows(b64F32(fx.logits), fx.attention_mask, v), { rtol: 2e-4, atol: 2e-5, label: `bare gpt2 ${backend} logits` });
+      for (const t of [inputIds, attentionMask, logits]) t.dispose();
+      model.dispose();
+    }
+  });
 
   it('llama: prefix keys/values (prefix tuning) match PEFT semantics, with gradients', async () => {
     const fx = llama as ModelFixture;
@@ -117,7 +136,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
     expect(names).not.toContain('lm_head.weight');
     expect(names).toContain('transformer.h.11.attn.c_attn.weight');
     expect(model.getSubmodule('lm_head')).toBeDefined();
-    expect(typeof (model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBe('function');
+    expect((model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBeTypeOf('function');
     expect(model.stateDict().get('lm_head.weight')).toBe(model.stateDict().get('transformer.wte.weight'));
     model.dispose();
   });
@@ -152,7 +171,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
 describe('checkpoint loading errors', () => {
   it('lists every missing and unexpected key at once', async () => {
     const fx = gpt2 as ModelFixture;
-    const cfg = JSON.parse(fx.files['config.json']) as Record<string, unknown>;
+    const cfg = JSON.parse(fx.files['config.json']);
     cfg.n_layer = 3;
     await expect(fromPretrained(openSource({ ...fixtureFiles(fx), 'config.json': JSON.stringify(cfg) }), { backend: 'cpu' })).rejects.toThrow(/missing: transformer\.h\.2\.ln_1\.weight[\s\S]*missing: transformer\.h\.2\.mlp\.c_proj\.bias/);
     void tidy;

@@ -1,4 +1,4 @@
-import { type BackendName, type Tensor, type WebGpuBackend, getBackend, memory, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, getBackend, memory, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, liveCounts, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, Lion, SGD } from '../index.js';
@@ -26,7 +26,7 @@ function grads(ps: Tensor[], step: number, skip: (i: number) => boolean): void {
 describe('fused WebGPU update', () => {
   it('one dispatch per step (plus the non-finite check) for many parameters', async () => {
     if (!hasGpu) return;
-    const gpu = getBackend('webgpu') as WebGpuBackend;
+    const gpu = getBackend('webgpu');
     const ps = params('webgpu', 1);
     const opt = new AdamW(ps, { lr: 1e-2, weightDecay: 0.1, skipNonFinite: false });
     grads(ps, 0, () => false);
@@ -97,8 +97,7 @@ describe('fused WebGPU update', () => {
   });
 
   it('splits batches at the binding size limit', () => {
-    const item = (n: number, flag: number) => ({ param: { size: n } as Tensor, grad: {} as Tensor, buffers: {}, flag });
-    const batches = planBatches([item(5, 0), item(4, 1), item(2, 2), item(10, 3)], 10);
+    const batches = planBatches([5, 4, 2, 10], 10, (n) => n);
     expect(batches.map((b) => [b.offsets, b.size])).toEqual([
       [[0, 5], 9],
       [[0], 2],

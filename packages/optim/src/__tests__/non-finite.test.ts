@@ -1,3 +1,4 @@
+import { AdamW } from '../index.js';
 import { tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -61,5 +62,20 @@ describe('skip-step on non-finite gradients', () => {
       opt.zeroGrad();
       for (const p of params) p.dispose();
     }
+  });
+});
+
+describe('a parameter on a backend without an update kernel', () => {
+  it('fails the step before any parameter changes, naming the parameter and the backend', async () => {
+    const onCpu = tensor(new Float32Array([0.5, -1.5, 2]), [3], { backend: 'cpu', requiresGrad: true });
+    const onMeta = tensor(new Float32Array(4), [4], { backend: 'meta', requiresGrad: true });
+    onCpu.grad = tensor(new Float32Array([0.1, 0.2, -0.3]), [3], { backend: 'cpu' });
+    onMeta.grad = tensor(new Float32Array(4), [4], { backend: 'meta' });
+    const opt = new AdamW([onCpu, onMeta], { lr: 0.1 });
+    await expect(opt.step()).rejects.toThrow(/AdamW: parameter .* is on backend 'meta', which has no optimizer update kernel/i);
+    expect(Array.from(await onCpu.data())).toEqual(Array.from(new Float32Array([0.5, -1.5, 2])));
+    opt.zeroGrad();
+    for (const t of [onCpu, onMeta]) t.dispose();
+    opt.disposeState();
   });
 });

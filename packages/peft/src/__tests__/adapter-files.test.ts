@@ -1,14 +1,23 @@
 import { memoryTarget, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, randn, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, takeData } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 beforeAll(async () => {
   await initBackends();
 });
+
+/** adapter_config.json fields PEFT (the version in the fixture) writes for LoRA and this package does not. */
+const PEFT_ONLY_LORA_FIELDS = [
+  'alora_invocation_tokens', 'arrow_config', 'corda_config', 'ensure_weight_tying', 'kasa_config', 'lora_ga_config', 'monteclora_config',
+  'peft_version', 'qalora_group_size', 'target_parameters', 'trainable_token_indices', 'use_bdlora', 'use_qalora', 'velora_config',
+];
 
 function peftFiles(): Record<string, Uint8Array | string> {
   const bin = atob(golden.peftAdapter['adapter_model.safetensors']);
@@ -18,10 +27,9 @@ function peftFiles(): Record<string, Uint8Array | string> {
 }
 
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor } {
-  // Freed when the test ends (tests that dispose them earlier are fine: disposal is idempotent).
-  const model = disposeAfterTest(new ToyGPT(golden.sizes, backend));
+  const model = new ToyGPT(golden.sizes, backend);
   model.loadBase(golden.base);
-  return { model, ids: disposeAfterTest(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
+  return { model: own(model), ids: own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
 }
 
 describe('adapter files in PEFT format', () => {
@@ -36,7 +44,20 @@ describe('adapter files in PEFT format', () => {
 
       const out = memoryTarget();
       await peft.saveAdapter(out);
-      expect(new TextDecoder().decode(out.files.get('adapter_config.json'))).toBe(golden.peftAdapter['adapter_config.json']);
+      const oursCfg = JSON.parse(new TextDecoder().decode(out.files.get('adapter_config.json'))) as Record<string, unknown>;
+      const theirsCfg = JSON.parse(golden.peftAdapter['adapter_config.json']) as Record<string, unknown>;
+      // Every field we write is one PEFT wrote, with PEFT's value, except two: PEFT names the
+      // class of a base model that is not a transformers model in auto_mapping (the toy here),
+      // and saves fan_in_fan_out as set by the last layer it wrapped (c_proj, a Linear),
+      // while we save true when any target is a Conv1D; loading re-decides it per layer.
+      const differ = Object.keys(oursCfg).filter((k) => JSON.stringify(oursCfg[k]) !== JSON.stringify(theirsCfg[k]));
+      expect(differ.map((k) => `${k}: ours ${JSON.stringify(oursCfg[k])}, peft ${JSON.stringify(theirsCfg[k])}`)).toEqual([
+        `auto_mapping: ours null, peft ${JSON.stringify(theirsCfg.auto_mapping)}`,
+        'fan_in_fan_out: ours true, peft false',
+      ]);
+      // What PEFT writes beyond that: its version and the fields of features this package does not implement.
+      expect(Object.keys(theirsCfg).filter((k) => !(k in oursCfg))).toEqual(PEFT_ONLY_LORA_FIELDS);
+      expect(theirsCfg.peft_version).toBe(golden.versions.peft);
       const ours = parseSafetensors(out.files.get('adapter_model.safetensors')!);
       const theirs = parseSafetensors(peftFiles()['adapter_model.safetensors'] as Uint8Array);
       expect(ours.metadata).toEqual({ format: 'pt' });
@@ -73,7 +94,7 @@ describe('adapter files in PEFT format', () => {
       'base_model.model.transformer.h.0.mlp.c_proj.lora_B.weight': [D, 3],
       'base_model.model.transformer.h.0.mlp.c_proj.lora_magnitude_vector': [D],
     });
-    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('dora/adapter_config.json'))) as Record<string, unknown>;
+    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('dora/adapter_config.json')!));
     expect(Object.keys(cfg)).toEqual([...Object.keys(cfg)].sort());
     expect(cfg).toMatchObject({ peft_type: 'LORA', r: 3, lora_alpha: 8, use_dora: true, fan_in_fan_out: false, bias: 'none', target_modules: ['c_proj'], init_lora_weights: true });
     model.dispose();
@@ -94,9 +115,9 @@ describe('adapter files in PEFT format', () => {
       }
       expect([...peft.adapterStateDict('default').keys()]).toContain('base_model.model.transformer.h.0.attn.c_attn.base_layer.bias');
       peft.setAdapter('second');
-      const want2 = await takeData(peft.forward(ids) as Tensor);
+      const want2 = await own(peft.forward(ids) as Tensor).data();
       peft.setAdapter('default');
-      const want = await takeData(peft.forward(ids) as Tensor);
+      const want = await own(peft.forward(ids) as Tensor).data();
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
 
@@ -104,9 +125,9 @@ describe('adapter files in PEFT format', () => {
       const loaded = await loadPeftModel(fresh.model, dir, { isTrainable: true });
       await loaded.loadAdapter(dir, 'second', { subfolder: 'second' });
       expect(loaded.getNbTrainableParameters().trainable).toBe(peft.getNbTrainableParameters().trainable);
-      expectClose(await takeData(loaded.forward(fresh.ids) as Tensor), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
+      expectClose(await own(loaded.forward(fresh.ids) as Tensor).data(), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} default` });
       loaded.setAdapter('second');
-      expectClose(await takeData(loaded.forward(fresh.ids) as Tensor), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
+      expectClose(await own(loaded.forward(fresh.ids) as Tensor).data(), want2, { rtol: 1e-5, atol: 1e-6, label: `${backend} second` });
       model.dispose();
       fresh.model.dispose();
     }
@@ -114,7 +135,7 @@ describe('adapter files in PEFT format', () => {
 
   it('reports every missing, unexpected and mis-shaped key at once', async () => {
     const files = peftFiles();
-    const config = JSON.parse(files['adapter_config.json'] as string) as Record<string, unknown>;
+    const config = JSON.parse(files['adapter_config.json'] as string);
     config.r = 3; // the file's tensors have rank 4
     const { model } = toy('cpu');
     await expect(loadPeftModel(model, memoryFiles({ ...files, 'adapter_config.json': JSON.stringify(config) }))).rejects.toThrow(

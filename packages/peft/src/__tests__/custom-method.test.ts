@@ -1,10 +1,10 @@
 import { type LinearLike, Linear, type Module, isLinearLike } from '@webpeft/nn';
 import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, tidy, zeros } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, randomArray, takeData } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
+  type NewAdapter,
   type PeftConfig,
-  ParameterDict,
   TunerLayer,
   backendOf,
   configError,
@@ -16,6 +16,9 @@ import {
   resolveCommon,
 } from '../index.js';
 import { Container } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 // A method defined entirely outside the package, through its public exports:
 // a scaled-identity adapter `y = base(x) + x * d` (d [in], init 0) on square linear layers.
@@ -26,56 +29,24 @@ interface ScaleConfig extends PeftConfig {
   initValue?: number;
 }
 
-class ScaledIdentity extends TunerLayer<ScaleConfig> {
+class ScaledIdentity extends TunerLayer<ScaleConfig, 'scale_d', LinearLike> {
   readonly peftType = 'SCALED_IDENTITY';
-  private readonly d = new Map<string, Tensor>();
 
   constructor(base: LinearLike) {
-    super(base);
     if (base.inFeatures !== base.outFeatures) throw new Error('SCALED_IDENTITY needs a square layer');
-    this.registerModule('scale_d', new ParameterDict());
+    super(base, { scale_d: 'parameter' });
   }
 
-  private get dict(): ParameterDict {
-    return (this as unknown as { scale_d: ParameterDict }).scale_d;
-  }
-
-  adapterNames(): string[] {
-    return [...this.d.keys()];
-  }
-
-  addAdapter(name: string, config: ScaleConfig): void {
-    const base = this.base_layer as LinearLike;
-    const t = tidy(() => add(zeros([base.inFeatures], { backend: backendOf(base) }), config.initValue ?? 0));
-    this.dict.set(name, t);
-    this.d.set(name, t);
-    if (this.activeAdapters.length === 0) this.activeAdapters = [name];
-  }
-
-  deleteAdapter(name: string): void {
-    this.dict.delete(name);
-    this.d.get(name)?.dispose();
-    this.d.delete(name);
-  }
-
-  adapterParameters(name: string): Tensor[] {
-    return [this.d.get(name)!];
-  }
-
-  adapterStateDict(name: string): Map<string, Tensor> {
-    return new Map([['scale_d', this.d.get(name)!]]);
+  protected initAdapter(_name: string, config: ScaleConfig): NewAdapter<'scale_d', undefined> {
+    return { tensors: { scale_d: add(zeros([this.base_layer.inFeatures], { backend: backendOf(this.base_layer) }), config.initValue ?? 0) } };
   }
 
   forward(x: Tensor): Tensor {
-    let y = (this.base_layer as LinearLike).forward(x);
-    for (const name of this.effectiveAdapters()) {
-      const xd = mul(x, this.d.get(name)!);
-      const next = add(y, xd);
-      xd.dispose();
-      y.dispose();
-      y = next;
-    }
-    return y;
+    return tidy(() => {
+      let y = this.base_layer.forward(x);
+      for (const name of this.effectiveAdapters()) y = add(y, mul(x, this.adapterTensor(name, 'scale_d')));
+      return y;
+    });
   }
 }
 
@@ -87,8 +58,11 @@ registerPeftMethod<ScaleConfig>({
   },
   configToJson: (c) => ({ target_modules: c.targetModules, init_value: c.initValue }),
   configFromJson: (j) => ({ peftType: 'SCALED_IDENTITY', targetModules: j.target_modules as string[], initValue: j.init_value as number }),
-  isTarget: (path, m, c) => matchesTarget({ targetModules: c.targetModules! }, path) && (m instanceof ScaledIdentity || isLinearLike(m)),
-  createLayer: (base) => new ScaledIdentity(base as LinearLike),
+  isTarget: (path, m, c) => matchesTarget({ targetModules: c.targetModules ?? [] }, path) && (m instanceof ScaledIdentity || isLinearLike(m)),
+  createLayer(base) {
+    if (!isLinearLike(base)) throw new Error(`SCALED_IDENTITY: cannot wrap ${base.constructor.name}`);
+    return new ScaledIdentity(base);
+  },
 });
 
 const N = 6;
@@ -117,11 +91,11 @@ beforeAll(async () => {
 describe('a user-defined PEFT method through the public API', () => {
   it('wraps, trains, saves and reloads', async () => {
     for (const backend of backendsUnderTest()) {
-      const base = disposeAfterTest(model(backend));
+      const base = own(model(backend));
       const peft = getPeftModel(base, { peftType: 'SCALED_IDENTITY', targetModules: ['proj'] } as ScaleConfig);
       expect(peft.getNbTrainableParameters().trainable).toBe(2 * N);
-      const x = disposeAfterTest(tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend }));
-      const target = disposeAfterTest(tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend }));
+      const x = own(tensor(randomArray(4 * N, 3) as Float32Array, [4, N], { backend }));
+      const target = own(tensor(randomArray(4 * N, 4) as Float32Array, [4, N], { backend }));
       const lossOf = () => {
         const y = run(base, x);
         const diff = sub(y, target);
@@ -135,33 +109,36 @@ describe('a user-defined PEFT method through the public API', () => {
         const loss = lossOf();
         losses.push(await loss.item());
         loss.backward();
-        noGrad(() => {
-          for (const p of peft.trainableParameters()) {
-            const delta = mul(p.grad!, 0.5);
-            const upd = sub(p, delta);
-            assign(p, upd);
-            for (const t of [delta, upd]) t.dispose();
-            p.grad!.dispose();
-            p.grad = null;
-          }
-        });
+        noGrad(() =>
+          tidy(() => {
+            for (const p of peft.trainableParameters()) {
+              assign(p, sub(p, mul(p.grad!, 0.5)));
+              p.grad!.dispose();
+              p.grad = null;
+            }
+          }),
+        );
         loss.dispose();
       }
       expect(losses[4]).toBeLessThan(losses[0]);
-      const want = await takeData(run(base, x));
+      const want = await own(run(base, x)).data();
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
-      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
+      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
       expect(cfg.peft_type).toBe('SCALED_IDENTITY');
-      const fresh = disposeAfterTest(model(backend));
+      const fresh = own(model(backend));
       const loaded = await loadPeftModel(fresh, dir);
       expect(loaded.adapterStateDict().has('base_model.model.layers.0.proj.scale_d')).toBe(true);
-      expectClose(await takeData(run(fresh, x)), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
+      expectClose(await own(run(fresh, x)).data(), want, { rtol: 1e-6, atol: 1e-6, label: `${backend} reloaded` });
       // Disabling works for user methods too.
-      const plain = await takeData(loaded.disableAdapter(() => run(fresh, x)));
-      const baseOnly = await takeData(run(disposeAfterTest(model(backend)), x));
+      const plain = await own(loaded.disableAdapter(() => run(fresh, x))).data();
+      const baseOnly = await own(run(own(model(backend)), x)).data();
       expectClose(plain, baseOnly, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
+      // A method whose layer has no merge says so, naming the method.
+      await expect(loaded.merge()).rejects.toThrow(/SCALED_IDENTITY: merging adapters into the base weights is not supported/);
+      await expect(loaded.mergeAndUnload()).rejects.toThrow(/SCALED_IDENTITY: merging/);
+      await expect(loaded.mergeAndUnload({ dequantize: true })).rejects.toThrow(/SCALED_IDENTITY does not support the dequantize option/);
     }
   });
 });

@@ -1,5 +1,5 @@
 import { type LinearLike, Module } from '@webpeft/nn';
-import { type BackendName, type Tensor, add, assign, cast, div, floor, matmul, maximum, minimum, mul, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, add, assign, cast, div, floor, matmul, maximum, minimum, mul, tensor, tidy } from '@webpeft/tensor';
 
 /**
  * A stand-in for a quantized linear layer (the shape of the contract `Linear4bit`
@@ -25,27 +25,15 @@ export class CodeLinear extends Module implements LinearLike {
   }
 
   dequantizedWeight(): Tensor {
-    const f = cast(this.codes, 'f32');
-    const w = mul(f, this.scale);
-    f.dispose();
-    return w;
+    return tidy(() => mul(cast(this.codes, 'f32'), this.scale));
   }
 
   forward(x: Tensor): Tensor {
-    const w = this.dequantizedWeight();
-    const y = matmul(x, w, { transposeB: true });
-    w.dispose();
-    return y;
+    return tidy(() => matmul(x, this.dequantizedWeight(), { transposeB: true }));
   }
 
   loadWeight(weight: Tensor): void {
     // round(w / scale) = floor(w / scale + 0.5), clamped to the code range.
-    const q = div(weight, this.scale);
-    const h = add(q, 0.5);
-    const r = floor(h);
-    const c = minimum(maximum(r, -127), 127);
-    const codes = cast(c, 'i32');
-    assign(this.codes, codes);
-    for (const t of [q, h, r, c, codes]) t.dispose();
+    tidy(() => assign(this.codes, cast(minimum(maximum(floor(add(div(weight, this.scale), 0.5)), -127), 127), 'i32')));
   }
 }

@@ -1,10 +1,13 @@
 import { parseSafetensors } from '@webpeft/nn';
 import { type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, disposeAfterTest, randomArray, takeData } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 beforeAll(async () => {
   await initBackends();
@@ -40,13 +43,13 @@ function reference(l1: ArrayLike<number>, l2: ArrayLike<number>): number[] {
 describe('IA3', () => {
   it('starts as the identity, scales outputs (attention) and inputs (feed-forward), merges and saves as PEFT', async () => {
     for (const backend of backendsUnderTest()) {
-      const model = new ToyGPT(golden.sizes, backend);
+      const model = own(new ToyGPT(golden.sizes, backend));
       model.loadBase(golden.base);
-      const ids = tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend });
+      const ids = own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }));
       const peft = getPeftModel(model, { peftType: 'IA3' }); // gpt2 defaults: c_attn, mlp.c_proj (feed-forward)
       expect(peft.getNbTrainableParameters().trainable).toBe(H + H);
       const ones = new Array(H).fill(1);
-      expectClose(await takeData(peft.forward(ids) as Tensor), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), reference(ones, ones), { rtol: 2e-4, atol: 2e-5, label: `${backend} identity` });
 
       const attn = model.getSubmodule('transformer.h.0.attn.c_attn') as IA3Linear;
       const mlp = model.getSubmodule('transformer.h.0.mlp.c_proj') as IA3Linear;
@@ -60,17 +63,17 @@ describe('IA3', () => {
         src.dispose();
       }
       const want = reference(l1, l2);
-      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} scaled` });
       await peft.merge();
-      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} merged` });
       await peft.unmerge();
-      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 2e-4, atol: 2e-5, label: `${backend} unmerged` });
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
       const shapes = Object.fromEntries([...parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors].map(([k, r]) => [k, r.shape]));
       expect(shapes).toEqual({ 'base_model.model.transformer.h.0.attn.c_attn.ia3_l': [H, 1], 'base_model.model.transformer.h.0.mlp.c_proj.ia3_l': [1, H] });
-      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
+      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
       expect(cfg).toMatchObject({ peft_type: 'IA3', target_modules: ['c_attn', 'mlp.c_proj'], feedforward_modules: ['mlp.c_proj'], fan_in_fan_out: true, init_ia3_weights: true });
       ids.dispose();
       model.dispose();
@@ -78,7 +81,7 @@ describe('IA3', () => {
   });
 
   it('rejects feed-forward modules that are not targets', () => {
-    const model = disposeAfterTest(new ToyGPT(golden.sizes, 'cpu'));
+    const model = own(new ToyGPT(golden.sizes, 'cpu'));
     expect(() => getPeftModel(model, { peftType: 'IA3', targetModules: ['c_attn'], feedforwardModules: ['c_proj'] } as never)).toThrow(/subset of targetModules/);
   });
 });

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { LORA_DEFAULTS, layerIndex, matchesTarget, patternValue, resolveLoraConfig, svd } from '../index.js';
 import { SeededRandom } from '@webpeft/test-utils';
+import { checkLeaksPerTest } from './leak-check.js';
+
+checkLeaksPerTest();
 
 describe('LoraConfig', () => {
   it("has PEFT's defaults", () => {

@@ -4,8 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, type PeftModel, getPeftModel } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
 
-// Reference values: tools/golden/peft_lora.py (independent float64 torch implementation of PEFT's math).
+checkLeaksPerTest();
+
+// Reference values: tools/golden/peft_golden.py (PEFT's own get_peft_model, forward/backward and merge_adapter, float64).
 type Variant = (typeof golden.variants)['lora'] & { magnitude?: Record<string, { value: number[]; grad: number[] }> };
 const TOL = { rtol: 2e-4, atol: 2e-5 };
 
@@ -14,7 +17,7 @@ beforeAll(async () => {
 });
 
 function build(backend: BackendName, v: Variant): { model: ToyGPT; peft: PeftModel; ids: Tensor; labels: Tensor } {
-  const model = new ToyGPT(golden.sizes, backend);
+  const model = own(new ToyGPT(golden.sizes, backend));
   model.loadBase(golden.base);
   const targets = v.useDora ? ['c_attn', 'c_proj'] : ['wte', 'c_attn', 'c_proj'];
   const peft = getPeftModel(model, { peftType: 'LORA', r: golden.sizes.r, loraAlpha: golden.sizes.alpha, targetModules: targets, useRslora: v.useRslora, useDora: v.useDora });
@@ -25,8 +28,8 @@ function build(backend: BackendName, v: Variant): { model: ToyGPT; peft: PeftMod
     setValues(B, w.B);
   }
   for (const [path, m] of Object.entries(v.magnitude ?? {})) setValues((model.getSubmodule(path) as LoraLinear).weights('default').magnitude!, m.value);
-  const ids = tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend });
-  const labels = tensor(new Int32Array(golden.labels), [golden.ids.length], { backend });
+  const ids = own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }));
+  const labels = own(tensor(new Int32Array(golden.labels), [golden.ids.length], { backend }));
   return { model, peft, ids, labels };
 }
 
@@ -91,9 +94,9 @@ describe('LoRA forward, loss and gradients match PyTorch (Linear, Conv1D, Embedd
 
   it('DoRA magnitude starts at the row norms of W (B = 0), and the adapter starts as a no-op', async () => {
     for (const backend of backendsUnderTest()) {
-      const model = new ToyGPT(golden.sizes, backend);
+      const model = own(new ToyGPT(golden.sizes, backend));
       model.loadBase(golden.base);
-      const ids = tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend });
+      const ids = own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend }));
       const before = model.forward(ids);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 4, targetModules: ['c_proj'], useDora: true });
       const mag = (model.getSubmodule('transformer.h.0.mlp.c_proj') as LoraLinear).weights('default').magnitude!;

@@ -1,8 +1,11 @@
-import { causalLMFromConfig } from '@webpeft/nn';
-import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, disposeAfterTest, initBackends, randomInts, takeData } from '@webpeft/test-utils';
+import { type CausalLM, causalLMFromConfig } from '@webpeft/nn';
+import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor, tidy } from '@webpeft/tensor';
+import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PeftModel, type ResolvedLoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 // LoRA on the nn package's real models (GPT-2 and LLaMA families), default targets by model_type.
 beforeAll(async () => {
@@ -17,19 +20,17 @@ const TINY = {
 function step(peft: PeftModel, ids: Tensor): void {
   const out = peft.forward({ inputIds: ids, labels: ids }) as { logits: Tensor; loss: Tensor };
   out.loss.backward();
-  noGrad(() => {
-    for (const p of peft.trainableParameters()) {
-      const d = mul(p.grad!, 0.1);
-      const u = sub(p, d);
-      assign(p, u);
-      d.dispose();
-      u.dispose();
-      p.grad!.dispose();
-      p.grad = null;
-    }
-  });
-  out.logits.dispose();
+  noGrad(() =>
+    tidy(() => {
+      for (const p of peft.trainableParameters()) {
+        assign(p, sub(p, mul(p.grad!, 0.1)));
+        p.grad!.dispose();
+        p.grad = null;
+      }
+    }),
+  );
   out.loss.dispose();
+  out.logits.dispose();
 }
 
 describe('LoRA on nn models', () => {
@@ -37,13 +38,13 @@ describe('LoRA on nn models', () => {
     it(`${type}: default targets, training lowers the loss, save/load reproduces the logits`, async () => {
       for (const backend of backendsUnderTest()) {
         manualSeed(7);
-        const model = causalLMFromConfig(config, { backend });
+        const model = own(causalLMFromConfig(config, { backend }) as CausalLM);
         const peft = getPeftModel(model, { peftType: 'LORA', r: 4, loraAlpha: 8 });
         const expected = type === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
         expect((peft.peftConfig.get('default') as ResolvedLoraConfig).targetModules).toEqual(expected);
         const layers = peft.base_model.tunerLayers().map(([p]) => p);
         expect(layers.length).toBe(expected.length * 2);
-        const ids = disposeAfterTest(tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend }));
+        const ids = own(tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend }));
         const lossAt = async () => {
           const out = peft.forward({ inputIds: ids, labels: ids }) as { logits: Tensor; loss: Tensor };
           const v = await out.loss.item();
@@ -57,11 +58,11 @@ describe('LoRA on nn models', () => {
 
         const dir = memoryFiles();
         await peft.saveAdapter(dir);
-        const want = await takeData((peft.forward({ inputIds: ids }) as { logits: Tensor }).logits);
+        const want = await own((peft.forward({ inputIds: ids }) as { logits: Tensor }).logits).data();
         manualSeed(7);
-        const fresh = causalLMFromConfig(config, { backend });
+        const fresh = own(causalLMFromConfig(config, { backend }) as CausalLM);
         const loaded = await loadPeftModel(fresh, dir);
-        const got = await takeData((loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits);
+        const got = await own((loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits).data();
         expectClose(got, want, { rtol: 1e-5, atol: 1e-5, label: `${type} ${backend} reloaded` });
         model.dispose();
         fresh.dispose();

@@ -1,21 +1,23 @@
 import { Linear } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, disposeAfterTest, initBackends, knownLeak, randomArray, takeData } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, TunerLayer, getPeftModel } from '../index.js';
 import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { CodeLinear } from './fake-quant.js';
 import { Container, ToyGPT } from './toy-models.js';
+import { checkLeaksPerTest, own } from './leak-check.js';
+
+checkLeaksPerTest();
 
 beforeAll(async () => {
   await initBackends();
 });
 
 function toy(backend: BackendName): { model: ToyGPT; ids: Tensor } {
-  // Freed when the test ends (tests that dispose them earlier are fine: disposal is idempotent).
-  const model = disposeAfterTest(new ToyGPT(golden.sizes, backend));
+  const model = new ToyGPT(golden.sizes, backend);
   model.loadBase(golden.base);
-  return { model, ids: disposeAfterTest(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
+  return { model: own(model), ids: own(tensor(new Int32Array(golden.ids), [golden.sizes.batch, golden.sizes.seq], { backend })) };
 }
 
 let seed = 100;
@@ -40,7 +42,7 @@ describe('PeftModel adapter management', () => {
   it('add, set, disable (scoped), delete adapters', async () => {
     for (const backend of backendsUnderTest()) {
       const { model, ids } = toy(backend);
-      const baseLogits = await takeData(model.forward(ids));
+      const baseLogits = await own(model.forward(ids)).data();
       const peft = getPeftModel(model, { peftType: 'LORA', r: 2, targetModules: ['c_attn', 'c_proj'] });
       const oneAdapter = peft.getNbTrainableParameters();
       // r=2 on Conv1D 8->12 and Linear 12->8: 2*(8+12) * 2.
@@ -49,20 +51,20 @@ describe('PeftModel adapter management', () => {
       expect(peft.activeAdapter).toBe('default');
       expect(peft.getNbTrainableParameters().trainable).toBe(80);
       for (const [, layer] of peft.base_model.tunerLayers()) for (const n of layer.adapterNames()) for (const t of layer.adapterParameters(n)) randomize(t);
-      const withDefault = await takeData(peft.forward(ids) as Tensor);
+      const withDefault = await own(peft.forward(ids) as Tensor).data();
       peft.setAdapter('b');
       expect(peft.getNbTrainableParameters().trainable).toBe(4 * (12 + 8));
-      const withB = await takeData(peft.forward(ids) as Tensor);
+      const withB = await own(peft.forward(ids) as Tensor).data();
       expect(Math.max(...withB.map((v, i) => Math.abs(v - withDefault[i])))).toBeGreaterThan(1e-3);
       // Disabled: exactly the base model; restored afterwards (also for async callbacks).
-      const disabled = await peft.disableAdapter(async () => takeData(peft.forward(ids) as Tensor));
+      const disabled = await peft.disableAdapter(async () => own(peft.forward(ids) as Tensor).data());
       expectClose(disabled, baseLogits, { rtol: 1e-6, atol: 1e-6, label: `${backend} disabled` });
-      expectClose(await takeData(peft.forward(ids) as Tensor), withB, { rtol: 1e-6, atol: 1e-6, label: `${backend} re-enabled` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), withB, { rtol: 1e-6, atol: 1e-6, label: `${backend} re-enabled` });
       peft.deleteAdapter('b');
       expect(peft.activeAdapter).toBe('default');
       expect(peft.namedParameters().some(([n]) => n.includes('.b.'))).toBe(false);
       expect(peft.getNbTrainableParameters()).toEqual(oneAdapter);
-      expectClose(await takeData(peft.forward(ids) as Tensor), withDefault, { rtol: 1e-6, atol: 1e-6, label: `${backend} after delete` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), withDefault, { rtol: 1e-6, atol: 1e-6, label: `${backend} after delete` });
       expect(() => peft.setAdapter('b')).toThrow(/no adapter 'b'/);
       model.dispose();
     }
@@ -85,15 +87,15 @@ describe('PeftModel adapter management', () => {
       const { model, ids } = toy(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: 3, loraAlpha: 6, targetModules: ['c_attn', 'c_proj', 'wte'] });
       for (const [, layer] of peft.base_model.tunerLayers()) for (const t of layer.adapterParameters('default')) randomize(t);
-      const want = await takeData(peft.forward(ids) as Tensor);
+      const want = await own(peft.forward(ids) as Tensor).data();
       await peft.merge();
-      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} merged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} merged` });
       await peft.unmerge();
-      expectClose(await takeData(peft.forward(ids) as Tensor), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unmerged` });
+      expectClose(await own(peft.forward(ids) as Tensor).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unmerged` });
       const plain = (await peft.mergeAndUnload()) as ToyGPT;
       expect(plain.modules().some((m) => m instanceof TunerLayer)).toBe(false);
       expect(plain.namedParameters().map(([n]) => n)).toContain('transformer.h.0.attn.c_attn.weight');
-      expectClose(await takeData(plain.forward(ids)), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unloaded` });
+      expectClose(await own(plain.forward(ids)).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} unloaded` });
       plain.dispose();
     }
   });
@@ -105,21 +107,20 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
   const SCALE = 1 / 127;
 
   function quantModel(backend: BackendName): Container {
-    return new Container({ layers: new Container({ q_proj: new CodeLinear(IN, OUT, W, SCALE, backend) }) });
+    return own(new Container({ layers: new Container({ q_proj: new CodeLinear(IN, OUT, W, SCALE, backend) }) }));
   }
 
   it('counts packed weights as out*in, trains only A and B, and merges by dequantize + re-quantize or into a full-precision Linear', async () => {
-    knownLeak('LoRA over a quantized LinearLike: the merge paths leave one [out, in] tensor alive per backend');
     for (const backend of backendsUnderTest()) {
-      const model = disposeAfterTest(quantModel(backend));
+      const model = quantModel(backend);
       const peft = getPeftModel(model, { peftType: 'LORA', r: R, loraAlpha: 4, targetModules: ['q_proj'] });
       expect(peft.getNbTrainableParameters()).toEqual({ trainable: R * (IN + OUT), all: IN * OUT + R * (IN + OUT) });
       const layer = model.getSubmodule('layers.q_proj') as LoraLinear;
       const { A, B } = layer.weights('default');
       randomize(A);
       randomize(B);
-      const x = tensor(randomArray(3 * IN, 9) as Float32Array, [3, IN], { backend });
-      const want = await takeData(layer.forward(x));
+      const x = own(tensor(randomArray(3 * IN, 9) as Float32Array, [3, IN], { backend }));
+      const want = await host(own(layer.forward(x)));
       // float64 reference of the merged weight: deq(W) + 2 * B A.
       const deq = Array.from(W, (w) => Math.max(-127, Math.min(127, Math.round(w / SCALE))) * SCALE);
       const [hA, hB] = [await host(A), await host(B)];
@@ -127,14 +128,14 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
       const merged = deq.map((w, i) => w + 2 * ba[i]);
 
       // Full precision: the LinearLike becomes an nn Linear holding the merged weight.
-      const plain = disposeAfterTest(await peft.mergeAndUnload({ dequantize: true }));
+      const plain = own(await peft.mergeAndUnload({ dequantize: true }));
       const lin = plain.getSubmodule('layers.q_proj');
       expect(lin).toBeInstanceOf(Linear);
       expectClose(await (lin as Linear).weight.data(), merged, { rtol: 1e-5, atol: 1e-6, label: `${backend} dequantized merge` });
-      expectClose(await takeData((lin as Linear).forward(x)), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} dequantized forward` });
+      expectClose(await own((lin as Linear).forward(x)).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} dequantized forward` });
 
       // Re-quantized: the base keeps its storage type; codes are the rounded merged weight.
-      const model2 = disposeAfterTest(quantModel(backend));
+      const model2 = quantModel(backend);
       const peft2 = getPeftModel(model2, { peftType: 'LORA', r: R, loraAlpha: 4, targetModules: ['q_proj'] });
       const w2 = (model2.getSubmodule('layers.q_proj') as LoraLinear).weights('default');
       for (const [dst, src] of [[w2.A, hA], [w2.B, hB]] as const) {
@@ -142,7 +143,7 @@ describe('QLoRA composition: LoRA over a quantized LinearLike', () => {
         noGrad(() => assign(dst, t));
         t.dispose();
       }
-      const plain2 = disposeAfterTest(await peft2.mergeAndUnload());
+      const plain2 = own(await peft2.mergeAndUnload());
       const q = plain2.getSubmodule('layers.q_proj') as CodeLinear;
       expect(q).toBeInstanceOf(CodeLinear);
       const codes = Array.from(await q.codes.data());

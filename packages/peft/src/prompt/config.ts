@@ -15,34 +15,6 @@ export interface PromptLearningConfig extends PeftConfig {
   numLayers?: number;
 }
 
-/**
- * Prompt tuning (Lester et al. 2021, arXiv:2104.08691): `numVirtualTokens` learned
- * embeddings prepended to the input embeddings.
- */
-export interface PromptTuningConfig extends PromptLearningConfig {
-  peftType: 'PROMPT_TUNING';
-  /** `RANDOM` (N(0, 1), default), `SAMPLE_VOCAB` (rows of random vocabulary ids) or `TEXT` (rows of the tokenised text, repeated/truncated). */
-  promptTuningInit?: 'RANDOM' | 'SAMPLE_VOCAB' | 'TEXT';
-  /** Text for `TEXT` init. */
-  promptTuningInitText?: string | null;
-  /** Saved for PEFT's loaders (which tokenizer made the TEXT init). */
-  tokenizerNameOrPath?: string | null;
-  /** Tokenizer for `TEXT` init (not saved): `encode(text)` returns token ids. */
-  tokenizer?: { encode(text: string): ArrayLike<number> | { ids: ArrayLike<number> } };
-}
-
-/**
- * Prefix tuning (Li & Liang 2021, arXiv:2101.00190; P-tuning v2 is the same deep
- * prompts): learned keys and values per layer, attended to before the input.
- */
-export interface PrefixTuningConfig extends PromptLearningConfig {
-  peftType: 'PREFIX_TUNING';
-  /** Reparameterise through `Embedding -> Linear -> tanh -> Linear` while training. */
-  prefixProjection?: boolean;
-  /** Hidden size of that MLP (default `tokenDim`). */
-  encoderHiddenSize?: number;
-}
-
 interface ModelDims {
   hidden_size?: number;
   n_embd?: number;
@@ -67,7 +39,13 @@ export function modelDims(model: Module): { hidden: number; layers: number; head
   return { hidden, layers, heads, kvHeads, headDim: c.head_dim ?? hidden / heads };
 }
 
-function resolvePromptLearning<C extends PromptLearningConfig>(c: C, model: Module | undefined, kind: string): C {
+/**
+ * Validates `numVirtualTokens` and fills `tokenDim`, `numLayers`, `numAttentionHeads`
+ * (from `model.config`) and `numTransformerSubmodules` (1), naming `c.peftType` in errors.
+ * A user's prompt-learning method calls this from its `resolveConfig`.
+ */
+export function resolvePromptLearningConfig<C extends PromptLearningConfig>(c: C, model?: Module): C {
+  const kind = c.peftType;
   if (!(Number.isInteger(c.numVirtualTokens) && c.numVirtualTokens > 0)) configError(kind, `numVirtualTokens must be a positive integer, got ${c.numVirtualTokens}`);
   const dims = model ? modelDims(model) : null;
   const tokenDim = c.tokenDim ?? dims?.hidden;
@@ -77,58 +55,28 @@ function resolvePromptLearning<C extends PromptLearningConfig>(c: C, model: Modu
   return resolveCommon({ ...c, tokenDim, numLayers, numAttentionHeads, numTransformerSubmodules: c.numTransformerSubmodules ?? 1 });
 }
 
-/** Defaults and validation of {@link PromptTuningConfig}. */
-export function resolvePromptTuningConfig(c: PromptTuningConfig, model?: Module): PromptTuningConfig {
-  const init = c.promptTuningInit ?? 'RANDOM';
-  if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(init)) configError('PROMPT_TUNING', `promptTuningInit must be RANDOM, SAMPLE_VOCAB or TEXT, got ${init}`);
-  if (init === 'TEXT' && !c.promptTuningInitText) configError('PROMPT_TUNING', 'promptTuningInit TEXT needs promptTuningInitText');
-  return { ...resolvePromptLearning(c, model, 'PROMPT_TUNING'), promptTuningInit: init, promptTuningInitText: c.promptTuningInitText ?? null, tokenizerNameOrPath: c.tokenizerNameOrPath ?? null };
-}
-
-/** Defaults and validation of {@link PrefixTuningConfig}. */
-export function resolvePrefixTuningConfig(c: PrefixTuningConfig, model?: Module): PrefixTuningConfig {
-  // Prefixes are keys/values: with grouped-query attention PEFT sets token_dim to
-  // kvHeads * headDim and num_attention_heads to kvHeads.
-  const dims = model ? modelDims(model) : null;
-  const gqa = { tokenDim: c.tokenDim ?? (dims ? dims.kvHeads * dims.headDim : undefined), numAttentionHeads: c.numAttentionHeads ?? dims?.kvHeads };
-  const r = resolvePromptLearning({ ...c, ...gqa }, model, 'PREFIX_TUNING');
-  return { ...r, prefixProjection: c.prefixProjection ?? false, encoderHiddenSize: c.encoderHiddenSize ?? r.tokenDim };
-}
-
-/** `adapter_config.json` fields of a prompt-learning config (PEFT's names). */
-export function promptConfigToJson(c: PromptTuningConfig | PrefixTuningConfig): Record<string, unknown> {
-  const common = {
+/** The shared prompt-learning fields of `adapter_config.json` (PEFT's names). */
+export function promptLearningConfigToJson(c: PromptLearningConfig): Record<string, unknown> {
+  return {
+    // PEFT's from_pretrained builds PeftModelForCausalLM only from task_type CAUSAL_LM; with
+    // null it builds the bare PeftModel, which never applies the prompt (the only task here).
+    task_type: c.taskType ?? 'CAUSAL_LM',
     num_virtual_tokens: c.numVirtualTokens,
     token_dim: c.tokenDim,
     num_transformer_submodules: c.numTransformerSubmodules,
     num_attention_heads: c.numAttentionHeads,
     num_layers: c.numLayers,
   };
-  if (c.peftType === 'PROMPT_TUNING') {
-    return { ...common, prompt_tuning_init: c.promptTuningInit, prompt_tuning_init_text: c.promptTuningInitText ?? null, tokenizer_name_or_path: c.tokenizerNameOrPath ?? null, tokenizer_kwargs: null };
-  }
-  return { ...common, prefix_projection: c.prefixProjection, encoder_hidden_size: c.encoderHiddenSize };
 }
 
-/** A prompt-learning config from `adapter_config.json`. */
-export function promptConfigFromJson(j: Record<string, unknown>): PromptTuningConfig | PrefixTuningConfig {
-  const common = {
+/** The shared prompt-learning fields from `adapter_config.json` (`peftType` from `peft_type`). */
+export function promptLearningConfigFromJson(j: Record<string, unknown>): PromptLearningConfig {
+  return {
+    peftType: String(j.peft_type),
     numVirtualTokens: j.num_virtual_tokens as number,
     tokenDim: j.token_dim as number,
     numTransformerSubmodules: (j.num_transformer_submodules as number) ?? 1,
     numAttentionHeads: j.num_attention_heads as number,
     numLayers: j.num_layers as number,
   };
-  if (j.peft_type === 'PROMPT_TUNING') {
-    return { peftType: 'PROMPT_TUNING', ...common, promptTuningInit: (j.prompt_tuning_init as 'RANDOM') ?? 'RANDOM', promptTuningInitText: (j.prompt_tuning_init_text as string) ?? null, tokenizerNameOrPath: (j.tokenizer_name_or_path as string) ?? null };
-  }
-  if (j.peft_type === 'PREFIX_TUNING') {
-    return { peftType: 'PREFIX_TUNING', ...common, prefixProjection: Boolean(j.prefix_projection), encoderHiddenSize: j.encoder_hidden_size as number };
-  }
-  return configError(String(j.peft_type), 'not a prompt-learning method this package implements (PROMPT_TUNING, PREFIX_TUNING)');
-}
-
-/** True for the prompt-learning family. */
-export function isPromptLearning(c: PeftConfig): c is PromptTuningConfig | PrefixTuningConfig {
-  return c.peftType === 'PROMPT_TUNING' || c.peftType === 'PREFIX_TUNING';
 }

@@ -1,7 +1,10 @@
 import { Module } from '@webpeft/nn';
 import type { PeftConfig } from '../config.js';
-import { getPeftMethod } from '../registry.js';
+import { getTunerMethod } from '../registry.js';
 import { TunerLayer } from './tuner-layer.js';
+
+/** A tuner layer of any method, as the model-level code sees it. */
+export type AnyTunerLayer = TunerLayer<PeftConfig, string, Module, unknown>;
 
 /**
  * PEFT's `BaseTuner` (`LoraModel`, ...): holds the user's model as `model`, so that
@@ -22,7 +25,7 @@ export class TunerModel extends Module {
    * module matches.
    */
   inject(adapterName: string, config: PeftConfig): PeftConfig {
-    const method = getPeftMethod(config.peftType);
+    const method = getTunerMethod(config.peftType, 'getPeftModel');
     let c = method.resolveConfig(config, this.model);
     if (method.prepare) c = method.prepare(c, this.model);
     const targets = walk(this.model).filter(([path, m]) => method.isTarget(path, m, c, this.model));
@@ -31,7 +34,7 @@ export class TunerModel extends Module {
       throw new Error(`${c.peftType}: target modules ${JSON.stringify(t)} not found in the base model (adapter '${adapterName}')`);
     }
     for (const [path, m] of targets) {
-      let layer: TunerLayer;
+      let layer: AnyTunerLayer;
       if (m instanceof TunerLayer) layer = m;
       else {
         layer = method.createLayer(m, c, path);
@@ -45,8 +48,8 @@ export class TunerModel extends Module {
   }
 
   /** Every wrapped layer with its path in the user's model. */
-  tunerLayers(): [string, TunerLayer][] {
-    return this.model.namedModules().filter((e): e is [string, TunerLayer] => e[1] instanceof TunerLayer);
+  tunerLayers(): [string, AnyTunerLayer][] {
+    return this.model.namedModules().filter((e): e is [string, AnyTunerLayer] => e[1] instanceof TunerLayer);
   }
 
   /** Forwards to the wrapped model (`forward(...args)` of the user's model). */

@@ -7,26 +7,10 @@
  * dequantized into a transient buffer, multiplied with the tiled matmul and freed at
  * once (never kept for backward: the input gradient dequantizes again).
  */
-import {
-  type Backend,
-  type KernelFn,
-  type Tensor,
-  Uniforms,
-  type WebGpuBackend,
-  _engine,
-  elementMain,
-  grid,
-  matmul,
-  noGrad,
-  program,
-  registerKernel,
-  reshape,
-  runKernel,
-  storageBindings,
-} from '@webpeft/tensor';
-import { dequantize4bitRaw, restoreAbsmax } from '../blockwise.js';
+import type { Tensor } from '@webpeft/tensor';
+import { type KernelFn, Uniforms, type WebGpuKernelContext, elementMain, grid, program, registerKernel, storageBindings } from '@webpeft/tensor/kernel';
 import { wgslByteAt, wgslNibble } from '../webgpu/wgsl-codes.js';
-import { LINEAR4BIT_GRAD_OP, LINEAR4BIT_OP, type Linear4bitAttrs } from './linear-4bit.js';
+import type { Linear4bitAttrs } from './linear-4bit-op.js';
 
 const WG = 64;
 
@@ -74,47 +58,51 @@ ${body}
 /** Rows of input from which dequantize-then-matmul beats the fused per-output kernel. */
 export const LINEAR4BIT_FUSED_MAX_ROWS = 8;
 
-/** `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the forward). */
-function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boolean, rows: number, k: number, outShape: number[]): Tensor {
-  return noGrad(() => {
-    const [x, packed, code] = inputs;
-    const n = a.inFeatures * a.outFeatures;
-    const absmax = a.nested
-      ? restoreAbsmax({ qabsmax: inputs[3], code: inputs[4], absmax2: inputs[5], offset: inputs[6], codeShared: true, n: Math.ceil(n / a.blocksize), blocksize: a.nestedBlocksize })
-      : inputs[3];
-    const flat = dequantize4bitRaw(packed, absmax, code, a.blocksize, n);
-    if (a.nested) absmax.dispose();
-    const w = reshape(flat, [a.outFeatures, a.inFeatures]);
-    flat.dispose();
-    const x2 = reshape(x, [rows, k]);
-    const y2 = matmul(x2, w, { transposeB: !grad });
-    for (const t of [w, x2]) t.dispose();
-    const y = reshape(y2, outShape);
-    y2.dispose();
-    return y;
-  });
+/**
+ * `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the
+ * forward), composed of the codec and matmul kernels; every transient is freed here.
+ */
+function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boolean, rows: number, k: number, outShape: number[], ctx: WebGpuKernelContext): Tensor {
+  const [x, packed, code] = inputs;
+  const n = a.inFeatures * a.outFeatures;
+  const transients: Tensor[] = [];
+  const t = (v: Tensor) => (transients.push(v), v);
+  try {
+    let absmax = inputs[3];
+    if (a.nested) {
+      const [, , , qabsmax, dyn, absmax2, offset] = inputs;
+      const scaled = t(ctx.run('DequantizeBlockwise', [qabsmax, absmax2, dyn], { blocksize: a.nestedBlocksize, n: Math.ceil(n / a.blocksize) }));
+      absmax = t(ctx.run('Add', [scaled, offset], {}));
+    }
+    const flat = t(ctx.run('Dequantize4bit', [packed, absmax, code], { blocksize: a.blocksize, n }));
+    const w = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
+    const x2 = t(ctx.run('Reshape', [x], { shape: [rows, k] }));
+    const y2 = t(ctx.run('MatMul', [x2, w], { transposeA: false, transposeB: !grad }));
+    return ctx.run('Reshape', [y2], { shape: outShape });
+  } finally {
+    for (const v of transients) v.dispose();
+  }
 }
 
-function kernel(grad: boolean): KernelFn {
-  return (inputs: readonly Tensor[], attrs: unknown, backend: Backend): Tensor => {
-    const a = attrs as Linear4bitAttrs;
+function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', 'webgpu'> {
+  return (inputs, a, ctx) => {
     const x = inputs[0];
     const k = grad ? a.outFeatures : a.inFeatures;
     const nOut = grad ? a.inFeatures : a.outFeatures;
     const rows = x.size / k;
-    if (rows > LINEAR4BIT_FUSED_MAX_ROWS) return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut]);
-    const out = _engine.makeTensor(backend, [...x.shape.slice(0, -1), nOut], 'f32', grad ? 'linear4bitGradInput' : 'linear4bit');
+    if (rows > LINEAR4BIT_FUSED_MAX_ROWS) return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
+    const out = ctx.output([...x.shape.slice(0, -1), nOut], 'f32', grad ? 'Linear4bitGradInput' : 'Linear4bit');
     const total = rows * nOut;
     if (total === 0) return out;
     const u = new Uniforms().u32('total', total).u32('inF', a.inFeatures).u32('outF', a.outFeatures).u32('bs', a.blocksize).u32('nbs', Math.max(1, a.nestedBlocksize));
     const prog = program(`quant/linear4bit/${grad ? 'dx' : 'fwd'}/${a.nested ? 'nested' : 'plain'}`, inputs.length, 1, () => source(grad, a.nested, u));
-    runKernel(backend as WebGpuBackend, prog, inputs, [out], u, grid(total, WG));
+    ctx.dispatch(prog, inputs, [out], u, grid(total, WG));
     return out;
   };
 }
 
 /** Registers the webgpu kernels of `Linear4bit` and `Linear4bitGradInput`. */
 export function registerLinear4bitWebGpuKernels(): void {
-  registerKernel(LINEAR4BIT_OP, 'webgpu', kernel(false));
-  registerKernel(LINEAR4BIT_GRAD_OP, 'webgpu', kernel(true));
+  registerKernel('Linear4bit', 'webgpu', kernel(false));
+  registerKernel('Linear4bitGradInput', 'webgpu', kernel(true));
 }

@@ -8,22 +8,11 @@
  * State layout (one u32 buffer, also the layout of a host page): `[codes1 (nb*64 words)
  * | codes2 (nb*64) | absmax1 bits (nb) | absmax2 bits (nb)]` for `nb` blocks.
  *
- * Block addressing: `tabled` reads `(start, valid)` per block from a table (a batch of
- * several parameters packed into flat buffers); `contiguous` addresses blocks
- * `blockBase + b` of one parameter bound directly (a page of a paged optimizer).
+ * Blocks `blockBase + b` of one parameter are bound directly: the whole parameter of an
+ * unpaged state, or the blocks of one page of a paged optimizer.
  */
-import {
-  type Tensor,
-  Uniforms,
-  type WebGpuBackend,
-  program,
-  runKernel,
-  storageBindings,
-} from '@webpeft/tensor';
-import type { BnbAdamScalars } from './bnb-scalars.js';
-
-/** How a dispatch finds the parameter elements of each block. */
-export type BlockAddressing = { kind: 'tabled'; table: Tensor } | { kind: 'contiguous'; blockBase: number; n: number };
+import { Uniforms, program, registerInPlaceKernel, storageBindings } from '@webpeft/tensor/kernel';
+import type {} from './optim-ops.js';
 
 function quantFn(name: string, code: string, signed: boolean): string {
   return `fn ${name}(x: f32) -> u32 {
@@ -44,10 +33,10 @@ function quantFn(name: string, code: string, signed: boolean): string {
 }`;
 }
 
-function source(tabled: boolean, u: Uniforms): string {
+function source(u: Uniforms): string {
   return `
-${storageBindings([['gs', 'f32'], ['tab', 'u32'], ['qmap', 'f32']], [['ps', 'f32'], ['q', 'u32']])}
-${u.declaration(5)}
+${storageBindings([['gs', 'f32'], ['qmap', 'f32']], [['ps', 'f32'], ['q', 'u32']])}
+${u.declaration(4)}
 var<workgroup> code1: array<f32, 256>;
 var<workgroup> code2: array<f32, 256>;
 var<workgroup> red1: array<f32, 256>;
@@ -64,9 +53,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   workgroupBarrier();
   let blk = wid.x + wid.y * nwg.x;
   if (blk >= u.nb) { return; }
-${tabled ? `  let start = tab[2u * blk];
-  let valid = tab[2u * blk + 1u];` : `  let start = (u.blockBase + blk) * 256u;
-  let valid = min(256u, u.n - start);`}
+  let start = (u.blockBase + blk) * 256u;
+  let valid = min(256u, u.n - start);
   let live = t < valid;
   var g = 0.0;
   var c1 = 128u;
@@ -135,25 +123,14 @@ function blockGrid(nb: number): [number, number, number] {
   return nb <= max ? [nb, 1, 1] : [max, Math.ceil(nb / max), 1];
 }
 
-/**
- * One dispatch over `nb` blocks: `grads`/`params` f32 (flat batch or one parameter),
- * `state` u32 in the layout above (updated in place), `qmap` the signed then the
- * unsigned dynamic map (512 f32), `dummyTable` any u32 tensor when `contiguous`.
- */
-export function adam8bitDispatch(
-  backend: WebGpuBackend,
-  grads: Tensor,
-  params: Tensor,
-  state: Tensor,
-  qmap: Tensor,
-  nb: number,
-  addressing: BlockAddressing,
-  k: BnbAdamScalars,
-): void {
-  const tabled = addressing.kind === 'tabled';
-  const u = new Uniforms().u32('nb', nb).u32('blockBase', tabled ? 0 : addressing.blockBase).u32('n', tabled ? 0 : addressing.n);
-  for (const name of ['beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'correctedEps', 'decay', 'hasDecay']) u.f32(name, k[name]);
-  const prog = program(`quant/adam8bit/${tabled ? 'tabled' : 'contiguous'}`, 3, 2, () => source(tabled, u));
-  const table = tabled ? addressing.table : qmap;
-  runKernel(backend, prog, [grads, table, qmap], [params, state], u, blockGrid(nb));
+const SCALARS = ['beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'stepSize', 'correctedEps', 'decay', 'hasDecay'] as const;
+
+/** Registers the webgpu kernel of `Adam8bitStep`: one dispatch over the blocks it is given. */
+export function registerAdam8bitWebGpuKernel(): void {
+  registerInPlaceKernel('Adam8bitStep', 'webgpu', ({ param, grad, state, qmap, blocks, blockBase, scalars }, ctx) => {
+    const u = new Uniforms().u32('nb', blocks).u32('blockBase', blockBase).u32('n', param.size);
+    for (const name of SCALARS) u.f32(name, scalars[name]);
+    const prog = program('quant/adam8bit/contiguous', 2, 2, () => source(u));
+    ctx.dispatch(prog, [grad, qmap], [param, state], u, blockGrid(blocks));
+  });
 }

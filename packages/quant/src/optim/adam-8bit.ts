@@ -8,23 +8,15 @@
  * bitsandbytes' 32-bit Adam update.
  */
 import { type AdamHyper, Optimizer, type OptimizerOptions, type OptimizerStateDict, type ParamsInput } from '@webpeft/optim';
-import {
-  DTypeError,
-  type Tensor,
-  type WebGpuBackend,
-  cpuData,
-  keep,
-  tensor,
-  withMemoryTag,
-  zeros,
-} from '@webpeft/tensor';
+import { type Backend, DTypeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
+import { runInPlace } from '@webpeft/tensor/kernel';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED } from '../code-tensors.js';
-import { OPTIM_BLOCK, WORDS_PER_BLOCK, adam8bitBlockwiseHost, stateViews } from './adam-8bit-host.js';
-import { adam8bitDispatch } from './adam-8bit-webgpu.js';
+import { OPTIM_BLOCK, WORDS_PER_BLOCK } from './adam-8bit-host.js';
 import { bnbAdamRule } from './bnb-adam-rule.js';
 import { bnbAdamScalars } from './bnb-scalars.js';
 import { type Page, type PagedOptions, type PagedStats, pagePlan, streamPages } from './page-stream.js';
 import { PAGED_MIN_ELEMENTS } from './paged-adamw.js';
+import { registerQuantOptimOps } from './register.js';
 import { type LargeEntry, splitStep } from './split-step.js';
 
 /** Options of the 8-bit optimizers. */
@@ -46,14 +38,14 @@ interface QuantState {
 
 const qmaps = new WeakMap<object, Tensor>();
 
-/** The signed then the unsigned dynamic map as one device tensor (512 f32), shared per backend. */
-function qmapTensor(backend: WebGpuBackend): Tensor {
+/** The signed then the unsigned dynamic map as one tensor (512 f32), shared per backend. */
+function qmapTensor(backend: Backend): Tensor {
   let t = qmaps.get(backend);
   if (!t || t.isDisposed) {
     const data = new Float32Array(512);
     data.set(DYNAMIC_SIGNED, 0);
     data.set(DYNAMIC_UNSIGNED, 256);
-    t = keep(withMemoryTag('quant', () => tensor(data, [512], { backend: 'webgpu' })));
+    t = keep(withMemoryTag('quant', () => tensor(data, [512], { backend: backend.name })));
     qmaps.set(backend, t);
   }
   return t;
@@ -76,7 +68,7 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
   readonly quantState = new Map<Tensor, QuantState>();
   /** Parameters with fewer elements keep fp32 states. */
   readonly min8bitSize: number;
-  /** Statistics of the last step's streaming (paged optimizers on webgpu). */
+  /** Statistics of the last step's streaming (paged optimizers on a backend with device memory). */
   lastPagedStats: PagedStats | null = null;
   private readonly plan: { slots: number; slotBytes: number } | null;
 
@@ -97,7 +89,7 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
   }
 
   private isPaged(p: Tensor): boolean {
-    return this.plan !== null && p.backend.name === 'webgpu' && p.size >= PAGED_MIN_ELEMENTS;
+    return this.plan !== null && p.backend.capabilities.deviceMemory && p.size >= PAGED_MIN_ELEMENTS;
   }
 
   override async step() {
@@ -119,25 +111,23 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
   }
 
   private async step8bit(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
+    registerQuantOptimOps();
     const pages: Page[] = [];
-    let gpu: WebGpuBackend | null = null;
+    let pagedBackend: Backend | null = null;
     for (const e of entries) {
       const st = this.stateFor(e);
       st.step++;
       const k = bnbAdamScalars(hypers[e.group], st.step);
-      if (e.param.backend.name === 'cpu') {
-        const views = stateViews(cpuData(st.words!) as Uint32Array, st.blocks);
-        adam8bitBlockwiseHost(cpuData(e.param) as Float32Array, cpuData(e.grad) as Float32Array, views, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, k);
-        continue;
-      }
-      const backend = e.param.backend as WebGpuBackend;
-      gpu = backend;
+      const backend = e.param.backend;
       const qmap = qmapTensor(backend);
+      const step = (state: Tensor, blocks: number, blockBase: number) =>
+        runInPlace('Adam8bitStep', { param: e.param, grad: e.grad, state, qmap, blocks, blockBase, scalars: k }, backend);
       if (st.words) {
         // One fused dispatch over all blocks of the parameter, bound in place.
-        adam8bitDispatch(backend, e.grad, e.param, st.words, qmap, st.blocks, { kind: 'contiguous', blockBase: 0, n: e.param.size }, k);
+        step(st.words, st.blocks, 0);
         continue;
       }
+      pagedBackend = backend;
       const host = st.host!;
       const nb = st.blocks;
       const perPage = Math.floor(this.plan!.slotBytes / (WORDS_PER_BLOCK * 4));
@@ -158,16 +148,16 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
             return out;
           },
           run(slot) {
-            adam8bitDispatch(backend, e.grad, e.param, slot, qmap, cnt, { kind: 'contiguous', blockBase: b0, n: e.param.size }, k);
+            step(slot, cnt, b0);
           },
           download(data) {
-            const w = new Uint32Array(data);
+            const w = data as Uint32Array;
             for (const [src, len, dst] of regions) host.set(w.subarray(dst, dst + len), src);
           },
         });
       }
     }
-    if (gpu && pages.length > 0) this.lastPagedStats = await streamPages(gpu, pages, this.plan!.slots, this.plan!.slotBytes, 'u32');
+    if (pagedBackend && pages.length > 0) this.lastPagedStats = await streamPages(pagedBackend, pages, this.plan!.slots, this.plan!.slotBytes, 'u32');
   }
 
   /**

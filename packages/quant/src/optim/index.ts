@@ -7,3 +7,5 @@ export { PagedAdamW, PagedAdamW32bit, PAGED_MIN_ELEMENTS, type PagedAdamWOptions
 export { type PagedOptions, type PagedStats } from './page-stream.js';
 export { bnbAdamScalars, type BnbAdamScalars } from './bnb-scalars.js';
 export { OPTIM_BLOCK, WORDS_PER_BLOCK, adam8bitBlockwiseHost, adam32bitBnbHost, quantize2D, stateViews, type State8bitViews } from './adam-8bit-host.js';
+export type { Adam8bitStepArgs, PagedUpdateArgs } from './optim-ops.js';
+export { registerQuantOptimOps } from './register.js';

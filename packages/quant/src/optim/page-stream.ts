@@ -1,12 +1,13 @@
 /**
  * Streaming host-resident optimizer state through a small pool of device buffers.
- * WebGPU has no unified memory, so a paged optimizer keeps the state of large
- * parameters in host pages and, each step, writes a page into a free device slot
- * (`queue.writeBuffer`), runs its update, and reads the slot back (`mapAsync`) before
- * the slot is reused. Page k+1 is uploaded and dispatched before page k's read-back is
- * awaited, so transfers overlap with compute when the pool has two or more slots.
+ * Where device memory is apart from the host's (`capabilities.deviceMemory`: WebGPU has
+ * no unified memory), a paged optimizer keeps the state of large parameters in host
+ * pages and, each step, uploads a page into a device slot, runs its update, and reads
+ * the slot back before the slot is reused. Page k+1 is uploaded and dispatched before
+ * page k's read-back is awaited, so transfers overlap with compute when the pool has
+ * two or more slots.
  */
-import { type DType, type Tensor, type WebGpuBackend, _engine, memory, withMemoryTag } from '@webpeft/tensor';
+import { type Backend, type DType, type Tensor, type TensorData, memory, tensor, withMemoryTag } from '@webpeft/tensor';
 
 /** Options of the paged optimizers. */
 export interface PagedOptions {
@@ -18,12 +19,12 @@ export interface PagedOptions {
 
 /** One page of state: what to upload, how to update it in a slot, where to put the result. */
 export interface Page {
-  /** Host data to write at the start of the slot. */
+  /** Host data of the slot (`bytes` bytes). */
   upload(): Float32Array | Uint32Array;
-  /** Encodes the update of this page with its state in `slot`. */
+  /** Runs the update of this page with its state in `slot`. */
   run(slot: Tensor): void;
-  /** Takes the updated state (the first `bytes` bytes of the slot). */
-  download(data: ArrayBuffer): void;
+  /** Takes the updated state (the slot's elements). */
+  download(data: TensorData): void;
   bytes: number;
 }
 
@@ -32,7 +33,7 @@ export interface PagedStats {
   pages: number;
   slots: number;
   slotBytes: number;
-  /** Largest `memory('webgpu').bytesByTag.optimizer` seen while streaming. */
+  /** Largest `memory(backend).bytesByTag.optimizer` seen while streaming. */
   peakOptimizerBytes: number;
 }
 
@@ -45,40 +46,43 @@ export function pagePlan(options: PagedOptions, owner: string): { slots: number;
   return { slots: Math.min(4, Math.floor(budget / pageBytes)), slotBytes: Math.floor(pageBytes / 4) * 4 };
 }
 
-function tagged(): number {
-  return memory('webgpu').bytesByTag.optimizer ?? 0;
-}
-
 /**
- * Streams `pages` through `slots` device buffers of `slotBytes` bytes (element type
- * `dtype`, tagged 'optimizer', freed at the end). Resolves when every page is back on
- * the host.
+ * Streams `pages` through at most `slots` device tensors of at most `slotBytes` bytes
+ * each (element type `dtype`, tagged 'optimizer', freed once read back). Resolves when
+ * every page is back on the host.
  */
-export async function streamPages(backend: WebGpuBackend, pages: readonly Page[], slots: number, slotBytes: number, dtype: DType): Promise<PagedStats> {
+export async function streamPages(backend: Backend, pages: readonly Page[], slots: number, slotBytes: number, dtype: DType): Promise<PagedStats> {
+  const tagged = () => memory(backend.name).bytesByTag.optimizer ?? 0;
   const stats: PagedStats = { pages: pages.length, slots: 0, slotBytes, peakOptimizerBytes: tagged() };
   if (pages.length === 0) return stats;
   const count = Math.min(slots, pages.length);
-  const pool: Tensor[] = Array.from({ length: count }, () =>
-    withMemoryTag('optimizer', () => _engine.makeTensor(backend, [slotBytes / 4], dtype, 'paged optimizer slot')),
-  );
   stats.slots = count;
-  const pending: (Promise<void> | null)[] = pool.map(() => null);
+  const pending: (Promise<void> | null)[] = Array.from({ length: count }, () => null);
+  const live = new Set<Tensor>();
   try {
     for (let k = 0; k < pages.length; k++) {
       const s = k % count;
       const prev = pending[s];
       if (prev) await prev;
       const page = pages[k];
-      const storage = pool[s].liveStorage('paged optimizer');
-      backend.write(storage, page.upload());
-      page.run(pool[s]);
+      const data = page.upload();
+      if (data.byteLength > slotBytes) throw new RangeError(`paged optimizer: page of ${data.byteLength} bytes exceeds the slot size ${slotBytes}`);
+      const slot = withMemoryTag('optimizer', () => tensor(data, [data.length], { dtype, backend: backend.name }));
+      live.add(slot);
+      page.run(slot);
       stats.peakOptimizerBytes = Math.max(stats.peakOptimizerBytes, tagged());
-      // Encodes the copy to a staging buffer and submits now; only the mapping is awaited later.
-      pending[s] = backend.read(storage, page.bytes).then((data) => page.download(data));
+      // The read-back is submitted now; only its completion is awaited before the slot is reused.
+      pending[s] = slot.data().then((d) => {
+        page.download(d);
+        live.delete(slot);
+        slot.dispose();
+      });
     }
     await Promise.all(pending.filter((p) => p !== null));
   } finally {
-    for (const t of pool) t.dispose();
+    // After an error: let submitted read-backs settle, then free what they left.
+    await Promise.allSettled(pending.filter((p) => p !== null));
+    for (const t of live) t.dispose();
   }
   return stats;
 }

@@ -1,12 +1,16 @@
 /**
  * PagedAdamW (bitsandbytes `PagedAdamW` / `PagedAdamW32bit`): `@webpeft/optim`'s AdamW
  * with the states of parameters of >= 1e5 elements kept in host memory and streamed
- * through a device budget each step (see `page-stream.ts`). The update is the same
- * WGSL as AdamW's fused kernel, so results are bit-identical to AdamW on the same
- * backend. On cpu there is nothing to page (as in bitsandbytes): it is AdamW.
+ * through a device budget each step (see `page-stream.ts`), updated page by page by the
+ * in-place op `PagedUpdate`: the same rule as AdamW's fused kernel, so results are
+ * bit-identical to AdamW on the same backend. Where the backend's memory is the host's
+ * (`capabilities.deviceMemory` false: cpu) there is nothing to page (as in
+ * bitsandbytes): it is AdamW.
  */
 import { AdamW, type AdamHyper, type AdamOptions, type OptimizerStateDict, type ParamsInput, adamwRule } from '@webpeft/optim';
-import { type Tensor, Uniforms, type WebGpuBackend, elementMain, grid, program, runKernel, storageBindings } from '@webpeft/tensor';
+import type { Tensor } from '@webpeft/tensor';
+import { runInPlace } from '@webpeft/tensor/kernel';
+import { registerQuantOptimOps } from './register.js';
 import { type Page, type PagedOptions, type PagedStats, pagePlan, streamPages } from './page-stream.js';
 import { type LargeEntry, splitStep } from './split-step.js';
 
@@ -29,7 +33,7 @@ export type PagedAdamWOptions = AdamOptions & PagedOptions;
  * const opt = new PagedAdamW(params, { lr: 2e-4, deviceBudgetBytes: 64 << 20 });
  */
 export class PagedAdamW extends AdamW {
-  /** Host states of paged (webgpu, >= 1e5 elements) parameters. */
+  /** Host states of paged (device memory, >= 1e5 elements) parameters. */
   readonly hostState = new Map<Tensor, HostState>();
   /** Statistics of the last step's streaming. */
   lastPagedStats: PagedStats | null = null;
@@ -42,7 +46,7 @@ export class PagedAdamW extends AdamW {
   }
 
   private isPaged(p: Tensor): boolean {
-    return p.backend.name === 'webgpu' && p.size >= PAGED_MIN_ELEMENTS;
+    return p.backend.capabilities.deviceMemory && p.size >= PAGED_MIN_ELEMENTS;
   }
 
   override async step() {
@@ -50,7 +54,8 @@ export class PagedAdamW extends AdamW {
   }
 
   private async stepPaged(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
-    const backend = entries[0].param.backend as WebGpuBackend;
+    registerQuantOptimOps();
+    const backend = entries[0].param.backend;
     const pages: Page[] = [];
     for (const e of entries) {
       const h = hypers[e.group];
@@ -64,25 +69,8 @@ export class PagedAdamW extends AdamW {
       if (missing) throw new Error(`AdamW: state of ${e.name} has no '${missing}' buffer; hyperparameters changed after its first step`);
       st.step++;
       const k = adamwRule.scalars(h, st.step);
-      const { variant, body } = adamwRule.wgsl(h);
       const perPage = Math.floor(this.plan.slotBytes / (4 * names.length));
       if (perPage < 1) throw new RangeError(`PagedAdamW: pageBytes ${this.plan.slotBytes} holds no element of ${names.length} f32 states`);
-      const uniforms = (size: number, base: number) => {
-        const u = new Uniforms().u32('size', size).u32('base', base);
-        for (const [n, v] of Object.entries(k)) u.f32(n, v);
-        return u;
-      };
-      const prog = program(`quant/paged/AdamW/${variant}`, 1, 2, () => `
-${storageBindings([['gs', 'f32']], [['ps', 'f32'], ['st', 'f32']])}
-${uniforms(0, 0).declaration(3)}
-${elementMain(256, 'u.size')}
-  let g = gs[u.base + i];
-  var p = ps[u.base + i];
-${names.map((n, j) => `  var ${n} = st[${j}u * u.size + i];`).join('\n')}
-${body}
-  ps[u.base + i] = p;
-${names.map((n, j) => `  st[${j}u * u.size + i] = ${n};`).join('\n')}
-}`);
       const bufs = names.map((n) => st.buffers[n]);
       for (let e0 = 0; e0 < e.param.size; e0 += perPage) {
         const cnt = Math.min(perPage, e.param.size - e0);
@@ -94,10 +82,10 @@ ${names.map((n, j) => `  st[${j}u * u.size + i] = ${n};`).join('\n')}
             return out;
           },
           run(slot) {
-            runKernel(backend, prog, [e.grad], [e.param, slot], uniforms(cnt, e0), grid(cnt, 256));
+            runInPlace('PagedUpdate', { rule: adamwRule, hyper: h, scalars: k, param: e.param, grad: e.grad, slot, base: e0, count: cnt }, backend);
           },
           download(data) {
-            const f = new Float32Array(data);
+            const f = data as Float32Array;
             bufs.forEach((b, j) => b.set(f.subarray(j * cnt, (j + 1) * cnt), e0));
           },
         });

@@ -3,9 +3,8 @@
  * paged) and leaves the others to the `@webpeft/optim` base class, with one
  * non-finite check over all of them first, so a skipped step changes nothing.
  */
-import { type BaseHyper, type NonFiniteParam, type Optimizer, type StepReport } from '@webpeft/optim';
+import { type BaseHyper, type NonFiniteParam, type Optimizer, type StepReport, nonFiniteIndices } from '@webpeft/optim';
 import { ShapeError, type Tensor } from '@webpeft/tensor';
-import { nonFiniteGrads } from './finite-check.js';
 
 /** A parameter to update with its gradient and position. */
 export interface LargeEntry {
@@ -45,7 +44,7 @@ export async function splitStep<H extends BaseHyper>(
     }
   }
   if (opt.skipNonFinite) {
-    const bad = await nonFiniteGrads(all.map((e) => e.grad));
+    const bad = await nonFiniteIndices(all.map((e) => e.grad));
     if (bad.length > 0) {
       opt.skippedSteps++;
       const nonFinite: NonFiniteParam[] = bad.map((i) => ({ group: all[i].group, index: all[i].index, name: all[i].name }));

@@ -1,56 +1,63 @@
 /**
- * WebGPU kernels of the blockwise codecs. Each repeats the host loops of
- * `cpu-codecs.ts` operation for operation (float32 reciprocal, strict pivot tests,
- * `dQuantize<0>`'s search), so both backends produce the same bytes. Packed data lives
- * in u32 words whose little-endian bytes are the bitsandbytes byte stream.
+ * WebGPU kernels of the blockwise codec ops (declared in `ops/codec-ops.ts`). Each
+ * repeats the host loops of `cpu-codecs.ts` operation for operation (float32
+ * reciprocal, strict pivot tests, `dQuantize<0>`'s search), so both backends produce
+ * the same bytes. Packed data lives in u32 words whose little-endian bytes are the
+ * bitsandbytes byte stream.
  */
-import { type Tensor, type WebGpuBackend, Uniforms, _engine, elementMain, grid, program, runKernel, storageBindings, zeros } from '@webpeft/tensor';
+import { Uniforms, elementMain, grid, program, registerKernel, storageBindings } from '@webpeft/tensor/kernel';
+import type {} from '../ops/codec-ops.js';
 import { MEAN_LANES } from '../cpu-codecs.js';
 import { WGSL_CODE4, WGSL_CODE8, WGSL_FINITE, wgslByteAt, wgslNibble } from './wgsl-codes.js';
 
 const WG = 64;
 
-function gpu(t: Tensor): WebGpuBackend {
-  return t.backend as WebGpuBackend;
-}
-
-/**
- * Per-block absmax of f32 `x` and a status word: 0, or `0xffffffff - b` for the
- * smallest block `b` holding a NaN or infinity.
- */
-export function blockAbsmaxGpu(x: Tensor, blocksize: number): { absmax: Tensor; status: Tensor } {
-  const n = x.size;
-  const nb = Math.ceil(n / blocksize);
-  const absmax = _engine.makeTensor(x.backend, [nb], 'f32', 'blockAbsmax');
-  const status = zeros([1], { dtype: 'u32', backend: 'webgpu' });
-  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('nb', nb);
-  const prog = program('quant/absmax', 1, 2, () => `${WGSL_FINITE}
-${storageBindings([['x', 'f32']], [['absmax', 'f32'], ['status', 'atomic<u32>']])}
-${u.declaration(3)}
+/** Registers the webgpu kernels of the codec ops. */
+export function registerCodecWebGpuKernels(): void {
+  registerKernel('BlockAbsmax', 'webgpu', ([x], { blocksize }, ctx) => {
+    const n = x.size;
+    const nb = Math.ceil(n / blocksize);
+    const absmax = ctx.output([nb], 'f32', 'BlockAbsmax');
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('nb', nb);
+    const prog = program('quant/absmax', 1, 1, () => `
+${storageBindings([['x', 'f32']], [['absmax', 'f32']])}
+${u.declaration(2)}
 ${elementMain(WG, 'u.nb')}
   let start = i * u.bs;
   let end = min(u.n, start + u.bs);
   var m = 0.0;
-  var finite = true;
-  for (var e = start; e < end; e++) {
-    let v = x[e];
-    finite = finite && is_finite_bits(v);
-    m = max(m, abs(v));
-  }
+  for (var e = start; e < end; e++) { m = max(m, abs(x[e])); }
   absmax[i] = m;
+}`);
+    ctx.dispatch(prog, [x], [absmax], u, grid(nb, WG));
+    return absmax;
+  });
+
+  registerKernel('NonFiniteBlock', 'webgpu', ([x], { blocksize }, ctx) => {
+    const n = x.size;
+    const nb = Math.ceil(n / blocksize);
+    const status = ctx.run('Fill', [], { shape: [1], value: 0, dtype: 'u32' });
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('nb', nb);
+    const prog = program('quant/non-finite-block', 1, 1, () => `${WGSL_FINITE}
+${storageBindings([['x', 'f32']], [['status', 'atomic<u32>']])}
+${u.declaration(2)}
+${elementMain(WG, 'u.nb')}
+  let start = i * u.bs;
+  let end = min(u.n, start + u.bs);
+  var finite = true;
+  for (var e = start; e < end; e++) { finite = finite && is_finite_bits(x[e]); }
   if (!finite) { atomicMax(&status[0], 0xffffffffu - i); }
 }`);
-  runKernel(gpu(x), prog, [x], [absmax, status], u, grid(nb, WG));
-  return { absmax, status };
-}
+    ctx.dispatch(prog, [x], [status], u, grid(nb, WG));
+    return status;
+  });
 
-/** Packs 4-bit codes of f32 `x` (finite) scaled per block by `absmax` into u32 words. */
-export function quantize4bitGpu(x: Tensor, absmax: Tensor, blocksize: number, nf4: boolean): Tensor {
-  const n = x.size;
-  const words = Math.ceil(n / 8);
-  const packed = _engine.makeTensor(x.backend, [words], 'u32', 'quantize4bit');
-  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words).u32('nf4', nf4 ? 1 : 0);
-  const prog = program('quant/quantize4bit', 2, 1, () => `${WGSL_CODE4}
+  registerKernel('Quantize4bit', 'webgpu', ([x, absmax], { blocksize, quantType }, ctx) => {
+    const n = x.size;
+    const words = Math.ceil(n / 8);
+    const packed = ctx.output([words], 'u32', 'Quantize4bit');
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words).u32('nf4', quantType === 'nf4' ? 1 : 0);
+    const prog = program('quant/quantize4bit', 2, 1, () => `${WGSL_CODE4}
 ${storageBindings([['x', 'f32'], ['absmax', 'f32']], [['packed', 'u32']])}
 ${u.declaration(3)}
 ${elementMain(WG, 'u.words')}
@@ -71,32 +78,30 @@ ${elementMain(WG, 'u.words')}
   }
   packed[i] = word;
 }`);
-  runKernel(gpu(x), prog, [x, absmax], [packed], u, grid(words, WG));
-  return packed;
-}
+    ctx.dispatch(prog, [x, absmax], [packed], u, grid(words, WG));
+    return packed;
+  });
 
-/** `code[q] * absmax[e / blocksize]` for `n` elements of packed 4-bit data. */
-export function dequantize4bitGpu(packed: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
-  const out = _engine.makeTensor(packed.backend, [n], 'f32', 'dequantize4bit');
-  const u = new Uniforms().u32('n', n).u32('bs', blocksize);
-  const prog = program('quant/dequantize4bit', 3, 1, () => `
+  registerKernel('Dequantize4bit', 'webgpu', ([packed, absmax, code], { blocksize, n }, ctx) => {
+    const out = ctx.output([n], 'f32', 'Dequantize4bit');
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize);
+    const prog = program('quant/dequantize4bit', 3, 1, () => `
 ${storageBindings([['packed', 'u32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'f32']])}
 ${u.declaration(4)}
 ${wgslNibble('packed')}
 ${elementMain(WG, 'u.n')}
   out[i] = code[nibble(i)] * absmax[i / u.bs];
 }`);
-  runKernel(gpu(packed), prog, [packed, absmax, code], [out], u, grid(n, WG));
-  return out;
-}
+    ctx.dispatch(prog, [packed, absmax, code], [out], u, grid(n, WG));
+    return out;
+  });
 
-/** 8-bit codes (4 per u32 word) of f32 `x` (finite) scaled per block by `absmax`, searched in `code` [256]. */
-export function quantizeBlockwiseGpu(x: Tensor, absmax: Tensor, code: Tensor, blocksize: number): Tensor {
-  const n = x.size;
-  const words = Math.ceil(n / 4);
-  const out = _engine.makeTensor(x.backend, [words], 'u32', 'quantizeBlockwise');
-  const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words);
-  const prog = program('quant/quantize8bit', 3, 1, () => `
+  registerKernel('QuantizeBlockwise', 'webgpu', ([x, absmax, code], { blocksize }, ctx) => {
+    const n = x.size;
+    const words = Math.ceil(n / 4);
+    const out = ctx.output([words], 'u32', 'QuantizeBlockwise');
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize).u32('words', words);
+    const prog = program('quant/quantize8bit', 3, 1, () => `
 ${storageBindings([['x', 'f32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'u32']])}
 ${u.declaration(4)}
 ${WGSL_CODE8}
@@ -113,30 +118,28 @@ ${elementMain(WG, 'u.words')}
   }
   out[i] = word;
 }`);
-  runKernel(gpu(x), prog, [x, absmax, code], [out], u, grid(words, WG));
-  return out;
-}
+    ctx.dispatch(prog, [x, absmax, code], [out], u, grid(words, WG));
+    return out;
+  });
 
-/** `code[q] * absmax[i / blocksize]` for `n` 8-bit codes packed 4 per u32 word. */
-export function dequantizeBlockwiseGpu(codes: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
-  const out = _engine.makeTensor(codes.backend, [n], 'f32', 'dequantizeBlockwise');
-  const u = new Uniforms().u32('n', n).u32('bs', blocksize);
-  const prog = program('quant/dequantize8bit', 3, 1, () => `
+  registerKernel('DequantizeBlockwise', 'webgpu', ([codes, absmax, code], { blocksize, n }, ctx) => {
+    const out = ctx.output([n], 'f32', 'DequantizeBlockwise');
+    const u = new Uniforms().u32('n', n).u32('bs', blocksize);
+    const prog = program('quant/dequantize8bit', 3, 1, () => `
 ${storageBindings([['codes', 'u32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'f32']])}
 ${u.declaration(4)}
 ${wgslByteAt('codes')}
 ${elementMain(WG, 'u.n')}
   out[i] = code[byte_at(i)] * absmax[i / u.bs];
 }`);
-  runKernel(gpu(codes), prog, [codes, absmax, code], [out], u, grid(n, WG));
-  return out;
-}
+    ctx.dispatch(prog, [codes, absmax, code], [out], u, grid(n, WG));
+    return out;
+  });
 
-/** The fixed-order float32 mean of `fixedOrderMean` in one workgroup: `[n] -> [1]`. */
-export function fixedOrderMeanGpu(a: Tensor): Tensor {
-  const out = _engine.makeTensor(a.backend, [1], 'f32', 'fixedOrderMean');
-  const u = new Uniforms().u32('n', a.size);
-  const prog = program('quant/mean', 1, 1, () => `
+  registerKernel('FixedOrderMean', 'webgpu', ([a], _attrs, ctx) => {
+    const out = ctx.output([1], 'f32', 'FixedOrderMean');
+    const u = new Uniforms().u32('n', a.size);
+    const prog = program('quant/mean', 1, 1, () => `
 ${storageBindings([['a', 'f32']], [['out', 'f32']])}
 ${u.declaration(2)}
 var<workgroup> lanes: array<f32, ${MEAN_LANES}>;
@@ -152,6 +155,7 @@ fn main(@builtin(local_invocation_index) t: u32) {
   }
   if (t == 0u) { out[0] = lanes[0] / f32(u.n); }
 }`);
-  runKernel(gpu(a), prog, [a], [out], u, [1, 1, 1]);
-  return out;
+    ctx.dispatch(prog, [a], [out], u, [1, 1, 1]);
+    return out;
+  });
 }

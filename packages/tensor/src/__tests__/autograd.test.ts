@@ -32,6 +32,7 @@ const CASES: Record<string, GradCase> = {
   tanh: { fn: T.tanh, inputs: [u([2, 3, 5], -2, 2)] },
   sigmoid: { fn: T.sigmoid, inputs: [u([7], -3, 3)] },
   relu: { fn: T.relu, inputs: [nz([3, 5])] },
+  erf: { fn: T.erf, inputs: [u([3, 5], -2, 2)] },
   gelu: { fn: T.gelu, inputs: [u([3, 5], -3, 3)] },
   geluTanh: { fn: T.geluTanh, inputs: [u([3, 5], -3, 3)] },
   silu: { fn: T.silu, inputs: [u([3, 5], -3, 3)] },

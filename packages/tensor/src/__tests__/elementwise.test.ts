@@ -1,6 +1,6 @@
 import * as T from '@webpeft/tensor';
 import { DTypeError, ShapeError, type Tensor, tensor } from '@webpeft/tensor';
-import { expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type HostInput, awayFromZero, broadcastIndex, coarse, coordsOf, expectBackendsAgree, ints, runOn, uniform } from './conformance.js';
 
@@ -35,6 +35,7 @@ const UNARY: Record<string, { fn: (x: Tensor) => Tensor; ref: (x: number) => num
   tanh: { fn: T.tanh, ref: Math.tanh, input: (s, k) => uniform(s, k, -4, 4) },
   sigmoid: { fn: T.sigmoid, ref: (x) => 1 / (1 + Math.exp(-x)), input: (s, k) => uniform(s, k, -6, 6) },
   relu: { fn: T.relu, ref: (x) => Math.max(x, 0), input: (s, k) => uniform(s, k, -3, 3) },
+  erf: { fn: T.erf, ref: erf, input: (s, k) => uniform(s, k, -3, 3) },
   gelu: { fn: T.gelu, ref: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)), input: (s, k) => uniform(s, k, -4, 4) },
   geluTanh: {
     fn: T.geluTanh,
@@ -225,7 +226,7 @@ describe('comparisons and where', () => {
 describe('errors name the op, shapes and dtypes', () => {
   it('a broadcast mismatch is a ShapeError with both shapes', () => {
     for (const backend of ['cpu', 'webgpu'] as const) {
-      if (backend === 'webgpu' && !T._engine.hasBackend('webgpu')) continue;
+      if (!backendsUnderTest().includes(backend)) continue;
       const a = tensor(new Float32Array(6), [2, 3], { backend });
       const b = tensor(new Float32Array(4), [4], { backend });
       expect(() => T.add(a, b)).toThrow(ShapeError);
@@ -239,7 +240,7 @@ describe('errors name the op, shapes and dtypes', () => {
     const shape = [1, 2, 1, 2, 1, 2, 1, 2, 3];
     const [cpu] = await runOn('cpu', (a, b) => T.add(a, b), [uniform(shape, 1), uniform([3], 2)]);
     expect(cpu.shape).toEqual(shape);
-    if (!T._engine.hasBackend('webgpu')) return;
+    if (!backendsUnderTest().includes('webgpu')) return;
     const a = tensor(new Float32Array(48), shape, { backend: 'webgpu' });
     const b = tensor(new Float32Array(3), [3], { backend: 'webgpu' });
     expect(() => T.add(a, b)).toThrow(/add: rank 9 .* maximum rank 8/i);

@@ -1,4 +1,4 @@
-import { type Tensor, runOp, tensor } from '@webpeft/tensor';
+import { type FusedOpName, type OpAttrs, type Tensor, runOp, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -15,9 +15,9 @@ function pair(shape: number[], lo = -3, hi = 3): [Tensor, Tensor] {
 }
 
 /** Runs `op` on both backends and compares (f32 rounding of sums over a row). */
-async function compare(op: string, cpuIn: Tensor[], gpuIn: Tensor[], attrs: Record<string, number>, label: string): Promise<void> {
-  const expected = runOp(op, cpuIn, attrs as never);
-  const actual = runOp(op, gpuIn, attrs as never);
+async function compare<K extends FusedOpName>(op: K, cpuIn: Tensor[], gpuIn: Tensor[], attrs: OpAttrs[K], label: string): Promise<void> {
+  const expected = runOp(op, cpuIn, attrs);
+  const actual = runOp(op, gpuIn, attrs);
   expect(actual.shape).toEqual(expected.shape);
   expectClose(await actual.data(), await expected.data(), { rtol: 1e-4, atol: 2e-5, label: `${op} ${label}` });
   expected.dispose();

@@ -1,5 +1,5 @@
 import * as T from '@webpeft/tensor';
-import { type WebGpuBackend, getBackend, memory, resetPeakMemory, tensor, tidy, withMemoryTag } from '@webpeft/tensor';
+import { getBackend, memory, resetPeakMemory, tensor, tidy, withMemoryTag } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
@@ -76,7 +76,7 @@ describe('memory accounting', () => {
 describe('webgpu execution model', () => {
   it('pipelines are cached by shape class, not by exact shape', async ({ skip }) => {
     if (!backendsUnderTest().includes('webgpu')) skip();
-    const gpu = getBackend('webgpu') as WebGpuBackend;
+    const gpu = getBackend('webgpu');
     const run = (shapeA: number[], shapeB: number[]) =>
       tidy(() => {
         const a = T.rand(shapeA, { backend: 'webgpu' });
@@ -96,7 +96,7 @@ describe('webgpu execution model', () => {
 
   it('many small ops are batched into few submits (lazy submission)', async ({ skip }) => {
     if (!backendsUnderTest().includes('webgpu')) skip();
-    const gpu = getBackend('webgpu') as WebGpuBackend;
+    const gpu = getBackend('webgpu');
     const x = T.rand([16], { backend: 'webgpu' });
     await T.sync('webgpu');
     const submits = gpu.totalSubmits;
@@ -123,7 +123,7 @@ describe('webgpu execution model', () => {
 
   it('the pool reuses device buffers: a steady loop does not grow device memory', async ({ skip }) => {
     if (!backendsUnderTest().includes('webgpu')) skip();
-    const gpu = getBackend('webgpu') as WebGpuBackend;
+    const gpu = getBackend('webgpu');
     const w = T.rand([32, 32], { backend: 'webgpu' });
     const step = () => tidy(() => T.sum(T.tanh(T.matmul(w, w))).toString());
     for (let i = 0; i < 5; i++) step();

@@ -1,3 +1,4 @@
+import type { OpAttrs, OpName } from '../op-names.js';
 import type { GradientSpec } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
@@ -17,7 +18,7 @@ export class GradNode {
 
   constructor(
     readonly op: string,
-    readonly attrs: unknown,
+    readonly attrs: OpAttrs[OpName],
     readonly spec: GradientSpec,
     /** Input tensors that are leaves requiring grad (others null): their `.grad` receives the gradient. */
     readonly leaves: (Tensor | null)[],

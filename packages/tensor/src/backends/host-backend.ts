@@ -1,5 +1,6 @@
 import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage } from '../backend.js';
 import type { TensorData } from '../dtype.js';
+import type { KernelContext } from '../kernel-context.js';
 
 /**
  * What the backends that run on the host (cpu, meta) share: synchronous execution (no
@@ -8,6 +9,7 @@ import type { TensorData } from '../dtype.js';
 export abstract class HostBackend implements Backend {
   abstract readonly name: Backend['name'];
   abstract readonly capabilities: BackendCapabilities;
+  abstract readonly kernelContext: KernelContext;
   protected readonly tracker = new MemoryTracker();
 
   abstract allocate(byteSize: number, tag: MemoryTag): Storage;

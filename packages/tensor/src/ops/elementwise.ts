@@ -1,19 +1,13 @@
 import { DTypeError } from '../errors.js';
 import { engine } from '../engine.js';
-import type { BinaryOp, CompareOp, UnaryOp } from '../op-names.js';
+import type { BinaryOp, CompareOp } from '../op-names.js';
 import { broadcastShapes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { scalarLike } from './creation.js';
+import { unary } from './unary.js';
 
 /** A tensor, or a number broadcast as a scalar of the other operand's dtype. */
 export type TensorOrScalar = Tensor | number;
-
-function unary(op: UnaryOp, name: string, x: Tensor): Tensor {
-  if (x.dtype !== 'f32' && x.dtype !== 'f64') {
-    throw new DTypeError(`${name}: expected a float tensor (f32 or f64), got ${x.dtype} ${JSON.stringify(x.shape)}`);
-  }
-  return engine.runOp(op, [x], {});
-}
 
 /** Resolves a scalar operand to a tensor like the other operand; tracks what to dispose. */
 function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, Tensor, Tensor[]] {
@@ -66,12 +60,8 @@ export const tanh = (x: Tensor) => unary('Tanh', 'tanh', x);
 export const sigmoid = (x: Tensor) => unary('Sigmoid', 'sigmoid', x);
 /** `max(x, 0)`. */
 export const relu = (x: Tensor) => unary('Relu', 'relu', x);
-/** GELU with the exact erf form `0.5 x (1 + erf(x / sqrt 2))` (PyTorch `approximate='none'`). */
-export const gelu = (x: Tensor) => unary('Gelu', 'gelu', x);
-/** GELU with the tanh approximation (PyTorch `approximate='tanh'`, GPT-2's `gelu_new`). */
-export const geluTanh = (x: Tensor) => unary('GeluTanh', 'geluTanh', x);
-/** SiLU / swish `x * sigmoid(x)`. */
-export const silu = (x: Tensor) => unary('Silu', 'silu', x);
+/** The error function `erf(x)`. */
+export const erf = (x: Tensor) => unary('Erf', 'erf', x);
 /** Sine. */
 export const sin = (x: Tensor) => unary('Sin', 'sin', x);
 /** Cosine. */

@@ -62,6 +62,7 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
   const bos = r.bos_token_id;
   const scaling = r.rope_scaling;
   if (scaling != null && typeof scaling !== 'object') throw new Error(`${type} config: rope_scaling must be an object or null`);
+  const rope = ropeParameters(r, type);
   return {
     model_type: type as LlamaConfig['model_type'],
     vocab_size: requireInt(r, 'vocab_size', type),
@@ -74,8 +75,8 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
     hidden_act: optString(r, 'hidden_act', 'silu'),
     max_position_embeddings: requireInt(r, 'max_position_embeddings', type),
     rms_norm_eps: optNumber(r, 'rms_norm_eps', 1e-6),
-    rope_theta: optNumber(r, 'rope_theta', 10000),
-    rope_scaling: (scaling as RopeScaling | null | undefined) ?? null,
+    rope_theta: optNumber(r, 'rope_theta', rope?.theta ?? 10000),
+    rope_scaling: (scaling as RopeScaling | null | undefined) ?? rope?.scaling ?? null,
     attention_bias: attentionBias,
     // Qwen2's attention always has q/k/v biases (its config has no flag for them).
     qkv_bias: attentionBias || type === 'qwen2',
@@ -87,6 +88,21 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
     ...(typeof bos === 'number' ? { bos_token_id: bos } : {}),
     ...(typeof eos === 'number' || Array.isArray(eos) ? { eos_token_id: eos as number | number[] } : {}),
   };
+}
+
+/**
+ * transformers >= 5 writes `rope_parameters` (`{ rope_theta, rope_type, factor, ... }`)
+ * in place of `rope_theta` / `rope_scaling`; a non-default type is the scaling.
+ */
+function ropeParameters(r: RawConfig, type: string): { theta?: number; scaling: RopeScaling | null } | null {
+  const p = r.rope_parameters;
+  if (p == null) return null;
+  if (typeof p !== 'object' || Array.isArray(p)) throw new Error(`${type} config: rope_parameters must be an object or null`);
+  const params = p as RopeScaling & { rope_theta?: unknown };
+  const theta = params.rope_theta;
+  if (theta !== undefined && typeof theta !== 'number') throw new Error(`${type} config: rope_parameters.rope_theta must be a number, got ${JSON.stringify(theta)}`);
+  const kind = params.rope_type ?? params.type ?? 'default';
+  return { theta, scaling: kind === 'default' ? null : params };
 }
 
 function slidingWindow(r: RawConfig, type: string): number | null {

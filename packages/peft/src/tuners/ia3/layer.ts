@@ -1,8 +1,7 @@
 import type { LinearLike } from '@webpeft/nn';
-import { type Tensor, assign, div, mul, noGrad, ones, randn, reshape } from '@webpeft/tensor';
+import { type Tensor, assign, div, mul, noGrad, ones, randn, reshape, tidy } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
-import { ParameterDict } from '../containers.js';
-import { TunerLayer } from '../tuner-layer.js';
+import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type ResolvedIA3Config, isFeedforward } from './config.js';
 
 /**
@@ -10,74 +9,33 @@ import { type ResolvedIA3Config, isFeedforward } from './config.js';
  * (`y = base(x) * l`) or, for feed-forward modules, `[1, in]` (`y = base(x * l)`),
  * as PEFT stores them. `[..., in] -> [..., out]`.
  */
-export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
+export class IA3Linear extends TunerLayer<ResolvedIA3Config, 'ia3_l', LinearLike> {
   readonly peftType = 'IA3';
   readonly isFeedforward: boolean;
-  private readonly vectors = new Map<string, Tensor>();
 
   constructor(base: LinearLike, isFeedforwardModule: boolean) {
-    super(base);
+    super(base, { ia3_l: 'parameter' });
     this.isFeedforward = isFeedforwardModule;
-    this.registerModule('ia3_l', new ParameterDict());
   }
 
+  /** The wrapped linear layer. */
   get base(): LinearLike {
-    return this.base_layer as LinearLike;
+    return this.base_layer;
   }
 
-  private get dict(): ParameterDict {
-    return (this as unknown as { ia3_l: ParameterDict }).ia3_l;
-  }
-
-  adapterNames(): string[] {
-    return [...this.vectors.keys()];
-  }
-
-  private get(name: string): Tensor {
-    const v = this.vectors.get(name);
-    if (!v) throw new Error(`IA3Linear: no adapter '${name}'`);
-    return v;
-  }
-
-  addAdapter(name: string, config: ResolvedIA3Config): void {
-    if (this.vectors.has(name)) throw new Error(`IA3Linear: adapter '${name}' already exists`);
+  protected initAdapter(_name: string, config: ResolvedIA3Config): NewAdapter<'ia3_l', undefined> {
     const backend = backendOf(this.base);
     const shape = this.isFeedforward ? [1, this.base.inFeatures] : [this.base.outFeatures, 1];
-    const v = config.initIa3Weights ? ones(shape, { backend }) : randn(shape, { backend });
-    this.dict.set(name, v);
-    this.vectors.set(name, v);
-    if (this.activeAdapters.length === 0) this.activeAdapters = [name];
+    return { tensors: { ia3_l: config.initIa3Weights ? ones(shape, { backend }) : randn(shape, { backend }) } };
   }
 
-  deleteAdapter(name: string): void {
-    const v = this.get(name);
-    if (this.mergedAdapters.includes(name)) throw new Error(`IA3Linear: unmerge adapter '${name}' before deleting it`);
-    this.dict.delete(name);
-    v.dispose();
-    this.vectors.delete(name);
-    this.activeAdapters = this.activeAdapters.filter((n) => n !== name);
-  }
-
-  adapterParameters(name: string): Tensor[] {
-    return [this.get(name)];
-  }
-
-  adapterStateDict(name: string): Map<string, Tensor> {
-    return new Map([['ia3_l', this.get(name)]]);
-  }
-
-  /** The product of the active vectors, flattened: `[in]` or `[out]`, or null when none. */
+  /** The product of the active vectors, flattened: `[in]` or `[out]`, or null when none. Inside a tidy scope. */
   private scale(): Tensor | null {
     let s: Tensor | null = null;
     for (const name of this.effectiveAdapters()) {
-      const flat = reshape(this.get(name), [this.get(name).size]);
-      if (!s) s = flat;
-      else {
-        const next = mul(s, flat);
-        s.dispose();
-        flat.dispose();
-        s = next;
-      }
+      const l = this.adapterTensor(name, 'ia3_l');
+      const flat = reshape(l, [l.size]);
+      s = s ? mul(s, flat) : flat;
     }
     return s;
   }
@@ -85,20 +43,11 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
   forward(x: Tensor): Tensor {
     this.unmergeForForward();
     if (this.merged) return this.base.forward(x);
-    const s = this.scale();
-    if (!s) return this.base.forward(x);
-    if (this.isFeedforward) {
-      const xs = mul(x, s);
-      s.dispose();
-      const y = this.base.forward(xs);
-      xs.dispose();
-      return y;
-    }
-    const y = this.base.forward(x);
-    const out = mul(y, s);
-    y.dispose();
-    s.dispose();
-    return out;
+    return tidy(() => {
+      const s = this.scale();
+      if (!s) return this.base.forward(x);
+      return this.isFeedforward ? this.base.forward(mul(x, s)) : mul(this.base.forward(x), s);
+    });
   }
 
   override merge(adapterNames: string[] = this.activeAdapters): void | Promise<void> {
@@ -127,22 +76,15 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
 
   /** Applies `op` with adapter `name`'s vector to the base weight (and bias); a Promise when the base re-quantizes. */
   private apply(name: string, op: (a: Tensor, b: Tensor) => Tensor): Promise<void> | undefined {
-    const next = noGrad(() => {
-      const v = this.get(name);
-      // W [out, in]: rows scale by l [out, 1]; columns by l [1, in] (feed-forward).
-      const W = this.base.dequantizedWeight();
-      const scaled = op(W, v);
-      W.dispose();
-      const bias = this.base.bias;
-      if (!this.isFeedforward && bias) {
-        const flat = reshape(v, [v.size]);
-        const b = op(bias, flat);
-        assign(bias, b);
-        flat.dispose();
-        b.dispose();
-      }
-      return scaled;
-    });
+    const v = this.adapterTensor(name, 'ia3_l');
+    const next = noGrad(() =>
+      tidy(() => {
+        const bias = this.base.bias;
+        if (!this.isFeedforward && bias) assign(bias, op(bias, reshape(v, [v.size])));
+        // W [out, in]: rows scale by l [out, 1]; columns by l [1, in] (feed-forward).
+        return op(this.base.dequantizedWeight(), v);
+      }),
+    );
     const pending = this.base.loadWeight(next);
     if (pending instanceof Promise) return pending.then(() => next.dispose());
     next.dispose();
@@ -154,4 +96,3 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config> {
 export function createIA3Layer(base: LinearLike, config: ResolvedIA3Config, path: string): IA3Linear {
   return new IA3Linear(base, isFeedforward(config, path));
 }
-

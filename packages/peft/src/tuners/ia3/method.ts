@@ -1,12 +1,12 @@
 import { Conv1D, isLinearLike } from '@webpeft/nn';
-import type { PeftMethod } from '../../registry.js';
+import type { TunerMethod } from '../../registry.js';
 import { matchesTarget } from '../target-match.js';
 import { TunerLayer } from '../tuner-layer.js';
 import { type ResolvedIA3Config, resolveIA3Config } from './config.js';
 import { IA3Linear, createIA3Layer } from './layer.js';
 
 /** The IA3 method: wraps selected linear-like layers in {@link IA3Linear}. */
-export const ia3Method: PeftMethod<ResolvedIA3Config> = {
+export const ia3Method: TunerMethod<ResolvedIA3Config> = {
   peftType: 'IA3',
   resolveConfig: (c, model) => resolveIA3Config(c, model),
   configToJson: (c) => ({

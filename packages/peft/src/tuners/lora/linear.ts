@@ -1,8 +1,7 @@
 import { type LinearLike, kaimingUniformInit, normalInit } from '@webpeft/nn';
-import { type Tensor, add, div, dropout, matmul, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
+import { type Tensor, add, div, dropout, keep, matmul, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
-import { AdapterWeight, ModuleDict } from '../containers.js';
-import { TunerLayer } from '../tuner-layer.js';
+import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type LoraInit, type ResolvedLoraConfig, loraScaling } from './config.js';
 import { patternValue } from '../target-match.js';
 
@@ -28,14 +27,14 @@ export function loraLayerOptions(c: ResolvedLoraConfig, path: string): LoraLayer
   };
 }
 
-interface LinearAdapter {
-  A: Tensor;
-  B: Tensor;
+/** Per-adapter LoRA settings (PEFT's `scaling` and `lora_dropout` dicts). */
+export interface LoraSettings {
   scaling: number;
   dropout: number;
-  /** DoRA magnitude `[out]`, or null. */
-  magnitude: Tensor | null;
 }
+
+/** The tensors a {@link LoraLinear} declares per adapter. */
+export type LoraLinearSlot = 'lora_A' | 'lora_B' | 'lora_magnitude_vector';
 
 /**
  * LoRA around any {@link LinearLike} (`Linear`, GPT-2 `Conv1D`, a 4-bit `Linear4bit`:
@@ -45,30 +44,27 @@ interface LinearAdapter {
  * The base layout does not matter: merging goes through `dequantizedWeight()`
  * (`[out, in]`) and `loadWeight`, which handle fan-in-fan-out and quantized storage.
  *
- * DoRA (Liu et al. 2024, arXiv:2402.09353) adds `lora_magnitude_vector.<name>.weight [out]`,
- * initialised to the row norms of `W + scaling * B A`; the forward is
- * `(m / ||W + s B A||) (W x + s B A x) + b` with the norm treated as a constant (section 4.3).
+ * DoRA (Liu et al. 2024, arXiv:2402.09353) adds `lora_magnitude_vector.<name>.weight [out]`
+ * (saved as `lora_magnitude_vector`), initialised to the row norms of `W + scaling * B A`;
+ * the forward is `(m / ||W + s B A||) (W x + s B A x) + b` with the norm treated as a
+ * constant (section 4.3).
  */
-export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
+export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, LinearLike, LoraSettings> {
   readonly peftType = 'LORA';
   readonly inFeatures: number;
   readonly outFeatures: number;
-  private readonly adapters = new Map<string, LinearAdapter>();
   /** Row norms used at merge time, per merged DoRA adapter (for an exact unmerge). */
   private readonly doraNorms = new Map<string, Tensor>();
 
   constructor(base: LinearLike) {
-    super(base);
+    super(base, { lora_A: 'weight', lora_B: 'weight', lora_magnitude_vector: { kind: 'weight', savedKey: 'lora_magnitude_vector' } });
     this.inFeatures = base.inFeatures;
     this.outFeatures = base.outFeatures;
-    this.registerModule('lora_A', new ModuleDict<AdapterWeight>());
-    this.registerModule('lora_B', new ModuleDict<AdapterWeight>());
-    this.registerModule('lora_magnitude_vector', new ModuleDict<AdapterWeight>());
   }
 
   /** The wrapped linear layer. */
   get base(): LinearLike {
-    return this.base_layer as LinearLike;
+    return this.base_layer;
   }
 
   /** Bias of the base layer (for code that reads it through the wrapper). */
@@ -76,201 +72,106 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     return this.base.bias;
   }
 
-  private dict(name: 'lora_A' | 'lora_B' | 'lora_magnitude_vector'): ModuleDict<AdapterWeight> {
-    return (this as unknown as Record<string, ModuleDict<AdapterWeight>>)[name];
-  }
-
-  adapterNames(): string[] {
-    return [...this.adapters.keys()];
-  }
-
   /** Scaling of adapter `name`. */
   scaling(name: string): number {
-    return this.get(name).scaling;
+    return this.adapterSettings(name).scaling;
   }
 
-  /** `lora_A [r, in]`, `lora_B [out, r]` and the DoRA magnitude of adapter `name`. */
+  /** `lora_A [r, in]`, `lora_B [out, r]`, the DoRA magnitude `[out]` (or null) and the scaling of adapter `name`. */
   weights(name: string): { A: Tensor; B: Tensor; magnitude: Tensor | null; scaling: number } {
-    const a = this.get(name);
-    return { A: a.A, B: a.B, magnitude: a.magnitude, scaling: a.scaling };
+    return {
+      A: this.adapterTensor(name, 'lora_A'),
+      B: this.adapterTensor(name, 'lora_B'),
+      magnitude: this.maybeAdapterTensor(name, 'lora_magnitude_vector') ?? null,
+      scaling: this.scaling(name),
+    };
   }
 
-  private get(name: string): LinearAdapter {
-    const a = this.adapters.get(name);
-    if (!a) throw new Error(`LoraLinear: no adapter '${name}' (have: ${this.adapterNames().join(', ') || 'none'})`);
-    return a;
-  }
-
-  addAdapter(name: string, config: ResolvedLoraConfig, path: string): void {
-    this.addAdapterWith(name, loraLayerOptions(config, path));
+  protected initAdapter(_name: string, config: ResolvedLoraConfig, path: string): NewAdapter<LoraLinearSlot, LoraSettings> {
+    return this.newAdapter(loraLayerOptions(config, path));
   }
 
   /** Adds adapter `name` with explicit per-layer options. */
   addAdapterWith(name: string, o: LoraLayerOptions): void {
-    if (this.adapters.has(name)) throw new Error(`LoraLinear: adapter '${name}' already exists`);
+    this.addAdapterTensors(name, tidy(() => this.newAdapter(o)));
+  }
+
+  private newAdapter(o: LoraLayerOptions): NewAdapter<LoraLinearSlot, LoraSettings> {
     const backend = backendOf(this.base);
     const { inFeatures: inF, outFeatures: outF } = this;
-    const A =
-      o.initLoraWeights === 'gaussian' ? normalInit([o.r, inF], 1 / o.r, { backend }) : kaimingUniformInit([o.r, inF], inF, { backend });
+    const A = o.initLoraWeights === 'gaussian' ? normalInit([o.r, inF], 1 / o.r, { backend }) : kaimingUniformInit([o.r, inF], inF, { backend });
     // B starts at zero so the adapter is a no-op; with init false it keeps nn.Linear's default init.
     const B = o.initLoraWeights === false ? kaimingUniformInit([outF, o.r], o.r, { backend }) : zeros([outF, o.r], { backend });
     const scaling = loraScaling(o.loraAlpha, o.r, o.useRslora);
-    this.dict('lora_A').set(name, new AdapterWeight(A));
-    this.dict('lora_B').set(name, new AdapterWeight(B));
-    let magnitude: Tensor | null = null;
-    if (o.useDora) {
-      magnitude = backend === 'meta' ? zeros([outF], { backend }) : noGrad(() => this.rowNorms(A, B, scaling));
-      this.dict('lora_magnitude_vector').set(name, new AdapterWeight(magnitude));
-    }
-    this.adapters.set(name, { A, B, scaling, dropout: o.loraDropout, magnitude });
-    if (this.activeAdapters.length === 0) this.activeAdapters = [name];
-  }
-
-  deleteAdapter(name: string): void {
-    const a = this.get(name);
-    if (this.mergedAdapters.includes(name)) throw new Error(`LoraLinear: unmerge adapter '${name}' before deleting it`);
-    for (const d of ['lora_A', 'lora_B', 'lora_magnitude_vector'] as const) {
-      if (this.dict(d).has(name)) this.replaceSubmodule(d, this.dict(d).without(name));
-    }
-    a.A.dispose();
-    a.B.dispose();
-    a.magnitude?.dispose();
-    this.adapters.delete(name);
-    this.activeAdapters = this.activeAdapters.filter((n) => n !== name);
-  }
-
-  adapterParameters(name: string): Tensor[] {
-    const a = this.get(name);
-    return a.magnitude ? [a.A, a.B, a.magnitude] : [a.A, a.B];
-  }
-
-  adapterStateDict(name: string): Map<string, Tensor> {
-    const a = this.get(name);
-    const out = new Map<string, Tensor>([
-      ['lora_A.weight', a.A],
-      ['lora_B.weight', a.B],
-    ]);
-    // PEFT saves the DoRA magnitude without the '.weight' suffix.
-    if (a.magnitude) out.set('lora_magnitude_vector', a.magnitude);
-    return out;
+    const settings = { scaling, dropout: o.loraDropout };
+    if (!o.useDora) return { tensors: { lora_A: A, lora_B: B }, settings };
+    const magnitude = backend === 'meta' ? zeros([outF], { backend }) : noGrad(() => this.rowNorms(A, B, scaling));
+    return { tensors: { lora_A: A, lora_B: B, lora_magnitude_vector: magnitude }, settings };
   }
 
   forward(x: Tensor): Tensor {
     this.unmergeForForward();
-    let y = this.base.forward(x);
-    if (this.merged) return y;
-    for (const name of this.effectiveAdapters()) {
-      const a = this.get(name);
-      const next = a.magnitude ? this.addDora(y, x, a) : this.addLora(y, x, a);
-      y.dispose();
-      y = next;
-    }
-    return y;
+    return tidy(() => {
+      let y = this.base.forward(x);
+      if (this.merged) return y;
+      for (const name of this.effectiveAdapters()) y = this.maybeAdapterTensor(name, 'lora_magnitude_vector') ? this.addDora(y, x, name) : this.addLora(y, x, name);
+      return y;
+    });
   }
 
-  /** `y + scaling * B(A(dropout(x)))`, with the scale applied to the rank-r intermediate (the smallest tensor). */
-  private addLora(y: Tensor, x: Tensor, a: LinearAdapter): Tensor {
-    const xd = dropout(x, a.dropout, this.training);
-    const h = matmul(xd, a.A, { transposeB: true });
-    xd.dispose();
-    const hs = mul(h, a.scaling);
-    h.dispose();
-    const d = matmul(hs, a.B, { transposeB: true });
-    hs.dispose();
-    const out = add(y, d);
-    d.dispose();
-    return out;
+  /** `y + scaling * B(A(dropout(x)))`, with the scale applied to the rank-r intermediate (the smallest tensor). Inside a tidy scope. */
+  private addLora(y: Tensor, x: Tensor, name: string): Tensor {
+    const { A, B, scaling } = this.weights(name);
+    const xd = dropout(x, this.adapterSettings(name).dropout, this.training);
+    return add(y, matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true }));
   }
 
-  /** PEFT's DoRA forward: `y + (m/n - 1) * (W xd) + (m/n) * s * B A xd`. */
-  private addDora(y: Tensor, x: Tensor, a: LinearAdapter): Tensor {
-    const m = a.magnitude as Tensor;
-    const norm = noGrad(() => this.rowNorms(a.A, a.B, a.scaling));
-    const mns = div(m, norm);
-    norm.dispose();
-    const useDropout = this.training && a.dropout > 0;
-    const xd = dropout(x, a.dropout, this.training);
+  /** PEFT's DoRA forward: `y + (m/n - 1) * (W xd) + (m/n) * s * B A xd`. Inside a tidy scope. */
+  private addDora(y: Tensor, x: Tensor, name: string): Tensor {
+    const { A, B, magnitude, scaling } = this.weights(name);
+    const p = this.adapterSettings(name).dropout;
+    const norm = noGrad(() => this.rowNorms(A, B, scaling));
+    const mns = div(magnitude as Tensor, norm);
+    const xd = dropout(x, p, this.training);
     let baseResult: Tensor;
-    if (useDropout) {
-      const W = noGrad(() => this.base.dequantizedWeight());
-      baseResult = matmul(xd, W, { transposeB: true });
-      W.dispose();
-    } else {
-      baseResult = this.base.bias ? sub(y, this.base.bias) : add(y, 0);
-    }
-    const h = matmul(xd, a.A, { transposeB: true });
-    xd.dispose();
-    const hs = mul(h, a.scaling);
-    h.dispose();
-    const lora = matmul(hs, a.B, { transposeB: true });
-    hs.dispose();
-    const mns1 = sub(mns, 1);
-    const t1 = mul(baseResult, mns1);
-    baseResult.dispose();
-    mns1.dispose();
-    const t2 = mul(lora, mns);
-    lora.dispose();
-    mns.dispose();
-    const dora = add(t1, t2);
-    t1.dispose();
-    t2.dispose();
-    const out = add(y, dora);
-    dora.dispose();
-    return out;
+    if (this.training && p > 0) baseResult = matmul(xd, noGrad(() => this.base.dequantizedWeight()), { transposeB: true });
+    else baseResult = this.base.bias ? sub(y, this.base.bias) : y;
+    const lora = matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true });
+    return add(y, add(mul(baseResult, sub(mns, 1)), mul(lora, mns)));
   }
 
   /** `||W + s B A||` per output row, `[out]` (W dequantized). */
   private rowNorms(A: Tensor, B: Tensor, scaling: number): Tensor {
-    const W = this.base.dequantizedWeight();
-    const delta = this.delta(A, B, scaling);
-    const merged = add(W, delta);
-    W.dispose();
-    delta.dispose();
-    const n = rowNorm(merged);
-    merged.dispose();
-    return n;
-  }
-
-  private delta(A: Tensor, B: Tensor, scaling: number): Tensor {
-    const ba = matmul(B, A);
-    const d = mul(ba, scaling);
-    ba.dispose();
-    return d;
+    return tidy(() => rowNorm(add(this.base.dequantizedWeight(), delta(A, B, scaling))));
   }
 
   /** `scaling * B A`, `[out, in]` (a new tensor). */
   deltaWeight(name: string): Tensor {
-    const a = this.get(name);
-    return noGrad(() => this.delta(a.A, a.B, a.scaling));
+    const { A, B, scaling } = this.weights(name);
+    return noGrad(() => tidy(() => delta(A, B, scaling)));
   }
 
   /**
-   * `W` (dequantized `[out, in]`) with adapters `names` folded in, as a new tensor;
-   * the base is untouched. Also returns the DoRA row norms used, by adapter.
+   * `W` (dequantized `[out, in]`) with adapters `names` folded in, one after another, as
+   * a new tensor; the base is untouched.
    */
-  mergedWeight(names: string[]): { weight: Tensor; doraNorms: Map<string, Tensor> } {
-    return noGrad(() => {
-      let merged = this.base.dequantizedWeight();
-      const doraNorms = new Map<string, Tensor>();
-      for (const name of names) {
-        const a = this.get(name);
-        const delta = this.delta(a.A, a.B, a.scaling);
-        let next = add(merged, delta);
-        delta.dispose();
-        if (a.magnitude) {
-          const norm = rowNorm(next);
-          const ratio = div(a.magnitude, norm);
-          const factor = unsqueeze(ratio, 1);
-          const scaled = mul(next, factor);
-          for (const t of [next, ratio, factor]) t.dispose();
-          next = scaled;
-          doraNorms.set(name, norm);
-        }
-        merged.dispose();
-        merged = next;
-      }
-      return { weight: merged, doraNorms };
-    });
+  mergedWeight(names: string[]): Tensor {
+    return noGrad(() =>
+      tidy(() => {
+        let w = this.base.dequantizedWeight();
+        for (const name of names) w = this.fold(w, name).weight;
+        return w;
+      }),
+    );
+  }
+
+  /** `W + s B A`, and for DoRA `(m / ||W + s B A||) (W + s B A)` with the norm used. Inside a tidy scope. */
+  private fold(W: Tensor, name: string): { weight: Tensor; norm: Tensor | null } {
+    const { A, B, magnitude, scaling } = this.weights(name);
+    const next = add(W, delta(A, B, scaling));
+    if (!magnitude) return { weight: next, norm: null };
+    const norm = rowNorm(next);
+    return { weight: mul(next, unsqueeze(div(magnitude, norm), 1)), norm };
   }
 
   override merge(adapterNames: string[] = this.activeAdapters): void | Promise<void> {
@@ -279,10 +180,10 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
     const from = (i: number): void | Promise<void> => {
       for (; i < todo.length; i++) {
         const name = todo[i];
-        const { weight, doraNorms } = this.mergedWeight([name]);
+        const { weight, norm } = noGrad(() => tidy(() => this.fold(this.base.dequantizedWeight(), name)));
         const done = () => {
           weight.dispose();
-          for (const [k, n] of doraNorms) this.doraNorms.set(k, n);
+          if (norm) this.doraNorms.set(name, keep(norm));
           this.mergedAdapters.push(name);
         };
         const pending = this.base.loadWeight(weight);
@@ -302,23 +203,18 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
   override unmerge(): void | Promise<void> {
     while (this.mergedAdapters.length > 0) {
       const name = this.mergedAdapters.pop() as string;
-      const orig = noGrad(() => {
-        const a = this.get(name);
-        const W = this.base.dequantizedWeight();
-        const delta = this.delta(a.A, a.B, a.scaling);
-        let unscaled = W;
-        if (a.magnitude) {
-          const norm = this.doraNorms.get(name) as Tensor;
-          const factor = tidy(() => unsqueeze(div(a.magnitude!, norm), 1)); // frees the div handle
-          unscaled = div(W, factor);
-          factor.dispose();
-          norm.dispose();
-          this.doraNorms.delete(name);
-        }
-        const restored = sub(unscaled, delta);
-        for (const t of new Set([W, unscaled, delta])) t.dispose();
-        return restored;
-      });
+      const { A, B, magnitude, scaling } = this.weights(name);
+      const norm = this.doraNorms.get(name);
+      this.doraNorms.delete(name);
+      // W' = f (W + s B A) with f = m / n for DoRA (f = 1 for LoRA), so W = W' / f - s B A.
+      const orig = noGrad(() =>
+        tidy(() => {
+          const W = this.base.dequantizedWeight();
+          const unscaled = magnitude && norm ? div(W, unsqueeze(div(magnitude, norm), 1)) : W;
+          return sub(unscaled, delta(A, B, scaling));
+        }),
+      );
+      norm?.dispose();
       const pending = this.base.loadWeight(orig);
       if (pending instanceof Promise) {
         return pending.then(() => {
@@ -331,12 +227,12 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig> {
   }
 }
 
+/** `scaling * B A`, `[out, in]`. */
+function delta(A: Tensor, B: Tensor, scaling: number): Tensor {
+  return tidy(() => mul(matmul(B, A), scaling));
+}
+
 /** L2 norm of each row of `[rows, cols]` -> `[rows]`. */
 export function rowNorm(w: Tensor): Tensor {
-  const sq = square(w);
-  const s = sum(sq, 1);
-  sq.dispose();
-  const n = sqrt(s);
-  s.dispose();
-  return n;
+  return tidy(() => sqrt(sum(square(w), 1)));
 }

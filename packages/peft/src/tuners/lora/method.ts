@@ -1,16 +1,19 @@
 import { type Module, Conv1D, Embedding, isLinearLike } from '@webpeft/nn';
-import type { PeftMethod } from '../../registry.js';
+import type { TunerMethod } from '../../registry.js';
 import { ALL_LINEAR, allLinearTargets, matchesTarget } from '../target-match.js';
 import { TunerLayer } from '../tuner-layer.js';
 import { type LoraConfig, type ResolvedLoraConfig, loraConfigFromJson, loraConfigToJson, resolveLoraConfig } from './config.js';
 import { LoraEmbedding } from './embedding.js';
 import { LoraLinear } from './linear.js';
+import { loraUnloadLayer } from './unload.js';
 
 /**
  * The LoRA method: wraps every selected `LinearLike` (Linear, Conv1D, 4-bit linear)
- * in {@link LoraLinear} and every selected `Embedding` in {@link LoraEmbedding}.
+ * in {@link LoraLinear} and every selected `Embedding` in {@link LoraEmbedding}; both
+ * merge, and `mergeAndUnload({ dequantize })` gives full-precision `Linear`s over a
+ * quantized base.
  */
-export const loraMethod: PeftMethod<ResolvedLoraConfig> = {
+export const loraMethod: TunerMethod<ResolvedLoraConfig> = {
   peftType: 'LORA',
   resolveConfig: (c, model) => resolveLoraConfig(c, model),
   configToJson: loraConfigToJson,
@@ -40,6 +43,7 @@ export const loraMethod: PeftMethod<ResolvedLoraConfig> = {
     return biasNames(config.bias, model);
   },
   modulesToSave: (c) => c.modulesToSave,
+  unloadLayer: loraUnloadLayer,
 };
 
 /** Base parameters named `bias` to train for a LoRA-style `bias` mode (paths relative to the model). */

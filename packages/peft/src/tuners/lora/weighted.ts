@@ -1,9 +1,23 @@
-import { type Tensor, add, assign, concat, mul, noGrad, pad, tensor, zeros } from '@webpeft/tensor';
+import { type Tensor, add, assign, concat, mul, noGrad, pad, tensor, tidy, zeros } from '@webpeft/tensor';
 import { svd } from '../../linalg/svd.js';
-import type { PeftModel } from '../../peft-model.js';
+import type { PeftConfig } from '../../config.js';
+import type { AnyTunerLayer } from '../tuner-model.js';
 import type { ResolvedLoraConfig } from './config.js';
 import { LoraEmbedding } from './embedding.js';
 import { LoraLinear } from './linear.js';
+
+/** What {@link addWeightedAdapter} needs of a `PeftModel` (structural, so this file does not import it). */
+export interface WeightedAdapterHost {
+  /** Resolved config per adapter. */
+  readonly peftConfig: ReadonlyMap<string, PeftConfig>;
+  /** Adds (injects) an adapter. */
+  addAdapter(name: string, config: PeftConfig): void;
+  /** The tuner model holding the wrapped layers. */
+  readonly base_model: {
+    /** Every wrapped layer with its path. */
+    tunerLayers(): [string, AnyTunerLayer][];
+  };
+}
 
 /** How {@link addWeightedAdapter} combines adapters (PEFT's `combination_type`). */
 export type CombinationType = 'linear' | 'cat' | 'svd';
@@ -19,7 +33,7 @@ export type CombinationType = 'linear' | 'cat' | 'svd';
  * DoRA adapters are rejected, as in PEFT.
  */
 export async function addWeightedAdapter(
-  peft: PeftModel,
+  peft: WeightedAdapterHost,
   adapters: string[],
   weights: number[],
   name: string,
@@ -44,7 +58,7 @@ export async function addWeightedAdapter(
   else newRank = options.svdRank ?? Math.max(...ranks);
   const targets = configs.map((c) => c.targetModules);
   const targetModules = targets.every(Array.isArray) ? [...new Set(targets.flat() as string[])] : targets.map((t) => (Array.isArray(t) ? `(${t.map((x) => `.*\\.${x}`).join('|')})` : `(${t})`)).join('|');
-  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {} });
+  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {} } as ResolvedLoraConfig);
 
   for (const [path, layer] of peft.base_model.tunerLayers()) {
     if (!(layer instanceof LoraLinear || layer instanceof LoraEmbedding) || !layer.adapterNames().includes(name)) continue;
@@ -55,29 +69,21 @@ export async function addWeightedAdapter(
       await svdCombine(layer, present, newRank, target.A, target.B);
       continue;
     }
-    noGrad(() => {
-      const parts = present.map(([a, w]) => ({ ...layer.weights(a), w }));
-      let A: Tensor;
-      let B: Tensor;
-      if (type === 'linear') {
-        A = sumScaled(parts.map((p) => [p.A, Math.sqrt(checkNonNegative(p.w * p.scaling))]));
-        B = sumScaled(parts.map((p) => [p.B, Math.sqrt(p.w * p.scaling)]));
-      } else {
-        const As = parts.map((p) => mul(p.A, p.w * p.scaling));
-        const catA = concat(As, 0);
+    noGrad(() =>
+      tidy(() => {
+        const parts = present.map(([a, w]) => ({ ...layer.weights(a), w }));
+        if (type === 'linear') {
+          assign(target.A, sumScaled(parts.map((p) => [p.A, Math.sqrt(checkNonNegative(p.w * p.scaling))])));
+          assign(target.B, sumScaled(parts.map((p) => [p.B, Math.sqrt(p.w * p.scaling)])));
+          return;
+        }
+        const catA = concat(parts.map((p) => mul(p.A, p.w * p.scaling)), 0);
         const catB = concat(parts.map((p) => p.B), 1);
-        As.forEach((t) => t.dispose());
         // Rows past the present adapters' ranks stay zero (a module some adapters skip).
-        A = pad(catA, [[0, newRank - catA.shape[0]], [0, 0]]);
-        B = pad(catB, [[0, 0], [0, newRank - catB.shape[1]]]);
-        catA.dispose();
-        catB.dispose();
-      }
-      assign(target.A, A);
-      assign(target.B, B);
-      A.dispose();
-      B.dispose();
-    });
+        assign(target.A, pad(catA, [[0, newRank - catA.shape[0]], [0, 0]]));
+        assign(target.B, pad(catB, [[0, 0], [0, newRank - catB.shape[1]]]));
+      }),
+    );
   }
 }
 
@@ -86,16 +92,9 @@ function checkNonNegative(v: number): number {
   return v;
 }
 
+/** `sum_i s_i t_i`. Inside a tidy scope. */
 function sumScaled(terms: [Tensor, number][]): Tensor {
-  let acc = zeros(terms[0][0].shape, { backend: terms[0][0].backend.name });
-  for (const [t, s] of terms) {
-    const scaled = mul(t, s);
-    const next = add(acc, scaled);
-    acc.dispose();
-    scaled.dispose();
-    acc = next;
-  }
-  return acc;
+  return terms.reduce((acc, [t, s]) => add(acc, mul(t, s)), zeros(terms[0][0].shape, { backend: terms[0][0].backend.name }));
 }
 
 async function svdCombine(layer: LoraLinear | LoraEmbedding, present: (readonly [string, number])[], rank: number, targetA: Tensor, targetB: Tensor): Promise<void> {
@@ -103,9 +102,7 @@ async function svdCombine(layer: LoraLinear | LoraEmbedding, present: (readonly 
   const [rows, cols] = [targetB.shape[0], targetA.shape[1]];
   const total = new Float64Array(rows * cols);
   for (const [a, w] of present) {
-    const d = layer.deltaWeight(a);
-    const data = await d.data();
-    d.dispose();
+    const data = await readAndDispose(layer.deltaWeight(a));
     const factor = w * layer.weights(a).scaling;
     const transposed = layer instanceof LoraEmbedding;
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) total[i * cols + j] += factor * data[transposed ? j * rows + i : i * cols + j];
@@ -117,12 +114,19 @@ async function svdCombine(layer: LoraLinear | LoraEmbedding, present: (readonly 
   for (let i = 0; i < rows; i++) for (let c = 0; c < rank; c++) B[i * rank + c] = U[i * k + c] * S[c];
   for (let c = 0; c < rank; c++) for (let j = 0; j < cols; j++) A[c * cols + j] = Vh[c * cols + j];
   const backend = targetA.backend.name;
-  const tA = tensor(A, [rank, cols], { backend });
-  const tB = tensor(B, [rows, rank], { backend });
-  noGrad(() => {
-    assign(targetA, tA);
-    assign(targetB, tB);
-  });
-  tA.dispose();
-  tB.dispose();
+  noGrad(() =>
+    tidy(() => {
+      assign(targetA, tensor(A, [rank, cols], { backend }));
+      assign(targetB, tensor(B, [rows, rank], { backend }));
+    }),
+  );
+}
+
+/** The host copy of `t`, which is disposed (also when the read fails). */
+async function readAndDispose(t: Tensor): Promise<Float32Array> {
+  try {
+    return Float32Array.from(await t.data());
+  } finally {
+    t.dispose();
+  }
 }

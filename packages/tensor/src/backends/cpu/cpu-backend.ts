@@ -2,6 +2,8 @@ import type { BackendCapabilities, MemoryTag, Storage } from '../../backend.js';
 import { HostBackend } from '../host-backend.js';
 import { type TensorData, viewHostArray } from '../../dtype.js';
 import type { Tensor } from '../../tensor.js';
+import type { KernelContext } from '../../kernel-context.js';
+import { CpuContext } from './cpu-kernel-context.js';
 
 /** Storage of the cpu backend: a plain ArrayBuffer. */
 export interface CpuStorage extends Storage {
@@ -15,7 +17,8 @@ export interface CpuStorage extends Storage {
  */
 export class CpuBackend extends HostBackend {
   readonly name = 'cpu' as const;
-  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
+  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false, deviceMemory: false };
+  readonly kernelContext: KernelContext = new CpuContext(this);
 
   allocate(byteSize: number, tag: MemoryTag): Storage {
     // Round to 8 bytes so every dtype view is aligned.

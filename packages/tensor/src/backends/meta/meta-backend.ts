@@ -1,8 +1,9 @@
 import type { BackendCapabilities, MemoryTag, Storage } from '../../backend.js';
 import { HostBackend } from '../host-backend.js';
 import type { TensorData } from '../../dtype.js';
-import { engine } from '../../engine.js';
 import { registerKernel } from '../../registry.js';
+import type { KernelContext } from '../../kernel-context.js';
+import { BaseKernelContext } from '../base-kernel-context.js';
 
 /**
  * A backend of shapes without storage: modules built on it have every parameter's
@@ -12,7 +13,8 @@ import { registerKernel } from '../../registry.js';
  */
 export class MetaBackend extends HostBackend {
   readonly name = 'meta' as const;
-  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false };
+  readonly capabilities: BackendCapabilities = { f16: true, f64: true, subgroups: false, deviceMemory: false };
+  readonly kernelContext: KernelContext = new BaseKernelContext(this);
 
   allocate(byteSize: number, tag: MemoryTag): Storage {
     this.tracker.add(byteSize, tag);
@@ -30,8 +32,8 @@ export class MetaBackend extends HostBackend {
 
 /** Registers the meta kernels: creation ops and casts produce shaped tensors without data. */
 export function registerMetaKernels(): void {
-  registerKernel('Fill', 'meta', (_i, { shape, dtype }, backend) => engine.makeTensor(backend, shape, dtype, 'full'));
-  registerKernel('Random', 'meta', (_i, { shape }, backend) => engine.makeTensor(backend, shape, 'f32', 'random'));
-  registerKernel('Arange', 'meta', (_i, { size, dtype }, backend) => engine.makeTensor(backend, [size], dtype, 'arange'));
-  registerKernel('Cast', 'meta', (inputs, { dtype }, backend) => engine.makeTensor(backend, inputs[0].shape, dtype, 'cast'));
+  registerKernel('Fill', 'meta', (_i, { shape, dtype }, ctx) => ctx.output(shape, dtype, 'full'));
+  registerKernel('Random', 'meta', (_i, { shape }, ctx) => ctx.output(shape, 'f32', 'random'));
+  registerKernel('Arange', 'meta', (_i, { size, dtype }, ctx) => ctx.output([size], dtype, 'arange'));
+  registerKernel('Cast', 'meta', (inputs, { dtype }, ctx) => ctx.output(inputs[0].shape, dtype, 'cast'));
 }

@@ -1,26 +1,19 @@
+// Kept in the published .d.ts (preserve): this file's types name GPUDevice, GPUBuffer, ...,
+// so consumers compiling without skipLibCheck get them from @webgpu/types, a dependency.
+/// <reference types="@webgpu/types" preserve="true" />
 import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, toSnapshot } from '../../backend.js';
 import type { TensorData } from '../../dtype.js';
 import { DeviceLostError, GpuValidationError, OutOfMemoryError } from '../../errors.js';
 import { engine } from '../../engine.js';
 import { BufferPool } from './buffer-pool.js';
 import { BufferUsage, MapMode, ShaderStage, UNIFORM_SLOT_BYTES } from './constants.js';
+import type { KernelContext } from '../../kernel-context.js';
+import type { KernelProgram } from './program.js';
+import { WebGpuContext } from './webgpu-kernel-context.js';
 
 /** Storage of the webgpu backend: a pooled GPU buffer (possibly larger than `byteSize`). */
 export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer;
-}
-
-/**
- * A compute kernel: WGSL with bindings `0..inputs-1` read-only storage, then `outputs`
- * read-write storage, then one uniform block (`var<uniform> u`) with a dynamic offset.
- */
-export interface KernelProgram {
-  /** Pipeline cache key: kernel name + shape class (rank, dtypes, flags), never exact sizes. */
-  readonly key: string;
-  readonly inputs: number;
-  readonly outputs: number;
-  /** Builds the WGSL source; called only on a cache miss. */
-  source(): string;
 }
 
 interface CachedPipeline {
@@ -51,6 +44,7 @@ const UNIFORM_RING_BYTES = 1 << 18;
 export class WebGpuBackend implements Backend {
   readonly name = 'webgpu' as const;
   readonly capabilities: BackendCapabilities;
+  readonly kernelContext: KernelContext;
   readonly limits: GPUSupportedLimits;
   private readonly tracker = new MemoryTracker();
   private readonly pool: BufferPool;
@@ -90,7 +84,9 @@ export class WebGpuBackend implements Backend {
       f16: device.features.has('shader-f16'),
       f64: false,
       subgroups: device.features.has('subgroups'),
+      deviceMemory: true,
     };
+    this.kernelContext = new WebGpuContext(this);
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 512;
     this.pool = new BufferPool(device, options.poolCapBytes ?? 2 ** 30);
     this.uniformBuffer = device.createBuffer({ size: UNIFORM_RING_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });

@@ -82,6 +82,7 @@ export const UNARY_WGSL: Record<string, string> = {
   Tanh: 'tanh_(x)',
   Sigmoid: 'sigmoid_(x)',
   Relu: 'max(x, 0.0)',
+  Erf: 'erf_(x)',
   Gelu: '0.5 * x * (1.0 + erf_(x * 0.7071067811865476))',
   GeluTanh: '0.5 * x * (1.0 + tanh_(0.7978845608028654 * (x + 0.044715 * x * x * x)))',
   Silu: 'x * sigmoid_(x)',

@@ -37,16 +37,19 @@ type Field = { name: string; kind: 'u32' | 'i32' | 'f32'; value: number } | { na
 export class Uniforms {
   private fields: Field[] = [];
 
+  /** Adds an unsigned 32-bit field `name`. */
   u32(name: string, value: number): this {
     this.fields.push({ name, kind: 'u32', value });
     return this;
   }
 
+  /** Adds a signed 32-bit field `name`. */
   i32(name: string, value: number): this {
     this.fields.push({ name, kind: 'i32', value });
     return this;
   }
 
+  /** Adds a 32-bit float field `name`. */
   f32(name: string, value: number): this {
     this.fields.push({ name, kind: 'f32', value });
     return this;
@@ -70,6 +73,7 @@ export class Uniforms {
     return `struct U {\n${members.join('\n')}\n}\n@group(0) @binding(${binding}) var<uniform> u: U;\n${AT_FN}`;
   }
 
+  /** The block's bytes as u32 words (floats as their bits), padded to 16 bytes. */
   data(): Uint32Array {
     const words: number[] = [];
     const f32 = new Float32Array(1);

@@ -6,22 +6,22 @@ import { cpuData } from '../cpu-backend.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuCreationKernels(): void {
-  registerKernel('Fill', 'cpu', (_inputs, { shape, value, dtype }, backend) => {
-    const out = engine.makeTensor(backend, shape, dtype, 'full');
+  registerKernel('Fill', 'cpu', (_inputs, { shape, value, dtype }, ctx) => {
+    const out = ctx.output(shape, dtype, 'full');
     cpuData(out).fill(dtype === 'f16' ? f32ToF16Bits(value) : value);
     return out;
   });
 
-  registerKernel('Arange', 'cpu', (_inputs, { start, step, size, dtype }, backend) => {
-    const out = engine.makeTensor(backend, [size], dtype, 'arange');
+  registerKernel('Arange', 'cpu', (_inputs, { start, step, size, dtype }, ctx) => {
+    const out = ctx.output([size], dtype, 'arange');
     const ov = cpuData(out);
     for (let i = 0; i < size; i++) ov[i] = start + i * step;
     return out;
   });
 
-  registerKernel('Triu', 'cpu', (inputs, { diagonal, fill }, backend) => {
+  registerKernel('Triu', 'cpu', (inputs, { diagonal, fill }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'triu');
+    const out = ctx.output(x.shape, x.dtype, 'triu');
     const [rows, cols] = x.shape.slice(-2);
     const xv = cpuData(x);
     const ov = cpuData(out);
@@ -33,8 +33,8 @@ export function registerCpuCreationKernels(): void {
     return out;
   });
 
-  registerKernel('Random', 'cpu', (_inputs, { shape, seed, offset, normal }, backend) => {
-    const out = engine.makeTensor(backend, shape, 'f32', normal ? 'randn' : 'rand');
+  registerKernel('Random', 'cpu', (_inputs, { shape, seed, offset, normal }, ctx) => {
+    const out = ctx.output(shape, 'f32', normal ? 'randn' : 'rand');
     const ov = cpuData(out);
     if (normal) ov.set(philoxNormal(seed, offset, out.size));
     else {
@@ -44,9 +44,9 @@ export function registerCpuCreationKernels(): void {
     return out;
   });
 
-  registerKernel('Dropout', 'cpu', (inputs, { p, seed, offset }, backend) => {
+  registerKernel('Dropout', 'cpu', (inputs, { p, seed, offset }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'dropout');
+    const out = ctx.output(x.shape, x.dtype, 'dropout');
     const xv = cpuData(x);
     const ov = cpuData(out);
     const words = philoxWords(seed, offset, x.size);

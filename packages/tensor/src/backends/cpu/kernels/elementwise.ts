@@ -1,14 +1,14 @@
-import type { Backend } from '../../../backend.js';
+import type { CpuKernelContext } from '../../../kernel-context.js';
 import { engine } from '../../../engine.js';
 import { erf } from '../../../math.js';
-import { BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
+import { ACTIVATION_OPS, type ActivationOp, BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
 import { cpuData } from '../cpu-backend.js';
 
 /** Scalar definitions of the unary ops (computed in float64, stored in the output dtype). */
-export const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
+export const UNARY_FNS: Record<UnaryOp | ActivationOp, (x: number) => number> = {
   Neg: (x) => -x,
   Abs: Math.abs,
   Exp: Math.exp,
@@ -18,6 +18,7 @@ export const UNARY_FNS: Record<UnaryOp, (x: number) => number> = {
   Tanh: Math.tanh,
   Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
   Relu: (x) => (x > 0 ? x : 0),
+  Erf: erf,
   Gelu: (x) => 0.5 * x * (1 + erf(x / Math.SQRT2)),
   GeluTanh: (x) => 0.5 * x * (1 + Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))),
   Silu: (x) => x / (1 + Math.exp(-x)),
@@ -73,10 +74,10 @@ export function forEachBroadcast(outShape: readonly number[], inputs: readonly (
 }
 
 function binaryKernel(opName: string, fn: (a: number, b: number) => number, boolOut: boolean) {
-  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+  return (inputs: readonly Tensor[], _attrs: unknown, ctx: CpuKernelContext): Tensor => {
     const [a, b] = inputs;
     const shape = broadcastShapes(opName, a.shape, b.shape);
-    const out = engine.makeTensor(backend, shape, boolOut ? 'bool' : a.dtype, opName);
+    const out = ctx.output(shape, boolOut ? 'bool' : a.dtype, opName);
     const av = cpuData(a);
     const bv = cpuData(b);
     const ov = cpuData(out);
@@ -89,11 +90,11 @@ function binaryKernel(opName: string, fn: (a: number, b: number) => number, bool
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuElementwiseKernels(): void {
-  for (const op of UNARY_OPS) {
+  for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) {
     const fn = UNARY_FNS[op];
-    registerKernel(op, 'cpu', (inputs, _attrs, backend) => {
+    registerKernel(op, 'cpu', (inputs, _attrs, ctx) => {
       const x = inputs[0];
-      const out = engine.makeTensor(backend, x.shape, x.dtype, op);
+      const out = ctx.output(x.shape, x.dtype, op);
       const xv = cpuData(x);
       const ov = cpuData(out);
       for (let i = 0; i < xv.length; i++) ov[i] = fn(xv[i]);
@@ -103,10 +104,10 @@ export function registerCpuElementwiseKernels(): void {
   for (const op of BINARY_OPS) registerKernel(op, 'cpu', binaryKernel(op, BINARY_FNS[op], false));
   for (const op of COMPARE_OPS) registerKernel(op, 'cpu', binaryKernel(op, COMPARE_FNS[op], true));
 
-  registerKernel('Where', 'cpu', (inputs, _attrs, backend) => {
+  registerKernel('Where', 'cpu', (inputs, _attrs, ctx) => {
     const [c, a, b] = inputs;
     const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
-    const out = engine.makeTensor(backend, shape, a.dtype, 'where');
+    const out = ctx.output(shape, a.dtype, 'where');
     const cv = cpuData(c);
     const av = cpuData(a);
     const bv = cpuData(b);

@@ -1,3 +1,5 @@
+import type { Tensor } from '../../../tensor.js';
+import type { CpuKernelContext } from '../../../kernel-context.js';
 import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-backend.js';
@@ -27,11 +29,11 @@ function rowsOf(shape: readonly number[]): { count: number; width: number } {
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuFusedKernels(): void {
-  registerKernel('Softmax', 'cpu', (inputs, _a, backend) => softmaxLike(inputs[0], backend, false));
-  registerKernel('LogSoftmax', 'cpu', (inputs, _a, backend) => softmaxLike(inputs[0], backend, true));
+  registerKernel('Softmax', 'cpu', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, false));
+  registerKernel('LogSoftmax', 'cpu', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, true));
 
-  function softmaxLike(x: Parameters<typeof cpuData>[0], backend: Parameters<typeof engine.makeTensor>[0], log: boolean) {
-    const out = engine.makeTensor(backend, x.shape, x.dtype, log ? 'logSoftmax' : 'softmax');
+  function softmaxLike(x: Tensor, ctx: CpuKernelContext, log: boolean) {
+    const out = ctx.output(x.shape, x.dtype, log ? 'logSoftmax' : 'softmax');
     const xv = cpuData(x);
     const ov = cpuData(out);
     const { count, width } = rowsOf(x.shape);
@@ -48,9 +50,9 @@ export function registerCpuFusedKernels(): void {
   }
 
   // dx = y * (dy - sum(dy * y)); inputs [dy, y].
-  registerKernel('SoftmaxGrad', 'cpu', (inputs, _a, backend) => {
+  registerKernel('SoftmaxGrad', 'cpu', (inputs, _a, ctx) => {
     const [dy, y] = inputs;
-    const out = engine.makeTensor(backend, y.shape, y.dtype, 'softmaxGrad');
+    const out = ctx.output(y.shape, y.dtype, 'softmaxGrad');
     const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
     const { count, width } = rowsOf(y.shape);
     for (let r = 0; r < count; r++) {
@@ -63,9 +65,9 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = dy - exp(y) * sum(dy); inputs [dy, y = logSoftmax(x)].
-  registerKernel('LogSoftmaxGrad', 'cpu', (inputs, _a, backend) => {
+  registerKernel('LogSoftmaxGrad', 'cpu', (inputs, _a, ctx) => {
     const [dy, y] = inputs;
-    const out = engine.makeTensor(backend, y.shape, y.dtype, 'logSoftmaxGrad');
+    const out = ctx.output(y.shape, y.dtype, 'logSoftmaxGrad');
     const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
     const { count, width } = rowsOf(y.shape);
     for (let r = 0; r < count; r++) {
@@ -78,10 +80,10 @@ export function registerCpuFusedKernels(): void {
   });
 
   // loss[n] = logsumexp(x[n]) - x[n, label[n]], 0 where label == ignoreIndex; inputs [logits [N,C], labels [N]].
-  registerKernel('CrossEntropy', 'cpu', (inputs, { ignoreIndex }, backend) => {
+  registerKernel('CrossEntropy', 'cpu', (inputs, { ignoreIndex }, ctx) => {
     const [x, labels] = inputs;
     const [n, c] = x.shape;
-    const out = engine.makeTensor(backend, [n], x.dtype, 'crossEntropy');
+    const out = ctx.output([n], x.dtype, 'crossEntropy');
     const [xv, lv, ov] = [cpuData(x), cpuData(labels), cpuData(out)];
     for (let r = 0; r < n; r++) {
       const label = lv[r];
@@ -103,10 +105,10 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx[n] = dy[n] * (softmax(x[n]) - onehot(label[n])), 0 at ignored rows; inputs [dy [N], logits, labels].
-  registerKernel('CrossEntropyGrad', 'cpu', (inputs, { ignoreIndex }, backend) => {
+  registerKernel('CrossEntropyGrad', 'cpu', (inputs, { ignoreIndex }, ctx) => {
     const [dy, x, labels] = inputs;
     const [n, c] = x.shape;
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'crossEntropyGrad');
+    const out = ctx.output(x.shape, x.dtype, 'crossEntropyGrad');
     const [dv, xv, lv, ov] = [cpuData(dy), cpuData(x), cpuData(labels), cpuData(out)];
     for (let r = 0; r < n; r++) {
       const label = lv[r];
@@ -124,9 +126,9 @@ export function registerCpuFusedKernels(): void {
   });
 
   // y = (x - mean) * rstd * w + b over the last axis; inputs [x, w, b].
-  registerKernel('LayerNorm', 'cpu', (inputs, { eps }, backend) => {
+  registerKernel('LayerNorm', 'cpu', (inputs, { eps }, ctx) => {
     const [x, w, b] = inputs;
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'layerNorm');
+    const out = ctx.output(x.shape, x.dtype, 'layerNorm');
     const [xv, wv, bv, ov] = [cpuData(x), cpuData(w), cpuData(b), cpuData(out)];
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
@@ -138,9 +140,9 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; inputs [dy, x, w].
-  registerKernel('LayerNormGrad', 'cpu', (inputs, { eps }, backend) => {
+  registerKernel('LayerNormGrad', 'cpu', (inputs, { eps }, ctx) => {
     const [dy, x, w] = inputs;
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'layerNormGrad');
+    const out = ctx.output(x.shape, x.dtype, 'layerNormGrad');
     const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
@@ -164,9 +166,9 @@ export function registerCpuFusedKernels(): void {
   });
 
   // y = x * rsqrt(mean(x^2) + eps) * w; inputs [x, w].
-  registerKernel('RmsNorm', 'cpu', (inputs, { eps }, backend) => {
+  registerKernel('RmsNorm', 'cpu', (inputs, { eps }, ctx) => {
     const [x, w] = inputs;
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'rmsNorm');
+    const out = ctx.output(x.shape, x.dtype, 'rmsNorm');
     const [xv, wv, ov] = [cpuData(x), cpuData(w), cpuData(out)];
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {
@@ -178,9 +180,9 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = rstd * (g - xhat * mean(g * xhat)) with g = dy * w, xhat = x * rstd; inputs [dy, x, w].
-  registerKernel('RmsNormGrad', 'cpu', (inputs, { eps }, backend) => {
+  registerKernel('RmsNormGrad', 'cpu', (inputs, { eps }, ctx) => {
     const [dy, x, w] = inputs;
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'rmsNormGrad');
+    const out = ctx.output(x.shape, x.dtype, 'rmsNormGrad');
     const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];
     const { count, width } = rowsOf(x.shape);
     for (let r = 0; r < count; r++) {

@@ -5,9 +5,9 @@ import { cpuData } from '../cpu-backend.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuLayoutKernels(): void {
-  registerKernel('StridedCopy', 'cpu', (inputs, a, backend) => {
+  registerKernel('StridedCopy', 'cpu', (inputs, a, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, a.outShape, x.dtype, 'stridedCopy');
+    const out = ctx.output(a.outShape, x.dtype, 'stridedCopy');
     const xv = cpuData(x);
     const ov = cpuData(out);
     if (a.fill !== 0 || out.size !== a.shape.reduce((p, d) => p * d, 1)) ov.fill(a.fill);
@@ -31,9 +31,9 @@ export function registerCpuLayoutKernels(): void {
     return out;
   });
 
-  registerKernel('Cast', 'cpu', (inputs, { dtype }, backend) => {
+  registerKernel('Cast', 'cpu', (inputs, { dtype }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, dtype, 'cast');
+    const out = ctx.output(x.shape, dtype, 'cast');
     const xv = cpuData(x);
     const ov = cpuData(out);
     const read = x.dtype === 'f16' ? (i: number) => f16BitsToF32(xv[i]) : (i: number) => xv[i];
@@ -47,10 +47,10 @@ export function registerCpuLayoutKernels(): void {
     return out;
   });
 
-  registerKernel('Gather', 'cpu', (inputs, _a, backend) => {
+  registerKernel('Gather', 'cpu', (inputs, _a, ctx) => {
     const [x, idx] = inputs;
     const rowSize = x.shape.slice(1).reduce((p, d) => p * d, 1);
-    const out = engine.makeTensor(backend, [...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
+    const out = ctx.output([...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
     const xv = cpuData(x);
     const iv = cpuData(idx);
     const ov = cpuData(out);
@@ -65,11 +65,11 @@ export function registerCpuLayoutKernels(): void {
     return out;
   });
 
-  registerKernel('ScatterAdd', 'cpu', (inputs, { numRows }, backend) => {
+  registerKernel('ScatterAdd', 'cpu', (inputs, { numRows }, ctx) => {
     const [src, idx] = inputs;
     const rest = src.shape.slice(idx.rank);
     const rowSize = rest.reduce((p, d) => p * d, 1);
-    const out = engine.makeTensor(backend, [numRows, ...rest], src.dtype, 'scatterAdd');
+    const out = ctx.output([numRows, ...rest], src.dtype, 'scatterAdd');
     const sv = cpuData(src);
     const iv = cpuData(idx);
     const ov = cpuData(out);

@@ -6,10 +6,10 @@ import { matmulShapes } from '../../../ops/matmul-shapes.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuMatmulKernels(): void {
-  registerKernel('MatMul', 'cpu', (inputs, { transposeA, transposeB }, backend) => {
+  registerKernel('MatMul', 'cpu', (inputs, { transposeA, transposeB }, ctx) => {
     const [a, b] = inputs;
     const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
-    const out = engine.makeTensor(backend, [...batchShape, m, n], a.dtype, 'matmul');
+    const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
     const av = cpuData(a);
     const bv = cpuData(b);
     const ov = cpuData(out);

@@ -47,9 +47,9 @@ function forEachReduction(shape: readonly number[], axes: readonly number[], vis
 /** Registers the cpu kernels of this file. */
 export function registerCpuReduceKernels(): void {
   function reduceKernel(name: 'Sum' | 'Max' | 'ArgMax') {
-    registerKernel(name, 'cpu', (inputs, attrs, backend) => {
+    registerKernel(name, 'cpu', (inputs, attrs, ctx) => {
       const x: Tensor = inputs[0];
-      const out = engine.makeTensor(backend, reducedShape(x.shape, attrs), name === 'ArgMax' ? 'i32' : x.dtype, name);
+      const out = ctx.output(reducedShape(x.shape, attrs), name === 'ArgMax' ? 'i32' : x.dtype, name);
       const xv = cpuData(x);
       const ov = cpuData(out);
       forEachReduction(x.shape, attrs.axes, (o, at, count) => {
@@ -78,9 +78,9 @@ export function registerCpuReduceKernels(): void {
   reduceKernel('Max');
   reduceKernel('ArgMax');
 
-  registerKernel('CumSum', 'cpu', (inputs, { axis }, backend) => {
+  registerKernel('CumSum', 'cpu', (inputs, { axis }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'cumsum');
+    const out = ctx.output(x.shape, x.dtype, 'cumsum');
     const xv = cpuData(x);
     const ov = cpuData(out);
     const n = x.shape[axis];

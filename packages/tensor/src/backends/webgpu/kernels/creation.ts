@@ -3,8 +3,8 @@ import { f32ToF16Bits } from '../../../math.js';
 import { dropoutThreshold, philoxNormal, philoxWords, splitU64, wordToUniform } from '../../../random/philox.js';
 import { registerKernel } from '../../../registry.js';
 import type { Tensor } from '../../../tensor.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, elementMain, grid, storageBindings, wgslType } from '../wgsl.js';
 import { WGSL_PHILOX } from '../wgsl-philox.js';
 
@@ -18,7 +18,7 @@ function wordOf(dtype: Tensor['dtype'], value: number): number {
 }
 
 /** Fills an existing 32-bit tensor with `value` (one dispatch in the pending encoder). */
-export function fillTensor(backend: WebGpuBackend, t: Tensor, value: number): void {
+export function fillTensor(ctx: WebGpuKernelContext, t: Tensor, value: number): void {
   const words = t.dtype === 'f16' ? Math.ceil(t.size / 2) : t.size;
   const word = t.dtype === 'f16' ? f32ToF16Bits(value) * 0x10001 : wordOf(t.dtype, value);
   const u = new Uniforms().u32('size', words).u32('word', word);
@@ -27,29 +27,29 @@ ${u.declaration(1)}
 ${elementMain(WG, 'u.size')}
   out[i] = u.word;
 }`);
-  runKernel(backend, prog, [], [t], u, grid(words, WG));
+  ctx.dispatch(prog, [], [t], u, grid(words, WG));
 }
 
 /** Registers the webgpu creation kernels: fill, arange, triu, random, dropout. */
 export function registerWebGpuCreationKernels(): void {
-  registerKernel('Fill', 'webgpu', (_inputs, { shape, value, dtype }, backend) => {
-    const out = engine.makeTensor(backend, shape, dtype, 'full');
-    fillTensor(backend as WebGpuBackend, out, value);
+  registerKernel('Fill', 'webgpu', (_inputs, { shape, value, dtype }, ctx) => {
+    const out = ctx.output(shape, dtype, 'full');
+    fillTensor(ctx, out, value);
     return out;
   });
 
-  registerKernel('Arange', 'webgpu', (_inputs, { start, step, size, dtype }, backend) => {
-    const out = engine.makeTensor(backend, [size], dtype, 'arange');
+  registerKernel('Arange', 'webgpu', (_inputs, { start, step, size, dtype }, ctx) => {
+    const out = ctx.output([size], dtype, 'arange');
     // Computed on the host in float64 like the cpu kernel, so both round identically.
     const host = dtype === 'f32' ? new Float32Array(size) : dtype === 'i32' ? new Int32Array(size) : new Uint32Array(size);
     for (let i = 0; i < size; i++) host[i] = start + i * step;
-    backend.write(out.liveStorage('arange'), host);
+    ctx.backend.write(out.liveStorage('arange'), host);
     return out;
   });
 
-  registerKernel('Triu', 'webgpu', (inputs, { diagonal, fill }, backend) => {
+  registerKernel('Triu', 'webgpu', (inputs, { diagonal, fill }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'triu');
+    const out = ctx.output(x.shape, x.dtype, 'triu');
     const T = wgslType(x.dtype);
     const [rows, cols] = x.shape.slice(-2);
     const u = new Uniforms().u32('size', x.size).u32('rows', rows).u32('cols', cols).i32('diagonal', diagonal).u32('fill', wordOf(x.dtype, fill));
@@ -60,28 +60,28 @@ ${elementMain(WG, 'u.size')}
   let row = i32((i / u.cols) % u.rows);
   out[i] = select(bitcast<${T}>(u.fill), xs[i], col - row >= u.diagonal);
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
     return out;
   });
 
   // Random tensors are drawn on the host with the same Philox code as the cpu backend,
   // so initialisation is bit-identical everywhere (it is not a hot path).
-  registerKernel('Random', 'webgpu', (_inputs, { shape, seed, offset, normal }, backend) => {
-    const out = engine.makeTensor(backend, shape, 'f32', normal ? 'randn' : 'rand');
+  registerKernel('Random', 'webgpu', (_inputs, { shape, seed, offset, normal }, ctx) => {
+    const out = ctx.output(shape, 'f32', normal ? 'randn' : 'rand');
     const host = new Float32Array(out.size);
     if (normal) host.set(philoxNormal(seed, offset, out.size));
     else {
       const words = philoxWords(seed, offset, out.size);
       for (let i = 0; i < words.length; i++) host[i] = wordToUniform(words[i]);
     }
-    backend.write(out.liveStorage('random'), host);
+    ctx.backend.write(out.liveStorage('random'), host);
     return out;
   });
 
   // Dropout masks are drawn on the device from the same Philox stream as the cpu kernel.
-  registerKernel('Dropout', 'webgpu', (inputs, { p, seed, offset }, backend) => {
+  registerKernel('Dropout', 'webgpu', (inputs, { p, seed, offset }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'dropout');
+    const out = ctx.output(x.shape, x.dtype, 'dropout');
     const [k0, k1] = splitU64(seed);
     const [o0, o1] = splitU64(offset);
     const u = new Uniforms()
@@ -99,7 +99,7 @@ ${elementMain(WG, 'u.size')}
   let word = philox_word(u.k0, u.k1, u.o0, u.o1, i);
   out[i] = select(0.0, xs[i] * u.scale, (word >> 8u) >= u.threshold);
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
     return out;
   });
 }

@@ -1,21 +1,20 @@
-import type { Backend } from '../../../backend.js';
 import { DTypeError } from '../../../errors.js';
 import { engine } from '../../../engine.js';
-import { BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
+import { ACTIVATION_OPS, BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { BINARY_WGSL, UNARY_WGSL, WGSL_MATH } from '../wgsl-math.js';
 
 const WG = 256;
 
 function unaryKernel(op: string) {
-  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+  return (inputs: readonly Tensor[], _attrs: unknown, ctx: WebGpuKernelContext): Tensor => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, op);
+    const out = ctx.output(x.shape, x.dtype, op);
     const key = `unary/${op}`;
     const u = new Uniforms().u32('size', x.size);
     const prog = program(key, 1, 1, () => `${WGSL_MATH}
@@ -25,7 +24,7 @@ ${elementMain(WG, 'u.size')}
   let x = xs[i];
   out[i] = ${UNARY_WGSL[op]};
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
     return out;
   };
 }
@@ -35,12 +34,12 @@ ${elementMain(WG, 'u.size')}
  * `scalarA`/`scalarB` (one operand has one element), and `rankN` (general strides).
  */
 function binaryKernel(op: string, boolOut: boolean) {
-  return (inputs: readonly Tensor[], _attrs: unknown, backend: Backend): Tensor => {
+  return (inputs: readonly Tensor[], _attrs: unknown, ctx: WebGpuKernelContext): Tensor => {
     const [a, b] = inputs;
     if (op === 'Pow' && a.dtype !== 'f32') throw new DTypeError(`pow: webgpu supports f32 only, got ${a.dtype}`);
     const shape = broadcastShapes(op, a.shape, b.shape);
     checkRank(op, shape);
-    const out = engine.makeTensor(backend, shape, boolOut ? 'bool' : a.dtype, op);
+    const out = ctx.output(shape, boolOut ? 'bool' : a.dtype, op);
     const T = wgslType(a.dtype);
     const O = wgslType(out.dtype);
     let variant: string;
@@ -72,22 +71,22 @@ ${elementMain(WG, 'u.size')}
   let b = bs_[${ib}];
   out[i] = ${BINARY_WGSL[op]};
 }`);
-    runKernel(backend as WebGpuBackend, prog, [a, b], [out], u, grid(out.size, WG));
+    ctx.dispatch(prog, [a, b], [out], u, grid(out.size, WG));
     return out;
   };
 }
 
 /** Registers the webgpu elementwise kernels. */
 export function registerWebGpuElementwiseKernels(): void {
-  for (const op of UNARY_OPS) registerKernel(op, 'webgpu', unaryKernel(op));
+  for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) registerKernel(op, 'webgpu', unaryKernel(op));
   for (const op of BINARY_OPS) registerKernel(op, 'webgpu', binaryKernel(op, false));
   for (const op of COMPARE_OPS) registerKernel(op, 'webgpu', binaryKernel(op, true));
 
-  registerKernel('Where', 'webgpu', (inputs, _attrs, backend) => {
+  registerKernel('Where', 'webgpu', (inputs, _attrs, ctx) => {
     const [c, a, b] = inputs;
     const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
     checkRank('where', shape);
-    const out = engine.makeTensor(backend, shape, a.dtype, 'where');
+    const out = ctx.output(shape, a.dtype, 'where');
     const T = wgslType(a.dtype);
     const C = wgslType(c.dtype);
     const u = new Uniforms()
@@ -105,7 +104,7 @@ ${elementMain(WG, 'u.size')}
   ${stridedOffset(r, 'i', 'shape', 'sb', '0u', 'ob')}
   out[i] = select(bs_[ob], as_[oa], cs[oc] != ${C}(0));
 }`);
-    runKernel(backend as WebGpuBackend, prog, [c, a, b], [out], u, grid(out.size, WG));
+    ctx.dispatch(prog, [c, a, b], [out], u, grid(out.size, WG));
     return out;
   });
 }

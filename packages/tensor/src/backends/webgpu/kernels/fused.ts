@@ -1,10 +1,9 @@
-import type { Backend } from '../../../backend.js';
 import { engine } from '../../../engine.js';
 import type { OpName } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import type { Tensor } from '../../../tensor.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
 import { Uniforms, elementMain, grid, rowGrid, storageBindings } from '../wgsl.js';
 import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
@@ -70,11 +69,11 @@ function rowKernel(
   body: string,
   opts: { outShape?: (inputs: readonly Tensor[]) => number[]; rowsOf?: number; eps?: boolean; ignoreIndex?: boolean } = {},
 ) {
-  return (inputs: readonly Tensor[], attrs: { eps?: number; ignoreIndex?: number }, backend: Backend): Tensor => {
+  return (inputs: readonly Tensor[], attrs: { eps?: number; ignoreIndex?: number }, ctx: WebGpuKernelContext): Tensor => {
     const shapeRef = inputs[opts.rowsOf ?? 0];
     const w = shapeRef.shape[shapeRef.rank - 1] ?? 1;
     const rows = w === 0 ? 0 : shapeRef.size / w;
-    const out = engine.makeTensor(backend, opts.outShape?.(inputs) ?? [...shapeRef.shape], 'f32', op);
+    const out = ctx.output(opts.outShape?.(inputs) ?? [...shapeRef.shape], 'f32', op);
     const u = new Uniforms().u32('rows', rows).u32('w', w);
     if (opts.eps) u.f32('eps', attrs.eps!);
     if (opts.ignoreIndex) u.i32('ignoreIndex', attrs.ignoreIndex!);
@@ -96,7 +95,7 @@ ${header}
   let o = row * u.w;
 ${expandLoops(body, wide)}
 }`);
-    runKernel(backend as WebGpuBackend, prog, inputs, [out], u, wide ? rowGrid(rows) : grid(rows, WG));
+    ctx.dispatch(prog, inputs, [out], u, wide ? rowGrid(rows) : grid(rows, WG));
     return out;
   };
 }

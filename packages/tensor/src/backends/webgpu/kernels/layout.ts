@@ -1,8 +1,8 @@
 import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { sizeOf } from '../../../shape.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { fillTensor } from './creation.js';
 
@@ -10,14 +10,13 @@ const WG = 256;
 
 /** Registers the webgpu layout kernels: strided copy, cast, gather, scatter-add. */
 export function registerWebGpuLayoutKernels(): void {
-  registerKernel('StridedCopy', 'webgpu', (inputs, a, backend) => {
+  registerKernel('StridedCopy', 'webgpu', (inputs, a, ctx) => {
     const x = inputs[0];
     checkRank('stridedCopy', a.shape);
-    const gpu = backend as WebGpuBackend;
-    const out = engine.makeTensor(backend, a.outShape, x.dtype, 'stridedCopy');
+    const out = ctx.output(a.outShape, x.dtype, 'stridedCopy');
     const count = sizeOf(a.shape);
     // Elements the copy does not reach get the fill value first (same pass, ordered).
-    if (count < out.size) fillTensor(gpu, out, a.fill);
+    if (count < out.size) fillTensor(ctx, out, a.fill);
     const T = wgslType(x.dtype === 'f16' ? 'u32' : x.dtype);
     if (x.dtype === 'f16') throw new Error('stridedCopy: f16 layout ops are not supported on webgpu; cast to f32 first');
     const r = a.shape.length;
@@ -35,13 +34,13 @@ ${elementMain(WG, 'u.size')}
   ${stridedOffset(r, 'i', 'shape', 'sout', 'u.outOffset', 'dst')}
   out[dst] = xs[src];
 }`);
-    runKernel(gpu, prog, [x], [out], u, grid(count, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(count, WG));
     return out;
   });
 
-  registerKernel('Cast', 'webgpu', (inputs, { dtype }, backend) => {
+  registerKernel('Cast', 'webgpu', (inputs, { dtype }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, dtype, 'cast');
+    const out = ctx.output(x.shape, dtype, 'cast');
     const from = x.dtype;
     const S = wgslType(from);
     const D = wgslType(dtype);
@@ -54,14 +53,14 @@ ${elementMain(WG, 'u.size')}
   let v = xs[i];
   out[i] = ${expr};
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(x.size, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
     return out;
   });
 
-  registerKernel('Gather', 'webgpu', (inputs, _a, backend) => {
+  registerKernel('Gather', 'webgpu', (inputs, _a, ctx) => {
     const [x, idx] = inputs;
     const rowSize = sizeOf(x.shape.slice(1));
-    const out = engine.makeTensor(backend, [...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
+    const out = ctx.output([...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
     const T = wgslType(x.dtype);
     const u = new Uniforms().u32('size', out.size).u32('rowSize', rowSize).u32('rows', x.shape[0]);
     const prog = program(`gather/${T}`, 2, 1, () => `${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
@@ -74,19 +73,18 @@ ${elementMain(WG, 'u.size')}
   if (row < 0 || u32(row) >= u.rows) { out[i] = ${T}(0); return; }
   out[i] = xs[u32(row) * u.rowSize + c];
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x, idx], [out], u, grid(out.size, WG));
+    ctx.dispatch(prog, [x, idx], [out], u, grid(out.size, WG));
     return out;
   });
 
   // Float atomics are not in WebGPU: add with a compare-exchange loop on the f32 bits.
   // The summation order of duplicate indices is therefore not fixed (rounding may vary).
-  registerKernel('ScatterAdd', 'webgpu', (inputs, { numRows }, backend) => {
+  registerKernel('ScatterAdd', 'webgpu', (inputs, { numRows }, ctx) => {
     const [src, idx] = inputs;
     const rest = src.shape.slice(idx.rank);
     const rowSize = sizeOf(rest);
-    const gpu = backend as WebGpuBackend;
-    const out = engine.makeTensor(backend, [numRows, ...rest], 'f32', 'scatterAdd');
-    fillTensor(gpu, out, 0);
+    const out = ctx.output([numRows, ...rest], 'f32', 'scatterAdd');
+    fillTensor(ctx, out, 0);
     const u = new Uniforms().u32('size', src.size).u32('rowSize', rowSize).u32('rows', numRows);
     const prog = program('scatterAdd/f32', 2, 1, () => `${storageBindings([['src', 'f32'], ['idx', 'i32']], [['out', 'atomic<u32>']])}
 ${u.declaration(3)}
@@ -104,7 +102,7 @@ ${elementMain(WG, 'u.size')}
     old = res.old_value;
   }
 }`);
-    runKernel(gpu, prog, [src, idx], [out], u, grid(src.size, WG));
+    ctx.dispatch(prog, [src, idx], [out], u, grid(src.size, WG));
     return out;
   });
 }

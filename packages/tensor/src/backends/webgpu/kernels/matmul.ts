@@ -3,8 +3,8 @@ import { registerKernel } from '../../../registry.js';
 import { broadcastStrides } from '../../../shape.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';
 import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
 import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
 import { SIMPLE_WG, simpleSource } from './matmul/simple.js';
@@ -68,24 +68,24 @@ export function chooseMatmulVariant(
 }
 
 /** Whether the adapter is SwiftShader, whose shader compiler is slow on large unrolled kernels. */
-function isSwiftShader(backend: WebGpuBackend): boolean {
-  const info = backend.adapterInfo;
+function isSwiftShader(ctx: WebGpuKernelContext): boolean {
+  const info = ctx.adapterInfo;
   return /swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
 }
 
 /** Whether the backend's adapter is a CPU implementation (lavapipe, SwiftShader). */
-function isSoftware(backend: WebGpuBackend): boolean {
-  const info = backend.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+function isSoftware(ctx: WebGpuKernelContext): boolean {
+  const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
 }
 
 /** Registers the webgpu matmul kernel (variants chosen per shape class). */
 export function registerWebGpuMatmulKernels(): void {
-  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, backend) => {
+  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, ctx) => {
     const [a, b] = inputs;
     const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
     checkRank('matmul', [...batchShape, m, n]);
-    const out = engine.makeTensor(backend, [...batchShape, m, n], 'f32', 'matmul');
+    const out = ctx.output([...batchShape, m, n], 'f32', 'matmul');
     const batch = batchShape.reduce((p, d) => p * d, 1);
     if (out.size === 0) return out;
     const layout: MatmulLayout = {
@@ -94,8 +94,7 @@ export function registerWebGpuMatmulKernels(): void {
       aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
       batchRank: batchShape.length,
     };
-    const gpu = backend as WebGpuBackend;
-    const variant = chooseMatmulVariant(m, k, n, isSoftware(gpu), gpu.limits.maxComputeWorkgroupStorageSize, isSwiftShader(gpu));
+    const variant = chooseMatmulVariant(m, k, n, isSoftware(ctx), ctx.limits.maxComputeWorkgroupStorageSize, isSwiftShader(ctx));
     // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
     for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
       const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
@@ -124,7 +123,7 @@ export function registerWebGpuMatmulKernels(): void {
       if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
         throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);
       }
-      runKernel(backend as WebGpuBackend, program(spec.key, 2, 1, spec.source), [a, b], [out], u, wg);
+      ctx.dispatch(program(spec.key, 2, 1, spec.source), [a, b], [out], u, wg);
     }
     return out;
   });

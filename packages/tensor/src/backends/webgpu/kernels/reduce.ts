@@ -2,8 +2,8 @@ import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { stridesOf } from '../../../shape.js';
 import { reducedShape } from '../../cpu/kernels/reduce.js';
-import { program, runKernel } from '../run-kernel.js';
-import type { WebGpuBackend } from '../webgpu-backend.js';
+import { program } from '../program.js';
+import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
 import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
 import { Uniforms, checkRank, elementMain, grid, rowGrid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
@@ -26,10 +26,10 @@ type ReduceName = 'Sum' | 'Max' | 'ArgMax';
  * maximum wins.
  */
 function reduceKernel(name: ReduceName) {
-  registerKernel(name, 'webgpu', (inputs, attrs, backend) => {
+  registerKernel(name, 'webgpu', (inputs, attrs, ctx) => {
     const x = inputs[0];
     checkRank(name, x.shape);
-    const out = engine.makeTensor(backend, reducedShape(x.shape, attrs), name === 'ArgMax' ? 'i32' : x.dtype, name);
+    const out = ctx.output(reducedShape(x.shape, attrs), name === 'ArgMax' ? 'i32' : x.dtype, name);
     const strides = stridesOf(x.shape);
     const kept = x.shape.map((_, i) => i).filter((i) => !attrs.axes.includes(i));
     const keptShape = kept.map((i) => x.shape[i]);
@@ -115,7 +115,7 @@ ${elementMain(WG, 'u.size')}
   out[i] = ${name === 'ArgMax' ? 'i32(arg)' : 'acc'};
 }`;
     const prog = program(`reduce/${name}/${T}/${wide ? 'wg' : 'thread'}/k${kept.length}/r${redShape.length}`, 1, 1, source);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, wide ? rowGrid(out.size) : grid(out.size, WG));
+    ctx.dispatch(prog, [x], [out], u, wide ? rowGrid(out.size) : grid(out.size, WG));
     return out;
   });
 }
@@ -126,9 +126,9 @@ export function registerWebGpuReduceKernels(): void {
   reduceKernel('Max');
   reduceKernel('ArgMax');
 
-  registerKernel('CumSum', 'webgpu', (inputs, { axis }, backend) => {
+  registerKernel('CumSum', 'webgpu', (inputs, { axis }, ctx) => {
     const x = inputs[0];
-    const out = engine.makeTensor(backend, x.shape, x.dtype, 'cumsum');
+    const out = ctx.output(x.shape, x.dtype, 'cumsum');
     const n = x.shape[axis];
     const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
     const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
@@ -146,7 +146,7 @@ ${elementMain(WG, 'u.lines')}
     out[at_] = s;
   }
 }`);
-    runKernel(backend as WebGpuBackend, prog, [x], [out], u, grid(outer * inner, WG));
+    ctx.dispatch(prog, [x], [out], u, grid(outer * inner, WG));
     return out;
   });
 }

@@ -1,0 +1,30 @@
+import { registerActivationGradients } from '../ops/activations-grad.js';
+import { registerDropoutGradient } from '../ops/dropout.js';
+import { registerElementwiseGradients } from '../ops/elementwise-grad.js';
+import { registerLayoutGradients } from '../ops/layout-grad.js';
+import { registerMatmulGradients } from '../ops/matmul-grad.js';
+import { registerNormGradients } from '../ops/norms-grad.js';
+import { registerReduceGradients } from '../ops/reduce-grad.js';
+import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
+import { registerActivationComposites } from '../ops/activations.js';
+import { registerNormComposites } from '../ops/norms.js';
+import { registerSoftmaxComposites } from '../ops/softmax.js';
+
+let registered = false;
+
+/** Registers every built-in gradient and composite definition once (called by `init`). */
+export function registerGradientsAndComposites(): void {
+  if (registered) return;
+  registered = true;
+  registerElementwiseGradients();
+  registerActivationGradients();
+  registerReduceGradients();
+  registerLayoutGradients();
+  registerMatmulGradients();
+  registerSoftmaxGradients();
+  registerNormGradients();
+  registerDropoutGradient();
+  registerActivationComposites();
+  registerSoftmaxComposites();
+  registerNormComposites();
+}

@@ -1,0 +1,39 @@
+import type { WebGpuKernelContext } from '../../kernel-context.js';
+import type { Tensor } from '../../tensor.js';
+import { BaseKernelContext } from '../base-kernel-context.js';
+import type { KernelProgram } from './program.js';
+import type { WebGpuBackend } from './webgpu-backend.js';
+import type { Uniforms } from './wgsl.js';
+
+/** The webgpu backend's kernel context: dispatches and copies on the pending encoder. */
+export class WebGpuContext extends BaseKernelContext implements WebGpuKernelContext {
+  constructor(readonly gpu: WebGpuBackend) {
+    super(gpu);
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.gpu.limits;
+  }
+
+  get adapterInfo(): GPUAdapterInfo {
+    return this.gpu.adapterInfo;
+  }
+
+  get maxBindingBytes(): number {
+    return Math.min(this.gpu.limits.maxStorageBufferBindingSize, this.gpu.limits.maxBufferSize);
+  }
+
+  dispatch(program: KernelProgram, inputs: readonly Tensor[], outputs: readonly Tensor[], uniforms: Uniforms, workgroups: readonly [number, number, number]): void {
+    this.gpu.run(
+      program,
+      inputs.map((t) => t.liveStorage(program.key)),
+      outputs.map((t) => t.liveStorage(program.key)),
+      uniforms.data(),
+      workgroups,
+    );
+  }
+
+  copy(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteSize: number): void {
+    this.gpu.copy(src.liveStorage('copy'), srcByteOffset, dst.liveStorage('copy'), dstByteOffset, byteSize);
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * What a kernel may use: the contexts handed to kernel functions, one interface per
+ * backend. They are the whole surface between a kernel and the runtime, so kernels in
+ * other packages (quant, optim, a user's own) need no runtime internals and no casts.
+ */
+import type { Backend, BackendCapabilities, BackendName } from './backend.js';
+import type { DType, TensorData } from './dtype.js';
+import type { OpAttrs, OpName } from './op-names.js';
+import type { Tensor } from './tensor.js';
+import type { KernelProgram } from './backends/webgpu/program.js';
+import type { Uniforms } from './backends/webgpu/wgsl.js';
+
+/** Members every backend's kernel context has. */
+export interface KernelContext {
+  /** The backend the kernel runs on. */
+  readonly backend: Backend;
+  /** Optional features of the backend (f16, f64, subgroups, ...). */
+  readonly capabilities: BackendCapabilities;
+  /**
+   * Allocates an output tensor `shape`/`dtype` on this backend under the current memory
+   * tag (contents undefined until the kernel writes them). `what` names the kernel in
+   * allocation errors.
+   */
+  output(shape: readonly number[], dtype: DType, what?: string): Tensor;
+  /**
+   * Runs the kernel of another op on this backend, without autograd recording. A kernel
+   * that needs other work composes kernels this way instead of calling ops. Falls back
+   * to the op's composite definition where this backend has no kernel for it.
+   */
+  run<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K]): Tensor;
+}
+
+/** Kernel context of the plain-TypeScript cpu backend: kernels loop over host arrays. */
+export interface CpuKernelContext extends KernelContext {
+  /** The elements of a cpu tensor as a typed array view (no copy; writes go to the tensor). */
+  data(t: Tensor): TensorData;
+}
+
+/** Kernel context of the webgpu backend: kernels append dispatches to the pending encoder. */
+export interface WebGpuKernelContext extends KernelContext {
+  /** The device's limits (`maxStorageBufferBindingSize`, workgroup sizes, ...). */
+  readonly limits: GPUSupportedLimits;
+  /** The adapter's vendor, architecture and description (to pick kernel variants). */
+  readonly adapterInfo: GPUAdapterInfo;
+  /** Largest tensor (bytes) that one storage binding can hold on this device. */
+  readonly maxBindingBytes: number;
+  /**
+   * Appends one dispatch of `program` over `workgroups` reading `inputs` (bindings
+   * `0..inputs-1`, read-only) and writing `outputs` (the next bindings), with `uniforms`
+   * as the uniform block (`var<uniform> u`, last binding).
+   */
+  dispatch(program: KernelProgram, inputs: readonly Tensor[], outputs: readonly Tensor[], uniforms: Uniforms, workgroups: readonly [number, number, number]): void;
+  /** Copies `byteSize` bytes between two tensors' buffers, ordered with the dispatches. */
+  copy(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteSize: number): void;
+}
+
+/** The kernel context type of each backend, by name. */
+export interface KernelContexts {
+  cpu: CpuKernelContext;
+  webgpu: WebGpuKernelContext;
+  meta: KernelContext;
+}
+
+/** The kernel context of backend `B`. */
+export type KernelContextOf<B extends BackendName> = KernelContexts[B];
