@@ -130,7 +130,6 @@ export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>
  * Attributes of every op, by name: the built-in primitives and fused ops, plus the ops
  * other packages and users declare by merging into this interface.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface OpAttrs extends PrimitiveOpAttrs, FusedOpAttrs {}
 
 /** Name of a primitive op. */

@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import { f32ToF16Bits } from '../../../math.js';
 import { dropoutThreshold, philoxNormal, philoxWords, wordToUniform } from '../../../random/philox.js';
 import { registerKernel } from '../../../registry.js';

@@ -1,5 +1,4 @@
 import type { CpuKernelContext } from '../../../kernel-context.js';
-import { engine } from '../../../engine.js';
 import { erf } from '../../../math.js';
 import { ACTIVATION_OPS, type ActivationOp, BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';

@@ -1,6 +1,5 @@
 import type { Tensor } from '../../../tensor.js';
 import type { CpuKernelContext } from '../../../kernel-context.js';
-import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-backend.js';
 

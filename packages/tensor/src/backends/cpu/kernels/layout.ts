@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import { f16BitsToF32, f32ToF16Bits } from '../../../math.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-backend.js';

@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import { cpuData } from '../cpu-backend.js';

@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import type { ReduceAttrs } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { stridesOf } from '../../../shape.js';

@@ -1,5 +1,4 @@
 import { DTypeError } from '../../../errors.js';
-import { engine } from '../../../engine.js';
 import { ACTIVATION_OPS, BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';

@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import type { OpName } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import type { Tensor } from '../../../tensor.js';

@@ -1,8 +1,6 @@
-import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { sizeOf } from '../../../shape.js';
 import { program } from '../program.js';
-import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { fillTensor } from './creation.js';
 

@@ -1,4 +1,3 @@
-import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastStrides } from '../../../shape.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';

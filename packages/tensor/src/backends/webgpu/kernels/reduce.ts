@@ -1,9 +1,7 @@
-import { engine } from '../../../engine.js';
 import { registerKernel } from '../../../registry.js';
 import { stridesOf } from '../../../shape.js';
 import { reducedShape } from '../../cpu/kernels/reduce.js';
 import { program } from '../program.js';
-import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
 import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
 import { Uniforms, checkRank, elementMain, grid, rowGrid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
