@@ -13,12 +13,6 @@ export default defineConfig(
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {
-    // JavaScript files are typechecked only when they opt in (`// @ts-check`); without types
-    // every value is `any`, so the type-aware rules would only report noise there.
-    files: ['**/*.{js,mjs,cjs}'],
-    extends: [tseslint.configs.disableTypeChecked],
-  },
-  {
     languageOptions: {
       ecmaVersion: 2023,
       sourceType: 'module',
@@ -43,5 +37,11 @@ export default defineConfig(
       // branches that still guard plain-JavaScript callers.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowArray: true, allowNever: true }],
     },
+  },
+  {
+    // JavaScript files are typechecked only when they opt in (`// @ts-check`); without types
+    // every value is `any`, so the type-aware rules would only report noise there.
+    files: ['**/*.{js,mjs,cjs}'],
+    extends: [tseslint.configs.disableTypeChecked],
   },
 );

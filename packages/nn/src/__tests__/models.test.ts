@@ -14,10 +14,10 @@ import { type ModelFixture, b64Bytes, b64F32, fixtureFiles } from './fixtures/mo
 // Bounds: f32 everywhere, 2 layers; logits and loss within 2e-4 relative, gradients 2e-3
 // relative with an absolute floor of 1e-5 (gradients pass through two softmax layers).
 const FIXTURES: [string, ModelFixture][] = [
-  ['gpt2', gpt2 as ModelFixture],
-  ['llama', llama as ModelFixture],
-  ['qwen2', qwen2 as ModelFixture],
-  ['mistral', mistral as ModelFixture],
+  ['gpt2', gpt2],
+  ['llama', llama],
+  ['qwen2', qwen2],
+  ['mistral', mistral],
 ];
 
 let backends: BackendName[] = [];
@@ -136,7 +136,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
     expect(names).not.toContain('lm_head.weight');
     expect(names).toContain('transformer.h.11.attn.c_attn.weight');
     expect(model.getSubmodule('lm_head')).toBeDefined();
-    expect((model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBeTypeOf('function');
+    expect(typeof (model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBe('function');
     expect(model.stateDict().get('lm_head.weight')).toBe(model.stateDict().get('transformer.wte.weight'));
     model.dispose();
   });
@@ -171,7 +171,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
 describe('checkpoint loading errors', () => {
   it('lists every missing and unexpected key at once', async () => {
     const fx = gpt2 as ModelFixture;
-    const cfg = JSON.parse(fx.files['config.json']);
+    const cfg = JSON.parse(fx.files['config.json']) as Record<string, unknown>;
     cfg.n_layer = 3;
     await expect(fromPretrained(openSource({ ...fixtureFiles(fx), 'config.json': JSON.stringify(cfg) }), { backend: 'cpu' })).rejects.toThrow(/missing: transformer\.h\.2\.ln_1\.weight[\s\S]*missing: transformer\.h\.2\.mlp\.c_proj\.bias/);
     void tidy;
