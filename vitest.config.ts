@@ -20,6 +20,9 @@ const packageAliases = {
   '@webpeft/default-model': src('./packages/default-model/src/index.ts'),
 };
 
+/** Fails any test that leaves tensors or buffers alive (opt-out: keepsStateAcrossTests). */
+const setupFiles = [src('./packages/test-utils/src/leak-check-setup.ts')];
+
 const include = ['packages/*/src/**/__tests__/**/*.test.ts', 'examples/*/__tests__/**/*.test.ts'];
 /** In CI a missing WebGPU adapter fails the run instead of skipping. */
 const requireWebGpu = process.env.CI === 'true' || process.env.CI === '1' || process.env.WEBPEFT_REQUIRE_WEBGPU === '1';
@@ -55,6 +58,7 @@ export default defineConfig({
           name: 'node',
           include,
           environment: 'node',
+          setupFiles,
           // Dawn must not be collected or shared across worker threads: one process per file.
           pool: 'forks',
           testTimeout: 120_000,
@@ -73,6 +77,7 @@ export default defineConfig({
           name: 'browser',
           include,
           exclude: ['**/*.node.test.ts'],
+          setupFiles,
           testTimeout: 120_000,
           hookTimeout: 120_000,
           browser: {

@@ -14,7 +14,7 @@ let tfGpu: GPU | null = null;
 /** Initialises both runtimes; tfjs is optional (its rows then show '-'). */
 export async function setup(runs: number): Promise<BenchContext> {
   await init({ backend: 'webgpu' });
-  tfGpu = create([]) as GPU;
+  tfGpu = create([]);
   // tfjs uses the GPUBufferUsage/GPUMapMode globals that browsers define.
   Object.assign(globalThis, globals);
   Object.defineProperty(globalThis, 'navigator', { value: { gpu: tfGpu, userAgent: 'node' }, configurable: true, writable: true });

@@ -30,7 +30,7 @@ try {
   await init();
 } catch (e) {
   if (requireGpu || !(e instanceof NoAdapterError)) throw e;
-  console.log(`no WebGPU adapter (${(e as Error).message}); using the cpu backend`);
+  console.log(`no WebGPU adapter (${(e).message}); using the cpu backend`);
   await init({ backend: 'cpu' });
 }
 console.log(`backend: ${getBackendName()}`);
@@ -103,7 +103,7 @@ for (const name of names) {
   check(end - start === shape[0] * shape[1] * 4 && end <= dataLen, `${name}: data_offsets [${start}, ${end}] in ${dataLen} data bytes`);
 }
 console.log(
-  `adapter: adapter_config.json (${statSync(configPath).size} bytes, peft_type ${adapterConfig.peft_type}, r ${adapterConfig.r}), ` +
+  `adapter: adapter_config.json (${statSync(configPath).size} bytes, peft_type ${String(adapterConfig.peft_type)}, r ${String(adapterConfig.r)}), ` +
     `adapter_model.safetensors (${bytes.length} bytes, ${names.length} tensors)`,
 );
 console.log('pack smoke (node): ok');

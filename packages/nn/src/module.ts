@@ -239,8 +239,13 @@ export abstract class Module {
     return this.requiresGrad_(false);
   }
 
-  /** Disposes every parameter and buffer of the tree. */
+  /**
+   * Disposes every parameter and buffer of the tree, through each child's own `dispose()`
+   * so that modules holding tensors outside the registry (e.g. quantization state) free
+   * them too. Shared (tied) tensors are fine: disposal is idempotent.
+   */
   dispose(): void {
+    for (const [, child] of this._modules) child.dispose();
     for (const p of this.parameters()) p.dispose();
     for (const [, b] of this.namedBuffers()) b.dispose();
   }

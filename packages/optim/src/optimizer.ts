@@ -115,7 +115,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       }),
     );
     // Hyperparameters are read now, so a scheduler stepping during the await has no effect on this step.
-    const hypers = this.paramGroups.map((g) => ({ ...g }) as H);
+    const hypers = this.paramGroups.map((g) => ({ ...g }));
     for (const e of entries) this.stateOf(e.param, hypers[e.group]);
     for (const e of entries) {
       if (e.grad.backend !== e.param.backend || e.grad.size !== e.param.size || e.grad.dtype !== e.param.dtype) {

@@ -42,7 +42,7 @@ export class LambdaLr {
     if (Array.isArray(lambda) && lambda.length !== groups.length) {
       throw new Error(`LambdaLr: ${lambda.length} lambdas for ${groups.length} parameter groups`);
     }
-    this.lambdas = groups.map((_, i) => (Array.isArray(lambda) ? lambda[i] : (lambda as LrLambda)));
+    this.lambdas = groups.map((_, i) => (typeof lambda === 'function' ? lambda : lambda[i]));
     for (const g of groups) g.initialLr ??= g.lr;
     this.baseLrs = groups.map((g) => g.initialLr!);
     this.apply();

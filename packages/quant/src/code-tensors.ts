@@ -30,7 +30,7 @@ export function codeTensor(table: Float32Array, backend: BackendName): { tensor:
   if (!canonical) return { tensor: withMemoryTag('quant', () => tensor(table, [table.length], { backend })), shared: false };
   const b = getBackend(backend);
   let perBackend = cache.get(b);
-  if (!perBackend) cache.set(b, (perBackend = new Map()));
+  if (!perBackend) cache.set(b, (perBackend = new Map<Float32Array, Tensor>()));
   let t = perBackend.get(canonical);
   if (!t || t.isDisposed) {
     t = keep(withMemoryTag('quant', () => tensor(canonical, [canonical.length], { backend })));

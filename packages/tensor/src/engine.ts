@@ -312,7 +312,10 @@ class Engine {
   }
 
   private copy(t: Tensor): Tensor {
-    return this.runOp('Add', [t, this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend)], {});
+    const zero = this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend);
+    const out = this.runOp('Add', [t, zero], {});
+    zero.dispose();
+    return out;
   }
 
   // ---- memory ------------------------------------------------------------------

@@ -66,7 +66,7 @@ export type CompositeFn<K extends OpName = OpName> = (inputs: readonly Tensor[],
 export interface InPlaceOps {}
 
 /** Name of any declared in-place op. */
-export type InPlaceOpName = keyof InPlaceOps & string;
+export type InPlaceOpName = Extract<keyof InPlaceOps, string>;
 
 type ArgsOf<K extends InPlaceOpName> = InPlaceOps[K] extends { args: infer A } ? A : never;
 type ResultOf<K extends InPlaceOpName> = InPlaceOps[K] extends { result: infer R } ? R : void;
@@ -110,7 +110,7 @@ export type StoredKernel = (inputs: readonly Tensor[], attrs: unknown, ctx: Kern
 
 /** The kernel of `op` on `backend`, or undefined. */
 export function getKernel(op: OpName, backend: BackendName): StoredKernel | undefined {
-  return kernels.get(`${op}/${backend}`) as StoredKernel | undefined;
+  return kernels.get(`${op}/${backend}`);
 }
 
 /** Whether `backend` has a kernel for `op`. */
@@ -120,7 +120,7 @@ export function hasKernel(op: OpName, backend: BackendName): boolean {
 
 /** Registers the gradient of `op`. */
 export function registerGradient<K extends OpName>(op: K, spec: GradientSpec<K>): void {
-  gradients.set(op, spec as unknown as GradientSpec);
+  gradients.set(op, spec);
 }
 
 /** The gradient of `op`, or undefined when the op is not differentiable. */

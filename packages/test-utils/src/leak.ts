@@ -8,7 +8,7 @@ export function liveCounts(backend?: BackendName): { tensors: number; buffers: n
 }
 
 /** Runs `fn` and asserts it leaves no live tensor or buffer behind. */
-export async function expectNoLeak(fn: () => unknown | Promise<unknown>, backend?: BackendName): Promise<void> {
+export async function expectNoLeak(fn: () => unknown, backend?: BackendName): Promise<void> {
   const before = liveCounts(backend);
   await fn();
   expect(liveCounts(backend)).toEqual(before);

@@ -2,8 +2,8 @@ import { type CausalLM, KVCache, fromPretrained, generate, openSource, samplingP
 import { expectClose, expectNoLeak, initBackends } from '@webpeft/test-utils';
 import { type BackendName, narrow, setBackend, tensor } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import gpt2 from './fixtures/models/gpt2.json';
-import llama from './fixtures/models/llama.json';
+import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
+import llama from './fixtures/models/llama.json' with { type: 'json' };
 import { type ModelFixture, fixtureFiles } from './fixtures/models/fixture.js';
 
 let backends: BackendName[] = [];
@@ -56,19 +56,20 @@ describe('generation with a KV cache equals generation without one', () => {
     setBackend(backends[backends.length - 1]);
     const model = await load(llama);
     const ids = [3, 9, 27, 41, 8, 15, 60];
-    const full = model.forward({ inputIds: tensor(Int32Array.from(ids), [1, 7], { dtype: 'i32' }) });
+    const [allIds, firstIds, restIds] = [ids, ids.slice(0, 4), ids.slice(4)].map((xs) => tensor(Int32Array.from(xs), [1, xs.length], { dtype: 'i32' }));
+    const full = model.forward({ inputIds: allIds });
     const cache = new KVCache();
-    const first = model.forward({ inputIds: tensor(Int32Array.from(ids.slice(0, 4)), [1, 4], { dtype: 'i32' }), pastKeyValues: cache });
+    const first = model.forward({ inputIds: firstIds, pastKeyValues: cache });
     expect(cache.length).toBe(4);
     expect(cache.get(0)!.key.shape).toEqual([1, 2, 4, 8]);
-    const rest = model.forward({ inputIds: tensor(Int32Array.from(ids.slice(4)), [1, 3], { dtype: 'i32' }), pastKeyValues: cache });
+    const rest = model.forward({ inputIds: restIds, pastKeyValues: cache });
     expect(cache.length).toBe(7);
     expect(rest.pastKeyValues).toBe(cache);
     const tail = narrow(full.logits, 1, 4, 3);
     expectClose(await rest.logits.data(), await tail.data(), { rtol: 1e-4, atol: 2e-5, label: 'incremental' });
     const head = narrow(full.logits, 1, 0, 4);
     expectClose(await first.logits.data(), await head.data(), { rtol: 1e-4, atol: 2e-5, label: 'first chunk' });
-    for (const t of [full.logits, first.logits, rest.logits, tail, head]) t.dispose();
+    for (const t of [full.logits, first.logits, rest.logits, tail, head, allIds, firstIds, restIds]) t.dispose();
     cache.dispose();
     model.dispose();
   });

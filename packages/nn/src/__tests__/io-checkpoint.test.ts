@@ -1,5 +1,5 @@
 import { tensor } from '@webpeft/tensor';
-import { initBackends } from '@webpeft/test-utils';
+import { initBackends, takeArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   MissingFileError,
@@ -31,7 +31,7 @@ describe('loadCheckpoint', () => {
   it('reads a single model.safetensors', async () => {
     const raw = await loadCheckpoint(openSource({ 'model.safetensors': shard1 }));
     expect([...raw.keys()].sort()).toEqual(['h.0.b', 'h.0.w']);
-    expect(await rawToTensor(raw.get('h.0.b')!, { backend: 'cpu' }).toArray()).toEqual([3, -4]);
+    expect(await takeArray(rawToTensor(raw.get('h.0.b')!, { backend: 'cpu' }))).toEqual([3, -4]);
   });
 
   it('reads a sharded checkpoint through its index', async () => {
@@ -43,7 +43,7 @@ describe('loadCheckpoint', () => {
     const raw = await loadCheckpoint(source);
     expect([...raw.keys()].sort()).toEqual(['h.0.b', 'h.0.w', 'ids']);
     expect(raw.get('h.0.w')).toEqual(w0);
-    expect(await rawToTensor(raw.get('ids')!, { backend: 'cpu' }).toArray()).toEqual([7, 8, 9]);
+    expect(await takeArray(rawToTensor(raw.get('ids')!, { backend: 'cpu' }))).toEqual([7, 8, 9]);
   });
 
   it('names a missing shard', async () => {
@@ -86,8 +86,9 @@ describe('saveSafetensors', () => {
     const { metadata, tensors: back } = parseSafetensors(target.files.get('adapter_model.safetensors')!, 'adapter_model.safetensors');
     expect(metadata).toEqual({ format: 'pt' });
     expect(back.get('lora_A.weight')!.dtype).toBe('F32');
-    expect(await rawToTensor(back.get('lora_A.weight')!, { backend: 'cpu' }).toArray()).toEqual(await tensors['lora_A.weight'].toArray());
-    expect(await rawToTensor(back.get('steps')!, { backend: 'cpu' }).toArray()).toEqual([42]);
+    expect(await takeArray(rawToTensor(back.get('lora_A.weight')!, { backend: 'cpu' }))).toEqual(await tensors['lora_A.weight'].toArray());
+    expect(await takeArray(rawToTensor(back.get('steps')!, { backend: 'cpu' }))).toEqual([42]);
+    for (const t of Object.values(tensors)) t.dispose();
   });
 
   it('memory sources read text and bytes and report absent files', async () => {

@@ -2,7 +2,7 @@ import { tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseSafetensors, rawFromArray, rawToTensor, tensorToRaw } from '../io/index.js';
-import fixture from './fixtures/io/safetensors.json';
+import fixture from './fixtures/io/safetensors.json' with { type: 'json' };
 import { fromBase64 } from './io-helpers.js';
 
 beforeAll(async () => {

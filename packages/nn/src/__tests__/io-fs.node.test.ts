@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tensor } from '@webpeft/tensor';
-import { initBackends } from '@webpeft/test-utils';
+import { initBackends, takeArray } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, openSource, openTarget, rawToTensor, saveSafetensors } from '../io/index.js';
 
@@ -21,13 +21,15 @@ describe('local directories (Node)', () => {
     const out = join(dir, 'nested', 'model');
     const target = openTarget(out);
     await target.writeText('config.json', '{"vocab_size": 3}');
-    await saveSafetensors(target, 'model.safetensors', { w: tensor(new Float32Array([1, 2, 3]), [3], { backend: 'cpu' }) }, { format: 'pt' });
+    const w = tensor(new Float32Array([1, 2, 3]), [3], { backend: 'cpu' });
+    await saveSafetensors(target, 'model.safetensors', { w }, { format: 'pt' });
+    w.dispose();
     expect(JSON.parse(await readFile(join(out, 'config.json'), 'utf8'))).toEqual({ vocab_size: 3 });
     const source = openSource(out);
     expect(await source.has('model.safetensors')).toBe(true);
     expect(await source.has('missing.json')).toBe(false);
     const raw = await loadCheckpoint(source);
-    expect(await rawToTensor(raw.get('w')!, { backend: 'cpu' }).toArray()).toEqual([1, 2, 3]);
+    expect(await takeArray(rawToTensor(raw.get('w')!, { backend: 'cpu' }))).toEqual([1, 2, 3]);
     await expect(source.readText('missing.json')).rejects.toThrow(/no file 'missing\.json'/);
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type RawTensor, parseSafetensors, serializeSafetensors } from '../io/index.js';
-import fixture from './fixtures/io/safetensors.json';
+import fixture from './fixtures/io/safetensors.json' with { type: 'json' };
 import { fromBase64, handMade } from './io-helpers.js';
 
 const fileBytes = fromBase64(fixture.base64);

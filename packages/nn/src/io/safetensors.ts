@@ -201,7 +201,7 @@ function readMetadata(value: unknown, fail: (msg: string, key?: string) => never
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (typeof v !== 'string') fail(`'${METADATA_KEY}' entry '${k}' is not a string`);
-    out[k] = v as string;
+    out[k] = v;
   }
   return out;
 }

@@ -2,9 +2,25 @@
  * Tokenizers from Hugging Face `tokenizer.json` files, through the maintained
  * `@huggingface/tokenizers` library (pure JS, same code in Node and browsers).
  */
-import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
+import { Tokenizer as HfTokenizerExport } from '@huggingface/tokenizers';
 import type { ModelSource } from '../io/source.js';
 import type { TokenizerJSON } from './tokenizer-json.js';
+
+/**
+ * The part of the library's `Tokenizer` used here, as its own declarations state it. Its
+ * published `types/index.d.ts` re-exports `./core/Tokenizer` without a file extension,
+ * which NodeNext resolution cannot follow, so the import arrives untyped; this keeps
+ * every call below checked.
+ */
+interface HfTokenizer {
+  encode(text: string, options?: { add_special_tokens?: boolean }): { ids: number[] };
+  decode(ids: number[], options?: { skip_special_tokens?: boolean }): string;
+  tokenize(text: string): string[];
+  token_to_id(token: string): number | undefined;
+  id_to_token(id: number): string | undefined;
+  get_vocab(withAddedTokens?: boolean): Map<string, number>;
+}
+const HfTokenizer = HfTokenizerExport as new (json: TokenizerJSON, config: Record<string, unknown>) => HfTokenizer;
 
 /** `tokenizer_config.json` fields this wrapper reads. */
 export interface TokenizerConfig {

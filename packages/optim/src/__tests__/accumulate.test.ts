@@ -1,4 +1,4 @@
-import { type Tensor, matmul, mean, square, sub, tensor } from '@webpeft/tensor';
+import { type Tensor, matmul, mean, square, sub, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GradientAccumulator } from '../index.js';
@@ -20,7 +20,7 @@ function loss(w: Tensor, x: Float32Array, y: Float32Array, from: number, to: num
 
 /** Float64 reference gradient of the full-batch mean squared error: (2/N) X^T (Xw - y). */
 function referenceGrad(w: Float32Array, x: Float32Array, y: Float32Array): number[] {
-  const g = new Array(D).fill(0);
+  const g = new Array<number>(D).fill(0);
   for (let r = 0; r < N; r++) {
     let pred = 0;
     for (let c = 0; c < D; c++) pred += x[r * D + c] * w[c];
@@ -42,8 +42,10 @@ describe('GradientAccumulator over 4 micro batches equals the full-batch gradien
         const acc = new GradientAccumulator(4);
         const ready: boolean[] = [];
         for (let mb = 0; mb < 4; mb++) {
-          const l = loss(w, x, y, mb * 2, mb * 2 + 2);
-          (mode === 'scaleLoss' ? acc.scaleLoss(l) : l).backward();
+          tidy(() => {
+            const l = loss(w, x, y, mb * 2, mb * 2 + 2);
+            (mode === 'scaleLoss' ? acc.scaleLoss(l) : l).backward();
+          });
           ready.push(acc.microStep());
         }
         if (mode === 'averageGrads') acc.averageGrads([w]);

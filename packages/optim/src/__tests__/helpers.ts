@@ -23,7 +23,7 @@ export function makeOptimizer(name: string, params: Tensor[], options: { skipNon
   const groups = golden.groups.map((idx, g) => ({ params: idx.map((i) => params[i]), names: idx.map((i) => `p${i}`), ...cfg.groups[g] }));
   const ctor = { SGD, Adam, AdamW, Lion }[cfg.optimizer];
   if (!ctor) throw new Error(`unknown optimizer ${cfg.optimizer}`);
-  return new (ctor as unknown as new (g: ParamGroupSpec<BaseHyper>[], o: object) => Optimizer<BaseHyper>)(groups as ParamGroupSpec<BaseHyper>[], options);
+  return new (ctor as unknown as new (g: ParamGroupSpec<BaseHyper>[], o: object) => Optimizer<BaseHyper>)(groups, options);
 }
 
 /** Sets each parameter's gradient to step `step`'s fixture gradient (replacing the old one). */

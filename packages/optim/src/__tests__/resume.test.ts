@@ -36,7 +36,7 @@ describe('save at step 3, resume into a fresh optimizer, bit-identical parameter
         await run(refOpt, refSched, ref, backend, SAVE_AT, TOTAL);
 
         // The state dict is plain data apart from typed arrays.
-        expect(JSON.parse(JSON.stringify({ ...saved, state: {} })).paramGroups).toHaveLength(2);
+        expect((JSON.parse(JSON.stringify({ ...saved, state: {} })) as { paramGroups: unknown[] }).paramGroups).toHaveLength(2);
 
         // Fresh parameters with the saved values, a fresh optimizer and scheduler.
         const resumed = savedParams.map((v, i) => tensor(Float32Array.from(v), golden.shapes[i], { backend, requiresGrad: true }));

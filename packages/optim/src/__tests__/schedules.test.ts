@@ -1,6 +1,6 @@
 import { tensor } from '@webpeft/tensor';
 import { expectClose, initBackends } from '@webpeft/test-utils';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SGD, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '../index.js';
 import fixture from './fixtures/schedules.json' with { type: 'json' };
 
@@ -16,6 +16,11 @@ const make = {
 
 function optimizer(): SGD {
   const [a, b] = [tensor([1], [1], { backend: 'cpu' }), tensor([2], [1], { backend: 'cpu' })];
+  // Schedules only read the groups' lr: the parameters end with the test.
+  onTestFinished(() => {
+    a.dispose();
+    b.dispose();
+  });
   return new SGD([{ params: [a], lr: fixture.baseLrs[0] }, { params: [b], lr: fixture.baseLrs[1] }]);
 }
 

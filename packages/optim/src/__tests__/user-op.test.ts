@@ -3,7 +3,7 @@
  * only (no casts, no runtime internals): declared by module augmentation, with a cpu
  * kernel, a WGSL kernel and a gradient written with ops.
  */
-import { type Tensor, mul, scalarLike, sigmoid, sum, tensor } from '@webpeft/tensor';
+import { type Tensor, mul, scalarLike, sigmoid, sum, tensor, tidy } from '@webpeft/tensor';
 import { Uniforms, elementMain, grid, program, registerGradient, registerKernel, runOp, storageBindings } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, gradcheck, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -99,7 +99,7 @@ describe('a user-defined op through the public kernel API', () => {
     for (const backend of backendsUnderTest()) {
       const x = tensor(xd, [n], { backend, requiresGrad: true });
       const w = tensor(wd, [n], { backend });
-      const loss = sum(mul(scaledSoftplus(x, beta), w));
+      const loss = tidy(() => sum(mul(scaledSoftplus(x, beta), w)));
       loss.backward();
       expectClose(await x.grad!.data(), expected, { rtol: 1e-4, atol: 1e-6, label: `${backend} gradient` });
       for (const t of [x, w, loss]) t.dispose();

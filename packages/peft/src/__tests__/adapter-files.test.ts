@@ -3,7 +3,7 @@ import { type BackendName, type Tensor, assign, noGrad, randn, tensor } from '@w
 import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
@@ -94,7 +94,7 @@ describe('adapter files in PEFT format', () => {
       'base_model.model.transformer.h.0.mlp.c_proj.lora_B.weight': [D, 3],
       'base_model.model.transformer.h.0.mlp.c_proj.lora_magnitude_vector': [D],
     });
-    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('dora/adapter_config.json')!));
+    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('dora/adapter_config.json'))) as Record<string, unknown>;
     expect(Object.keys(cfg)).toEqual([...Object.keys(cfg)].sort());
     expect(cfg).toMatchObject({ peft_type: 'LORA', r: 3, lora_alpha: 8, use_dora: true, fan_in_fan_out: false, bias: 'none', target_modules: ['c_proj'], init_lora_weights: true });
     model.dispose();
@@ -135,7 +135,7 @@ describe('adapter files in PEFT format', () => {
 
   it('reports every missing, unexpected and mis-shaped key at once', async () => {
     const files = peftFiles();
-    const config = JSON.parse(files['adapter_config.json'] as string);
+    const config = JSON.parse(files['adapter_config.json'] as string) as Record<string, unknown>;
     config.r = 3; // the file's tensors have rank 4
     const { model } = toy('cpu');
     await expect(loadPeftModel(model, memoryFiles({ ...files, 'adapter_config.json': JSON.stringify(config) }))).rejects.toThrow(

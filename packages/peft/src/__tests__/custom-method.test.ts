@@ -125,7 +125,7 @@ describe('a user-defined PEFT method through the public API', () => {
 
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
-      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
       expect(cfg.peft_type).toBe('SCALED_IDENTITY');
       const fresh = own(model(backend));
       const loaded = await loadPeftModel(fresh, dir);

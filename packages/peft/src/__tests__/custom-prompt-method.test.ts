@@ -131,7 +131,7 @@ describe('a user-defined prompt-learning method through the public API', () => {
       });
       const dir = memoryFiles();
       await peft.saveAdapter(dir);
-      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
       expect(cfg).toMatchObject({ peft_type: 'LOW_RANK_PROMPT', rank: 2, num_virtual_tokens: 4, token_dim: 16, num_layers: 2 });
       const saved = parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors.get('prompt_embeddings')!;
       expect(saved.shape).toEqual([4, 16]);

@@ -3,7 +3,7 @@ import { type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, getPeftModel, memoryFiles } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
@@ -73,7 +73,7 @@ describe('IA3', () => {
       await peft.saveAdapter(dir);
       const shapes = Object.fromEntries([...parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors].map(([k, r]) => [k, r.shape]));
       expect(shapes).toEqual({ 'base_model.model.transformer.h.0.attn.c_attn.ia3_l': [H, 1], 'base_model.model.transformer.h.0.mlp.c_proj.ia3_l': [1, H] });
-      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+      const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
       expect(cfg).toMatchObject({ peft_type: 'IA3', target_modules: ['c_attn', 'mlp.c_proj'], feedforward_modules: ['mlp.c_proj'], fan_in_fan_out: true, init_ia3_weights: true });
       ids.dispose();
       model.dispose();

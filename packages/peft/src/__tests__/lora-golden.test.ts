@@ -2,7 +2,7 @@ import { type BackendName, type Tensor, assign, crossEntropy, noGrad, reshape, t
 import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, type PeftModel, getPeftModel } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 

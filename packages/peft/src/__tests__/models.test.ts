@@ -1,8 +1,8 @@
-import { type CausalLM, causalLMFromConfig } from '@webpeft/nn';
+import { causalLMFromConfig } from '@webpeft/nn';
 import { type Tensor, assign, manualSeed, mul, noGrad, sub, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type PeftModel, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
+import { type PeftModel, type ResolvedLoraConfig, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
 checkLeaksPerTest();
@@ -38,10 +38,10 @@ describe('LoRA on nn models', () => {
     it(`${type}: default targets, training lowers the loss, save/load reproduces the logits`, async () => {
       for (const backend of backendsUnderTest()) {
         manualSeed(7);
-        const model = own(causalLMFromConfig(config, { backend }) as CausalLM);
+        const model = own(causalLMFromConfig(config, { backend }));
         const peft = getPeftModel(model, { peftType: 'LORA', r: 4, loraAlpha: 8 });
         const expected = type === 'gpt2' ? ['c_attn'] : ['q_proj', 'v_proj'];
-        expect((peft.peftConfig.get('default') as { targetModules: string[] }).targetModules).toEqual(expected);
+        expect((peft.peftConfig.get('default') as ResolvedLoraConfig).targetModules).toEqual(expected);
         const layers = peft.base_model.tunerLayers().map(([p]) => p);
         expect(layers.length).toBe(expected.length * 2);
         const ids = own(tensor(randomInts(2 * 8, 32, 3), [2, 8], { dtype: 'i32', backend }));
@@ -60,7 +60,7 @@ describe('LoRA on nn models', () => {
         await peft.saveAdapter(dir);
         const want = await own((peft.forward({ inputIds: ids }) as { logits: Tensor }).logits).data();
         manualSeed(7);
-        const fresh = own(causalLMFromConfig(config, { backend }) as CausalLM);
+        const fresh = own(causalLMFromConfig(config, { backend }));
         const loaded = await loadPeftModel(fresh, dir);
         const got = await own((loaded.forward({ inputIds: ids }) as { logits: Tensor }).logits).data();
         expectClose(got, want, { rtol: 1e-5, atol: 1e-5, label: `${type} ${backend} reloaded` });

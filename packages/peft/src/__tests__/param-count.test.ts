@@ -1,6 +1,6 @@
 import { init } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { getPeftModel } from '../index.js';
+import { type ResolvedLoraConfig, getPeftModel } from '../index.js';
 import { gpt2SmallMeta, llama7bMeta } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
@@ -15,7 +15,7 @@ describe('trainable parameter counts (meta backend)', () => {
   it('GPT-2 small, r=8 on c_attn: 294,912', () => {
     const peft = own(getPeftModel(gpt2SmallMeta(), { peftType: 'LORA', r: 8, targetModules: ['c_attn'] }));
     expect(peft.getNbTrainableParameters().trainable).toBe(294_912);
-    const cfg = peft.peftConfig.get('default') as { fanInFanOut: boolean };
+    const cfg = peft.peftConfig.get('default') as ResolvedLoraConfig;
     expect(cfg.fanInFanOut).toBe(true); // Conv1D target, as PEFT sets it
   });
 
@@ -34,7 +34,7 @@ describe('trainable parameter counts (meta backend)', () => {
   it('LLaMA-7B all-linear: r=16 -> 39,976,960 and r=64 -> 159,907,840 (lm_head excluded)', () => {
     const p16 = own(getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 16, targetModules: 'all-linear' }));
     expect(p16.getNbTrainableParameters().trainable).toBe(39_976_960);
-    const saved = p16.peftConfig.get('default') as { targetModules: string[] };
+    const saved = p16.peftConfig.get('default') as ResolvedLoraConfig;
     expect([...saved.targetModules].sort()).toEqual(['down_proj', 'gate_proj', 'k_proj', 'o_proj', 'q_proj', 'up_proj', 'v_proj']);
     const p64 = own(getPeftModel(llama7bMeta(), { peftType: 'LORA', r: 64, targetModules: 'all-linear' }));
     expect(p64.getNbTrainableParameters().trainable).toBe(159_907_840);

@@ -3,8 +3,8 @@ import { type BackendName, type Tensor, assign, crossEntropy, noGrad, reshape, t
 import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, type LoraEmbedding, type LoraLinear, type PromptableModel, getPeftModel, loadPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
-import lora from './fixtures/lora_golden.json';
-import golden from './fixtures/peft_golden.json';
+import lora from './fixtures/lora_golden.json' with { type: 'json' };
+import golden from './fixtures/peft_golden.json' with { type: 'json' };
 import { ToyGPT } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
@@ -36,7 +36,7 @@ function adapterFiles(f: { 'adapter_config.json': string; 'adapter_model.safeten
 async function configDiff(dir: { files: Map<string, Uint8Array> }, peftText: string): Promise<{ differ: string[]; peftOnly: string[] }> {
   const ours = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
   const theirs = JSON.parse(peftText) as Record<string, unknown>;
-  const norm = (k: string, v: unknown) => JSON.stringify(Array.isArray(v) && k.endsWith('_modules') ? [...v].sort() : v);
+  const norm = (k: string, v: unknown) => JSON.stringify(Array.isArray(v) && k.endsWith('_modules') ? [...(v as unknown[])].sort() : v);
   return {
     differ: Object.keys(ours).filter((k) => norm(k, ours[k]) !== norm(k, theirs[k])).map((k) => `${k}: ours ${JSON.stringify(ours[k])}, peft ${JSON.stringify(theirs[k])}`),
     peftOnly: Object.keys(theirs).filter((k) => !(k in ours)),
@@ -144,7 +144,7 @@ describe('IA3 matches PEFT', () => {
       // As for LoRA (adapter-files.test.ts): PEFT names the toy's class in auto_mapping and
       // saves fan_in_fan_out as set by the last layer it wrapped (a Linear).
       const { differ, peftOnly } = await configDiff(out, fx.files['adapter_config.json']);
-      expect(differ).toEqual([`auto_mapping: ours null, peft ${JSON.stringify(JSON.parse(fx.files['adapter_config.json']).auto_mapping)}`, 'fan_in_fan_out: ours true, peft false']);
+      expect(differ).toEqual([`auto_mapping: ours null, peft ${JSON.stringify((JSON.parse(fx.files['adapter_config.json']) as Record<string, unknown>).auto_mapping)}`, 'fan_in_fan_out: ours true, peft false']);
       expect(peftOnly).toEqual(['peft_version']);
       for (const t of [logits, ids, labels]) t.dispose();
       model.dispose();
@@ -168,8 +168,8 @@ describe('prompt learning on a transformers LLaMA matches PEFT', () => {
         const model = await load(backend);
         const peft = own(getPeftModel(model, config));
         const table = peft.encoder().embedding.weight;
-        expect(table.shape).toEqual(fx.table!.shape);
-        setValues(table, fx.table!.value);
+        expect(table.shape).toEqual(fx.table.shape);
+        setValues(table, fx.table.value);
         const ids = idsOf(backend);
         const out = peft.forward({ inputIds: ids, labels: ids });
         own(out.logits);
@@ -178,7 +178,7 @@ describe('prompt learning on a transformers LLaMA matches PEFT', () => {
         expectClose(await out.logits.data(), fx.logits, { ...TOL, label: `${name} ${backend} logits` });
         expectClose([await out.loss!.item()], [fx.loss], { ...TOL, label: `${name} ${backend} loss` });
         out.loss!.backward();
-        expectClose(await table.grad!.data(), fx.table!.grad, { rtol: 1e-3, atol: 1e-5, label: `${name} ${backend} table grad` });
+        expectClose(await table.grad!.data(), fx.table.grad, { rtol: 1e-3, atol: 1e-5, label: `${name} ${backend} table grad` });
         // The saved config: every field we write has PEFT's value.
         const dir = memoryFiles();
         await peft.saveAdapter(dir);

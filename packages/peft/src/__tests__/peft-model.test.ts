@@ -3,7 +3,7 @@ import { type BackendName, type Tensor, assign, noGrad, tensor } from '@webpeft/
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LoraEmbedding, LoraLinear, TunerLayer, getPeftModel } from '../index.js';
-import golden from './fixtures/lora_golden.json';
+import golden from './fixtures/lora_golden.json' with { type: 'json' };
 import { CodeLinear } from './fake-quant.js';
 import { Container, ToyGPT } from './toy-models.js';
 import { checkLeaksPerTest, own } from './leak-check.js';

@@ -1,5 +1,5 @@
-import { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
-import { manualSeed, tensor } from '@webpeft/tensor';
+import { type CausalLM, type CausalLMOutput, type RawConfig, causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
+import { type BackendName, manualSeed, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PromptableModel, getPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
@@ -21,7 +21,7 @@ function ownOutput(out: CausalLMOutput): CausalLMOutput {
 
 const LLAMA = { model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 32, max_position_embeddings: 32 };
 
-function lm(config: object, backend: 'cpu' | 'webgpu'): CausalLM & PromptableModel {
+function lm(config: RawConfig, backend: BackendName): CausalLM & PromptableModel {
   manualSeed(11);
   return own(causalLMFromConfig(config, { backend }) as CausalLM & PromptableModel);
 }
@@ -43,12 +43,12 @@ describe('prompt tuning', () => {
       const manual = new Float32Array(2 * 8 * 16);
       for (let b = 0; b < 2; b++) {
         manual.set(rows, b * 8 * 16);
-        manual.set(w.subarray(b * 5 * 16, (b + 1) * 5 * 16) as Float32Array, b * 8 * 16 + 3 * 16);
+        manual.set(w.subarray(b * 5 * 16, (b + 1) * 5 * 16), b * 8 * 16 + 3 * 16);
       }
       const labels = new Int32Array(2 * 8).fill(-100);
       const idv = await ids.data();
       for (let b = 0; b < 2; b++) for (let t = 0; t < 5; t++) labels[b * 8 + 3 + t] = idv[b * 5 + t];
-      const ref = ownOutput(model.forward({ inputsEmbeds: own(tensor(manual, [2, 8, 16], { backend })), labels: own(tensor(labels, [2, 8], { dtype: 'i32', backend })) } as CausalLMInput));
+      const ref = ownOutput(model.forward({ inputsEmbeds: own(tensor(manual, [2, 8, 16], { backend })), labels: own(tensor(labels, [2, 8], { dtype: 'i32', backend })) }));
       expectClose(await out.logits.data(), await ref.logits.data(), { rtol: 1e-5, atol: 1e-5, label: `${backend} logits` });
       expectClose([await out.loss!.item()], [await ref.loss!.item()], { rtol: 1e-5, atol: 1e-6, label: `${backend} loss` });
       // SAMPLE_VOCAB rows are rows of the vocabulary.
@@ -75,7 +75,7 @@ describe('prompt tuning', () => {
     expect(Array.from(rows)).toEqual(ids.flatMap((id) => Array.from(vocab.subarray(id * 16, (id + 1) * 16))));
     const dir = memoryFiles();
     await peft.saveAdapter(dir);
-    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')!));
+    const cfg = JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json'))) as Record<string, unknown>;
     expect(cfg).toMatchObject({ peft_type: 'PROMPT_TUNING', num_virtual_tokens: 5, token_dim: 16, num_layers: 2, num_attention_heads: 2, num_transformer_submodules: 1, prompt_tuning_init: 'TEXT', prompt_tuning_init_text: 'ab' });
     expect(cfg.tokenizer).toBeUndefined();
     const st = parseSafetensors(dir.files.get('adapter_model.safetensors')!);

@@ -33,11 +33,11 @@ export class ToyGPT extends Module {
   }
 
   forward(ids: Tensor): Tensor {
-    const e = (child(this, 'transformer.wte') as Embedding).forward(ids);
-    const a = (child(this, 'transformer.h.0.attn.c_attn') as Conv1D).forward(e);
+    const e = child<Embedding>(this, 'transformer.wte').forward(ids);
+    const a = child<Conv1D>(this, 'transformer.h.0.attn.c_attn').forward(e);
     const t = tanh(a);
-    const o = (child(this, 'transformer.h.0.mlp.c_proj') as Linear).forward(t);
-    const logits = (child(this, 'lm_head') as Linear).forward(o);
+    const o = child<Linear>(this, 'transformer.h.0.mlp.c_proj').forward(t);
+    const logits = child<Linear>(this, 'lm_head').forward(o);
     for (const x of [e, a, t, o]) x.dispose();
     return logits;
   }

@@ -35,7 +35,7 @@ export class TunerModel extends Module {
     }
     for (const [path, m] of targets) {
       let layer: AnyTunerLayer;
-      if (m instanceof TunerLayer) layer = m;
+      if (m instanceof TunerLayer) layer = m as AnyTunerLayer;
       else {
         layer = method.createLayer(m, c, path);
         layer.training = m.training;

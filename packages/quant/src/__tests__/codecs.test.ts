@@ -1,5 +1,5 @@
 import * as T from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, gradcheck, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, gradcheck, initBackends, randomArray, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   FP4_CODE,
@@ -16,10 +16,11 @@ import {
   codeTensor,
   tensorBytes,
 } from '../index.js';
-import fx from './fixtures/quant-codecs.json';
+import { uploadCodeTables } from './code-cache.js';
+import fx from './fixtures/quant-codecs.json' with { type: 'json' };
 
 beforeAll(async () => {
-  await initBackends();
+  await uploadCodeTables(await initBackends());
 });
 
 function f32(b64: string): Float32Array {
@@ -102,9 +103,9 @@ describe('8-bit blockwise codec', () => {
         expect(hex(await tensorBytes(q.codes, c.n)), backend).toBe(c.codeHex);
         expect(bits((await q.absmax.data()) as Float32Array)).toEqual(bits(f32(c.absmax)));
         const code = codeTensor(map, backend).tensor;
-        const deq = (await dequantizeBlockwise(q.codes, q.absmax, code, c.blocksize, c.n).data()) as Float32Array;
+        const deq = (await takeData(dequantizeBlockwise(q.codes, q.absmax, code, c.blocksize, c.n))) as Float32Array;
         expect(deq.reduce((a, b) => a + b, 0)).toBeCloseTo(c.dequantSum, 3);
-        xt.dispose();
+        for (const t of [xt, q.codes, q.absmax]) t.dispose();
       }
     });
   }
@@ -123,17 +124,17 @@ describe('double quantization and QuantState', () => {
         expect(rec['weight.absmax'].dtype).toBe('U8');
         expect(hex(rec['weight.absmax'].data as Uint8Array), `${backend} qabsmax`).toBe(c.qabsmaxHex);
         expect(bits(rec['weight.nested_absmax'].data as Float32Array)).toEqual(bits(f32(c.absmax2)));
-        const restored = (await state.absmaxValues().data()) as Float32Array;
+        const restored = (await takeData(state.absmaxValues())) as Float32Array;
         expect(bits(restored), `${backend} restored absmax`).toEqual(bits(f32(c.restoredAbsmax)));
-        const json = new TextDecoder().decode(rec[`weight.quant_state.bitsandbytes__${c.quantType}`].data as Uint8Array);
+        const json = new TextDecoder().decode(rec[`weight.quant_state.bitsandbytes__${c.quantType}`].data);
         expect(json).toBe(
           `{"quant_type": "${c.quantType}", "blocksize": ${c.blocksize}, "dtype": "float32", "shape": [${c.n / 4}, 4], ` +
             `"nested_blocksize": 256, "nested_dtype": "float32", "nested_offset": ${pythonFloatRepr(c.offset)}}`,
         );
         // Round trip through the record.
         const back = QuantState.fromRecord(rec, 'weight', backend);
-        const d1 = (await dequantize4bit(packed, state).data()) as Float32Array;
-        const d2 = (await dequantize4bit(back.packed, back.state).data()) as Float32Array;
+        const d1 = (await takeData(dequantize4bit(packed, state))) as Float32Array;
+        const d2 = (await takeData(dequantize4bit(back.packed, back.state))) as Float32Array;
         expect(bits(d2)).toEqual(bits(d1));
         expect(d1.reduce((a, b) => a + b, 0)).toBeCloseTo(c.dequantSum, 3);
         state.dispose();
@@ -177,7 +178,7 @@ describe('linear4bit fused dequant-matmul', () => {
       for (const backend of backendsUnderTest()) {
         const w = T.tensor(randomArray(out * inF, 11, -0.5, 0.5), [out, inF], { backend });
         const { packed, state } = await quantize4bit(w, { blocksize: 32, doubleQuant: nested });
-        const W = (await dequantize4bit(packed, state).data()) as Float32Array;
+        const W = (await takeData(dequantize4bit(packed, state))) as Float32Array;
         const xd = randomArray(3 * 2 * inF, 12);
         const x = T.tensor(xd, [3, 2, inF], { backend, requiresGrad: true });
         const bias = T.tensor(randomArray(out, 13), [out], { backend, requiresGrad: true });
@@ -214,5 +215,7 @@ describe('linear4bit fused dequant-matmul', () => {
       { data: randomArray(2 * 8, 22, -1, 1, true) as Float64Array, shape: [2, 8] },
       { data: randomArray(6, 23, -1, 1, true) as Float64Array, shape: [6] },
     ]);
+    for (const t of [w, packed]) t.dispose();
+    state.dispose();
   });
 });

@@ -3,9 +3,10 @@ import { runComposite, runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type Linear4bitAttrs, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
+import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
-  await initBackends();
+  await uploadCodeTables(await initBackends());
   registerLinear4bitOps();
 });
 

@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createDynamicMap } from '../codebooks.js';
 import { AdamW8bit, stateViews } from '../optim/index.js';
 import fixture from './fixtures/optim8bit/adamw8bit.json' with { type: 'json' };
+import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
-  await initBackends();
+  await uploadCodeTables(await initBackends());
 });
 
 const fx = fixture as unknown as {
@@ -89,7 +90,7 @@ describe('AdamW8bit against the bitsandbytes-algorithm golden (tools/golden/opti
           expectClose(v.absmax1, f32(want.absmax1), { rtol: backend === 'cpu' ? 0 : 1e-6, atol: 0, label: 'absmax1' });
           expectClose(v.absmax2, f32(want.absmax2), { rtol: backend === 'cpu' ? 0 : 1e-6, atol: 0, label: 'absmax2' });
           const small = opt.state.get(params[1])!;
-          expectClose((await small.buffers.state1.data()) as Float32Array, f32(fx.stateAfterStep1[1].state1), { rtol: backend === 'cpu' ? 0 : 1e-6, atol: 0 });
+          expectClose((await small.buffers.state1.data()), f32(fx.stateAfterStep1[1].state1), { rtol: backend === 'cpu' ? 0 : 1e-6, atol: 0 });
         }
       }
       opt.disposeState();
@@ -133,6 +134,7 @@ describe('AdamW8bit against the bitsandbytes-algorithm golden (tools/golden/opti
       expect(r.nonFinite.map((x) => x.name)).toEqual(['group 0 param 0']);
       expect(bits((await p.data()) as Float32Array)).toEqual(bits(before));
       opt.disposeState();
+      p.dispose();
     }
   });
 });

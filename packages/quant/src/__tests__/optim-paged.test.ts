@@ -3,9 +3,10 @@ import { backendsUnderTest, initBackends, randomArray } from '@webpeft/test-util
 import { AdamW } from '@webpeft/optim';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW8bit, PagedAdamW, PagedAdamW8bit } from '../optim/index.js';
+import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
-  await initBackends();
+  await uploadCodeTables(await initBackends());
 });
 
 const SIZES = [150_000, 300, 120_001];
@@ -94,6 +95,7 @@ describe('paged optimizers: same updates as unpaged, bit for bit; device state w
       await plain.step();
       await same(a, b);
       for (const o of [paged, plain, resumed]) o.disposeState();
+      for (const p of [...a, ...b]) p.dispose();
     }
   });
 });

@@ -87,6 +87,7 @@ export function dequantizeModel<M extends Module>(model: M): M {
     model.replaceSubmodule(path, linear);
     q.packedWeight.dispose();
     q.quantState.dispose();
+    q.bias?.dispose(); // copied into the new Linear above
   }
   return model;
 }

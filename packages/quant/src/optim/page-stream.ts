@@ -78,7 +78,7 @@ export async function streamPages(backend: Backend, pages: readonly Page[], slot
         slot.dispose();
       });
     }
-    await Promise.all(pending);
+    await Promise.all(pending.filter((p) => p !== null));
   } finally {
     // After an error: let submitted read-backs settle, then free what they left.
     await Promise.allSettled(pending.filter((p) => p !== null));

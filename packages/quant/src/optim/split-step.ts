@@ -35,7 +35,7 @@ export async function splitStep<H extends BaseHyper>(
   );
   const large = all.filter((e) => isLarge(e.param));
   if (large.length === 0) return baseStep();
-  const hypers = opt.paramGroups.map((g) => ({ ...g }) as H);
+  const hypers = opt.paramGroups.map((g) => ({ ...g }));
   for (const e of large) {
     if (e.grad.backend !== e.param.backend || e.grad.size !== e.param.size || e.grad.dtype !== e.param.dtype) {
       throw new ShapeError(

@@ -72,6 +72,8 @@ describe('webgpu fused row kernels match cpu', () => {
       const xg = tensor(data, [2, w], { backend: 'webgpu' });
       await compare('Softmax', [xc], [xg], {}, `NaN [2, ${w}]`);
       await compare('LogSoftmax', [xc], [xg], {}, `NaN [2, ${w}]`);
+      xc.dispose();
+      xg.dispose();
     }
   });
 });

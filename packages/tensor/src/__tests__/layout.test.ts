@@ -136,7 +136,9 @@ describe('layout ops: webgpu vs cpu vs reference (exact)', () => {
     expect(() => T.permute(x, [0, 0])).toThrow(/permute/);
     expect(() => T.slice(x, [1], [2])).toThrow(/slice/);
     expect(() => T.expand(x, [2, 4])).toThrow(/expand/);
-    expect(() => T.concat([x, T.zeros([3, 3], { backend: 'cpu' })], 1)).toThrow(/concat/);
+    const y = T.zeros([3, 3], { backend: 'cpu' });
+    expect(() => T.concat([x, y], 1)).toThrow(/concat/);
     x.dispose();
+    y.dispose();
   });
 });

@@ -160,14 +160,30 @@ describe('lifetimes', () => {
     }
   });
 
+  it('backward with an explicit gradient leaves only the leaf gradients alive', () => {
+    for (const backend of backendsUnderTest()) {
+      const x = tensor(uniform([3, 2], 510).data, [3, 2], { backend, requiresGrad: true });
+      const dy = tensor(uniform([3, 2], 511).data, [3, 2], { backend });
+      const before = liveCounts(backend);
+      const y = T.neg(x);
+      y.backward(dy);
+      y.dispose();
+      // x.grad is the one new tensor (the seed copy of dy and its zero are freed).
+      expect(liveCounts(backend)).toEqual({ ...before, tensors: before.tensors + 1, buffers: before.buffers + 1, bytes: before.bytes + 24 });
+      for (const t of [x, dy]) t.dispose();
+    }
+  });
+
   it('an error inside an op leaves no temporaries behind', () => {
     for (const backend of backendsUnderTest()) {
       const before = liveCounts(backend);
-      const b = T.greater(tensor([1, -1], [2], { backend }), 0);
+      const x = tensor([1, -1], [2], { backend });
+      const b = T.greater(x, 0);
+      const c = tensor([1, 2, 3], [3], { backend });
       expect(() => T.add(2, b)).toThrow(T.DTypeError);
-      expect(() => T.where(b, 1, tensor([1, 2, 3], [3], { backend }))).toThrow(T.ShapeError);
-      b.dispose();
-      expect(memory(backend).liveTensors - before.tensors).toBe(2); // the inputs made inline above
+      expect(() => T.where(b, 1, c)).toThrow(T.ShapeError);
+      for (const t of [x, b, c]) t.dispose();
+      expect(memory(backend).liveTensors).toBe(before.tensors); // nothing the failed ops made survives
     }
   });
 });

@@ -101,9 +101,12 @@ describe('webgpu matmul kernels match cpu', () => {
       await check(4, 0, 8, tA, tB);
       await check(3, 0, 5, tA, tB);
     }
-    const z = matmul(tensor(new Float32Array(0), [0, 4], { backend: 'webgpu' }), tensor(randomArray(12, 7), [4, 3], { backend: 'webgpu' }));
+    const a = tensor(new Float32Array(0), [0, 4], { backend: 'webgpu' });
+    const b = tensor(randomArray(12, 7), [4, 3], { backend: 'webgpu' });
+    const z = matmul(a, b);
     expect(z.shape).toEqual([0, 3]);
     expect(Array.from(await z.data())).toEqual([]);
+    for (const t of [a, b, z]) t.dispose();
     await check(5, 6, 0, false, false);
     await check(5, 6, 4, false, false, [0], [1]);
   });

@@ -103,7 +103,9 @@ describe('webgpu execution model', () => {
     const dispatches = gpu.totalDispatches;
     let y = T.mul(x, 1);
     for (let i = 0; i < 200; i++) {
-      const next = T.add(T.mul(y, 0.5), x);
+      const half = T.mul(y, 0.5);
+      const next = T.add(half, x);
+      half.dispose();
       y.dispose();
       y = next;
     }

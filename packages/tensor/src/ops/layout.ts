@@ -128,7 +128,7 @@ export function split(x: Tensor, sizesOrCount: number | readonly number[], axis 
   let sizes: number[];
   if (typeof sizesOrCount === 'number') {
     if (dim % sizesOrCount !== 0) throw new ShapeError(`split: dim ${a} of ${fmtShape(x.shape)} is not divisible into ${sizesOrCount} pieces`);
-    sizes = new Array(sizesOrCount).fill(dim / sizesOrCount);
+    sizes = new Array<number>(sizesOrCount).fill(dim / sizesOrCount);
   } else sizes = [...sizesOrCount];
   if (sizes.reduce((p, v) => p + v, 0) !== dim) {
     throw new ShapeError(`split: sizes ${JSON.stringify(sizes)} do not sum to dim ${a} (${dim}) of ${fmtShape(x.shape)}`);

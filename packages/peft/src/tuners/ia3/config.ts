@@ -47,7 +47,7 @@ export function resolveIA3Config(c: IA3Config, model?: Module): ResolvedIA3Confi
     fanInFanOut: c.fanInFanOut ?? false,
     modulesToSave: c.modulesToSave ?? null,
     initIa3Weights: c.initIa3Weights ?? true,
-  }) as ResolvedIA3Config;
+  });
 }
 
 /** True when the module at `path` is feed-forward for `c` (suffix match, or full regex match). */

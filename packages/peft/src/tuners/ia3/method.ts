@@ -2,13 +2,13 @@ import { Conv1D, isLinearLike } from '@webpeft/nn';
 import type { TunerMethod } from '../../registry.js';
 import { matchesTarget } from '../target-match.js';
 import { TunerLayer } from '../tuner-layer.js';
-import { type IA3Config, type ResolvedIA3Config, resolveIA3Config } from './config.js';
+import { type ResolvedIA3Config, resolveIA3Config } from './config.js';
 import { IA3Linear, createIA3Layer } from './layer.js';
 
 /** The IA3 method: wraps selected linear-like layers in {@link IA3Linear}. */
 export const ia3Method: TunerMethod<ResolvedIA3Config> = {
   peftType: 'IA3',
-  resolveConfig: (c, model) => resolveIA3Config(c as IA3Config, model),
+  resolveConfig: (c, model) => resolveIA3Config(c, model),
   configToJson: (c) => ({
     target_modules: c.targetModules,
     exclude_modules: c.excludeModules,
@@ -26,7 +26,7 @@ export const ia3Method: TunerMethod<ResolvedIA3Config> = {
       fanInFanOut: Boolean(j.fan_in_fan_out),
       modulesToSave: (j.modules_to_save as string[] | null) ?? null,
       initIa3Weights: j.init_ia3_weights !== false,
-    }) as ResolvedIA3Config,
+    }),
   prepare(c, model) {
     const hasConv1D = model.namedModules().some(([p, m]) => p && m instanceof Conv1D && matchesTarget(c, p));
     return hasConv1D && !c.fanInFanOut ? { ...c, fanInFanOut: true } : c;

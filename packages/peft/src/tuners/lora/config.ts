@@ -120,7 +120,7 @@ export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraCo
     layersToTransform,
     layersPattern,
     modulesToSave: c.modulesToSave ?? null,
-  }) as ResolvedLoraConfig;
+  });
 }
 
 /**

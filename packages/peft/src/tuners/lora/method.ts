@@ -15,7 +15,7 @@ import { loraUnloadLayer } from './unload.js';
  */
 export const loraMethod: TunerMethod<ResolvedLoraConfig> = {
   peftType: 'LORA',
-  resolveConfig: (c, model) => resolveLoraConfig(c as LoraConfig, model),
+  resolveConfig: (c, model) => resolveLoraConfig(c, model),
   configToJson: loraConfigToJson,
   configFromJson: (j) => loraConfigFromJson(j) as ResolvedLoraConfig,
   prepare(c, model) {

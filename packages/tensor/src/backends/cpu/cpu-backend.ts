@@ -1,7 +1,6 @@
 import type { BackendCapabilities, MemoryTag, Storage } from '../../backend.js';
 import { HostBackend } from '../host-backend.js';
-import { type TensorData, viewHostArray } from '../../dtype.js';
-import type { Tensor } from '../../tensor.js';
+import type { TensorData } from '../../dtype.js';
 import type { KernelContext } from '../../kernel-context.js';
 import { CpuContext } from './cpu-kernel-context.js';
 
@@ -36,10 +35,4 @@ export class CpuBackend extends HostBackend {
   async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
     return (storage as CpuStorage).buffer.slice(0, byteLength);
   }
-}
-
-/** Typed-array view of a cpu tensor's elements (no copy). */
-export function cpuData(t: Tensor): TensorData {
-  const s = t.liveStorage('cpu kernel') as CpuStorage;
-  return viewHostArray(t.dtype, s.buffer, t.size);
 }

@@ -9,7 +9,7 @@ let gpu: GPU | undefined;
 
 /** The process-wide `GPU` object. */
 export async function getGpu(): Promise<GPU> {
-  gpu ??= create([]) as GPU;
+  gpu ??= create([]);
   return gpu;
 }
 

@@ -1,7 +1,7 @@
 import { f32ToF16Bits } from '../../../math.js';
 import { dropoutThreshold, philoxNormal, philoxWords, wordToUniform } from '../../../random/philox.js';
 import { registerKernel } from '../../../registry.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuCreationKernels(): void {

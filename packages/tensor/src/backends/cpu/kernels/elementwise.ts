@@ -4,7 +4,7 @@ import { ACTIVATION_OPS, type ActivationOp, BINARY_OPS, COMPARE_OPS, type Binary
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 
 /** Scalar definitions of the unary ops (computed in float64, stored in the output dtype). */
 export const UNARY_FNS: Record<UnaryOp | ActivationOp, (x: number) => number> = {

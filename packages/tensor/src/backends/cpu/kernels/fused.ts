@@ -1,7 +1,7 @@
 import type { Tensor } from '../../../tensor.js';
 import type { CpuKernelContext } from '../../../kernel-context.js';
 import { registerKernel } from '../../../registry.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 
 /** Mean and `1 / sqrt(var + eps)` of the `width` elements at `o` (layer norm's row statistics). */
 function layerNormStats(xv: ArrayLike<number>, o: number, width: number, eps: number): { mean: number; rstd: number } {

@@ -1,6 +1,6 @@
 import { f16BitsToF32, f32ToF16Bits } from '../../../math.js';
 import { registerKernel } from '../../../registry.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuLayoutKernels(): void {

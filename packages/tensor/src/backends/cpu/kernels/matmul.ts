@@ -1,6 +1,6 @@
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';
 
 /** Registers the cpu kernels of this file. */

@@ -2,7 +2,7 @@ import type { ReduceAttrs } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { stridesOf } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
-import { cpuData } from '../cpu-backend.js';
+import { cpuData } from '../cpu-data.js';
 
 /** Output shape of a reduction of `shape` over `axes`. */
 export function reducedShape(shape: readonly number[], { axes, keepDims }: ReduceAttrs): number[] {
