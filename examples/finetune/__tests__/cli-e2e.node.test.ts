@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
 import { Tokenizer, openSource } from '@webpeft/nn';
+import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor } from '@webpeft/quant';
 import { initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { OptionError } from '../src/options.js';
@@ -17,7 +18,9 @@ import { runFinetune } from '../src/run.js';
 const PROMPT = 'Mr. Speaker, Mr. Vice President, members of Congress,';
 
 beforeAll(async () => {
-  await initBackends();
+  // quant keeps one copy of each code table per backend for the process: upload them
+  // before the per-test leak check takes its baseline.
+  for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
 });
 
 /** Share of the most frequent token among `ids`. */

@@ -139,7 +139,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   const o = out as unknown as FinetuneOptions;
   if (o.lr === null) o.lr = o.method === 'full' ? 1e-3 : 1e-2;
   if (o.out === '') o.out = `out/finetune-${o.method}`;
-  if ((o.model as string | null) === '') o.model = null;
+  if (o.model === '') o.model = null;
   if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
 }

@@ -12,7 +12,7 @@ import { type CausalLM, fromPretrained, openTarget, saveSafetensors } from '@web
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
-import { type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, tidy } from '@webpeft/tensor';
+import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { evalBatches, randomBatch } from './batches.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type FinetuneOptions, parseOptions } from './options.js';
@@ -38,7 +38,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const log = out.log;
   const opts = parseOptions(argv, log);
   if (opts === null) return;
-  await init({ backend: opts.backend });
+  await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
 
@@ -47,7 +47,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const { model, tokenizer, rawConfig } = await fromPretrained(source, { backend: opts.backend });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const params = model.numParameters();
-  log(`Model: ${opts.model ?? '@webpeft/default-model'} (${rawConfig.model_type}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
   const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
   const { train, eval: held } = splitText(corpus.text, 0.1);
@@ -156,6 +156,19 @@ function targetNames(model: CausalLM, targets: string[]): string[] | string {
   const names = new Set<string>();
   for (const t of targets) for (const n of t === ALL_LINEAR ? allLinearTargets(model, () => false) : [t]) names.add(n);
   return [...names];
+}
+
+/**
+ * Makes `name` the current backend, initialising it only when this process has not:
+ * a second `init` replaces the backend, and what was cached on the first one is orphaned.
+ */
+async function useBackend(name: BackendName): Promise<void> {
+  try {
+    memory(name); // throws while `name` is not initialised
+  } catch {
+    await init({ backend: name });
+  }
+  setBackend(name);
 }
 
 function makeSchedule(optimizer: AdamW, opts: FinetuneOptions): LambdaLr {
