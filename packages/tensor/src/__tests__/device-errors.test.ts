@@ -201,6 +201,21 @@ describe('failed submits name their op and invalidate the batch', () => {
     ok.dispose();
   });
 
+  it('a tensor computed in a later submit from a failed one throws on read, not a stale value', async ({ skip }) => {
+    if (!backendsUnderTest().includes('webgpu')) skip();
+    const { gpu } = onBoth(2, 3, 20);
+    const broken = runOp('TestTooManyWorkgroups', [gpu], {});
+    T.flush();
+    const derived = T.mul(broken, broken);
+    const e = await rejection(derived.data());
+    expect(e).toBeInstanceOf(GpuValidationError);
+    const r = await rejection(derived.data());
+    expect(r).toBeInstanceOf(InvalidTensorError);
+    expect((r as Error).message).toContain('written after a submit that failed');
+    broken.dispose();
+    derived.dispose();
+  });
+
   it('in debug mode a bad binding is named as the one op, and the ops around it still run', async ({ skip }) => {
     if (!backendsUnderTest().includes('webgpu')) skip();
     const { gpu, data } = onBoth(3, 5, 19);

@@ -26,6 +26,8 @@ export const SLOT_BYTES = SLOT_WORDS * 4;
 export const MAX_SLOTS = 256;
 /** Most outputs remembered per slot (marked invalid when the slot flags). */
 const MAX_OUTPUTS_PER_SLOT = 4096;
+/** Most storages whose dependence on a check is tracked between two readbacks. */
+const MAX_TRACKED = 1 << 16;
 
 /**
  * WGSL of the error buffer at `binding` and `report_bad_index(slot, position, value)`.
@@ -97,16 +99,18 @@ export class IndexCheckTable {
    */
   recordOutputs(slot: number | undefined, inputs: readonly Storage[], outputs: readonly Storage[]): void {
     if (this.slots.length === 0) return;
-    const deps = new Set<number>();
-    if (slot !== undefined) deps.add(slot);
-    for (const s of inputs) for (const d of this.slotsOf.get(s) ?? []) deps.add(d);
-    if (deps.size === 0) return;
-    const list = [...deps];
+    let list: number[] | undefined = slot === undefined ? undefined : [slot];
+    for (const s of inputs) {
+      const from = this.slotsOf.get(s);
+      if (!from) continue;
+      list = list ? [...new Set([...list, ...from])] : from;
+    }
+    if (!list) return;
     for (const d of list) {
       const outs = this.slots[d].outputs;
       if (outs.length < MAX_OUTPUTS_PER_SLOT) outs.push(...outputs);
     }
-    for (const o of outputs) this.slotsOf.set(o, list);
+    if (this.slotsOf.size < MAX_TRACKED) for (const o of outputs) this.slotsOf.set(o, list);
   }
 
   /** Bytes of the error buffer in use (0 when nothing that checks was dispatched). */

@@ -74,7 +74,8 @@ export class WebGpuBackend implements Backend {
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
   private readonly maxDispatches: number;
-  private errorChecks: Promise<Error | null>[] = [];
+  /** Submits whose error scopes are not yet checked, in submit order. */
+  private errorChecks: { batch: BatchRecord; error: Promise<Error | null> }[] = [];
   private batch: BatchRecord = { ops: new Set(), outputs: [] };
   private readonly checks = new IndexCheckTable();
   /** Device-side index-check words (see index-checks.ts), zeroed after each readback. */
@@ -301,15 +302,16 @@ export class WebGpuBackend implements Backend {
     const oom = this.device.popErrorScope();
     // Resolved as soon as the device answers: every storage the batch wrote is marked,
     // so a later read of any of them throws instead of returning stale contents.
-    this.errorChecks.push(
-      Promise.all([validation, oom]).then(([v, o]) => {
+    this.errorChecks.push({
+      batch,
+      error: Promise.all([validation, oom]).then(([v, o]) => {
         const error = v ?? o;
         if (!error) return null;
         const wrapped = this.batchError(error, batch);
         for (const s of batch.outputs) s.invalid ??= wrapped;
         return wrapped;
       }),
-    );
+    });
   }
 
   /** Waits for submitted work; throws like {@link WebGpuBackend.read} (index checks included). */
@@ -390,7 +392,15 @@ export class WebGpuBackend implements Backend {
   private async throwPendingErrors(): Promise<void> {
     const checks = this.errorChecks;
     this.errorChecks = [];
-    for (const error of await Promise.all(checks)) if (error) throw error;
+    const errors = await Promise.all(checks.map((c) => c.error));
+    const failed = errors.findIndex((e) => e !== null);
+    if (failed < 0) return;
+    const error = errors[failed]!;
+    // Later submits were recorded before the failure was known and may have read its
+    // outputs: what they wrote is not trusted either.
+    const after = new InvalidTensorError(`webgpu: this tensor was written after a submit that failed, before its error was known (${error.message})`, { cause: error });
+    for (const c of checks.slice(failed + 1)) for (const s of c.batch.outputs) s.invalid ??= after;
+    throw error;
   }
 
   /** The typed error of a failed submit, naming its op (debug mode) or its ops. */
