@@ -50,6 +50,39 @@ export class GpuValidationError extends Error {
   }
 }
 
+/**
+ * An index outside its table: a `gather` row, a `scatterAdd` row or a cross-entropy
+ * label (`index < 0` or `index >= limit`). Thrown by the cpu kernel at the call, and on
+ * webgpu at (or before) the next readback, from the device-side check the kernel wrote.
+ * A subclass of `RangeError`, so code catching that keeps working.
+ */
+export class IndexError extends RangeError {
+  override name = 'IndexError';
+  constructor(
+    /** The op that indexed (`gather`, `scatterAdd`, `crossEntropy`, ...). */
+    readonly op: string,
+    /** Shape of the tensor indexed into (`[rows, ...]`, logits `[N, C]`). */
+    readonly shape: readonly number[],
+    /** The first bad index value seen. */
+    readonly index: number,
+    /** Its flat position in the indices (labels) tensor. */
+    readonly position: number,
+    /** The exclusive upper bound (`rows`, `classes`). */
+    readonly limit: number,
+    /** What the bound counts, for the message (`rows`, `classes`). */
+    readonly what: string,
+    /** Further text (e.g. the ignore index, a count of other bad positions). */
+    detail = '',
+  ) {
+    super(`${op}: index ${index} at position ${position} is out of range for ${limit} ${what} (input ${fmtShape(shape)})${detail}`);
+  }
+}
+
+/** A tensor written by a device submit that failed: its contents are undefined. */
+export class InvalidTensorError extends Error {
+  override name = 'InvalidTensorError';
+}
+
 /** The GPU device was lost; call `init()` again to get a new one. */
 export class DeviceLostError extends Error {
   override name = 'DeviceLostError';

@@ -14,11 +14,13 @@ export {
   GpuValidationError,
   DeviceLostError,
   NoAdapterError,
+  IndexError,
+  InvalidTensorError,
   type MemorySnapshot,
 } from './errors.js';
 export type { Backend, BackendName, BackendMemory, BackendCapabilities, MemoryTag, Storage } from './backend.js';
 export { MEMORY_TAGS } from './backend.js';
-export { init, setBackend, getBackendName, flush, sync, type InitOptions } from './init.js';
+export { init, setBackend, setDebug, getBackendName, flush, sync, type InitOptions } from './init.js';
 export { memory, getBackend, resetPeakMemory, type MemoryInfo, type Backends } from './memory.js';
 export { runOp } from './ops/run-op.js';
 export type {

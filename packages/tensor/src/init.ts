@@ -4,6 +4,7 @@ import { CpuBackend } from './backends/cpu/cpu-backend.js';
 import { registerCpuKernels } from './backends/cpu/register.js';
 import { registerSharedKernels } from './backends/shared-kernels.js';
 import { createWebGpuBackend, type WebGpuInitOptions } from './backends/webgpu/create.js';
+import type { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 import { engine } from './engine.js';
 import { MetaBackend, registerMetaKernels } from './backends/meta/meta-backend.js';
 
@@ -39,6 +40,21 @@ export async function init(options: InitOptions = {}): Promise<void> {
   registerSharedKernels('webgpu');
   const backend = await createWebGpuBackend(options);
   engine.registerBackend(backend, true);
+}
+
+/**
+ * Debug mode of the webgpu backend: every dispatch is submitted on its own in its own
+ * error scopes, so a validation error names the op (kernel) that caused it instead of
+ * the ops of its batch. Slow; for finding a failing kernel. Same as `init({ debug })`.
+ * No effect before `init()` created the webgpu backend, or on cpu.
+ */
+export function setDebug(on: boolean): void {
+  if (!engine.hasBackend('webgpu')) return;
+  const b = engine.getBackend('webgpu');
+  if ('debug' in b) {
+    b.flush();
+    (b as WebGpuBackend).debug = on;
+  }
 }
 
 /** Makes an initialised backend the default for new tensors. */

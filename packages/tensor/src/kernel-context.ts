@@ -9,6 +9,7 @@ import type { OpAttrs, OpName } from './op-names.js';
 import type { Tensor } from './tensor.js';
 import type { KernelProgram } from './backends/webgpu/program.js';
 import type { Uniforms } from './backends/webgpu/wgsl.js';
+import type { IndexCheck } from './backends/webgpu/index-checks.js';
 
 /** Members every backend's kernel context has. */
 export interface KernelContext {
@@ -50,6 +51,12 @@ export interface WebGpuKernelContext extends KernelContext {
    * as the uniform block (`var<uniform> u`, last binding).
    */
   dispatch(program: KernelProgram, inputs: readonly Tensor[], outputs: readonly Tensor[], uniforms: Uniforms, workgroups: readonly [number, number, number]): void;
+  /**
+   * The error-buffer slot for a device-side index check (pass it to
+   * `Uniforms.indexSlot`; the program needs `{ indexChecks: true }`). A kernel that calls
+   * `report_bad_index` makes the next readback throw an `IndexError` built from `check`.
+   */
+  indexCheck(check: IndexCheck): number;
   /** Copies `byteSize` bytes between two tensors' buffers, ordered with the dispatches. */
   copy(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteSize: number): void;
 }

@@ -46,5 +46,6 @@ export {
 } from './registry.js';
 export { runOp, runComposite, runInPlace } from './ops/run-op.js';
 export type { Backend, BackendName, BackendCapabilities } from './backend.js';
-export { type KernelProgram, program } from './backends/webgpu/program.js';
+export { type KernelProgram, type ProgramOptions, program } from './backends/webgpu/program.js';
+export { type IndexCheck, indexCheckWgsl } from './backends/webgpu/index-checks.js';
 export { Uniforms, storageBindings, elementMain, grid, rowGrid, wgslType, MAX_RANK } from './backends/webgpu/wgsl.js';

@@ -1,4 +1,5 @@
 import { type Tensor, narrow, noGrad, tensor } from '@webpeft/tensor';
+import { checkSequenceLength, checkTokenIds } from '../models/input-limits.js';
 import { KVCache } from '../attention/kv-cache.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { type SamplingOptions, TokenSampler } from './sampling.js';
@@ -50,6 +51,14 @@ export async function generate(model: CausalLM, prompt: number[][], options: Gen
   const seqs = prompt.map((r) => [...r]);
   const mask = options.attentionMask?.map((r) => [...r]) ?? null;
   if (mask && (mask.length !== batch || mask.some((r) => r.length !== promptLen))) throw new Error(`generate: attentionMask must be [${batch}, ${promptLen}]`);
+  // Checked on the host before any work: the prompt is host data, and the positions the
+  // last step needs are known (the last new token is never fed back).
+  const type = model.config.model_type;
+  checkTokenIds(type, model.config.vocab_size, prompt, 'prompt');
+  if (options.maxNewTokens > 0) {
+    const kept = mask ? Math.max(...mask.map((r) => r.reduce((n, m) => n + (m ? 1 : 0), 0))) : promptLen;
+    checkSequenceLength(type, model.config, kept + options.maxNewTokens - 1, `prompt ${kept} + maxNewTokens ${options.maxNewTokens} - 1`);
+  }
   const done = new Array<boolean>(batch).fill(false);
   const stepLogits: Float32Array[] = [];
   const cache = useCache ? new KVCache() : null;

@@ -229,7 +229,8 @@ export function stack(xs: readonly Tensor[], axis = 0): Tensor {
 /**
  * Rows of `x` selected along axis 0: `x [V, ...rest]`, `indices` i32 of any shape
  * `[...I]` -> `[...I, ...rest]` (embedding lookup). Backward is a scatter-add.
- * Out-of-range indices throw on cpu and read zeros on webgpu.
+ * An out-of-range index throws `IndexError`: on cpu at the call, on webgpu at (or
+ * before) the next readback.
  */
 export function gather(x: Tensor, indices: Tensor): Tensor {
   if (indices.dtype !== 'i32') throw new DTypeError(`gather: indices must be i32, got ${indices.dtype}`);
@@ -237,7 +238,10 @@ export function gather(x: Tensor, indices: Tensor): Tensor {
   return engine.runOp('Gather', [x, indices], {});
 }
 
-/** Zeros `[numRows, ...rest]` plus rows of `src [...I, ...rest]` added at `indices [...I]`. */
+/**
+ * Zeros `[numRows, ...rest]` plus rows of `src [...I, ...rest]` added at `indices [...I]`.
+ * An index outside `[0, numRows)` throws `IndexError` (webgpu: at the next readback).
+ */
 export function scatterAdd(src: Tensor, indices: Tensor, numRows: number): Tensor {
   if (indices.dtype !== 'i32') throw new DTypeError(`scatterAdd: indices must be i32, got ${indices.dtype}`);
   if (!shapesEqual(src.shape.slice(0, indices.rank), indices.shape)) {

@@ -37,7 +37,8 @@ export interface CrossEntropyOptions {
 /**
  * Cross-entropy from logits `[N, C]` and i32 labels `[N]` (fused log-softmax + NLL).
  * Returns a scalar (or `[N]` with `reduction: 'none'`). A mean over zero non-ignored
- * rows is NaN, as in PyTorch.
+ * rows is NaN, as in PyTorch. A label outside `[0, C)` other than `ignoreIndex` throws
+ * `IndexError` (webgpu: at the next readback).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
   checkFloat('crossEntropy', logits);

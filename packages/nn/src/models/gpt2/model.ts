@@ -1,3 +1,4 @@
+import { checkSequenceLength } from '../input-limits.js';
 import { type Tensor, add, gather, tidy } from '@webpeft/tensor';
 import { type AttentionContext, buildAttentionContext } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
@@ -77,6 +78,13 @@ export class GPT2Model extends Module {
     if ((embeds === undefined) === (ids === undefined)) throw new Error('GPT2Model.forward: give exactly one of inputIds and inputsEmbeds');
     const [b, t] = (embeds ?? ids)!.shape;
     const backend = (embeds ?? ids)!.backend.name;
+    // Known from shapes alone: positions past the table would read out of range (GPT-2's
+    // wpe) or run beyond the trained length (RoPE), so they are refused up front.
+    const past = input.pastKeyValues?.length ?? 0;
+    const prefix = input.prefixKeyValues?.[0]?.key.shape[2] ?? 0;
+    // Explicit positionIds (left-padded batches) may sit below the key length; GPT-2's
+    // position lookup still checks them on the device.
+    if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
     const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer }, backend);
     const hidden = tidy(() => {
       const tok = embeds ?? this.wte.forward(ids!);

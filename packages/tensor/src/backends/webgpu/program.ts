@@ -9,6 +9,18 @@ export interface KernelProgram {
   readonly outputs: number;
   /** Builds the WGSL source; called only on a cache miss. */
   source(): string;
+  /**
+   * True when the kernel reports bad indices: binding `inputs + outputs + 1` is then the
+   * backend's error buffer (declare it with `indexCheckWgsl`), and the uniforms carry the
+   * slot (`Uniforms.indexSlot`).
+   */
+  readonly indexChecks?: boolean;
+}
+
+/** Options of {@link program}. */
+export interface ProgramOptions {
+  /** The kernel reports bad indices (see {@link KernelProgram.indexChecks}). */
+  indexChecks?: boolean;
 }
 
 /**
@@ -18,6 +30,6 @@ export interface KernelProgram {
  * @example
  * const prog = program(`my/scale/${dtype}`, 1, 1, () => `...WGSL...`);
  */
-export function program(key: string, inputs: number, outputs: number, source: () => string): KernelProgram {
-  return { key, inputs, outputs, source };
+export function program(key: string, inputs: number, outputs: number, source: () => string, options: ProgramOptions = {}): KernelProgram {
+  return { key, inputs, outputs, source, indexChecks: options.indexChecks ?? false };
 }

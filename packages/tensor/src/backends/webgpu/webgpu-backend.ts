@@ -3,9 +3,10 @@
 /// <reference types="@webgpu/types" preserve="true" />
 import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, toSnapshot } from '../../backend.js';
 import type { TensorData } from '../../dtype.js';
-import { DeviceLostError, GpuValidationError, OutOfMemoryError } from '../../errors.js';
+import { DeviceLostError, GpuValidationError, InvalidTensorError, OutOfMemoryError } from '../../errors.js';
 import { engine } from '../../engine.js';
 import { BufferPool } from './buffer-pool.js';
+import { type CheckSnapshot, type IndexCheck, IndexCheckTable, MAX_SLOTS, SLOT_BYTES, decodeChecks } from './index-checks.js';
 import { BufferUsage, MapMode, ShaderStage, UNIFORM_SLOT_BYTES } from './constants.js';
 import type { KernelContext } from '../../kernel-context.js';
 import type { KernelProgram } from './program.js';
@@ -14,6 +15,8 @@ import { WebGpuContext } from './webgpu-kernel-context.js';
 /** Storage of the webgpu backend: a pooled GPU buffer (possibly larger than `byteSize`). */
 export interface GpuStorage extends Storage {
   readonly buffer: GPUBuffer;
+  /** Set when the submit that wrote this storage failed (or an index check flagged). */
+  invalid?: Error;
 }
 
 interface CachedPipeline {
@@ -27,6 +30,21 @@ export interface WebGpuBackendOptions {
   maxDispatchesPerSubmit?: number;
   /** Bytes of released buffers kept for reuse (default 1 GiB). */
   poolCapBytes?: number;
+  /**
+   * Submit every dispatch on its own, in its own error scopes, so a validation error
+   * names the op that caused it (default false: errors name the ops of the batch).
+   * Slow; for finding a failing kernel. Also settable with `setDebug`.
+   */
+  debug?: boolean;
+}
+
+/** Most op names listed in a batch's error message. */
+const MAX_OPS_IN_MESSAGE = 16;
+
+/** What one submit did: its op names and the storages it wrote. */
+interface BatchRecord {
+  ops: Set<string>;
+  outputs: GpuStorage[];
 }
 
 /** Most cached bind groups; the cache is cleared when it grows past this. */
@@ -56,7 +74,14 @@ export class WebGpuBackend implements Backend {
   private pass: GPUComputePassEncoder | null = null;
   private dispatches = 0;
   private readonly maxDispatches: number;
-  private errorChecks: Promise<GPUError | null>[] = [];
+  /** Submits whose error scopes are not yet checked, in submit order. */
+  private errorChecks: { batch: BatchRecord; error: Promise<Error | null> }[] = [];
+  private batch: BatchRecord = { ops: new Set(), outputs: [] };
+  private readonly checks = new IndexCheckTable();
+  /** Device-side index-check words (see index-checks.ts), zeroed after each readback. */
+  private readonly errorBuffer: GPUBuffer;
+  /** One submit per dispatch, each in its own error scopes (see WebGpuBackendOptions.debug). */
+  debug: boolean;
   private lost: GPUDeviceLostInfo | null = null;
   /**
    * Bind groups by (program, buffers, uniform slot size). Pooled buffers recur, so a
@@ -90,6 +115,9 @@ export class WebGpuBackend implements Backend {
     this.maxDispatches = options.maxDispatchesPerSubmit ?? 512;
     this.pool = new BufferPool(device, options.poolCapBytes ?? 2 ** 30);
     this.uniformBuffer = device.createBuffer({ size: UNIFORM_RING_BYTES, usage: BufferUsage.UNIFORM | BufferUsage.COPY_DST });
+    // Created zeroed; kept zero between readbacks except where a kernel flags.
+    this.errorBuffer = device.createBuffer({ size: MAX_SLOTS * SLOT_BYTES, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'index-errors' });
+    this.debug = options.debug ?? false;
     void device.lost.then((info) => {
       this.lost = info;
     });
@@ -133,22 +161,60 @@ export class WebGpuBackend implements Backend {
     staging.unmap();
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(staging, 0, buffer, 0, padded.byteLength);
+    this.batch.ops.add('write');
+    this.batch.outputs.push(storage as GpuStorage);
     this.stagingAfterSubmit.push(staging);
   }
 
+  /**
+   * Copies `storage` back. The index-check words travel in the same staging buffer
+   * (after the data) when a checking kernel ran since the last readback; then this
+   * throws the first `IndexError`. Throws the batch's `GpuValidationError` of a failed
+   * submit, and `InvalidTensorError` for a storage such a submit wrote.
+   */
   async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
     this.checkAlive();
+    const gs = storage as GpuStorage;
+    if (gs.invalid) throw invalidError(gs.invalid);
     const size = Math.max(4, Math.ceil(byteLength / 4) * 4);
-    const staging = this.device.createBuffer({ size, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
+    const checks = this.checks.take();
+    const staging = this.device.createBuffer({ size: size + checks.byteLength, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
     this.endPass();
-    this.ensureEncoder().copyBufferToBuffer((storage as GpuStorage).buffer, 0, staging, 0, size);
+    this.ensureEncoder().copyBufferToBuffer(gs.buffer, 0, staging, 0, size);
+    this.copyChecks(checks, staging, size);
     this.flush();
-    await this.throwPendingErrors();
-    await staging.mapAsync(MapMode.READ);
-    const out = staging.getMappedRange().slice(0, byteLength);
-    staging.unmap();
-    staging.destroy();
-    return out;
+    try {
+      await this.throwPendingErrors();
+      if (gs.invalid) throw invalidError(gs.invalid);
+      await staging.mapAsync(MapMode.READ);
+      const mapped = staging.getMappedRange();
+      this.throwChecks(checks, new Uint32Array(mapped, size, checks.byteLength / 4));
+      if (gs.invalid) throw invalidError(gs.invalid);
+      return mapped.slice(0, byteLength);
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** The slot of a device-side index check (see `WebGpuKernelContext.indexCheck`). */
+  indexCheck(check: IndexCheck): number {
+    return this.checks.slotFor(check);
+  }
+
+  /** Copies the words of `checks` to `staging` at `offset`, then zeroes them (in order, in the encoder). */
+  private copyChecks(checks: CheckSnapshot, staging: GPUBuffer, offset: number): void {
+    if (checks.byteLength === 0) return;
+    const encoder = this.ensureEncoder();
+    encoder.copyBufferToBuffer(this.errorBuffer, 0, staging, offset, checks.byteLength);
+    encoder.clearBuffer(this.errorBuffer, 0, checks.byteLength);
+  }
+
+  private throwChecks(checks: CheckSnapshot, words: Uint32Array): void {
+    if (checks.byteLength === 0) return;
+    const error = decodeChecks(checks, words, (s, e) => {
+      (s as GpuStorage).invalid ??= e;
+    });
+    if (error) throw error;
   }
 
   release(storage: Storage): void {
@@ -166,24 +232,43 @@ export class WebGpuBackend implements Backend {
    * Appends one dispatch of `program` over `workgroups`. `uniforms` (u32 words; write
    * floats through a Float32Array view of the same buffer) fills the uniform block.
    */
-  run(program: KernelProgram, inputs: readonly Storage[], outputs: readonly Storage[], uniforms: Uint32Array, workgroups: readonly [number, number, number]): void {
+  run(
+    program: KernelProgram,
+    inputs: readonly Storage[],
+    outputs: readonly Storage[],
+    uniforms: Uint32Array,
+    workgroups: readonly [number, number, number],
+    checkSlot?: number,
+  ): void {
     this.checkAlive();
     if (workgroups[0] * workgroups[1] * workgroups[2] === 0) return;
-    const { pipeline, layout } = this.getPipeline(program);
+    if (program.indexChecks && checkSlot === undefined) {
+      throw new Error(`webgpu: program ${program.key} has indexChecks but its uniforms have no slot (call Uniforms.indexSlot(ctx.indexCheck(...)))`);
+    }
     const slotBytes = Math.ceil(Math.max(uniforms.byteLength, 16) / UNIFORM_SLOT_BYTES) * UNIFORM_SLOT_BYTES;
     if (this.uniformUsed + slotBytes > UNIFORM_RING_BYTES) this.flush();
+    // The batch's error scopes are open before the pipeline is created, so a shader or
+    // layout error is attributed to this batch (and, in debug mode, to this op).
     this.beginBatch();
+    const { pipeline, layout } = this.getPipeline(program);
+    this.batch.ops.add(program.key);
+    for (const s of inputs) {
+      const bad = (s as GpuStorage).invalid;
+      if (bad) for (const o of outputs) (o as GpuStorage).invalid ??= bad;
+    }
+    for (const o of outputs) this.batch.outputs.push(o as GpuStorage);
+    this.checks.recordOutputs(checkSlot, inputs, outputs);
     const offset = this.uniformUsed;
     this.uniformHost.set(new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength), offset);
     this.uniformUsed += slotBytes;
-    const bindGroup = this.bindGroupFor(program.key, layout, [...inputs, ...outputs] as GpuStorage[], slotBytes);
-    const pass = this.ensurePass();
+    const bindGroup = this.bindGroupFor(program, layout, [...inputs, ...outputs] as GpuStorage[], slotBytes);
+    const pass = this.ensurePass(program.key);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup, [offset]);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.dispatches++;
     this.totalDispatches++;
-    if (this.dispatches >= this.maxDispatches) this.flush();
+    if (this.debug || this.dispatches >= this.maxDispatches) this.flush();
   }
 
   /** Copies `byteSize` bytes between buffers inside the pending encoder (ordered with dispatches). */
@@ -192,13 +277,20 @@ export class WebGpuBackend implements Backend {
     this.beginBatch();
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer((src as GpuStorage).buffer, srcOffset, (dst as GpuStorage).buffer, dstOffset, byteSize);
+    this.batch.ops.add('copy');
+    const bad = (src as GpuStorage).invalid;
+    if (bad) (dst as GpuStorage).invalid ??= bad;
+    this.batch.outputs.push(dst as GpuStorage);
+    if (this.debug) this.flush();
   }
 
   flush(): void {
     if (!this.encoder) return;
     this.endPass();
     if (this.uniformUsed > 0) this.device.queue.writeBuffer(this.uniformBuffer, 0, this.uniformHost, 0, this.uniformUsed);
-    this.device.queue.submit([this.encoder.finish()]);
+    const batch = this.batch;
+    this.batch = { ops: new Set(), outputs: [] };
+    this.device.queue.submit([this.encoder.finish({ label: opList(batch.ops) })]);
     this.totalSubmits++;
     this.encoder = null;
     this.dispatches = 0;
@@ -206,13 +298,41 @@ export class WebGpuBackend implements Backend {
     this.pool.onSubmit();
     for (const b of this.stagingAfterSubmit) b.destroy();
     this.stagingAfterSubmit = [];
-    this.errorChecks.push(this.device.popErrorScope(), this.device.popErrorScope());
+    const validation = this.device.popErrorScope();
+    const oom = this.device.popErrorScope();
+    // Resolved as soon as the device answers: every storage the batch wrote is marked,
+    // so a later read of any of them throws instead of returning stale contents.
+    this.errorChecks.push({
+      batch,
+      error: Promise.all([validation, oom]).then(([v, o]) => {
+        const error = v ?? o;
+        if (!error) return null;
+        const wrapped = this.batchError(error, batch);
+        for (const s of batch.outputs) s.invalid ??= wrapped;
+        return wrapped;
+      }),
+    });
   }
 
+  /** Waits for submitted work; throws like {@link WebGpuBackend.read} (index checks included). */
   async sync(): Promise<void> {
+    const checks = this.checks.take();
+    const staging = checks.byteLength > 0 ? this.device.createBuffer({ size: checks.byteLength, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST }) : null;
+    if (staging) {
+      this.endPass();
+      this.copyChecks(checks, staging, 0);
+    }
     this.flush();
-    await this.device.queue.onSubmittedWorkDone();
-    await this.throwPendingErrors();
+    try {
+      await this.device.queue.onSubmittedWorkDone();
+      await this.throwPendingErrors();
+      if (staging) {
+        await staging.mapAsync(MapMode.READ);
+        this.throwChecks(checks, new Uint32Array(staging.getMappedRange()));
+      }
+    } finally {
+      staging?.destroy();
+    }
   }
 
   memory(): BackendMemory {
@@ -240,6 +360,7 @@ export class WebGpuBackend implements Backend {
     this.bindGroups.clear();
     this.pipelines.clear();
     this.uniformBuffer.destroy();
+    this.errorBuffer.destroy();
   }
 
   // ---- internals -----------------------------------------------------------------
@@ -257,8 +378,9 @@ export class WebGpuBackend implements Backend {
     return this.encoder!;
   }
 
-  private ensurePass(): GPUComputePassEncoder {
-    this.pass ??= this.ensureEncoder().beginComputePass();
+  private ensurePass(label: string): GPUComputePassEncoder {
+    // In debug mode each pass holds one dispatch, so its label is the op's.
+    this.pass ??= this.ensureEncoder().beginComputePass(this.debug ? { label } : {});
     return this.pass;
   }
 
@@ -270,15 +392,27 @@ export class WebGpuBackend implements Backend {
   private async throwPendingErrors(): Promise<void> {
     const checks = this.errorChecks;
     this.errorChecks = [];
-    for (const error of await Promise.all(checks)) {
-      if (!error) continue;
-      const snapshot = toSnapshot(this.memory(), engine.liveTensors);
-      if (error.constructor.name.includes('OutOfMemory')) throw new OutOfMemoryError(`webgpu: out of device memory: ${error.message}`, snapshot);
-      throw new GpuValidationError(`webgpu: ${error.message}`, snapshot);
-    }
+    const errors = await Promise.all(checks.map((c) => c.error));
+    const failed = errors.findIndex((e) => e !== null);
+    if (failed < 0) return;
+    const error = errors[failed]!;
+    // Later submits were recorded before the failure was known and may have read its
+    // outputs: what they wrote is not trusted either.
+    const after = new InvalidTensorError(`webgpu: this tensor was written after a submit that failed, before its error was known (${error.message})`, { cause: error });
+    for (const c of checks.slice(failed + 1)) for (const s of c.batch.outputs) s.invalid ??= after;
+    throw error;
   }
 
-  private bindGroupFor(key: string, layout: GPUBindGroupLayout, storages: readonly GpuStorage[], slotBytes: number): GPUBindGroup {
+  /** The typed error of a failed submit, naming its op (debug mode) or its ops. */
+  private batchError(error: GPUError, batch: BatchRecord): Error {
+    const snapshot = toSnapshot(this.memory(), engine.liveTensors);
+    const where = batch.ops.size === 1 ? `op ${opList(batch.ops)}` : `a batch of ops ${opList(batch.ops)}; init({ debug: true }) or setDebug(true) names the op`;
+    if (error.constructor.name.includes('OutOfMemory')) return new OutOfMemoryError(`webgpu: out of device memory in ${where}: ${error.message}`, snapshot);
+    return new GpuValidationError(`webgpu: ${where}: ${error.message}`, snapshot);
+  }
+
+  private bindGroupFor(program: KernelProgram, layout: GPUBindGroupLayout, storages: readonly GpuStorage[], slotBytes: number): GPUBindGroup {
+    const key = program.key;
     if (this.bindGroupGeneration !== this.pool.generation || this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
       this.bindGroups.clear();
       this.bindGroupGeneration = this.pool.generation;
@@ -289,7 +423,8 @@ export class WebGpuBackend implements Backend {
     if (cached) return cached;
     const entries: GPUBindGroupEntry[] = storages.map((s, binding) => ({ binding, resource: { buffer: s.buffer } }));
     entries.push({ binding: storages.length, resource: { buffer: this.uniformBuffer, size: slotBytes } });
-    const group = this.device.createBindGroup({ layout, entries });
+    if (program.indexChecks) entries.push({ binding: storages.length + 1, resource: { buffer: this.errorBuffer } });
+    const group = this.device.createBindGroup({ layout, entries, label: key });
     this.bindGroups.set(cacheKey, group);
     return group;
   }
@@ -315,7 +450,10 @@ export class WebGpuBackend implements Backend {
       visibility: ShaderStage.COMPUTE,
       buffer: { type: 'uniform', hasDynamicOffset: true },
     });
-    const layout = this.device.createBindGroupLayout({ entries });
+    if (program.indexChecks) {
+      entries.push({ binding: program.inputs + program.outputs + 1, visibility: ShaderStage.COMPUTE, buffer: { type: 'storage' } });
+    }
+    const layout = this.device.createBindGroupLayout({ entries, label: program.key });
     const module = this.device.createShaderModule({ code: program.source(), label: program.key });
     const pipeline = this.device.createComputePipeline({
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
@@ -331,6 +469,19 @@ export class WebGpuBackend implements Backend {
   get pipelineCount(): number {
     return this.pipelines.size;
   }
+}
+
+/** Op names of a batch for messages, the first {@link MAX_OPS_IN_MESSAGE} of them. */
+function opList(ops: ReadonlySet<string>): string {
+  const names = [...ops];
+  const shown = names.slice(0, MAX_OPS_IN_MESSAGE).join(', ');
+  return names.length > MAX_OPS_IN_MESSAGE ? `${shown}, ... (${names.length} in all)` : shown;
+}
+
+/** The error a read of a storage from a failed submit throws. */
+function invalidError(cause: Error): InvalidTensorError {
+  if (cause instanceof InvalidTensorError) return cause;
+  return new InvalidTensorError(`webgpu: this tensor was written by work that failed, so its contents are undefined (${cause.name}: ${cause.message})`, { cause });
 }
 
 function padTo4(bytes: Uint8Array): Uint8Array {

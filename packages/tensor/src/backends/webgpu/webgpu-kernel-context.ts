@@ -1,6 +1,7 @@
 import type { WebGpuKernelContext } from '../../kernel-context.js';
 import type { Tensor } from '../../tensor.js';
 import { BaseKernelContext } from '../base-kernel-context.js';
+import type { IndexCheck } from './index-checks.js';
 import type { KernelProgram } from './program.js';
 import type { WebGpuBackend } from './webgpu-backend.js';
 import type { Uniforms } from './wgsl.js';
@@ -30,7 +31,12 @@ export class WebGpuContext extends BaseKernelContext implements WebGpuKernelCont
       outputs.map((t) => t.liveStorage(program.key)),
       uniforms.data(),
       workgroups,
+      uniforms.checkSlot,
     );
+  }
+
+  indexCheck(check: IndexCheck): number {
+    return this.gpu.indexCheck(check);
   }
 
   copy(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteSize: number): void {

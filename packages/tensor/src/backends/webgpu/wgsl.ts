@@ -36,6 +36,17 @@ type Field = { name: string; kind: 'u32' | 'i32' | 'f32'; value: number } | { na
  */
 export class Uniforms {
   private fields: Field[] = [];
+  /** Error-buffer slot of a kernel that checks indices (set by {@link Uniforms.indexSlot}). */
+  checkSlot: number | undefined;
+
+  /**
+   * Adds the u32 field `errSlot`, the slot from `ctx.indexCheck(...)` that the kernel
+   * passes to `report_bad_index(u.errSlot, position, value)`.
+   */
+  indexSlot(slot: number): this {
+    this.checkSlot = slot;
+    return this.u32('errSlot', slot);
+  }
 
   /** Adds an unsigned 32-bit field `name`. */
   u32(name: string, value: number): this {

@@ -1,4 +1,5 @@
 import type { Tensor } from '../../../tensor.js';
+import { IndexError } from '../../../errors.js';
 import type { CpuKernelContext } from '../../../kernel-context.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-data.js';
@@ -92,7 +93,7 @@ export function registerCpuFusedKernels(): void {
       }
       if (label < 0 || label >= c) {
         out.dispose();
-        throw new RangeError(`crossEntropy: label ${label} at row ${r} is out of range for ${c} classes (ignoreIndex ${ignoreIndex})`);
+        throw new IndexError('crossEntropy', x.shape, label, r, c, 'classes', `; ignoreIndex ${ignoreIndex}`);
       }
       let max = -Infinity;
       for (let j = 0; j < c; j++) max = Math.max(max, xv[r * c + j]);

@@ -1,4 +1,5 @@
 import { f16BitsToF32, f32ToF16Bits } from '../../../math.js';
+import { IndexError } from '../../../errors.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-data.js';
 
@@ -57,7 +58,7 @@ export function registerCpuLayoutKernels(): void {
       const row = iv[r];
       if (row < 0 || row >= x.shape[0]) {
         out.dispose();
-        throw new RangeError(`gather: index ${row} at position ${r} is out of range for ${x.shape[0]} rows`);
+        throw new IndexError('gather', x.shape, row, r, x.shape[0], 'rows');
       }
       ov.set(xv.subarray(row * rowSize, (row + 1) * rowSize), r * rowSize);
     }
@@ -75,7 +76,10 @@ export function registerCpuLayoutKernels(): void {
     ov.fill(0);
     for (let r = 0; r < iv.length; r++) {
       const row = iv[r];
-      if (row < 0 || row >= numRows) continue;
+      if (row < 0 || row >= numRows) {
+        out.dispose();
+        throw new IndexError('scatterAdd', [numRows, ...rest], row, r, numRows, 'rows');
+      }
       for (let k = 0; k < rowSize; k++) ov[row * rowSize + k] += sv[r * rowSize + k];
     }
     return out;

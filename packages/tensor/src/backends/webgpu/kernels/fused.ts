@@ -1,6 +1,7 @@
 import type { OpName } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import type { Tensor } from '../../../tensor.js';
+import { indexCheckWgsl } from '../index-checks.js';
 import { program } from '../program.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
@@ -66,7 +67,7 @@ function rowKernel(
   op: OpName,
   inputNames: readonly [string, string][],
   body: string,
-  opts: { outShape?: (inputs: readonly Tensor[]) => number[]; rowsOf?: number; eps?: boolean; ignoreIndex?: boolean } = {},
+  opts: { outShape?: (inputs: readonly Tensor[]) => number[]; rowsOf?: number; eps?: boolean; ignoreIndex?: boolean; labelCheck?: string } = {},
 ) {
   return (inputs: readonly Tensor[], attrs: { eps?: number; ignoreIndex?: number }, ctx: WebGpuKernelContext): Tensor => {
     const shapeRef = inputs[opts.rowsOf ?? 0];
@@ -76,6 +77,10 @@ function rowKernel(
     const u = new Uniforms().u32('rows', rows).u32('w', w);
     if (opts.eps) u.f32('eps', attrs.eps!);
     if (opts.ignoreIndex) u.i32('ignoreIndex', attrs.ignoreIndex!);
+    // labelCheck names the op whose labels (the last input) index the classes `w`.
+    if (opts.labelCheck) {
+      u.indexSlot(ctx.indexCheck({ op: opts.labelCheck, shape: shapeRef.shape, limit: w, what: 'classes', detail: `; ignoreIndex ${attrs.ignoreIndex}` }));
+    }
     const wide = w > ROW_WG;
     const header = wide
       ? `@compute @workgroup_size(${ROW_WG})
@@ -86,14 +91,21 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       : `${elementMain(WG, 'u.rows')}
   let row = i;
   let tid = 0u;`;
-    const prog = program(`rows/${op}/${wide ? 'wg' : 'thread'}`, inputNames.length, 1, () => `${WGSL_SPECIAL}
+    const prog = program(
+      `rows/${op}/${wide ? 'wg' : 'thread'}`,
+      inputNames.length,
+      1,
+      () => `${WGSL_SPECIAL}
 ${storageBindings(inputNames, [['out', 'f32']])}
 ${u.declaration(inputNames.length + 1)}
+${opts.labelCheck ? indexCheckWgsl(inputNames.length + 2) : ''}
 ${rowPrelude(wide)}
 ${header}
   let o = row * u.w;
 ${expandLoops(body, wide)}
-}`);
+}`,
+      { indexChecks: opts.labelCheck !== undefined },
+    );
     ctx.dispatch(prog, inputs, [out], u, wide ? rowGrid(rows) : grid(rows, WG));
     return out;
   };
@@ -132,8 +144,9 @@ export function registerWebGpuFusedKernels(): void {
   FOR(j) { s = s + dy[o + j]; }
   s = rsum(s, tid);
   FOR(j) { out[o + j] = dy[o + j] - exp(y[o + j]) * s; }`));
-  // Out-of-range labels give NaN on webgpu (the cpu backend throws). The row statistics
-  // are computed for every row so that barriers stay in uniform control flow.
+  // An out-of-range label gives NaN and is flagged (the next readback throws IndexError,
+  // as the cpu kernel does at once). The row statistics are computed for every row so
+  // that barriers stay in uniform control flow.
   registerKernel(
     'CrossEntropy',
     'webgpu',
@@ -146,12 +159,13 @@ export function registerWebGpuFusedKernels(): void {
     if (label == u.ignoreIndex) {
       out[row] = 0.0;
     } else if (label < 0 || u32(label) >= u.w) {
+      report_bad_index(u.errSlot, row, label);
       out[row] = nan_();
     } else {
       out[row] = mx + log(se) - x[o + u32(label)];
     }
   }`,
-      { outShape: (inputs) => [inputs[0].shape[0]], ignoreIndex: true },
+      { outShape: (inputs) => [inputs[0].shape[0]], ignoreIndex: true, labelCheck: 'crossEntropy' },
     ),
   );
   registerKernel(

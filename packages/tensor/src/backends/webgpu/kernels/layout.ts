@@ -1,5 +1,6 @@
 import { registerKernel } from '../../../registry.js';
 import { sizeOf } from '../../../shape.js';
+import { indexCheckWgsl } from '../index-checks.js';
 import { program } from '../program.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { fillTensor } from './creation.js';
@@ -60,17 +61,29 @@ ${elementMain(WG, 'u.size')}
     const rowSize = sizeOf(x.shape.slice(1));
     const out = ctx.output([...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
     const T = wgslType(x.dtype);
-    const u = new Uniforms().u32('size', out.size).u32('rowSize', rowSize).u32('rows', x.shape[0]);
-    const prog = program(`gather/${T}`, 2, 1, () => `${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
+    const slot = ctx.indexCheck({ op: 'gather', shape: x.shape, limit: x.shape[0], what: 'rows' });
+    const u = new Uniforms().u32('size', out.size).u32('rowSize', rowSize).u32('rows', x.shape[0]).indexSlot(slot);
+    const prog = program(
+      `gather/${T}`,
+      2,
+      1,
+      () => `${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
 ${u.declaration(3)}
+${indexCheckWgsl(4)}
 ${elementMain(WG, 'u.size')}
   let r = i / u.rowSize;
   let c = i % u.rowSize;
   let row = idx[r];
-  // Out-of-range rows read zeros (WGSL cannot raise); the cpu backend throws instead.
-  if (row < 0 || u32(row) >= u.rows) { out[i] = ${T}(0); return; }
+  // WGSL cannot raise: flag the index (the next readback throws IndexError) and write 0.
+  if (row < 0 || u32(row) >= u.rows) {
+    if (c == 0u) { report_bad_index(u.errSlot, r, row); }
+    out[i] = ${T}(0);
+    return;
+  }
   out[i] = xs[u32(row) * u.rowSize + c];
-}`);
+}`,
+      { indexChecks: true },
+    );
     ctx.dispatch(prog, [x, idx], [out], u, grid(out.size, WG));
     return out;
   });
@@ -83,14 +96,23 @@ ${elementMain(WG, 'u.size')}
     const rowSize = sizeOf(rest);
     const out = ctx.output([numRows, ...rest], 'f32', 'scatterAdd');
     fillTensor(ctx, out, 0);
-    const u = new Uniforms().u32('size', src.size).u32('rowSize', rowSize).u32('rows', numRows);
-    const prog = program('scatterAdd/f32', 2, 1, () => `${storageBindings([['src', 'f32'], ['idx', 'i32']], [['out', 'atomic<u32>']])}
+    const slot = ctx.indexCheck({ op: 'scatterAdd', shape: [numRows, ...rest], limit: numRows, what: 'rows' });
+    const u = new Uniforms().u32('size', src.size).u32('rowSize', rowSize).u32('rows', numRows).indexSlot(slot);
+    const prog = program(
+      'scatterAdd/f32',
+      2,
+      1,
+      () => `${storageBindings([['src', 'f32'], ['idx', 'i32']], [['out', 'atomic<u32>']])}
 ${u.declaration(3)}
+${indexCheckWgsl(4)}
 ${elementMain(WG, 'u.size')}
   let r = i / u.rowSize;
   let c = i % u.rowSize;
   let row = idx[r];
-  if (row < 0 || u32(row) >= u.rows) { return; }
+  if (row < 0 || u32(row) >= u.rows) {
+    if (c == 0u) { report_bad_index(u.errSlot, r, row); }
+    return;
+  }
   let at_ = u32(row) * u.rowSize + c;
   let v = src[i];
   var old = atomicLoad(&out[at_]);
@@ -99,7 +121,9 @@ ${elementMain(WG, 'u.size')}
     if (res.exchanged) { break; }
     old = res.old_value;
   }
-}`);
+}`,
+      { indexChecks: true },
+    );
     ctx.dispatch(prog, [src, idx], [out], u, grid(src.size, WG));
     return out;
   });
