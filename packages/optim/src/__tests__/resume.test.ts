@@ -74,13 +74,13 @@ describe('save at step 3, resume into a fresh optimizer, bit-identical parameter
     const other = makeParams(backend);
     const wrongShape = [other[0], other[1], tensor(new Float32Array(7), [7], { backend, requiresGrad: true })];
     const fresh = makeOptimizer('adamw', wrongShape);
-    expect(() => fresh.loadStateDict(sd)).toThrow(/state\[2\]\.expAvg is f32 \[2,3\].*p2 is f32 \[7\]/);
+    expect(() => fresh.loadStateDict(sd)).toThrow(/state\[2\] \(parameter p2\)\.expAvg is f32 \[2,3\] \(6 values\), expected f32 \[7\]/);
     expect(fresh.state.size).toBe(0);
 
     // Hyperparameters come from the state dict (as in PyTorch), so buffers must match them.
     const partial = makeOptimizer('adamw', other);
     const missing = { ...sd, state: { ...sd.state, 0: { step: 1, buffers: { expAvg: sd.state[0].buffers.expAvg } } } };
-    expect(() => partial.loadStateDict(missing)).toThrow(/state\[0\] has buffers \[expAvg\], expected \[expAvg,expAvgSq\]/);
+    expect(() => partial.loadStateDict(missing)).toThrow(/state\[0\] \(parameter p0\) has buffers \[expAvg\], expected \[expAvg,expAvgSq\]/);
     expect(() => makeOptimizer('lion', other).loadStateDict(sd)).toThrow(/state dict is for optimizer 'AdamW'/);
     for (const o of [opt, fresh, partial]) o.disposeState();
     for (const p of [...params, ...wrongShape, other[2]]) p.dispose();
