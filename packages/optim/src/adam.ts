@@ -114,7 +114,7 @@ export class Adam extends Optimizer<AdamHyper> {
   }
 
   protected validate(h: AdamHyper, where: string): void {
-    validateAdamHyper('Adam', h, where);
+    validateAdamHyper(this.optimizerName, h, where);
   }
 }
 
@@ -135,6 +135,6 @@ export class AdamW extends Optimizer<AdamHyper> {
   }
 
   protected validate(h: AdamHyper, where: string): void {
-    validateAdamHyper('AdamW', h, where);
+    validateAdamHyper(this.optimizerName, h, where);
   }
 }
