@@ -1,7 +1,7 @@
 import { tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { NonFiniteGradientError, StepInFlightError, cosineWithWarmup } from '../index.js';
+import { NonFiniteGradientError, type SchedulerStateDict, StepInFlightError, cosineWithWarmup } from '../index.js';
 import { golden, makeOptimizer, makeParams, readAll, setGrads } from './helpers.js';
 
 beforeAll(async () => {
@@ -66,7 +66,7 @@ describe('hyperparameters are checked at every step', () => {
       [{ ...good, lastStep: 1.5 }, /lastStep must be a non-negative integer, got 1.5/],
       [{ ...good, lastStep: NaN }, /lastStep must be a non-negative integer, got NaN/],
       [{ ...good, baseLrs: [0.01] }, /baseLrs has 1 entries, the optimizer has 2 groups/],
-    ] as const) {
+    ] as [SchedulerStateDict, RegExp][]) {
       expect(() => sched.loadStateDict(bad)).toThrow(msg);
       expect(sched.getLastLr()).toEqual(lrs);
       expect(sched.stateDict()).toEqual(good);
