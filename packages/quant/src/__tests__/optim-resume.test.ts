@@ -60,7 +60,7 @@ function expectSameState(a: OptimizerStateDict, b: OptimizerStateDict, label: st
     for (const [n, buf] of Object.entries(st.buffers)) {
       expect(other.buffers[n].dtype).toBe(buf.dtype);
       const x = buf.data instanceof Float32Array ? bits(buf.data) : Array.from(buf.data);
-      const y = other.buffers[n].data instanceof Float32Array ? bits(other.buffers[n].data as Float32Array) : Array.from(other.buffers[n].data);
+      const y = other.buffers[n].data instanceof Float32Array ? bits(other.buffers[n].data) : Array.from(other.buffers[n].data);
       expect(y, `${label} state[${k}].${n}`).toEqual(x);
     }
   }
