@@ -46,3 +46,4 @@ export {
 } from './schedules.js';
 export { clipGradNorm, clipGradNormReport, type ClipGradNormOptions, type ClipReport } from './clip.js';
 export { GradientAccumulator } from './accumulate.js';
+export { flattenOptimizerState, unflattenOptimizerState, type FlatOptimizerState, type FlatOptimizerMeta } from './state-flat.js';

@@ -1,7 +1,7 @@
 import { type BackendName, DTypeError, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, cosineWithWarmup } from '../index.js';
+import { AdamW, cosineWithWarmup, flattenOptimizerState, unflattenOptimizerState } from '../index.js';
 import { golden, makeOptimizer, makeParams, readAll, setGrads } from './helpers.js';
 
 beforeAll(async () => {
@@ -154,5 +154,26 @@ describe('save at step 3, resume into a fresh optimizer, bit-identical parameter
     expect((await opt.stateDict()).state[1].step).toBe(1);
     for (const o of [opt, other]) o.disposeState();
     for (const p of [...f32, ...f64]) p.dispose();
+  });
+
+  it('flattened state: tensors named by parameter, JSON metadata; missing or extra tensors are named', async () => {
+    const backend = backendsUnderTest()[0];
+    const params = makeParams(backend);
+    const opt = makeOptimizer('adamw_amsgrad', params);
+    setGrads(params, 0, backend);
+    await opt.step();
+    opt.zeroGrad();
+    const sd = await opt.stateDict();
+    const { tensors, meta } = flattenOptimizerState(sd);
+    expect(Object.keys(tensors)).toEqual(['p0', 'p1', 'p2'].flatMap((n) => [`${n}.expAvg`, `${n}.expAvgSq`, `${n}.maxExpAvgSq`]));
+    expect(meta.params.p2).toEqual({ step: 1, buffers: ['expAvg', 'expAvgSq', 'maxExpAvgSq'] });
+    const back = unflattenOptimizerState({ tensors, meta: JSON.parse(JSON.stringify(meta)) as typeof meta });
+    expect(back.state[2].buffers.expAvg.data).toBe(sd.state[2].buffers.expAvg.data);
+    const { 'p1.expAvgSq': _gone, ...missing } = tensors;
+    expect(() => unflattenOptimizerState({ tensors: missing, meta })).toThrow(/unflattenOptimizerState: tensor 'p1.expAvgSq' is missing/);
+    expect(() => unflattenOptimizerState({ tensors: { ...tensors, 'p9.expAvg': tensors['p0.expAvg'] }, meta })).toThrow(/tensor 'p9.expAvg' belongs to no parameter buffer/);
+    expect(() => unflattenOptimizerState({ tensors, meta: { ...meta, params: { ...meta.params, q: { step: 1, buffers: [] } } } })).toThrow(/meta.params has 'q', which no group/);
+    opt.disposeState();
+    for (const p of params) p.dispose();
   });
 });

@@ -1,6 +1,16 @@
 import { type BackendName, type Tensor, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends, randomArray } from '@webpeft/test-utils';
-import { type AdamHyper, NonFiniteGradientError, type Optimizer, type OptimizerStateDict, StepInFlightError, cosineWithWarmup } from '@webpeft/optim';
+import {
+  type AdamHyper,
+  NonFiniteGradientError,
+  type Optimizer,
+  type OptimizerStateDict,
+  type SavedBuffer,
+  StepInFlightError,
+  cosineWithWarmup,
+  flattenOptimizerState,
+  unflattenOptimizerState,
+} from '@webpeft/optim';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Adam8bit, AdamW8bit, PagedAdamW, PagedAdamW8bit } from '../optim/index.js';
 import { uploadCodeTables } from './code-cache.js';
@@ -88,8 +98,14 @@ describe('8-bit and paged optimizers: save, restore into a fresh optimizer, cont
         const resumed = makeParams(backend, savedParams);
         const opt = make(name, resumed);
         const sched = cosineWithWarmup(opt, { warmupSteps: 1, totalSteps: TOTAL });
-        opt.loadStateDict(saved);
-        sched.loadStateDict(savedSched);
+        // Through the checkpoint form: named tensors (copied, as a file would) and JSON.
+        const flat = flattenOptimizerState(saved);
+        expect(Object.keys(flat.tensors).sort()).toEqual(
+          name.includes('8bit') ? ['lm_head.state8bit', 'model.embed.state8bit', 'model.norm.state1', 'model.norm.state2'] : NAMES.flatMap((n) => [`${n}.expAvg`, `${n}.expAvgSq`]).sort(),
+        );
+        const copied = Object.fromEntries(Object.entries(flat.tensors).map(([k, t]) => [k, { ...t, data: t.data.slice() } as SavedBuffer]));
+        opt.loadStateDict(unflattenOptimizerState({ tensors: copied, meta: JSON.parse(JSON.stringify(flat.meta)) as typeof flat.meta }));
+        sched.loadStateDict(JSON.parse(JSON.stringify(savedSched)) as typeof savedSched);
         expect(opt.paramGroups.map((g) => g.lr)).toEqual(saved.paramGroups.map((g) => g.lr));
         await run(opt, sched, resumed, SAVE_AT, TOTAL);
 
