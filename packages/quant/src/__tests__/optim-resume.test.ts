@@ -5,7 +5,6 @@ import {
   NonFiniteGradientError,
   type Optimizer,
   type OptimizerStateDict,
-  type SavedBuffer,
   StepInFlightError,
   cosineWithWarmup,
   flattenOptimizerState,
@@ -103,7 +102,7 @@ describe('8-bit and paged optimizers: save, restore into a fresh optimizer, cont
         expect(Object.keys(flat.tensors).sort()).toEqual(
           name.includes('8bit') ? ['lm_head.state8bit', 'model.embed.state8bit', 'model.norm.state1', 'model.norm.state2'] : NAMES.flatMap((n) => [`${n}.expAvg`, `${n}.expAvgSq`]).sort(),
         );
-        const copied = Object.fromEntries(Object.entries(flat.tensors).map(([k, t]) => [k, { ...t, data: t.data.slice() } as SavedBuffer]));
+        const copied = Object.fromEntries(Object.entries(flat.tensors).map(([k, t]) => [k, { ...t, data: t.data.slice() }]));
         opt.loadStateDict(unflattenOptimizerState({ tensors: copied, meta: JSON.parse(JSON.stringify(flat.meta)) as typeof flat.meta }));
         sched.loadStateDict(JSON.parse(JSON.stringify(savedSched)) as typeof savedSched);
         expect(opt.paramGroups.map((g) => g.lr)).toEqual(saved.paramGroups.map((g) => g.lr));
