@@ -1,4 +1,5 @@
-import { Optimizer, type OptimizerOptions } from './optimizer.js';
+import { Optimizer } from './optimizer.js';
+import { type OptimizerOptions, checkNonNegative, splitOptions } from './options.js';
 import type { UpdateRule } from './update-rule.js';
 import type { BaseHyper, ParamsInput } from './types.js';
 
@@ -84,13 +85,18 @@ export const adamL2Rule = adamRule(false);
 /** The AdamW update rule (decoupled weight decay). */
 export const adamwRule = adamRule(true);
 
-function validateAdam(name: string, h: AdamHyper, where: string): void {
-  if (!(h.lr >= 0)) throw new RangeError(`${name} ${where}: lr must be >= 0, got ${h.lr}`);
-  if (!(h.eps >= 0)) throw new RangeError(`${name} ${where}: eps must be >= 0, got ${h.eps}`);
-  if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
+/**
+ * Checks Adam-family hyperparameters (also used by the 8-bit and paged optimizers):
+ * lr, eps and weightDecay finite and >= 0, betas two numbers in [0, 1). Throws a
+ * RangeError naming the optimizer, where (`group 0`) and the field.
+ */
+export function validateAdamHyper(name: string, h: AdamHyper, where: string): void {
+  checkNonNegative(name, where, 'lr', h.lr);
+  checkNonNegative(name, where, 'eps', h.eps);
+  if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => typeof b === 'number' && b >= 0 && b < 1)) {
     throw new RangeError(`${name} ${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
   }
-  if (!(h.weightDecay >= 0)) throw new RangeError(`${name} ${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+  checkNonNegative(name, where, 'weightDecay', h.weightDecay);
 }
 
 /** Options of {@link Adam} / {@link AdamW}: hyperparameter defaults plus optimizer options. */
@@ -103,12 +109,12 @@ export type AdamOptions = Partial<AdamHyper> & OptimizerOptions;
  */
 export class Adam extends Optimizer<AdamHyper> {
   constructor(params: ParamsInput<AdamHyper>, options: AdamOptions = {}) {
-    const { skipNonFinite, ...hyper } = options;
-    super(adamL2Rule, params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite });
+    const [hyper, opts] = splitOptions(options);
+    super(adamL2Rule, params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...hyper }, opts);
   }
 
   protected validate(h: AdamHyper, where: string): void {
-    validateAdam('Adam', h, where);
+    validateAdamHyper(this.optimizerName, h, where);
   }
 }
 
@@ -122,12 +128,13 @@ export class Adam extends Optimizer<AdamHyper> {
  * loss.backward(); await opt.step(); opt.zeroGrad();
  */
 export class AdamW extends Optimizer<AdamHyper> {
-  constructor(params: ParamsInput<AdamHyper>, options: AdamOptions = {}) {
-    const { skipNonFinite, ...hyper } = options;
-    super(adamwRule, params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite });
+  /** `name`: the optimizer's name in errors (subclasses such as PagedAdamW pass their own). */
+  constructor(params: ParamsInput<AdamHyper>, options: AdamOptions = {}, name = 'AdamW') {
+    const [hyper, opts] = splitOptions(options);
+    super(adamwRule, params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper }, opts, name);
   }
 
   protected validate(h: AdamHyper, where: string): void {
-    validateAdam('AdamW', h, where);
+    validateAdamHyper(this.optimizerName, h, where);
   }
 }

@@ -4,9 +4,12 @@
  * Hugging Face learning-rate schedules; global-norm clipping; gradient accumulation.
  * @packageDocumentation
  */
-export { Optimizer, type OptimizerOptions } from './optimizer.js';
+export { Optimizer } from './optimizer.js';
+export { type OptimizerOptions, type NonFinitePolicy, splitOptions, checkNonNegative } from './options.js';
+export { NonFiniteGradientError, StepInFlightError } from './errors.js';
 export type {
   BaseHyper,
+  BufferLayout,
   FloatArray,
   NonFiniteParam,
   OptimizerStateDict,
@@ -16,6 +19,7 @@ export type {
   ParamsInput,
   SavedBuffer,
   SavedGroup,
+  SavedParamState,
   StepReport,
 } from './types.js';
 export type { UpdateRule, Scalars } from './update-rule.js';
@@ -23,7 +27,7 @@ export type { UpdateItem, OptimizerUpdateArgs, NonFiniteFlagsArgs } from './opti
 export { registerOptimizerOps } from './register.js';
 export { nonFiniteIndices } from './non-finite.js';
 export { SGD, sgdRule, type SgdHyper } from './sgd.js';
-export { Adam, AdamW, adamL2Rule, adamwRule, type AdamHyper, type AdamOptions } from './adam.js';
+export { Adam, AdamW, adamL2Rule, adamwRule, validateAdamHyper, type AdamHyper, type AdamOptions } from './adam.js';
 export { Lion, lionRule, type LionHyper } from './lion.js';
 export {
   LambdaLr,
@@ -40,5 +44,6 @@ export {
   type DecayOptions,
   type CosineOptions,
 } from './schedules.js';
-export { clipGradNorm } from './clip.js';
+export { clipGradNorm, clipGradNormReport, type ClipGradNormOptions, type ClipReport } from './clip.js';
 export { GradientAccumulator } from './accumulate.js';
+export { flattenOptimizerState, unflattenOptimizerState, type FlatOptimizerState, type FlatOptimizerMeta } from './state-flat.js';

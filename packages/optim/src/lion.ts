@@ -1,4 +1,5 @@
-import { Optimizer, type OptimizerOptions } from './optimizer.js';
+import { Optimizer } from './optimizer.js';
+import { type OptimizerOptions, checkNonNegative, splitOptions } from './options.js';
 import type { UpdateRule } from './update-rule.js';
 import type { BaseHyper, ParamsInput } from './types.js';
 
@@ -58,15 +59,15 @@ export const lionRule: UpdateRule<LionHyper> = {
  */
 export class Lion extends Optimizer<LionHyper> {
   constructor(params: ParamsInput<LionHyper>, options: Partial<LionHyper> & OptimizerOptions = {}) {
-    const { skipNonFinite, ...hyper } = options;
-    super(lionRule, params, { lr: 1e-4, betas: [0.9, 0.99], weightDecay: 0, ...hyper }, { skipNonFinite });
+    const [hyper, opts] = splitOptions(options);
+    super(lionRule, params, { lr: 1e-4, betas: [0.9, 0.99], weightDecay: 0, ...hyper }, opts);
   }
 
   protected validate(h: LionHyper, where: string): void {
-    if (!(h.lr >= 0)) throw new RangeError(`Lion ${where}: lr must be >= 0, got ${h.lr}`);
-    if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b <= 1)) {
+    checkNonNegative('Lion', where, 'lr', h.lr);
+    if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => typeof b === 'number' && b >= 0 && b <= 1)) {
       throw new RangeError(`Lion ${where}: betas must be two numbers in [0, 1], got ${JSON.stringify(h.betas)}`);
     }
-    if (!(h.weightDecay >= 0)) throw new RangeError(`Lion ${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+    checkNonNegative('Lion', where, 'weightDecay', h.weightDecay);
   }
 }

@@ -1,11 +1,15 @@
 import { type Backend, DTypeError, ShapeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
 import { hasInPlaceKernel, runInPlace } from '@webpeft/tensor/kernel';
+import { NonFiniteGradientError, StepInFlightError, describeParams } from './errors.js';
 import { nonFiniteIndices } from './non-finite.js';
+import { type NonFinitePolicy, type OptimizerOptions, checkNonNegative, resolveOptions } from './options.js';
+import { checkSavedState, matchSavedParams } from './state-load.js';
 import type { UpdateItem } from './optimizer-ops.js';
 import { registerOptimizerOps } from './register.js';
 import type { UpdateRule } from './update-rule.js';
 import type {
   BaseHyper,
+  BufferLayout,
   NonFiniteParam,
   OptimizerStateDict,
   ParamGroup,
@@ -14,17 +18,11 @@ import type {
   ParamsInput,
   SavedBuffer,
   SavedGroup,
+  SavedParamState,
   StepReport,
 } from './types.js';
 
-/** Options shared by every optimizer. */
-export interface OptimizerOptions {
-  /**
-   * Check gradients for NaN/infinity before updating and skip the whole step when any is
-   * found (default true). The check reads one flag per parameter back from the device.
-   */
-  skipNonFinite?: boolean;
-}
+export type { OptimizerOptions } from './options.js';
 
 /** One parameter to update in a step. */
 interface Entry {
@@ -36,54 +34,77 @@ interface Entry {
 
 /**
  * Base of all optimizers: parameter groups with their own hyperparameters, explicit
- * per-parameter state, `zeroGrad`, a non-finite gradient check that skips the step,
- * state dicts that resume a run bit for bit, and the update as the in-place op
- * `OptimizerUpdate` on the parameters' backend (cpu loops, or one fused WebGPU kernel
- * over many parameters).
+ * per-parameter state, `zeroGrad`, a non-finite gradient check with a policy
+ * (`nonFinite`), hyperparameters checked at every step, a guard against overlapping
+ * steps, state dicts keyed by parameter name that resume a run bit for bit, and the
+ * update as the in-place op `OptimizerUpdate` on the parameters' backend (cpu loops, or
+ * one fused WebGPU kernel over many parameters).
  *
  * Parameters are updated in place: the tensor objects and their storage stay the same.
+ * Subclasses with their own state storage (8-bit, paged) override `runStep` and the
+ * state hooks `stateLayout`, `saveParamState` and `restoreParamState`.
  */
 export abstract class Optimizer<H extends BaseHyper> {
-  /** The parameter groups; schedulers and users may change hyperparameters between steps. */
+  /** The parameter groups; schedulers and users may change hyperparameters between steps (checked at each step). */
   readonly paramGroups: ParamGroup<H>[] = [];
   /** State per parameter, created on the parameter's first update. */
   readonly state = new Map<Tensor, ParamState>();
-  /** Whether `step()` checks gradients and skips non-finite steps. */
+  /** Whether `step()` checks gradients for NaN/infinity (then `nonFinite` decides what happens). */
   skipNonFinite: boolean;
+  /** What a step with non-finite gradients does: skip, skip and warn, or throw. */
+  nonFinite: NonFinitePolicy;
+  /** Consecutive skipped steps after which the `'warn'` policy warns (and every as many more). */
+  warnAfterSkips: number;
   /** Count of steps skipped because of non-finite gradients. */
   skippedSteps = 0;
+  /** Skipped steps since the last applied one. */
+  consecutiveSkips = 0;
+  /** The optimizer's name in errors and reports (the update rule's name unless a subclass sets another). */
+  readonly optimizerName: string;
+  private readonly onWarning: (message: string) => void;
+  private inFlight = false;
 
   protected constructor(
     protected readonly rule: UpdateRule<H>,
     params: ParamsInput<H>,
     readonly defaults: H,
     options: OptimizerOptions = {},
+    optimizerName: string = rule.name,
   ) {
-    this.skipNonFinite = options.skipNonFinite ?? true;
+    this.optimizerName = optimizerName;
+    const o = resolveOptions(optimizerName, options);
+    this.skipNonFinite = o.skipNonFinite;
+    this.nonFinite = o.nonFinite;
+    this.warnAfterSkips = o.warnAfterSkips;
+    this.onWarning = o.onWarning;
     const specs: readonly ParamGroupSpec<H>[] = isTensorList(params) ? [{ params } as ParamGroupSpec<H>] : params;
-    if (specs.length === 0) throw new Error(`${rule.name}: no parameters given`);
+    if (specs.length === 0) throw new Error(`${optimizerName}: no parameters given`);
     for (const spec of specs) this.addParamGroup(spec);
   }
 
-  /** Checks one group's hyperparameters; throws naming the optimizer, group and field. */
+  /** Checks one group's hyperparameters; throws a RangeError naming the optimizer, group and field. */
   protected abstract validate(h: H, where: string): void;
 
-  /** Adds a group (hyperparameters left out take the defaults). */
+  /** Adds a group (hyperparameters left out take the defaults). Names must be unique over all groups. */
   addParamGroup(spec: ParamGroupSpec<H>): void {
+    const owner = this.optimizerName;
     const g = this.paramGroups.length;
     const { params, names, ...hyper } = spec;
     const group = { ...this.defaults, ...hyper, params: [...params], names: [] as string[] } as ParamGroup<H>;
     if (names && names.length !== params.length) {
-      throw new Error(`${this.rule.name}: group ${g} has ${params.length} params but ${names.length} names`);
+      throw new Error(`${owner}: group ${g} has ${params.length} params but ${names.length} names`);
     }
     const seen = new Set(this.paramGroups.flatMap((x) => x.params));
+    const seenNames = new Set(this.paramGroups.flatMap((x) => x.names));
     params.forEach((p, i) => {
-      if (seen.has(p)) throw new Error(`${this.rule.name}: parameter ${names?.[i] ?? `group ${g} param ${i}`} appears in more than one place`);
+      const name = names?.[i] ?? `group ${g} param ${i}`;
+      if (seen.has(p)) throw new Error(`${owner}: parameter ${name} appears in more than one place`);
+      if (seenNames.has(name) || group.names.includes(name)) throw new Error(`${owner}: parameter name '${name}' is given twice (names key the state dict)`);
       seen.add(p);
       if (p.dtype !== 'f32' && p.dtype !== 'f64') {
-        throw new DTypeError(`${this.rule.name}: parameter ${names?.[i] ?? i} of group ${g} is ${p.dtype}; optimizers update f32 (or f64 on cpu) parameters`);
+        throw new DTypeError(`${owner}: parameter ${name} of group ${g} is ${p.dtype}; optimizers update f32 (or f64 on cpu) parameters`);
       }
-      group.names.push(names?.[i] ?? `group ${g} param ${i}`);
+      group.names.push(name);
     });
     this.validate(group, `group ${g}`);
     this.paramGroups.push(group);
@@ -103,11 +124,62 @@ export abstract class Optimizer<H extends BaseHyper> {
   }
 
   /**
-   * Applies one update to every parameter that has a gradient. When `skipNonFinite` is
-   * on and any gradient holds a NaN or infinity, nothing changes and the report names
-   * the offending parameters. Await it before changing gradients or hyperparameters.
+   * Applies one update to every parameter that has a gradient. Before anything changes
+   * it checks every group's hyperparameters (a NaN or negative lr set by hand or by a
+   * scheduler's state is a RangeError naming the optimizer, group and field) and, when
+   * `skipNonFinite` is on, the gradients: with a NaN or infinity nothing changes and
+   * the `nonFinite` policy skips (the report names the parameters), warns after
+   * `warnAfterSkips` consecutive skips, or throws a `NonFiniteGradientError`.
+   *
+   * Await it before changing gradients or hyperparameters, and before the next step:
+   * a call while a step is in flight rejects with a `StepInFlightError` and changes
+   * nothing.
    */
   async step(): Promise<StepReport> {
+    this.assertIdle('step');
+    this.inFlight = true;
+    try {
+      this.paramGroups.forEach((g, gi) => this.validate(g, `group ${gi}`));
+      return await this.runStep();
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  /** Throws a `StepInFlightError` when a step is in flight. */
+  protected assertIdle(call: string): void {
+    if (this.inFlight) throw new StepInFlightError(this.optimizerName, call);
+  }
+
+  /**
+   * The gradient check and policy: resolves to a skip report when some gradient holds a
+   * NaN or infinity (counting the skip, warning per policy), throws under `'throw'`,
+   * and resolves to null (resetting the consecutive count) when all are finite or the
+   * check is off. Used by `runStep` and by subclasses that update parameters themselves.
+   */
+  async screenGradients(entries: readonly { group: number; index: number; grad: Tensor }[]): Promise<StepReport | null> {
+    if (!this.skipNonFinite) return null;
+    const bad: NonFiniteParam[] = (await nonFiniteIndices(entries.map((e) => e.grad))).map((i) => {
+      const e = entries[i];
+      return { group: e.group, index: e.index, name: this.paramGroups[e.group].names[e.index] };
+    });
+    if (bad.length === 0) {
+      this.consecutiveSkips = 0;
+      return null;
+    }
+    if (this.nonFinite === 'throw') throw new NonFiniteGradientError(this.optimizerName, bad);
+    this.skippedSteps++;
+    this.consecutiveSkips++;
+    const list = describeParams(bad);
+    if (this.nonFinite === 'warn' && this.consecutiveSkips % this.warnAfterSkips === 0) {
+      this.onWarning(`${this.optimizerName}: ${this.consecutiveSkips} consecutive steps skipped for non-finite gradients, last in ${list}`);
+    }
+    return { skipped: true, updated: 0, nonFinite: bad, message: `${this.optimizerName}: skipped step: non-finite gradients in ${list}` };
+  }
+
+  /** The step itself, after the in-flight guard and the hyperparameter check. */
+  protected async runStep(): Promise<StepReport> {
+    const owner = this.optimizerName;
     const entries: Entry[] = [];
     this.paramGroups.forEach((g, gi) =>
       g.params.forEach((param, index) => {
@@ -120,7 +192,7 @@ export abstract class Optimizer<H extends BaseHyper> {
     for (const e of entries) {
       if (e.grad.backend !== e.param.backend || e.grad.size !== e.param.size || e.grad.dtype !== e.param.dtype) {
         throw new ShapeError(
-          `${this.rule.name}: gradient of ${this.nameOf(e)} is ${e.grad.dtype} [${e.grad.shape}] on ${e.grad.backend.name}, parameter is ${e.param.dtype} [${e.param.shape}] on ${e.param.backend.name}`,
+          `${owner}: gradient of ${this.nameOf(e)} is ${e.grad.dtype} [${e.grad.shape}] on ${e.grad.backend.name}, parameter is ${e.param.dtype} [${e.param.shape}] on ${e.param.backend.name}`,
         );
       }
     }
@@ -128,17 +200,11 @@ export abstract class Optimizer<H extends BaseHyper> {
     // Refuse before anything changes, so a step is never half-applied across backends.
     const unsupported = entries.find((e) => !hasInPlaceKernel('OptimizerUpdate', e.param.backend.name));
     if (unsupported) {
-      throw new Error(`${this.rule.name}: parameter ${this.nameOf(unsupported)} is on backend '${unsupported.param.backend.name}', which has no optimizer update kernel`);
+      throw new Error(`${owner}: parameter ${this.nameOf(unsupported)} is on backend '${unsupported.param.backend.name}', which has no optimizer update kernel`);
     }
 
-    if (this.skipNonFinite) {
-      const bad = (await nonFiniteIndices(entries.map((e) => e.grad))).map((i) => this.describe(entries[i]));
-      if (bad.length > 0) {
-        this.skippedSteps++;
-        const list = bad.map((b) => `${b.name} (group ${b.group} param ${b.index})`).join(', ');
-        return { skipped: true, updated: 0, nonFinite: bad, message: `${this.rule.name}: skipped step: non-finite gradients in ${list}` };
-      }
-    }
+    const skipped = await this.screenGradients(entries);
+    if (skipped) return skipped;
 
     // One `OptimizerUpdate` per (backend, group, step count): items of one update share their scalars.
     const updates = new Map<string, { backend: Backend; group: number; step: number; items: UpdateItem[] }>();
@@ -157,7 +223,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       runInPlace('OptimizerUpdate', { rule: this.rule, hyper: h, scalars: this.rule.scalars(h, u.step), items: u.items }, u.backend);
       for (const it of u.items) this.state.get(it.param)!.step++;
     }
-    return { skipped: false, updated: entries.length, nonFinite: [], message: `${this.rule.name}: updated ${entries.length} parameters` };
+    return { skipped: false, updated: entries.length, nonFinite: [], message: `${owner}: updated ${entries.length} parameters` };
   }
 
   /** The state of `param`, created (zeros, tagged 'optimizer') on first use. */
@@ -173,34 +239,53 @@ export abstract class Optimizer<H extends BaseHyper> {
     }
     const missing = this.rule.stateNames(h).find((n) => !st.buffers[n]);
     if (missing) {
-      throw new Error(`${this.rule.name}: state of a parameter has no '${missing}' buffer; hyperparameters changed after its first step (e.g. amsgrad turned on)`);
+      throw new Error(`${this.optimizerName}: state of a parameter has no '${missing}' buffer; hyperparameters changed after its first step (e.g. amsgrad turned on)`);
     }
     return st;
-  }
-
-  private describe(e: Entry): NonFiniteParam {
-    return { group: e.group, index: e.index, name: this.paramGroups[e.group].names[e.index] };
   }
 
   private nameOf(e: Entry): string {
     return this.paramGroups[e.group].names[e.index];
   }
 
+  /** The buffers (name -> shape, dtype) a saved state of `param` must have under hyperparameters `h`. */
+  protected stateLayout(param: Tensor, h: H): Record<string, BufferLayout> {
+    return Object.fromEntries(this.rule.stateNames(h).map((n) => [n, { shape: [...param.shape], dtype: param.dtype as 'f32' | 'f64' }]));
+  }
+
+  /** Host copy of `param`'s state, or null when it has none yet (reads back from the device). */
+  protected async saveParamState(param: Tensor): Promise<SavedParamState | null> {
+    const st = this.state.get(param);
+    if (!st) return null;
+    const buffers: Record<string, SavedBuffer> = {};
+    for (const [n, t] of Object.entries(st.buffers)) {
+      buffers[n] = { shape: [...t.shape], dtype: t.dtype as 'f32' | 'f64', data: (await t.data()) as Float32Array | Float64Array };
+    }
+    return { step: st.step, buffers };
+  }
+
+  /** Installs a checked saved state on `param` (its buffers match `stateLayout`). */
+  protected restoreParamState(param: Tensor, saved: SavedParamState): void {
+    const buffers: Record<string, Tensor> = {};
+    for (const [n, b] of Object.entries(saved.buffers)) {
+      const data = b.dtype === 'f64' ? Float64Array.from(b.data) : Float32Array.from(b.data);
+      buffers[n] = keep(withMemoryTag('optimizer', () => tensor(data, param.shape, { dtype: b.dtype, backend: param.backend.name })));
+    }
+    this.state.set(param, { step: saved.step, buffers });
+  }
+
   /**
    * A snapshot of hyperparameters and state with host copies of every state tensor
-   * (reads back from the device), to save and later resume the run exactly.
+   * (reads back from the device), to save and later resume the run exactly. Groups
+   * carry their parameters' names, which key the state on load.
    */
   async stateDict(): Promise<OptimizerStateDict> {
+    this.assertIdle('stateDict');
     const state: OptimizerStateDict['state'] = {};
     const params = this.params;
     for (let i = 0; i < params.length; i++) {
-      const st = this.state.get(params[i]);
-      if (!st) continue;
-      const buffers: Record<string, SavedBuffer> = {};
-      for (const [n, t] of Object.entries(st.buffers)) {
-        buffers[n] = { shape: [...t.shape], dtype: t.dtype as 'f32' | 'f64', data: (await t.data()) as Float32Array | Float64Array };
-      }
-      state[i] = { step: st.step, buffers };
+      const saved = await this.saveParamState(params[i]);
+      if (saved) state[i] = saved;
     }
     let offset = 0;
     const paramGroups = this.paramGroups.map((g) => {
@@ -214,64 +299,36 @@ export abstract class Optimizer<H extends BaseHyper> {
 
   /**
    * Restores hyperparameters and state saved by `stateDict()` onto this optimizer's
-   * parameters (same group structure and shapes). Throws naming the first key that
-   * does not match; nothing changes then.
+   * parameters, matched by name within each group (so the order may differ). Checks
+   * everything first: optimizer type, group count, names, hyperparameters, step
+   * counts, buffer names, shapes and dtypes; throws naming the first mismatch and
+   * changes nothing then.
    */
   loadStateDict(sd: OptimizerStateDict): void {
-    const name = this.rule.name;
-    if (sd.optimizer !== name) throw new Error(`${name}.loadStateDict: state dict is for optimizer '${sd.optimizer}'`);
-    if (sd.paramGroups.length !== this.paramGroups.length) {
-      throw new Error(`${name}.loadStateDict: paramGroups has ${sd.paramGroups.length} groups, this optimizer has ${this.paramGroups.length}`);
-    }
-    const params = this.params;
-    const names = this.paramGroups.flatMap((g) => g.names);
-    const hypers: H[] = [];
-    sd.paramGroups.forEach((sg, g) => {
-      const own = this.paramGroups[g];
-      if (sg.params.length !== own.params.length) {
-        throw new Error(`${name}.loadStateDict: paramGroups[${g}].params has ${sg.params.length} entries, this group has ${own.params.length}`);
-      }
+    this.assertIdle('loadStateDict');
+    const owner = this.optimizerName;
+    if (sd?.optimizer !== this.rule.name) throw new Error(`${owner}.loadStateDict: state dict is for optimizer '${String(sd?.optimizer)}', this is ${this.rule.name}`);
+    const bySaved = matchSavedParams(owner, sd, this.paramGroups);
+    const hypers: H[] = sd.paramGroups.map((sg, g) => {
       const { params: _p, names: _n, ...hyper } = sg;
-      const h = { ...own, ...structuredClone(hyper) } as unknown as H;
+      const h = { ...this.paramGroups[g], ...structuredClone(hyper) } as unknown as H;
       this.validate(h, `paramGroups[${g}]`);
-      hypers.push(h);
+      const initialLr = (h as ParamGroup<H>).initialLr;
+      if (initialLr !== undefined) checkNonNegative(owner, `paramGroups[${g}]`, 'initialLr', initialLr);
+      return h;
     });
-    const groupOf = params.map((_, i) => sd.paramGroups.findIndex((sg) => sg.params.includes(i)));
-    const restored = new Map<Tensor, ParamState>();
+    const restored: [Tensor, SavedParamState][] = [];
     for (const [key, saved] of Object.entries(sd.state)) {
-      const i = Number(key);
-      const p = params[i];
-      if (!p || groupOf[i] < 0) throw new Error(`${name}.loadStateDict: state[${key}] names no parameter (there are ${params.length})`);
-      const expected = this.rule.stateNames(hypers[groupOf[i]]);
-      const got = Object.keys(saved.buffers);
-      if (expected.length !== got.length || expected.some((n) => !got.includes(n))) {
-        throw new Error(`${name}.loadStateDict: state[${key}] has buffers [${got}], expected [${expected}]`);
-      }
-      if (!Number.isInteger(saved.step) || saved.step < 0) throw new Error(`${name}.loadStateDict: state[${key}].step is ${saved.step}`);
-      for (const n of expected) {
-        const b = saved.buffers[n];
-        if (b.shape.join(',') !== p.shape.join(',') || b.data.length !== p.size || b.dtype !== p.dtype) {
-          throw new ShapeError(
-            `${name}.loadStateDict: state[${key}].${n} is ${b.dtype} [${b.shape}] (${b.data.length} values), parameter ${names[i]} is ${p.dtype} [${p.shape}]`,
-          );
-        }
-      }
-      restored.set(p, { step: saved.step, buffers: {} });
+      const own = bySaved.get(Number(key))!;
+      checkSavedState(owner, key, own.name, saved, this.stateLayout(own.param, hypers[own.group]));
+      restored.push([own.param, saved]);
     }
-    // Validated: now replace state and hyperparameters.
+    // Checked: now replace state and hyperparameters.
     this.disposeState();
-    for (const [p, st] of restored) {
-      const saved = sd.state[params.indexOf(p)];
-      for (const [n, b] of Object.entries(saved.buffers)) {
-        const data = b.dtype === 'f64' ? Float64Array.from(b.data) : Float32Array.from(b.data);
-        st.buffers[n] = keep(withMemoryTag('optimizer', () => tensor(data, p.shape, { dtype: b.dtype, backend: p.backend.name })));
-      }
-      this.state.set(p, st);
-    }
+    for (const [p, saved] of restored) this.restoreParamState(p, saved);
     hypers.forEach((h, g) => {
-      const own = this.paramGroups[g];
       const { params: _p, names: _n, ...hyper } = h as ParamGroup<H>;
-      Object.assign(own, hyper);
+      Object.assign(this.paramGroups[g], hyper);
     });
   }
 

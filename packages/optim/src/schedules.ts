@@ -48,10 +48,11 @@ export class LambdaLr {
     this.apply();
   }
 
-  /** Advances one step and sets the groups' learning rates. */
+  /** Advances one step and sets the groups' learning rates (a lambda giving a non-finite or negative lr throws, changing nothing). */
   step(): void {
+    const lrs = this.lrsAt(this.lastStep + 1, this.baseLrs, 'step');
     this.lastStep++;
-    this.apply();
+    this.set(lrs);
   }
 
   /** The learning rates last set, one per group. */
@@ -59,23 +60,51 @@ export class LambdaLr {
     return this.optimizer.paramGroups.map((g) => g.lr);
   }
 
+  /** The step count and base learning rates (JSON-able). */
   stateDict(): SchedulerStateDict {
     return { lastStep: this.lastStep, baseLrs: [...this.baseLrs] };
   }
 
-  /** Restores the step count and base lrs, and sets the lrs of that step. */
+  /**
+   * Restores the step count and base lrs, and sets the lrs of that step. Checks first:
+   * `lastStep` a non-negative integer, `baseLrs` one finite number >= 0 per group, and
+   * the resulting lrs finite and >= 0; throws a RangeError naming the field, and
+   * changes nothing then.
+   */
   loadStateDict(sd: SchedulerStateDict): void {
+    const where = 'LambdaLr.loadStateDict';
+    if (typeof sd !== 'object' || sd === null || !Array.isArray(sd.baseLrs)) throw new TypeError(`${where}: not a scheduler state dict (needs 'lastStep' and 'baseLrs')`);
     if (sd.baseLrs.length !== this.baseLrs.length) {
-      throw new Error(`LambdaLr.loadStateDict: baseLrs has ${sd.baseLrs.length} entries, the optimizer has ${this.baseLrs.length} groups`);
+      throw new Error(`${where}: baseLrs has ${sd.baseLrs.length} entries, the optimizer has ${this.baseLrs.length} groups`);
     }
+    if (typeof sd.lastStep !== 'number' || !Number.isInteger(sd.lastStep) || sd.lastStep < 0) {
+      throw new RangeError(`${where}: lastStep must be a non-negative integer, got ${String(sd.lastStep)}`);
+    }
+    sd.baseLrs.forEach((lr, i) => {
+      if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new RangeError(`${where}: baseLrs[${i}] must be a finite number >= 0, got ${String(lr)}`);
+    });
+    const lrs = this.lrsAt(sd.lastStep, sd.baseLrs, 'loadStateDict');
     this.lastStep = sd.lastStep;
     this.baseLrs.splice(0, this.baseLrs.length, ...sd.baseLrs);
-    this.apply();
+    this.set(lrs);
   }
 
   private apply(): void {
+    this.set(this.lrsAt(this.lastStep, this.baseLrs, 'constructor'));
+  }
+
+  /** The lrs at step `t`; throws a RangeError naming the group when one is not a finite number >= 0. */
+  private lrsAt(t: number, baseLrs: readonly number[], call: string): number[] {
+    return baseLrs.map((base, i) => {
+      const lr = base * this.lambdas[i](t);
+      if (!Number.isFinite(lr) || lr < 0) throw new RangeError(`LambdaLr.${call}: group ${i} lr at step ${t} is ${lr} (base lr ${base}); lrs must be finite and >= 0`);
+      return lr;
+    });
+  }
+
+  private set(lrs: readonly number[]): void {
     this.optimizer.paramGroups.forEach((g, i) => {
-      g.lr = this.baseLrs[i] * this.lambdas[i](this.lastStep);
+      g.lr = lrs[i];
     });
   }
 }

@@ -1,4 +1,5 @@
-import { Optimizer, type OptimizerOptions } from './optimizer.js';
+import { Optimizer } from './optimizer.js';
+import { type OptimizerOptions, checkNonNegative, splitOptions } from './options.js';
 import type { UpdateRule } from './update-rule.js';
 import type { BaseHyper, FloatArray, ParamsInput } from './types.js';
 
@@ -70,14 +71,15 @@ export const sgdRule: UpdateRule<SgdHyper> = {
  */
 export class SGD extends Optimizer<SgdHyper> {
   constructor(params: ParamsInput<SgdHyper>, options: Partial<SgdHyper> & OptimizerOptions = {}) {
-    const { skipNonFinite, ...hyper } = options;
-    super(sgdRule, params, { lr: 1e-3, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, maximize: false, ...hyper }, { skipNonFinite });
+    const [hyper, opts] = splitOptions(options);
+    super(sgdRule, params, { lr: 1e-3, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, maximize: false, ...hyper }, opts);
   }
 
   protected validate(h: SgdHyper, where: string): void {
-    if (!(h.lr >= 0)) throw new RangeError(`SGD ${where}: lr must be >= 0, got ${h.lr}`);
-    if (!(h.momentum >= 0)) throw new RangeError(`SGD ${where}: momentum must be >= 0, got ${h.momentum}`);
-    if (!(h.weightDecay >= 0)) throw new RangeError(`SGD ${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+    checkNonNegative('SGD', where, 'lr', h.lr);
+    checkNonNegative('SGD', where, 'momentum', h.momentum);
+    checkNonNegative('SGD', where, 'dampening', h.dampening);
+    checkNonNegative('SGD', where, 'weightDecay', h.weightDecay);
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
       throw new RangeError(`SGD ${where}: nesterov needs momentum > 0 and dampening 0 (got momentum ${h.momentum}, dampening ${h.dampening})`);
     }

@@ -62,23 +62,41 @@ export interface StepReport {
   message: string;
 }
 
-/** A state tensor copied to the host, JSON-able apart from the typed array. */
+/**
+ * A state tensor copied to the host, JSON-able apart from the typed array: f32/f64
+ * moments, or u32 words of packed 8-bit states (`shape` `[n]`).
+ */
 export interface SavedBuffer {
   shape: number[];
-  dtype: 'f32' | 'f64';
-  data: Float32Array | Float64Array;
+  dtype: 'f32' | 'f64' | 'u32';
+  data: Float32Array | Float64Array | Uint32Array;
 }
 
-/** A parameter group in a state dict: hyperparameters and the flat indices of its parameters. */
+/** The saved state of one parameter: its update count and host copies of its state tensors. */
+export interface SavedParamState {
+  step: number;
+  buffers: Record<string, SavedBuffer>;
+}
+
+/** Shape and dtype a saved state buffer must have to be loaded onto a parameter. */
+export interface BufferLayout {
+  shape: number[];
+  dtype: SavedBuffer['dtype'];
+}
+
+/** A parameter group in a state dict: hyperparameters, the flat indices of its parameters and their names. */
 export type SavedGroup = Record<string, unknown> & { params: number[]; names: string[] };
 
 /**
  * Everything needed to resume an optimizer exactly: hyperparameters per group and, per
- * parameter (keyed by its flat index over the groups, in order), the step count and
- * host copies of the state tensors.
+ * parameter (keyed by its flat index over the groups, in order, as PyTorch does), the
+ * step count and host copies of the state tensors. `paramGroups[g].names[j]` names the
+ * parameter of flat index `paramGroups[g].params[j]`; loading matches parameters by
+ * these names, so names given at construction (e.g. Hugging Face paths) key the state.
  */
 export interface OptimizerStateDict {
+  /** The update rule's name (`AdamW`, `Adam`, `SGD`, `Lion`, `AdamW8bit`, `Adam8bit`). */
   optimizer: string;
-  state: Record<number, { step: number; buffers: Record<string, SavedBuffer> }>;
+  state: Record<number, SavedParamState>;
   paramGroups: SavedGroup[];
 }

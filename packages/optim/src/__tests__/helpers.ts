@@ -1,6 +1,6 @@
 import type { BackendName, Tensor } from '@webpeft/tensor';
 import { tensor } from '@webpeft/tensor';
-import { Adam, AdamW, Lion, type Optimizer, SGD, type BaseHyper, type ParamGroupSpec } from '../index.js';
+import { Adam, AdamW, Lion, type Optimizer, type OptimizerOptions, SGD, type BaseHyper, type ParamGroupSpec } from '../index.js';
 import trajectories from './fixtures/optim-trajectories.json' with { type: 'json' };
 
 /** The PyTorch golden trajectories (tools/golden/optim.py). */
@@ -18,7 +18,7 @@ export function makeParams(backend: BackendName, values: readonly (readonly numb
 }
 
 /** An optimizer of fixture configuration `name` over `params`, in the fixture's two groups. */
-export function makeOptimizer(name: string, params: Tensor[], options: { skipNonFinite?: boolean } = {}): Optimizer<BaseHyper> {
+export function makeOptimizer(name: string, params: Tensor[], options: OptimizerOptions = {}): Optimizer<BaseHyper> {
   const cfg = golden.configs[name];
   const groups = golden.groups.map((idx, g) => ({ params: idx.map((i) => params[i]), names: idx.map((i) => `p${i}`), ...cfg.groups[g] }));
   const ctor = { SGD, Adam, AdamW, Lion }[cfg.optimizer];

@@ -7,7 +7,7 @@
  * per element instead of AdamW's 8. Smaller parameters keep fp32 states and
  * bitsandbytes' 32-bit Adam update.
  */
-import { type AdamHyper, Optimizer, type OptimizerOptions, type OptimizerStateDict, type ParamsInput } from '@webpeft/optim';
+import { type AdamHyper, type BufferLayout, Optimizer, type OptimizerOptions, type ParamsInput, type SavedParamState, splitOptions, validateAdamHyper } from '@webpeft/optim';
 import { type Backend, DTypeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
 import { runInPlace } from '@webpeft/tensor/kernel';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED } from '../code-tensors.js';
@@ -52,15 +52,13 @@ function qmapTensor(backend: Backend): Tensor {
 }
 
 function validate8bit(name: string, h: AdamHyper, where: string): void {
-  if (!(h.lr >= 0)) throw new RangeError(`${name} ${where}: lr must be >= 0, got ${h.lr}`);
-  if (!(h.eps >= 0)) throw new RangeError(`${name} ${where}: eps must be >= 0, got ${h.eps}`);
-  if (!Array.isArray(h.betas) || h.betas.length !== 2 || !h.betas.every((b) => b >= 0 && b < 1)) {
-    throw new RangeError(`${name} ${where}: betas must be two numbers in [0, 1), got ${JSON.stringify(h.betas)}`);
-  }
-  if (!(h.weightDecay >= 0)) throw new RangeError(`${name} ${where}: weightDecay must be >= 0, got ${h.weightDecay}`);
+  validateAdamHyper(name, h, where);
   if (h.amsgrad) throw new Error(`${name} ${where}: amsgrad is not supported by the 8-bit optimizers`);
   if (h.maximize) throw new Error(`${name} ${where}: maximize is not supported by the 8-bit optimizers`);
 }
+
+/** The saved buffer of an 8-bit state: the packed words (codes then absmax) of all blocks. */
+const STATE_8BIT = 'state8bit';
 
 /** Shared implementation of {@link AdamW8bit}, {@link Adam8bit} and {@link PagedAdamW8bit}. */
 abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
@@ -73,33 +71,42 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
   private readonly plan: { slots: number; slotBytes: number } | null;
 
   protected constructor(
-    private readonly optName: string,
+    optName: string,
     params: ParamsInput<AdamHyper>,
     defaults: AdamHyper,
-    options: OptimizerOptions & { min8bitSize?: number },
+    options: OptimizerOptions,
+    min8bitSize: number | undefined,
     paged: PagedOptions | null,
+    displayName: string = optName,
   ) {
-    super(bnbAdamRule(optName), params, defaults, options);
-    this.min8bitSize = options.min8bitSize ?? 4096;
-    this.plan = paged ? pagePlan(paged, optName) : null;
+    super(bnbAdamRule(optName), params, defaults, options, displayName);
+    if (min8bitSize !== undefined && (!Number.isInteger(min8bitSize) || min8bitSize < 1)) {
+      throw new RangeError(`${displayName}: min8bitSize must be a positive integer, got ${min8bitSize}`);
+    }
+    this.min8bitSize = min8bitSize ?? 4096;
+    this.plan = paged ? pagePlan(paged, displayName) : null;
   }
 
   protected validate(h: AdamHyper, where: string): void {
-    validate8bit(this.optName, h, where);
+    validate8bit(this.optimizerName, h, where);
   }
 
   private isPaged(p: Tensor): boolean {
     return this.plan !== null && p.backend.capabilities.deviceMemory && p.size >= PAGED_MIN_ELEMENTS;
   }
 
-  override async step() {
-    return splitStep(this, this.optName, () => super.step(), (p) => p.size >= this.min8bitSize, (e, h) => this.step8bit(e, h));
+  protected override async runStep() {
+    return splitStep(this, this.optimizerName, () => super.runStep(), (p) => this.is8bit(p), (e, h) => this.step8bit(e, h));
+  }
+
+  private is8bit(p: Tensor): boolean {
+    return p.size >= this.min8bitSize;
   }
 
   private stateFor(e: LargeEntry): QuantState {
     let st = this.quantState.get(e.param);
     if (!st) {
-      if (e.param.dtype !== 'f32') throw new DTypeError(`${this.optName}: parameter ${e.name} is ${e.param.dtype}; 8-bit states need f32 parameters`);
+      if (e.param.dtype !== 'f32') throw new DTypeError(`${this.optimizerName}: parameter ${e.name} is ${e.param.dtype}; 8-bit states need f32 parameters`);
       const blocks = Math.ceil(e.param.size / OPTIM_BLOCK);
       const n = blocks * WORDS_PER_BLOCK;
       st = this.isPaged(e.param)
@@ -131,7 +138,7 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
       const host = st.host!;
       const nb = st.blocks;
       const perPage = Math.floor(this.plan!.slotBytes / (WORDS_PER_BLOCK * 4));
-      if (perPage < 1) throw new RangeError(`${this.optName}: pageBytes ${this.plan!.slotBytes} holds no block (${WORDS_PER_BLOCK * 4} bytes)`);
+      if (perPage < 1) throw new RangeError(`${this.optimizerName}: pageBytes ${this.plan!.slotBytes} holds no block (${WORDS_PER_BLOCK * 4} bytes)`);
       for (let b0 = 0; b0 < nb; b0 += perPage) {
         const cnt = Math.min(perPage, nb - b0);
         const regions = [
@@ -160,13 +167,35 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
     if (pagedBackend && pages.length > 0) this.lastPagedStats = await streamPages(pagedBackend, pages, this.plan!.slots, this.plan!.slotBytes, 'u32');
   }
 
-  /**
-   * Not supported yet for quantized states (their codes and absmax are not plain f32
-   * buffers of the parameter's shape); throws when any parameter has one.
-   */
-  override async stateDict(): Promise<OptimizerStateDict> {
-    if (this.quantState.size > 0) throw new Error(`${this.optName}.stateDict: saving 8-bit optimizer states is not supported`);
-    return super.stateDict();
+  /** 8-bit parameters: one u32 buffer `state8bit` `[blocks * 130]` (codes of both moments, then their absmax). */
+  protected override stateLayout(param: Tensor, h: AdamHyper): Record<string, BufferLayout> {
+    if (!this.is8bit(param)) return super.stateLayout(param, h);
+    if (param.dtype !== 'f32') throw new DTypeError(`${this.optimizerName}.loadStateDict: parameter is ${param.dtype}; 8-bit states need f32 parameters`);
+    return { [STATE_8BIT]: { shape: [Math.ceil(param.size / OPTIM_BLOCK) * WORDS_PER_BLOCK], dtype: 'u32' } };
+  }
+
+  /** The packed words of an 8-bit state (read back from the device, or copied from host pages). */
+  protected override async saveParamState(param: Tensor): Promise<SavedParamState | null> {
+    const st = this.quantState.get(param);
+    if (!st) return super.saveParamState(param);
+    const data = st.words ? ((await st.words.data()) as Uint32Array) : st.host!.slice();
+    return { step: st.step, buffers: { [STATE_8BIT]: { shape: [data.length], dtype: 'u32', data } } };
+  }
+
+  /** Puts saved words back where this optimizer keeps them: device words, or host pages when paged. */
+  protected override restoreParamState(param: Tensor, saved: SavedParamState): void {
+    if (!this.is8bit(param)) {
+      super.restoreParamState(param, saved);
+      return;
+    }
+    const words = Uint32Array.from(saved.buffers[STATE_8BIT].data);
+    const blocks = words.length / WORDS_PER_BLOCK;
+    this.quantState.set(
+      param,
+      this.isPaged(param)
+        ? { step: saved.step, blocks, words: null, host: words }
+        : { step: saved.step, blocks, words: keep(withMemoryTag('optimizer', () => tensor(words, [words.length], { dtype: 'u32', backend: param.backend.name }))), host: null },
+    );
   }
 
   override disposeState(): void {
@@ -183,16 +212,16 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
  */
 export class AdamW8bit extends Blockwise8bitAdam {
   constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions = {}) {
-    const { skipNonFinite, min8bitSize, ...hyper } = options;
-    super('AdamW8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite, min8bitSize }, null);
+    const [{ min8bitSize, ...hyper }, opts] = splitOptions(options);
+    super('AdamW8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper }, opts, min8bitSize, null);
   }
 }
 
 /** bitsandbytes `Adam8bit`: {@link AdamW8bit} with weightDecay 0 by default (the same kernel). */
 export class Adam8bit extends Blockwise8bitAdam {
   constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions = {}) {
-    const { skipNonFinite, min8bitSize, ...hyper } = options;
-    super('Adam8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...hyper }, { skipNonFinite, min8bitSize }, null);
+    const [{ min8bitSize, ...hyper }, opts] = splitOptions(options);
+    super('Adam8bit', params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, amsgrad: false, maximize: false, ...hyper }, opts, min8bitSize, null);
   }
 }
 
@@ -203,13 +232,15 @@ export class Adam8bit extends Blockwise8bitAdam {
  */
 export class PagedAdamW8bit extends Blockwise8bitAdam {
   constructor(params: ParamsInput<AdamHyper>, options: Adam8bitOptions & PagedOptions) {
-    const { skipNonFinite, min8bitSize, deviceBudgetBytes, pageBytes, ...hyper } = options;
+    const [{ min8bitSize, deviceBudgetBytes, pageBytes, ...hyper }, opts] = splitOptions(options);
     super(
       'AdamW8bit',
       params,
       { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false, ...hyper },
-      { skipNonFinite, min8bitSize },
+      opts,
+      min8bitSize,
       { deviceBudgetBytes, pageBytes },
+      'PagedAdamW8bit',
     );
   }
 }

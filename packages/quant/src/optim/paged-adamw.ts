@@ -7,7 +7,7 @@
  * (`capabilities.deviceMemory` false: cpu) there is nothing to page (as in
  * bitsandbytes): it is AdamW.
  */
-import { AdamW, type AdamHyper, type AdamOptions, type OptimizerStateDict, type ParamsInput, adamwRule } from '@webpeft/optim';
+import { AdamW, type AdamHyper, type AdamOptions, type ParamsInput, type SavedParamState, adamwRule } from '@webpeft/optim';
 import type { Tensor } from '@webpeft/tensor';
 import { runInPlace } from '@webpeft/tensor/kernel';
 import { registerQuantOptimOps } from './register.js';
@@ -41,7 +41,7 @@ export class PagedAdamW extends AdamW {
 
   constructor(params: ParamsInput<AdamHyper>, options: PagedAdamWOptions) {
     const { deviceBudgetBytes, pageBytes, ...rest } = options;
-    super(params, rest);
+    super(params, rest, 'PagedAdamW');
     this.plan = pagePlan({ deviceBudgetBytes, pageBytes }, 'PagedAdamW');
   }
 
@@ -49,8 +49,8 @@ export class PagedAdamW extends AdamW {
     return p.backend.capabilities.deviceMemory && p.size >= PAGED_MIN_ELEMENTS;
   }
 
-  override async step() {
-    return splitStep(this, 'AdamW', () => super.step(), (p) => this.isPaged(p), (e, h) => this.stepPaged(e, h));
+  protected override async runStep() {
+    return splitStep(this, this.optimizerName, () => super.runStep(), (p) => this.isPaged(p), (e, h) => this.stepPaged(e, h));
   }
 
   private async stepPaged(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
@@ -66,7 +66,7 @@ export class PagedAdamW extends AdamW {
         this.hostState.set(e.param, st);
       }
       const missing = names.find((n) => !st.buffers[n]);
-      if (missing) throw new Error(`AdamW: state of ${e.name} has no '${missing}' buffer; hyperparameters changed after its first step`);
+      if (missing) throw new Error(`PagedAdamW: state of ${e.name} has no '${missing}' buffer; hyperparameters changed after its first step`);
       st.step++;
       const k = adamwRule.scalars(h, st.step);
       const perPage = Math.floor(this.plan.slotBytes / (4 * names.length));
@@ -94,34 +94,23 @@ export class PagedAdamW extends AdamW {
     this.lastPagedStats = await streamPages(backend, pages, this.plan.slots, this.plan.slotBytes, 'f32');
   }
 
-  /** AdamW's state dict, paged states included (same format as AdamW). */
-  override async stateDict(): Promise<OptimizerStateDict> {
-    const sd = await super.stateDict();
-    const params = this.params;
-    params.forEach((p, i) => {
-      const st = this.hostState.get(p);
-      if (!st) return;
-      sd.state[i] = {
-        step: st.step,
-        buffers: Object.fromEntries(Object.entries(st.buffers).map(([n, b]) => [n, { shape: [...p.shape], dtype: 'f32' as const, data: b.slice() }])),
-      };
-    });
-    return sd;
+  /** Paged parameters' host states, in AdamW's format (so AdamW and PagedAdamW load each other's state dicts). */
+  protected override async saveParamState(param: Tensor): Promise<SavedParamState | null> {
+    const st = this.hostState.get(param);
+    if (!st) return super.saveParamState(param);
+    return {
+      step: st.step,
+      buffers: Object.fromEntries(Object.entries(st.buffers).map(([n, b]) => [n, { shape: [...param.shape], dtype: 'f32' as const, data: b.slice() }])),
+    };
   }
 
-  /** Restores an AdamW/PagedAdamW state dict; paged parameters' states go back to host pages. */
-  override loadStateDict(sd: OptimizerStateDict): void {
-    super.loadStateDict(sd);
-    this.hostState.clear();
-    for (const p of this.params) {
-      const st = this.state.get(p);
-      if (!st || !this.isPaged(p)) continue;
-      const i = this.params.indexOf(p);
-      const saved = sd.state[i];
-      this.hostState.set(p, { step: st.step, buffers: Object.fromEntries(Object.entries(saved.buffers).map(([n, b]) => [n, Float32Array.from(b.data)])) });
-      for (const t of Object.values(st.buffers)) t.dispose();
-      this.state.delete(p);
+  /** Paged parameters' states go back to host pages; the others to device tensors as AdamW's. */
+  protected override restoreParamState(param: Tensor, saved: SavedParamState): void {
+    if (!this.isPaged(param)) {
+      super.restoreParamState(param, saved);
+      return;
     }
+    this.hostState.set(param, { step: saved.step, buffers: Object.fromEntries(Object.entries(saved.buffers).map(([n, b]) => [n, Float32Array.from(b.data)])) });
   }
 
   override disposeState(): void {

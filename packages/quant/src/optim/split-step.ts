@@ -3,7 +3,7 @@
  * paged) and leaves the others to the `@webpeft/optim` base class, with one
  * non-finite check over all of them first, so a skipped step changes nothing.
  */
-import { type BaseHyper, type NonFiniteParam, type Optimizer, type StepReport, nonFiniteIndices } from '@webpeft/optim';
+import type { BaseHyper, Optimizer, StepReport } from '@webpeft/optim';
 import { ShapeError, type Tensor } from '@webpeft/tensor';
 
 /** A parameter to update with its gradient and position. */
@@ -16,7 +16,7 @@ export interface LargeEntry {
 }
 
 /**
- * Runs one step: checks every gradient (when `opt.skipNonFinite`), then `baseStep()`
+ * Runs one step: checks every gradient (`opt.screenGradients`), then `baseStep()`
  * with the large parameters' gradients hidden, then `updateLarge` with them.
  * Hyperparameters are read before the first await, as the base class does.
  */
@@ -43,15 +43,9 @@ export async function splitStep<H extends BaseHyper>(
       );
     }
   }
-  if (opt.skipNonFinite) {
-    const bad = await nonFiniteIndices(all.map((e) => e.grad));
-    if (bad.length > 0) {
-      opt.skippedSteps++;
-      const nonFinite: NonFiniteParam[] = bad.map((i) => ({ group: all[i].group, index: all[i].index, name: all[i].name }));
-      const list = nonFinite.map((b) => `${b.name} (group ${b.group} param ${b.index})`).join(', ');
-      return { skipped: true, updated: 0, nonFinite, message: `${name}: skipped step: non-finite gradients in ${list}` };
-    }
-  }
+  // The policy (skip, warn, throw) is the base class's; nothing has changed yet.
+  const skipped = await opt.screenGradients(all);
+  if (skipped) return skipped;
   const skip = opt.skipNonFinite;
   for (const e of large) e.param.grad = null;
   opt.skipNonFinite = false;
