@@ -21,6 +21,7 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--eval-every', 'often', /--eval-every must be an integer >= 0; got 'often'/],
   ['--eval-batches', '0', /--eval-batches must be an integer >= 1; got '0'/],
   ['--backend', 'cuda', /--backend must be one of webgpu, cpu; got 'cuda'/],
+  ['--non-finite', 'ignore', /--non-finite must be one of warn, skip, throw; got 'ignore'/],
   ['--seed', '1e400', /--seed must be an integer >= 0; got '1e400'/],
   ['--max-new-tokens', '0', /--max-new-tokens must be an integer >= 1; got '0'/],
   ['--temperature', 'hot', /--temperature must be a non-negative number; got 'hot'/],

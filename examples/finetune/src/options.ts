@@ -11,6 +11,8 @@ export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 /** Compute backends. */
 export const BACKENDS = ['webgpu', 'cpu'] as const;
+/** What a step with a NaN or infinite gradient does (the optimizer's `nonFinite` policy). */
+export const NON_FINITE = ['warn', 'skip', 'throw'] as const;
 
 /** Options of the fine-tuning CLI (every one has a default). */
 export interface FinetuneOptions {
@@ -33,6 +35,8 @@ export interface FinetuneOptions {
   evalBatches: number;
   out: string;
   backend: (typeof BACKENDS)[number];
+  /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
+  nonFinite: (typeof NON_FINITE)[number];
   seed: number;
   prompt: string;
   maxNewTokens: number;
@@ -72,6 +76,7 @@ const SPECS: Spec[] = [
   { key: 'evalBatches', kind: 'posint', default: '4', help: 'held-out batches per evaluation' },
   { key: 'out', kind: 'string', default: '', defaultText: 'out/finetune-<method>', help: 'where the adapter (PEFT format) or the model goes' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
+  { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
   { key: 'prompt', kind: 'string', default: 'Mr. Speaker, Mr. Vice President, members of Congress,', help: 'prompt of the before/after samples' },
   { key: 'maxNewTokens', kind: 'posint', default: '40', help: 'sample length in tokens' },

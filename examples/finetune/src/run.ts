@@ -70,7 +70,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   log(`Trainable parameters: ${count(trainableCount)} of ${count(all)} (${((100 * trainableCount) / all).toFixed(2)}%), adapter ${mib(trainableCount * 4)} as f32`);
   trainable.train();
 
-  const optimizer = new AdamW(trainableParams, { lr: opts.lr, weightDecay: 0 });
+  const optimizer = new AdamW(trainableParams, { lr: opts.lr, weightDecay: 0, nonFinite: opts.nonFinite, onWarning: (message) => log(`  warning: ${message}`) });
   const schedule = makeSchedule(optimizer, opts);
   const rng = new SeededRandom(opts.seed + 7);
   const bar = new ProgressBar('train', opts.steps, out.progress);
