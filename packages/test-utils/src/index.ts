@@ -9,6 +9,7 @@ export { randomArray, randomInts, SeededRandom } from './random.js';
 export { gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { liveCounts, expectNoLeak } from './leak.js';
 export { takeData, takeArray, disposeAfterTest } from './take.js';
+export { sgdStep } from './sgd-step.js';
 export {
   type LeakSnapshot,
   LeakError,

@@ -1,6 +1,6 @@
 import { type LinearLike, Linear, type Module, isLinearLike } from '@webpeft/nn';
 import { type BackendName, type Tensor, add, assign, mean, mul, noGrad, square, sub, tensor, tidy, zeros } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, sgdStep, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type NewAdapter,
@@ -109,15 +109,7 @@ describe('a user-defined PEFT method through the public API', () => {
         const loss = lossOf();
         losses.push(await loss.item());
         loss.backward();
-        noGrad(() =>
-          tidy(() => {
-            for (const p of peft.trainableParameters()) {
-              assign(p, sub(p, mul(p.grad!, 0.5)));
-              p.grad!.dispose();
-              p.grad = null;
-            }
-          }),
-        );
+        sgdStep(peft.trainableParameters(), 0.5);
         loss.dispose();
       }
       expect(losses[4]).toBeLessThan(losses[0]);

@@ -1,6 +1,6 @@
 import { type CausalLMOutput, type Module, Linear, causalLMFromConfig, parseSafetensors, rawToTensor } from '@webpeft/nn';
-import { type BackendName, type Tensor, assign, manualSeed, mul, noGrad, sub, tensor, tidy } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomInts } from '@webpeft/test-utils';
+import { type BackendName, type Tensor, manualSeed, tensor, tidy } from '@webpeft/tensor';
+import { backendsUnderTest, expectClose, initBackends, sgdStep, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   type PromptLearningConfig,
@@ -110,15 +110,7 @@ describe('a user-defined prompt-learning method through the public API', () => {
           const mine = new Set(encoder.parameters());
           for (const p of peft.parameters()) expect(p.grad !== null, `grad of a ${mine.has(p) ? 'method' : 'base'} parameter`).toBe(mine.has(p));
         }
-        noGrad(() =>
-          tidy(() => {
-            for (const p of peft.trainableParameters()) {
-              assign(p, sub(p, mul(p.grad!, 0.5)));
-              p.grad!.dispose();
-              p.grad = null;
-            }
-          }),
-        );
+        sgdStep(peft.trainableParameters(), 0.5);
       }
       expect(losses[5], `losses ${losses.join(', ')}`).toBeLessThan(losses[0]);
 
