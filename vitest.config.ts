@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { playwright } from '@vitest/browser-playwright';
 import { defineConfig } from 'vitest/config';
+import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from './tools/chromium-webgpu.ts';
 
 // Dawn reads the Vulkan driver choice from the real environment before it loads.
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
@@ -26,21 +27,6 @@ const setupFiles = [src('./packages/test-utils/src/leak-check-setup.ts')];
 const include = ['packages/*/src/**/__tests__/**/*.test.ts', 'examples/*/__tests__/**/*.test.ts'];
 /** In CI a missing WebGPU adapter fails the run instead of skipping. */
 const requireWebGpu = process.env.CI === 'true' || process.env.CI === '1' || process.env.WEBPEFT_REQUIRE_WEBGPU === '1';
-
-const chromiumArgs = [
-  '--no-sandbox',
-  '--headless=new',
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--use-angle=swiftshader',
-  '--enable-features=Vulkan',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 export default defineConfig({
   test: {
@@ -84,7 +70,7 @@ export default defineConfig({
             enabled: true,
             headless: true,
             screenshotFailures: false,
-            provider: playwright({ launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: chromiumArgs } }),
+            provider: playwright({ launchOptions: { executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS] } }),
             instances: [{ browser: 'chromium' }],
           },
         },

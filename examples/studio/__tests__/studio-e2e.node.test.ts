@@ -1,0 +1,161 @@
+/**
+ * The studio end to end in real headless Chromium (Debian's, SwiftShader WebGPU): build
+ * the app with Vite, serve the build on 127.0.0.1, pick the default model, choose
+ * QLoRA, train a few steps (the loss chart fills and the loss falls), generate, download
+ * the adapter and the page's logits for the prompt, then load the downloaded adapter in
+ * Node with `loadPeftModel` on the same 4-bit base and compare logits. Screenshots of
+ * each stage go to `examples/studio/.screenshots/` (gitignored); a failing test attaches
+ * the page as it was. Any console error on the page fails the test.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
+import { type CausalLM, fromPretrained } from '@webpeft/nn';
+import { loadPeftModel, memoryFiles } from '@webpeft/peft';
+import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
+import { noGrad, tensor, tidy } from '@webpeft/tensor';
+import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
+import { unzipSync } from 'fflate';
+import { type Browser, type Page, chromium } from 'playwright';
+import { build } from 'vite';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../../../tools/chromium-webgpu.ts';
+import { serveFolder } from './static-server.ts';
+
+const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
+/** Where the screenshots of each stage go (gitignored). */
+const SHOTS = here('../.screenshots/');
+/** The page's logits (SwiftShader) vs Node's (Dawn on this machine's driver): same kernels, same 4-bit base; only float rounding differs. */
+const LOGITS_ABS_TOL = 1e-4;
+const LOGITS_REL_TOL = 1e-4;
+
+let outDir = '';
+let server: { url: string; close: () => Promise<void> } | null = null;
+let browser: Browser | null = null;
+
+beforeAll(async () => {
+  // quant keeps one copy of each code table per backend for the process: upload them
+  // before the per-test leak check takes its baseline.
+  for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
+  outDir = mkdtempSync(join(tmpdir(), 'webpeft-studio-'));
+  await build({ configFile: here('../vite.config.ts'), build: { outDir, emptyOutDir: true }, logLevel: 'warn' });
+  server = await serveFolder(outDir);
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS], headless: true });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (outDir) rmSync(outDir, { recursive: true, force: true });
+});
+
+/** Node's logits `[1, T, V]` for `ids` from the downloaded adapter on the default model quantized as the page did. */
+async function nodeLogits(files: Record<string, Uint8Array>, ids: number[]): Promise<ArrayLike<number>> {
+  const { model } = await fromPretrained(DEFAULT_MODEL_URL, { tokenizer: false });
+  let owner: { dispose(): void } = model;
+  try {
+    await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+    const peft = await loadPeftModel(model, memoryFiles(files));
+    owner = peft;
+    const logits = noGrad(() => tidy(() => (peft.model as CausalLM).forward({ inputIds: tensor(Int32Array.from(ids), [1, ids.length], { dtype: 'i32' }) }).logits));
+    try {
+      return await logits.data();
+    } finally {
+      logits.dispose();
+    }
+  } finally {
+    owner.dispose();
+  }
+}
+
+async function downloadOf(page: Page, buttonId: string): Promise<Buffer> {
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click(`#${buttonId}`)]);
+  return readFileSync(await download.path());
+}
+
+it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapter gives the same logits in Node', { timeout: 240_000 }, async ({ annotate, onTestFailed }) => {
+  expect(backendsUnderTest()).toContain('webgpu');
+  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const page = await context.newPage();
+  const consoleErrors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(m.text());
+  });
+  page.on('pageerror', (e) => consoleErrors.push(`page error: ${e.message}`));
+  const shot = async (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+  onTestFailed(async () => {
+    const path = join(SHOTS, 'failure.png');
+    await page.screenshot({ path, fullPage: true });
+    await annotate('the page when the test failed', { path, contentType: 'image/png' });
+  });
+  try {
+    await page.goto(server!.url);
+    // WebGPU is required: the page's own check must pass and enable the controls.
+    expect(await page.evaluate(() => 'gpu' in navigator)).toBe(true);
+    await expect.poll(() => page.isEnabled('#load-model'), { timeout: 30_000 }).toBe(true);
+    expect(await page.isHidden('#alert')).toBe(true);
+    await shot('1-start');
+
+    await page.check('input[name="model-source"][value="default"]');
+    await page.click('#load-model');
+    await expect.poll(() => page.textContent('#model-info'), { timeout: 60_000 }).toMatch(/llama, 2,410,176 parameters/);
+    await shot('2-model-loaded');
+
+    await page.selectOption('#method', 'qlora');
+    await page.fill('#rank', '8');
+    await page.fill('#alpha', '16');
+    await page.fill('#lr', '0.01');
+    await page.fill('#steps', '10');
+    await page.fill('#batch', '2');
+    await page.fill('#seq-len', '16');
+    await page.fill('#eval-every', '5');
+    await page.click('#sample-text');
+    await page.click('#train');
+    // The chart updates while training runs.
+    await expect.poll(async () => Number(await page.getAttribute('#loss-chart', 'data-points')), { timeout: 120_000 }).toBeGreaterThan(0);
+    await shot('3-training');
+    await expect.poll(() => page.textContent('#train-status'), { timeout: 150_000 }).toBe('done');
+    await shot('4-trained');
+    const losses = await page.$$eval('#loss-list li', (items) => items.map((li) => Number((li as HTMLElement).dataset.loss)));
+    expect(losses).toHaveLength(10);
+    for (const l of losses) expect(Number.isFinite(l)).toBe(true);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    expect(mean(losses.slice(-3))).toBeLessThan(mean(losses.slice(0, 3)));
+    const evals = [...((await page.textContent('#log')) ?? '').matchAll(/step (\d+): eval loss ([\d.]+)/g)].map((m) => Number(m[2]));
+    expect(evals.length).toBeGreaterThanOrEqual(3);
+    expect(evals[evals.length - 1]).toBeLessThan(evals[0]);
+    expect(Number(await page.getAttribute('#loss-chart', 'data-points'))).toBe(11); // step 0 (eval) + 10 steps
+
+    await page.fill('#prompt', 'Log of the sloop');
+    await page.fill('#new-tokens', '8');
+    await page.click('#generate');
+    await expect.poll(() => page.textContent('#out-adapted'), { timeout: 60_000 }).toMatch(/^Log of the sloop.+/);
+    const base = (await page.textContent('#out-base')) ?? '';
+    expect(base).toMatch(/^Log of the sloop/);
+    await shot('5-generated');
+
+    const zip = unzipSync(new Uint8Array(await downloadOf(page, 'download-adapter')));
+    expect(Object.keys(zip).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    const config = JSON.parse(new TextDecoder().decode(zip['adapter_config.json'])) as Record<string, unknown>;
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16 });
+    const page_ = JSON.parse((await downloadOf(page, 'download-logits')).toString('utf8')) as { inputIds: number[]; shape: number[]; logits: number[] };
+    expect(page_.shape).toEqual([1, page_.inputIds.length, 4096]);
+
+    const node = await nodeLogits(zip, page_.inputIds);
+    expect(node.length).toBe(page_.logits.length);
+    let worst = 0;
+    for (let i = 0; i < node.length; i++) worst = Math.max(worst, Math.abs(node[i] - page_.logits[i]) - LOGITS_REL_TOL * Math.abs(node[i]));
+    expect(worst).toBeLessThanOrEqual(LOGITS_ABS_TOL);
+
+    // The narrow layout: nothing wider than a 400 px viewport.
+    await page.setViewportSize({ width: 400, height: 800 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(400);
+    await shot('6-narrow');
+    expect(consoleErrors).toEqual([]);
+  } finally {
+    await context.close();
+  }
+});

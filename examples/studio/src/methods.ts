@@ -1,0 +1,73 @@
+/**
+ * Builds the chosen fine-tuning method on a freshly loaded base model, with the
+ * library's own configs: QLoRA quantizes the base to NF4 with double quantization and
+ * puts LoRA on top (as the finetune CLI does); DoRA is LoRA with `useDora`; IA3, prompt
+ * tuning and prefix tuning use their PEFT configs.
+ */
+import type { CausalLM } from '@webpeft/nn';
+import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, type PrefixTuningConfig, type PromptLearningModel, type PromptTuningConfig, getPeftModel } from '@webpeft/peft';
+import { quantizeModel } from '@webpeft/quant';
+import { StudioError } from './errors.js';
+import type { MethodName, TrainSettings } from './protocol.js';
+
+/** A model with adapters: a tuner model (LoRA family, IA3) or a prompt-learning model. */
+export type Adapted = { kind: 'tuner'; peft: PeftModel } | { kind: 'prompt'; peft: PromptLearningModel };
+
+/** The 4-bit config QLoRA quantizes with (NF4, double quantization), also used to reload a QLoRA base. */
+export const QLORA_QUANT = { quantType: 'nf4', doubleQuant: true } as const;
+
+/** Checks every setting before any model is built; throws naming the first bad one. */
+export function checkSettings(s: TrainSettings, maxPositions: number): void {
+  const positive: (keyof TrainSettings)[] = ['rank', 'steps', 'batch', 'seqLen', 'numVirtualTokens'];
+  for (const k of positive) {
+    const v = s[k] as number;
+    if (!Number.isInteger(v) || v < 1) throw new StudioError('invalid-setting', `${k} must be a whole number >= 1, got ${String(v)}`);
+  }
+  if (!(s.lr > 0 && s.lr < 1)) throw new StudioError('invalid-setting', `lr must be in (0, 1), got ${s.lr}`);
+  if (!(s.alpha > 0)) throw new StudioError('invalid-setting', `alpha must be > 0, got ${s.alpha}`);
+  if (!Number.isInteger(s.evalEvery) || s.evalEvery < 0) throw new StudioError('invalid-setting', `evalEvery must be a whole number >= 0, got ${s.evalEvery}`);
+  const virtual = s.method === 'prompt' ? s.numVirtualTokens : 0;
+  if (s.seqLen + virtual > maxPositions) throw new StudioError('invalid-setting', `seqLen ${s.seqLen}${virtual ? ` + ${virtual} virtual tokens` : ''} exceeds the model's ${maxPositions} positions`);
+}
+
+/** Module names from the targets field: `all-linear`, a comma list, or empty for the method's defaults. */
+export function parseTargets(text: string): string[] | string | undefined {
+  const names = text
+    .split(',')
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (names.length === 0) return undefined;
+  if (names.length === 1 && names[0] === ALL_LINEAR) return ALL_LINEAR;
+  return names;
+}
+
+/** Wraps `model` (quantized first for QLoRA) in `s.method`. */
+export async function attachMethod(model: CausalLM, s: TrainSettings): Promise<Adapted> {
+  if (s.method === 'qlora') await quantizeModel(model, QLORA_QUANT);
+  const targets = parseTargets(s.targets);
+  return build(model, s.method, s, targets);
+}
+
+function build(model: CausalLM, method: MethodName, s: TrainSettings, targets: string[] | string | undefined): Adapted {
+  switch (method) {
+    case 'lora':
+    case 'qlora':
+    case 'dora': {
+      const lora: LoraConfig = { peftType: 'LORA', r: s.rank, loraAlpha: s.alpha, targetModules: targets ?? ALL_LINEAR, useDora: method === 'dora' };
+      return { kind: 'tuner', peft: getPeftModel(model, lora) };
+    }
+    case 'ia3': {
+      const ia3: IA3Config = { peftType: 'IA3', ...(targets ? { targetModules: targets } : {}) };
+      return { kind: 'tuner', peft: getPeftModel(model, ia3) };
+    }
+    case 'prompt': {
+      // Rows of random vocabulary embeddings start the virtual tokens at the scale of real ones.
+      const prompt: PromptTuningConfig = { peftType: 'PROMPT_TUNING', numVirtualTokens: s.numVirtualTokens, promptTuningInit: 'SAMPLE_VOCAB' };
+      return { kind: 'prompt', peft: getPeftModel(model, prompt) };
+    }
+    case 'prefix': {
+      const prefix: PrefixTuningConfig = { peftType: 'PREFIX_TUNING', numVirtualTokens: s.numVirtualTokens };
+      return { kind: 'prompt', peft: getPeftModel(model, prefix) };
+    }
+  }
+}

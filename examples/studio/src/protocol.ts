@@ -1,0 +1,107 @@
+/**
+ * Messages between the studio page and its training worker. Requests carry an `id`
+ * and get exactly one `reply`; training streams `step`/`eval`/`state` events. Every
+ * payload is structured-cloneable (no tensors cross the boundary).
+ */
+
+/** Where the base model comes from. */
+export type ModelChoice =
+  /** The default model served with the app, at `url` (the page's `default-model/` folder). */
+  | { kind: 'default'; url: string }
+  /** A base URL of a Hugging Face folder (`config.json`, weights, `tokenizer.json` inside). */
+  | { kind: 'url'; url: string }
+  /** Files of a folder the user picked (`<input type=file webkitdirectory>`). */
+  | { kind: 'files'; files: File[] };
+
+/** The fine-tuning methods the studio offers. */
+export const METHODS = ['lora', 'qlora', 'dora', 'ia3', 'prompt', 'prefix'] as const;
+/** One of {@link METHODS}. */
+export type MethodName = (typeof METHODS)[number];
+
+/** Everything one training run needs; validated in the worker before anything is built. */
+export interface TrainSettings {
+  method: MethodName;
+  /** LoRA/DoRA/QLoRA rank. */
+  rank: number;
+  /** LoRA alpha (scaling = alpha / rank). */
+  alpha: number;
+  /** Comma-separated module names, or `all-linear`. Empty: the method's defaults (IA3). */
+  targets: string;
+  /** Virtual tokens of prompt and prefix tuning. */
+  numVirtualTokens: number;
+  lr: number;
+  steps: number;
+  batch: number;
+  seqLen: number;
+  /** Evaluate the held-out loss every this many steps (0: only before and after). */
+  evalEvery: number;
+  seed: number;
+  /** Training text (a pasted text, a .txt file, or the texts of a .jsonl file joined). */
+  text: string;
+}
+
+/** Kinds of failure the page explains in its own words. */
+export type StudioErrorKind = 'no-webgpu' | 'no-adapter' | 'out-of-memory' | 'unsupported-model' | 'malformed-file' | 'invalid-setting' | 'error';
+
+/** A failure, as it crosses to the page. */
+export interface StudioErrorInfo {
+  kind: StudioErrorKind;
+  message: string;
+  /** Device memory by tag at the failure (out of memory), bytes. */
+  memoryByTag?: Record<string, number>;
+}
+
+/** What a loaded model is, for the page. */
+export interface ModelInfo {
+  name: string;
+  modelType: string;
+  parameters: number;
+  vocabSize: number;
+  maxPositions: number;
+  /** GPU adapter description (vendor, architecture). */
+  adapter: string;
+}
+
+/** Page -> worker. */
+export type Request =
+  | { id: number; op: 'load'; model: ModelChoice }
+  | { id: number; op: 'train'; settings: TrainSettings }
+  | { id: number; op: 'generate'; prompt: string; maxNewTokens: number }
+  | { id: number; op: 'exportAdapter' }
+  | { id: number; op: 'loadAdapter'; files: Record<string, Uint8Array>; quantizedBase: boolean }
+  | { id: number; op: 'mergeAndExport' }
+  | { id: number; op: 'logits'; prompt: string };
+
+/** Training controls (no reply). */
+export type Control = { op: 'pause' } | { op: 'resume' } | { op: 'stop' };
+
+/** Results of each request op. */
+export interface Replies {
+  load: ModelInfo;
+  train: TrainSummary;
+  generate: { base: string; adapted: string };
+  exportAdapter: { files: Record<string, Uint8Array> };
+  loadAdapter: { method: string; trainable: number };
+  mergeAndExport: { files: Record<string, Uint8Array> };
+  logits: { inputIds: number[]; shape: number[]; logits: number[] };
+}
+
+/** How a training run ended. */
+export interface TrainSummary {
+  steps: number;
+  stopped: boolean;
+  evalBefore: number;
+  evalAfter: number;
+  seconds: number;
+  tokensPerSecond: number;
+  peakBytesByTag: Record<string, number>;
+}
+
+/** Worker -> page. */
+export type WorkerEvent =
+  | { type: 'reply'; id: number; ok: true; value: unknown }
+  | { type: 'reply'; id: number; ok: false; error: StudioErrorInfo }
+  | { type: 'log'; line: string }
+  | { type: 'state'; state: 'training' | 'paused' | 'idle' }
+  | { type: 'step'; step: number; total: number; loss: number; tokensPerSecond: number; etaSeconds: number; memoryByTag: Record<string, number> }
+  | { type: 'eval'; step: number; loss: number };

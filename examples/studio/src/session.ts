@@ -1,0 +1,253 @@
+/**
+ * What the worker holds between requests: the model source (files read once and kept),
+ * the tokenizer, and the current adapted model. Every training run and every adapter
+ * load starts from a freshly loaded base, so methods never stack on each other.
+ */
+import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, memoryTarget, openSource, saveSafetensors } from '@webpeft/nn';
+import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
+import { quantizeModel } from '@webpeft/quant';
+import { type Tensor, getBackend, init, narrow, noGrad, tensor, tidy } from '@webpeft/tensor';
+import { StudioError } from './errors.js';
+import { type Adapted, QLORA_QUANT, attachMethod, checkSettings } from './methods.js';
+import type { ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
+import { TrainControl, trainAdapted } from './training.js';
+
+/** Files of a model folder besides the weights that a merged export carries over. */
+const SIDE_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
+
+/** The worker's state and the operations behind each request. */
+export class StudioSession {
+  private source: ModelSource | null = null;
+  private tokenizer: Tokenizer | null = null;
+  private info: ModelInfo | null = null;
+  /** The base model without adapters (null while an adapted model holds it). */
+  private base: CausalLM | null = null;
+  private adapted: Adapted | null = null;
+  private quantized = false;
+  private initialised = false;
+  /** The run in progress, for pause/resume/stop. */
+  control: TrainControl | null = null;
+
+  constructor(private readonly emit: (e: WorkerEvent) => void) {}
+
+  /** Opens `choice`, reads the model and its tokenizer, and reports what it is. */
+  async load(choice: ModelChoice): Promise<ModelInfo> {
+    this.refuseWhileTraining('load a model');
+    if (!this.initialised) {
+      await init();
+      this.initialised = true;
+    }
+    const source = cachedSource(choice.kind === 'files' ? openSource(choice.files) : openSource(new URL(choice.url)));
+    const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : source.name;
+    const { model, tokenizer, rawConfig } = await fromPretrained(source);
+    if (!tokenizer) {
+      model.dispose();
+      throw new StudioError('malformed-file', `${name}: no tokenizer.json in the model folder (the studio needs it to read text)`);
+    }
+    this.dropModels();
+    this.source = source;
+    this.tokenizer = tokenizer;
+    this.base = model;
+    const cfg = model.config as { model_type: string; vocab_size: number; max_position_embeddings?: number; n_positions?: number };
+    const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    this.info = {
+      name,
+      modelType: String(rawConfig.model_type),
+      parameters: model.numParameters(),
+      vocabSize: cfg.vocab_size,
+      maxPositions: cfg.max_position_embeddings ?? cfg.n_positions ?? 1024,
+      adapter: adapter ? `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.trim() : 'unknown',
+    };
+    return this.info;
+  }
+
+  /** Trains a new adapter with `s` on a fresh base. */
+  async train(s: TrainSettings): Promise<Replies['train']> {
+    this.refuseWhileTraining('start another run');
+    const info = this.need();
+    checkSettings(s, info.maxPositions);
+    const ids = Int32Array.from(this.tokenizer!.encode(s.text, { addSpecialTokens: false }));
+    const model = await this.freshBase();
+    let adapted: Adapted;
+    try {
+      adapted = await attachMethod(model, s);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    this.adapted = adapted;
+    this.quantized = s.method === 'qlora';
+    const t = adapted.peft.getNbTrainableParameters();
+    this.emit({ type: 'log', line: `${s.method}: ${t.trainable.toLocaleString('en-US')} trainable of ${t.all.toLocaleString('en-US')} parameters; ${ids.length.toLocaleString('en-US')} tokens of text` });
+    this.control = new TrainControl();
+    try {
+      return await trainAdapted(adapted, ids, s, this.control, this.emit);
+    } finally {
+      this.control = null;
+    }
+  }
+
+  /** Greedy continuations of `prompt` from the base model and from the adapted one. */
+  async generate(prompt: string, maxNewTokens: number): Promise<Replies['generate']> {
+    this.refuseWhileTraining('generate');
+    const adapted = this.needAdapter();
+    const ids = this.promptIds(prompt);
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1) throw new StudioError('invalid-setting', `new tokens must be a whole number >= 1, got ${maxNewTokens}`);
+    const decode = (seq: number[]) => this.tokenizer!.decode(seq.slice(ids.length));
+    adapted.peft.eval();
+    if (adapted.kind === 'tuner') {
+      const model = adapted.peft.model as CausalLM;
+      const options = { maxNewTokens, doSample: false };
+      const withAdapter = await generate(model, [ids], options);
+      const without = await adapted.peft.disableAdapter(() => generate(model, [ids], options));
+      return { base: decode(without.sequences[0]), adapted: decode(withAdapter.sequences[0]) };
+    }
+    // Prompt learning changes the inputs, so its continuation runs the full forward per token.
+    const peft = adapted.peft;
+    return {
+      base: decode(await greedy((x) => peft.base_model.forward({ inputIds: x }).logits, ids, maxNewTokens)),
+      adapted: decode(await greedy((x) => peft.forward({ inputIds: x }).logits, ids, maxNewTokens)),
+    };
+  }
+
+  /** The adapter as PEFT files (`adapter_config.json`, `adapter_model.safetensors`). */
+  async exportAdapter(): Promise<Replies['exportAdapter']> {
+    this.refuseWhileTraining('export the adapter');
+    const dir = memoryFiles();
+    await this.needAdapter().peft.saveAdapter(dir);
+    return { files: Object.fromEntries(dir.files) };
+  }
+
+  /** Loads PEFT adapter files onto a fresh base (4-bit first when `quantizedBase`). */
+  async loadAdapter(files: Record<string, Uint8Array>, quantizedBase: boolean): Promise<Replies['loadAdapter']> {
+    this.refuseWhileTraining('load an adapter');
+    this.need();
+    const dir: AdapterSource = memoryFiles(files);
+    if (!(await dir.has('adapter_config.json')) || !(await dir.has('adapter_model.safetensors'))) {
+      throw new StudioError('malformed-file', `an adapter needs adapter_config.json and adapter_model.safetensors (got: ${Object.keys(files).join(', ') || 'no files'})`);
+    }
+    const config = await readAdapterConfig(dir);
+    const model = await this.freshBase();
+    try {
+      if (quantizedBase) await quantizeModel(model, QLORA_QUANT);
+      this.adapted = isPromptLearningType(config.peftType) ? { kind: 'prompt', peft: await loadPromptLearningModel(model, dir) } : { kind: 'tuner', peft: await loadPeftModel(model, dir) };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    this.quantized = quantizedBase;
+    return { method: config.peftType, trainable: this.adapted.peft.getNbTrainableParameters().trainable };
+  }
+
+  /**
+   * Merges the adapter into the base (a 4-bit base is dequantized first) and returns the
+   * merged model folder; the adapter is then restored from its own saved files, so the
+   * session keeps base and adapter side by side.
+   */
+  async mergeAndExport(): Promise<Replies['mergeAndExport']> {
+    this.refuseWhileTraining('merge');
+    const adapted = this.needAdapter();
+    if (adapted.kind === 'prompt') throw new StudioError('invalid-setting', `${adapted.peft.peftConfig.get('default')?.peftType ?? 'prompt learning'}: virtual tokens cannot be merged into the weights (PEFT cannot either); download the adapter instead`);
+    const { files: adapterFiles } = await this.exportAdapter();
+    const quantized = this.quantized;
+    const merged = (await adapted.peft.mergeAndUnload(quantized ? { dequantize: true } : {})) as CausalLM;
+    this.adapted = null;
+    const out = memoryTarget();
+    try {
+      await saveSafetensors(out, 'model.safetensors', merged.stateDict(), { format: 'pt' });
+      for (const f of SIDE_FILES) if (await this.source!.has(f)) await out.writeBytes(f, await this.source!.readBytes(f));
+    } finally {
+      merged.dispose();
+      await this.loadAdapter(adapterFiles, quantized);
+    }
+    return { files: Object.fromEntries(out.files) };
+  }
+
+  /** Logits `[1, T, V]` of the adapted model for `prompt`'s token ids (eval mode, no gradients). */
+  async logits(prompt: string): Promise<Replies['logits']> {
+    this.refuseWhileTraining('compute logits');
+    const adapted = this.needAdapter();
+    const ids = this.promptIds(prompt);
+    adapted.peft.eval();
+    const logits = noGrad(() => tidy(() => adapted.peft.forward({ inputIds: tensor(Int32Array.from(ids), [1, ids.length], { dtype: 'i32' }) }).logits));
+    try {
+      return { inputIds: ids, shape: [...logits.shape], logits: Array.from(await logits.data()) };
+    } finally {
+      logits.dispose();
+    }
+  }
+
+  private promptIds(prompt: string): number[] {
+    const ids = this.tokenizer!.encode(prompt, { addSpecialTokens: false });
+    if (ids.length === 0) throw new StudioError('invalid-setting', 'the prompt is empty: type a few words to continue');
+    return ids;
+  }
+
+  private need(): ModelInfo {
+    if (!this.info || !this.source) throw new StudioError('invalid-setting', 'no model loaded: load a model first');
+    return this.info;
+  }
+
+  private needAdapter(): Adapted {
+    if (!this.adapted) throw new StudioError('no-adapter', 'no adapter yet: train one, or load adapter files');
+    return this.adapted;
+  }
+
+  private refuseWhileTraining(what: string): void {
+    if (this.control) throw new StudioError('invalid-setting', `cannot ${what} while training: stop the run first`);
+  }
+
+  /** The unadapted base: the loaded one the first time, else read again from the kept source. */
+  private async freshBase(): Promise<CausalLM> {
+    this.dropModels();
+    const { model } = await fromPretrained(this.source!, { tokenizer: false });
+    return model;
+  }
+
+  private dropModels(): void {
+    // An adapted model owns its base: disposing it frees both.
+    this.adapted?.peft.dispose();
+    this.base?.dispose();
+    this.adapted = null;
+    this.base = null;
+  }
+}
+
+/** Greedy decoding without a KV cache: `maxNewTokens` full forwards, argmax of the last row. */
+async function greedy(logitsOf: (ids: Tensor) => Tensor, prompt: number[], maxNewTokens: number): Promise<number[]> {
+  const seq = [...prompt];
+  for (let i = 0; i < maxNewTokens; i++) {
+    const last = noGrad(() =>
+      tidy(() => {
+        const l = logitsOf(tensor(Int32Array.from(seq), [1, seq.length], { dtype: 'i32' }));
+        return narrow(l, 1, l.shape[1] - 1, 1);
+      }),
+    );
+    const row = await last.data();
+    last.dispose();
+    let best = 0;
+    for (let v = 1; v < row.length; v++) if (row[v] > row[best]) best = v;
+    seq.push(best);
+  }
+  return seq;
+}
+
+/** Reads each file of `source` once (a URL is fetched once; every later base reload is from memory). */
+function cachedSource(source: ModelSource): ModelSource {
+  const bytes = new Map<string, Promise<Uint8Array>>();
+  const readBytes = (file: string): Promise<Uint8Array> => {
+    const kept = bytes.get(file);
+    if (kept) return kept;
+    const read = source.readBytes(file);
+    bytes.set(file, read);
+    // A failed read is not kept: the next call tries again.
+    read.catch(() => bytes.delete(file));
+    return read;
+  };
+  return {
+    name: source.name,
+    has: (file: string) => (bytes.has(file) ? Promise.resolve(true) : source.has(file)),
+    readBytes,
+    readText: async (file: string) => new TextDecoder().decode(await readBytes(file)),
+  };
+}
