@@ -6,7 +6,7 @@
 import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, memoryTarget, openSource, saveSafetensors } from '@webpeft/nn';
 import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
-import { type Tensor, getBackend, init, narrow, noGrad, tensor, tidy } from '@webpeft/tensor';
+import { type Tensor, getBackend, init, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { StudioError } from './errors.js';
 import { type Adapted, QLORA_QUANT, attachMethod, checkSettings } from './methods.js';
 import type { ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
@@ -24,7 +24,6 @@ export class StudioSession {
   private base: CausalLM | null = null;
   private adapted: Adapted | null = null;
   private quantized = false;
-  private initialised = false;
   /** The run in progress, for pause/resume/stop. */
   control: TrainControl | null = null;
 
@@ -33,10 +32,7 @@ export class StudioSession {
   /** Opens `choice`, reads the model and its tokenizer, and reports what it is. */
   async load(choice: ModelChoice): Promise<ModelInfo> {
     this.refuseWhileTraining('load a model');
-    if (!this.initialised) {
-      await init();
-      this.initialised = true;
-    }
+    await useWebGpu();
     const source = cachedSource(choice.kind === 'files' ? openSource(choice.files) : openSource(new URL(choice.url)));
     const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : source.name;
     const { model, tokenizer, rawConfig } = await fromPretrained(source);
@@ -177,6 +173,14 @@ export class StudioSession {
     }
   }
 
+  /** Frees the models (the source's bytes go with the session). */
+  dispose(): void {
+    this.refuseWhileTraining('dispose the session');
+    this.dropModels();
+    this.info = null;
+    this.source = null;
+  }
+
   private promptIds(prompt: string): number[] {
     const ids = this.tokenizer!.encode(prompt, { addSpecialTokens: false });
     if (ids.length === 0) throw new StudioError('invalid-setting', 'the prompt is empty: type a few words to continue');
@@ -211,6 +215,19 @@ export class StudioSession {
     this.adapted = null;
     this.base = null;
   }
+}
+
+/**
+ * Makes webgpu the current backend, initialising it only when this thread has not: a
+ * second `init` would replace the device and orphan what lives on the first.
+ */
+async function useWebGpu(): Promise<void> {
+  try {
+    memory('webgpu'); // throws while webgpu is not initialised
+  } catch {
+    await init({ backend: 'webgpu' });
+  }
+  setBackend('webgpu');
 }
 
 /** Greedy decoding without a KV cache: `maxNewTokens` full forwards, argmax of the last row. */
