@@ -99,7 +99,7 @@ export class LossChart {
   }
 }
 
-/** Live device memory per tag (weights, grads, optimizer, activations, quant, other), MiB. */
+/** Device memory per tag (weights, grads, optimizer, activations, quant, other) at each step's peak, MiB. */
 export class MemoryChart {
   private readonly chart: StepChart;
 
@@ -107,7 +107,7 @@ export class MemoryChart {
     container: HTMLElement,
     private readonly tags: readonly string[],
   ) {
-    this.chart = new StepChart(container, 'Device memory by tag', [...tags], 'MiB');
+    this.chart = new StepChart(container, 'Device memory by tag (peak of each step)', [...tags], 'MiB');
   }
 
   add(step: number, bytesByTag: Record<string, number>): void {

@@ -76,12 +76,11 @@ function onEvent(e: WorkerEvent): void {
       lossChart.train(e.step, e.loss);
       memoryChart ??= new MemoryChart($('memory-chart'), Object.keys(e.memoryByTag));
       memoryChart.add(e.step, e.memoryByTag);
-      const total = Object.values(e.memoryByTag).reduce((a, b) => a + b, 0);
       $('stat-step').textContent = `${e.step} / ${e.total}`;
       $('stat-loss').textContent = e.loss.toFixed(4);
       $('stat-speed').textContent = e.tokensPerSecond.toFixed(0);
       $('stat-eta').textContent = `${e.etaSeconds.toFixed(0)} s`;
-      $('stat-memory').textContent = `${(total / MIB).toFixed(1)} MiB`;
+      $('stat-memory').textContent = `${(e.peakBytes / MIB).toFixed(1)} MiB`;
       $<HTMLProgressElement>('progress').value = e.step / e.total;
       const item = document.createElement('li');
       item.value = e.step;

@@ -103,5 +103,6 @@ export type WorkerEvent =
   | { type: 'reply'; id: number; ok: false; error: StudioErrorInfo }
   | { type: 'log'; line: string }
   | { type: 'state'; state: 'training' | 'paused' | 'idle' }
-  | { type: 'step'; step: number; total: number; loss: number; tokensPerSecond: number; etaSeconds: number; memoryByTag: Record<string, number> }
+    /** `memoryByTag`: the step's peak device bytes per tag (weights, grads, optimizer, activations, quant, other); `peakBytes`: its peak in all. */
+  | { type: 'step'; step: number; total: number; loss: number; tokensPerSecond: number; etaSeconds: number; memoryByTag: Record<string, number>; peakBytes: number }
   | { type: 'eval'; step: number; loss: number };

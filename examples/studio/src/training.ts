@@ -1,7 +1,7 @@
 /**
  * The training loop the worker runs: AdamW at a constant learning rate over random
  * windows of the training text, the held-out loss before, every `evalEvery` steps and
- * after, and per-step events (loss, tokens/s, ETA, device memory by tag). Pause, resume
+ * after, and per-step events (loss, tokens/s, ETA, the step's peak device memory by tag). Pause, resume
  * and stop act between steps, so a step is never half applied.
  */
 import type { CausalLMInput, CausalLMOutput } from '@webpeft/nn';
@@ -74,7 +74,12 @@ export async function heldOutLoss(adapted: Adapted, windows: readonly Window[]):
   return total / windows.length;
 }
 
-const memoryByTag = (): Record<string, number> => ({ ...memory().bytesByTag });
+/** Per tag, the larger of two byte counts (the run's peak from the steps' peaks). */
+function maxByTag(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [tag, bytes] of Object.entries(b)) out[tag] = Math.max(out[tag] ?? 0, bytes);
+  return out;
+}
 
 /** Trains `adapted` on `ids` (the tokenised training text) per `s`, streaming events to `emit`. */
 export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSettings, control: TrainControl, emit: (e: WorkerEvent) => void): Promise<TrainSummary> {
@@ -86,7 +91,7 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
   emit({ type: 'eval', step: 0, loss: evalBefore });
   adapted.peft.train();
   const optimizer = new AdamW(adapted.peft.trainableParameters(), { lr: s.lr, weightDecay: 0 });
-  resetPeakMemory();
+  let peak: Record<string, number> = {};
   const started = performance.now();
   let done = 0;
   let evalAfter = evalBefore;
@@ -96,6 +101,8 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
       await control.checkpoint(emit);
       if (control.stopped) break;
       const w = randomWindows(train, s.batch, s.seqLen, uniform);
+      // Each step reports its own peak per tag: activations live only inside the step.
+      resetPeakMemory();
       const loss: Tensor = tidy(() => {
         const inputIds = tensor(w.inputIds, [w.batch, w.seqLen], { dtype: 'i32' });
         const l = forward({ inputIds, labels: inputIds }).loss!;
@@ -111,9 +118,12 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
       await optimizer.step();
       optimizer.zeroGrad();
       done = step;
+      const now = memory();
+      const stepPeak = { ...now.peakBytesByTag };
+      peak = maxByTag(peak, stepPeak);
       const seconds = (performance.now() - started) / 1000;
       const tokensPerSecond = (step * s.batch * s.seqLen) / seconds;
-      emit({ type: 'step', step, total: s.steps, loss: value, tokensPerSecond, etaSeconds: (seconds / step) * (s.steps - step), memoryByTag: memoryByTag() });
+      emit({ type: 'step', step, total: s.steps, loss: value, tokensPerSecond, etaSeconds: (seconds / step) * (s.steps - step), memoryByTag: stepPeak, peakBytes: now.peakBytes });
       if (s.evalEvery > 0 && step % s.evalEvery === 0 && step !== s.steps) emit({ type: 'eval', step, loss: await heldOutLoss(adapted, evalSet) });
     }
     evalAfter = await heldOutLoss(adapted, evalSet);
@@ -123,5 +133,5 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
     emit({ type: 'state', state: 'idle' });
   }
   const seconds = (performance.now() - started) / 1000;
-  return { steps: done, stopped: control.stopped, evalBefore, evalAfter, seconds, tokensPerSecond: (done * s.batch * s.seqLen) / seconds, peakBytesByTag: { ...memory().peakBytesByTag } };
+  return { steps: done, stopped: control.stopped, evalBefore, evalAfter, seconds, tokensPerSecond: (done * s.batch * s.seqLen) / seconds, peakBytesByTag: peak };
 }
