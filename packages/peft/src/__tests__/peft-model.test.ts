@@ -99,6 +99,19 @@ describe('PeftModel adapter management', () => {
       plain.dispose();
     }
   });
+
+  it('DoRA mergeAndUnload keeps the outputs and frees the norms its merge kept for unmerge', async () => {
+    for (const backend of backendsUnderTest()) {
+      const { model, ids } = toy(backend);
+      const peft = getPeftModel(model, { peftType: 'LORA', r: 2, loraAlpha: 4, targetModules: ['c_proj'], useDora: true });
+      for (const [, layer] of peft.base_model.tunerLayers()) for (const t of layer.adapterParameters('default')) randomize(t);
+      const want = await own(peft.forward(ids) as Tensor).data();
+      // The per-test leak check fails the test if the merged layer's norms outlive it.
+      const plain = (await peft.mergeAndUnload()) as ToyGPT;
+      expectClose(await own(plain.forward(ids)).data(), want, { rtol: 1e-4, atol: 1e-5, label: `${backend} DoRA unloaded` });
+      plain.dispose();
+    }
+  });
 });
 
 describe('QLoRA composition: LoRA over a quantized LinearLike', () => {

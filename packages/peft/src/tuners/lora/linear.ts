@@ -200,6 +200,15 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     return from(0);
   }
 
+  /**
+   * Frees what `unmerge` would need (DoRA's row norms of the merged weight), for a layer
+   * whose merged base leaves the model for good (`mergeAndUnload`): nothing else frees them.
+   */
+  releaseMergeState(): void {
+    for (const norm of this.doraNorms.values()) norm.dispose();
+    this.doraNorms.clear();
+  }
+
   override unmerge(): void | Promise<void> {
     while (this.mergedAdapters.length > 0) {
       const name = this.mergedAdapters.pop() as string;

@@ -20,6 +20,7 @@ export async function loraUnloadLayer(layer: TunerLayer<PeftConfig, string, Modu
     return lin;
   }
   if (adapterNames.length > 0) await layer.merge(adapterNames);
+  if (layer instanceof LoraLinear) layer.releaseMergeState();
   return layer.base_layer;
 }
 
