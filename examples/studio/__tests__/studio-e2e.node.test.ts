@@ -15,13 +15,16 @@ import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
 import { type CausalLM, fromPretrained } from '@webpeft/nn';
 import { loadPeftModel, memoryFiles } from '@webpeft/peft';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
-import { noGrad, tensor, tidy } from '@webpeft/tensor';
+import { getBackend, noGrad, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { unzipSync } from 'fflate';
 import { type Browser, type Page, chromium } from 'playwright';
 import { build } from 'vite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../../../tools/chromium-webgpu.ts';
+import type { TrainSettings } from '../src/protocol.ts';
+import { SAMPLE_TEXT } from '../src/sample-text.ts';
+import { StudioSession } from '../src/session.ts';
 import { serveFolder } from './static-server.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
@@ -30,6 +33,11 @@ const SHOTS = here('../.screenshots/');
 /** The page's logits (SwiftShader) vs Node's (Dawn on this machine's driver): same kernels, same 4-bit base; only float rounding differs. */
 const LOGITS_ABS_TOL = 1e-4;
 const LOGITS_REL_TOL = 1e-4;
+
+/** What the test types into the page (the rest are the page's defaults). */
+const PAGE_RUN: TrainSettings = { method: 'qlora', rank: 8, alpha: 16, targets: 'all-linear', numVirtualTokens: 8, lr: 0.01, steps: 10, batch: 2, seqLen: 16, evalEvery: 5, seed: 0, text: SAMPLE_TEXT };
+/** Per-step losses, page vs Node on another driver. */
+const LOSS_REL_TOL = 1e-5;
 
 let outDir = '';
 /** A model folder whose config names a model type the library does not build. */
@@ -73,6 +81,32 @@ async function nodeLogits(files: Record<string, Uint8Array>, ids: number[]): Pro
   } finally {
     owner.dispose();
   }
+}
+
+/** The GPU Dawn uses in this process. */
+function nodeAdapter(): string {
+  const info = getBackend('webgpu').adapterInfo;
+  return info ? `${info.vendor} ${info.architecture} ${info.description}`.trim() : 'unknown';
+}
+
+/** The GPU named in the page's model line (`...; GPU: google swiftshader`). */
+function webgpuAdapterOf(modelInfo: string | null): string {
+  return /GPU: (.*)$/.exec(modelInfo ?? '')?.[1] ?? 'unknown';
+}
+
+/** The page's run (the settings the test types in), repeated in Node through the worker's own session code. */
+async function nodeRunLosses(): Promise<number[]> {
+  const losses: number[] = [];
+  const session = new StudioSession((e) => {
+    if (e.type === 'step') losses.push(e.loss);
+  });
+  try {
+    await session.load({ kind: 'default', url: DEFAULT_MODEL_URL.href });
+    await session.train(PAGE_RUN);
+  } finally {
+    session.dispose();
+  }
+  return losses;
 }
 
 async function downloadOf(page: Page, buttonId: string): Promise<Buffer> {
@@ -133,15 +167,18 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
     await expect.poll(() => page.textContent('#model-info'), { timeout: 60_000 }).toMatch(/llama, 2,410,176 parameters/);
     await shot('2-model-loaded');
 
-    await page.selectOption('#method', 'qlora');
-    await page.fill('#rank', '8');
-    await page.fill('#alpha', '16');
-    await page.fill('#lr', '0.01');
-    await page.fill('#steps', '10');
-    await page.fill('#batch', '2');
-    await page.fill('#seq-len', '16');
-    await page.fill('#eval-every', '5');
+    await page.selectOption('#method', PAGE_RUN.method);
+    await page.fill('#rank', String(PAGE_RUN.rank));
+    await page.fill('#alpha', String(PAGE_RUN.alpha));
+    await page.fill('#targets', PAGE_RUN.targets);
+    await page.fill('#lr', String(PAGE_RUN.lr));
+    await page.fill('#steps', String(PAGE_RUN.steps));
+    await page.fill('#batch', String(PAGE_RUN.batch));
+    await page.fill('#seq-len', String(PAGE_RUN.seqLen));
+    await page.fill('#eval-every', String(PAGE_RUN.evalEvery));
+    await page.fill('#seed', String(PAGE_RUN.seed));
     await page.click('#sample-text');
+    expect(await page.inputValue('#data-text')).toBe(PAGE_RUN.text);
     await page.click('#train');
     // The chart updates while training runs.
     await expect.poll(async () => Number(await page.getAttribute('#loss-chart', 'data-points')), { timeout: 120_000 }).toBeGreaterThan(0);
@@ -185,6 +222,17 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
     }
     await annotate(`logits page (SwiftShader) vs Node: max abs difference ${maxAbs.toExponential(2)} over ${node.length} values`);
     expect(worst).toBeLessThanOrEqual(LOGITS_ABS_TOL);
+
+    // Node = browser: the same session code, seed, data, model and method in Node (Dawn)
+    // gives the page's per-step losses (different Vulkan drivers: rounding only).
+    const nodeLosses = await nodeRunLosses();
+    let worstRel = 0;
+    for (let i = 0; i < losses.length; i++) worstRel = Math.max(worstRel, Math.abs(nodeLosses[i] - losses[i]) / Math.abs(nodeLosses[i]));
+    const parity = { pageAdapter: webgpuAdapterOf(await page.textContent('#model-info')), nodeAdapter: nodeAdapter(), pageLosses: losses, nodeLosses, maxRelLossDiff: worstRel, maxAbsLogitDiff: maxAbs };
+    writeFileSync(join(SHOTS, 'parity.json'), `${JSON.stringify(parity, null, 2)}\n`);
+    await annotate(`per-step losses page vs Node: max relative difference ${worstRel.toExponential(2)} (written to ${join(SHOTS, 'parity.json')})`);
+    expect(nodeLosses).toHaveLength(losses.length);
+    expect(worstRel, `page ${losses.join(' ')}\nnode ${nodeLosses.join(' ')}`).toBeLessThanOrEqual(LOSS_REL_TOL);
 
     // The narrow layout: nothing wider than a 400 px viewport.
     await page.setViewportSize({ width: 400, height: 800 });

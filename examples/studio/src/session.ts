@@ -6,7 +6,7 @@
 import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, memoryTarget, openSource, saveSafetensors } from '@webpeft/nn';
 import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
-import { type Tensor, getBackend, init, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
+import { type Tensor, getBackend, init, manualSeed, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { StudioError } from './errors.js';
 import { type Adapted, QLORA_QUANT, attachMethod, checkSettings } from './methods.js';
 import type { ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
@@ -66,6 +66,8 @@ export class StudioSession {
     const model = await this.freshBase();
     let adapted: Adapted;
     try {
+      // The adapter's initial weights come from the seed (Philox: the same bits in every runtime).
+      manualSeed(s.seed);
       adapted = await attachMethod(model, s);
     } catch (e) {
       model.dispose();
