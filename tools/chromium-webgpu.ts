@@ -22,3 +22,9 @@ export const CHROMIUM_WEBGPU_ARGS: readonly string[] = [
   '--no-first-run',
   '--disable-quic',
 ];
+
+/**
+ * The SwiftShader Vulkan driver Debian's chromium ships: point Dawn at it
+ * (`VK_ICD_FILENAMES`, before Dawn starts) to run Node on the browser's driver.
+ */
+export const CHROMIUM_SWIFTSHADER_ICD: string = process.env.CHROMIUM_SWIFTSHADER_ICD ?? '/usr/lib/chromium/vk_swiftshader_icd.json';

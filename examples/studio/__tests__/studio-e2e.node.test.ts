@@ -7,7 +7,7 @@
  * each stage go to `examples/studio/.screenshots/` (gitignored); a failing test attaches
  * the page as it was. Any console error on the page fails the test.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,14 +18,11 @@ import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor, quant
 import { getBackend, noGrad, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { unzipSync } from 'fflate';
-import { type Browser, type Page, chromium } from 'playwright';
-import { build } from 'vite';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CHROMIUM_PATH, CHROMIUM_WEBGPU_ARGS } from '../../../tools/chromium-webgpu.ts';
 import type { TrainSettings } from '../src/protocol.ts';
 import { SAMPLE_TEXT } from '../src/sample-text.ts';
 import { StudioSession } from '../src/session.ts';
-import { serveFolder } from './static-server.ts';
+import { type Studio, downloadOf, startStudio } from './harness.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 /** Where the screenshots of each stage go (gitignored). */
@@ -39,29 +36,23 @@ const PAGE_RUN: TrainSettings = { method: 'qlora', rank: 8, alpha: 16, targets: 
 /** Per-step losses, page vs Node on another driver. */
 const LOSS_REL_TOL = 1e-5;
 
-let outDir = '';
+let studio: Studio | null = null;
 /** A model folder whose config names a model type the library does not build. */
 let unsupportedDir = '';
-let server: { url: string; close: () => Promise<void> } | null = null;
-let browser: Browser | null = null;
 
 beforeAll(async () => {
   // quant keeps one copy of each code table per backend for the process: upload them
   // before the per-test leak check takes its baseline.
   for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
-  outDir = mkdtempSync(join(tmpdir(), 'webpeft-studio-'));
-  await build({ configFile: here('../vite.config.ts'), build: { outDir, emptyOutDir: true }, logLevel: 'warn' });
-  server = await serveFolder(outDir);
+  studio = await startStudio();
   unsupportedDir = mkdtempSync(join(tmpdir(), 'webpeft-studio-bert-'));
   writeFileSync(join(unsupportedDir, 'config.json'), JSON.stringify({ model_type: 'bert', vocab_size: 30522, hidden_size: 768 }));
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: [...CHROMIUM_WEBGPU_ARGS], headless: true });
   mkdirSync(SHOTS, { recursive: true });
 });
 
 afterAll(async () => {
-  await browser?.close();
-  await server?.close();
-  for (const dir of [outDir, unsupportedDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  await studio?.close();
+  if (unsupportedDir) rmSync(unsupportedDir, { recursive: true, force: true });
 });
 
 /** Node's logits `[1, T, V]` for `ids` from the downloaded adapter on the default model quantized as the page did. */
@@ -109,14 +100,10 @@ async function nodeRunLosses(): Promise<number[]> {
   return losses;
 }
 
-async function downloadOf(page: Page, buttonId: string): Promise<Buffer> {
-  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.click(`#${buttonId}`)]);
-  return readFileSync(await download.path());
-}
 
 it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapter gives the same logits in Node', { timeout: 240_000 }, async ({ annotate, onTestFailed }) => {
   expect(backendsUnderTest()).toContain('webgpu');
-  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
+  const context = await studio!.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
   const consoleErrors: string[] = [];
   page.on('console', (m) => {
@@ -130,7 +117,7 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
     await annotate('the page when the test failed', { path, contentType: 'image/png' });
   });
   try {
-    await page.goto(server!.url);
+    await page.goto(studio!.url);
     // WebGPU is required: the page's own check must pass and enable the controls.
     expect(await page.evaluate(() => 'gpu' in navigator)).toBe(true);
     await expect.poll(() => page.isEnabled('#load-model'), { timeout: 30_000 }).toBe(true);
@@ -204,11 +191,11 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
     await shot('5-generated');
     await page.locator('section:has(#h-train)').screenshot({ path: join(SHOTS, 'readme-train.png') });
 
-    const zip = unzipSync(new Uint8Array(await downloadOf(page, 'download-adapter')));
+    const zip = unzipSync(await downloadOf(page, 'download-adapter'));
     expect(Object.keys(zip).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
     const config = JSON.parse(new TextDecoder().decode(zip['adapter_config.json'])) as Record<string, unknown>;
     expect(config).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 16 });
-    const page_ = JSON.parse((await downloadOf(page, 'download-logits')).toString('utf8')) as { inputIds: number[]; shape: number[]; logits: number[] };
+    const page_ = JSON.parse(new TextDecoder().decode(await downloadOf(page, 'download-logits'))) as { inputIds: number[]; shape: number[]; logits: number[] };
     expect(page_.shape).toEqual([1, page_.inputIds.length, 4096]);
 
     const node = await nodeLogits(zip, page_.inputIds);
@@ -245,12 +232,12 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
 });
 
 it('explains a browser without WebGPU, with the flags to try, and keeps the controls off', async () => {
-  const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+  const context = await studio!.browser.newContext({ viewport: { width: 1280, height: 800 } });
   try {
     const page = await context.newPage();
     // What a browser without WebGPU looks like to the page.
     await page.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
-    await page.goto(server!.url);
+    await page.goto(studio!.url);
     await expect.poll(() => page.getAttribute('#alert', 'data-kind'), { timeout: 30_000 }).toBe('no-webgpu');
     const text = (await page.textContent('#alert')) ?? '';
     expect(text).toContain('navigator.gpu is undefined');
