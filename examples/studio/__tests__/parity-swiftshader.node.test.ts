@@ -36,7 +36,7 @@ afterAll(async () => {
   await studio?.close();
 });
 
-it('gives the page\'s per-step losses and adapter bytes exactly when Node runs on Chromium\'s SwiftShader', { timeout: 360_000 }, async () => {
+it('gives the page\'s per-step losses and adapter bytes exactly when Node runs on Chromium\'s SwiftShader', { timeout: 480_000 }, async () => {
   const info = getBackend('webgpu').adapterInfo;
   expect(`${info?.vendor} ${info?.architecture}`, `Dawn must run on SwiftShader (${CHROMIUM_SWIFTSHADER_ICD})`).toMatch(/swiftshader/i);
 

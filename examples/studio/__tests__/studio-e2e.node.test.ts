@@ -101,7 +101,7 @@ async function nodeRunLosses(): Promise<number[]> {
 }
 
 
-it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapter gives the same logits in Node', { timeout: 240_000 }, async ({ annotate, onTestFailed }) => {
+it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapter gives the same logits in Node', { timeout: 360_000 }, async ({ annotate, onTestFailed }) => {
   expect(backendsUnderTest()).toContain('webgpu');
   const context = await studio!.browser.newContext({ viewport: { width: 1280, height: 800 }, acceptDownloads: true });
   const page = await context.newPage();
