@@ -52,6 +52,7 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.node.ts'),
+            '#remote-store': src('./packages/nn/src/io/remote-store.node.ts'),
           },
         },
         test: {
@@ -71,6 +72,7 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.browser.ts'),
+            '#remote-store': src('./packages/nn/src/io/remote-store.browser.ts'),
           },
         },
         test: {

@@ -1,6 +1,7 @@
 /**
- * Local file access for Node, selected by the `#fs-source` import condition. The only
- * module of this package that imports `node:` modules.
+ * Local file access for Node, selected by the `#fs-source` import condition. With
+ * `remote-store.node.ts` (`#remote-store`), the only modules of this package that import
+ * `node:` modules.
  */
 import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
