@@ -29,6 +29,8 @@ export { LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './models/llama/
 export { causalLMFromConfig, checkpointLayout, SUPPORTED_MODEL_TYPES, type CheckpointLayout } from './models/auto.js';
 export { loadCausalLMWeights, type LoadWeightsReport } from './models/load-weights.js';
 export { fromPretrained, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
+export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained } from './models/save-pretrained.js';
+export { exportWeights, type ExportedWeights } from './models/export-weights.js';
 export { SequenceLengthError, checkSequenceLength, checkTokenIds, positionLimit } from './models/input-limits.js';
 export { generate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
 export { TokenSampler, argmaxRow, samplingProbabilities, type SamplingOptions } from './generation/sampling.js';
