@@ -34,6 +34,8 @@ export interface FinetuneOptions {
   evalEvery: number;
   evalBatches: number;
   out: string;
+  /** After training, merge the adapter into the base and write an HF checkpoint folder here; null: no export. */
+  mergeAndExport: string | null;
   backend: (typeof BACKENDS)[number];
   /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
   nonFinite: (typeof NON_FINITE)[number];
@@ -59,7 +61,7 @@ interface Spec {
 
 /** Every option, in --help order. Flag names are the kebab-case keys. */
 const SPECS: Spec[] = [
-  { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder or http(s) URL (GPT-2 or LLaMA family)' },
+  { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder, http(s) URL or Hub repo id (GPT-2 or LLaMA family)' },
   { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3' },
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
@@ -75,6 +77,7 @@ const SPECS: Spec[] = [
   { key: 'evalEvery', kind: 'int', default: '0', help: 'evaluate every N steps (0: only before and after)' },
   { key: 'evalBatches', kind: 'posint', default: '4', help: 'held-out batches per evaluation' },
   { key: 'out', kind: 'string', default: '', defaultText: 'out/finetune-<method>', help: 'where the adapter (PEFT format) or the model goes' },
+  { key: 'mergeAndExport', kind: 'string', default: '', defaultText: 'none', help: 'after training, merge the adapter into the base and write a Hugging Face checkpoint folder (transformers loads it) to this new directory' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
@@ -145,6 +148,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.lr === null) o.lr = o.method === 'full' ? 1e-3 : 1e-2;
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
+  o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
 }

@@ -14,6 +14,7 @@ import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearT
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { evalBatches, randomBatch } from './batches.js';
+import { checkMergeAndExport, mergeAndExport } from './export.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type FinetuneOptions, parseOptions } from './options.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
@@ -38,13 +39,14 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const log = out.log;
   const opts = parseOptions(argv, log);
   if (opts === null) return;
+  if (opts.mergeAndExport !== null) checkMergeAndExport(opts.method, opts.mergeAndExport);
   await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
 
   const t0 = Date.now();
   const source = opts.model ?? DEFAULT_MODEL_URL;
-  const { model, tokenizer, rawConfig } = await fromPretrained(source, { backend: opts.backend });
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
@@ -111,6 +113,10 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
 
   try {
     await save(peft, model, opts, log);
+    if (opts.mergeAndExport !== null) {
+      const bytes = await mergeAndExport(peft, model, opts.method, opts.mergeAndExport, { config: rawConfig, source: files });
+      log(`Merged model exported as a Hugging Face checkpoint to ${opts.mergeAndExport}/ (config.json, model.safetensors ${mib(bytes)})`);
+    }
   } finally {
     optimizer.disposeState();
     (peft ?? model).dispose();
