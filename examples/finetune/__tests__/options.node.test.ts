@@ -27,6 +27,8 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--temperature', 'hot', /--temperature must be a non-negative number; got 'hot'/],
   ['--top-p', '2', /--top-p must be a number in \[0, 1\]; got '2'/],
   ['--corpus-chars', '10.5', /--corpus-chars must be an integer >= 1; got '10.5'/],
+  // Tests run at the repository root, where package.json is a file.
+  ['--merge-and-export', 'package.json', /--merge-and-export: 'package\.json' exists and is not an empty directory; choose a new folder/],
 ];
 
 describe('fine-tuning CLI options', () => {

@@ -6,24 +6,7 @@
 import { type CausalLM, Linear, type ModelSource, type RawConfig, savePretrained } from '@webpeft/nn';
 import type { PeftModel } from '@webpeft/peft';
 import { add, noGrad } from '@webpeft/tensor';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { type Method, OptionError } from './options.js';
-
-/** Methods whose adapters fold into the base weights (prompt-learning methods have nothing to fold). */
-export const MERGEABLE_METHODS: readonly Method[] = ['full', 'lora', 'qlora', 'dora', 'ia3'];
-
-/**
- * Checks, before any model is loaded, that `method` can be merged and that `dir` can be
- * written (absent or empty), so a long run never ends in a refusal.
- */
-export function checkMergeAndExport(method: string, dir: string): void {
-  if (!(MERGEABLE_METHODS as readonly string[]).includes(method)) {
-    throw new OptionError(`--merge-and-export: method '${method}' cannot be merged into the base weights (mergeable: ${MERGEABLE_METHODS.join(', ')})`);
-  }
-  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
-    throw new OptionError(`--merge-and-export: '${dir}' exists and is not an empty directory; choose a new folder`);
-  }
-}
+import type { Method } from './options.js';
 
 /**
  * Merges the trained adapter (QLoRA: into f32 `Linear`s, dequantizing the NF4 base) and

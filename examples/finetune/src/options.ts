@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 /** Fine-tuning methods the CLI runs. */
@@ -149,8 +149,25 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
+  if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
   if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
+}
+
+/** Methods whose adapters fold into the base weights (prompt-learning methods have nothing to fold). */
+export const MERGEABLE_METHODS: readonly Method[] = ['full', 'lora', 'qlora', 'dora', 'ia3'];
+
+/**
+ * `--merge-and-export`: the method must merge and the folder must be absent or empty,
+ * checked before anything is loaded so that a long run never ends in a refusal.
+ */
+function checkMergeAndExport(method: string, dir: string): void {
+  if (!(MERGEABLE_METHODS as readonly string[]).includes(method)) {
+    throw new OptionError(`--merge-and-export: method '${method}' cannot be merged into the base weights (mergeable: ${MERGEABLE_METHODS.join(', ')})`);
+  }
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
+    throw new OptionError(`--merge-and-export: '${dir}' exists and is not an empty directory; choose a new folder`);
+  }
 }
 
 function convert(s: Spec, text: string): unknown {

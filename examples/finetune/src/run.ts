@@ -8,13 +8,13 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
-import { type CausalLM, fromPretrained, openTarget, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { evalBatches, randomBatch } from './batches.js';
-import { checkMergeAndExport, mergeAndExport } from './export.js';
+import { mergeAndExport } from './export.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type FinetuneOptions, parseOptions } from './options.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
@@ -39,14 +39,15 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const log = out.log;
   const opts = parseOptions(argv, log);
   if (opts === null) return;
-  if (opts.mergeAndExport !== null) checkMergeAndExport(opts.method, opts.mergeAndExport);
   await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
 
   const t0 = Date.now();
   const source = opts.model ?? DEFAULT_MODEL_URL;
-  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend });
+  // A Hub repo id or URL is downloaded once into the cache; each file is reported when complete.
+  const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, onProgress });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
