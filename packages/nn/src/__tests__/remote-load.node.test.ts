@@ -140,7 +140,7 @@ describe('fromPretrained from a Hub repo id (loopback Hub)', () => {
     const opts = { hubUrl: server.url, cacheDir, backend: 'cpu' as const };
     const missingRepo = fromPretrained('test-org/nothing-here', opts);
     await expect(missingRepo).rejects.toThrow(RemoteFileError);
-    await expect(missingRepo).rejects.toThrow(/test-org\/nothing-here@main: repository not found .*\(HTTP 404\)/);
+    await expect(missingRepo).rejects.toThrow(/test-org\/nothing-here@main: repository not found .*\(HTTP 404\); no local directory 'test-org\/nothing-here' either$/);
 
     const noShard = shardedGpt2();
     delete noShard['model-00002-of-00002.safetensors'];
@@ -204,6 +204,17 @@ describe('fromPretrained from an http(s) folder URL (loopback)', () => {
     const ok = await fromPretrained(url, { cacheDir, backend: 'cpu' });
     expectClose(await firstRowLogits(ok.model, llama), golden(llama), { rtol: 2e-4, atol: 2e-5, label: 'after a retry' });
     ok.model.dispose();
+  });
+
+  it('an index naming a shard outside the folder is refused before any request for it', async () => {
+    const evil = shardedGpt2();
+    const index = JSON.parse(new TextDecoder().decode(evil['model.safetensors.index.json'])) as { weight_map: Record<string, string> };
+    const first = Object.keys(index.weight_map)[0];
+    index.weight_map[first] = '../../escape.safetensors';
+    evil['model.safetensors.index.json'] = enc(JSON.stringify(index));
+    server.folders.set('evil', evil);
+    await expect(fromPretrained(`${server.url}/plain/evil/`, { cacheDir, backend: 'cpu' })).rejects.toThrow(/model\.safetensors\.index\.json: shard name '\.\.\/\.\.\/escape\.safetensors' is not a relative file name inside the model folder/);
+    expect(server.requests.some((r) => r.includes('escape'))).toBe(false);
   });
 
   it('a folder without config.json names the URL and the file', async () => {

@@ -170,8 +170,16 @@ async function missingFromCache(store: RemoteStore, key: SnapshotKey): Promise<s
   return missing;
 }
 
+/** Shard names of the cached index; names that would leave the folder (`..`, absolute) are refused. */
 async function shardsOf(source: ModelSource): Promise<string[]> {
-  return [...new Set(Object.values(parseIndex(await source.readText(INDEX), `${source.name}/${INDEX}`)))];
+  const where = `${source.name}/${INDEX}`;
+  const shards = [...new Set(Object.values(parseIndex(await source.readText(INDEX), where)))];
+  for (const shard of shards) {
+    if (!/^[\w.-]+(\/[\w.-]+)*$/.test(shard) || shard.split('/').some((part) => part === '..' || part === '.')) {
+      throw new Error(`${where}: shard name '${shard}' is not a relative file name inside the model folder`);
+    }
+  }
+  return shards;
 }
 
 /** Runs a download; a failure that is not already one of ours (a body cut off) becomes a {@link NetworkError} naming `url`. */

@@ -1,5 +1,6 @@
 import type { BackendName } from '@webpeft/tensor';
 import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
 import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
 import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
 import { Tokenizer } from '../tokenizer/index.js';
@@ -68,7 +69,15 @@ async function resolveSource(input: SourceInput, options: RemoteOptions): Promis
   if (typeof input !== 'string') return openSource(input);
   if (/^https?:\/\//i.test(input)) return openUrlSource(input, options);
   // A local directory wins over a Hub id of the same spelling, as in transformers.
-  if (isHubRepoId(input) && !(FILE_SYSTEM_AVAILABLE && (await fileExists(input)))) return openHubSource(input, options);
+  if (isHubRepoId(input) && !(FILE_SYSTEM_AVAILABLE && (await fileExists(input)))) {
+    try {
+      return await openHubSource(input, options);
+    } catch (e) {
+      // 'models/tiny' may have been meant as a local path: say that it was not found there either.
+      if (FILE_SYSTEM_AVAILABLE && ((e instanceof RemoteFileError && e.file === '') || e instanceof NetworkError)) e.message += `; no local directory '${input}' either`;
+      throw e;
+    }
+  }
   return openSource(input);
 }
 
