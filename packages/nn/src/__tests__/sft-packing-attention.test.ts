@@ -24,7 +24,7 @@ describe('packed rows attend only within their own sample', () => {
     it(`${name}: logits and loss of a packed row equal each sample run alone`, async () => {
       for (const backend of backends) {
         setBackend(backend);
-        const model: CausalLM = (await fromPretrained(openSource(fixtureFiles(fx as unknown as ModelFixture)))).model;
+        const model: CausalLM = (await fromPretrained(openSource(fixtureFiles(fx)))).model;
         const vocab = (JSON.parse((fx as unknown as ModelFixture).files['config.json']) as { vocab_size: number }).vocab_size;
         const lengths = [5, 3, 4];
         const samples = lengths.map((n, i) => Array.from(randomInts(n, vocab, 40 + i)));
