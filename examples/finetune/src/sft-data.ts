@@ -19,8 +19,6 @@ export interface SftDataOptions {
   evalBatches: number;
   packing: boolean;
   packingStrategy: PackingStrategy;
-  /** `auto`: TRL's default; `true`: completion_only_loss / assistant_only_loss; `false`: every token. */
-  completionOnly: 'auto' | 'true' | 'false';
   seed: number;
 }
 
@@ -37,13 +35,18 @@ export interface SftFile {
   path: string;
   dataset: SftDataset;
   chatTemplate: string | undefined;
+  /** `auto`: TRL's default; `true`: completion_only_loss / assistant_only_loss; `false`: every token. */
+  completionOnly: CompletionOnly;
 }
+
+/** The `--completion-only` values. */
+export type CompletionOnly = 'auto' | 'true' | 'false';
 
 /**
  * Reads and parses `path` (and the chat template file): a malformed line throws naming the
  * file and line, before the run loads a model.
  */
-export function readSftFile(path: string, chatTemplatePath: string | null, completionOnly: SftDataOptions['completionOnly']): SftFile {
+export function readSftFile(path: string, chatTemplatePath: string | null, completionOnly: CompletionOnly): SftFile {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -63,15 +66,15 @@ export function readSftFile(path: string, chatTemplatePath: string | null, compl
   if (completionOnly === 'true' && dataset.format === 'text') {
     throw new Error(`--completion-only true: ${path} holds plain text records, which have no prompt to mask (use {"prompt","completion"} or {"messages"} records)`);
   }
-  return { path, dataset, chatTemplate };
+  return { path, dataset, chatTemplate, completionOnly };
 }
 
 /** Tokenizes, splits, packs and batches a parsed file for training and evaluation. */
 export function prepareSftData(file: SftFile, tokenizer: Tokenizer, o: SftDataOptions): SftData {
-  const { path, dataset, chatTemplate } = file;
+  const { path, dataset, chatTemplate, completionOnly } = file;
   const lossOptions = {
-    completionOnlyLoss: o.completionOnly === 'auto' ? undefined : o.completionOnly === 'true' && dataset.format === 'prompt_completion' ? true : false,
-    assistantOnlyLoss: o.completionOnly === 'true' && dataset.format === 'messages',
+    completionOnlyLoss: completionOnly === 'auto' ? undefined : completionOnly === 'true' && dataset.format === 'prompt_completion' ? true : false,
+    assistantOnlyLoss: completionOnly === 'true' && dataset.format === 'messages',
   };
   const tokenize = (records: typeof dataset.records, lines: number[]) =>
     tokenizeSft({ ...dataset, records, lines }, tokenizer, { ...lossOptions, chatTemplate, maxLength: o.seqLen, packing: o.packing });
