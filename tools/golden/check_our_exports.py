@@ -58,7 +58,7 @@ def main():
         ok = ok and good
         print(f'{"ok  " if good else "FAIL"} {name}: {type(model).__name__}, max |ours - transformers| = {diff:.2e} over {ours.numel()} logits{f", {problems}" if problems else ""}')
         cases[name] = {
-            'sha256': {f: sha256(os.path.join(d, f)) for f in ('config.json', 'model.safetensors')},
+            'sha256': {f: sha256(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f != 'case.json'},
             'input_ids': case['inputIds'],
             'logits_shape': list(logits.shape),
             'logits': b64f32(logits),

@@ -2,7 +2,7 @@
  * The first half of the merged-export check (tools/golden/README.md): checkpoint folders
  * written by OUR `savePretrained` after `mergeAndUnload({ dequantize: true })`, for
  * transformers to load. For every case of packages/peft/src/__tests__/merged-export-cases.ts,
- * writes `<out>/<case>/` (config.json, model.safetensors) and `case.json` with the fixed
+ * writes `<out>/<case>/` (config.json, model.safetensors or its shards) and `case.json` with the fixed
  * input ids and our logits. check_our_exports.py then loads each with transformers.
  *
  * Run (after `npx tsc -b tsconfig.json`): npx tsx tools/golden/write-our-exports.ts <out dir>
@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   for (const c of EXPORT_CASES) {
     const { model, rawConfig } = await buildMerged(c);
     const dir = join(out, c.name);
-    await savePretrained(model, dir, { config: rawConfig, overwrite: true });
+    await savePretrained(model, dir, { config: rawConfig, overwrite: true, maxShardBytes: c.maxShardBytes });
     const inputIds = exportInputIds(model.config.vocab_size);
     const ids = tensor(Int32Array.from(inputIds.flat()), [inputIds.length, inputIds[0].length], { dtype: 'i32', backend: 'cpu' });
     const logits = noGrad(() => model.forward({ inputIds: ids }).logits);

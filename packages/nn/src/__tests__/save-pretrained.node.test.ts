@@ -57,6 +57,22 @@ describe('savePretrained writes a Hugging Face checkpoint folder', () => {
     for (const m of [model, again.model]) m.dispose();
   });
 
+  it('shards above maxShardBytes: an index and shards as transformers writes them, which reload to the same logits', async () => {
+    const { model, rawConfig } = await load(gpt2);
+    const out = join(dir, 'sharded');
+    const saved = await savePretrained(model, out, { config: rawConfig, maxShardBytes: 40_000 });
+    expect(saved.files).toEqual(['config.json', 'model.safetensors.index.json', 'model-00001-of-00003.safetensors', 'model-00002-of-00003.safetensors', 'model-00003-of-00003.safetensors']);
+    const index = JSON.parse(await readFile(join(out, 'model.safetensors.index.json'), 'utf8')) as { metadata: { total_size: number }; weight_map: Record<string, string> };
+    const theirs = parseSafetensors(fixtureFiles(gpt2)['model.safetensors'] as Uint8Array);
+    expect(Object.keys(index.weight_map).sort()).toEqual([...theirs.tensors.keys()].sort());
+    expect(index.metadata.total_size).toBe([...theirs.tensors.values()].reduce((n, t) => n + t.data.byteLength, 0));
+    for (let i = 1; i <= 3; i++) expect((await readFile(join(out, `model-0000${i}-of-00003.safetensors`))).byteLength).toBeLessThanOrEqual(40_000 + 4096);
+    expect(saved.weightBytes).toBeGreaterThan(index.metadata.total_size);
+    const again = await fromPretrained(out, { backend: 'cpu' });
+    expectClose(await firstRowLogits(again.model, gpt2), golden(gpt2), { rtol: 2e-4, atol: 2e-5, label: 'sharded gpt2 vs transformers' });
+    for (const m of [model, again.model]) m.dispose();
+  });
+
   it('gpt2: Linear layers left by a merge are written back in Conv1D layout', async () => {
     const { model, rawConfig } = await load(gpt2);
     const want = await firstRowLogits(model, gpt2);

@@ -30,18 +30,25 @@ export interface SavePretrainedOptions {
   copyFrom?: ModelSource;
   /** Replace a non-empty directory (default false: refuse). Node directories only. */
   overwrite?: boolean;
+  /**
+   * Largest shard in bytes (default 2 GiB): larger weights are split into
+   * `model-0000i-of-0000n.safetensors` plus `model.safetensors.index.json`, as
+   * transformers' `max_shard_size` does (a tensor larger than the limit gets a shard of its own).
+   */
+  maxShardBytes?: number;
 }
 
 /** What {@link savePretrained} wrote. */
 export interface SavedPretrained {
-  /** File names written, `config.json` and `model.safetensors` first. */
+  /** File names written: `config.json`, the weights (`model.safetensors`, or the index and shards), copied files. */
   files: string[];
-  /** Bytes of `model.safetensors`. */
+  /** Bytes of the weights (all shards). */
   weightBytes: number;
 }
 
 /**
- * Saves `model` as a Hugging Face checkpoint folder: `config.json`, one `model.safetensors`
+ * Saves `model` as a Hugging Face checkpoint folder: `config.json`, `model.safetensors` (or
+ * shards and an index above `maxShardBytes`)
  * (`{"format": "pt"}`; GPT-2's `Conv1D` weights `[in, out]` even where a merge left
  * `Linear`s; a quantized layer dequantized; a tied `lm_head.weight` written once, under
  * the embedding, as transformers does), and the `generation_config.json` and tokenizer
@@ -63,7 +70,9 @@ export async function savePretrained(model: CausalLM, target: string | WritableT
   const files = await serializeCheckpoint(model, options, dtype);
   if (typeof target === 'string') await writeDirectory(target, files);
   else for (const [name, bytes] of files) await target.writeBytes(name, bytes);
-  return { files: [...files.keys()], weightBytes: files.get('model.safetensors')!.byteLength };
+  let weightBytes = 0;
+  for (const [name, bytes] of files) if (name.endsWith('.safetensors')) weightBytes += bytes.byteLength;
+  return { files: [...files.keys()], weightBytes };
 }
 
 /** Every file of the folder, in memory (config, weights, copied files). */
@@ -93,13 +102,40 @@ async function serializeCheckpoint(model: CausalLM, options: SavePretrainedOptio
   // A merge into a tied head (LoRA on lm_head) gives it its own weight: both are written, untied.
   if (untied) config.tie_word_embeddings = false;
   const enc = new TextEncoder();
-  const files = new Map<string, Uint8Array>([
-    ['config.json', enc.encode(`${JSON.stringify(config, null, 2)}\n`)],
-    ['model.safetensors', serializeSafetensors(raw, { format: 'pt' })],
-  ]);
+  const files = new Map<string, Uint8Array>([['config.json', enc.encode(`${JSON.stringify(config, null, 2)}\n`)]]);
+  for (const [name, bytes] of weightFiles(raw, options.maxShardBytes ?? 2 ** 31)) files.set(name, bytes);
   const from = options.copyFrom;
   if (from) for (const file of OPTIONAL_MODEL_FILES) if (await from.has(file)) files.set(file, await from.readBytes(file));
   return files;
+}
+
+/** One `model.safetensors`, or shards and their index when the weights exceed `maxShardBytes`. */
+function weightFiles(raw: Map<string, RawTensor>, maxShardBytes: number): [string, Uint8Array][] {
+  if (!(maxShardBytes > 0)) throw new Error(`savePretrained: maxShardBytes must be a positive number of bytes; got ${maxShardBytes}`);
+  const groups: Map<string, RawTensor>[] = [new Map<string, RawTensor>()];
+  let size = 0;
+  let total = 0;
+  for (const [key, t] of raw) {
+    const bytes = t.data.byteLength;
+    total += bytes;
+    if (size > 0 && size + bytes > maxShardBytes) {
+      groups.push(new Map<string, RawTensor>());
+      size = 0;
+    }
+    groups[groups.length - 1].set(key, t);
+    size += bytes;
+  }
+  if (groups.length === 1) return [['model.safetensors', serializeSafetensors(raw, { format: 'pt' })]];
+  const pad = (i: number) => String(i).padStart(5, '0');
+  const out: [string, Uint8Array][] = [];
+  const weightMap: Record<string, string> = {};
+  groups.forEach((group, i) => {
+    const name = `model-${pad(i + 1)}-of-${pad(groups.length)}.safetensors`;
+    out.push([name, serializeSafetensors(group, { format: 'pt' })]);
+    for (const key of group.keys()) weightMap[key] = name;
+  });
+  const index = { metadata: { total_size: total }, weight_map: weightMap };
+  return [['model.safetensors.index.json', new TextEncoder().encode(`${JSON.stringify(index, null, 2)}\n`)], ...out];
 }
 
 /** Refuses a non-empty directory unless `overwrite`, before anything is computed. */

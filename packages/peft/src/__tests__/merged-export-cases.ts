@@ -17,11 +17,15 @@ export interface ExportCase {
   name: string;
   base: 'gpt2' | 'llama';
   config: LoraConfig;
+  /** Passed to `savePretrained`: small enough to shard the checkpoint. */
+  maxShardBytes?: number;
 }
 
 export const EXPORT_CASES: ExportCase[] = [
   // Conv1D bases: the dequantizing merge leaves Linear [out, in]; the export restores [in, out].
   { name: 'merged-lora-gpt2', base: 'gpt2', config: { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_proj', 'c_fc'] } },
+  // The same merge written as shards and an index (transformers' sharded layout).
+  { name: 'merged-lora-gpt2-sharded', base: 'gpt2', config: { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_proj', 'c_fc'] }, maxShardBytes: 40_000 },
   { name: 'merged-lora-llama', base: 'llama', config: { peftType: 'LORA', r: 4, loraAlpha: 16, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] } },
 ];
 
