@@ -57,6 +57,17 @@ export { addWeightedAdapter, type CombinationType, type WeightedAdapterHost } fr
 export { type IA3Config, type ResolvedIA3Config, resolveIA3Config, isFeedforward } from './tuners/ia3/config.js';
 export { IA3Linear, createIA3Layer } from './tuners/ia3/layer.js';
 export { ia3Method } from './tuners/ia3/method.js';
+export {
+  type BottleneckConfig,
+  type ResolvedBottleneckConfig,
+  BOTTLENECK_NONLINEARITIES,
+  resolveBottleneckConfig,
+  bottleneckWidth,
+  bottleneckConfigToJson,
+  bottleneckConfigFromJson,
+} from './tuners/bottleneck/config.js';
+export { BottleneckLayer, type BottleneckSlot, type BottleneckSettings } from './tuners/bottleneck/layer.js';
+export { bottleneckMethod } from './tuners/bottleneck/method.js';
 export { svd, type Svd } from './linalg/svd.js';
 export {
   ADAPTER_CONFIG_NAME,
