@@ -4,6 +4,7 @@ import { ia3Method } from './tuners/ia3/method.js';
 import { bottleneckMethod } from './tuners/bottleneck/method.js';
 import { promptTuningMethod } from './prompt/prompt-tuning/method.js';
 import { prefixTuningMethod } from './prompt/prefix-tuning/method.js';
+import { pTuningMethod } from './prompt/p-tuning/method.js';
 
 /**
  * Registers the built-in methods (LoRA, IA3, bottleneck adapters, prompt tuning, prefix tuning, P-tuning) through the
@@ -17,4 +18,5 @@ export function ensureBuiltinMethods(): void {
   if (!known.has('BOTTLENECK')) registerPeftMethod(bottleneckMethod);
   if (!known.has('PROMPT_TUNING')) registerPeftMethod(promptTuningMethod);
   if (!known.has('PREFIX_TUNING')) registerPeftMethod(prefixTuningMethod);
+  if (!known.has('P_TUNING')) registerPeftMethod(pTuningMethod);
 }

@@ -1,7 +1,7 @@
 /**
  * `@webpeft/peft`: parameter-efficient fine-tuning. LoRA (rsLoRA, DoRA, rank/alpha
- * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, prompt
- * and prefix tuning, a `PeftModel` with PEFT's adapter management, and adapter files
+ * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, bottleneck
+ * adapters (Houlsby, Pfeiffer, parallel), prompt tuning, prefix tuning and P-tuning, a `PeftModel` with PEFT's adapter management, and adapter files
  * in Hugging Face PEFT's format. Methods (built-in and user-defined, tuners and
  * prompt learning) plug in through one registry.
  * @packageDocumentation
@@ -97,3 +97,6 @@ export { promptTuningMethod } from './prompt/prompt-tuning/method.js';
 export { type PrefixTuningConfig, resolvePrefixTuningConfig, prefixTuningConfigToJson, prefixTuningConfigFromJson } from './prompt/prefix-tuning/config.js';
 export { PrefixEncoder } from './prompt/prefix-tuning/encoder.js';
 export { prefixTuningMethod } from './prompt/prefix-tuning/method.js';
+export { type PTuningConfig, resolvePTuningConfig, pTuningConfigToJson, pTuningConfigFromJson } from './prompt/p-tuning/config.js';
+export { PTuningEncoder } from './prompt/p-tuning/encoder.js';
+export { pTuningMethod } from './prompt/p-tuning/method.js';
