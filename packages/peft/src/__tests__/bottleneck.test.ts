@@ -271,7 +271,8 @@ describe('bottleneck adapters on GPT-2 and LLaMA', () => {
       const maxDiff = Math.max(...adapted.map((v, i) => Math.abs(v - base[i])));
       expect(maxDiff).toBeGreaterThan(0);
       expect(maxDiff).toBeLessThan(0.05);
-      peft.addAdapter('h', { peftType: 'BOTTLENECK', initWeights: 'houlsby', bottleneckSize: 8 });
+      const houlsby: BottleneckConfig = { peftType: 'BOTTLENECK', initWeights: 'houlsby', bottleneckSize: 8 };
+      peft.addAdapter('h', houlsby);
       for (const slot of ['adapter_down_weight', 'adapter_up_weight'] as const) {
         const w = Array.from(await layer.adapterTensor('h', slot).data());
         expect(Math.max(...w.map(Math.abs))).toBeLessThanOrEqual(2e-2 + 1e-9);
