@@ -60,6 +60,7 @@ export { ia3Method } from './tuners/ia3/method.js';
 export {
   type BottleneckConfig,
   type ResolvedBottleneckConfig,
+  type BottleneckLayerConfig,
   BOTTLENECK_NONLINEARITIES,
   resolveBottleneckConfig,
   bottleneckWidth,

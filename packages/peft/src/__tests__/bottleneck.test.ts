@@ -2,7 +2,20 @@ import { causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, manualSeed, mul, noGrad, sum, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray, randomInts, sgdStep } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type BottleneckConfig, type BottleneckLayer, type BottleneckSlot, type PeftModel, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
+import {
+  type BottleneckConfig,
+  BottleneckLayer,
+  type BottleneckSlot,
+  type PeftModel,
+  type ResolvedBottleneckConfig,
+  bottleneckConfigFromJson,
+  bottleneckConfigToJson,
+  getPeftModel,
+  loadPeftModel,
+  memoryFiles,
+  registerPeftMethod,
+  resolveBottleneckConfig,
+} from '../index.js';
 import { checkLeaksPerTest, own } from './leak-check.js';
 
 checkLeaksPerTest();
@@ -344,5 +357,46 @@ describe('bottleneck config validation', () => {
     (other as unknown as { config: { model_type: string } }).config.model_type = 'mystery';
     expect(() => getPeftModel(other, { peftType: 'BOTTLENECK' })).toThrow(/attentionModules is required: no default sublayer names for model type 'mystery'/);
     other.dispose();
+  });
+});
+
+describe('a registered user method built on the bottleneck layer', () => {
+  it('wraps the sublayers it chooses, trains, saves and loads through the public API', async () => {
+    type OddLayersConfig = Omit<ResolvedBottleneckConfig, 'peftType'> & { peftType: 'ODD_BN' };
+    // Adapters after the feed-forward block of odd layers only, with the built-in layer and config rules.
+    registerPeftMethod<OddLayersConfig>({
+      peftType: 'ODD_BN',
+      resolveConfig: (c, m) => ({ ...resolveBottleneckConfig({ ...c, peftType: 'BOTTLENECK', mhAdapter: false }, m), peftType: 'ODD_BN' }),
+      configToJson: (c) => bottleneckConfigToJson({ ...c, peftType: 'BOTTLENECK' }),
+      configFromJson: (j) => ({ ...bottleneckConfigFromJson(j), peftType: 'ODD_BN' }) as unknown as OddLayersConfig,
+      isTarget: (path, m) => m instanceof BottleneckLayer || /\.h\.\d*[13579]\.mlp$/.test(path),
+      createLayer: (base) => new BottleneckLayer(base),
+    });
+    for (const backend of backendsUnderTest()) {
+      manualSeed(21);
+      const model = own(causalLMFromConfig(TINY.gpt2, { backend }));
+      const ids = idsOn(backend);
+      const peft = getPeftModel(model, { peftType: 'ODD_BN', bottleneckSize: 3, initWeights: 'mam_adapter' } as OddLayersConfig);
+      expect(peft.base_model.tunerLayers().map(([p]) => p)).toEqual(['transformer.h.1.mlp']);
+      const first = await lossOf(peft, ids);
+      for (let i = 0; i < 3; i++) {
+        const out = peft.forward({ inputIds: ids, labels: ids }) as { logits: Tensor; loss: Tensor };
+        out.loss.backward();
+        out.loss.dispose();
+        out.logits.dispose();
+        sgdStep(peft.trainableParameters(), 0.5);
+      }
+      expect(await lossOf(peft, ids)).toBeLessThan(first);
+      const want = await logitsOf(peft, ids);
+      const dir = memoryFiles();
+      await peft.saveAdapter(dir);
+      manualSeed(21);
+      const fresh = own(causalLMFromConfig(TINY.gpt2, { backend }));
+      const loaded = await loadPeftModel(fresh, dir);
+      expect(loaded.peftConfig.get('default')?.peftType).toBe('ODD_BN');
+      expectClose(await logitsOf(loaded, ids), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} user method reloaded` });
+      fresh.dispose();
+      model.dispose();
+    }
   });
 });

@@ -70,6 +70,12 @@ export interface BottleneckConfig extends PeftConfig {
 export type ResolvedBottleneckConfig = Required<Omit<BottleneckConfig, keyof PeftConfig | 'bottleneckSize'>> &
   PeftConfig & { peftType: 'BOTTLENECK'; bottleneckSize: number | null };
 
+/**
+ * What {@link BottleneckLayer} reads: a resolved bottleneck config under any method
+ * name, so a user's method can build on the layer with its own `peftType`.
+ */
+export type BottleneckLayerConfig = Omit<ResolvedBottleneckConfig, 'peftType'> & PeftConfig;
+
 /** The nonlinearities a bottleneck adapter accepts (AdapterHub's names). */
 export const BOTTLENECK_NONLINEARITIES = ['relu', 'gelu', 'gelu_new', 'swish', 'silu', 'tanh'] as const;
 
@@ -149,7 +155,7 @@ export function resolveBottleneckConfig(c: BottleneckConfig, model?: Module): Re
 }
 
 /** The bottleneck width for `c`: `bottleneckSize`, else floor(hidden / reductionFactor), at least 1 (AdapterHub's rule). */
-export function bottleneckWidth(c: ResolvedBottleneckConfig): number {
+export function bottleneckWidth(c: BottleneckLayerConfig): number {
   return c.bottleneckSize ?? Math.max(1, Math.floor(c.hiddenSize / c.reductionFactor));
 }
 

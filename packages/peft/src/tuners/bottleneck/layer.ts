@@ -2,7 +2,7 @@ import { type Module, getActivation } from '@webpeft/nn';
 import { type BackendName, type Tensor, abs, add, dropout, layerNorm, lessEqual, matmul, maximum, minimum, mul, ones, rand, randn, sub, tidy, where, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
-import { type ResolvedBottleneckConfig, bottleneckWidth } from './config.js';
+import { type BottleneckLayerConfig, bottleneckWidth } from './config.js';
 
 /** The per-adapter tensors of a bottleneck adapter, saved under AdapterHub's module names. */
 export type BottleneckSlot =
@@ -42,7 +42,7 @@ const LN_EPS = 1e-5; // torch.nn.LayerNorm's default, which AdapterHub's adapter
  * Several active adapters apply in order (sequential ones read the previous output).
  * The adapter adds a nonlinear module, so it cannot be merged into the base weights.
  */
-export class BottleneckLayer extends TunerLayer<ResolvedBottleneckConfig, BottleneckSlot, Sublayer, BottleneckSettings> {
+export class BottleneckLayer extends TunerLayer<BottleneckLayerConfig, BottleneckSlot, Sublayer, BottleneckSettings> {
   readonly peftType = 'BOTTLENECK';
 
   constructor(base: Module) {
@@ -59,7 +59,7 @@ export class BottleneckLayer extends TunerLayer<ResolvedBottleneckConfig, Bottle
     });
   }
 
-  protected initAdapter(_name: string, c: ResolvedBottleneckConfig): NewAdapter<BottleneckSlot, BottleneckSettings> {
+  protected initAdapter(_name: string, c: BottleneckLayerConfig): NewAdapter<BottleneckSlot, BottleneckSettings> {
     const backend = backendOf(this.base_layer);
     const d = c.hiddenSize;
     const m = bottleneckWidth(c);
@@ -130,7 +130,7 @@ function linear(z: Tensor, weight: Tensor, bias: Tensor): Tensor {
 }
 
 /** Initial `down [m, d]` and `up [d, m]` for AdapterHub's `init_weights` strategies. */
-function initProjections(init: ResolvedBottleneckConfig['initWeights'], m: number, d: number, backend?: BackendName): [Tensor, Tensor] {
+function initProjections(init: BottleneckLayerConfig['initWeights'], m: number, d: number, backend?: BackendName): [Tensor, Tensor] {
   if (backend === 'meta') return [zeros([m, d], { backend }), zeros([d, m], { backend })];
   if (init === 'bert') return [mul(randn([m, d], { backend }), 0.02), mul(randn([d, m], { backend }), 0.02)];
   if (init === 'houlsby') return [truncatedNormal([m, d], 1e-2, backend), truncatedNormal([d, m], 1e-2, backend)];
