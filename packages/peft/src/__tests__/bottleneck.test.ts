@@ -1,5 +1,5 @@
-import { causalLMFromConfig, parseSafetensors } from '@webpeft/nn';
-import { type BackendName, type Tensor, assign, manualSeed, mul, noGrad, sum, tensor } from '@webpeft/tensor';
+import { causalLMFromConfig, generate, parseSafetensors } from '@webpeft/nn';
+import { type BackendName, type Tensor, assign, getBackendName, manualSeed, mul, noGrad, setBackend, sum, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray, randomInts, sgdStep } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -397,6 +397,32 @@ describe('a registered user method built on the bottleneck layer', () => {
       expectClose(await logitsOf(loaded, ids), want, { rtol: 1e-5, atol: 1e-6, label: `${backend} user method reloaded` });
       fresh.dispose();
       model.dispose();
+    }
+  });
+});
+
+describe('generation through bottleneck adapters', () => {
+  it('greedy generate with the KV cache equals generate without it (the wrapped attention passes the cache through)', async () => {
+    for (const backend of backendsUnderTest()) {
+      for (const family of ['gpt2', 'llama'] as const) {
+        manualSeed(31);
+        const model = own(causalLMFromConfig(TINY[family], { backend }));
+        getPeftModel(model, { peftType: 'BOTTLENECK', bottleneckSize: 4, initWeights: 'houlsby' });
+        // Move the up-projections off their small init so the adapters change the tokens.
+        for (const [, p] of model.namedParameters()) if (p.requiresGrad) setValues(p, Array.from(randomArray(p.size, p.size, -0.5, 0.5)));
+        const prompt = [[3, 9, 4], [7, 1, 12]];
+        // generate makes its input tensors on the current backend.
+        const previous = getBackendName();
+        setBackend(backend);
+        try {
+          const cached = await generate(model, prompt, { maxNewTokens: 5, eosTokenId: [] });
+          const uncached = await generate(model, prompt, { maxNewTokens: 5, eosTokenId: [], useCache: false });
+          expect(cached.sequences).toEqual(uncached.sequences);
+        } finally {
+          setBackend(previous);
+        }
+        model.dispose();
+      }
     }
   });
 });
