@@ -17,10 +17,15 @@ export type BottleneckSlot =
 
 /** Non-tensor settings of one bottleneck adapter. */
 export interface BottleneckSettings {
+  /** The nonlinearity between the projections (from `nonLinearity`). */
   activation: (x: Tensor) => Tensor;
+  /** Multiplies the up-projection's output. */
   scaling: number;
+  /** Reads the sublayer's input (parallel) instead of its output (sequential). */
   isParallel: boolean;
+  /** Dropout probability on the adapter's output while training. */
   dropout: number;
+  /** With `ln_after`: the adapter's skip connection is added before that norm. */
   adapterResidualBeforeLn: boolean;
 }
 
