@@ -298,13 +298,17 @@ describe('bottleneck adapters on GPT-2 and LLaMA', () => {
     }
   });
 
-  it('merge and mergeAndUnload throw saying a bottleneck adapter cannot be merged, and change nothing', async () => {
+  it('disabling restores the base; merge and mergeAndUnload throw saying a bottleneck adapter cannot be merged, and change nothing', async () => {
     for (const backend of backendsUnderTest()) {
       manualSeed(6);
       const model = own(causalLMFromConfig(TINY.llama, { backend }));
       const ids = idsOn(backend);
+      const base = await logitsOf(model, ids);
       const peft = getPeftModel(model, { peftType: 'BOTTLENECK', bottleneckSize: 4 });
       const before = await logitsOf(peft, ids);
+      expect(before).not.toEqual(base);
+      // Disabled adapters give the base model's logits exactly.
+      expect(await peft.disableAdapter(() => logitsOf(peft, ids))).toEqual(base);
       await expect(peft.merge()).rejects.toThrow(/BOTTLENECK: a bottleneck adapter cannot be merged/);
       await expect(peft.mergeAndUnload()).rejects.toThrow(/cannot be merged/);
       expect(peft.base_model.tunerLayers().length).toBe(4);
