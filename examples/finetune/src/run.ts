@@ -13,12 +13,13 @@ import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWar
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
-import { evalBatches, randomBatch } from './batches.js';
+import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
 import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type FinetuneOptions, parseOptions } from './options.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
 import { SeededRandom } from './seeded-random.js';
+import { prepareSftData, readSftFile } from './sft-data.js';
 import { batchTensors, evaluate, sample } from './train.js';
 
 /** Where {@link runFinetune} prints: report lines, and the progress bar. */
@@ -39,6 +40,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const log = out.log;
   const opts = parseOptions(argv, log);
   if (opts === null) return;
+  // A malformed --data file fails here, before a model is loaded.
+  const sftFile = opts.data === null ? null : readSftFile(opts.data, opts.chatTemplate, opts.completionOnly);
   await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
@@ -50,12 +53,24 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
-  const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
-  const { train, eval: held } = splitText(corpus.text, 0.1);
-  const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
-  const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
-  const evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
-  log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
+  const rng = new SeededRandom(opts.seed + 7);
+  let nextBatch: () => TokenBatch;
+  let evalSet: TokenBatch[];
+  if (sftFile) {
+    const data = prepareSftData(sftFile, tokenizer, opts);
+    for (const w of data.warnings) log(`  warning: ${w}`);
+    ({ evalSet } = data);
+    nextBatch = () => data.sampler.next();
+    log(`Data: ${data.summary}`);
+  } else {
+    const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
+    const { train, eval: held } = splitText(corpus.text, 0.1);
+    const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
+    const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
+    evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
+    nextBatch = () => randomBatch(trainIds, opts.batch, opts.seqLen, rng);
+    log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
+  }
 
   const sampling = { maxNewTokens: opts.maxNewTokens, seed: opts.seed, temperature: opts.temperature, topP: opts.topP };
   const before = await sample(model, tokenizer, opts.prompt, sampling);
@@ -73,16 +88,17 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
 
   const optimizer = new AdamW(trainableParams, { lr: opts.lr, weightDecay: 0, nonFinite: opts.nonFinite, onWarning: (message) => log(`  warning: ${message}`) });
   const schedule = makeSchedule(optimizer, opts);
-  const rng = new SeededRandom(opts.seed + 7);
   const bar = new ProgressBar('train', opts.steps, out.progress);
   resetPeakMemory();
   const tTrain = Date.now();
+  let tokens = 0;
   for (let step = 1; step <= opts.steps; step++) {
     let stepLoss = 0;
     for (let micro = 0; micro < opts.gradAccum; micro++) {
       const loss: Tensor = tidy(() => {
-        const { inputIds, labels } = batchTensors(randomBatch(trainIds, opts.batch, opts.seqLen, rng), opts.backend);
-        const l = trainable.forward({ inputIds, labels }).loss!;
+        const batch = nextBatch();
+        tokens += batch.batchSize * batch.seqLen;
+        const l = trainable.forward(batchTensors(batch, opts.backend)).loss!;
         // Mean over the accumulated micro-batches: each contributes 1/k of the gradient.
         (opts.gradAccum > 1 ? mul(l, 1 / opts.gradAccum) : l).backward();
         return l;
@@ -102,7 +118,6 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const peak = memory();
   const evalAfter = await evaluate(trainable, evalSet, opts.backend);
   const after = await sample(trainable, tokenizer, opts.prompt, sampling);
-  const tokens = opts.steps * opts.gradAccum * opts.batch * opts.seqLen;
   log(`Sample after: ${JSON.stringify(opts.prompt + after)}`);
   log(`Eval loss: ${evalBefore.toFixed(4)} -> ${evalAfter.toFixed(4)} (${((100 * (evalAfter - evalBefore)) / evalBefore).toFixed(1)}%)`);
   log(`Perplexity: ${Math.exp(evalBefore).toFixed(1)} -> ${Math.exp(evalAfter).toFixed(1)}`);
