@@ -6,7 +6,7 @@ import { OptionError, helpText, parseOptions } from '../src/options.js';
 
 /** One bad value per option, and the accepted values its message must name. */
 const BAD: [flag: string, value: string, accepted: RegExp][] = [
-  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3; got 'lorax'/],
+  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'lorax'/],
   ['--rank', '0', /--rank must be an integer >= 1; got '0'/],
   ['--alpha', 'big', /--alpha must be a non-negative number; got 'big'/],
   ['--dropout', '1.5', /--dropout must be a number in \[0, 1\]; got '1.5'/],
@@ -39,6 +39,7 @@ describe('fine-tuning CLI options', () => {
     const o = parseOptions([])!;
     expect(o).toMatchObject({ model: null, method: 'qlora', targets: ['all-linear', 'lm_head'], schedule: 'cosine', backend: 'webgpu', out: 'out/finetune-qlora', lr: 1e-2 });
     expect(parseOptions(['--method', 'full'])!.lr).toBe(1e-3);
+    expect(parseOptions(['--method', 'adapter-parallel'])).toMatchObject({ method: 'adapter-parallel', lr: 1e-2, out: 'out/finetune-adapter-parallel' });
   });
 
   it.each(BAD)('rejects %s %j with a one-line message naming the accepted values', (flag, value, accepted) => {
@@ -81,7 +82,7 @@ describe('fine-tuning CLI options', () => {
     expect(() => parseOptions(['--config', broken])).toThrow(/--config .*broken\.json: /);
     const badValue = join(dir, 'bad-value.json');
     writeFileSync(badValue, JSON.stringify({ method: 'sgd' }));
-    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3; got 'sgd'/);
+    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'sgd'/);
   });
 
   it('--data and its SFT options: TRL names in --help, SFT options need --data, --packing is a flag', () => {

@@ -2,8 +2,8 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 /** Fine-tuning methods the CLI runs. */
-export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3'] as const;
-/** Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, or IA3. */
+export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel'] as const;
+/** Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, or a bottleneck adapter (Houlsby, Pfeiffer or parallel placement). */
 export type Method = (typeof METHODS)[number];
 /** Learning-rate schedules after warmup. */
 export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
@@ -74,7 +74,7 @@ interface Spec {
 /** Every option, in --help order. Flag names are the kebab-case keys. */
 const SPECS: Spec[] = [
   { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder, http(s) URL or Hub repo id (GPT-2 or LLaMA family)' },
-  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3' },
+  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, bottleneck adapters (Houlsby, Pfeiffer, parallel)' },
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
   { key: 'dropout', kind: 'prob', default: '0', help: 'LoRA/DoRA dropout probability' },

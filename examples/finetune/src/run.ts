@@ -14,6 +14,7 @@ import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearT
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
+import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';
 import { mergeAndExport } from './export.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type FinetuneOptions, parseOptions } from './options.js';
@@ -159,6 +160,7 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     log(`Quantized ${report.layers.length} linear layers to NF4 + double quant: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
   }
   const explicit = opts.targets.join(',') !== 'all-linear,lm_head';
+  if (isBottleneckMethod(opts.method)) return getPeftModel(model, BOTTLENECK_METHODS[opts.method]);
   if (opts.method === 'ia3') {
     // IA3 has its own per-family targets and feed-forward layers, used unless --targets is given.
     const ia3: IA3Config = { peftType: 'IA3', ...(explicit ? { targetModules: targetNames(model, opts.targets) } : {}) };

@@ -11,6 +11,7 @@ export { Linear, Conv1D } from './layers/linear.js';
 export { Embedding } from './layers/embedding.js';
 export { LayerNorm, RMSNorm } from './layers/norms.js';
 export { Dropout } from './layers/dropout.js';
+export { LSTM, type LSTMOptions } from './layers/lstm.js';
 export { ACTIVATIONS, getActivation } from './layers/activations.js';
 export { MLP, SwiGLU, type MLPOptions, type SwiGLUOptions } from './layers/mlp.js';
 export { RotaryEmbedding, ropeInverseFrequencies, type RopeScaling, type RotaryOptions } from './layers/rope.js';
