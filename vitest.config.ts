@@ -18,6 +18,7 @@ const packageAliases = {
   '@webpeft/quant': src('./packages/quant/src/index.ts'),
   '@webpeft/peft': src('./packages/peft/src/index.ts'),
   '@webpeft/default-model': src('./packages/default-model/src/index.ts'),
+  '@webpeft/trainer': src('./packages/trainer/src/index.ts'),
 };
 
 /** Fails any test that leaves tensors or buffers alive (opt-out: keepsStateAcrossTests). */
@@ -52,6 +53,7 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.node.ts'),
+            '#checkpoint-fs': src('./packages/trainer/src/store-fs.node.ts'),
           },
         },
         test: {
@@ -71,6 +73,7 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.browser.ts'),
+            '#checkpoint-fs': src('./packages/trainer/src/store-fs.browser.ts'),
           },
         },
         test: {
