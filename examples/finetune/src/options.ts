@@ -27,13 +27,24 @@ export interface FinetuneOptions {
   lr: number;
   schedule: Schedule;
   warmup: number;
+  /** Optimizer steps; with {@link epochs} set, the run computes them from the corpus size instead. */
   steps: number;
+  /** Passes over the training tokens (an alternative to `steps`, exclusive with it); null: use `steps`. */
+  epochs: number | null;
   batch: number;
   gradAccum: number;
   seqLen: number;
   evalEvery: number;
   evalBatches: number;
   out: string;
+  /** Save a trainer checkpoint to `<out>/checkpoint-<step>` every N steps (0: never). */
+  saveEvery: number;
+  /** A trainer checkpoint folder to continue from (or a folder holding `checkpoint-<step>` folders: the latest); null: start afresh. */
+  resume: string | null;
+  /** Replace output files and checkpoints this run did not create. */
+  overwrite: boolean;
+  /** Print the stack trace of an error (else one line). */
+  debug: boolean;
   backend: (typeof BACKENDS)[number];
   /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
   nonFinite: (typeof NON_FINITE)[number];
@@ -45,7 +56,7 @@ export interface FinetuneOptions {
   corpusChars: number;
 }
 
-type Kind = 'int' | 'posint' | 'number' | 'prob' | 'string' | 'list';
+type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'prob' | 'string' | 'list' | 'flag';
 
 interface Spec {
   key: keyof FinetuneOptions;
@@ -55,6 +66,8 @@ interface Spec {
   choices?: readonly string[];
   /** Shown instead of the default value in --help. */
   defaultText?: string;
+  /** An empty value (the default) means "not set": null. */
+  nullable?: boolean;
 }
 
 /** Every option, in --help order. Flag names are the kebab-case keys. */
@@ -69,12 +82,17 @@ const SPECS: Spec[] = [
   { key: 'schedule', kind: 'string', default: 'cosine', choices: SCHEDULES, help: 'learning-rate decay after warmup' },
   { key: 'warmup', kind: 'int', default: '4', help: 'linear warmup steps' },
   { key: 'steps', kind: 'posint', default: '36', help: 'optimizer steps' },
+  { key: 'epochs', kind: 'posnumber', default: '', nullable: true, defaultText: 'none: use --steps', help: 'passes over the training tokens instead of --steps (exclusive with it)' },
   { key: 'batch', kind: 'posint', default: '8', help: 'sequences per micro-batch' },
   { key: 'gradAccum', kind: 'posint', default: '1', help: 'micro-batches per optimizer step' },
   { key: 'seqLen', kind: 'posint', default: '64', help: 'tokens per sequence' },
   { key: 'evalEvery', kind: 'int', default: '0', help: 'evaluate every N steps (0: only before and after)' },
   { key: 'evalBatches', kind: 'posint', default: '4', help: 'held-out batches per evaluation' },
   { key: 'out', kind: 'string', default: '', defaultText: 'out/finetune-<method>', help: 'where the adapter (PEFT format) or the model goes' },
+  { key: 'saveEvery', kind: 'int', default: '0', help: 'save a trainer checkpoint to <out>/checkpoint-<step> every N steps (0: never)' },
+  { key: 'resume', kind: 'string', default: '', nullable: true, defaultText: 'none', help: 'continue from a checkpoint folder (or the latest checkpoint-<step> in a folder)' },
+  { key: 'overwrite', kind: 'flag', default: 'false', help: 'replace output files and checkpoints this run did not create' },
+  { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
@@ -90,9 +108,9 @@ const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 /** The --help text, listing every option with its default. */
 export function helpText(): string {
   const rows = SPECS.map((s) => {
-    const value = s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'prob' ? 'X' : 'N';
-    const def = s.defaultText ?? (s.default === '' ? 'none' : s.default);
-    return `  --${flagOf(s.key)} ${value}`.padEnd(36) + `${s.help} (default: ${def})`;
+    const value = s.choices ? s.choices.join('|') : s.kind === 'flag' ? '' : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'posnumber' || s.kind === 'prob' ? 'X' : 'N';
+    const def = s.defaultText ?? (s.default === '' ? 'none' : s.default === 'false' ? 'off' : s.default);
+    return `  --${flagOf(s.key)} ${value}`.trimEnd().padEnd(36) + `${s.help} (default: ${def})`;
   });
   return [
     'Fine-tune a causal LM on State of the Union addresses (1990-2010, last 10% held out).',
@@ -120,7 +138,7 @@ export class OptionError extends Error {
  * Returns null for `--help` (after printing it with `print`).
  */
 export function parseOptions(argv: string[], print: (text: string) => void = (t) => console.log(t)): FinetuneOptions | null {
-  const flagSpecs = Object.fromEntries(SPECS.map((s) => [flagOf(s.key), { type: 'string' as const }]));
+  const flagSpecs = Object.fromEntries(SPECS.map((s) => [flagOf(s.key), { type: s.kind === 'flag' ? ('boolean' as const) : ('string' as const) }]));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...flagSpecs, config: { type: 'string' }, help: { type: 'boolean' } }, allowPositionals: false, strict: true });
@@ -138,6 +156,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   for (const s of SPECS) {
     const v = values[flagOf(s.key)];
     if (typeof v === 'string') raw.set(s.key, v);
+    if (v === true) raw.set(s.key, 'true');
   }
   const out: Record<string, unknown> = {};
   for (const s of SPECS) out[s.key] = convert(s, raw.get(s.key) ?? s.default);
@@ -145,13 +164,15 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.lr === null) o.lr = o.method === 'full' ? 1e-3 : 1e-2;
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
-  if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
+  if (o.epochs !== null && raw.has('steps')) throw new OptionError(`--epochs and --steps are exclusive: give one (got --epochs ${o.epochs} and --steps ${o.steps})`);
+  // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
+  if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
 }
 
 function convert(s: Spec, text: string): unknown {
   const flag = `--${flagOf(s.key)}`;
-  if (s.key === 'lr' && text === '') return null;
+  if ((s.key === 'lr' || s.nullable) && text === '') return null;
   switch (s.kind) {
     case 'string':
       if (s.choices && !s.choices.includes(text)) throw new OptionError(`${flag} must be one of ${s.choices.join(', ')}; got '${text}'`);
@@ -175,6 +196,14 @@ function convert(s: Spec, text: string): unknown {
       if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new OptionError(`${flag} must be a non-negative number; got '${text}'`);
       return n;
     }
+    case 'posnumber': {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new OptionError(`${flag} must be a positive number; got '${text}'`);
+      return n;
+    }
+    case 'flag':
+      if (text !== 'true' && text !== 'false') throw new OptionError(`${flag} is a switch: true or false in --config, no value on the command line; got '${text}'`);
+      return text === 'true';
     case 'prob': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new OptionError(`${flag} must be a number in [0, 1]; got '${text}'`);
@@ -196,8 +225,8 @@ function readConfig(path: string): Record<string, string> {
   for (const [k, v] of Object.entries(doc)) {
     const spec = SPECS.find((s) => s.key === k || flagOf(s.key) === k);
     if (!spec) throw new OptionError(`--config ${path}: unknown option '${k}' (options: ${SPECS.map((s) => s.key).join(', ')})`);
-    if (!['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list')) {
-      throw new OptionError(`--config ${path}: option '${k}' must be a string or number, got ${JSON.stringify(v)}`);
+    if (spec.kind === 'flag' ? typeof v !== 'boolean' : !['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list')) {
+      throw new OptionError(`--config ${path}: option '${k}' must be ${spec.kind === 'flag' ? 'true or false' : 'a string or number'}, got ${JSON.stringify(v)}`);
     }
     out[spec.key] = Array.isArray(v) ? v.join(',') : String(v);
   }

@@ -5,7 +5,7 @@
  * renames it into place, so a crash mid-save leaves the old checkpoint or none, never
  * half of one.
  */
-import { lstat, mkdir, mkdtemp, open, readFile, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { CheckpointError } from './errors.js';
 import type { CheckpointStore } from './store.js';
@@ -14,6 +14,30 @@ import type { CheckpointStore } from './store.js';
 export const FILE_SYSTEM_AVAILABLE = true;
 
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
+
+/**
+ * Creates `dir` and its missing parents one level at a time. Not `mkdir -p`: Node's
+ * recursive mkdir never returns for a path under a pseudo file system such as `/proc`
+ * (`/proc/x` fails with ENOENT, which it retries); one level at a time fails at once.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  for (let p = resolve(dir); ; ) {
+    const st = await stat(p).catch((e: unknown) => {
+      if (code(e) === 'ENOENT') return null;
+      throw e;
+    });
+    if (st) {
+      if (!st.isDirectory()) throw new Error(`${p} is not a directory`);
+      break;
+    }
+    missing.push(p);
+    const up = dirname(p);
+    if (up === p) break;
+    p = up;
+  }
+  for (const p of missing.reverse()) await mkdir(p);
+}
 
 /**
  * A store whose keys are directory paths (relative to the working directory or absolute).
@@ -42,7 +66,7 @@ export function fileCheckpointStore(): CheckpointStore {
       if (existing && !overwrite) throw new CheckpointError(`${dir}: a checkpoint already exists there (pass overwrite to replace it)`, dir);
       const parent = dirname(target);
       try {
-        await mkdir(parent, { recursive: true });
+        await makeDirs(parent);
       } catch (e) {
         throw new CheckpointError(`${dir}: cannot create its parent folder (${(e as Error).message})`, dir);
       }
