@@ -4,4 +4,4 @@
  */
 import { main } from './src/cli.js';
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+void main(process.argv.slice(2)).then((code) => process.exit(code));

@@ -34,7 +34,7 @@ export function checkResumeOptions(dir: string, manifest: CheckpointManifest, op
   }
   const now = trainingOptions(opts);
   const keys = [...new Set([...Object.keys(saved), ...Object.keys(now)])];
-  const show = (v: JsonValue | undefined) => (v === undefined ? '(absent)' : Array.isArray(v) ? v.join(',') : String(v));
+  const show = (v: JsonValue | undefined) => (v === undefined ? '(absent)' : Array.isArray(v) ? v.map((x) => JSON.stringify(x).replace(/^"|"$/g, '')).join(',') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v));
   const diffs = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(now[k])).map((k) => `${flagOf(k)} ${show(saved[k])} (this run: ${show(now[k])})`);
   if (diffs.length > 0) {
     throw new OptionError(`--resume ${dir}: the checkpoint was made with other options: ${diffs.join(', ')}; resume with the same options, or start a new run`);

@@ -22,17 +22,21 @@ import type { CheckpointStore } from './store.js';
 
 /** What a checkpoint needs of an optimizer (every `@webpeft/optim` and `@webpeft/quant` optimizer has it). */
 export interface CheckpointOptimizer {
+  /** Hyperparameters and per-parameter state, keyed by parameter name. */
   stateDict(): Promise<OptimizerStateDict>;
   /** Throws as `loadStateDict` would, changing nothing. */
   checkStateDict(sd: OptimizerStateDict): void;
+  /** Restores a state dict (after `checkStateDict` passed, it does not throw). */
   loadStateDict(sd: OptimizerStateDict): void;
 }
 
 /** What a checkpoint needs of a learning-rate scheduler (`LambdaLr` and the schedules built on it). */
 export interface CheckpointScheduler {
+  /** The step count and base learning rates. */
   stateDict(): SchedulerStateDict;
   /** Throws as `loadStateDict` would, changing nothing. */
   checkStateDict(sd: SchedulerStateDict): unknown;
+  /** Restores the step count and base lrs and sets the lrs of that step. */
   loadStateDict(sd: SchedulerStateDict): void;
 }
 
@@ -43,6 +47,7 @@ export type WeightsInput = ReadonlyMap<string, Tensor> | Readonly<Record<string,
 export interface TrainingObjects {
   /** The trainable tensors (model or adapter parameters) by name, f32 or f64; see {@link trainableWeights}. */
   weights: WeightsInput;
+  /** The run's optimizer (its state is saved keyed by the names of its groups). */
   optimizer: CheckpointOptimizer;
   /** The learning-rate scheduler, if the run has one. */
   scheduler?: CheckpointScheduler | null;
@@ -62,10 +67,15 @@ export interface TrainingProgress {
 
 /** What {@link loadCheckpoint} restored, besides the objects it was given. */
 export interface LoadedCheckpoint {
+  /** Optimizer steps completed when the checkpoint was taken. */
   step: number;
+  /** Passes over the data completed then. */
   epoch: number;
+  /** The data position saved with it. */
   dataPosition: JsonValue;
+  /** The caller's metadata saved with it. */
   metadata: Record<string, JsonValue>;
+  /** The whole manifest, as read and checked. */
   manifest: CheckpointManifest;
 }
 

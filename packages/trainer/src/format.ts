@@ -29,13 +29,17 @@ export type JsonValue = null | boolean | number | string | JsonValue[] | { [key:
 
 /** Size and CRC-32 of one data file, checked before the file is parsed. */
 export interface FileRecord {
+  /** File size in bytes. */
   bytes: number;
+  /** CRC-32 (IEEE) of the whole file. */
   crc32: number;
 }
 
 /** The JSON manifest, `trainer_state.json`. */
 export interface CheckpointManifest {
+  /** Always {@link CHECKPOINT_FORMAT}. */
   format: typeof CHECKPOINT_FORMAT;
+  /** The format version (see {@link CHECKPOINT_VERSION}). */
   version: number;
   /** Optimizer steps completed when the checkpoint was taken. */
   step: number;
@@ -80,7 +84,7 @@ export function parseManifest(text: string, where: string): CheckpointManifest {
   if (!isObject(doc)) return fail('must be a JSON object');
   if (doc.format !== CHECKPOINT_FORMAT) fail(`'format' is ${JSON.stringify(doc.format)}, expected '${CHECKPOINT_FORMAT}'`);
   if (!isCount(doc.version) || doc.version < 1) fail(`'version' must be a positive integer, got ${JSON.stringify(doc.version)}`);
-  if ((doc.version as number) > CHECKPOINT_VERSION) fail(`'version' is ${String(doc.version)}; this reader knows versions up to ${CHECKPOINT_VERSION}`);
+  if (doc.version > CHECKPOINT_VERSION) fail(`'version' is ${String(doc.version)}; this reader knows versions up to ${CHECKPOINT_VERSION}`);
   if (!isCount(doc.step)) fail(`'step' must be a non-negative integer, got ${JSON.stringify(doc.step)}`);
   if (typeof doc.epoch !== 'number' || !Number.isFinite(doc.epoch) || doc.epoch < 0) fail(`'epoch' must be a finite number >= 0, got ${JSON.stringify(doc.epoch)}`);
   if (!('dataPosition' in doc)) fail(`'dataPosition' is missing`);

@@ -25,6 +25,7 @@ export interface CheckpointStore {
 
 /** An in-memory store (browsers, tests): `folders` maps a key to its files. */
 export interface MemoryCheckpointStore extends CheckpointStore {
+  /** Folder key -> file name -> bytes. */
   readonly folders: Map<string, Map<string, Uint8Array>>;
 }
 

@@ -63,7 +63,7 @@ type Manifest = Record<string, JsonValue> & { rng: Record<string, JsonValue>; sc
 
 /** Copies folder `from` to `to`, with the manifest edited by `edit` and file bytes by `bytes`. */
 function tamper(store: ReturnType<typeof memoryCheckpointStore>, from: string, to: string, edit: (m: Manifest) => void, bytes?: (name: string, b: Uint8Array) => Uint8Array | undefined): void {
-  const files = new Map(store.folders.get(from)!);
+  const files = new Map(store.folders.get(from));
   const m = JSON.parse(new TextDecoder().decode(files.get(CHECKPOINT_FILES.manifest))) as Manifest;
   edit(m);
   files.set(CHECKPOINT_FILES.manifest, new TextEncoder().encode(JSON.stringify(m)));
