@@ -134,6 +134,13 @@ describe('finetune CLI: --save-every and --resume', () => {
       [...common.map((v) => (v === '4' ? '8' : v)), '--lr', '0.02', '--resume', join(first, 'checkpoint-2'), '--out', join(root, 'run-d')],
       /--resume .*checkpoint-2: the checkpoint was made with other options: --rank 4 \(this run: 8\), --lr 0\.01 \(this run: 0\.02\), --steps 4 \(this run: 8\); resume with the same options/,
     );
+    // --epochs: the steps follow from the training tokens the run reports.
+    const epochLines: string[] = [];
+    const short = common.filter((_, i) => common[i] !== '--steps' && common[i - 1] !== '--steps');
+    const e = (await runFinetune([...short, '--epochs', '0.02', '--out', join(root, 'run-e')], { ...quiet, log: (l) => epochLines.push(l) }))!;
+    const tokens = Number(/^Data: .*, ([\d,]+) training tokens/.exec(epochLines.find((l) => l.startsWith('Data: '))!)![1].replace(/,/g, ''));
+    expect(e.steps).toBe(Math.ceil((0.02 * tokens) / (2 * 16)));
+    expect(e.losses).toHaveLength(e.steps);
     // Running the first command again into the same folder would replace its files.
     await expectRefused([...common, '--save-every', '2', '--out', first], /adapter_config.json, adapter_model.safetensors, checkpoint-2, checkpoint-4 already exist there/);
   }, 300_000);

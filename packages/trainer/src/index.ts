@@ -21,3 +21,4 @@ export { CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type Checkpoin
 export { CheckpointError } from './errors.js';
 export { type CheckpointStore, type MemoryCheckpointStore, memoryCheckpointStore } from './store.js';
 export { fileCheckpointStore } from '#checkpoint-fs';
+export { opfsCheckpointStore } from './store-opfs.js';
