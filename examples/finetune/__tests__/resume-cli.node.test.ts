@@ -5,7 +5,7 @@
  * folders, each one line and exit code 2. One short run with `--save-every` is then
  * resumed from its checkpoint: the losses of the remaining steps are bit-identical.
  */
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor } from '@webpeft/quant';
@@ -134,6 +134,17 @@ describe('finetune CLI: --save-every and --resume', () => {
       [...common.map((v) => (v === '4' ? '8' : v)), '--lr', '0.02', '--resume', join(first, 'checkpoint-2'), '--out', join(root, 'run-d')],
       /--resume .*checkpoint-2: the checkpoint was made with other options: --rank 4 \(this run: 8\), --lr 0\.01 \(this run: 0\.02\), --steps 4 \(this run: 8\); resume with the same options/,
     );
+    // A damaged checkpoint is refused when it is loaded, naming the file; the run frees what it built.
+    const damaged = join(root, 'damaged');
+    cpSync(join(first, 'checkpoint-2'), damaged, { recursive: true });
+    const weights = readFileSync(join(damaged, 'weights.safetensors'));
+    weights[weights.length - 5] ^= 0x40;
+    writeFileSync(join(damaged, 'weights.safetensors'), weights);
+    const refused = await cli([...common, '--resume', damaged, '--out', join(root, 'run-f')]);
+    expect(refused.code).toBe(1);
+    expect(refused.errors).toEqual([expect.stringMatching(/^error: .*damaged\/weights.safetensors: CRC-32 is \d+, the manifest records \d+ \(a corrupted or replaced file\) \(--debug prints the stack trace\)$/)]);
+    expect(readdirSync(join(root, 'run-f')), 'nothing written').toEqual([]);
+
     // --epochs: the steps follow from the training tokens the run reports.
     const epochLines: string[] = [];
     const short = common.filter((_, i) => common[i] !== '--steps' && common[i - 1] !== '--steps');

@@ -94,7 +94,14 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const rng = new SeededRandom(opts.seed + 7);
   let startStep = 0;
   if (plan.resume) {
-    startStep = await restoreRun(plan.resume.dir, { trainable: peft ?? model, optimizer, scheduler: schedule, sampler: rng });
+    try {
+      startStep = await restoreRun(plan.resume.dir, { trainable: peft ?? model, optimizer, scheduler: schedule, sampler: rng });
+    } catch (e) {
+      // A refused checkpoint changed nothing; free what this run built before reporting it.
+      optimizer.disposeState();
+      (peft ?? model).dispose();
+      throw e;
+    }
     log(`Resumed from ${plan.resume.dir} after step ${startStep} of ${steps}`);
   }
   const losses: number[] = [];
