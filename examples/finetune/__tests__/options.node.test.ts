@@ -29,6 +29,11 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--temperature', 'hot', /--temperature must be a non-negative number; got 'hot'/],
   ['--top-p', '2', /--top-p must be a number in \[0, 1\]; got '2'/],
   ['--corpus-chars', '10.5', /--corpus-chars must be an integer >= 1; got '10.5'/],
+  ['--packing', 'yes', /Option '--packing' does not take an argument/],
+  ['--overwrite', 'yes', /Option '--overwrite' does not take an argument/],
+  ['--debug', '1', /Option '--debug' does not take an argument/],
+  ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
+  ['--completion-only', 'yes', /--completion-only must be one of auto, true, false; got 'yes'/],
 ];
 
 describe('fine-tuning CLI options', () => {
@@ -52,9 +57,9 @@ describe('fine-tuning CLI options', () => {
   });
 
   it('covers every option listed in --help with a rejection case', () => {
-    const listed = [...helpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--model', '--out', '--prompt', '--resume', '--overwrite', '--debug', '--config', '--help'].includes(f));
-    // --model, --out, --prompt and --resume accept any text (checked before loading: resume-cli.node.test.ts);
-    // --overwrite and --debug are switches (tested below); --config is tested below.
+    const listed = [...helpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--model', '--out', '--prompt', '--data', '--chat-template', '--resume', '--config', '--help'].includes(f));
+    // --model, --out, --prompt, --data, --chat-template and --resume accept any text (files are read by
+    // the run; --resume is checked before loading: resume-cli.node.test.ts); --config is tested below.
     expect(listed.sort()).toEqual(BAD.map(([f]) => f).sort());
     for (const line of helpText().split('\n').filter((l) => l.startsWith('  --') && !l.includes('--config') && !l.includes('--help'))) {
       expect(line, 'every option shows its default').toMatch(/\(default: .+\)$/);
@@ -72,7 +77,7 @@ describe('fine-tuning CLI options', () => {
     writeFileSync(config, JSON.stringify({ overwrite: true, epochs: 3 }));
     expect(parseOptions(['--config', config])).toMatchObject({ overwrite: true, epochs: 3 });
     writeFileSync(config, JSON.stringify({ overwrite: 'yes' }));
-    expect(() => parseOptions(['--config', config])).toThrow(/option 'overwrite' must be true or false, got "yes"/);
+    expect(() => parseOptions(['--config', config])).toThrow(/--overwrite is a flag \(true or false in --config\); got 'yes'/);
     writeFileSync(config, JSON.stringify({ steps: 4, epochs: 1 }));
     expect(() => parseOptions(['--config', config])).toThrow(/--epochs and --steps are exclusive/);
   });
@@ -96,5 +101,18 @@ describe('fine-tuning CLI options', () => {
     const badValue = join(dir, 'bad-value.json');
     writeFileSync(badValue, JSON.stringify({ method: 'sgd' }));
     expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3; got 'sgd'/);
+  });
+
+  it('--data and its SFT options: TRL names in --help, SFT options need --data, --packing is a flag', () => {
+    const help = helpText();
+    for (const name of ['packing', 'packing_strategy', 'completion_only_loss', 'assistant_only_loss', 'chat_template_path']) expect(help).toContain(name);
+    expect(parseOptions([])).toMatchObject({ data: null, packing: false, packingStrategy: 'bfd', completionOnly: 'auto', chatTemplate: null });
+    expect(parseOptions(['--data', 'x.jsonl', '--packing', '--completion-only', 'true'])).toMatchObject({ data: 'x.jsonl', packing: true, completionOnly: 'true' });
+    expect(() => parseOptions(['--packing'])).toThrow(/^--packing applies to --data, which is not given$/);
+    expect(() => parseOptions(['--completion-only', 'false'])).toThrow(/^--completion-only applies to --data/);
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-options-'));
+    const config = join(dir, 'sft.json');
+    writeFileSync(config, JSON.stringify({ data: 'qa.jsonl', packing: true, 'packing-strategy': 'wrapped' }));
+    expect(parseOptions(['--config', config])).toMatchObject({ data: 'qa.jsonl', packing: true, packingStrategy: 'wrapped' });
   });
 });

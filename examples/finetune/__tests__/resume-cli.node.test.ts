@@ -8,6 +8,7 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor } from '@webpeft/quant';
 import { initBackends } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -154,5 +155,18 @@ describe('finetune CLI: --save-every and --resume', () => {
     expect(e.losses).toHaveLength(e.steps);
     // Running the first command again into the same folder would replace its files.
     await expectRefused([...common, '--save-every', '2', '--out', first], /adapter_config.json, adapter_model.safetensors, checkpoint-2, checkpoint-4 already exist there/);
+  }, 300_000);
+
+  it('with --data, the shuffled order and position of the SFT sampler resume too', async () => {
+    const data = fileURLToPath(new URL('../data/moby-dick-qa.jsonl', import.meta.url));
+    const first = join(root, 'sft-a');
+    // batch 8 over the file's training rows: the run crosses an epoch boundary (a reshuffle) after the checkpoint.
+    const common = ['--data', data, '--method', 'lora', '--backend', 'cpu', '--steps', '4', '--warmup', '1', '--rank', '4', '--dropout', '0.1', '--batch', '8', '--seq-len', '48', '--eval-batches', '1', '--max-new-tokens', '2'];
+    const a = (await runFinetune([...common, '--save-every', '2', '--out', first], quiet))!;
+    const c = (await runFinetune([...common, '--resume', join(first, 'checkpoint-2'), '--out', join(root, 'sft-c')], quiet))!;
+    expect(c.losses).toEqual(a.losses.slice(2));
+    const manifest = JSON.parse(readFileSync(join(first, 'checkpoint-2', 'trainer_state.json'), 'utf8')) as { dataPosition: { order: number[]; pos: number } };
+    expect(manifest.dataPosition.pos).toBeGreaterThan(0);
+    expect([...manifest.dataPosition.order].sort((x, y) => x - y)).toEqual(manifest.dataPosition.order.map((_, i) => i));
   }, 300_000);
 });

@@ -41,12 +41,45 @@ export function checkResumeOptions(dir: string, manifest: CheckpointManifest, op
   }
 }
 
+/** A data stream's position as JSON: saved with a checkpoint, checked, then restored. */
+export interface DataPosition {
+  /** The position now (JSON). */
+  save(): JsonValue;
+  /** Throws naming the field unless `state` is a position this stream can take; changes nothing. */
+  check(state: unknown): void;
+  /** Moves the stream to `state` (checked first). */
+  restore(state: unknown): void;
+}
+
+/** The run's training data as checkpoints and `--epochs` see it. */
+export interface DataStream {
+  /** Micro-batches per pass over the training data. */
+  perEpoch: number;
+  position: DataPosition;
+}
+
+/** The position of the random-window sampler of the default corpus: its generator's state. */
+export function windowPosition(rng: SeededRandom): DataPosition {
+  const check = (state: unknown): number => {
+    const v = (state as { sampler?: unknown } | null)?.sampler;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new RangeError(`dataPosition.sampler must be an integer in [0, 2^32), got ${JSON.stringify(v)}`);
+    return v;
+  };
+  return {
+    save: () => ({ sampler: rng.state }),
+    check,
+    restore: (state) => {
+      rng.state = check(state);
+    },
+  };
+}
+
 /** What a checkpoint of the CLI holds besides the trainer's parts. */
 export interface RunCheckpointState {
   trainable: Module;
   optimizer: CheckpointOptimizer;
   scheduler: CheckpointScheduler;
-  sampler: SeededRandom;
+  data: DataPosition;
   step: number;
   epoch: number;
 }
@@ -60,21 +93,22 @@ export async function saveRunCheckpoint(opts: FinetuneOptions, s: RunCheckpointS
   await saveCheckpoint(
     fileCheckpointStore(),
     dir,
-    { weights: trainableWeights(s.trainable), optimizer: s.optimizer, scheduler: s.scheduler, step: s.step, epoch: s.epoch, dataPosition: { sampler: s.sampler.state }, metadata: { options: trainingOptions(opts) } },
+    { weights: trainableWeights(s.trainable), optimizer: s.optimizer, scheduler: s.scheduler, step: s.step, epoch: s.epoch, dataPosition: s.data.save(), metadata: { options: trainingOptions(opts) } },
     { overwrite: opts.overwrite },
   );
   return dir;
 }
 
-/** Restores checkpoint `dir` into the run's objects and sampler; returns the step it was taken after. Changes nothing when it throws. */
+/** Restores checkpoint `dir` into the run's objects and data stream; returns the step it was taken after. Changes nothing when it throws. */
 export async function restoreRun(dir: string, s: Omit<RunCheckpointState, 'step' | 'epoch'>): Promise<number> {
   const store = fileCheckpointStore();
-  const position = (await readCheckpointManifest(store, dir)).dataPosition as { sampler?: unknown } | null;
-  const sampler = position?.sampler;
-  if (typeof sampler !== 'number' || !Number.isInteger(sampler) || sampler < 0 || sampler > 0xffffffff) {
-    throw new OptionError(`--resume ${dir}: dataPosition.sampler must be an integer in [0, 2^32), got ${JSON.stringify(sampler)}`);
+  const position = (await readCheckpointManifest(store, dir)).dataPosition;
+  try {
+    s.data.check(position);
+  } catch (e) {
+    throw new OptionError(`--resume ${dir}: ${(e as Error).message}`);
   }
   const loaded = await loadCheckpoint(store, dir, { weights: trainableWeights(s.trainable), optimizer: s.optimizer, scheduler: s.scheduler });
-  s.sampler.state = sampler;
+  s.data.restore(position);
   return loaded.step;
 }

@@ -13,6 +13,10 @@ export type Schedule = (typeof SCHEDULES)[number];
 export const BACKENDS = ['webgpu', 'cpu'] as const;
 /** What a step with a NaN or infinite gradient does (the optimizer's `nonFinite` policy). */
 export const NON_FINITE = ['warn', 'skip', 'throw'] as const;
+/** TRL's `packing_strategy` values (`--packing-strategy`). */
+export const PACKING_STRATEGIES = ['bfd', 'bfd_split', 'wrapped'] as const;
+/** `--completion-only`: TRL's default, on (completion_only_loss / assistant_only_loss), off. */
+export const COMPLETION_ONLY = ['auto', 'true', 'false'] as const;
 
 /** Options of the fine-tuning CLI (every one has a default). */
 export interface FinetuneOptions {
@@ -54,6 +58,14 @@ export interface FinetuneOptions {
   temperature: number;
   topP: number;
   corpusChars: number;
+  /** SFT data file (plain text or JSONL); null: the State of the Union corpus. */
+  data: string | null;
+  /** Pack short `--data` samples into `--seq-len` rows (TRL `packing`). */
+  packing: boolean;
+  packingStrategy: (typeof PACKING_STRATEGIES)[number];
+  completionOnly: (typeof COMPLETION_ONLY)[number];
+  /** Jinja chat template file for `{"messages"}` data; null: the tokenizer's. */
+  chatTemplate: string | null;
 }
 
 type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'prob' | 'string' | 'list' | 'flag';
@@ -82,7 +94,7 @@ const SPECS: Spec[] = [
   { key: 'schedule', kind: 'string', default: 'cosine', choices: SCHEDULES, help: 'learning-rate decay after warmup' },
   { key: 'warmup', kind: 'int', default: '4', help: 'linear warmup steps' },
   { key: 'steps', kind: 'posint', default: '36', help: 'optimizer steps' },
-  { key: 'epochs', kind: 'posnumber', default: '', nullable: true, defaultText: 'none: use --steps', help: 'passes over the training tokens instead of --steps (exclusive with it)' },
+  { key: 'epochs', kind: 'posnumber', default: '', nullable: true, defaultText: 'none: use --steps', help: 'passes over the training data instead of --steps (exclusive with it)' },
   { key: 'batch', kind: 'posint', default: '8', help: 'sequences per micro-batch' },
   { key: 'gradAccum', kind: 'posint', default: '1', help: 'micro-batches per optimizer step' },
   { key: 'seqLen', kind: 'posint', default: '64', help: 'tokens per sequence' },
@@ -101,6 +113,11 @@ const SPECS: Spec[] = [
   { key: 'temperature', kind: 'number', default: '0.8', help: 'sampling temperature (0: greedy)' },
   { key: 'topP', kind: 'prob', default: '0.9', help: 'nucleus sampling mass' },
   { key: 'corpusChars', kind: 'posint', default: '400000', help: 'characters of State of the Union text to use' },
+  { key: 'data', kind: 'string', default: '', defaultText: 'the State of the Union corpus', help: 'SFT data: plain text (a sample per line) or JSONL {"text"} | {"prompt","completion"} | {"messages"}; last 10% held out' },
+  { key: 'packing', kind: 'flag', default: 'false', help: "pack short --data samples into --seq-len rows (TRL packing)" },
+  { key: 'packingStrategy', kind: 'string', default: 'bfd', choices: PACKING_STRATEGIES, help: 'TRL packing_strategy: best-fit decreasing (samples stay whole), bfd with overflow split, or wrapped' },
+  { key: 'completionOnly', kind: 'string', default: 'auto', choices: COMPLETION_ONLY, help: "loss on completions only: TRL completion_only_loss ({\"prompt\",\"completion\"}) / assistant_only_loss ({\"messages\"}, needs {% generation %} in the template); auto: TRL's default" },
+  { key: 'chatTemplate', kind: 'string', default: '', defaultText: "the tokenizer's", help: 'Jinja chat template file for {"messages"} data (TRL chat_template_path)' },
 ];
 
 const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -108,12 +125,12 @@ const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 /** The --help text, listing every option with its default. */
 export function helpText(): string {
   const rows = SPECS.map((s) => {
-    const value = s.choices ? s.choices.join('|') : s.kind === 'flag' ? '' : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'posnumber' || s.kind === 'prob' ? 'X' : 'N';
-    const def = s.defaultText ?? (s.default === '' ? 'none' : s.default === 'false' ? 'off' : s.default);
-    return `  --${flagOf(s.key)} ${value}`.trimEnd().padEnd(36) + `${s.help} (default: ${def})`;
+    const value = s.kind === 'flag' ? '' : s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'posnumber' || s.kind === 'prob' ? 'X' : 'N';
+    const def = s.defaultText ?? (s.default === '' ? 'none' : s.default);
+    return `  --${flagOf(s.key)}${value ? ` ${value}` : ''}`.padEnd(36) + `${s.help} (default: ${def})`;
   });
   return [
-    'Fine-tune a causal LM on State of the Union addresses (1990-2010, last 10% held out).',
+    'Fine-tune a causal LM on State of the Union addresses (1990-2010, last 10% held out), or on --data FILE.',
     '',
     'The default model is @webpeft/default-model, a small LLaMA pretrained on Moby-Dick.',
     '',
@@ -156,7 +173,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   for (const s of SPECS) {
     const v = values[flagOf(s.key)];
     if (typeof v === 'string') raw.set(s.key, v);
-    if (v === true) raw.set(s.key, 'true');
+    else if (v === true) raw.set(s.key, 'true');
   }
   const out: Record<string, unknown> = {};
   for (const s of SPECS) out[s.key] = convert(s, raw.get(s.key) ?? s.default);
@@ -165,6 +182,12 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
   if (o.epochs !== null && raw.has('steps')) throw new OptionError(`--epochs and --steps are exclusive: give one (got --epochs ${o.epochs} and --steps ${o.steps})`);
+  if (o.data === '') o.data = null;
+  if (o.chatTemplate === '') o.chatTemplate = null;
+  if (o.data === null) {
+    const sft = SPECS.filter((s) => ['packing', 'packingStrategy', 'completionOnly', 'chatTemplate'].includes(s.key) && raw.has(s.key) && raw.get(s.key) !== s.default);
+    if (sft.length > 0) throw new OptionError(`--${flagOf(sft[0].key)} applies to --data, which is not given`);
+  }
   // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
   if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
@@ -177,6 +200,9 @@ function convert(s: Spec, text: string): unknown {
     case 'string':
       if (s.choices && !s.choices.includes(text)) throw new OptionError(`${flag} must be one of ${s.choices.join(', ')}; got '${text}'`);
       return text;
+    case 'flag':
+      if (text !== 'true' && text !== 'false') throw new OptionError(`${flag} is a flag (true or false in --config); got '${text}'`);
+      return text === 'true';
     case 'list': {
       const items = text.split(',').map((t) => t.trim());
       if (items.some((t) => t !== 'all-linear' && !/^[A-Za-z_][\w.]*$/.test(t))) {
@@ -201,9 +227,6 @@ function convert(s: Spec, text: string): unknown {
       if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new OptionError(`${flag} must be a positive number; got '${text}'`);
       return n;
     }
-    case 'flag':
-      if (text !== 'true' && text !== 'false') throw new OptionError(`${flag} is a switch: true or false in --config, no value on the command line; got '${text}'`);
-      return text === 'true';
     case 'prob': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new OptionError(`${flag} must be a number in [0, 1]; got '${text}'`);
@@ -225,8 +248,8 @@ function readConfig(path: string): Record<string, string> {
   for (const [k, v] of Object.entries(doc)) {
     const spec = SPECS.find((s) => s.key === k || flagOf(s.key) === k);
     if (!spec) throw new OptionError(`--config ${path}: unknown option '${k}' (options: ${SPECS.map((s) => s.key).join(', ')})`);
-    if (spec.kind === 'flag' ? typeof v !== 'boolean' : !['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list')) {
-      throw new OptionError(`--config ${path}: option '${k}' must be ${spec.kind === 'flag' ? 'true or false' : 'a string or number'}, got ${JSON.stringify(v)}`);
+    if (!['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list') && !(typeof v === 'boolean' && spec.kind === 'flag')) {
+      throw new OptionError(`--config ${path}: option '${k}' must be a string or number, got ${JSON.stringify(v)}`);
     }
     out[spec.key] = Array.isArray(v) ? v.join(',') : String(v);
   }

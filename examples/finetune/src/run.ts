@@ -13,13 +13,14 @@ import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWar
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
-import { evalBatches, randomBatch } from './batches.js';
+import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
-import { checkpointDir, restoreRun, saveRunCheckpoint } from './checkpointing.js';
+import { type DataStream, checkpointDir, restoreRun, saveRunCheckpoint, windowPosition } from './checkpointing.js';
 import { type FinetuneOptions, OptionError, parseOptions } from './options.js';
 import { preflight } from './preflight.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
 import { SeededRandom } from './seeded-random.js';
+import { prepareSftData, readSftFile } from './sft-data.js';
 import { batchTensors, evaluate, sample } from './train.js';
 
 /** Where {@link runFinetune} prints: report lines, and the progress bar. */
@@ -52,6 +53,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const opts = parseOptions(argv, log);
   if (opts === null) return null;
   const plan = await preflight(opts);
+  // A malformed --data file fails here, before a model is loaded.
+  const sftFile = opts.data === null ? null : readSftFile(opts.data, opts.chatTemplate, opts.completionOnly);
   await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
@@ -63,14 +66,29 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
-  const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
-  const { train, eval: held } = splitText(corpus.text, 0.1);
-  const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
-  const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
-  const evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
-  log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
-  const tokensPerStep = opts.gradAccum * opts.batch * opts.seqLen;
-  const steps = opts.epochs === null ? opts.steps : Math.max(1, Math.ceil((opts.epochs * trainIds.length) / tokensPerStep));
+  const rng = new SeededRandom(opts.seed + 7);
+  let nextBatch: () => TokenBatch;
+  let evalSet: TokenBatch[];
+  // Where the data stream stands, saved with checkpoints; micro-batches per pass over the data, for --epochs.
+  let stream: DataStream;
+  if (sftFile) {
+    const data = prepareSftData(sftFile, tokenizer, opts);
+    for (const w of data.warnings) log(`  warning: ${w}`);
+    ({ evalSet } = data);
+    nextBatch = () => data.sampler.next();
+    stream = { perEpoch: data.sampler.batchesPerEpoch, position: data.sampler };
+    log(`Data: ${data.summary}`);
+  } else {
+    const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
+    const { train, eval: held } = splitText(corpus.text, 0.1);
+    const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
+    const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
+    evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
+    nextBatch = () => randomBatch(trainIds, opts.batch, opts.seqLen, rng);
+    stream = { perEpoch: trainIds.length / (opts.batch * opts.seqLen), position: windowPosition(rng) };
+    log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
+  }
+  const steps = opts.epochs === null ? opts.steps : Math.max(1, Math.ceil((opts.epochs * stream.perEpoch) / opts.gradAccum));
   if (opts.warmup > steps) throw new OptionError(`--warmup must be at most the run's steps (${steps}, from --epochs ${opts.epochs}), got ${opts.warmup}`);
 
   const sampling = { maxNewTokens: opts.maxNewTokens, seed: opts.seed, temperature: opts.temperature, topP: opts.topP };
@@ -91,11 +109,10 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const names = (peft ?? model).namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
   const optimizer = new AdamW([{ params: trainableParams, names }], { lr: opts.lr, weightDecay: 0, nonFinite: opts.nonFinite, onWarning: (message) => log(`  warning: ${message}`) });
   const schedule = makeSchedule(optimizer, opts, steps);
-  const rng = new SeededRandom(opts.seed + 7);
   let startStep = 0;
   if (plan.resume) {
     try {
-      startStep = await restoreRun(plan.resume.dir, { trainable: peft ?? model, optimizer, scheduler: schedule, sampler: rng });
+      startStep = await restoreRun(plan.resume.dir, { trainable: peft ?? model, optimizer, scheduler: schedule, data: stream.position });
     } catch (e) {
       // A refused checkpoint changed nothing; free what this run built before reporting it.
       optimizer.disposeState();
@@ -108,12 +125,14 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const bar = new ProgressBar('train', steps, out.progress);
   resetPeakMemory();
   const tTrain = Date.now();
+  let tokens = 0;
   for (let step = startStep + 1; step <= steps; step++) {
     let stepLoss = 0;
     for (let micro = 0; micro < opts.gradAccum; micro++) {
       const loss: Tensor = tidy(() => {
-        const { inputIds, labels } = batchTensors(randomBatch(trainIds, opts.batch, opts.seqLen, rng), opts.backend);
-        const l = trainable.forward({ inputIds, labels }).loss!;
+        const batch = nextBatch();
+        tokens += batch.batchSize * batch.seqLen;
+        const l = trainable.forward(batchTensors(batch, opts.backend)).loss!;
         // Mean over the accumulated micro-batches: each contributes 1/k of the gradient.
         (opts.gradAccum > 1 ? mul(l, 1 / opts.gradAccum) : l).backward();
         return l;
@@ -127,8 +146,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
     losses.push(stepLoss);
     bar.update(step, `loss ${stepLoss.toFixed(3)}`);
     if (opts.saveEvery > 0 && step % opts.saveEvery === 0) {
-      const epoch = (step * tokensPerStep) / trainIds.length;
-      await saveRunCheckpoint(opts, { trainable: peft ?? model, optimizer, scheduler: schedule, sampler: rng, step, epoch });
+      const epoch = (step * opts.gradAccum) / stream.perEpoch;
+      await saveRunCheckpoint(opts, { trainable: peft ?? model, optimizer, scheduler: schedule, data: stream.position, step, epoch });
       log(`  step ${step}: checkpoint saved to ${checkpointDir(opts.out, step)}/`);
     }
     if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step !== steps) {
@@ -139,11 +158,10 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const peak = memory();
   const evalAfter = await evaluate(trainable, evalSet, opts.backend);
   const after = await sample(trainable, tokenizer, opts.prompt, sampling);
-  const tokens = (steps - startStep) * tokensPerStep;
   log(`Sample after: ${JSON.stringify(opts.prompt + after)}`);
   log(`Eval loss: ${evalBefore.toFixed(4)} -> ${evalAfter.toFixed(4)} (${((100 * (evalAfter - evalBefore)) / evalBefore).toFixed(1)}%)`);
   log(`Perplexity: ${Math.exp(evalBefore).toFixed(1)} -> ${Math.exp(evalAfter).toFixed(1)}`);
-  log(`Trained ${steps - startStep} steps (${count(tokens)} tokens) in ${seconds.toFixed(1)}s: ${(tokens / seconds).toFixed(0)} tokens/s`);
+  log(`Trained ${steps - startStep} steps (${count(tokens)} tokens) in ${seconds.toFixed(1)}s: ${(tokens / Math.max(seconds, 1e-3)).toFixed(0)} tokens/s`);
   const tags = Object.entries(peak.peakBytesByTag).filter(([, b]) => b > 0);
   log(`Peak memory while training: ${mib(peak.peakBytes)}; by tag: ${tags.map(([t, b]) => `${t} ${mib(b)}`).join(', ')}`);
 

@@ -34,3 +34,4 @@ export { generate, type GenerateOptions, type GenerateOutput } from './generatio
 export { TokenSampler, argmaxRow, samplingProbabilities, type SamplingOptions } from './generation/sampling.js';
 export * from './io/index.js';
 export * from './tokenizer/index.js';
+export * from './data/index.js';
