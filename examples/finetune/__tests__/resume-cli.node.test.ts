@@ -115,7 +115,7 @@ describe('finetune CLI: --save-every and --resume', () => {
     const first = join(root, 'run-a');
     const second = join(root, 'run-b');
     // LoRA dropout on: the resume must restore the RNG; warmup + cosine: the scheduler.
-    const common = ['--method', 'lora', '--backend', 'cpu', '--steps', '4', '--warmup', '1', '--rank', '4', '--dropout', '0.1', '--batch', '2', '--seq-len', '16', '--eval-batches', '1', '--max-new-tokens', '2', '--corpus-chars', '20000'];
+    const common = ['--method', 'lora', '--backend', 'webgpu', '--steps', '4', '--warmup', '1', '--rank', '4', '--dropout', '0.1', '--batch', '2', '--seq-len', '16', '--eval-batches', '1', '--max-new-tokens', '2', '--corpus-chars', '20000'];
     const a = (await runFinetune([...common, '--save-every', '2', '--out', first], quiet))!;
     expect(a).toMatchObject({ steps: 4, startStep: 0 });
     expect(readdirSync(first).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'checkpoint-2', 'checkpoint-4']);
@@ -161,7 +161,7 @@ describe('finetune CLI: --save-every and --resume', () => {
     const data = fileURLToPath(new URL('../data/moby-dick-qa.jsonl', import.meta.url));
     const first = join(root, 'sft-a');
     // batch 8 over the file's training rows: the run crosses an epoch boundary (a reshuffle) after the checkpoint.
-    const common = ['--data', data, '--method', 'lora', '--backend', 'cpu', '--steps', '4', '--warmup', '1', '--rank', '4', '--dropout', '0.1', '--batch', '8', '--seq-len', '48', '--eval-batches', '1', '--max-new-tokens', '2'];
+    const common = ['--data', data, '--method', 'lora', '--backend', 'webgpu', '--steps', '4', '--warmup', '1', '--rank', '4', '--dropout', '0.1', '--batch', '8', '--seq-len', '48', '--eval-batches', '1', '--max-new-tokens', '2'];
     const a = (await runFinetune([...common, '--save-every', '2', '--out', first], quiet))!;
     const c = (await runFinetune([...common, '--resume', join(first, 'checkpoint-2'), '--out', join(root, 'sft-c')], quiet))!;
     expect(c.losses).toEqual(a.losses.slice(2));
