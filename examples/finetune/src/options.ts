@@ -31,7 +31,10 @@ export interface FinetuneOptions {
   lr: number;
   schedule: Schedule;
   warmup: number;
+  /** Optimizer steps; with {@link epochs} set, the run computes them from the corpus size instead. */
   steps: number;
+  /** Passes over the training tokens (an alternative to `steps`, exclusive with it); null: use `steps`. */
+  epochs: number | null;
   batch: number;
   gradAccum: number;
   seqLen: number;
@@ -40,6 +43,14 @@ export interface FinetuneOptions {
   out: string;
   /** After training, merge the adapter into the base and write an HF checkpoint folder here; null: no export. */
   mergeAndExport: string | null;
+  /** Save a trainer checkpoint to `<out>/checkpoint-<step>` every N steps (0: never). */
+  saveEvery: number;
+  /** A trainer checkpoint folder to continue from (or a folder holding `checkpoint-<step>` folders: the latest); null: start afresh. */
+  resume: string | null;
+  /** Replace output files and checkpoints this run did not create. */
+  overwrite: boolean;
+  /** Print the stack trace of an error (else one line). */
+  debug: boolean;
   backend: (typeof BACKENDS)[number];
   /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
   nonFinite: (typeof NON_FINITE)[number];
@@ -59,7 +70,7 @@ export interface FinetuneOptions {
   chatTemplate: string | null;
 }
 
-type Kind = 'int' | 'posint' | 'number' | 'prob' | 'string' | 'list' | 'flag';
+type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'prob' | 'string' | 'list' | 'flag';
 
 interface Spec {
   key: keyof FinetuneOptions;
@@ -69,6 +80,8 @@ interface Spec {
   choices?: readonly string[];
   /** Shown instead of the default value in --help. */
   defaultText?: string;
+  /** An empty value (the default) means "not set": null. */
+  nullable?: boolean;
 }
 
 /** Every option, in --help order. Flag names are the kebab-case keys. */
@@ -83,6 +96,7 @@ const SPECS: Spec[] = [
   { key: 'schedule', kind: 'string', default: 'cosine', choices: SCHEDULES, help: 'learning-rate decay after warmup' },
   { key: 'warmup', kind: 'int', default: '4', help: 'linear warmup steps' },
   { key: 'steps', kind: 'posint', default: '36', help: 'optimizer steps' },
+  { key: 'epochs', kind: 'posnumber', default: '', nullable: true, defaultText: 'none: use --steps', help: 'passes over the training data instead of --steps (exclusive with it)' },
   { key: 'batch', kind: 'posint', default: '8', help: 'sequences per micro-batch' },
   { key: 'gradAccum', kind: 'posint', default: '1', help: 'micro-batches per optimizer step' },
   { key: 'seqLen', kind: 'posint', default: '64', help: 'tokens per sequence' },
@@ -90,6 +104,10 @@ const SPECS: Spec[] = [
   { key: 'evalBatches', kind: 'posint', default: '4', help: 'held-out batches per evaluation' },
   { key: 'out', kind: 'string', default: '', defaultText: 'out/finetune-<method>', help: 'where the adapter (PEFT format) or the model goes' },
   { key: 'mergeAndExport', kind: 'string', default: '', defaultText: 'none', help: 'after training, merge the adapter into the base and write a Hugging Face checkpoint folder (transformers loads it) to this new directory' },
+  { key: 'saveEvery', kind: 'int', default: '0', help: 'save a trainer checkpoint to <out>/checkpoint-<step> every N steps (0: never)' },
+  { key: 'resume', kind: 'string', default: '', nullable: true, defaultText: 'none', help: 'continue from a checkpoint folder (or the latest checkpoint-<step> in a folder)' },
+  { key: 'overwrite', kind: 'flag', default: 'false', help: 'replace output files and checkpoints this run did not create' },
+  { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
@@ -110,7 +128,7 @@ const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 /** The --help text, listing every option with its default. */
 export function helpText(): string {
   const rows = SPECS.map((s) => {
-    const value = s.kind === 'flag' ? '' : s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'prob' ? 'X' : 'N';
+    const value = s.kind === 'flag' ? '' : s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'posnumber' || s.kind === 'prob' ? 'X' : 'N';
     const def = s.defaultText ?? (s.default === '' ? 'none' : s.default);
     return `  --${flagOf(s.key)}${value ? ` ${value}` : ''}`.padEnd(36) + `${s.help} (default: ${def})`;
   });
@@ -166,6 +184,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.lr === null) o.lr = o.method === 'full' ? 1e-3 : 1e-2;
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
+  if (o.epochs !== null && raw.has('steps')) throw new OptionError(`--epochs and --steps are exclusive: give one (got --epochs ${o.epochs} and --steps ${o.steps})`);
   if (o.data === '') o.data = null;
   if (o.chatTemplate === '') o.chatTemplate = null;
   if (o.data === null) {
@@ -174,7 +193,8 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   }
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
-  if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
+  // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
+  if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
 }
 
@@ -196,7 +216,7 @@ function checkMergeAndExport(method: string, dir: string): void {
 
 function convert(s: Spec, text: string): unknown {
   const flag = `--${flagOf(s.key)}`;
-  if (s.key === 'lr' && text === '') return null;
+  if ((s.key === 'lr' || s.nullable) && text === '') return null;
   switch (s.kind) {
     case 'string':
       if (s.choices && !s.choices.includes(text)) throw new OptionError(`${flag} must be one of ${s.choices.join(', ')}; got '${text}'`);
@@ -221,6 +241,11 @@ function convert(s: Spec, text: string): unknown {
     case 'number': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new OptionError(`${flag} must be a non-negative number; got '${text}'`);
+      return n;
+    }
+    case 'posnumber': {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new OptionError(`${flag} must be a positive number; got '${text}'`);
       return n;
     }
     case 'prob': {

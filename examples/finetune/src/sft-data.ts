@@ -132,6 +132,39 @@ export class SftSampler {
     this.shuffle();
   }
 
+  /** Micro-batches per pass over the training rows (for `--epochs`). */
+  get batchesPerEpoch(): number {
+    return Math.ceil(this.rows.length / this.batch);
+  }
+
+  /** Where the sampler stands (JSON, saved with trainer checkpoints): this epoch's order, the next row, epochs done, the shuffle generator. */
+  save(): { order: number[]; pos: number; epochs: number; rng: number } {
+    return { order: [...this.order], pos: this.pos, epochs: this.epochs, rng: this.rng.state };
+  }
+
+  /** Throws naming the field unless `state` is a position of this sampler (a permutation of its rows, `pos` inside it); changes nothing. */
+  check(state: unknown): void {
+    const s = state as { order?: unknown; pos?: unknown; epochs?: unknown; rng?: unknown } | null;
+    const n = this.rows.length;
+    const order = s?.order;
+    if (!Array.isArray(order) || order.length !== n || new Set(order).size !== n || order.some((i) => !Number.isInteger(i) || (i as number) < 0 || (i as number) >= n)) {
+      throw new RangeError(`dataPosition.order must be a permutation of the ${n} training rows`);
+    }
+    if (!Number.isInteger(s?.pos) || (s!.pos as number) < 0 || (s!.pos as number) > n) throw new RangeError(`dataPosition.pos must be an integer in [0, ${n}], got ${JSON.stringify(s?.pos)}`);
+    if (!Number.isInteger(s?.epochs) || (s!.epochs as number) < 0) throw new RangeError(`dataPosition.epochs must be a non-negative integer, got ${JSON.stringify(s?.epochs)}`);
+    if (!Number.isInteger(s?.rng) || (s!.rng as number) < 0 || (s!.rng as number) > 0xffffffff) throw new RangeError(`dataPosition.rng must be an integer in [0, 2^32), got ${JSON.stringify(s?.rng)}`);
+  }
+
+  /** Moves the sampler to a position from {@link save} (checked first). */
+  restore(state: unknown): void {
+    this.check(state);
+    const s = state as { order: number[]; pos: number; epochs: number; rng: number };
+    this.order = [...s.order];
+    this.pos = s.pos;
+    this.epochs = s.epochs;
+    this.rng.state = s.rng;
+  }
+
   /** The next micro-batch. */
   next(): TokenBatch {
     if (this.pos >= this.order.length) {
