@@ -19,6 +19,7 @@ const packageAliases = {
   '@webpeft/quant': src('./packages/quant/src/index.ts'),
   '@webpeft/peft': src('./packages/peft/src/index.ts'),
   '@webpeft/default-model': src('./packages/default-model/src/index.ts'),
+  '@webpeft/trainer': src('./packages/trainer/src/index.ts'),
 };
 
 /** Fails any test that leaves tensors or buffers alive (opt-out: keepsStateAcrossTests). */
@@ -38,6 +39,8 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.node.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.node.ts'),
+            '#remote-store': src('./packages/nn/src/io/remote-store.node.ts'),
+            '#checkpoint-fs': src('./packages/trainer/src/store-fs.node.ts'),
           },
         },
         test: {
@@ -57,6 +60,8 @@ export default defineConfig({
             ...packageAliases,
             '#gpu-provider': src('./packages/tensor/src/backends/webgpu/gpu-provider.browser.ts'),
             '#fs-source': src('./packages/nn/src/io/fs-source.browser.ts'),
+            '#remote-store': src('./packages/nn/src/io/remote-store.browser.ts'),
+            '#checkpoint-fs': src('./packages/trainer/src/store-fs.browser.ts'),
           },
         },
         test: {

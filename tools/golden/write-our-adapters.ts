@@ -39,6 +39,8 @@ const CASES: [name: string, base: BaseName, config: PeftConfig & Record<string, 
   ['prompt-tuning-gpt2', 'gpt2', { peftType: 'PROMPT_TUNING', numVirtualTokens: 2, promptTuningInit: 'RANDOM' }],
   ['prefix-tuning-llama', 'llama', { peftType: 'PREFIX_TUNING', numVirtualTokens: 4 }],
   ['prefix-tuning-gpt2', 'gpt2', { peftType: 'PREFIX_TUNING', numVirtualTokens: 3 }],
+  ['p-tuning-mlp-gpt2', 'gpt2', { peftType: 'P_TUNING', numVirtualTokens: 3, encoderReparameterizationType: 'MLP', encoderHiddenSize: 12 }],
+  ['p-tuning-lstm-llama', 'llama', { peftType: 'P_TUNING', numVirtualTokens: 4, encoderReparameterizationType: 'LSTM', encoderHiddenSize: 8 }],
   ['prefix-projection-mistral', 'mistral', { peftType: 'PREFIX_TUNING', numVirtualTokens: 4, prefixProjection: true, encoderHiddenSize: 12 }],
 ];
 

@@ -6,7 +6,7 @@ import { OptionError, helpText, parseOptions } from '../src/options.js';
 
 /** One bad value per option, and the accepted values its message must name. */
 const BAD: [flag: string, value: string, accepted: RegExp][] = [
-  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3; got 'lorax'/],
+  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'lorax'/],
   ['--rank', '0', /--rank must be an integer >= 1; got '0'/],
   ['--alpha', 'big', /--alpha must be a non-negative number; got 'big'/],
   ['--dropout', '1.5', /--dropout must be a number in \[0, 1\]; got '1.5'/],
@@ -15,6 +15,8 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--schedule', 'step', /--schedule must be one of cosine, linear, constant; got 'step'/],
   ['--warmup', '2.5', /--warmup must be an integer >= 0; got '2.5'/],
   ['--steps', '', /--steps must be an integer >= 1; got ''/],
+  ['--epochs', '0', /--epochs must be a positive number; got '0'/],
+  ['--save-every', '-2', /--save-every must be an integer >= 0; got '-2'/],
   ['--batch', 'x', /--batch must be an integer >= 1; got 'x'/],
   ['--grad-accum', '0', /--grad-accum must be an integer >= 1; got '0'/],
   ['--seq-len', '-4', /--seq-len must be an integer >= 1; got '-4'/],
@@ -27,6 +29,13 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--temperature', 'hot', /--temperature must be a non-negative number; got 'hot'/],
   ['--top-p', '2', /--top-p must be a number in \[0, 1\]; got '2'/],
   ['--corpus-chars', '10.5', /--corpus-chars must be an integer >= 1; got '10.5'/],
+  ['--packing', 'yes', /Option '--packing' does not take an argument/],
+  ['--overwrite', 'yes', /Option '--overwrite' does not take an argument/],
+  ['--debug', '1', /Option '--debug' does not take an argument/],
+  ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
+  ['--completion-only', 'yes', /--completion-only must be one of auto, true, false; got 'yes'/],
+  // Tests run at the repository root, where package.json is a file.
+  ['--merge-and-export', 'package.json', /--merge-and-export: 'package\.json' exists and is not an empty directory; choose a new folder/],
 ];
 
 describe('fine-tuning CLI options', () => {
@@ -34,6 +43,7 @@ describe('fine-tuning CLI options', () => {
     const o = parseOptions([])!;
     expect(o).toMatchObject({ model: null, method: 'qlora', targets: ['all-linear', 'lm_head'], schedule: 'cosine', backend: 'webgpu', out: 'out/finetune-qlora', lr: 1e-2 });
     expect(parseOptions(['--method', 'full'])!.lr).toBe(1e-3);
+    expect(parseOptions(['--method', 'adapter-parallel'])).toMatchObject({ method: 'adapter-parallel', lr: 1e-2, out: 'out/finetune-adapter-parallel' });
   });
 
   it.each(BAD)('rejects %s %j with a one-line message naming the accepted values', (flag, value, accepted) => {
@@ -50,12 +60,29 @@ describe('fine-tuning CLI options', () => {
   });
 
   it('covers every option listed in --help with a rejection case', () => {
-    const listed = [...helpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--model', '--out', '--prompt', '--config', '--help'].includes(f));
-    // --model, --out and --prompt accept any text; --config is tested below.
+    const listed = [...helpText().matchAll(/^ {2}(--[a-z-]+)/gm)].map((m) => m[1]).filter((f) => !['--model', '--out', '--prompt', '--data', '--chat-template', '--resume', '--config', '--help'].includes(f));
+    // --model, --out, --prompt, --data, --chat-template and --resume accept any text (files are read by
+    // the run; --resume is checked before loading: resume-cli.node.test.ts); --config is tested below.
     expect(listed.sort()).toEqual(BAD.map(([f]) => f).sort());
     for (const line of helpText().split('\n').filter((l) => l.startsWith('  --') && !l.includes('--config') && !l.includes('--help'))) {
       expect(line, 'every option shows its default').toMatch(/\(default: .+\)$/);
     }
+  });
+
+  it('takes --epochs instead of --steps, never both; switches take no value on the command line and booleans in --config', () => {
+    expect(parseOptions(['--epochs', '0.5'])).toMatchObject({ epochs: 0.5, steps: 36 });
+    expect(parseOptions([])).toMatchObject({ epochs: null, saveEvery: 0, resume: null, overwrite: false, debug: false });
+    expect(() => parseOptions(['--epochs', '2', '--steps', '10'])).toThrow(/^--epochs and --steps are exclusive: give one \(got --epochs 2 and --steps 10\)$/);
+    expect(parseOptions(['--overwrite', '--debug', '--save-every', '5', '--resume', 'out/x'])).toMatchObject({ overwrite: true, debug: true, saveEvery: 5, resume: 'out/x' });
+    expect(() => parseOptions(['--overwrite=yes'])).toThrow(OptionError);
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-options-'));
+    const config = join(dir, 'switches.json');
+    writeFileSync(config, JSON.stringify({ overwrite: true, epochs: 3 }));
+    expect(parseOptions(['--config', config])).toMatchObject({ overwrite: true, epochs: 3 });
+    writeFileSync(config, JSON.stringify({ overwrite: 'yes' }));
+    expect(() => parseOptions(['--config', config])).toThrow(/--overwrite is a flag \(true or false in --config\); got 'yes'/);
+    writeFileSync(config, JSON.stringify({ steps: 4, epochs: 1 }));
+    expect(() => parseOptions(['--config', config])).toThrow(/--epochs and --steps are exclusive/);
   });
 
   it('rejects unknown flags and warmup beyond the steps', () => {
@@ -69,13 +96,26 @@ describe('fine-tuning CLI options', () => {
     writeFileSync(good, JSON.stringify({ method: 'lora', 'seq-len': 32, gradAccum: 2, targets: ['q_proj', 'v_proj'] }));
     expect(parseOptions(['--config', good, '--seq-len', '16'])).toMatchObject({ method: 'lora', seqLen: 16, gradAccum: 2, targets: ['q_proj', 'v_proj'] });
     const unknown = join(dir, 'unknown.json');
-    writeFileSync(unknown, JSON.stringify({ epochs: 3 }));
-    expect(() => parseOptions(['--config', unknown])).toThrow(new RegExp(`--config ${unknown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown option 'epochs'`));
+    writeFileSync(unknown, JSON.stringify({ epoch: 3 }));
+    expect(() => parseOptions(['--config', unknown])).toThrow(new RegExp(`--config ${unknown.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: unknown option 'epoch'`));
     const broken = join(dir, 'broken.json');
     writeFileSync(broken, '{ "method": ');
     expect(() => parseOptions(['--config', broken])).toThrow(/--config .*broken\.json: /);
     const badValue = join(dir, 'bad-value.json');
     writeFileSync(badValue, JSON.stringify({ method: 'sgd' }));
-    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3; got 'sgd'/);
+    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'sgd'/);
+  });
+
+  it('--data and its SFT options: TRL names in --help, SFT options need --data, --packing is a flag', () => {
+    const help = helpText();
+    for (const name of ['packing', 'packing_strategy', 'completion_only_loss', 'assistant_only_loss', 'chat_template_path']) expect(help).toContain(name);
+    expect(parseOptions([])).toMatchObject({ data: null, packing: false, packingStrategy: 'bfd', completionOnly: 'auto', chatTemplate: null });
+    expect(parseOptions(['--data', 'x.jsonl', '--packing', '--completion-only', 'true'])).toMatchObject({ data: 'x.jsonl', packing: true, completionOnly: 'true' });
+    expect(() => parseOptions(['--packing'])).toThrow(/^--packing applies to --data, which is not given$/);
+    expect(() => parseOptions(['--completion-only', 'false'])).toThrow(/^--completion-only applies to --data/);
+    const dir = mkdtempSync(join(tmpdir(), 'finetune-options-'));
+    const config = join(dir, 'sft.json');
+    writeFileSync(config, JSON.stringify({ data: 'qa.jsonl', packing: true, 'packing-strategy': 'wrapped' }));
+    expect(parseOptions(['--config', config])).toMatchObject({ data: 'qa.jsonl', packing: true, packingStrategy: 'wrapped' });
   });
 });

@@ -4,6 +4,10 @@ import { SeededRandom } from './seeded-random.js';
 export interface TokenBatch {
   inputIds: Int32Array;
   labels: Int32Array;
+  /** `[batch, seqLen]` padding mask, or `[batch, seqLen, seqLen]` per-query mask of packed rows (--data). */
+  attentionMask?: Int32Array;
+  /** `[batch, seqLen]` position ids restarting per packed sample (--data --packing). */
+  positionIds?: Int32Array;
   batchSize: number;
   seqLen: number;
 }

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 /** Fine-tuning methods the CLI runs. */
-export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3'] as const;
-/** Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, or IA3. */
+export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel'] as const;
+/** Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, or a bottleneck adapter (Houlsby, Pfeiffer or parallel placement). */
 export type Method = (typeof METHODS)[number];
 /** Learning-rate schedules after warmup. */
 export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
@@ -13,6 +13,10 @@ export type Schedule = (typeof SCHEDULES)[number];
 export const BACKENDS = ['webgpu', 'cpu'] as const;
 /** What a step with a NaN or infinite gradient does (the optimizer's `nonFinite` policy). */
 export const NON_FINITE = ['warn', 'skip', 'throw'] as const;
+/** TRL's `packing_strategy` values (`--packing-strategy`). */
+export const PACKING_STRATEGIES = ['bfd', 'bfd_split', 'wrapped'] as const;
+/** `--completion-only`: TRL's default, on (completion_only_loss / assistant_only_loss), off. */
+export const COMPLETION_ONLY = ['auto', 'true', 'false'] as const;
 
 /** Options of the fine-tuning CLI (every one has a default). */
 export interface FinetuneOptions {
@@ -27,13 +31,26 @@ export interface FinetuneOptions {
   lr: number;
   schedule: Schedule;
   warmup: number;
+  /** Optimizer steps; with {@link epochs} set, the run computes them from the corpus size instead. */
   steps: number;
+  /** Passes over the training tokens (an alternative to `steps`, exclusive with it); null: use `steps`. */
+  epochs: number | null;
   batch: number;
   gradAccum: number;
   seqLen: number;
   evalEvery: number;
   evalBatches: number;
   out: string;
+  /** After training, merge the adapter into the base and write an HF checkpoint folder here; null: no export. */
+  mergeAndExport: string | null;
+  /** Save a trainer checkpoint to `<out>/checkpoint-<step>` every N steps (0: never). */
+  saveEvery: number;
+  /** A trainer checkpoint folder to continue from (or a folder holding `checkpoint-<step>` folders: the latest); null: start afresh. */
+  resume: string | null;
+  /** Replace output files and checkpoints this run did not create. */
+  overwrite: boolean;
+  /** Print the stack trace of an error (else one line). */
+  debug: boolean;
   backend: (typeof BACKENDS)[number];
   /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
   nonFinite: (typeof NON_FINITE)[number];
@@ -43,9 +60,17 @@ export interface FinetuneOptions {
   temperature: number;
   topP: number;
   corpusChars: number;
+  /** SFT data file (plain text or JSONL); null: the State of the Union corpus. */
+  data: string | null;
+  /** Pack short `--data` samples into `--seq-len` rows (TRL `packing`). */
+  packing: boolean;
+  packingStrategy: (typeof PACKING_STRATEGIES)[number];
+  completionOnly: (typeof COMPLETION_ONLY)[number];
+  /** Jinja chat template file for `{"messages"}` data; null: the tokenizer's. */
+  chatTemplate: string | null;
 }
 
-type Kind = 'int' | 'posint' | 'number' | 'prob' | 'string' | 'list';
+type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'prob' | 'string' | 'list' | 'flag';
 
 interface Spec {
   key: keyof FinetuneOptions;
@@ -55,12 +80,14 @@ interface Spec {
   choices?: readonly string[];
   /** Shown instead of the default value in --help. */
   defaultText?: string;
+  /** An empty value (the default) means "not set": null. */
+  nullable?: boolean;
 }
 
 /** Every option, in --help order. Flag names are the kebab-case keys. */
 const SPECS: Spec[] = [
-  { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder or http(s) URL (GPT-2 or LLaMA family)' },
-  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3' },
+  { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder, http(s) URL or Hub repo id (GPT-2 or LLaMA family)' },
+  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, bottleneck adapters (Houlsby, Pfeiffer, parallel)' },
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
   { key: 'dropout', kind: 'prob', default: '0', help: 'LoRA/DoRA dropout probability' },
@@ -69,12 +96,18 @@ const SPECS: Spec[] = [
   { key: 'schedule', kind: 'string', default: 'cosine', choices: SCHEDULES, help: 'learning-rate decay after warmup' },
   { key: 'warmup', kind: 'int', default: '4', help: 'linear warmup steps' },
   { key: 'steps', kind: 'posint', default: '36', help: 'optimizer steps' },
+  { key: 'epochs', kind: 'posnumber', default: '', nullable: true, defaultText: 'none: use --steps', help: 'passes over the training data instead of --steps (exclusive with it)' },
   { key: 'batch', kind: 'posint', default: '8', help: 'sequences per micro-batch' },
   { key: 'gradAccum', kind: 'posint', default: '1', help: 'micro-batches per optimizer step' },
   { key: 'seqLen', kind: 'posint', default: '64', help: 'tokens per sequence' },
   { key: 'evalEvery', kind: 'int', default: '0', help: 'evaluate every N steps (0: only before and after)' },
   { key: 'evalBatches', kind: 'posint', default: '4', help: 'held-out batches per evaluation' },
   { key: 'out', kind: 'string', default: '', defaultText: 'out/finetune-<method>', help: 'where the adapter (PEFT format) or the model goes' },
+  { key: 'mergeAndExport', kind: 'string', default: '', defaultText: 'none', help: 'after training, merge the adapter into the base and write a Hugging Face checkpoint folder (transformers loads it) to this new directory' },
+  { key: 'saveEvery', kind: 'int', default: '0', help: 'save a trainer checkpoint to <out>/checkpoint-<step> every N steps (0: never)' },
+  { key: 'resume', kind: 'string', default: '', nullable: true, defaultText: 'none', help: 'continue from a checkpoint folder (or the latest checkpoint-<step> in a folder)' },
+  { key: 'overwrite', kind: 'flag', default: 'false', help: 'replace output files and checkpoints this run did not create' },
+  { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
@@ -83,6 +116,11 @@ const SPECS: Spec[] = [
   { key: 'temperature', kind: 'number', default: '0.8', help: 'sampling temperature (0: greedy)' },
   { key: 'topP', kind: 'prob', default: '0.9', help: 'nucleus sampling mass' },
   { key: 'corpusChars', kind: 'posint', default: '400000', help: 'characters of State of the Union text to use' },
+  { key: 'data', kind: 'string', default: '', defaultText: 'the State of the Union corpus', help: 'SFT data: plain text (a sample per line) or JSONL {"text"} | {"prompt","completion"} | {"messages"}; last 10% held out' },
+  { key: 'packing', kind: 'flag', default: 'false', help: "pack short --data samples into --seq-len rows (TRL packing)" },
+  { key: 'packingStrategy', kind: 'string', default: 'bfd', choices: PACKING_STRATEGIES, help: 'TRL packing_strategy: best-fit decreasing (samples stay whole), bfd with overflow split, or wrapped' },
+  { key: 'completionOnly', kind: 'string', default: 'auto', choices: COMPLETION_ONLY, help: "loss on completions only: TRL completion_only_loss ({\"prompt\",\"completion\"}) / assistant_only_loss ({\"messages\"}, needs {% generation %} in the template); auto: TRL's default" },
+  { key: 'chatTemplate', kind: 'string', default: '', defaultText: "the tokenizer's", help: 'Jinja chat template file for {"messages"} data (TRL chat_template_path)' },
 ];
 
 const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -90,12 +128,12 @@ const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()
 /** The --help text, listing every option with its default. */
 export function helpText(): string {
   const rows = SPECS.map((s) => {
-    const value = s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'prob' ? 'X' : 'N';
+    const value = s.kind === 'flag' ? '' : s.choices ? s.choices.join('|') : s.kind === 'string' || s.kind === 'list' ? 'TEXT' : s.kind === 'number' || s.kind === 'posnumber' || s.kind === 'prob' ? 'X' : 'N';
     const def = s.defaultText ?? (s.default === '' ? 'none' : s.default);
-    return `  --${flagOf(s.key)} ${value}`.padEnd(36) + `${s.help} (default: ${def})`;
+    return `  --${flagOf(s.key)}${value ? ` ${value}` : ''}`.padEnd(36) + `${s.help} (default: ${def})`;
   });
   return [
-    'Fine-tune a causal LM on State of the Union addresses (1990-2010, last 10% held out).',
+    'Fine-tune a causal LM on State of the Union addresses (1990-2010, last 10% held out), or on --data FILE.',
     '',
     'The default model is @webpeft/default-model, a small LLaMA pretrained on Moby-Dick.',
     '',
@@ -120,7 +158,7 @@ export class OptionError extends Error {
  * Returns null for `--help` (after printing it with `print`).
  */
 export function parseOptions(argv: string[], print: (text: string) => void = (t) => console.log(t)): FinetuneOptions | null {
-  const flagSpecs = Object.fromEntries(SPECS.map((s) => [flagOf(s.key), { type: 'string' as const }]));
+  const flagSpecs = Object.fromEntries(SPECS.map((s) => [flagOf(s.key), { type: s.kind === 'flag' ? ('boolean' as const) : ('string' as const) }]));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options: { ...flagSpecs, config: { type: 'string' }, help: { type: 'boolean' } }, allowPositionals: false, strict: true });
@@ -138,6 +176,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   for (const s of SPECS) {
     const v = values[flagOf(s.key)];
     if (typeof v === 'string') raw.set(s.key, v);
+    else if (v === true) raw.set(s.key, 'true');
   }
   const out: Record<string, unknown> = {};
   for (const s of SPECS) out[s.key] = convert(s, raw.get(s.key) ?? s.default);
@@ -145,17 +184,46 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   if (o.lr === null) o.lr = o.method === 'full' ? 1e-3 : 1e-2;
   if (o.out === '') o.out = `out/finetune-${o.method}`;
   if (o.model === '') o.model = null;
-  if (o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
+  if (o.epochs !== null && raw.has('steps')) throw new OptionError(`--epochs and --steps are exclusive: give one (got --epochs ${o.epochs} and --steps ${o.steps})`);
+  if (o.data === '') o.data = null;
+  if (o.chatTemplate === '') o.chatTemplate = null;
+  if (o.data === null) {
+    const sft = SPECS.filter((s) => ['packing', 'packingStrategy', 'completionOnly', 'chatTemplate'].includes(s.key) && raw.has(s.key) && raw.get(s.key) !== s.default);
+    if (sft.length > 0) throw new OptionError(`--${flagOf(sft[0].key)} applies to --data, which is not given`);
+  }
+  o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
+  if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
+  // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
+  if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
+}
+
+/** Methods whose adapters fold into the base weights (prompt-learning methods have nothing to fold). */
+export const MERGEABLE_METHODS: readonly Method[] = ['full', 'lora', 'qlora', 'dora', 'ia3'];
+
+/**
+ * `--merge-and-export`: the method must merge and the folder must be absent or empty,
+ * checked before anything is loaded so that a long run never ends in a refusal.
+ */
+function checkMergeAndExport(method: string, dir: string): void {
+  if (!(MERGEABLE_METHODS as readonly string[]).includes(method)) {
+    throw new OptionError(`--merge-and-export: method '${method}' cannot be merged into the base weights (mergeable: ${MERGEABLE_METHODS.join(', ')})`);
+  }
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0)) {
+    throw new OptionError(`--merge-and-export: '${dir}' exists and is not an empty directory; choose a new folder`);
+  }
 }
 
 function convert(s: Spec, text: string): unknown {
   const flag = `--${flagOf(s.key)}`;
-  if (s.key === 'lr' && text === '') return null;
+  if ((s.key === 'lr' || s.nullable) && text === '') return null;
   switch (s.kind) {
     case 'string':
       if (s.choices && !s.choices.includes(text)) throw new OptionError(`${flag} must be one of ${s.choices.join(', ')}; got '${text}'`);
       return text;
+    case 'flag':
+      if (text !== 'true' && text !== 'false') throw new OptionError(`${flag} is a flag (true or false in --config); got '${text}'`);
+      return text === 'true';
     case 'list': {
       const items = text.split(',').map((t) => t.trim());
       if (items.some((t) => t !== 'all-linear' && !/^[A-Za-z_][\w.]*$/.test(t))) {
@@ -173,6 +241,11 @@ function convert(s: Spec, text: string): unknown {
     case 'number': {
       const n = Number(text);
       if (text.trim() === '' || !Number.isFinite(n) || n < 0) throw new OptionError(`${flag} must be a non-negative number; got '${text}'`);
+      return n;
+    }
+    case 'posnumber': {
+      const n = Number(text);
+      if (text.trim() === '' || !Number.isFinite(n) || n <= 0) throw new OptionError(`${flag} must be a positive number; got '${text}'`);
       return n;
     }
     case 'prob': {
@@ -196,7 +269,7 @@ function readConfig(path: string): Record<string, string> {
   for (const [k, v] of Object.entries(doc)) {
     const spec = SPECS.find((s) => s.key === k || flagOf(s.key) === k);
     if (!spec) throw new OptionError(`--config ${path}: unknown option '${k}' (options: ${SPECS.map((s) => s.key).join(', ')})`);
-    if (!['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list')) {
+    if (!['string', 'number'].includes(typeof v) && !(Array.isArray(v) && spec.kind === 'list') && !(typeof v === 'boolean' && spec.kind === 'flag')) {
       throw new OptionError(`--config ${path}: option '${k}' must be a string or number, got ${JSON.stringify(v)}`);
     }
     out[spec.key] = Array.isArray(v) ? v.join(',') : String(v);

@@ -8,16 +8,21 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
-import { type CausalLM, fromPretrained, openTarget, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
-import { evalBatches, randomBatch } from './batches.js';
+import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
+import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';
+import { mergeAndExport } from './export.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
-import { type FinetuneOptions, parseOptions } from './options.js';
+import { type DataStream, checkpointDir, restoreRun, saveRunCheckpoint, windowPosition } from './checkpointing.js';
+import { type FinetuneOptions, OptionError, parseOptions } from './options.js';
+import { preflight } from './preflight.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
 import { SeededRandom } from './seeded-random.js';
+import { prepareSftData, readSftFile } from './sft-data.js';
 import { batchTensors, evaluate, sample } from './train.js';
 
 /** Where {@link runFinetune} prints: report lines, and the progress bar. */
@@ -29,32 +34,66 @@ export interface RunOutput {
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 const count = (n: number) => n.toLocaleString('en-US');
 
+/** What a finished run did (for tests and callers): the loss of each step it trained. */
+export interface FinetuneResult {
+  /** Total optimizer steps of the run (from `--steps`, or computed from `--epochs`). */
+  steps: number;
+  /** The step the run started after: 0, or the step of the `--resume` checkpoint. */
+  startStep: number;
+  /** Mean training loss of steps `startStep + 1 .. steps`, in order. */
+  losses: number[];
+}
+
 /**
- * Runs the fine-tuning CLI on `argv` (flags without node and script). Every option is
- * validated before anything is loaded: a bad one throws `OptionError` having printed nothing.
+ * Runs the fine-tuning CLI on `argv` (flags without node and script). Every option and
+ * output location is validated before anything is loaded: a bad one throws
+ * `OptionError` having printed nothing. Returns null for `--help`.
  */
-export async function runFinetune(argv: string[], out: RunOutput = { log: (s) => console.log(s), progress: process.stderr }): Promise<void> {
+export async function runFinetune(argv: string[], out: RunOutput = { log: (s) => console.log(s), progress: process.stderr }): Promise<FinetuneResult | null> {
   const started = Date.now();
   const log = out.log;
   const opts = parseOptions(argv, log);
-  if (opts === null) return;
+  if (opts === null) return null;
+  const plan = await preflight(opts);
+  // A malformed --data file fails here, before a model is loaded.
+  const sftFile = opts.data === null ? null : readSftFile(opts.data, opts.chatTemplate, opts.completionOnly);
   await useBackend(opts.backend);
   const adapter = (getBackend() as { adapterInfo?: GPUAdapterInfo }).adapterInfo;
   log(`WebPEFT fine-tuning: method ${opts.method}, backend ${opts.backend}${adapter ? ` (${adapter.vendor} ${adapter.architecture} ${adapter.description})`.trimEnd() : ''}`);
 
   const t0 = Date.now();
   const source = opts.model ?? DEFAULT_MODEL_URL;
-  const { model, tokenizer, rawConfig } = await fromPretrained(source, { backend: opts.backend });
+  // A Hub repo id or URL is downloaded once into the cache; each file is reported when complete.
+  const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, onProgress });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
-  const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
-  const { train, eval: held } = splitText(corpus.text, 0.1);
-  const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
-  const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
-  const evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
-  log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
+  const rng = new SeededRandom(opts.seed + 7);
+  let nextBatch: () => TokenBatch;
+  let evalSet: TokenBatch[];
+  // Where the data stream stands, saved with checkpoints; micro-batches per pass over the data, for --epochs.
+  let stream: DataStream;
+  if (sftFile) {
+    const data = prepareSftData(sftFile, tokenizer, opts);
+    for (const w of data.warnings) log(`  warning: ${w}`);
+    ({ evalSet } = data);
+    nextBatch = () => data.sampler.next();
+    stream = { perEpoch: data.sampler.batchesPerEpoch, position: data.sampler };
+    log(`Data: ${data.summary}`);
+  } else {
+    const corpus = stateOfTheUnion(1990, 2010, opts.corpusChars);
+    const { train, eval: held } = splitText(corpus.text, 0.1);
+    const trainIds = Int32Array.from(tokenizer.encode(train, { addSpecialTokens: false }));
+    const evalIds = Int32Array.from(tokenizer.encode(held, { addSpecialTokens: false }));
+    evalSet = evalBatches(evalIds, opts.batch, opts.seqLen, opts.evalBatches);
+    nextBatch = () => randomBatch(trainIds, opts.batch, opts.seqLen, rng);
+    stream = { perEpoch: trainIds.length / (opts.batch * opts.seqLen), position: windowPosition(rng) };
+    log(`Data: ${corpus.name}, ${count(trainIds.length)} training tokens, ${count(evalSet.length * opts.batch * opts.seqLen)} held-out tokens`);
+  }
+  const steps = opts.epochs === null ? opts.steps : Math.max(1, Math.ceil((opts.epochs * stream.perEpoch) / opts.gradAccum));
+  if (opts.warmup > steps) throw new OptionError(`--warmup must be at most the run's steps (${steps}, from --epochs ${opts.epochs}), got ${opts.warmup}`);
 
   const sampling = { maxNewTokens: opts.maxNewTokens, seed: opts.seed, temperature: opts.temperature, topP: opts.topP };
   const before = await sample(model, tokenizer, opts.prompt, sampling);
@@ -70,18 +109,34 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   log(`Trainable parameters: ${count(trainableCount)} of ${count(all)} (${((100 * trainableCount) / all).toFixed(2)}%), adapter ${mib(trainableCount * 4)} as f32`);
   trainable.train();
 
-  const optimizer = new AdamW(trainableParams, { lr: opts.lr, weightDecay: 0, nonFinite: opts.nonFinite, onWarning: (message) => log(`  warning: ${message}`) });
-  const schedule = makeSchedule(optimizer, opts);
-  const rng = new SeededRandom(opts.seed + 7);
-  const bar = new ProgressBar('train', opts.steps, out.progress);
+  // Named groups: the optimizer state in a checkpoint is keyed by the parameters' names.
+  const names = (peft ?? model).namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);
+  const optimizer = new AdamW([{ params: trainableParams, names }], { lr: opts.lr, weightDecay: 0, nonFinite: opts.nonFinite, onWarning: (message) => log(`  warning: ${message}`) });
+  const schedule = makeSchedule(optimizer, opts, steps);
+  let startStep = 0;
+  if (plan.resume) {
+    try {
+      startStep = await restoreRun(plan.resume.dir, { trainable: peft ?? model, optimizer, scheduler: schedule, data: stream.position });
+    } catch (e) {
+      // A refused checkpoint changed nothing; free what this run built before reporting it.
+      optimizer.disposeState();
+      (peft ?? model).dispose();
+      throw e;
+    }
+    log(`Resumed from ${plan.resume.dir} after step ${startStep} of ${steps}`);
+  }
+  const losses: number[] = [];
+  const bar = new ProgressBar('train', steps, out.progress);
   resetPeakMemory();
   const tTrain = Date.now();
-  for (let step = 1; step <= opts.steps; step++) {
+  let tokens = 0;
+  for (let step = startStep + 1; step <= steps; step++) {
     let stepLoss = 0;
     for (let micro = 0; micro < opts.gradAccum; micro++) {
       const loss: Tensor = tidy(() => {
-        const { inputIds, labels } = batchTensors(randomBatch(trainIds, opts.batch, opts.seqLen, rng), opts.backend);
-        const l = trainable.forward({ inputIds, labels }).loss!;
+        const batch = nextBatch();
+        tokens += batch.batchSize * batch.seqLen;
+        const l = trainable.forward(batchTensors(batch, opts.backend)).loss!;
         // Mean over the accumulated micro-batches: each contributes 1/k of the gradient.
         (opts.gradAccum > 1 ? mul(l, 1 / opts.gradAccum) : l).backward();
         return l;
@@ -92,8 +147,14 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
     await optimizer.step();
     schedule.step();
     optimizer.zeroGrad();
+    losses.push(stepLoss);
     bar.update(step, `loss ${stepLoss.toFixed(3)}`);
-    if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step !== opts.steps) {
+    if (opts.saveEvery > 0 && step % opts.saveEvery === 0) {
+      const epoch = (step * opts.gradAccum) / stream.perEpoch;
+      await saveRunCheckpoint(opts, { trainable: peft ?? model, optimizer, scheduler: schedule, data: stream.position, step, epoch });
+      log(`  step ${step}: checkpoint saved to ${checkpointDir(opts.out, step)}/`);
+    }
+    if (opts.evalEvery > 0 && step % opts.evalEvery === 0 && step !== steps) {
       log(`  step ${step}: eval loss ${(await evaluate(trainable, evalSet, opts.backend)).toFixed(4)}`);
     }
   }
@@ -101,21 +162,25 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const peak = memory();
   const evalAfter = await evaluate(trainable, evalSet, opts.backend);
   const after = await sample(trainable, tokenizer, opts.prompt, sampling);
-  const tokens = opts.steps * opts.gradAccum * opts.batch * opts.seqLen;
   log(`Sample after: ${JSON.stringify(opts.prompt + after)}`);
   log(`Eval loss: ${evalBefore.toFixed(4)} -> ${evalAfter.toFixed(4)} (${((100 * (evalAfter - evalBefore)) / evalBefore).toFixed(1)}%)`);
   log(`Perplexity: ${Math.exp(evalBefore).toFixed(1)} -> ${Math.exp(evalAfter).toFixed(1)}`);
-  log(`Trained ${opts.steps} steps (${count(tokens)} tokens) in ${seconds.toFixed(1)}s: ${(tokens / seconds).toFixed(0)} tokens/s`);
+  log(`Trained ${steps - startStep} steps (${count(tokens)} tokens) in ${seconds.toFixed(1)}s: ${(tokens / Math.max(seconds, 1e-3)).toFixed(0)} tokens/s`);
   const tags = Object.entries(peak.peakBytesByTag).filter(([, b]) => b > 0);
   log(`Peak memory while training: ${mib(peak.peakBytes)}; by tag: ${tags.map(([t, b]) => `${t} ${mib(b)}`).join(', ')}`);
 
   try {
     await save(peft, model, opts, log);
+    if (opts.mergeAndExport !== null) {
+      const bytes = await mergeAndExport(peft, model, opts.method, opts.mergeAndExport, { config: rawConfig, source: files });
+      log(`Merged model exported as a Hugging Face checkpoint to ${opts.mergeAndExport}/ (config.json, model.safetensors ${mib(bytes)})`);
+    }
   } finally {
     optimizer.disposeState();
     (peft ?? model).dispose();
   }
   log(`Done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+  return { steps, startStep, losses };
 }
 
 async function save(peft: PeftModel | null, model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<void> {
@@ -137,6 +202,7 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     log(`Quantized ${report.layers.length} linear layers to NF4 + double quant: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
   }
   const explicit = opts.targets.join(',') !== 'all-linear,lm_head';
+  if (isBottleneckMethod(opts.method)) return getPeftModel(model, BOTTLENECK_METHODS[opts.method]);
   if (opts.method === 'ia3') {
     // IA3 has its own per-family targets and feed-forward layers, used unless --targets is given.
     const ia3: IA3Config = { peftType: 'IA3', ...(explicit ? { targetModules: targetNames(model, opts.targets) } : {}) };
@@ -171,9 +237,9 @@ async function useBackend(name: BackendName): Promise<void> {
   setBackend(name);
 }
 
-function makeSchedule(optimizer: AdamW, opts: FinetuneOptions): LambdaLr {
+function makeSchedule(optimizer: AdamW, opts: FinetuneOptions, steps: number): LambdaLr {
   const warm = { warmupSteps: opts.warmup };
   if (opts.schedule === 'constant') return constantSchedule(optimizer, warm);
-  if (opts.schedule === 'linear') return linearWithWarmup(optimizer, { ...warm, totalSteps: opts.steps });
-  return cosineWithWarmup(optimizer, { ...warm, totalSteps: opts.steps });
+  if (opts.schedule === 'linear') return linearWithWarmup(optimizer, { ...warm, totalSteps: steps });
+  return cosineWithWarmup(optimizer, { ...warm, totalSteps: steps });
 }

@@ -3,13 +3,19 @@ import { generate } from '@webpeft/nn';
 import { type BackendName, type Tensor, noGrad, tensor, tidy } from '@webpeft/tensor';
 import type { TokenBatch } from './batches.js';
 
-/** Uploads a host batch as i32 tensors `[B, T]`. */
-export function batchTensors(batch: TokenBatch, backend: BackendName): { inputIds: Tensor; labels: Tensor } {
+/** Uploads a host batch as i32 tensors `[B, T]` (a packed batch's mask as `[B, T, T]`). */
+export function batchTensors(batch: TokenBatch, backend: BackendName): { inputIds: Tensor; labels: Tensor; attentionMask?: Tensor; positionIds?: Tensor } {
   const shape = [batch.batchSize, batch.seqLen];
-  return {
+  const out: ReturnType<typeof batchTensors> = {
     inputIds: tensor(batch.inputIds, shape, { dtype: 'i32', backend }),
     labels: tensor(batch.labels, shape, { dtype: 'i32', backend }),
   };
+  if (batch.attentionMask) {
+    const perQuery = batch.attentionMask.length !== batch.batchSize * batch.seqLen;
+    out.attentionMask = tensor(batch.attentionMask, perQuery ? [...shape, batch.seqLen] : shape, { dtype: 'i32', backend });
+  }
+  if (batch.positionIds) out.positionIds = tensor(batch.positionIds, shape, { dtype: 'i32', backend });
+  return out;
 }
 
 /** Mean causal-LM loss over `batches` (no gradients, eval mode for the call). */
@@ -20,8 +26,7 @@ export async function evaluate(model: CausalLM, batches: readonly TokenBatch[], 
   for (const batch of batches) {
     const loss = noGrad(() =>
       tidy(() => {
-        const { inputIds, labels } = batchTensors(batch, backend);
-        return model.forward({ inputIds, labels }).loss!;
+        return model.forward(batchTensors(batch, backend)).loss!;
       }),
     );
     total += await loss.item();

@@ -306,6 +306,26 @@ export abstract class Optimizer<H extends BaseHyper> {
    */
   loadStateDict(sd: OptimizerStateDict): void {
     this.assertIdle('loadStateDict');
+    const { hypers, restored } = this.checkLoad(sd);
+    // Checked: now replace state and hyperparameters.
+    this.disposeState();
+    for (const [p, saved] of restored) this.restoreParamState(p, saved);
+    hypers.forEach((h, g) => {
+      const { params: _p, names: _n, ...hyper } = h as ParamGroup<H>;
+      Object.assign(this.paramGroups[g], hyper);
+    });
+  }
+
+  /**
+   * Runs every check of {@link loadStateDict} on `sd` and changes nothing: throws naming
+   * the first mismatch, as `loadStateDict` would. A loader that restores several
+   * objects (model, optimizer, scheduler) calls it before mutating any of them.
+   */
+  checkStateDict(sd: OptimizerStateDict): void {
+    this.checkLoad(sd);
+  }
+
+  private checkLoad(sd: OptimizerStateDict): { hypers: H[]; restored: [Tensor, SavedParamState][] } {
     const owner = this.optimizerName;
     if (sd?.optimizer !== this.rule.name) throw new Error(`${owner}.loadStateDict: state dict is for optimizer '${String(sd?.optimizer)}', this is ${this.rule.name}`);
     const bySaved = matchSavedParams(owner, sd, this.paramGroups);
@@ -323,13 +343,7 @@ export abstract class Optimizer<H extends BaseHyper> {
       checkSavedState(owner, key, own.name, saved, this.stateLayout(own.param, hypers[own.group]));
       restored.push([own.param, saved]);
     }
-    // Checked: now replace state and hyperparameters.
-    this.disposeState();
-    for (const [p, saved] of restored) this.restoreParamState(p, saved);
-    hypers.forEach((h, g) => {
-      const { params: _p, names: _n, ...hyper } = h as ParamGroup<H>;
-      Object.assign(this.paramGroups[g], hyper);
-    });
+    return { hypers, restored };
   }
 
   /** Frees every state tensor (the optimizer starts afresh at its next step). */

@@ -72,6 +72,17 @@ export class LambdaLr {
    * changes nothing then.
    */
   loadStateDict(sd: SchedulerStateDict): void {
+    const lrs = this.checkStateDict(sd);
+    this.lastStep = sd.lastStep;
+    this.baseLrs.splice(0, this.baseLrs.length, ...sd.baseLrs);
+    this.set(lrs);
+  }
+
+  /**
+   * Runs every check of {@link loadStateDict} on `sd` and changes nothing; returns the
+   * lrs that step would set. Throws (naming the field) as `loadStateDict` would.
+   */
+  checkStateDict(sd: SchedulerStateDict): number[] {
     const where = 'LambdaLr.loadStateDict';
     if (typeof sd !== 'object' || sd === null || !Array.isArray(sd.baseLrs)) throw new TypeError(`${where}: not a scheduler state dict (needs 'lastStep' and 'baseLrs')`);
     if (sd.baseLrs.length !== this.baseLrs.length) {
@@ -83,10 +94,7 @@ export class LambdaLr {
     sd.baseLrs.forEach((lr, i) => {
       if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) throw new RangeError(`${where}: baseLrs[${i}] must be a finite number >= 0, got ${String(lr)}`);
     });
-    const lrs = this.lrsAt(sd.lastStep, sd.baseLrs, 'loadStateDict');
-    this.lastStep = sd.lastStep;
-    this.baseLrs.splice(0, this.baseLrs.length, ...sd.baseLrs);
-    this.set(lrs);
+    return this.lrsAt(sd.lastStep, sd.baseLrs, 'loadStateDict');
   }
 
   private apply(): void {

@@ -7,19 +7,21 @@ import type { PromptableModel } from './prompt/encoder.js';
 import { PromptLearningModel } from './prompt/prompt-model.js';
 import type { PrefixTuningConfig } from './prompt/prefix-tuning/config.js';
 import type { PromptTuningConfig } from './prompt/prompt-tuning/config.js';
+import type { PTuningConfig } from './prompt/p-tuning/config.js';
 import { isPromptLearningType } from './registry.js';
 import type { IA3Config } from './tuners/ia3/config.js';
 import type { LoraConfig } from './tuners/lora/config.js';
+import type { BottleneckConfig } from './tuners/bottleneck/config.js';
 
 /**
  * Wraps `model` with adapter `adapterName` of `config` (PEFT's `get_peft_model`):
  * freezes the base, injects the method's layers, makes the adapter trainable. A
- * prompt-learning method (`PROMPT_TUNING`, `PREFIX_TUNING`, or a user's registered
+ * prompt-learning method (`PROMPT_TUNING`, `PREFIX_TUNING`, `P_TUNING`, or a user's registered
  * with `kind: 'prompt'`) gives a {@link PromptLearningModel}; every other method a {@link PeftModel}.
  * @example const peft = getPeftModel(model, { peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' });
  */
-export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig, adapterName?: string): PromptLearningModel;
-export function getPeftModel(model: Module, config: LoraConfig | IA3Config, adapterName?: string): PeftModel;
+export function getPeftModel(model: Module, config: PromptTuningConfig | PrefixTuningConfig | PTuningConfig, adapterName?: string): PromptLearningModel;
+export function getPeftModel(model: Module, config: LoraConfig | IA3Config | BottleneckConfig, adapterName?: string): PeftModel;
 export function getPeftModel<C extends PromptLearningConfig>(model: Module, config: C, adapterName?: string): PromptLearningModel;
 export function getPeftModel<C extends PeftConfig & { numVirtualTokens?: undefined }>(model: Module, config: C, adapterName?: string): PeftModel;
 export function getPeftModel(model: Module, config: PeftConfig, adapterName?: string): PeftModel | PromptLearningModel;

@@ -1,7 +1,7 @@
 /**
  * `@webpeft/peft`: parameter-efficient fine-tuning. LoRA (rsLoRA, DoRA, rank/alpha
- * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, prompt
- * and prefix tuning, a `PeftModel` with PEFT's adapter management, and adapter files
+ * patterns, fan-in-fan-out, any `LinearLike` base, which makes QLoRA), IA3, bottleneck
+ * adapters (Houlsby, Pfeiffer, parallel), prompt tuning, prefix tuning and P-tuning, a `PeftModel` with PEFT's adapter management, and adapter files
  * in Hugging Face PEFT's format. Methods (built-in and user-defined, tuners and
  * prompt learning) plug in through one registry.
  * @packageDocumentation
@@ -57,6 +57,18 @@ export { addWeightedAdapter, type CombinationType, type WeightedAdapterHost } fr
 export { type IA3Config, type ResolvedIA3Config, resolveIA3Config, isFeedforward } from './tuners/ia3/config.js';
 export { IA3Linear, createIA3Layer } from './tuners/ia3/layer.js';
 export { ia3Method } from './tuners/ia3/method.js';
+export {
+  type BottleneckConfig,
+  type ResolvedBottleneckConfig,
+  type BottleneckLayerConfig,
+  BOTTLENECK_NONLINEARITIES,
+  resolveBottleneckConfig,
+  bottleneckWidth,
+  bottleneckConfigToJson,
+  bottleneckConfigFromJson,
+} from './tuners/bottleneck/config.js';
+export { BottleneckLayer, type BottleneckSlot, type BottleneckSettings } from './tuners/bottleneck/layer.js';
+export { bottleneckMethod } from './tuners/bottleneck/method.js';
 export { svd, type Svd } from './linalg/svd.js';
 export {
   ADAPTER_CONFIG_NAME,
@@ -86,3 +98,6 @@ export { promptTuningMethod } from './prompt/prompt-tuning/method.js';
 export { type PrefixTuningConfig, resolvePrefixTuningConfig, prefixTuningConfigToJson, prefixTuningConfigFromJson } from './prompt/prefix-tuning/config.js';
 export { PrefixEncoder } from './prompt/prefix-tuning/encoder.js';
 export { prefixTuningMethod } from './prompt/prefix-tuning/method.js';
+export { type PTuningConfig, resolvePTuningConfig, pTuningConfigToJson, pTuningConfigFromJson } from './prompt/p-tuning/config.js';
+export { PTuningEncoder } from './prompt/p-tuning/encoder.js';
+export { pTuningMethod } from './prompt/p-tuning/method.js';

@@ -39,7 +39,7 @@ export type {
 } from './op-names.js';
 export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS } from './op-names.js';
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
-export { manualSeed, getRngState, setRngState } from './random/rng.js';
+export { manualSeed, getRngState, setRngState, checkRngState } from './random/rng.js';
 export { philoxWords, wordToUniform } from './random/philox.js';
 export { f16BitsToF32, f32ToF16Bits } from './math.js';
 export type { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';

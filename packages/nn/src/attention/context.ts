@@ -51,8 +51,8 @@ export function buildAttentionContext(input: ContextInput, backend: BackendName)
     mask = prependKept(mask, p);
     ownMask = true;
   }
-  if (mask && (mask.rank !== 2 || mask.shape[0] !== batch)) {
-    throw new Error(`forward: attentionMask [${mask.shape.join(', ')}] must be [${batch}, ${keys}] (prefix + past + new tokens)`);
+  if (mask && !((mask.rank === 2 || mask.rank === 3) && mask.shape[0] === batch)) {
+    throw new Error(`forward: attentionMask [${mask.shape.join(', ')}] must be [${batch}, ${keys}] (prefix + past + new tokens) or [${batch}, ${length}, ${keys}] (per query)`);
   }
   const bias = attentionBias(length, keys, mask, backend);
   if (ownMask) mask!.dispose();

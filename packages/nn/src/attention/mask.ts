@@ -6,7 +6,9 @@ export const MASKED_SCORE = -3.4028234663852886e38;
 /**
  * Additive attention bias for `queries` new tokens against `keys` keys (the last
  * `queries` keys are the new tokens, so query `i` sees keys `j <= keys - queries + i`),
- * combined with a padding mask `[B, keys]` (1 keep, 0 pad; any dtype).
+ * combined with a padding mask `[B, keys]` (1 keep, 0 pad; any dtype) or a per-query mask
+ * `[B, queries, keys]` (1 where query i may see key j; packed samples use it to see only
+ * their own tokens, as transformers' 4-D masks).
  * Returns `[B | 1, 1, queries, keys]` with 0 where attention is allowed and
  * {@link MASKED_SCORE} elsewhere, or null when nothing is masked (one query, no padding).
  *
@@ -22,14 +24,15 @@ export function attentionBias(queries: number, keys: number, paddingMask: Tensor
     filled.dispose();
   }
   if (!paddingMask) return causal ? reshapeAndDispose(causal, [1, 1, queries, keys]) : null;
-  if (paddingMask.rank !== 2 || paddingMask.shape[1] !== keys) {
-    throw new Error(`attentionBias: attention mask [${paddingMask.shape.join(', ')}] must be [B, ${keys}] (past + new tokens)`);
+  const perQuery = paddingMask.rank === 3 && paddingMask.shape[1] === queries && paddingMask.shape[2] === keys;
+  if (!perQuery && (paddingMask.rank !== 2 || paddingMask.shape[1] !== keys)) {
+    throw new Error(`attentionBias: attention mask [${paddingMask.shape.join(', ')}] must be [B, ${keys}] (past + new tokens) or [B, ${queries}, ${keys}] (per query)`);
   }
   const m = paddingMask.dtype === 'f32' ? paddingMask : cast(paddingMask, 'f32');
   const isPad = equal(m, 0);
   const isPadF = cast(isPad, 'f32');
   const padBias = mul(isPadF, MASKED_SCORE);
-  const pad4 = reshape(padBias, [paddingMask.shape[0], 1, 1, keys]);
+  const pad4 = reshape(padBias, [paddingMask.shape[0], 1, perQuery ? queries : 1, keys]);
   for (const t of [isPad, isPadF, padBias]) t.dispose();
   if (m !== paddingMask) m.dispose();
   if (!causal) return pad4;

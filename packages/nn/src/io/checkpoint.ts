@@ -84,7 +84,8 @@ export async function saveSafetensors(
   await target.writeBytes(file, serializeSafetensors(raw, metadata));
 }
 
-function parseIndex(text: string, where: string): Record<string, string> {
+/** The `weight_map` of a `model.safetensors.index.json` text, validated (`where` names it in errors). */
+export function parseIndex(text: string, where: string): Record<string, string> {
   let index: unknown;
   try {
     index = JSON.parse(text);

@@ -27,3 +27,18 @@ export async function writeFileBytes(path: string, _bytes: Uint8Array): Promise<
 export function filePathOf(url: URL): string {
   throw new Error(`cannot open '${url.href}': ${HINT}`);
 }
+
+/** Not available in browsers: throws, suggesting `memoryTarget()`. */
+export async function listDirectory(path: string): Promise<string[] | null> {
+  throw new Error(`cannot list '${path}': ${HINT}`);
+}
+
+/** Not available in browsers: throws, suggesting `memoryTarget()`. */
+export async function renamePath(from: string, _to: string): Promise<void> {
+  throw new Error(`cannot rename '${from}': local paths need Node; in a browser write to memoryTarget() and offer its files for download`);
+}
+
+/** Not available in browsers: throws, suggesting `memoryTarget()`. */
+export async function removePath(path: string): Promise<void> {
+  throw new Error(`cannot remove '${path}': local paths need Node`);
+}

@@ -1,8 +1,9 @@
 /**
- * Local file access for Node, selected by the `#fs-source` import condition. The only
- * module of this package that imports `node:` modules.
+ * Local file access for Node, selected by the `#fs-source` import condition. With
+ * `remote-store.node.ts` (`#remote-store`), the only modules of this package that import
+ * `node:` modules.
  */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,4 +35,25 @@ export async function writeFileBytes(path: string, bytes: Uint8Array): Promise<v
 /** The local path of a `file:` URL (platform rules: drive letters, percent-decoding). */
 export function filePathOf(url: URL): string {
   return fileURLToPath(url);
+}
+
+/** The entries of directory `path`, or null when it does not exist. */
+export async function listDirectory(path: string): Promise<string[] | null> {
+  try {
+    return await readdir(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Renames `from` to `to` (atomic on one file system), creating `to`'s parent. */
+export async function renamePath(from: string, to: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  await rename(from, to);
+}
+
+/** Removes a file or a directory tree; absent is fine. */
+export async function removePath(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
 }

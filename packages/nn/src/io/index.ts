@@ -17,3 +17,6 @@ export {
   memoryTarget,
 } from './source.js';
 export { type LoadCheckpointOptions, loadCheckpoint, saveSafetensors } from './checkpoint.js';
+export { type RemoteOptions, OPTIONAL_MODEL_FILES, isHubRepoId, openHubSource, openUrlSource } from './remote-source.js';
+export type { DownloadProgress } from './remote-store.js';
+export { NetworkError, OfflineCacheError, RemoteFileError } from './remote-errors.js';

@@ -13,7 +13,9 @@ export interface CausalLMInput {
   /**
    * Padding mask `[B, L]` over every key position (prefix + past + new; 1 keep, 0 pad),
    * any dtype. A mask of `[B, past + T]` is accepted with `prefixKeyValues`: the prefix
-   * positions are then treated as kept.
+   * positions are then treated as kept. A per-query mask `[B, T, L]` (1 where new token
+   * i may attend to key j) restricts attention further, e.g. to one packed sample
+   * (`collatePacked`); the causal mask still applies.
    */
   attentionMask?: Tensor;
   /** Position ids, i32 `[B, T]`; default `offset + [0 .. T-1]`, offset = prefix + past length (as HF). */

@@ -1,13 +1,19 @@
 import type { BackendName } from '@webpeft/tensor';
 import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
+import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
+import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
 import { Tokenizer } from '../tokenizer/index.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
 import type { RawConfig } from './config-utils.js';
 import { loadCausalLMWeights } from './load-weights.js';
 
-/** Options of {@link fromPretrained}. */
-export interface FromPretrainedOptions {
+/**
+ * Options of {@link fromPretrained}. The remote ones (`revision`, `hubUrl`, `cacheDir`,
+ * `accessToken`, `offline`, `onProgress`, `fetch`) apply to Hub repo ids and http(s) URLs.
+ */
+export interface FromPretrainedOptions extends RemoteOptions {
   /** Backend for the weights (default: the current one). */
   backend?: BackendName;
   /** Load `tokenizer.json` when present (default true). */
@@ -21,19 +27,27 @@ export interface Pretrained {
   tokenizer: Tokenizer | null;
   /** The parsed `config.json`. */
   rawConfig: RawConfig;
+  /** Where the files were read (for a Hub repo or URL: the cache), e.g. to copy tokenizer files on export. */
+  source: ModelSource;
 }
 
 /**
  * Loads a Hugging Face causal LM (GPT-2 or LLaMA family): `config.json`, the
  * safetensors weights (single file or sharded; f16/bf16 converted to f32) and
  * `tokenizer.json` when present. The model is returned in eval mode.
+ *
+ * A string that is neither an existing local directory nor an http(s) URL but reads as a
+ * Hub repo id (`org/name`) is downloaded from the Hub; Hub repos and http(s) folders go
+ * through a cache (see `openHubSource` / `openUrlSource`), so a second load makes no request.
  * @example
  * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
+ * const { model } = await fromPretrained('HuggingFaceTB/SmolLM2-135M', { revision: 'main' }); // Hub, cached
+ * const { model } = await fromPretrained('https://example.com/models/tiny/');  // URL folder, cached
  * const { model } = await fromPretrained(fileInput.files!);                    // browser picker
  * const { model } = await fromPretrained({ 'config.json': cfg, 'model.safetensors': bytes });
  */
 export async function fromPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions = {}): Promise<Pretrained> {
-  const source = isModelSource(input) ? input : openSource(input);
+  const source = isModelSource(input) ? input : await resolveSource(input, options);
   const rawConfig = JSON.parse(await source.readText('config.json')) as RawConfig;
   const model = causalLMFromConfig(rawConfig, { backend: options.backend });
   try {
@@ -46,7 +60,25 @@ export async function fromPretrained(input: SourceInput | ModelSource, options: 
   model.eval();
   const wantTokenizer = options.tokenizer ?? true;
   const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
-  return { model, tokenizer, rawConfig };
+  return { model, tokenizer, rawConfig, source };
+}
+
+/** Hub repo ids and http(s) URLs go through the download cache; anything else is `openSource`'s. */
+async function resolveSource(input: SourceInput, options: RemoteOptions): Promise<ModelSource> {
+  if (input instanceof URL && /^https?:$/.test(input.protocol)) return openUrlSource(input, options);
+  if (typeof input !== 'string') return openSource(input);
+  if (/^https?:\/\//i.test(input)) return openUrlSource(input, options);
+  // A local directory wins over a Hub id of the same spelling, as in transformers.
+  if (isHubRepoId(input) && !(FILE_SYSTEM_AVAILABLE && (await fileExists(input)))) {
+    try {
+      return await openHubSource(input, options);
+    } catch (e) {
+      // 'models/tiny' may have been meant as a local path: say that it was not found there either.
+      if (FILE_SYSTEM_AVAILABLE && ((e instanceof RemoteFileError && e.file === '') || e instanceof NetworkError)) e.message += `; no local directory '${input}' either`;
+      throw e;
+    }
+  }
+  return openSource(input);
 }
 
 function isModelSource(x: unknown): x is ModelSource {

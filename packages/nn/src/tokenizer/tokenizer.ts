@@ -5,6 +5,8 @@
 import { Tokenizer as HfTokenizerExport } from '@huggingface/tokenizers';
 import type { ModelSource } from '../io/source.js';
 import type { TokenizerJSON } from './tokenizer-json.js';
+import { type BatchEncoding, type EncodeBatchOptions, encodeBatch } from './batch-encode.js';
+import { type ChatMessage, type ChatTemplateOptions, applyChatTemplate } from './chat-template.js';
 
 /**
  * The part of the library's `Tokenizer` used here, as its own declarations state it. Its
@@ -29,6 +31,12 @@ export interface TokenizerConfig {
   pad_token?: string | { content: string } | null;
   unk_token?: string | { content: string } | null;
   clean_up_tokenization_spaces?: boolean;
+  /** Longest input the model takes; transformers' default for truncation and `max_length` padding. */
+  model_max_length?: number;
+  padding_side?: 'left' | 'right';
+  truncation_side?: 'left' | 'right';
+  /** Jinja chat template: one string, or named templates (`default`, `tool_use`, ...). */
+  chat_template?: string | { name: string; template: string }[] | null;
   [key: string]: unknown;
 }
 
@@ -57,6 +65,19 @@ export class Tokenizer {
   bosTokenId?: number;
   /** Padding id. */
   padTokenId?: number;
+  /** Longest input the model takes (`model_max_length`); Infinity when the config names none. */
+  readonly modelMaxLength: number;
+  /** Side padding goes to by default (`padding_side`, else right, as transformers). */
+  readonly paddingSide: 'left' | 'right';
+  /** Side truncation cuts by default (`truncation_side`, else right). */
+  readonly truncationSide: 'left' | 'right';
+  /**
+   * Special-token strings as transformers' `special_tokens_map` holds them (`bos_token`,
+   * `eos_token`, `pad_token`, `unk_token`, ...), the names a chat template reads.
+   */
+  readonly specialTokens: Readonly<Record<string, string>>;
+  /** The `tokenizer_config.json` this tokenizer was loaded with (empty when none). */
+  readonly config: Readonly<TokenizerConfig>;
   private readonly hf: HfTokenizer;
 
   private constructor(
@@ -75,6 +96,20 @@ export class Tokenizer {
     this.eosTokenId = this.specialId(config.eos_token, GUESSES.eos);
     this.bosTokenId = this.specialId(config.bos_token, GUESSES.bos);
     this.padTokenId = this.specialId(config.pad_token, GUESSES.pad);
+    this.config = config;
+    this.modelMaxLength = typeof config.model_max_length === 'number' && config.model_max_length > 0 && config.model_max_length < 1e15 ? config.model_max_length : Infinity;
+    this.paddingSide = config.padding_side === 'left' ? 'left' : 'right';
+    this.truncationSide = config.truncation_side === 'left' ? 'left' : 'right';
+    const specials: Record<string, string> = {};
+    for (const [name, id] of [['bos_token', this.bosTokenId], ['eos_token', this.eosTokenId], ['pad_token', this.padTokenId]] as const) {
+      const text = id === undefined ? undefined : this.hf.id_to_token(id);
+      if (text !== undefined) specials[name] = text;
+    }
+    for (const name of ['unk_token', 'sep_token', 'cls_token', 'mask_token']) {
+      const v = config[name] as TokenizerConfig['unk_token'];
+      if (v !== undefined && v !== null) specials[name] = typeof v === 'string' ? v : v.content;
+    }
+    this.specialTokens = specials;
   }
 
   /**
@@ -130,6 +165,32 @@ export class Tokenizer {
    */
   encode(text: string, options: { addSpecialTokens?: boolean } = {}): number[] {
     return this.hf.encode(text, { add_special_tokens: options.addSpecialTokens ?? true }).ids;
+  }
+
+  /**
+   * Encodes a batch with padding and truncation, as transformers'
+   * `tokenizer(texts, padding=..., truncation=..., max_length=...)`: ids `[N][len_i]`,
+   * attention masks of the same shape (1 token, 0 pad) and the unpadded lengths.
+   * @example
+   * const { inputIds, attentionMask } = tok.encodeBatch(['Hi', 'Hello there'], { padding: 'longest' });
+   */
+  encodeBatch(texts: readonly string[], options: EncodeBatchOptions = {}): BatchEncoding {
+    return encodeBatch(this, texts, options);
+  }
+
+  /**
+   * Renders `messages` with the tokenizer's chat template (or `options.chatTemplate`), as
+   * transformers' `apply_chat_template`; token ids when `tokenize` is true.
+   * @example
+   * tok.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true });
+   * // '<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n'
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions & { tokenize: true }): number[];
+  applyChatTemplate(messages: readonly ChatMessage[], options?: ChatTemplateOptions & { tokenize?: false }): string;
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string | number[] {
+    const text = applyChatTemplate(this, messages, options);
+    // transformers tokenizes a rendered template without adding special tokens: the template writes them.
+    return options.tokenize ? this.encode(text, { addSpecialTokens: false }) : text;
   }
 
   /** Text of `ids`; special tokens are kept unless `skipSpecialTokens`. */

@@ -153,3 +153,24 @@ describe('Philox4x32-10 and the random ops', () => {
     }
   });
 });
+
+describe('RNG state checks', () => {
+  it('setRngState rejects NaN, negative, fractional, too-large and missing fields, changing nothing', () => {
+    setRngState({ seed: 11, offset: 22 });
+    const bad: [unknown, RegExp][] = [
+      [{ seed: NaN, offset: 0 }, /^setRngState: seed must be a non-negative safe integer, got NaN$/],
+      [{ seed: 1, offset: -1 }, /^setRngState: offset must be a non-negative safe integer, got -1$/],
+      [{ seed: 1.5, offset: 0 }, /seed must be a non-negative safe integer, got 1.5$/],
+      [{ seed: 1, offset: 2 ** 53 }, /offset must be a non-negative safe integer, got 9007199254740992$/],
+      [{ seed: 1, offset: Infinity }, /offset must be a non-negative safe integer, got Infinity$/],
+      [{ seed: '3', offset: 0 }, /seed must be a non-negative safe integer, got "3"$/],
+      [{ seed: 1 }, /offset must be a non-negative safe integer, got undefined$/],
+      [null, /^setRngState: an RNG state is an object \{ seed, offset \}, got null$/],
+    ];
+    for (const [state, pattern] of bad) {
+      expect(() => setRngState(state as { seed: number; offset: number })).toThrow(pattern);
+      expect(getRngState()).toEqual({ seed: 11, offset: 22 });
+    }
+    expect(() => T.checkRngState({ seed: 2 ** 53 - 1, offset: 0 }, 'load')).not.toThrow();
+  });
+});

@@ -19,10 +19,29 @@ export function getRngState(): { seed: number; offset: number } {
   return { ...state };
 }
 
-/** Restores a state from `getRngState()`. */
+/**
+ * Restores a state from `getRngState()` (e.g. read back from a checkpoint). Checks it
+ * first: `seed` and `offset` must be non-negative safe integers; a NaN, fraction,
+ * negative or too-large value throws a `RangeError` naming the field and changes nothing.
+ */
 export function setRngState(s: { seed: number; offset: number }): void {
+  checkRngState(s, 'setRngState');
   state.seed = s.seed;
   state.offset = s.offset;
+}
+
+/**
+ * Throws unless `s` is a valid RNG state (`{ seed, offset }`, both non-negative safe
+ * integers), naming `where` and the bad field; a loader calls it before changing anything.
+ */
+export function checkRngState(s: unknown, where = 'checkRngState'): asserts s is { seed: number; offset: number } {
+  if (typeof s !== 'object' || s === null) throw new TypeError(`${where}: an RNG state is an object { seed, offset }, got ${s === null ? 'null' : typeof s}`);
+  for (const field of ['seed', 'offset'] as const) {
+    const v = (s as Record<string, unknown>)[field];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new RangeError(`${where}: ${field} must be a non-negative safe integer, got ${typeof v === 'number' ? String(v) : JSON.stringify(v) ?? String(v)}`);
+    }
+  }
 }
 
 /** @internal Reserves the blocks for `words` random words; returns (seed, offset) to draw them from. */
