@@ -1,10 +1,10 @@
 /**
  * Vite config of the studio: the workspace packages resolve to their sources (no build
- * needed, as in the root vitest config) with their browser implementations of
- * `#gpu-provider` and `#fs-source`, the worker is an ES module, and the default model's
+ * needed, as in the root vitest config) with the browser implementations of their
+ * `#...` imports (`#gpu-provider`, `#fs-source`, ...), the worker is an ES module, and the default model's
  * files are served (dev) and emitted (build) under `default-model/`.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,32 @@ const src = (path: string) => fileURLToPath(new URL(path, import.meta.url));
  */
 const modelDir = dirname(createRequire(import.meta.url).resolve('@webpeft/default-model/model/config.json'));
 const modelFiles = readdirSync(modelDir);
+
+/**
+ * `@webpeft/<pkg>` (and `@webpeft/tensor/kernel`) to the package's sources, and every
+ * `#name` import of a package to the source of its `browser` target (`./dist/x.js` ->
+ * `./src/x.ts`), read from the packages' own `imports` maps so a new one needs no edit here.
+ */
+function browserSourceAliases(): { find: RegExp; replacement: string }[] {
+  const packagesDir = src('../../packages/');
+  const escaped = (specifier: string) => specifier.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const exactly = (specifier: string) => new RegExp(`^${escaped(specifier)}$`);
+  const aliases = [{ find: exactly('@webpeft/tensor/kernel'), replacement: join(packagesDir, 'tensor/src/kernel.ts') }];
+  for (const dir of readdirSync(packagesDir)) {
+    const manifestPath = join(packagesDir, dir, 'package.json');
+    if (!existsSync(manifestPath)) continue;
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { name: string; imports?: Record<string, { browser?: string }> };
+    for (const [name, targets] of Object.entries(manifest.imports ?? {})) {
+      if (!targets.browser) continue;
+      const file = join(packagesDir, dir, targets.browser.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts'));
+      if (!existsSync(file)) throw new Error(`studio vite config: ${manifest.name}'s import ${name} (browser: ${targets.browser}) has no source file ${file}`);
+      aliases.push({ find: exactly(name), replacement: file });
+    }
+    const entry = join(packagesDir, dir, 'src/index.ts');
+    if (existsSync(entry)) aliases.push({ find: exactly(manifest.name), replacement: entry });
+  }
+  return aliases;
+}
 
 /** Serves the default model files in dev and emits them as assets in a build. */
 function defaultModel(): Plugin {
@@ -40,19 +66,7 @@ function defaultModel(): Plugin {
 export default defineConfig({
   root: src('.'),
   base: './',
-  resolve: {
-    alias: {
-      // Subpath exports first: an alias also matches its key followed by '/'.
-      '@webpeft/tensor/kernel': src('../../packages/tensor/src/kernel.ts'),
-      '@webpeft/tensor': src('../../packages/tensor/src/index.ts'),
-      '@webpeft/nn': src('../../packages/nn/src/index.ts'),
-      '@webpeft/optim': src('../../packages/optim/src/index.ts'),
-      '@webpeft/quant': src('../../packages/quant/src/index.ts'),
-      '@webpeft/peft': src('../../packages/peft/src/index.ts'),
-      '#gpu-provider': src('../../packages/tensor/src/backends/webgpu/gpu-provider.browser.ts'),
-      '#fs-source': src('../../packages/nn/src/io/fs-source.browser.ts'),
-    },
-  },
+  resolve: { alias: browserSourceAliases() },
   worker: { format: 'es' },
   build: { outDir: 'dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 2048 },
   plugins: [defaultModel()],
