@@ -149,6 +149,14 @@ it('fine-tunes the default model with QLoRA in the tab, and the downloaded adapt
     expect(await page.textContent('#alert .message')).toMatch(/model_type "bert" is not supported/);
     await shot('1b-unsupported-model');
 
+    // A model folder by URL goes through the download cache, with per-file progress.
+    await page.check('input[name="model-source"][value="url"]');
+    await page.fill('#model-url', `${studio!.url}default-model/`);
+    await page.click('#load-model');
+    await expect.poll(() => page.textContent('#model-info'), { timeout: 60_000 }).toMatch(/default-model\/: llama, 2,410,176 parameters/);
+    expect(await page.isVisible('#download-progress')).toBe(true);
+    expect(await page.textContent('#download-label')).toMatch(/\(cached\)$/);
+
     await page.check('input[name="model-source"][value="default"]');
     await page.click('#load-model');
     await expect.poll(() => page.textContent('#model-info'), { timeout: 60_000 }).toMatch(/llama, 2,410,176 parameters/);

@@ -94,6 +94,17 @@ function onEvent(e: WorkerEvent): void {
       $('stat-eval').textContent = e.loss.toFixed(4);
       log(`step ${e.step}: eval loss ${e.loss.toFixed(4)}`);
       break;
+    case 'download': {
+      const bar = $<HTMLProgressElement>('download-progress');
+      bar.hidden = false;
+      $('download-label').hidden = false;
+      if (e.total) {
+        bar.max = e.total;
+        bar.value = e.loaded;
+      } else bar.removeAttribute('value');
+      $('download-label').textContent = `${e.file}: ${(e.loaded / MIB).toFixed(1)}${e.total ? ` of ${(e.total / MIB).toFixed(1)}` : ''} MiB${e.done ? ' (cached)' : ''}`;
+      break;
+    }
     case 'reply':
       break;
   }
@@ -109,6 +120,11 @@ function modelChoice(): ModelChoice {
     const files = Array.from(input('model-folder').files ?? []);
     if (files.length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'choose a model folder first' });
     return { kind: 'files', files };
+  }
+  if (source === 'hub') {
+    const repo = input('model-hub').value.trim();
+    if (repo === '') throw new RequestError({ kind: 'invalid-setting', message: 'type a Hub repo id (org/name) first' });
+    return { kind: 'hub', repo };
   }
   if (source === 'url') {
     const url = input('model-url').value.trim();
@@ -169,6 +185,7 @@ function wire(): void {
     radio.addEventListener('change', () => {
       $('folder-row').hidden = radio.value !== 'folder' || !radio.checked;
       $('url-row').hidden = radio.value !== 'url' || !radio.checked;
+      $('hub-row').hidden = radio.value !== 'hub' || !radio.checked;
     });
   }
   button('load-model').addEventListener('click', () =>

@@ -8,8 +8,10 @@
 export type ModelChoice =
   /** The default model served with the app, at `url` (the page's `default-model/` folder). */
   | { kind: 'default'; url: string }
-  /** A base URL of a Hugging Face folder (`config.json`, weights, `tokenizer.json` inside). */
+  /** A base URL of a Hugging Face folder (`config.json`, weights, `tokenizer.json` inside); http(s) downloads are cached. */
   | { kind: 'url'; url: string }
+  /** A Hugging Face Hub repo id (`org/name`), downloaded once into the browser's cache. */
+  | { kind: 'hub'; repo: string }
   /** Files of a folder the user picked (`<input type=file webkitdirectory>`). */
   | { kind: 'files'; files: File[] };
 
@@ -105,4 +107,6 @@ export type WorkerEvent =
   | { type: 'state'; state: 'training' | 'paused' | 'idle' }
     /** `memoryByTag`: the step's peak device bytes per tag (weights, grads, optimizer, activations, quant, other); `peakBytes`: its peak in all. */
   | { type: 'step'; step: number; total: number; loss: number; tokensPerSecond: number; etaSeconds: number; memoryByTag: Record<string, number>; peakBytes: number }
-  | { type: 'eval'; step: number; loss: number };
+  | { type: 'eval'; step: number; loss: number }
+  /** Download progress of one model file (`total` null when the server does not say). */
+  | { type: 'download'; file: string; loaded: number; total: number | null; done: boolean };

@@ -3,7 +3,7 @@
  * the tokenizer, and the current adapted model. Every training run and every adapter
  * load starts from a freshly loaded base, so methods never stack on each other.
  */
-import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, memoryTarget, openSource, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, isHubRepoId, memoryTarget, openHubSource, openSource, openUrlSource, saveSafetensors } from '@webpeft/nn';
 import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type Tensor, getBackend, init, manualSeed, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
@@ -33,8 +33,8 @@ export class StudioSession {
   async load(choice: ModelChoice): Promise<ModelInfo> {
     this.refuseWhileTraining('load a model');
     await useWebGpu();
-    const source = cachedSource(choice.kind === 'files' ? openSource(choice.files) : openSource(new URL(choice.url)));
-    const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : source.name;
+    const source = cachedSource(await this.open(choice));
+    const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : choice.kind === 'hub' ? choice.repo : source.name;
     const { model, tokenizer, rawConfig } = await fromPretrained(source);
     if (!tokenizer) {
       model.dispose();
@@ -55,6 +55,23 @@ export class StudioSession {
       adapter: adapter ? `${adapter.vendor} ${adapter.architecture} ${adapter.description}`.trim() : 'unknown',
     };
     return this.info;
+  }
+
+  /**
+   * The source of `choice`: picked files as they are; the default model from the app's own
+   * folder; other http(s) folders and Hub repos through nn's download cache (the Cache API
+   * in a browser), reporting each file's progress.
+   */
+  private async open(choice: ModelChoice): Promise<ModelSource> {
+    if (choice.kind === 'files') return openSource(choice.files);
+    const onProgress = (p: { file: string; loaded: number; total: number | null; done: boolean }) => this.emit({ type: 'download', ...p });
+    if (choice.kind === 'hub') {
+      if (!isHubRepoId(choice.repo)) throw new StudioError('invalid-setting', `'${choice.repo}' is not a Hub repo id (expected org/name, e.g. HuggingFaceTB/SmolLM2-135M)`);
+      return openHubSource(choice.repo, { onProgress });
+    }
+    const url = new URL(choice.url);
+    if (choice.kind === 'default' || !/^https?:$/.test(url.protocol)) return openSource(url);
+    return openUrlSource(url, { onProgress });
   }
 
   /** Trains a new adapter with `s` on a fresh base. */
