@@ -1,5 +1,6 @@
 import type { Module } from '@webpeft/nn';
 import { configError } from '../../config.js';
+import { AdapterJson } from '../../config-json.js';
 import { type PromptLearningConfig, promptLearningConfigFromJson, promptLearningConfigToJson, resolvePromptLearningConfig } from '../config.js';
 
 /**
@@ -39,11 +40,12 @@ export function promptTuningConfigToJson(c: PromptTuningConfig): Record<string, 
 
 /** A prompt-tuning config from `adapter_config.json`. */
 export function promptTuningConfigFromJson(j: Record<string, unknown>): PromptTuningConfig {
+  const f = new AdapterJson(j, 'PROMPT_TUNING');
   return {
     ...promptLearningConfigFromJson(j),
     peftType: 'PROMPT_TUNING',
-    promptTuningInit: (j.prompt_tuning_init as 'RANDOM') ?? 'RANDOM',
-    promptTuningInitText: (j.prompt_tuning_init_text as string) ?? null,
-    tokenizerNameOrPath: (j.tokenizer_name_or_path as string) ?? null,
+    promptTuningInit: f.oneOf('prompt_tuning_init', ['RANDOM', 'SAMPLE_VOCAB', 'TEXT'] as const, 'RANDOM'),
+    promptTuningInitText: f.stringOrNull('prompt_tuning_init_text'),
+    tokenizerNameOrPath: f.stringOrNull('tokenizer_name_or_path'),
   };
 }
