@@ -68,6 +68,7 @@ export {
   saveAdapter,
   readAdapterConfig,
   readAdapterWeights,
+  adapterConfigPath,
   loadAdapterWeights,
   checkAdapterWeights,
   copyAdapterWeights,

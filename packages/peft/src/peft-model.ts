@@ -1,4 +1,4 @@
-import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module } from '@webpeft/nn';
+import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
 import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
@@ -11,6 +11,7 @@ import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted
 import {
   type AdapterWeightsFile,
   type LoadAdapterOptions,
+  adapterConfigPath,
   asSource,
   checkAdapterWeights,
   copyAdapterWeights,
@@ -265,7 +266,8 @@ export class PeftModel extends Module {
     const subfolder = options.subfolder ?? '';
     const config = await readAdapterConfig(source, subfolder);
     const weights = await readAdapterWeights(source, subfolder);
-    this.addAdapterFromWeights(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) }, weights);
+    // The method's own checks (targets not found, option conflicts) blame the config file.
+    inConfigFile(adapterConfigPath(source, subfolder), () => this.addAdapterFromWeights(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) }, weights));
   }
 
   /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter (all checked first), then refreshes trainability. */

@@ -88,7 +88,7 @@ export async function readAdapterConfig(input: AdapterSource | SourceInput, subf
   const source = asSource(input);
   const file = joinPath(subfolder, ADAPTER_CONFIG_NAME);
   if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
-  const where = `${source.name}/${file}`;
+  const where = adapterConfigPath(source, subfolder);
   const json = parseConfigJson(await source.readText(file), where);
   return inConfigFile(where, () => {
     const common = commonFromJson(json);
@@ -98,6 +98,11 @@ export async function readAdapterConfig(input: AdapterSource | SourceInput, subf
     const method = getPeftMethod(common.peftType);
     return { ...method.configFromJson(json), ...common };
   });
+}
+
+/** `source/subfolder/adapter_config.json`: how errors name the config file. */
+export function adapterConfigPath(source: { readonly name: string }, subfolder: string): string {
+  return `${source.name}/${joinPath(subfolder, ADAPTER_CONFIG_NAME)}`;
 }
 
 /** An adapter weights file as read: its tensors (undecoded, from the header) and its name for errors. */

@@ -1,9 +1,9 @@
-import type { Module, SourceInput } from '@webpeft/nn';
+import { type Module, type SourceInput, inConfigFile } from '@webpeft/nn';
 import { asPromptable, isPromptLearning } from '../get-peft-model.js';
 import { PeftModel } from '../peft-model.js';
 import { PromptLearningModel } from '../prompt/prompt-model.js';
 import { getPromptLearningMethod, getTunerMethod } from '../registry.js';
-import { type LoadAdapterOptions, asSource, checkAdapterWeights, copyAdapterWeights, expectedTensors, readAdapterConfig, readAdapterWeights } from './adapter-files.js';
+import { type LoadAdapterOptions, adapterConfigPath, asSource, checkAdapterWeights, copyAdapterWeights, expectedTensors, readAdapterConfig, readAdapterWeights } from './adapter-files.js';
 import { planOnMeta } from '../tuners/backend-of.js';
 import type { AdapterSource } from './file-access.js';
 
@@ -31,7 +31,8 @@ export async function loadPeftModel(model: Module, input: AdapterSource | Source
   getTunerMethod(config.peftType, 'loadPeftModel');
   const weights = await readAdapterWeights(source, subfolder);
   const name = options.adapterName ?? 'default';
-  return new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name, weights);
+  // The method's own checks (targets not found, option conflicts) blame the config file.
+  return inConfigFile(adapterConfigPath(source, subfolder), () => new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name, weights));
 }
 
 /**
@@ -57,7 +58,7 @@ export async function loadPromptLearningModel(model: Module, input: AdapterSourc
   // The wrapper freezes the model: remember its trainability to restore on failure.
   const flags = model.parameters().map((p) => [p, p.requiresGrad] as const);
   const restore = () => flags.forEach(([p, g]) => (p.requiresGrad = g));
-  const expected = planOnMeta(() => {
+  const expected = inConfigFile(adapterConfigPath(source, subfolder), () => planOnMeta(() => {
     let planned: PromptLearningModel | undefined;
     try {
       planned = new PromptLearningModel(promptable, build, name);
@@ -66,7 +67,7 @@ export async function loadPromptLearningModel(model: Module, input: AdapterSourc
       planned?.prompt_encoder.get(name)?.dispose();
       restore();
     }
-  });
+  }));
   checkAdapterWeights(expected, weights);
   let peft: PromptLearningModel | undefined;
   try {

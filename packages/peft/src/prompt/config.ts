@@ -59,7 +59,7 @@ export function resolvePromptLearningConfig<C extends PromptLearningConfig>(c: C
   const tokenDim = c.tokenDim ?? dims?.hidden;
   const numLayers = c.numLayers ?? dims?.layers;
   const numAttentionHeads = c.numAttentionHeads ?? dims?.heads;
-  if (!tokenDim || !numLayers || !numAttentionHeads) configError(kind, 'tokenDim, numLayers and numAttentionHeads are required when the model has no config with its sizes');
+  if (!tokenDim || !numLayers || !numAttentionHeads) configError(kind, 'tokenDim, numLayers and numAttentionHeads are required when the model has no config with its sizes', 'tokenDim');
   return resolveCommon({ ...c, tokenDim, numLayers, numAttentionHeads, numTransformerSubmodules: c.numTransformerSubmodules ?? 1 });
 }
 

@@ -1,4 +1,4 @@
-import { Module } from '@webpeft/nn';
+import { ConfigError, Module } from '@webpeft/nn';
 import type { PeftConfig } from '../config.js';
 import { getTunerMethod } from '../registry.js';
 import { TunerLayer } from './tuner-layer.js';
@@ -41,7 +41,7 @@ export class TunerModel extends Module {
     const targets = walk(this.model).filter(([path, m]) => method.isTarget(path, m, c, this.model));
     if (targets.length === 0) {
       const t = (c as { targetModules?: unknown }).targetModules;
-      throw new Error(`${c.peftType}: target modules ${JSON.stringify(t)} not found in the base model (adapter '${adapterName}')`);
+      throw new ConfigError(`${c.peftType}: target modules ${JSON.stringify(t)} not found in the base model (adapter '${adapterName}')`, undefined, 'targetModules');
     }
     const extended: AnyTunerLayer[] = [];
     const created: { path: string; original: Module; layer: AnyTunerLayer }[] = [];

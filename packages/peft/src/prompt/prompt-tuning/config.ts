@@ -22,8 +22,8 @@ export interface PromptTuningConfig extends PromptLearningConfig {
 /** Defaults and validation of {@link PromptTuningConfig}. */
 export function resolvePromptTuningConfig(c: PromptTuningConfig, model?: Module): PromptTuningConfig {
   const init = c.promptTuningInit ?? 'RANDOM';
-  if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(init)) configError('PROMPT_TUNING', `promptTuningInit must be RANDOM, SAMPLE_VOCAB or TEXT, got ${init}`);
-  if (init === 'TEXT' && !c.promptTuningInitText) configError('PROMPT_TUNING', 'promptTuningInit TEXT needs promptTuningInitText');
+  if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(init)) configError('PROMPT_TUNING', `promptTuningInit must be RANDOM, SAMPLE_VOCAB or TEXT, got ${init}`, 'promptTuningInit');
+  if (init === 'TEXT' && !c.promptTuningInitText) configError('PROMPT_TUNING', 'promptTuningInit TEXT needs promptTuningInitText', 'promptTuningInitText');
   return { ...resolvePromptLearningConfig(c, model), promptTuningInit: init, promptTuningInitText: c.promptTuningInitText ?? null, tokenizerNameOrPath: c.tokenizerNameOrPath ?? null };
 }
 

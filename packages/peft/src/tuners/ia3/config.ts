@@ -41,11 +41,11 @@ export function resolveIA3Config(c: IA3Config, model?: Module): ResolvedIA3Confi
   }
   const type = model ? modelTypeOf(model) : undefined;
   const targetModules = c.targetModules ?? (type ? IA3_TARGETS[type] : undefined);
-  if (!targetModules) configError('IA3', `targetModules is required: no default targets for model type '${type ?? 'unknown'}'`);
+  if (!targetModules) configError('IA3', `targetModules is required: no default targets for model type '${type ?? 'unknown'}'`, 'targetModules');
   const feedforwardModules = c.feedforwardModules ?? (type && c.targetModules === undefined ? IA3_FEEDFORWARD[type] : undefined) ?? [];
   if (Array.isArray(targetModules) && Array.isArray(feedforwardModules)) {
     const bad = feedforwardModules.filter((f) => !targetModules.includes(f));
-    if (bad.length > 0) configError('IA3', `feedforwardModules must be a subset of targetModules; not targeted: ${bad.join(', ')}`);
+    if (bad.length > 0) configError('IA3', `feedforwardModules must be a subset of targetModules; not targeted: ${bad.join(', ')}`, 'feedforwardModules');
   }
   return resolveCommon({
     ...c,

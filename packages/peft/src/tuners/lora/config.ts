@@ -97,18 +97,18 @@ export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraCo
   if (targetModules === undefined || targetModules === null) {
     const type = model ? modelTypeOf(model) : undefined;
     const defaults = type ? DEFAULT_LORA_TARGETS[type] : undefined;
-    if (!defaults) configError('LORA', `targetModules is required: no default targets for model type '${type ?? 'unknown'}' (pass a list, a regex, or 'all-linear')`);
+    if (!defaults) configError('LORA', `targetModules is required: no default targets for model type '${type ?? 'unknown'}' (pass a list, a regex, or 'all-linear')`, 'targetModules');
     targetModules = [...defaults];
   }
-  if (Array.isArray(targetModules) && targetModules.length === 0) configError('LORA', 'targetModules is an empty list');
+  if (Array.isArray(targetModules) && targetModules.length === 0) configError('LORA', 'targetModules is an empty list', 'targetModules');
   const layersToTransform = c.layersToTransform ?? null;
   const layersPattern = c.layersPattern ?? null;
   if (typeof targetModules === 'string' && targetModules !== ALL_LINEAR) {
-    if (layersToTransform !== null) configError('LORA', '`layersToTransform` cannot be used when `targetModules` is a regex string');
-    if (layersPattern !== null) configError('LORA', '`layersPattern` cannot be used when `targetModules` is a regex string');
+    if (layersToTransform !== null) configError('LORA', '`layersToTransform` cannot be used when `targetModules` is a regex string', 'layersToTransform');
+    if (layersPattern !== null) configError('LORA', '`layersPattern` cannot be used when `targetModules` is a regex string', 'layersPattern');
   }
   if (layersPattern && (layersToTransform === null || (Array.isArray(layersToTransform) && layersToTransform.length === 0))) {
-    configError('LORA', 'when `layersPattern` is specified, `layersToTransform` must also be specified');
+    configError('LORA', 'when `layersPattern` is specified, `layersToTransform` must also be specified', 'layersPattern');
   }
   const checkPattern = (name: string, p: Record<string, number> | undefined) => {
     if (p != null && (typeof p !== 'object' || Array.isArray(p))) configError('LORA', `${name} must be an object of module pattern -> number, got ${showValue(p)}`, name);
