@@ -288,6 +288,8 @@ CONFIG_MUTATIONS = {
         ('unknown key', {S: {'some_future_option': [1, {'a': None}]}}, None),
         ('NaN literal for rms_norm_eps', {'text': None, 'nan': 'rms_norm_eps'}, None),
         ('head_dim odd', {S: {'head_dim': 3}}, 'head_dim'),
+        ('tie_word_embeddings null', {S: {'tie_word_embeddings': None}}, 'tie_word_embeddings'),
+        ('attention_dropout null', {S: {'attention_dropout': None}}, None),
     ],
     'gpt2': [
         ('valid', {}, None),
@@ -303,10 +305,12 @@ CONFIG_MUTATIONS = {
         ('n_embd fractional', {S: {'n_embd': 16.5}}, 'n_embd'),
         ('vocab_size negative', {S: {'vocab_size': -1}}, 'vocab_size'),
         ('unknown key', {S: {'my_note': 'hello'}}, None),
+        ('layer_norm_epsilon null', {S: {'layer_norm_epsilon': None}}, 'layer_norm_epsilon'),
     ],
     'qwen2': [
         ('valid', {}, None),
         ('use_sliding_window string', {S: {'use_sliding_window': 'true'}}, 'use_sliding_window'),
+        ('use_sliding_window null', {S: {'use_sliding_window': None}}, 'use_sliding_window'),
         ('rms_norm_eps negative', {S: {'rms_norm_eps': -1e-6}}, 'rms_norm_eps'),
         ('attention_dropout string', {S: {'attention_dropout': '0.0'}}, 'attention_dropout'),
     ],

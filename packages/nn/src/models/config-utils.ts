@@ -3,6 +3,23 @@ import { ConfigError } from './config-error.js';
 /** A parsed `config.json`: plain JSON values by key. */
 export type RawConfig = Record<string, unknown>;
 
+/**
+ * Keys transformers' config dataclasses allow to be null (`int | None`, ...); every
+ * other field given as null is an error there, and here too.
+ */
+const NULLABLE = new Set(['n_inner', 'attention_dropout', 'head_dim', 'num_key_value_heads', 'sliding_window', 'rope_scaling', 'rope_parameters']);
+
+/** True when `key` is absent, or null where transformers allows null (the caller's default applies). */
+function unset(raw: RawConfig, key: string, modelType: string, what: string): boolean {
+  const v = raw[key];
+  if (v === undefined) return true;
+  if (v === null) {
+    if (NULLABLE.has(key)) return true;
+    fieldError(modelType, key, what, v);
+  }
+  return false;
+}
+
 /** Bounds of a numeric field: `min`/`max` inclusive unless the matching `*Exclusive` is set. */
 export interface NumberRange {
   min?: number;
@@ -43,35 +60,35 @@ export function requireInt(raw: RawConfig, key: string, modelType: string): numb
   return v;
 }
 
-/** Reads an optional integer field `>= min` (null or absent gives `fallback`). */
+/** Reads an optional integer field `>= min` (absent, or null where allowed, gives `fallback`). */
 export function optInt(raw: RawConfig, key: string, fallback: number, modelType = 'model', min = 1): number {
+  if (unset(raw, key, modelType, min === 1 ? 'a positive integer' : `an integer >= ${min}`)) return fallback;
   const v = raw[key];
-  if (v === undefined || v === null) return fallback;
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) fieldError(modelType, key, min === 1 ? 'a positive integer' : `an integer >= ${min}`, v);
   return v;
 }
 
-/** Reads an optional finite number field within `range` (null or absent gives `fallback`). */
+/** Reads an optional finite number field within `range` (absent, or null where allowed, gives `fallback`). */
 export function optNumber(raw: RawConfig, key: string, fallback: number, modelType = 'model', range: NumberRange = {}): number {
-  const v = raw[key];
-  if (v === undefined || v === null) return fallback;
   const bounds = rangeText(range);
+  if (unset(raw, key, modelType, `a finite number${bounds ? ` ${bounds}` : ''}`)) return fallback;
+  const v = raw[key];
   if (typeof v !== 'number' || !Number.isFinite(v) || !inRange(v, range)) fieldError(modelType, key, `a finite number${bounds ? ` ${bounds}` : ''}`, v);
   return v;
 }
 
-/** Reads an optional boolean field (null or absent gives `fallback`). */
+/** Reads an optional boolean field (absent gives `fallback`). */
 export function optBool(raw: RawConfig, key: string, fallback: boolean, modelType = 'model'): boolean {
+  if (unset(raw, key, modelType, 'true or false')) return fallback;
   const v = raw[key];
-  if (v === undefined || v === null) return fallback;
   if (typeof v !== 'boolean') fieldError(modelType, key, 'true or false', v);
   return v;
 }
 
-/** Reads an optional string field (null or absent gives `fallback`). */
+/** Reads an optional string field (absent gives `fallback`). */
 export function optString(raw: RawConfig, key: string, fallback: string, modelType = 'model'): string {
+  if (unset(raw, key, modelType, 'a string')) return fallback;
   const v = raw[key];
-  if (v === undefined || v === null) return fallback;
   if (typeof v !== 'string') fieldError(modelType, key, 'a string', v);
   return v;
 }

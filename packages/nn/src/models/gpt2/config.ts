@@ -81,8 +81,8 @@ export function gpt2Config(raw: RawConfig = {}): GPT2Config {
     resid_pdrop: optNumber(r, 'resid_pdrop', 0.1, 'gpt2', prob),
     embd_pdrop: optNumber(r, 'embd_pdrop', 0.1, 'gpt2', prob),
     attn_pdrop: optNumber(r, 'attn_pdrop', 0.1, 'gpt2', prob),
-    // A zero or negative epsilon makes LayerNorm divide by zero (or the root of a negative) on flat rows.
-    layer_norm_epsilon: optNumber(r, 'layer_norm_epsilon', 1e-5, 'gpt2', { min: 0, minExclusive: true }),
+    // A negative epsilon takes the root of a negative number on flat rows (NaN).
+    layer_norm_epsilon: optNumber(r, 'layer_norm_epsilon', 1e-5, 'gpt2', { min: 0 }),
     initializer_range: optNumber(r, 'initializer_range', 0.02, 'gpt2', { min: 0 }),
     scale_attn_weights: optBool(r, 'scale_attn_weights', true, 'gpt2'),
     scale_attn_by_inverse_layer_idx: optBool(r, 'scale_attn_by_inverse_layer_idx', false, 'gpt2'),

@@ -58,7 +58,8 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
   const kvHeads = optInt(r, 'num_key_value_heads', heads, type);
   if (heads % kvHeads !== 0) throw new ConfigError(`${type} config: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`, undefined, 'num_key_value_heads');
   const headDim = r.head_dim == null ? hidden / heads : requireInt(r, 'head_dim', type);
-  if (!Number.isInteger(headDim)) throw new ConfigError(`${type} config: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`, undefined, 'hidden_size');
+  // transformers checks this even when head_dim is given.
+  if (hidden % heads !== 0) throw new ConfigError(`${type} config: hidden_size ${hidden} is not divisible by num_attention_heads ${heads}`, undefined, 'hidden_size');
   if (headDim % 2 !== 0) throw new ConfigError(`${type} config: the head dim ${headDim} must be even for RoPE`, undefined, r.head_dim == null ? 'hidden_size' : 'head_dim');
   const attentionBias = optBool(r, 'attention_bias', false, type);
   const activation = optString(r, 'hidden_act', 'silu', type);
@@ -78,8 +79,8 @@ export function llamaConfig(raw: RawConfig = {}): LlamaConfig {
     head_dim: headDim,
     hidden_act: activation,
     max_position_embeddings: requireInt(r, 'max_position_embeddings', type),
-    // eps <= 0 divides by zero (or takes the root of a negative) on a zero row: all-NaN logits.
-    rms_norm_eps: optNumber(r, 'rms_norm_eps', 1e-6, type, { min: 0, minExclusive: true }),
+    // A negative eps takes the root of a negative number on small rows: NaN logits (as transformers gives).
+    rms_norm_eps: optNumber(r, 'rms_norm_eps', 1e-6, type, { min: 0 }),
     // theta <= 0 makes every RoPE frequency NaN or infinite.
     rope_theta: optNumber(r, 'rope_theta', rope?.theta ?? 10000, type, { min: 0, minExclusive: true }),
     rope_scaling: scaling,
@@ -105,9 +106,11 @@ function ropeParameters(r: RawConfig, type: string): { theta?: number; scaling: 
   if (p == null) return null;
   if (typeof p !== 'object' || Array.isArray(p)) fieldError(type, 'rope_parameters', 'an object or null', p);
   const params = p as RawConfig;
-  const theta = params.rope_theta === undefined ? undefined : optNumber(params, 'rope_theta', 10000, type, { min: 0, minExclusive: true });
+  const theta = params.rope_theta;
+  // theta <= 0 makes every RoPE frequency NaN or infinite.
+  if (theta !== undefined && !(typeof theta === 'number' && Number.isFinite(theta) && theta > 0)) fieldError(type, 'rope_parameters.rope_theta', 'a finite number > 0', theta);
   const kind = params.rope_type ?? params.type ?? 'default';
-  return { theta, scaling: kind === 'default' ? null : checkScaling(params, 'rope_parameters', type) };
+  return { theta: theta as number | undefined, scaling: kind === 'default' ? null : checkScaling(params, 'rope_parameters', type) };
 }
 
 /** RoPE scaling types the rotary layer implements. */
@@ -136,10 +139,11 @@ function checkScaling(value: unknown, key: string, type: string): RopeScaling | 
 }
 
 function slidingWindow(r: RawConfig, type: string): number | null {
+  const use = type === 'qwen2' && optBool(r, 'use_sliding_window', false, type);
   const w = r.sliding_window;
   if (w === undefined || w === null) return null;
   if (typeof w !== 'number' || !Number.isSafeInteger(w) || w <= 0) fieldError(type, 'sliding_window', 'a positive integer or null', w);
   if (type === 'mistral') return w;
-  if (type === 'qwen2' && optBool(r, 'use_sliding_window', false, type)) return w;
+  if (use) return w;
   return null;
 }
