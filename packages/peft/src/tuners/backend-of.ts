@@ -19,15 +19,27 @@ export function backendOf(m: Module): BackendName | undefined {
  * {@link backendOf}) on the `meta` backend: shapes without storage. Loaders use it to
  * learn the shapes an adapter would have (from its config and the model) and check
  * them against the weight file before anything real is allocated; a rank of 10^7 costs
- * nothing here. The random stream is restored after, so planning leaves no trace.
+ * nothing here. A method whose initialisation computes with ops the meta backend has
+ * no kernel for (a user's method may) fails there; `fn` then runs once more on the real
+ * backends, and must free what it made. The random stream is restored after, so
+ * planning leaves no trace.
  */
 export function planOnMeta<T>(fn: () => T): T {
   const rng = getRngState();
-  planning++;
   try {
-    return fn();
-  } finally {
-    planning--;
-    setRngState(rng);
+    planning++;
+    try {
+      return fn();
+    } finally {
+      planning--;
+      setRngState(rng);
+    }
+  } catch {
+    // Whatever the meta run tripped on, the real run either reproduces (and reports) or passes.
+    try {
+      return fn();
+    } finally {
+      setRngState(rng);
+    }
   }
 }
