@@ -50,7 +50,7 @@ export class AdapterJson {
     const bounds = [range.min === undefined ? '' : `>= ${range.min}`, range.maxExclusive === undefined ? '' : `< ${range.maxExclusive}`].filter(Boolean).join(' and ');
     const ok = typeof v === 'number' && Number.isFinite(v) && (range.min === undefined || v >= range.min) && (range.maxExclusive === undefined || v < range.maxExclusive);
     if (!ok) this.fail(key, `a finite number${bounds ? ` ${bounds}` : ''}`);
-    return v as number;
+    return v;
   }
 
   /** true or false; absent or null gives `fallback` (PEFT reads null as false in `if` tests). */
@@ -82,7 +82,7 @@ export class AdapterJson {
     const v = this.value(key);
     if (v === undefined || v === null) return null;
     if (typeof v === 'string' && v !== '') return v;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string') && v.length > 0) return [...(v as string[])];
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string') && v.length > 0) return [...(v)];
     return this.fail(key, 'a module name regex (a string) or a non-empty list of module names');
   }
 
@@ -90,7 +90,7 @@ export class AdapterJson {
   nameList(key: string): string[] | null {
     const v = this.value(key);
     if (v === undefined || v === null) return null;
-    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return [...(v as string[])];
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return [...(v)];
     return this.fail(key, 'a list of module names or null');
   }
 
@@ -113,7 +113,7 @@ export class AdapterJson {
     for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
       const ok = typeof x === 'number' && Number.isFinite(x) && x > 0 && (!integer || Number.isSafeInteger(x));
       if (!ok) this.fail(`${key}.${k}`, integer ? 'a positive integer' : 'a positive number', x);
-      out[k] = x as number;
+      out[k] = x;
     }
     return out;
   }

@@ -110,7 +110,7 @@ function ropeParameters(r: RawConfig, type: string): { theta?: number; scaling: 
   // theta <= 0 makes every RoPE frequency NaN or infinite.
   if (theta !== undefined && !(typeof theta === 'number' && Number.isFinite(theta) && theta > 0)) fieldError(type, 'rope_parameters.rope_theta', 'a finite number > 0', theta);
   const kind = params.rope_type ?? params.type ?? 'default';
-  return { theta: theta as number | undefined, scaling: kind === 'default' ? null : checkScaling(params, 'rope_parameters', type) };
+  return { theta: theta, scaling: kind === 'default' ? null : checkScaling(params, 'rope_parameters', type) };
 }
 
 /** RoPE scaling types the rotary layer implements. */
@@ -135,7 +135,7 @@ function checkScaling(value: unknown, key: string, type: string): RopeScaling | 
     fieldError(type, `${key}.high_freq_factor`, 'different from low_freq_factor', s.high_freq_factor ?? 4);
   }
   if (orig != null && !(typeof orig === 'number' && Number.isSafeInteger(orig) && orig > 0)) fieldError(type, `${key}.original_max_position_embeddings`, 'a positive integer', orig);
-  return s as unknown as RopeScaling;
+  return s;
 }
 
 function slidingWindow(r: RawConfig, type: string): number | null {
