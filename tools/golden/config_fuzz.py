@@ -19,8 +19,8 @@ tests apply the same patch to the same base file and compare verdicts.
 Run: .venv-golden/bin/python tools/golden/config_fuzz.py   (see tools/golden/README.md)
 """
 import json
-import math
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -56,7 +56,10 @@ def verdict(run):
             logits = run()
         return {'verdict': 'accepted', 'finite': bool(torch.isfinite(logits).all())}
     except Exception as e:  # noqa: BLE001 - any exception is the library's rejection
-        return {'verdict': 'rejected', 'error': f'{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ""}'}
+        first = str(e).splitlines()[0][:160] if str(e) else ''
+        # The temporary folder's name varies from run to run and is no part of the verdict.
+        first = re.sub(r"[^\s'\"]*tmp\w{6,}(/[\w.]+)?", '<dir>', first)
+        return {'verdict': 'rejected', 'error': f'{type(e).__name__}: {first}'}
 
 
 def apply(base_text, m):

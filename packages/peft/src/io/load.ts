@@ -1,4 +1,4 @@
-import { type Module, type SourceInput, inConfigFile } from '@webpeft/nn';
+import { type ExpectedTensor, type Module, type SourceInput, inConfigFile } from '@webpeft/nn';
 import { asPromptable, isPromptLearning } from '../get-peft-model.js';
 import { PeftModel } from '../peft-model.js';
 import { PromptLearningModel } from '../prompt/prompt-model.js';
@@ -58,7 +58,7 @@ export async function loadPromptLearningModel(model: Module, input: AdapterSourc
   // The wrapper freezes the model: remember its trainability to restore on failure.
   const flags = model.parameters().map((p) => [p, p.requiresGrad] as const);
   const restore = () => flags.forEach(([p, g]) => (p.requiresGrad = g));
-  const expected = inConfigFile(adapterConfigPath(source, subfolder), () => planOnMeta(() => {
+  const plan = (): Map<string, ExpectedTensor> => {
     let planned: PromptLearningModel | undefined;
     try {
       planned = new PromptLearningModel(promptable, build, name);
@@ -67,7 +67,8 @@ export async function loadPromptLearningModel(model: Module, input: AdapterSourc
       planned?.prompt_encoder.get(name)?.dispose();
       restore();
     }
-  }));
+  };
+  const expected = inConfigFile(adapterConfigPath(source, subfolder), () => planOnMeta(plan));
   checkAdapterWeights(expected, weights);
   let peft: PromptLearningModel | undefined;
   try {
