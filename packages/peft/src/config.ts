@@ -19,12 +19,16 @@ export interface PeftConfig {
   inferenceMode?: boolean;
 }
 
+/** PEFT's `TaskType` values. */
+export const TASK_TYPES: readonly string[] = ['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION'];
+
 /** The common fields with PEFT's defaults filled (types checked). */
 export function resolveCommon<C extends PeftConfig>(c: C): C {
   for (const key of ['taskType', 'baseModelNameOrPath', 'revision'] as const) {
     const v = c[key];
     if (v !== undefined && v !== null && typeof v !== 'string') configError(c.peftType, `${key} must be a string or null, got ${showValue(v)}`, key);
   }
+  if (typeof c.taskType === 'string' && !TASK_TYPES.includes(c.taskType)) configError(c.peftType, `taskType must be null or one of ${TASK_TYPES.join(', ')}, got ${showValue(c.taskType)}`, 'taskType');
   if (c.inferenceMode !== undefined && typeof c.inferenceMode !== 'boolean') configError(c.peftType, `inferenceMode must be true or false, got ${showValue(c.inferenceMode)}`, 'inferenceMode');
   return { ...c, taskType: c.taskType ?? null, baseModelNameOrPath: c.baseModelNameOrPath ?? null, revision: c.revision ?? null, inferenceMode: c.inferenceMode ?? false };
 }
@@ -47,9 +51,11 @@ export function commonFromJson(j: Record<string, unknown>): PeftConfig {
     throw new ConfigError(`'peft_type' must be the method's name (a string such as "LORA"), got ${showValue(j.peft_type)}`, undefined, 'peft_type');
   }
   const f = new AdapterJson(j, j.peft_type);
+  const taskType = f.stringOrNull('task_type');
+  if (taskType !== null && !TASK_TYPES.includes(taskType)) f.fail('task_type', `null or one of PEFT's task types (${TASK_TYPES.join(', ')})`);
   return {
     peftType: j.peft_type,
-    taskType: f.stringOrNull('task_type'),
+    taskType,
     baseModelNameOrPath: f.stringOrNull('base_model_name_or_path'),
     revision: f.stringOrNull('revision'),
     inferenceMode: f.bool('inference_mode', false),

@@ -6,7 +6,7 @@
  * prompt learning) plug in through one registry.
  * @packageDocumentation
  */
-export { type PeftConfig, resolveCommon, commonToJson, commonFromJson, configError, configJsonText } from './config.js';
+export { type PeftConfig, TASK_TYPES, resolveCommon, commonToJson, commonFromJson, configError, configJsonText } from './config.js';
 export {
   type PeftMethod,
   type PeftMethodBase,

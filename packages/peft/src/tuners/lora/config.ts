@@ -1,4 +1,4 @@
-import { type Module, showValue } from '@webpeft/nn';
+import { type Module, ConfigError, showValue } from '@webpeft/nn';
 import { type PeftConfig, configError, resolveCommon } from '../../config.js';
 import { AdapterJson, rejectSnakeCase } from '../../config-json.js';
 import { ALL_LINEAR, DEFAULT_LORA_TARGETS, modelTypeOf } from '../target-match.js';
@@ -178,8 +178,8 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
   if (f.bool('lora_bias', false)) configError('LORA', 'lora_bias=true adapters are not supported', 'lora_bias');
   if (j.layer_replication != null) configError('LORA', 'layer_replication adapters are not supported', 'layer_replication');
   const init = j.init_lora_weights;
-  // Loaded weights overwrite the init, so any of PEFT's init names is fine here.
   if (!(init === undefined || init === null || typeof init === 'boolean' || typeof init === 'string')) f.fail('init_lora_weights', 'true, false or the name of a PEFT initialisation');
+  if (typeof init === 'string') checkLoadableInit(init);
   // null (or absent) takes the model type's default targets, as PEFT does.
   const targetModules = f.names('target_modules') ?? undefined;
   return {
@@ -200,6 +200,28 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
     layersPattern: f.names('layers_pattern'),
     modulesToSave: f.nameList('modules_to_save'),
   };
+}
+
+/** PEFT initialisations that only set A and B, which the loaded weights overwrite. */
+const LOADABLE_INITS = ['gaussian', 'eva', 'orthogonal', 'lora_ga'];
+/** PEFT initialisations that also rewrite the base weights (PiSSA, CorDA, OLoRA, MiCA, LoftQ). */
+const BASE_REWRITING_INITS = /^(pissa|corda|olora|mica|loftq)/i;
+
+/**
+ * Accepts an `init_lora_weights` name whose adapter loads as plain LoRA; rejects the
+ * initialisations that rewrite the base weights (loading their A and B onto the
+ * original base would not reproduce PEFT's model) and names PEFT does not know.
+ */
+function checkLoadableInit(init: string): void {
+  if (LOADABLE_INITS.includes(init.toLowerCase())) return;
+  if (BASE_REWRITING_INITS.test(init)) {
+    throw new ConfigError(
+      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init, which is not supported (convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion)`,
+      undefined,
+      'init_lora_weights',
+    );
+  }
+  throw new ConfigError(`LORA adapter config: 'init_lora_weights' must be true, false or one of PEFT's initialisations, got ${JSON.stringify(init)}`, undefined, 'init_lora_weights');
 }
 
 /** Checks that a module-name field is a string or a list of strings (or absent/null). */
