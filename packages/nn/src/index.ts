@@ -20,7 +20,7 @@ export { attentionBias, MASKED_SCORE } from './attention/mask.js';
 export { scaledDotProductAttention, type AttentionOptions } from './attention/scaled-dot-product.js';
 export { type AttentionContext, buildAttentionContext, extendKeyValues } from './attention/context.js';
 export { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMLoss } from './models/causal-lm.js';
-export type { RawConfig } from './models/config-utils.js';
+export { type RawConfig, type NumberRange, fieldError, showValue } from './models/config-utils.js';
 export { type GPT2Config, gpt2Config } from './models/gpt2/config.js';
 export { GPT2Attention } from './models/gpt2/attention.js';
 export { GPT2Block, GPT2Model, GPT2LMHeadModel } from './models/gpt2/model.js';
@@ -28,7 +28,8 @@ export { type LlamaConfig, llamaConfig, LLAMA_FAMILY } from './models/llama/conf
 export { LlamaAttention, type RopeTables } from './models/llama/attention.js';
 export { LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './models/llama/model.js';
 export { causalLMFromConfig, checkpointLayout, SUPPORTED_MODEL_TYPES, type CheckpointLayout } from './models/auto.js';
-export { loadCausalLMWeights, type LoadWeightsReport } from './models/load-weights.js';
+export { loadCausalLMWeights, planCausalLMWeights, type LoadWeightsReport, type CausalLMWeightsPlan } from './models/load-weights.js';
+export { ConfigError, parseConfigJson, inConfigFile } from './models/config-error.js';
 export { fromPretrained, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
 export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained } from './models/save-pretrained.js';
 export { exportWeights, type ExportedWeights } from './models/export-weights.js';

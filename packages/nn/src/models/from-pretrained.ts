@@ -1,13 +1,14 @@
 import type { BackendName } from '@webpeft/tensor';
-import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { type ModelSource, type RawTensor, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
 import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
 import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
 import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
 import { Tokenizer } from '../tokenizer/index.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
+import { inConfigFile, parseConfigJson } from './config-error.js';
 import type { RawConfig } from './config-utils.js';
-import { loadCausalLMWeights } from './load-weights.js';
+import { loadCausalLMWeights, planCausalLMWeights } from './load-weights.js';
 
 /**
  * Options of {@link fromPretrained}. The remote ones (`revision`, `hubUrl`, `cacheDir`,
@@ -39,6 +40,10 @@ export interface Pretrained {
  * A string that is neither an existing local directory nor an http(s) URL but reads as a
  * Hub repo id (`org/name`) is downloaded from the Hub; Hub repos and http(s) folders go
  * through a cache (see `openHubSource` / `openUrlSource`), so a second load makes no request.
+ *
+ * Nothing is allocated before the config and every tensor's shape and dtype are checked (a
+ * `ConfigError` naming the file and field, a `WeightsMismatchError` listing every bad key),
+ * and a failure leaves no live tensor behind.
  * @example
  * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
  * const { model } = await fromPretrained('HuggingFaceTB/SmolLM2-135M', { revision: 'main' }); // Hub, cached
@@ -48,18 +53,29 @@ export interface Pretrained {
  */
 export async function fromPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions = {}): Promise<Pretrained> {
   const source = isModelSource(input) ? input : await resolveSource(input, options);
-  const rawConfig = JSON.parse(await source.readText('config.json')) as RawConfig;
+  const configFile = `${source.name}/config.json`;
+  const rawConfig = parseConfigJson(await source.readText('config.json'), configFile) as RawConfig;
+  // Config and checkpoint are checked against a shapes-only model first: a bad field, a
+  // missing, mis-shaped or wrongly typed tensor fails before any weight is allocated.
+  const shapes = inConfigFile(configFile, () => causalLMFromConfig(rawConfig, { backend: 'meta' }));
+  let tensors: Map<string, RawTensor>;
+  try {
+    tensors = await loadCheckpoint(source);
+    planCausalLMWeights(shapes, tensors, source.name);
+  } finally {
+    shapes.dispose();
+  }
+  // The tokenizer is read before the model exists, so its failure leaves nothing to free.
+  const wantTokenizer = options.tokenizer ?? true;
+  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
   const model = causalLMFromConfig(rawConfig, { backend: options.backend });
   try {
-    const tensors = await loadCheckpoint(source);
-    loadCausalLMWeights(model, tensors, { backend: options.backend });
+    loadCausalLMWeights(model, tensors, { backend: options.backend, file: source.name });
   } catch (e) {
     model.dispose();
     throw e;
   }
   model.eval();
-  const wantTokenizer = options.tokenizer ?? true;
-  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
   return { model, tokenizer, rawConfig, source };
 }
 
