@@ -28,7 +28,7 @@ export { LlamaAttention, type RopeTables } from './models/llama/attention.js';
 export { LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './models/llama/model.js';
 export { causalLMFromConfig, checkpointLayout, SUPPORTED_MODEL_TYPES, type CheckpointLayout } from './models/auto.js';
 export { loadCausalLMWeights, type LoadWeightsReport } from './models/load-weights.js';
-export { fromPretrained, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
+export { fromPretrained, resolveModelDtype, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
 export { SequenceLengthError, checkSequenceLength, checkTokenIds, positionLimit } from './models/input-limits.js';
 export { generate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';
 export { TokenSampler, argmaxRow, samplingProbabilities, type SamplingOptions } from './generation/sampling.js';

@@ -11,7 +11,8 @@ export interface LoadWeightsReport {
 
 /**
  * Copies a Hugging Face checkpoint's tensors into `model`'s parameters, one at a time
- * (decoded to the parameter's dtype: f16/bf16 become f32). Keys of the bare decoder
+ * (decoded to the parameter's dtype: f16/bf16 become f32 for an f32 model; every float
+ * dtype becomes f16 for an f16 model, a value beyond f16's range an error naming the key). Keys of the bare decoder
  * stack (`h.0...`, `layers.0...`) gain the model's prefix; GPT-2's `attn.bias` /
  * `attn.masked_bias` and LLaMA's `rotary_emb.inv_freq` buffers are ignored; a tied
  * `lm_head.weight` may be absent. Any other missing, unexpected or mis-shaped key
@@ -52,7 +53,9 @@ export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
   noGrad(() => {
     for (const [key, raw] of plan) {
       const param = own.get(key)!;
-      const decoded: Tensor = rawToTensor(raw, { key, backend: options.backend ?? param.backend.name });
+      // f16 parameters decode straight to f16 (range-checked on the host, naming the key).
+      const floatDtype = param.dtype === 'f16' ? 'f16' : 'f32';
+      const decoded: Tensor = rawToTensor(raw, { key, backend: options.backend ?? param.backend.name, floatDtype });
       const value = decoded.dtype === param.dtype ? decoded : cast(decoded, param.dtype);
       assign(param, value);
       if (value !== decoded) value.dispose();
