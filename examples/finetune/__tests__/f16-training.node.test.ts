@@ -9,7 +9,7 @@ import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
 import { getPeftModel } from '@webpeft/peft';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, Linear4bit, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
-import { type Tensor, manualSeed, setBackend, tensor, tidy } from '@webpeft/tensor';
+import { type Tensor, getBackend, manualSeed, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, disposeAfterTest, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
@@ -20,6 +20,11 @@ beforeAll(async () => {
   // before the per-test leak check takes its baseline.
   for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
 });
+
+/** webgpu when its adapter has shader-f16, else the cpu reference. */
+function f16Device(): 'webgpu' | 'cpu' {
+  return backendsUnderTest().includes('webgpu') && getBackend('webgpu').capabilities.f16 ? 'webgpu' : 'cpu';
+}
 
 function f16Base(): CausalLM {
   manualSeed(4321);
@@ -69,14 +74,14 @@ function expectFalling(losses: number[], label: string): void {
 
 describe('training adapters over an f16 GPT-2', () => {
   it('LoRA: f32 adapters and optimizer state over an f16 base', async () => {
-    setBackend(backendsUnderTest().includes('webgpu') ? 'webgpu' : 'cpu');
+    setBackend(f16Device());
     const model = f16Base();
     for (const [name, p] of model.namedParameters()) expect(p.dtype, name).toBe('f16');
     expectFalling(await train(model), 'LoRA');
   }, 600_000);
 
   it('QLoRA: NF4 base with f16 compute', async () => {
-    setBackend(backendsUnderTest().includes('webgpu') ? 'webgpu' : 'cpu');
+    setBackend(f16Device());
     const model = f16Base();
     await quantizeModel(model, { quantType: 'nf4', doubleQuant: true, computeDtype: 'f16' });
     expect(model.namedModules().filter(([, m]) => m instanceof Linear4bit).length).toBe(8);

@@ -8,7 +8,7 @@
  */
 import { type CausalLM, fromPretrained, generate, openSource, resolveModelDtype } from '@webpeft/nn';
 import { initBackends } from '@webpeft/test-utils';
-import { type BackendName, type Tensor, cast, setBackend, tensor, tidy } from '@webpeft/tensor';
+import { type BackendName, type Tensor, cast, getBackend, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { beforeAll, describe, expect, it } from 'vitest';
 import gpt2 from './fixtures/models/gpt2.json' with { type: 'json' };
 import llama from './fixtures/models/llama.json' with { type: 'json' };
@@ -36,8 +36,11 @@ const FIXTURES: [string, ModelFixture, F16Fixture][] = [
 ];
 
 let backends: BackendName[] = [];
+/** Backends that hold f16 (an adapter without shader-f16 refuses it; checked below). */
+let f16Backends: BackendName[] = [];
 beforeAll(async () => {
   backends = await initBackends();
+  f16Backends = backends.filter((b) => getBackend(b).capabilities.f16);
 });
 
 function ids2d(rows: number[][]): Tensor {
@@ -63,7 +66,7 @@ function maxKeptDiff(a: ArrayLike<number>, b: ArrayLike<number>, mask: number[][
 describe('f16 models match transformers within PyTorch\'s own f16 tolerance', () => {
   for (const [name, fx, f16] of FIXTURES) {
     it(`${name}: f16 forward, backward and generate`, async () => {
-      for (const backend of backends) {
+      for (const backend of f16Backends) {
         setBackend(backend);
         const { model } = await fromPretrained(openSource(fixtureFiles(fx)), { dtype: 'f16' });
         for (const [key, p] of model.namedParameters()) expect(p.dtype, `${name} ${key}`).toBe('f16');
@@ -119,7 +122,9 @@ describe('fromPretrained dtype option', () => {
       expect(resolveModelDtype('auto', 'cpu')).toBe('f32');
       expect(resolveModelDtype('f16', 'cpu')).toBe('f16');
       if (backends.includes('webgpu')) {
-        expect(resolveModelDtype('auto', 'webgpu')).toBe(backends.includes('webgpu') ? 'f16' : 'f32');
+        const f16 = getBackend('webgpu').capabilities.f16;
+        expect(resolveModelDtype('auto', 'webgpu')).toBe(f16 ? 'f16' : 'f32');
+        if (!f16) expect(() => resolveModelDtype('f16', 'webgpu')).toThrow(/dtype 'f16' needs a backend that can hold f16/);
       }
     });
   });

@@ -2,7 +2,8 @@
  * Helpers of the f16 suites: f16 bits from host values, and comparisons in f16 ulps
  * (the distance between two f16 values counted in representable steps).
  */
-import { type Tensor, f16BitsToF32 } from '@webpeft/tensor';
+import { type Tensor, f16BitsToF32, getBackend } from '@webpeft/tensor';
+import { backendsUnderTest } from '@webpeft/test-utils';
 import { expect } from 'vitest';
 
 /** Position of f16 bits `h` on the ordered line of f16 values (-0 and +0 both 0). */
@@ -46,4 +47,13 @@ export function expectUlpsWithin(actual: Uint16Array, expected: Uint16Array, max
     expect.fail(msg);
   }
   return worst;
+}
+
+/**
+ * Whether the webgpu backend runs here and its adapter has `shader-f16` (lavapipe and
+ * Dawn on GPUs do; an adapter without it refuses f16 tensors, which the f16 suites then
+ * check instead of comparing kernels).
+ */
+export function webgpuHasF16(): boolean {
+  return backendsUnderTest().includes('webgpu') && getBackend('webgpu').capabilities.f16;
 }

@@ -38,7 +38,10 @@ import {
 import { backendsUnderTest, expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as T from '@webpeft/tensor';
-import { expectUlpsWithin } from './f16-helpers.js';
+import { DTypeError } from '@webpeft/tensor';
+import type { WebGpuKernelContext } from '@webpeft/tensor/kernel';
+import { checkF16 } from '../backends/webgpu/f16.js';
+import { expectUlpsWithin, webgpuHasF16 } from './f16-helpers.js';
 
 beforeAll(async () => {
   await initBackends();
@@ -77,6 +80,8 @@ async function runOn(backend: 'cpu' | 'webgpu', fn: (...xs: Tensor[]) => Tensor 
 /** webgpu vs cpu: f16 outputs within `maxUlps`, f32 outputs within `rtol`, others equal. */
 async function agree(label: string, fn: (...xs: Tensor[]) => Tensor | Tensor[], inputs: readonly In[], maxUlps: number, rtol = 1e-5, atol = 0): Promise<void> {
   if (!backendsUnderTest().includes('webgpu')) return;
+  // An adapter without shader-f16 must refuse f16 tensors with a clear error (checked below).
+  if (!webgpuHasF16()) return;
   const cpu = await runOn('cpu', fn, inputs);
   const gpu = await runOn('webgpu', fn, inputs);
   expect(gpu.length).toBe(cpu.length);
@@ -121,7 +126,7 @@ describe('f16 elementwise kernels (webgpu vs cpu reference)', () => {
   it('dropout (the same Philox mask on both backends)', async () => {
     T.manualSeed(11);
     const inputs = [f16In([1000])];
-    if (!backendsUnderTest().includes('webgpu')) return;
+    if (!webgpuHasF16()) return;
     T.manualSeed(11);
     const cpu = await runOn('cpu', (x) => dropout(x, 0.3), inputs);
     T.manualSeed(11);
@@ -194,6 +199,18 @@ describe('f16 softmax, cross-entropy and norms', () => {
     for (const w of [10, 200]) {
       await agree(`layerNorm ${w}`, (x, g, b) => layerNorm(x, g, b, 1e-5), [f16In([4, w]), f16In([w], 0.5, 1.5), f16In([w])], 1);
       await agree(`rmsNorm ${w}`, (x, g) => rmsNorm(x, g, 1e-6), [f16In([4, w]), f16In([w], 0.5, 1.5)], 1);
+    }
+  });
+});
+
+describe('f16 without shader-f16', () => {
+  it('an adapter without the feature refuses f16, naming the op', () => {
+    const noF16 = { capabilities: { f16: false, f64: false, subgroups: false, deviceMemory: true } } as unknown as WebGpuKernelContext;
+    expect(() => checkF16(noF16, 'matmul', ['f16', 'f16'])).toThrow(DTypeError);
+    expect(() => checkF16(noF16, 'matmul', ['f16', 'f16'])).toThrow(/matmul: f16 needs a WebGPU adapter with the 'shader-f16' feature/);
+    expect(() => checkF16(noF16, 'matmul', ['f32', 'f32'])).not.toThrow();
+    if (backendsUnderTest().includes('webgpu') && !webgpuHasF16()) {
+      expect(() => tensor(new Float32Array(4), [4], { backend: 'webgpu', dtype: 'f16' })).toThrow(/cannot hold dtype f16/);
     }
   });
 });
