@@ -7,7 +7,7 @@
  */
 import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
-import { getPeftModel } from '@webpeft/peft';
+import { type IA3Config, type LoraConfig, type PrefixTuningConfig, type PromptTuningConfig, getPeftModel } from '@webpeft/peft';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, Linear4bit, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
 import { type Tensor, getBackend, manualSeed, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, disposeAfterTest, initBackends, randomInts } from '@webpeft/test-utils';
@@ -31,9 +31,15 @@ function f16Base(): CausalLM {
   return disposeAfterTest(new GPT2LMHeadModel(CONFIG, { dtype: 'f16' }));
 }
 
-/** Trains the LoRA weights of `model` for a few AdamW steps on one batch; returns the losses. */
-async function train(model: CausalLM): Promise<number[]> {
-  const peft = getPeftModel(model, { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_proj', 'c_fc'] });
+/** The adapter methods trained here. */
+type AdapterConfig = LoraConfig | IA3Config | PromptTuningConfig | PrefixTuningConfig;
+
+const LORA: AdapterConfig = { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_proj', 'c_fc'] };
+
+/** Trains the adapter `config` adds to `model` for a few AdamW steps on one batch; returns the losses. */
+async function train(model: CausalLM, config: AdapterConfig = LORA): Promise<number[]> {
+  // Prompt-learning encoders belong to the wrapper, not to the base model.
+  const peft = disposeAfterTest(getPeftModel(model, config));
   const trainable = peft.namedParameters().filter(([, p]) => p.requiresGrad);
   expect(trainable.length).toBeGreaterThan(0);
   for (const [name, p] of trainable) expect(p.dtype, `${name}: trainable parameters stay f32`).toBe('f32');
@@ -44,7 +50,7 @@ async function train(model: CausalLM): Promise<number[]> {
   for (let step = 0; step < 6; step++) {
     const loss: Tensor = tidy(() => {
       const x = tensor(ids, [4, 16], { dtype: 'i32' });
-      const out = model.forward({ inputIds: x, labels: x });
+      const out = peft.forward({ inputIds: x, labels: x });
       expect(out.logits.dtype).toBe('f16');
       const l = out.loss!;
       expect(l.dtype, 'the loss of an f16 model is f32').toBe('f32');
@@ -67,9 +73,10 @@ async function train(model: CausalLM): Promise<number[]> {
   return losses;
 }
 
-function expectFalling(losses: number[], label: string): void {
+/** Finite losses whose last is at least `margin` below the first (methods with few parameters move slower). */
+function expectFalling(losses: number[], label: string, margin = 0.2): void {
   expect(losses.every(Number.isFinite), `${label}: finite losses ${losses.join(', ')}`).toBe(true);
-  expect(losses[losses.length - 1], `${label}: losses ${losses.join(', ')}`).toBeLessThan(losses[0] - 0.2);
+  expect(losses[losses.length - 1], `${label}: losses ${losses.join(', ')}`).toBeLessThan(losses[0] - margin);
 }
 
 describe('training adapters over an f16 GPT-2', () => {
@@ -78,6 +85,13 @@ describe('training adapters over an f16 GPT-2', () => {
     const model = f16Base();
     for (const [name, p] of model.namedParameters()) expect(p.dtype, name).toBe('f16');
     expectFalling(await train(model), 'LoRA');
+  }, 600_000);
+
+  it('IA3, prompt tuning and prefix tuning: f32 vectors and virtual tokens over an f16 base', async () => {
+    setBackend(f16Device());
+    expectFalling(await train(f16Base(), { peftType: 'IA3' }), 'IA3', 0.05);
+    expectFalling(await train(f16Base(), { peftType: 'PROMPT_TUNING', numVirtualTokens: 4 }), 'prompt tuning', 0.02);
+    expectFalling(await train(f16Base(), { peftType: 'PREFIX_TUNING', numVirtualTokens: 4 }), 'prefix tuning', 0.02);
   }, 600_000);
 
   it('QLoRA: NF4 base with f16 compute', async () => {
