@@ -203,6 +203,21 @@ describe('f16 softmax, cross-entropy and norms', () => {
   });
 });
 
+describe('mixed dtypes are refused (no silent promotion)', () => {
+  it('binary ops, matmul and norms name the op and both dtypes', () => {
+    const a = tensor(new Float32Array([1, 2, 3, 4]), [2, 2], { backend: 'cpu', dtype: 'f16' });
+    const b = tensor(new Float32Array([1, 2, 3, 4]), [2, 2], { backend: 'cpu' });
+    expect(() => T.add(a, b)).toThrow(DTypeError);
+    expect(() => T.add(a, b)).toThrow(/add: dtypes differ \(f16 \[2,2\] vs f32 \[2,2\]\)/);
+    expect(() => T.mul(b, a)).toThrow(/mul: dtypes differ \(f32 \[2,2\] vs f16 \[2,2\]\)/);
+    expect(() => matmul(a, b)).toThrow(/matmul: expected two float tensors of one dtype .* got f16 \[2,2\] and f32 \[2,2\]/);
+    const w = tensor(new Float32Array([1, 1]), [2], { backend: 'cpu' });
+    expect(() => layerNorm(a, w, null)).toThrow(/layerNorm: dtypes differ \(f16 \[2,2\], f32 \[2\], f16 \[2\]\)/);
+    expect(() => rmsNorm(a, w)).toThrow(/rmsNorm: dtypes differ \(f16 \[2,2\], f32 \[2\]\)/);
+    for (const t of [a, b, w]) t.dispose();
+  });
+});
+
 describe('f16 without shader-f16', () => {
   it('an adapter without the feature refuses f16, naming the op', () => {
     const noF16 = { capabilities: { f16: false, f64: false, subgroups: false, deviceMemory: true } } as unknown as WebGpuKernelContext;
