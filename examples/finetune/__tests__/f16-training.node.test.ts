@@ -9,7 +9,7 @@ import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
 import { type IA3Config, type LoraConfig, type PrefixTuningConfig, type PromptTuningConfig, getPeftModel } from '@webpeft/peft';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, Linear4bit, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
-import { type Tensor, getBackend, manualSeed, setBackend, tensor, tidy } from '@webpeft/tensor';
+import { type Tensor, cast, getBackend, manualSeed, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, disposeAfterTest, initBackends, randomInts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 
@@ -37,9 +37,9 @@ type AdapterConfig = LoraConfig | IA3Config | PromptTuningConfig | PrefixTuningC
 const LORA: AdapterConfig = { peftType: 'LORA', r: 4, loraAlpha: 8, targetModules: ['c_attn', 'c_proj', 'c_fc'] };
 
 /** Trains the adapter `config` adds to `model` for a few AdamW steps on one batch; returns the losses. */
-async function train(model: CausalLM, config: AdapterConfig = LORA): Promise<number[]> {
+async function train(model: CausalLM, config: AdapterConfig = LORA, wrapped?: ReturnType<typeof getPeftModel>): Promise<number[]> {
   // Prompt-learning encoders belong to the wrapper, not to the base model.
-  const peft = disposeAfterTest(getPeftModel(model, config));
+  const peft = wrapped ?? disposeAfterTest(getPeftModel(model, config));
   const trainable = peft.namedParameters().filter(([, p]) => p.requiresGrad);
   expect(trainable.length).toBeGreaterThan(0);
   for (const [name, p] of trainable) expect(p.dtype, `${name}: trainable parameters stay f32`).toBe('f32');
@@ -99,6 +99,18 @@ describe('training adapters over an f16 GPT-2', () => {
     const model = f16Base();
     await quantizeModel(model, { quantType: 'nf4', doubleQuant: true, computeDtype: 'f16' });
     expect(model.namedModules().filter(([, m]) => m instanceof Linear4bit).length).toBe(8);
-    expectFalling(await train(model), 'QLoRA');
+    const peft = disposeAfterTest(getPeftModel(model, LORA));
+    expectFalling(await train(model, LORA, peft), 'QLoRA');
+    // Merging into full-precision layers keeps the model f16 and its logits (within f16 rounding).
+    const ids = tensor(randomInts(2 * 8, 32, 78), [2, 8], { dtype: 'i32' });
+    const before = tidy(() => cast(peft.forward({ inputIds: ids }).logits, 'f32'));
+    const merged = (await peft.mergeAndUnload({ dequantize: true })) as CausalLM;
+    expect(merged.namedModules().some(([, m]) => m instanceof Linear4bit)).toBe(false);
+    for (const [name, p] of merged.namedParameters()) expect(p.dtype, name).toBe('f16');
+    const after = tidy(() => cast(merged.forward({ inputIds: ids }).logits, 'f32'));
+    const [b, a] = [(await before.data()) as Float32Array, (await after.data()) as Float32Array];
+    const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    for (let i = 0; i < b.length; i++) expect(Math.abs(a[i] - b[i]), `logit ${i}`).toBeLessThanOrEqual(2 ** -6 * scale);
+    for (const t of [ids, before, after]) t.dispose();
   }, 600_000);
 });
