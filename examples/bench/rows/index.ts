@@ -1,6 +1,7 @@
 // Row modules register themselves on import; the order here is the table's order.
 import './peak.ts';
 import './matmul.ts';
+import './matmul-f16.ts';
 import './dispatch.ts';
 import './optimizers.ts';
 import './quant.ts';

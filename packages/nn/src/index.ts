@@ -30,7 +30,7 @@ export { LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './models/llama/
 export { causalLMFromConfig, checkpointLayout, SUPPORTED_MODEL_TYPES, type CheckpointLayout } from './models/auto.js';
 export { loadCausalLMWeights, planCausalLMWeights, type LoadWeightsReport, type CausalLMWeightsPlan } from './models/load-weights.js';
 export { ConfigError, parseConfigJson, inConfigFile } from './models/config-error.js';
-export { fromPretrained, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
+export { fromPretrained, resolveModelDtype, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
 export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained } from './models/save-pretrained.js';
 export { exportWeights, type ExportedWeights } from './models/export-weights.js';
 export { SequenceLengthError, checkSequenceLength, checkTokenIds, positionLimit } from './models/input-limits.js';

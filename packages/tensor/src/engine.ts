@@ -209,6 +209,7 @@ class Engine {
       inputNodes,
       inputs.map((t) => t.requiresGrad),
       inputs.map((t) => t.shape),
+      inputs.map((t) => t.dtype),
       spec.saveInputs ? inputs.map(save) : [],
       spec.saveOutput ? save(out) : null,
     );
@@ -267,6 +268,7 @@ class Engine {
           inputs: node.savedInputs,
           output: node.savedOutput,
           inputShapes: node.inputShapes,
+          inputDtypes: node.inputDtypes,
           needsGrad: node.needsGrad,
         });
       } finally {

@@ -59,7 +59,9 @@ export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
 
 /**
  * Copies a Hugging Face checkpoint's tensors into `model`'s parameters, one at a time
- * (decoded to the parameter's dtype: f16/bf16 become f32), after checking all of them
+ * (decoded to the parameter's dtype: f16/bf16 become f32 for an f32 model; every float
+ * dtype becomes f16 for an f16 model, a value beyond f16's range an error naming the
+ * key), after checking all of them
  * with {@link planCausalLMWeights}: on a mismatch nothing is copied.
  */
 export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTensor>, options: { backend?: BackendName; file?: string } = {}): LoadWeightsReport {
@@ -68,7 +70,9 @@ export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
   noGrad(() => {
     for (const [key, raw] of plan) {
       const param = own.get(key)!;
-      const decoded: Tensor = rawToTensor(raw, { key, backend: options.backend ?? param.backend.name });
+      // f16 parameters decode straight to f16 (range-checked on the host, naming the key).
+      const floatDtype = param.dtype === 'f16' ? 'f16' : 'f32';
+      const decoded: Tensor = rawToTensor(raw, { key, backend: options.backend ?? param.backend.name, floatDtype });
       let value = decoded;
       try {
         if (decoded.dtype !== param.dtype) value = cast(decoded, param.dtype);

@@ -21,7 +21,7 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
     if (ta.dtype !== tb.dtype) {
       throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
     }
-    if (ta.dtype === 'f16' || ta.dtype === 'bool') {
+    if (ta.dtype === 'bool') {
       throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
     }
     broadcastShapes(name, ta.shape, tb.shape);
