@@ -268,6 +268,7 @@ export class WebGpuBackend implements Backend {
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.dispatches++;
     this.totalDispatches++;
+    engine.profiler?.dispatch(inputs, outputs);
     if (this.debug || this.dispatches >= this.maxDispatches) this.flush();
   }
 
@@ -281,6 +282,7 @@ export class WebGpuBackend implements Backend {
     const bad = (src as GpuStorage).invalid;
     if (bad) (dst as GpuStorage).invalid ??= bad;
     this.batch.outputs.push(dst as GpuStorage);
+    engine.profiler?.copy(byteSize);
     if (this.debug) this.flush();
   }
 
@@ -292,6 +294,7 @@ export class WebGpuBackend implements Backend {
     this.batch = { ops: new Set(), outputs: [] };
     this.device.queue.submit([this.encoder.finish({ label: opList(batch.ops) })]);
     this.totalSubmits++;
+    engine.profiler?.submit();
     this.encoder = null;
     this.dispatches = 0;
     this.uniformUsed = 0;
