@@ -18,6 +18,16 @@ export interface RowResult {
   baselineName?: string;
   /** Free text shown after the numbers (variant, per-op time...). */
   note?: string;
+  /** GPU dispatches of one training step (profile rows). */
+  dispatchesPerStep?: number;
+  /** Dispatches one decoder layer adds to a training step (forward, backward, optimizer). */
+  dispatchesPerLayer?: number;
+  /** Host milliseconds of a step's ops (their JavaScript, self times summed). */
+  hostMsPerStep?: number;
+  /** Our host microseconds per op (dispatch rows). */
+  oursUsPerOp?: number;
+  /** tfjs's host microseconds per op (dispatch rows). */
+  tfjsUsPerOp?: number;
 }
 
 /** Shared handles passed to every row. */

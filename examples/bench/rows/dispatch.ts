@@ -33,6 +33,9 @@ registerRow({
         x.dispose();
       }, ctx.runs);
     }
-    return { oursMs, tfjsMs, note: `${((oursMs * 1000) / OPS).toFixed(1)} us/op ours` };
+    const oursUsPerOp = (oursMs * 1000) / OPS;
+    const tfjsUsPerOp = tfjsMs === undefined ? undefined : (tfjsMs * 1000) / OPS;
+    const tfjsNote = tfjsUsPerOp === undefined ? '' : `, ${tfjsUsPerOp.toFixed(1)} us/op tfjs`;
+    return { oursMs, tfjsMs, oursUsPerOp, tfjsUsPerOp, note: `${oursUsPerOp.toFixed(1)} us/op ours${tfjsNote}` };
   },
 });

@@ -2,6 +2,7 @@
 import './peak.ts';
 import './matmul.ts';
 import './dispatch.ts';
+import './step-dispatches.ts';
 import './optimizers.ts';
 import './quant.ts';
 import './finetune-methods.ts';
