@@ -75,6 +75,10 @@ export class WebGpuBackend implements Backend {
   private uniformUsed = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set on `pass` (null after the pass ends). */
+  private passPipeline: GPUComputePipeline | null = null;
+  /** The one dynamic offset of a dispatch's bind group, reused for every setBindGroup. */
+  private readonly dynamicOffset = new Uint32Array(1);
   private dispatches = 0;
   private readonly maxDispatches: number;
   /** Submits whose error scopes are not yet checked, in submit order. */
@@ -265,8 +269,13 @@ export class WebGpuBackend implements Backend {
     this.uniformUsed += slotBytes;
     const bindGroup = this.bindGroupFor(program, layout, inputs as readonly GpuStorage[], outputs as readonly GpuStorage[], slotBytes);
     const pass = this.ensurePass(program.key);
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup, [offset]);
+    // Runs of one kernel (chained elementwise ops, per-layer repeats) keep their pipeline set.
+    if (this.passPipeline !== pipeline) {
+      pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
+    }
+    this.dynamicOffset[0] = offset;
+    pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.dispatches++;
     this.totalDispatches++;
@@ -392,6 +401,7 @@ export class WebGpuBackend implements Backend {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+    this.passPipeline = null;
   }
 
   private async throwPendingErrors(): Promise<void> {
