@@ -346,6 +346,14 @@ class Engine {
   }
 
   private accumulateLeaf(leaf: Tensor, g: Tensor): void {
+    // `.grad` is written in place (clipping, accumulation), so it must own its storage;
+    // gradients passed through (Add, Sub, Reshape) may share theirs with another
+    // pending gradient. Copied only then: one dispatch, in the rare shared case.
+    if (!leaf.grad && g.liveStorage('backward').refs > 1) {
+      const own = this.copy(g);
+      g.dispose();
+      g = own;
+    }
     const grad = leaf.grad ? this.addAndDispose(leaf.grad, g) : g;
     grad.setMemoryTag('grads');
     this.keep(grad);

@@ -2,11 +2,21 @@
  * Gradients of the elementwise primitives (unary math, binary arithmetic, where).
  * Each runs inside a scope opened by backward, which frees its intermediates.
  */
+import { engine } from '../engine.js';
 import { registerGradient } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { sumToShape } from '../autograd/sum-to-shape.js';
 import * as E from './elementwise.js';
 import { cast } from './layout.js';
+
+/**
+ * `dy` passed on unchanged as a new handle on the same storage: backward disposes `dy`
+ * after the gradient returns, and gradients are never written in place, so sharing is
+ * safe and costs no dispatch (a copy was two: a zero scalar and an add).
+ */
+function passThrough(dy: Tensor): Tensor {
+  return engine.shareStorage(dy, dy.shape, 'backward');
+}
 
 /** Registers the gradients of the unary, binary and where ops. */
 export function registerElementwiseGradients(): void {
@@ -41,15 +51,15 @@ export function registerElementwiseGradients(): void {
     saveInputs: false,
     saveOutput: false,
     grad: (dy, { inputShapes, needsGrad }) => [
-      needsGrad[0] ? sumToShape(E.add(dy, 0), inputShapes[0]) : null,
-      needsGrad[1] ? sumToShape(E.add(dy, 0), inputShapes[1]) : null,
+      needsGrad[0] ? sumToShape(passThrough(dy), inputShapes[0]) : null,
+      needsGrad[1] ? sumToShape(passThrough(dy), inputShapes[1]) : null,
     ],
   });
   registerGradient('Sub', {
     saveInputs: false,
     saveOutput: false,
     grad: (dy, { inputShapes, needsGrad }) => [
-      needsGrad[0] ? sumToShape(E.add(dy, 0), inputShapes[0]) : null,
+      needsGrad[0] ? sumToShape(passThrough(dy), inputShapes[0]) : null,
       needsGrad[1] ? sumToShape(E.neg(dy), inputShapes[1]) : null,
     ],
   });
