@@ -34,6 +34,7 @@ export type {
   UnaryOp,
   BinaryOp,
   CompareOp,
+  ScalarOperandOp,
   ActivationOp,
   ReduceAttrs,
   StridedCopyAttrs,

@@ -63,6 +63,18 @@ export function registerElementwiseGradients(): void {
       needsGrad[1] ? sumToShape(E.neg(dy), inputShapes[1]) : null,
     ],
   });
+  // Scalar operand in the uniforms: x + c, x - c, c - x, x * c, x / c (comparisons have no gradient).
+  registerGradient('BinaryScalar', {
+    saveInputs: false,
+    saveOutput: false,
+    grad: (dy, { attrs: { op, value, scalarFirst } }) => {
+      if (op === 'Add' || (op === 'Sub' && !scalarFirst)) return [passThrough(dy)];
+      if (op === 'Sub') return [E.neg(dy)];
+      if (op === 'Mul') return [E.mul(dy, value)];
+      if (op === 'Div' && !scalarFirst) return [E.div(dy, value)];
+      throw new Error(`backward: BinaryScalar ${op}${scalarFirst ? ' (scalar first)' : ''} has no gradient`);
+    },
+  });
   registerGradient('Mul', {
     saveInputs: true,
     saveOutput: false,

@@ -3,6 +3,7 @@ import { engine } from '../engine.js';
 import type { BinaryOp, CompareOp } from '../op-names.js';
 import { broadcastShapes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { takesScalarOperand } from './binary-scalar.js';
 import { scalarLike } from './creation.js';
 import { unary } from './unary.js';
 
@@ -21,9 +22,7 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
     if (ta.dtype !== tb.dtype) {
       throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
     }
-    if (ta.dtype === 'f16' || ta.dtype === 'bool') {
-      throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
-    }
+    checkArithmeticDtype(name, ta);
     broadcastShapes(name, ta.shape, tb.shape);
     return [ta, tb, temps];
   } catch (e) {
@@ -33,7 +32,23 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
   }
 }
 
+/** Elementwise arithmetic and comparisons take f32, i32 and u32 (f16 and bool are storage-only). */
+function checkArithmeticDtype(name: string, t: Tensor): void {
+  if (t.dtype === 'f16' || t.dtype === 'bool') {
+    throw new DTypeError(`${name}: dtype ${t.dtype} is storage-only here; cast to f32 first`);
+  }
+}
+
 function binary(op: BinaryOp | CompareOp, name: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  // One operand a number: the scalar goes in the kernel's uniforms where the op allows.
+  const scalarFirst = typeof a === 'number';
+  const t = scalarFirst ? b : a;
+  const value = scalarFirst ? a : b;
+  if (typeof t !== 'number' && typeof value === 'number' && takesScalarOperand(op, scalarFirst)) {
+    t.liveStorage(name);
+    checkArithmeticDtype(name, t);
+    return engine.runOp('BinaryScalar', [t], { op, value, scalarFirst });
+  }
   const [ta, tb, temps] = operands(name, a, b);
   try {
     return engine.runOp(op, [ta, tb], {});

@@ -10,7 +10,7 @@ import { WGSL_PHILOX } from '../wgsl-philox.js';
 const WG = 256;
 
 /** Bit pattern of `value` stored as one 32-bit word of `dtype`. */
-function wordOf(dtype: Tensor['dtype'], value: number): number {
+export function wordOf(dtype: Tensor['dtype'], value: number): number {
   if (dtype === 'f32') return new Uint32Array(new Float32Array([value]).buffer)[0];
   if (dtype === 'bool') return value !== 0 ? 1 : 0;
   return Math.trunc(value) >>> 0;
