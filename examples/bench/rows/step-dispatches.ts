@@ -23,6 +23,8 @@ type Method = 'full' | 'lora' | 'qlora';
 export interface StepCounts {
   dispatches: number;
   submits: number;
+  /** Bind groups created in the step (cache misses; 0 once buffers recur). */
+  bindGroups: number;
   /** Self host milliseconds of all ops of the step. */
   opHostMs: number;
   /** Wall milliseconds of the step on the host (includes the optimizer's awaits). */
@@ -73,7 +75,7 @@ export async function stepCounts(method: Method, layers: number, warm = 2): Prom
       .slice(0, 6)
       .map(([n, o]) => `${n} x${o.dispatches}`)
       .join(', ');
-    return { dispatches: p.dispatches, submits: p.submits, opHostMs, wallMs: p.hostMs, top };
+    return { dispatches: p.dispatches, submits: p.submits, bindGroups: p.bindGroups, opHostMs, wallMs: p.hostMs, top };
   } finally {
     optimizer.zeroGrad();
     optimizer.disposeState();
@@ -96,7 +98,7 @@ for (const method of ['full', 'lora', 'qlora'] as const) {
         dispatchesPerStep: big.dispatches,
         dispatchesPerLayer,
         hostMsPerStep: big.opHostMs,
-        note: `${LAYERS}x128 GPT-2, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
+        note: `${LAYERS}x128 GPT-2, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
       };
     },
   });

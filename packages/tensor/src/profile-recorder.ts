@@ -35,6 +35,10 @@ export class ProfileRecorder {
   dispatches = 0;
   copies = 0;
   submits = 0;
+  /** Bind groups created (cache misses of the webgpu backend). */
+  bindGroups = 0;
+  /** Pipelines compiled (shape classes seen for the first time). */
+  pipelines = 0;
   private readonly frames: Frame[] = [];
 
   private entry(name: string): OpProfile {

@@ -18,6 +18,10 @@ export interface Profile<T> {
   copies: number;
   /** Queue submits, including the one that closes the profile. */
   submits: number;
+  /** Bind groups the webgpu backend created (its cache's misses: each costs a driver call). */
+  bindGroups: number;
+  /** Pipelines compiled (new shape classes: shader compilation). */
+  pipelines: number;
   /** Sum of the ops' bytes read (binding sizes, as far as the backend knows). */
   bytesRead: number;
   /** Sum of the ops' bytes written. */
@@ -63,5 +67,5 @@ export async function profile<T>(fn: () => T | Promise<T>): Promise<Profile<T>> 
     bytesRead += e.bytesRead;
     bytesWritten += e.bytesWritten;
   }
-  return { result, ops, dispatches: recorder.dispatches, copies: recorder.copies, submits: recorder.submits, bytesRead, bytesWritten, hostMs };
+  return { result, ops, dispatches: recorder.dispatches, copies: recorder.copies, submits: recorder.submits, bindGroups: recorder.bindGroups, pipelines: recorder.pipelines, bytesRead, bytesWritten, hostMs };
 }

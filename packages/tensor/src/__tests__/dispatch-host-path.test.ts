@@ -5,7 +5,16 @@
  */
 import { Uniforms } from '@webpeft/tensor/kernel';
 import { describe, expect, it } from 'vitest';
+import * as T from '@webpeft/tensor';
+import { profile, tensor } from '@webpeft/tensor';
+import { backendsUnderTest, initBackends, randomArray } from '@webpeft/test-utils';
+import { beforeAll } from 'vitest';
 import { BindGroupCache } from '../backends/webgpu/bind-group-cache.js';
+import { BufferHeap } from '../backends/webgpu/buffer-heap.js';
+
+beforeAll(async () => {
+  await initBackends();
+});
 
 const bitsOf = (f: number) => new Uint32Array(new Float32Array([f]).buffer)[0];
 
@@ -44,5 +53,42 @@ describe('BindGroupCache', () => {
     cache.clear();
     expect(cache.size).toBe(0);
     expect(cache.slot(l1, 256, [a, b], [c]).group).toBeNull();
+  });
+});
+
+describe('BufferHeap', () => {
+  it('hands out the lowest id first whatever the release order', () => {
+    const heap = new BufferHeap();
+    const ids = [7, 3, 9, 0, 12, 5, 3.5, 1, 8];
+    const bufs = new Map(ids.map((id) => [id, { label: `b${id}` } as unknown as GPUBuffer]));
+    for (const id of ids) heap.push(bufs.get(id)!, id);
+    expect(heap.size).toBe(ids.length);
+    const order: GPUBuffer[] = [];
+    for (let b = heap.pop(); b; b = heap.pop()) order.push(b);
+    expect(order).toEqual([...ids].sort((a, b) => a - b).map((id) => bufs.get(id)));
+    expect(heap.pop()).toBeUndefined();
+  });
+});
+
+describe('a repeated step reuses its buffers and bind groups', () => {
+  it('creates no bind group and compiles no pipeline the second time', async ({ skip }) => {
+    if (!backendsUnderTest().includes('webgpu')) skip();
+    const x = tensor(randomArray(64, 51), [8, 8], { backend: 'webgpu' });
+    const w = tensor(randomArray(64, 52), [8, 8], { backend: 'webgpu', requiresGrad: true });
+    // Temporaries released in an order unlike their allocation order.
+    const step = async () => {
+      T.tidy(() => T.sum(T.mul(T.add(T.matmul(x, w), 0.5), T.sub(1, T.matmul(w, x)))).backward());
+      w.grad!.dispose();
+      w.grad = null;
+      await T.sync('webgpu');
+    };
+    await step();
+    await step();
+    const p = await profile(step);
+    expect(p.dispatches).toBeGreaterThan(5);
+    expect(p.bindGroups).toBe(0);
+    expect(p.pipelines).toBe(0);
+    x.dispose();
+    w.dispose();
   });
 });

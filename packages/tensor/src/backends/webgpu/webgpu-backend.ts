@@ -441,6 +441,7 @@ export class WebGpuBackend implements Backend {
     if (program.indexChecks) entries.push({ binding: bindings + 1, resource: { buffer: this.errorBuffer } });
     const group = this.device.createBindGroup({ layout, entries, label: program.key });
     this.bindGroups.store(slot, group);
+    if (engine.profiler) engine.profiler.bindGroups++;
     return group;
   }
 
@@ -468,6 +469,7 @@ export class WebGpuBackend implements Backend {
     });
     const entry = { pipeline, layout };
     this.pipelines.set(program.key, entry);
+    if (engine.profiler) engine.profiler.pipelines++;
     return entry;
   }
 
