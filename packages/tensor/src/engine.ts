@@ -367,11 +367,9 @@ class Engine {
     return sum;
   }
 
+  /** A copy of `t` with its own storage: `t + 0`, the zero in the kernel's uniforms where the backend has `BinaryScalar`. */
   private copy(t: Tensor): Tensor {
-    const zero = this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend);
-    const out = this.runOp('Add', [t, zero], {});
-    zero.dispose();
-    return out;
+    return this.runOp('BinaryScalar', [t], { op: 'Add', value: 0, scalarFirst: false });
   }
 
   // ---- memory ------------------------------------------------------------------

@@ -28,6 +28,21 @@ describe('gradients passed through', () => {
     }
   });
 
+  it('two leaves of one Add: one copy (one dispatch) so each grad owns its storage', async () => {
+    for (const backend of backendsUnderTest()) {
+      const a = tensor(randomArray(6, 17), [6], { backend, requiresGrad: true });
+      const b = tensor(randomArray(6, 18), [6], { backend, requiresGrad: true });
+      const p = await profile(() => T.tidy(() => T.sum(T.add(a, b)).backward()));
+      // Add, Sum; the seed, Sum's expand, and a's copy `g + 0` (b keeps the shared storage).
+      expect(p.dispatches).toBe(backend === 'webgpu' ? 5 : 0);
+      expect(p.ops.BinaryScalar.calls).toBe(1);
+      expect(await a.grad!.toArray()).toEqual([1, 1, 1, 1, 1, 1]);
+      expect(await b.grad!.toArray()).toEqual([1, 1, 1, 1, 1, 1]);
+      a.dispose();
+      b.dispose();
+    }
+  });
+
   it('leaves fed by one Add (and one Sub) get grads that do not alias', async () => {
     for (const backend of backendsUnderTest()) {
       const a = tensor(randomArray(4, 13), [4], { backend, requiresGrad: true });
