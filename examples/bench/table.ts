@@ -28,6 +28,10 @@ export interface RowResult {
   oursUsPerOp?: number;
   /** tfjs's host microseconds per op (dispatch rows). */
   tfjsUsPerOp?: number;
+  /** Our microseconds per op of recording alone, fastest run (no wait for the device). */
+  oursHostUsPerOp?: number;
+  /** tfjs's microseconds per op of recording alone, fastest run. */
+  tfjsHostUsPerOp?: number;
 }
 
 /** Shared handles passed to every row. */
