@@ -22,7 +22,9 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
     if (ta.dtype !== tb.dtype) {
       throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
     }
-    checkArithmeticDtype(name, ta);
+    if (ta.dtype === 'f16' || ta.dtype === 'bool') {
+      throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
+    }
     broadcastShapes(name, ta.shape, tb.shape);
     return [ta, tb, temps];
   } catch (e) {
@@ -32,12 +34,8 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
   }
 }
 
-/** Elementwise arithmetic and comparisons take f32, i32 and u32 (f16 and bool are storage-only). */
-function checkArithmeticDtype(name: string, t: Tensor): void {
-  if (t.dtype === 'f16' || t.dtype === 'bool') {
-    throw new DTypeError(`${name}: dtype ${t.dtype} is storage-only here; cast to f32 first`);
-  }
-}
+/** Dtypes whose scalar fits the `BinaryScalar` kernel's one uniform word; others take the `Fill` path (and its checks). */
+const WORD_DTYPES: ReadonlySet<string> = new Set(['f32', 'i32', 'u32']);
 
 function binary(op: BinaryOp | CompareOp, name: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
   // One operand a number: the scalar goes in the kernel's uniforms where the op allows.
@@ -45,9 +43,8 @@ function binary(op: BinaryOp | CompareOp, name: string, a: TensorOrScalar, b: Te
   const t = scalarFirst ? b : a;
   const value = scalarFirst ? a : b;
   if (typeof t !== 'number' && typeof value === 'number' && takesScalarOperand(op, scalarFirst)) {
-    t.liveStorage(name);
-    checkArithmeticDtype(name, t);
-    return engine.runOp('BinaryScalar', [t], { op, value, scalarFirst });
+    t.liveStorage(name); // a disposed operand's error names this op
+    if (WORD_DTYPES.has(t.dtype)) return engine.runOp('BinaryScalar', [t], { op, value, scalarFirst });
   }
   const [ta, tb, temps] = operands(name, a, b);
   try {

@@ -1,4 +1,5 @@
 /** The webgpu `BinaryScalar` kernel: one elementwise pass, the scalar as a uniform word. */
+import { DTypeError } from '../../../errors.js';
 import { registerKernel } from '../../../registry.js';
 import { checkBinaryScalar, isCompareOp } from '../../../ops/binary-scalar.js';
 import { program } from '../program.js';
@@ -13,6 +14,8 @@ export function registerWebGpuBinaryScalarKernel(): void {
   registerKernel('BinaryScalar', 'webgpu', (inputs, { op, value, scalarFirst }, ctx) => {
     checkBinaryScalar(op, scalarFirst);
     const x = inputs[0];
+    // The scalar is one 32-bit uniform word of x's dtype (see wordOf).
+    if (x.dtype !== 'f32' && x.dtype !== 'i32' && x.dtype !== 'u32') throw new DTypeError(`BinaryScalar ${op}: webgpu takes f32, i32 or u32, got ${x.dtype}`);
     const out = ctx.output(x.shape, isCompareOp(op) ? 'bool' : x.dtype, op);
     const T = wgslType(x.dtype);
     // The scalar's bits exactly as `Fill` would store them in x's dtype, so the result is the old path's.
