@@ -367,9 +367,16 @@ class Engine {
     return sum;
   }
 
-  /** A copy of `t` with its own storage: `t + 0`, the zero in the kernel's uniforms where the backend has `BinaryScalar`. */
+  /**
+   * A copy of `t` with its own storage: `t + 0`. For 32-bit dtypes the zero travels in
+   * the kernel's uniforms (`BinaryScalar`, one dispatch); others add a `Fill`ed zero.
+   */
   private copy(t: Tensor): Tensor {
-    return this.runOp('BinaryScalar', [t], { op: 'Add', value: 0, scalarFirst: false });
+    if (t.dtype === 'f32' || t.dtype === 'i32' || t.dtype === 'u32') return this.runOp('BinaryScalar', [t], { op: 'Add', value: 0, scalarFirst: false });
+    const zero = this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend);
+    const out = this.runOp('Add', [t, zero], {});
+    zero.dispose();
+    return out;
   }
 
   // ---- memory ------------------------------------------------------------------
