@@ -3,6 +3,7 @@ import './peak.ts';
 import './matmul.ts';
 import './matmul-f16.ts';
 import './dispatch.ts';
+import './step-dispatches.ts';
 import './optimizers.ts';
 import './quant.ts';
 import './finetune-methods.ts';

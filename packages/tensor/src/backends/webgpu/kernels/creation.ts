@@ -11,7 +11,7 @@ import { enableF16, floatIO } from '../f16.js';
 const WG = 256;
 
 /** Bit pattern of `value` stored as one 32-bit word of `dtype`. */
-function wordOf(dtype: Tensor['dtype'], value: number): number {
+export function wordOf(dtype: Tensor['dtype'], value: number): number {
   if (dtype === 'f32') return new Uint32Array(new Float32Array([value]).buffer)[0];
   if (dtype === 'bool') return value !== 0 ? 1 : 0;
   return Math.trunc(value) >>> 0;
