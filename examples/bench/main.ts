@@ -1,7 +1,8 @@
 /**
  * `npm run bench` (after a build of @webpeft/tensor): times our WebGPU kernels next to
  * tfjs-backend-webgpu on the same adapter. `--json` prints one JSON object instead of
- * the table; `--runs N` sets the timed runs per measurement (default 5).
+ * the table; `--runs N` sets the timed runs per measurement (default 5); `--only TEXT`
+ * runs only the rows whose group and name contain TEXT.
  */
 import { getBackend } from '@webpeft/tensor';
 import './rows/index.ts';
@@ -12,10 +13,14 @@ const args = process.argv.slice(2);
 const json = args.includes('--json');
 const runsAt = args.indexOf('--runs');
 const runs = runsAt >= 0 ? Number(args[runsAt + 1]) : 5;
+const onlyAt = args.indexOf('--only');
+const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 
 const ctx = await setup(runs);
 const reports: RowReport[] = [];
-for (const row of registeredRows()) {
+const selected = registeredRows().filter((r) => only === undefined || `${r.group} ${r.name}`.includes(only));
+if (selected.length === 0) throw new Error(`--only ${only}: no row's group and name contain it`);
+for (const row of selected) {
   if (!json) process.stderr.write(`running ${row.group} ${row.name}...\n`);
   try {
     reports.push(report(row, await row.run(ctx)));
@@ -45,8 +50,10 @@ if (json) {
 } else {
   console.log(`adapter: ${adapter}; median of ${runs} runs after 2 warm-up runs; tfjs/ours > 1 means we are faster\n`);
   console.log(formatTable(reports));
-  console.log(
-    `\npeak ${summary.peakGflops?.toFixed(2)} GFLOP/s (${summary.peakMethod}); best row ${summary.bestRow}: ${summary.bestGflops?.toFixed(2)} GFLOP/s = ${((summary.bestFractionOfPeak ?? 0) * 100).toFixed(1)}% of peak`,
-  );
+  if (peak !== undefined) {
+    console.log(
+      `\npeak ${summary.peakGflops?.toFixed(2)} GFLOP/s (${summary.peakMethod}); best row ${summary.bestRow}: ${summary.bestGflops?.toFixed(2)} GFLOP/s = ${((summary.bestFractionOfPeak ?? 0) * 100).toFixed(1)}% of peak`,
+    );
+  }
 }
 process.exit(0);

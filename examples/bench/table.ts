@@ -18,6 +18,20 @@ export interface RowResult {
   baselineName?: string;
   /** Free text shown after the numbers (variant, per-op time...). */
   note?: string;
+  /** GPU dispatches of one training step (profile rows). */
+  dispatchesPerStep?: number;
+  /** Dispatches one decoder layer adds to a training step (forward, backward, optimizer). */
+  dispatchesPerLayer?: number;
+  /** Host milliseconds of a step's ops (their JavaScript, self times summed). */
+  hostMsPerStep?: number;
+  /** Our host microseconds per op (dispatch rows). */
+  oursUsPerOp?: number;
+  /** tfjs's host microseconds per op (dispatch rows). */
+  tfjsUsPerOp?: number;
+  /** Our microseconds per op of recording alone, fastest run (no wait for the device). */
+  oursHostUsPerOp?: number;
+  /** tfjs's microseconds per op of recording alone, fastest run. */
+  tfjsHostUsPerOp?: number;
 }
 
 /** Shared handles passed to every row. */

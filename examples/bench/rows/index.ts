@@ -1,7 +1,9 @@
 // Row modules register themselves on import; the order here is the table's order.
 import './peak.ts';
 import './matmul.ts';
+import './matmul-f16.ts';
 import './dispatch.ts';
+import './step-dispatches.ts';
 import './optimizers.ts';
 import './quant.ts';
 import './finetune-methods.ts';

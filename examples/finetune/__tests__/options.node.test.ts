@@ -23,6 +23,7 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--eval-every', 'often', /--eval-every must be an integer >= 0; got 'often'/],
   ['--eval-batches', '0', /--eval-batches must be an integer >= 1; got '0'/],
   ['--backend', 'cuda', /--backend must be one of webgpu, cpu; got 'cuda'/],
+  ['--dtype', 'bf16', /--dtype must be one of f32, f16, auto; got 'bf16'/],
   ['--non-finite', 'ignore', /--non-finite must be one of warn, skip, throw; got 'ignore'/],
   ['--seed', '1e400', /--seed must be an integer >= 0; got '1e400'/],
   ['--max-new-tokens', '0', /--max-new-tokens must be an integer >= 1; got '0'/],
@@ -67,6 +68,13 @@ describe('fine-tuning CLI options', () => {
     for (const line of helpText().split('\n').filter((l) => l.startsWith('  --') && !l.includes('--config') && !l.includes('--help'))) {
       expect(line, 'every option shows its default').toMatch(/\(default: .+\)$/);
     }
+  });
+
+  it('--dtype: f32 by default, f16 and auto for adapter methods, f16 refused for full fine-tuning', () => {
+    expect(parseOptions([])!.dtype).toBe('f32');
+    expect(parseOptions(['--dtype', 'f16'])!.dtype).toBe('f16');
+    expect(parseOptions(['--dtype', 'auto', '--method', 'full'])!.dtype).toBe('auto');
+    expect(() => parseOptions(['--dtype', 'f16', '--method', 'full'])).toThrow(/--dtype f16 needs an adapter method/);
   });
 
   it('takes --epochs instead of --steps, never both; switches take no value on the command line and booleans in --config', () => {

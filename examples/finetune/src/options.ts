@@ -11,6 +11,8 @@ export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 /** Compute backends. */
 export const BACKENDS = ['webgpu', 'cpu'] as const;
+/** Weight and compute dtypes: f32, f16 (needs an adapter with shader-f16), or auto (f16 where available). */
+export const DTYPES = ['f32', 'f16', 'auto'] as const;
 /** What a step with a NaN or infinite gradient does (the optimizer's `nonFinite` policy). */
 export const NON_FINITE = ['warn', 'skip', 'throw'] as const;
 /** TRL's `packing_strategy` values (`--packing-strategy`). */
@@ -52,6 +54,8 @@ export interface FinetuneOptions {
   /** Print the stack trace of an error (else one line). */
   debug: boolean;
   backend: (typeof BACKENDS)[number];
+  /** Dtype of the frozen base and its compute; adapters and optimizer state stay f32. */
+  dtype: (typeof DTYPES)[number];
   /** Non-finite gradients: skip the step and warn after 10 in a row, skip silently, or stop the run. */
   nonFinite: (typeof NON_FINITE)[number];
   seed: number;
@@ -109,6 +113,7 @@ const SPECS: Spec[] = [
   { key: 'overwrite', kind: 'flag', default: 'false', help: 'replace output files and checkpoints this run did not create' },
   { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
+  { key: 'dtype', kind: 'string', default: 'f32', choices: DTYPES, help: 'base weights and compute: f32, f16 (adapter needs shader-f16), auto (f16 where the adapter has it); adapters stay f32' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },
   { key: 'seed', kind: 'int', default: '0', help: 'seed of adapter init, batches and sampling' },
   { key: 'prompt', kind: 'string', default: 'Mr. Speaker, Mr. Vice President, members of Congress,', help: 'prompt of the before/after samples' },
@@ -193,6 +198,8 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   }
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
+  // Full fine-tuning trains the weights themselves, which need f32 master copies.
+  if (o.method === 'full' && o.dtype === 'f16') throw new OptionError("--dtype f16 needs an adapter method: --method full trains the weights, which stay f32 (use --dtype f32 or auto)");
   // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
   if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;

@@ -63,12 +63,14 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
 
   const t0 = Date.now();
   const source = opts.model ?? DEFAULT_MODEL_URL;
+  // Full fine-tuning keeps f32 weights ('auto' resolves to f32 there; options refuse f16).
+  const dtype = opts.method === 'full' ? 'f32' : opts.dtype;
   // A Hub repo id or URL is downloaded once into the cache; each file is reported when complete.
   const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
-  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, onProgress });
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const params = model.numParameters();
-  log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * 4)} as f32), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+  log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * (model.parameters()[0]?.dtype === 'f16' ? 2 : 4))} as ${model.parameters()[0]?.dtype ?? 'f32'}), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
   const rng = new SeededRandom(opts.seed + 7);
   let nextBatch: () => TokenBatch;
@@ -198,7 +200,9 @@ async function save(peft: PeftModel | null, model: CausalLM, opts: FinetuneOptio
 async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<PeftModel | null> {
   if (opts.method === 'full') return null;
   if (opts.method === 'qlora') {
-    const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+    // The NF4 base computes in the model's dtype (f16 with --dtype f16 / auto on an f16 adapter).
+    const computeDtype = model.parameters()[0]?.dtype === 'f16' ? 'f16' : 'f32';
+    const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant: true, computeDtype });
     log(`Quantized ${report.layers.length} linear layers to NF4 + double quant: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
   }
   const explicit = opts.targets.join(',') !== 'all-linear,lm_head';

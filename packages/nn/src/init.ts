@@ -1,29 +1,42 @@
-import { type BackendName, type Tensor, mul, rand, randn, sub } from '@webpeft/tensor';
+import { type BackendName, type Tensor, cast, mul, rand, randn, sub } from '@webpeft/tensor';
 
 /** Where and how new parameters are created. */
 export interface ParamOptions {
   /** Backend for parameters (default: the current one; 'meta' builds shapes only). */
   backend?: BackendName;
+  /**
+   * Float dtype of new parameters (default f32). f16 parameters are drawn in f32 and
+   * rounded, so an f16 model starts from the f32 model's values rounded to f16.
+   */
+  dtype?: 'f32' | 'f16';
+}
+
+/** `t` in the dtype `opts` asks for (consumes `t`). */
+export function inParamDtype(t: Tensor, opts: ParamOptions): Tensor {
+  if ((opts.dtype ?? 'f32') === t.dtype) return t;
+  const out = cast(t, opts.dtype ?? 'f32');
+  t.dispose();
+  return out;
 }
 
 /** Uniform in [-bound, bound): `shape`. Draws from the global Philox stream. */
 export function uniformInit(shape: readonly number[], bound: number, opts: ParamOptions = {}): Tensor {
   const u = rand(shape, { backend: opts.backend });
-  if (opts.backend === 'meta') return u;
+  if (opts.backend === 'meta') return inParamDtype(u, opts);
   const centered = sub(u, 0.5);
   u.dispose();
   const out = mul(centered, 2 * bound);
   centered.dispose();
-  return out;
+  return inParamDtype(out, opts);
 }
 
 /** Normal with standard deviation `std`: `shape`. */
 export function normalInit(shape: readonly number[], std: number, opts: ParamOptions = {}): Tensor {
   const z = randn(shape, { backend: opts.backend });
-  if (opts.backend === 'meta' || std === 1) return z;
+  if (opts.backend === 'meta' || std === 1) return inParamDtype(z, opts);
   const out = mul(z, std);
   z.dispose();
-  return out;
+  return inParamDtype(out, opts);
 }
 
 /**

@@ -6,7 +6,7 @@
  * prompt learning) plug in through one registry.
  * @packageDocumentation
  */
-export { type PeftConfig, resolveCommon, commonToJson, commonFromJson, configError, configJsonText } from './config.js';
+export { type PeftConfig, TASK_TYPES, resolveCommon, commonToJson, commonFromJson, configError, configJsonText } from './config.js';
 export {
   type PeftMethod,
   type PeftMethodBase,
@@ -28,7 +28,8 @@ export { countParameters, formatTrainableParameters } from './count.js';
 export { TunerLayer, type AdapterSlot, type AdapterSlotKind, type AdapterSlots, type AdapterTensors, type NewAdapter } from './tuners/tuner-layer.js';
 export { TunerModel, type AnyTunerLayer, walk } from './tuners/tuner-model.js';
 export { AdapterWeight, ModuleDict, ParameterDict } from './tuners/containers.js';
-export { backendOf } from './tuners/backend-of.js';
+export { backendOf, planOnMeta } from './tuners/backend-of.js';
+export { AdapterJson, camelCase, rejectSnakeCase } from './config-json.js';
 export {
   type TargetSpec,
   ALL_LINEAR,
@@ -48,6 +49,7 @@ export {
   loraConfigToJson,
   loraConfigFromJson,
   loraScaling,
+  checkNames,
 } from './tuners/lora/config.js';
 export { LoraLinear, type LoraLayerOptions, type LoraSettings, type LoraLinearSlot, loraLayerOptions, rowNorm } from './tuners/lora/linear.js';
 export { LoraEmbedding, type LoraEmbeddingSlot } from './tuners/lora/embedding.js';
@@ -77,7 +79,13 @@ export {
   adapterConfigJson,
   saveAdapter,
   readAdapterConfig,
+  readAdapterWeights,
+  adapterConfigPath,
   loadAdapterWeights,
+  checkAdapterWeights,
+  copyAdapterWeights,
+  expectedTensors,
+  type AdapterWeightsFile,
   type LoadAdapterOptions,
 } from './io/adapter-files.js';
 export { loadAdapter, loadPeftModel, loadPromptLearningModel } from './io/load.js';

@@ -1,4 +1,4 @@
-import { type CausalLMInput, type CausalLMOutput, type SourceInput, Module } from '@webpeft/nn';
+import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
 import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
@@ -8,7 +8,20 @@ import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
 import type { LoraConfig } from './tuners/lora/config.js';
 import type { IA3Config } from './tuners/ia3/config.js';
 import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
-import { type LoadAdapterOptions, asSource, loadAdapterWeights, readAdapterConfig, saveAdapter } from './io/adapter-files.js';
+import {
+  type AdapterWeightsFile,
+  type LoadAdapterOptions,
+  adapterConfigPath,
+  asSource,
+  checkAdapterWeights,
+  copyAdapterWeights,
+  expectedTensors,
+  loadAdapterWeights,
+  readAdapterConfig,
+  readAdapterWeights,
+  saveAdapter,
+} from './io/adapter-files.js';
+import { planOnMeta } from './tuners/backend-of.js';
 import type { AdapterSource, AdapterTarget } from './io/file-access.js';
 
 /**
@@ -26,11 +39,17 @@ export class PeftModel extends Module {
   readonly peftConfig = new Map<string, PeftConfig>();
   private active: string[] = [];
 
-  constructor(model: Module, config: PeftConfig, adapterName = 'default') {
+  /**
+   * Wraps `model` with adapter `adapterName`. With `weights` (a PEFT weights file, as
+   * `loadPeftModel` reads it) the adapter is checked against the file before anything
+   * is allocated and then filled from it; on any error `model` is left as it was.
+   */
+  constructor(model: Module, config: PeftConfig, adapterName = 'default', weights?: AdapterWeightsFile) {
     super();
     ensureBuiltinMethods();
     this.base_model = this.registerModule('base_model', new TunerModel(model));
-    this.addAdapter(adapterName, config);
+    if (weights) this.addAdapterFromWeights(adapterName, config, weights);
+    else this.addAdapter(adapterName, config);
     this.setAdapter(adapterName);
   }
 
@@ -59,15 +78,69 @@ export class PeftModel extends Module {
     return this.base_model.forward(...args);
   }
 
-  /** Adds adapter `name` (not activated; see {@link setAdapter}). All adapters of a model belong to one method. */
+  /**
+   * Adds adapter `name` (not activated; see {@link setAdapter}). All adapters of a model
+   * belong to one method. On any error the model is left as it was.
+   */
   addAdapter(name: string, config: LoraConfig | IA3Config | PeftConfig): void {
+    this.checkNewAdapter(name, config);
+    const resolved = this.base_model.inject(name, config);
+    this.peftConfig.set(name, resolved);
+    this.adapterAdded();
+  }
+
+  /**
+   * Adds adapter `name` filled from a weights file, transactionally: the adapter is
+   * first built on the `meta` backend (shapes only) to learn its checkpoint keys,
+   * shapes and dtypes, which are checked against the file's header; only then is it
+   * built for real and its weights copied. Any error (a config the method rejects, a
+   * missing, unexpected, mis-shaped or wrongly typed tensor) leaves the model's module
+   * tree, parameters, trainability and live tensors exactly as before.
+   */
+  addAdapterFromWeights(name: string, config: PeftConfig, weights: AdapterWeightsFile): void {
+    this.checkNewAdapter(name, config);
+    checkAdapterWeights(this.planAdapter(name, config), weights);
+    const trainable = this.model.parameters().map((p) => [p, p.requiresGrad] as const);
+    const { config: resolved, undo } = this.base_model.injectUndoable(name, config);
+    try {
+      this.peftConfig.set(name, resolved);
+      copyAdapterWeights(this.adapterStateDict(name), weights);
+    } catch (e) {
+      this.peftConfig.delete(name);
+      undo();
+      for (const [p, g] of trainable) p.requiresGrad = g;
+      throw e;
+    }
+    this.adapterAdded();
+  }
+
+  /**
+   * The checkpoint keys of adapter `name` as `config` would make it, with their shapes
+   * and dtype kinds, found by building the adapter on the `meta` backend and taking it
+   * out again: nothing is allocated and the model is unchanged after.
+   */
+  planAdapter(name: string, config: PeftConfig): Map<string, ExpectedTensor> {
+    return planOnMeta(() => {
+      const { config: resolved, undo } = this.base_model.injectUndoable(name, config);
+      try {
+        this.peftConfig.set(name, resolved);
+        return expectedTensors(this.adapterStateDict(name));
+      } finally {
+        this.peftConfig.delete(name);
+        undo();
+      }
+    });
+  }
+
+  private checkNewAdapter(name: string, config: PeftConfig): void {
     if (this.peftConfig.has(name)) throw new Error(`addAdapter: adapter '${name}' already exists`);
     const first = [...this.peftConfig.values()][0];
     if (first && first.peftType !== config.peftType) {
       throw new Error(`addAdapter: cannot add a ${config.peftType} adapter to a model with ${first.peftType} adapters`);
     }
-    const resolved = this.base_model.inject(name, config);
-    this.peftConfig.set(name, resolved);
+  }
+
+  private adapterAdded(): void {
     for (const layer of this.layers()) layer.setActiveAdapters(layer.activeAdapters.filter((a) => this.active.includes(a)));
     this.refreshTrainable();
   }
@@ -184,17 +257,20 @@ export class PeftModel extends Module {
 
   /**
    * Loads a PEFT-format adapter as `adapterName` (inference mode unless `isTrainable`).
-   * Throws listing every missing, unexpected or mis-shaped key at once.
+   * The config and every tensor's shape and dtype are checked against the files before
+   * anything is allocated; any error (listing every missing, unexpected, mis-shaped or
+   * wrongly typed key at once) leaves the model as it was.
    */
   async loadAdapter(input: AdapterSource | SourceInput, adapterName: string, options: LoadAdapterOptions = {}): Promise<void> {
     const source = asSource(input);
     const subfolder = options.subfolder ?? '';
     const config = await readAdapterConfig(source, subfolder);
-    this.addAdapter(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) });
-    await this.loadAdapterWeights(source, adapterName, subfolder);
+    const weights = await readAdapterWeights(source, subfolder);
+    // The method's own checks (targets not found, option conflicts) blame the config file.
+    inConfigFile(adapterConfigPath(source, subfolder), () => this.addAdapterFromWeights(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) }, weights));
   }
 
-  /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter, then refreshes trainability. */
+  /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter (all checked first), then refreshes trainability. */
   async loadAdapterWeights(input: AdapterSource | SourceInput, name: string, subfolder = ''): Promise<void> {
     await loadAdapterWeights(this.adapterStateDict(name), asSource(input), subfolder);
     this.refreshTrainable();

@@ -9,7 +9,7 @@ export interface MergeAndUnloadOptions {
   /** Adapters to merge (default: the active ones). */
   adapterNames?: string[];
   /**
-   * Replace each wrapped linear-like layer by a plain f32 `Linear` built from the
+   * Replace each wrapped linear-like layer by a plain `Linear` (f32; f16 in an f16 model) built from the
    * merged weight (keeps full precision over a quantized base). Default false: the
    * merged weight goes back into the base through `loadWeight` (a 4-bit base re-quantizes).
    * Only methods with an {@link TunerMethod.unloadLayer} support it.

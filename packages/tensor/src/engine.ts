@@ -5,6 +5,7 @@ import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
 import type { OpAttrs, OpName } from './op-names.js';
 import { type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel } from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
+import type { ProfileRecorder } from './profile-recorder.js';
 import { Tensor } from './tensor.js';
 import { installTensorRuntime } from './tensor-runtime.js';
 import { shapesEqual, sizeOf } from './shape.js';
@@ -26,6 +27,8 @@ class Engine {
   gradEnabled = true;
   currentTag: MemoryTag = 'activations';
   liveTensors = 0;
+  /** The running `profile()`'s recorder; null (the usual case) costs one check per op. */
+  profiler: ProfileRecorder | null = null;
 
   registerBackend(backend: Backend, makeDefault: boolean): void {
     this.backends.get(backend.name)?.dispose();
@@ -135,9 +138,20 @@ class Engine {
    * (recorded through the primitives it uses).
    */
   runOp<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    const p = this.profiler;
+    if (p === null) return this.runOpNow(op, inputs, attrs, backend);
+    p.enter(op);
+    try {
+      return this.runOpNow(op, inputs, attrs, backend);
+    } finally {
+      p.exit();
+    }
+  }
+
+  private runOpNow<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
-    if (!kernel) return this.runComposite(op, inputs, attrs, b);
+    if (!kernel) return this.compositeNow(op, inputs, attrs, b);
     const out = kernel(inputs, attrs, b.kernelContext);
     if (this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
     return out;
@@ -145,13 +159,24 @@ class Engine {
 
   /** Runs the kernel of `op` on `backend` with no autograd recording (kernels composing kernels). */
   runKernel<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend: Backend): Tensor {
+    const p = this.profiler;
+    if (p === null) return this.runKernelNow(op, inputs, attrs, backend);
+    p.enter(op);
+    try {
+      return this.runKernelNow(op, inputs, attrs, backend);
+    } finally {
+      p.exit();
+    }
+  }
+
+  private runKernelNow<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend: Backend): Tensor {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
     if (kernel) return kernel(inputs, attrs, b.kernelContext);
     const prev = this.gradEnabled;
     this.gradEnabled = false;
     try {
-      return this.runComposite(op, inputs, attrs, b);
+      return this.compositeNow(op, inputs, attrs, b);
     } finally {
       this.gradEnabled = prev;
     }
@@ -159,6 +184,17 @@ class Engine {
 
   /** Runs the composite definition of fused op `op` (the oracle of its kernels). */
   runComposite<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    const p = this.profiler;
+    if (p === null) return this.compositeNow(op, inputs, attrs, backend);
+    p.enter(op);
+    try {
+      return this.compositeNow(op, inputs, attrs, backend);
+    } finally {
+      p.exit();
+    }
+  }
+
+  private compositeNow<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
     const b = this.backendOf(op, inputs, backend);
     const composite = getComposite(op);
     if (!composite) throw new Error(`${op}: no kernel is registered for backend '${b.name}', and the op has no composite definition`);
@@ -184,7 +220,19 @@ class Engine {
   runInPlace<K extends InPlaceOpName>(op: K, args: InPlaceArgsOf<K>, backend: Backend): InPlaceResultOf<K> {
     const kernel = getInPlaceKernel(op, backend.name);
     if (!kernel) throw new Error(`${op}: no in-place kernel is registered for backend '${backend.name}'`);
-    return kernel(args, backend.kernelContext);
+    const p = this.profiler;
+    if (p === null) return kernel(args, backend.kernelContext);
+    p.enter(op);
+    try {
+      return kernel(args, backend.kernelContext);
+    } finally {
+      p.exit();
+    }
+  }
+
+  /** Submits the pending work of every backend (a profile's boundaries). */
+  flushAll(): void {
+    for (const b of this.backends.values()) b.flush();
   }
 
   private record<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], out: Tensor): void {
@@ -209,6 +257,7 @@ class Engine {
       inputNodes,
       inputs.map((t) => t.requiresGrad),
       inputs.map((t) => t.shape),
+      inputs.map((t) => t.dtype),
       spec.saveInputs ? inputs.map(save) : [],
       spec.saveOutput ? save(out) : null,
     );
@@ -267,6 +316,7 @@ class Engine {
           inputs: node.savedInputs,
           output: node.savedOutput,
           inputShapes: node.inputShapes,
+          inputDtypes: node.inputDtypes,
           needsGrad: node.needsGrad,
         });
       } finally {
@@ -298,6 +348,14 @@ class Engine {
   }
 
   private accumulateLeaf(leaf: Tensor, g: Tensor): void {
+    // `.grad` is written in place (clipping, accumulation), so it must own its storage;
+    // gradients passed through (Add, Sub, Reshape) may share theirs with another
+    // pending gradient. Copied only then: one dispatch, in the rare shared case.
+    if (!leaf.grad && g.liveStorage('backward').refs > 1) {
+      const own = this.copy(g);
+      g.dispose();
+      g = own;
+    }
     const grad = leaf.grad ? this.addAndDispose(leaf.grad, g) : g;
     grad.setMemoryTag('grads');
     this.keep(grad);
@@ -311,7 +369,12 @@ class Engine {
     return sum;
   }
 
+  /**
+   * A copy of `t` with its own storage: `t + 0`. For 32-bit dtypes the zero travels in
+   * the kernel's uniforms (`BinaryScalar`, one dispatch); others add a `Fill`ed zero.
+   */
   private copy(t: Tensor): Tensor {
+    if (t.dtype === 'f32' || t.dtype === 'i32' || t.dtype === 'u32') return this.runOp('BinaryScalar', [t], { op: 'Add', value: 0, scalarFirst: false });
     const zero = this.runOp('Fill', [], { shape: [], value: 0, dtype: t.dtype }, t.backend);
     const out = this.runOp('Add', [t, zero], {});
     zero.dispose();

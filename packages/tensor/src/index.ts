@@ -23,6 +23,7 @@ export { MEMORY_TAGS } from './backend.js';
 export { init, setBackend, setDebug, getBackendName, flush, sync, type InitOptions } from './init.js';
 export { memory, getBackend, resetPeakMemory, type MemoryInfo, type Backends } from './memory.js';
 export { runOp } from './ops/run-op.js';
+export { profile, OUTSIDE_OPS, type Profile, type OpProfile } from './profile.js';
 export type {
   OpName,
   OpAttrs,
@@ -33,6 +34,7 @@ export type {
   UnaryOp,
   BinaryOp,
   CompareOp,
+  ScalarOperandOp,
   ActivationOp,
   ReduceAttrs,
   StridedCopyAttrs,

@@ -51,6 +51,12 @@ export const COMPARE_OPS = ['Equal', 'NotEqual', 'Less', 'LessEqual', 'Greater',
 /** Name of a comparison primitive. */
 export type CompareOp = (typeof COMPARE_OPS)[number];
 
+/**
+ * Binary ops whose scalar operand can travel in the uniforms (`BinaryScalar`): those
+ * whose gradient needs neither input, and the comparisons (no gradient).
+ */
+export type ScalarOperandOp = 'Add' | 'Sub' | 'Mul' | 'Div' | CompareOp;
+
 /** Reductions over a trailing block of `reduceSize` elements (see `ReduceAttrs`). */
 export const REDUCE_OPS = ['Sum', 'Max', 'ArgMax'] as const;
 /** Name of a reduction primitive. */
@@ -124,6 +130,12 @@ export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>
   LayerNormGrad: { eps: number };
   RmsNorm: { eps: number };
   RmsNormGrad: { eps: number };
+  /**
+   * `x op value`, or `value op x` with `scalarFirst`, the scalar in the kernel's
+   * uniforms instead of a `Fill`ed tensor: one dispatch instead of two. Same shape (and
+   * dtype, `bool` for comparisons) as `x`. `value / x` is not one (its gradient needs `x`).
+   */
+  BinaryScalar: { op: ScalarOperandOp; value: number; scalarFirst: boolean };
 }
 
 /**

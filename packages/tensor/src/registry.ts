@@ -6,6 +6,7 @@
  * alike, through the same typed functions.
  */
 import type { BackendName } from './backend.js';
+import type { DType } from './dtype.js';
 import type { KernelContext, KernelContexts } from './kernel-context.js';
 import type { OpAttrs, OpName } from './op-names.js';
 import type { Tensor } from './tensor.js';
@@ -32,6 +33,8 @@ export interface GradContext<K extends OpName = OpName> {
   /** Saved output (when `saveOutput`). */
   readonly output: Tensor | null;
   readonly inputShapes: readonly (readonly number[])[];
+  /** Dtypes of the inputs, in order. */
+  readonly inputDtypes: readonly DType[];
   /** Which inputs need a gradient; a gradient function may skip the others (return null). */
   readonly needsGrad: readonly boolean[];
 }

@@ -10,6 +10,7 @@ export { gradcheck, type GradcheckOptions } from './gradcheck.js';
 export { liveCounts, expectNoLeak } from './leak.js';
 export { takeData, takeArray, disposeAfterTest } from './take.js';
 export { sgdStep } from './sgd-step.js';
+export { type FuzzCase, mutatedText, snakeCase, unclearError } from './fuzz-corpus.js';
 export {
   type LeakSnapshot,
   LeakError,

@@ -21,6 +21,6 @@ describe('llamaConfig: RoPE fields in both transformers layouts', () => {
   });
 
   it('rejects a rope_parameters that is not an object, naming the field', () => {
-    expect(() => llamaConfig({ ...SMALL, rope_parameters: 3 })).toThrow(/llama config: rope_parameters must be an object/);
+    expect(() => llamaConfig({ ...SMALL, rope_parameters: 3 })).toThrow(/llama config: 'rope_parameters' must be an object/);
   });
 });

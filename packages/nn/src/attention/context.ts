@@ -25,6 +25,8 @@ export interface ContextInput {
   useCache?: boolean;
   prefixKeyValues?: readonly LayerKeyValues[];
   numLayers: number;
+  /** Dtype of the model's attention scores, which the mask is built in (default f32). */
+  scoreDtype?: 'f32' | 'f16';
 }
 
 /**
@@ -54,7 +56,7 @@ export function buildAttentionContext(input: ContextInput, backend: BackendName)
   if (mask && !((mask.rank === 2 || mask.rank === 3) && mask.shape[0] === batch)) {
     throw new Error(`forward: attentionMask [${mask.shape.join(', ')}] must be [${batch}, ${keys}] (prefix + past + new tokens) or [${batch}, ${length}, ${keys}] (per query)`);
   }
-  const bias = attentionBias(length, keys, mask, backend);
+  const bias = attentionBias(length, keys, mask, backend, input.scoreDtype);
   if (ownMask) mask!.dispose();
   let positions: Tensor;
   if (input.positionIds) {
@@ -99,6 +101,11 @@ export function extendKeyValues(ctx: AttentionContext, layer: number, k: Tensor,
   }
   // Temps (if any) are the returned tensors themselves.
   return { key, value };
+}
+
+/** The dtype attention scores of a model with embedding weight `w` have: f16 for an f16 model, else f32. */
+export function scoreDtypeOf(w: Tensor): 'f32' | 'f16' {
+  return w.dtype === 'f16' ? 'f16' : 'f32';
 }
 
 /** Disposes the per-pass tensors of a context (not the cache). */

@@ -1,5 +1,8 @@
 import { type BackendName, type Tensor, cast, equal, full, minimum, mul, pad, reshape, triu } from '@webpeft/tensor';
 
+/** f16's lowest finite value: the masked score of an f16 model (`torch.finfo(torch.float16).min`, as Hugging Face uses). */
+export const MASKED_SCORE_F16 = -65504;
+
 /** The additive value of a masked score: f32's lowest finite value, as Hugging Face uses. */
 export const MASKED_SCORE = -3.4028234663852886e38;
 
@@ -14,11 +17,22 @@ export const MASKED_SCORE = -3.4028234663852886e38;
  *
  * A row with every key masked (a left-pad query) gets the same score everywhere, so its
  * softmax is uniform and finite, as in Hugging Face's eager attention.
+ *
+ * With `dtype` f16 (an f16 model's scores) the bias is f16 and masked scores are
+ * {@link MASKED_SCORE_F16}, f16's lowest finite value: f32's would round to -infinity.
  */
-export function attentionBias(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName): Tensor | null {
+export function attentionBias(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, dtype: 'f32' | 'f16' = 'f32'): Tensor | null {
+  const bias = attentionBiasF32(queries, keys, paddingMask, backend, dtype === 'f16' ? MASKED_SCORE_F16 : MASKED_SCORE);
+  if (!bias || dtype === 'f32') return bias;
+  const half = cast(bias, 'f16');
+  bias.dispose();
+  return half;
+}
+
+function attentionBiasF32(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, masked: number): Tensor | null {
   let causal: Tensor | null = null;
   if (queries > 1) {
-    const filled = full([queries, keys], MASKED_SCORE, { backend });
+    const filled = full([queries, keys], masked, { backend });
     // Keys after `keys - queries + i` are the future of query i.
     causal = triu(filled, keys - queries + 1, 0);
     filled.dispose();
@@ -31,7 +45,7 @@ export function attentionBias(queries: number, keys: number, paddingMask: Tensor
   const m = paddingMask.dtype === 'f32' ? paddingMask : cast(paddingMask, 'f32');
   const isPad = equal(m, 0);
   const isPadF = cast(isPad, 'f32');
-  const padBias = mul(isPadF, MASKED_SCORE);
+  const padBias = mul(isPadF, masked);
   const pad4 = reshape(padBias, [paddingMask.shape[0], 1, perQuery ? queries : 1, keys]);
   for (const t of [isPad, isPadF, padBias]) t.dispose();
   if (m !== paddingMask) m.dispose();

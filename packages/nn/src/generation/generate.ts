@@ -1,4 +1,4 @@
-import { type Tensor, narrow, noGrad, tensor } from '@webpeft/tensor';
+import { type Tensor, cast, narrow, noGrad, tensor } from '@webpeft/tensor';
 import { checkSequenceLength, checkTokenIds } from '../models/input-limits.js';
 import { KVCache } from '../attention/kv-cache.js';
 import type { CausalLM } from '../models/causal-lm.js';
@@ -85,7 +85,10 @@ export async function generate(model: CausalLM, prompt: number[][], options: Gen
         extra.positionIds?.dispose();
         return lastStep;
       });
-      const last = await lastT.data();
+      // Sampling reads f32 logits (an f16 model's are widened exactly).
+      const lastF32 = lastT.dtype === 'f32' ? lastT : cast(lastT, 'f32');
+      const last = await lastF32.data();
+      if (lastF32 !== lastT) lastF32.dispose();
       lastT.dispose();
       const v = last.length / batch;
       if (options.outputLogits) stepLogits.push(Float32Array.from(last as Float32Array));

@@ -3,7 +3,8 @@
  *
  * Reading (`rawToTensor`), by file dtype:
  * - `F32` -> f32; `F16`, `BF16`, `F8_E4M3`, `F8_E5M2` -> f32 (exact: every value is representable);
- *   `F64` -> f32 (rounded to nearest), or f64 on the cpu backend with `keepF64`.
+ *   `F64` -> f32 (rounded to nearest), or f64 on the cpu backend with `keepF64`. With
+ *   `floatDtype: 'f16'` every float dtype -> f16 (nearest even; out-of-range values throw).
  * - `I32` -> i32; `I64` -> i32 and `U64` -> u32, each value range-checked (an error names the key);
  *   `I16`, `I8`, `U16`, `U8` -> i32; `U32` -> u32; `BOOL` -> bool.
  *
@@ -16,6 +17,7 @@ import { type BackendName, type DType, type Tensor, f16BitsToF32, f32ToF16Bits, 
 import { SAFETENSORS_ITEM_SIZE, type SafetensorsDType, isSafetensorsDType } from './dtypes.js';
 import { bf16BitsToF32, f32ToBf16Bits, f8e4m3BitsToF32, f8e5m2BitsToF32 } from './float-bits.js';
 import type { RawTensor } from './safetensors.js';
+import { toF16Checked } from './f16-range.js';
 
 /** Options of {@link rawToTensor}. */
 export interface RawToTensorOptions {
@@ -25,6 +27,12 @@ export interface RawToTensorOptions {
   key?: string;
   /** Keep `F64` data as an f64 tensor (cpu backend only) instead of rounding to f32. */
   keepF64?: boolean;
+  /**
+   * Decode float data (`F32`, `F16`, `BF16`, `F64`, `F8_*`) to f16 instead of f32:
+   * rounded to nearest even on the host, so no f32 copy reaches the device. A finite
+   * value beyond f16's range (+-65504) throws a RangeError naming the key.
+   */
+  floatDtype?: 'f32' | 'f16';
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
@@ -40,6 +48,10 @@ export function rawToTensor(raw: RawTensor, options: RawToTensorOptions = {}): T
   checkRawSize(raw, label);
   const opts = { backend: options.backend };
   const { dtype, shape } = raw;
+  if (options.floatDtype === 'f16') {
+    const half = halfOf(raw, label);
+    if (half) return tensor(half, shape, { ...opts, dtype: 'f16' });
+  }
   switch (dtype) {
     case 'F32':
       return tensor(view(raw, Float32Array), shape, { ...opts, dtype: 'f32' });
@@ -178,6 +190,26 @@ function view<T>(raw: RawTensor, Ctor: ViewCtor<T>): T {
   let bytes = raw.data;
   if (bytes.byteOffset % Ctor.BYTES_PER_ELEMENT !== 0 || !(bytes.buffer instanceof ArrayBuffer)) bytes = bytes.slice();
   return new Ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.length / Ctor.BYTES_PER_ELEMENT);
+}
+
+/** f16 bits of a float tensor (F16 bits are taken as they are), or null for non-float data. */
+function halfOf(raw: RawTensor, label: string): Uint16Array | null {
+  switch (raw.dtype) {
+    case 'F16':
+      return Uint16Array.from(view(raw, Uint16Array));
+    case 'F32':
+      return toF16Checked(view(raw, Float32Array), label);
+    case 'F64':
+      return toF16Checked(view(raw, Float64Array), label);
+    case 'BF16':
+      return toF16Checked(mapToF32(view(raw, Uint16Array), bf16BitsToF32), label);
+    case 'F8_E4M3':
+      return toF16Checked(mapToF32(raw.data, f8e4m3BitsToF32), label);
+    case 'F8_E5M2':
+      return toF16Checked(mapToF32(raw.data, f8e5m2BitsToF32), label);
+    default:
+      return null;
+  }
 }
 
 function mapToF32(bits: ArrayLike<number>, fn: (b: number) => number): Float32Array {

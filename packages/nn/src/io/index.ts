@@ -4,6 +4,7 @@
  * @packageDocumentation
  */
 export { type RawTensor, type SafetensorsContents, SafetensorsError, parseSafetensors, serializeSafetensors } from './safetensors.js';
+export { WeightsMismatchError, type ExpectedTensor, weightProblems, dtypeKind } from './weights-mismatch.js';
 export { type SafetensorsDType, SAFETENSORS_DTYPES, SAFETENSORS_ITEM_SIZE, isSafetensorsDType } from './dtypes.js';
 export { type RawToTensorOptions, SAFETENSORS_DTYPE_OF, rawToTensor, tensorToRaw, rawFromArray } from './convert.js';
 export { bf16BitsToF32, f32ToBf16Bits, f8e4m3BitsToF32, f8e5m2BitsToF32 } from './float-bits.js';

@@ -90,6 +90,8 @@ export function parseSafetensors(bytes: ArrayBuffer | Uint8Array, source = 'safe
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
   const dup = firstDuplicateKey(text);
   if (dup !== undefined) fail('appears more than once in the header', dup);
+  const fractional = fractionalCount(text);
+  if (fractional !== undefined) fail(`${fractional.field} ${fractional.list} must hold integers written without a fraction or exponent`);
 
   const buffer = file.subarray(8 + headerLen);
   const metadata = readMetadata((header as Record<string, unknown>)[METADATA_KEY], fail);
@@ -208,6 +210,18 @@ function readMetadata(value: unknown, fail: (msg: string, key?: string) => never
 
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/**
+ * The first `shape` or `data_offsets` list holding a number written with a fraction or
+ * an exponent (`2.0`, `1e3`): JSON.parse reads such a number as an integer, while the
+ * reference reader rejects it, so it is rejected here too.
+ */
+function fractionalCount(text: string): { field: string; list: string } | undefined {
+  for (const m of text.matchAll(/"(shape|data_offsets)"\s*:\s*(\[[^\]]*\])/g)) {
+    if (/[.eE]/.test(m[2])) return { field: m[1], list: m[2] };
+  }
+  return undefined;
 }
 
 /** Byte-wise order of UTF-8 names: Rust's `String` order, which the reference writer uses. */

@@ -60,7 +60,7 @@ export class Conv1D extends Module implements LinearLike {
     super();
     const std = options.initStd ?? 0.02;
     this.weight = this.registerParameter('weight', normalInit([inFeatures, outFeatures], std, options));
-    this.bias = this.registerParameter('bias', zeros([outFeatures], { backend: options.backend }));
+    this.bias = this.registerParameter('bias', zeros([outFeatures], { backend: options.backend, dtype: options.dtype }));
   }
 
   forward(x: Tensor): Tensor {

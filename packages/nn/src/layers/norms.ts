@@ -13,8 +13,8 @@ export class LayerNorm extends Module {
     options: ParamOptions = {},
   ) {
     super();
-    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend }));
-    this.bias = this.registerParameter('bias', zeros([dim], { backend: options.backend }));
+    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend, dtype: options.dtype }));
+    this.bias = this.registerParameter('bias', zeros([dim], { backend: options.backend, dtype: options.dtype }));
   }
 
   forward(x: Tensor): Tensor {
@@ -32,7 +32,7 @@ export class RMSNorm extends Module {
     options: ParamOptions = {},
   ) {
     super();
-    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend }));
+    this.weight = this.registerParameter('weight', ones([dim], { backend: options.backend, dtype: options.dtype }));
   }
 
   forward(x: Tensor): Tensor {

@@ -114,11 +114,14 @@ export class RotaryEmbedding extends Module {
    * (`[T, dim]`, or `[B, 1, T, dim]`).
    */
   apply(x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
-    const a = mul(x, cosT);
-    const r = this.rotateHalf(x);
-    const b = mul(r, sinT);
+    // f16 activations: the f32 tables are rounded to f16 first, as Hugging Face does.
+    const [c, s, rot] = [cosT, sinT, this.rotation].map((t) => (t.dtype === x.dtype ? t : cast(t, x.dtype)));
+    const a = mul(x, c);
+    const r = matmul(x, rot);
+    const b = mul(r, s);
     const out = add(a, b);
     for (const t of [a, r, b]) t.dispose();
+    for (const [t, orig] of [[c, cosT], [s, sinT], [rot, this.rotation]]) if (t !== orig) t.dispose();
     return out;
   }
 

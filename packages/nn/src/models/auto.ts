@@ -1,4 +1,5 @@
 import type { ParamOptions } from '../init.js';
+import { ConfigError } from './config-error.js';
 import type { CausalLM } from './causal-lm.js';
 import type { RawConfig } from './config-utils.js';
 import { GPT2LMHeadModel } from './gpt2/model.js';
@@ -17,7 +18,7 @@ export function causalLMFromConfig(config: RawConfig, options: ParamOptions = {}
   const type = config.model_type;
   if (type === 'gpt2') return new GPT2LMHeadModel(config, options);
   if (typeof type === 'string' && (LLAMA_FAMILY as readonly string[]).includes(type)) return new LlamaForCausalLM(config, options);
-  throw new Error(`causalLMFromConfig: model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`);
+  throw new ConfigError(`causalLMFromConfig: model_type ${JSON.stringify(type)} is not supported (supported: ${SUPPORTED_MODEL_TYPES.join(', ')})`, undefined, 'model_type');
 }
 
 /** Checkpoint keys a model ignores when loading, and how bare keys gain the model's prefix. */

@@ -1,13 +1,14 @@
-import type { BackendName } from '@webpeft/tensor';
-import { type ModelSource, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { type BackendName, getBackend } from '@webpeft/tensor';
+import { type ModelSource, type RawTensor, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
 import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
 import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
 import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
 import { Tokenizer } from '../tokenizer/index.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
+import { inConfigFile, parseConfigJson } from './config-error.js';
 import type { RawConfig } from './config-utils.js';
-import { loadCausalLMWeights } from './load-weights.js';
+import { loadCausalLMWeights, planCausalLMWeights } from './load-weights.js';
 
 /**
  * Options of {@link fromPretrained}. The remote ones (`revision`, `hubUrl`, `cacheDir`,
@@ -18,6 +19,27 @@ export interface FromPretrainedOptions extends RemoteOptions {
   backend?: BackendName;
   /** Load `tokenizer.json` when present (default true). */
   tokenizer?: boolean;
+  /**
+   * Dtype of the weights and of the compute (default `'f32'`). `'f16'`: every weight is
+   * decoded to f16 (a value beyond f16's range throws, naming the tensor) and the model
+   * computes in f16 with f32 accumulation. `'auto'`: f16 on a device backend whose
+   * adapter has `shader-f16`, else f32 (the cpu reference emulates f16 slowly).
+   */
+  dtype?: 'f32' | 'f16' | 'auto';
+}
+
+/**
+ * The weight dtype `dtype` resolves to on `backend`: `'auto'` is f16 where the backend
+ * is a device (`capabilities.deviceMemory`) that can hold and compute f16, else f32.
+ */
+export function resolveModelDtype(dtype: 'f32' | 'f16' | 'auto' | undefined, backend?: BackendName): 'f32' | 'f16' {
+  if (dtype === undefined || dtype === 'f32') return 'f32';
+  const caps = (backend === undefined ? getBackend() : getBackend(backend)).capabilities;
+  if (dtype === 'f16') {
+    if (!caps.f16) throw new Error(`fromPretrained: dtype 'f16' needs a backend that can hold f16 (on WebGPU, an adapter with 'shader-f16'); use 'f32' or 'auto'`);
+    return 'f16';
+  }
+  return caps.f16 && caps.deviceMemory ? 'f16' : 'f32';
 }
 
 /** What {@link fromPretrained} returns. */
@@ -33,12 +55,17 @@ export interface Pretrained {
 
 /**
  * Loads a Hugging Face causal LM (GPT-2 or LLaMA family): `config.json`, the
- * safetensors weights (single file or sharded; f16/bf16 converted to f32) and
+ * safetensors weights (single file or sharded; converted to f32, or to f16 with
+ * `dtype: 'f16'` / `'auto'`) and
  * `tokenizer.json` when present. The model is returned in eval mode.
  *
  * A string that is neither an existing local directory nor an http(s) URL but reads as a
  * Hub repo id (`org/name`) is downloaded from the Hub; Hub repos and http(s) folders go
  * through a cache (see `openHubSource` / `openUrlSource`), so a second load makes no request.
+ *
+ * Nothing is allocated before the config and every tensor's shape and dtype are checked (a
+ * `ConfigError` naming the file and field, a `WeightsMismatchError` listing every bad key),
+ * and a failure leaves no live tensor behind.
  * @example
  * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
  * const { model } = await fromPretrained('HuggingFaceTB/SmolLM2-135M', { revision: 'main' }); // Hub, cached
@@ -48,18 +75,30 @@ export interface Pretrained {
  */
 export async function fromPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions = {}): Promise<Pretrained> {
   const source = isModelSource(input) ? input : await resolveSource(input, options);
-  const rawConfig = JSON.parse(await source.readText('config.json')) as RawConfig;
-  const model = causalLMFromConfig(rawConfig, { backend: options.backend });
+  const dtype = resolveModelDtype(options.dtype, options.backend);
+  const configFile = `${source.name}/config.json`;
+  const rawConfig = parseConfigJson(await source.readText('config.json'), configFile) as RawConfig;
+  // Config and checkpoint are checked against a shapes-only model first: a bad field, a
+  // missing, mis-shaped or wrongly typed tensor fails before any weight is allocated.
+  const shapes = inConfigFile(configFile, () => causalLMFromConfig(rawConfig, { backend: 'meta', dtype }));
+  let tensors: Map<string, RawTensor>;
   try {
-    const tensors = await loadCheckpoint(source);
-    loadCausalLMWeights(model, tensors, { backend: options.backend });
+    tensors = await loadCheckpoint(source);
+    planCausalLMWeights(shapes, tensors, source.name);
+  } finally {
+    shapes.dispose();
+  }
+  // The tokenizer is read before the model exists, so its failure leaves nothing to free.
+  const wantTokenizer = options.tokenizer ?? true;
+  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
+  const model = causalLMFromConfig(rawConfig, { backend: options.backend, dtype });
+  try {
+    loadCausalLMWeights(model, tensors, { backend: options.backend, file: source.name });
   } catch (e) {
     model.dispose();
     throw e;
   }
   model.eval();
-  const wantTokenizer = options.tokenizer ?? true;
-  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
   return { model, tokenizer, rawConfig, source };
 }
 

@@ -139,7 +139,7 @@ describe('adapter files in PEFT format', () => {
     config.r = 3; // the file's tensors have rank 4
     const { model } = toy('cpu');
     await expect(loadPeftModel(model, memoryFiles({ ...files, 'adapter_config.json': JSON.stringify(config) }))).rejects.toThrow(
-      /shape mismatch: base_model\.model\.transformer\.wte\.lora_embedding_A: model \[3,11\], file \[4,11\]/,
+      /shape mismatch: base_model\.model\.transformer\.wte\.lora_embedding_A: model \[3, 11\], file \[4, 11\]/,
     );
     config.r = 4;
     config.target_modules = ['c_attn'];

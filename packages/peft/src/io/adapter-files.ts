@@ -1,8 +1,24 @@
-import { type RawTensor, type SourceInput, openSource, openTarget, parseSafetensors, rawToTensor, serializeSafetensors, tensorToRaw } from '@webpeft/nn';
+import {
+  type ExpectedTensor,
+  type RawTensor,
+  type SourceInput,
+  ConfigError,
+  WeightsMismatchError,
+  dtypeKind,
+  inConfigFile,
+  openSource,
+  openTarget,
+  parseConfigJson,
+  parseSafetensors,
+  rawToTensor,
+  serializeSafetensors,
+  tensorToRaw,
+  weightProblems,
+} from '@webpeft/nn';
 import { type Tensor, assign, noGrad } from '@webpeft/tensor';
 import { commonFromJson, commonToJson, configJsonText, type PeftConfig } from '../config.js';
 import { ensureBuiltinMethods } from '../builtins.js';
-import { getPeftMethod } from '../registry.js';
+import { getPeftMethod, registeredPeftTypes } from '../registry.js';
 import { type AdapterSource, type AdapterTarget, joinPath } from './file-access.js';
 
 /** PEFT's config file name. */
@@ -61,18 +77,76 @@ export async function saveAdapter(peft: AdapterHolder, dir: AdapterTarget | stri
   }
 }
 
-/** Reads and parses `adapter_config.json` of `subfolder` into a config (method fields via the registry). */
+/**
+ * Reads and parses `adapter_config.json` of `subfolder` into a config (method fields via
+ * the registry). Invalid JSON, a missing or unknown `peft_type` and every field of the
+ * wrong type or range throw a `ConfigError` naming the file and the field; unknown keys
+ * are ignored, as PEFT ignores them.
+ */
 export async function readAdapterConfig(input: AdapterSource | SourceInput, subfolder = ''): Promise<PeftConfig> {
   ensureBuiltinMethods();
   const source = asSource(input);
   const file = joinPath(subfolder, ADAPTER_CONFIG_NAME);
   if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
-  const json = JSON.parse(await source.readText(file)) as Record<string, unknown>;
-  const common = commonFromJson(json);
-  const method = getPeftMethod(common.peftType);
-  return { ...method.configFromJson(json), ...common };
+  const where = adapterConfigPath(source, subfolder);
+  const json = parseConfigJson(await source.readText(file), where);
+  return inConfigFile(where, () => {
+    const common = commonFromJson(json);
+    if (!registeredPeftTypes().includes(common.peftType)) {
+      throw new ConfigError(`'peft_type' ${JSON.stringify(common.peftType)} is not a registered method (known: ${registeredPeftTypes().join(', ')})`, undefined, 'peft_type');
+    }
+    const method = getPeftMethod(common.peftType);
+    return { ...method.configFromJson(json), ...common };
+  });
 }
 
+/** `source/subfolder/adapter_config.json`: how errors name the config file. */
+export function adapterConfigPath(source: { readonly name: string }, subfolder: string): string {
+  return `${source.name}/${joinPath(subfolder, ADAPTER_CONFIG_NAME)}`;
+}
+
+/** An adapter weights file as read: its tensors (undecoded, from the header) and its name for errors. */
+export interface AdapterWeightsFile {
+  /** `source/subfolder/adapter_model.safetensors`. */
+  file: string;
+  tensors: Map<string, RawTensor>;
+}
+
+/** Reads and parses `subfolder/adapter_model.safetensors` (a malformed file throws a `SafetensorsError` naming it); allocates no tensor. */
+export async function readAdapterWeights(source: AdapterSource, subfolder: string): Promise<AdapterWeightsFile> {
+  const file = joinPath(subfolder, ADAPTER_WEIGHTS_NAME);
+  if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
+  const where = `${source.name}/${file}`;
+  return { file: where, tensors: parseSafetensors(await source.readBytes(file), where).tensors };
+}
+
+/** What each checkpoint key of `own` must be in a weights file (its shape, a float dtype for float tensors). */
+export function expectedTensors(own: ReadonlyMap<string, Tensor>): Map<string, ExpectedTensor> {
+  return new Map([...own].map(([k, t]) => [k, { shape: [...t.shape], kind: dtypeKind(t.dtype) }]));
+}
+
+/** Throws a `WeightsMismatchError` listing every missing, unexpected, mis-shaped or wrongly typed key of `weights` against `expected`. */
+export function checkAdapterWeights(expected: ReadonlyMap<string, ExpectedTensor>, weights: AdapterWeightsFile): void {
+  const problems = weightProblems(expected, weights.tensors);
+  if (problems.length > 0) throw new WeightsMismatchError('loadAdapter', weights.file, problems);
+}
+
+/**
+ * Copies checked weights into `own` (checkpoint key -> live tensor). Every tensor is
+ * decoded first (f16/bf16 become f32) and only then are all assigned, so a failure
+ * while decoding changes nothing and frees what it made.
+ */
+export function copyAdapterWeights(own: ReadonlyMap<string, Tensor>, weights: AdapterWeightsFile): void {
+  const decoded = new Map<Tensor, Tensor>();
+  try {
+    for (const [key, t] of own) decoded.set(t, rawToTensor(weights.tensors.get(key) as RawTensor, { backend: t.backend.name, key }));
+    noGrad(() => {
+      for (const [t, value] of decoded) assign(t, value);
+    });
+  } finally {
+    for (const value of decoded.values()) value.dispose();
+  }
+}
 /** Options of `loadAdapter` / `loadPeftModel` / `loadPromptLearningModel`. */
 export interface LoadAdapterOptions {
   /** Folder inside the source holding the files (default: the root). */
@@ -83,33 +157,13 @@ export interface LoadAdapterOptions {
 
 /**
  * Copies the tensors of `subfolder/adapter_model.safetensors` into `own` (checkpoint
- * key -> live tensor) in place. Throws listing every missing, unexpected or mis-shaped
- * key at once, before anything is copied.
+ * key -> live tensor) in place. Throws a `WeightsMismatchError` listing every missing,
+ * unexpected, mis-shaped or wrongly typed key at once, before anything is copied.
  */
 export async function loadAdapterWeights(own: ReadonlyMap<string, Tensor>, source: AdapterSource, subfolder: string): Promise<void> {
-  const file = joinPath(subfolder, ADAPTER_WEIGHTS_NAME);
-  if (!(await source.has(file))) throw new Error(`loadAdapter: ${source.name} has no ${file}`);
-  const { tensors } = parseSafetensors(await source.readBytes(file), `${source.name}/${file}`);
-  const problems: string[] = [];
-  for (const key of own.keys()) if (!tensors.has(key)) problems.push(`missing: ${key}`);
-  for (const key of tensors.keys()) if (!own.has(key)) problems.push(`unexpected: ${key}`);
-  for (const [key, t] of own) {
-    const raw = tensors.get(key);
-    if (raw && (raw.shape.length !== t.shape.length || raw.shape.some((d, i) => d !== t.shape[i]))) {
-      problems.push(`shape mismatch: ${key}: model [${t.shape.join(',')}], file [${raw.shape.join(',')}]`);
-    }
-  }
-  if (problems.length > 0) throw new Error(`loadAdapter: ${problems.length} problem(s) in ${source.name}/${file}:\n  ${problems.join('\n  ')}`);
-  for (const [key, t] of own) {
-    const raw = tensors.get(key) as RawTensor;
-    // f16/bf16 adapters decode to f32, the dtype of our adapter weights.
-    const loaded = rawToTensor(raw, { backend: t.backend.name, key });
-    try {
-      noGrad(() => assign(t, loaded));
-    } finally {
-      loaded.dispose();
-    }
-  }
+  const weights = await readAdapterWeights(source, subfolder);
+  checkAdapterWeights(expectedTensors(own), weights);
+  copyAdapterWeights(own, weights);
 }
 
 /** A source object as is; a path, URL, `File[]` or file record through `openSource`. */

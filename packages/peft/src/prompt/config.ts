@@ -1,5 +1,6 @@
-import type { Module } from '@webpeft/nn';
+import { type Module, showValue } from '@webpeft/nn';
 import { type PeftConfig, configError, resolveCommon } from '../config.js';
+import { AdapterJson, rejectSnakeCase } from '../config-json.js';
 
 /** Fields shared by prompt-learning methods (PEFT's `PromptLearningConfig`). */
 export interface PromptLearningConfig extends PeftConfig {
@@ -46,12 +47,19 @@ export function modelDims(model: Module): { hidden: number; layers: number; head
  */
 export function resolvePromptLearningConfig<C extends PromptLearningConfig>(c: C, model?: Module): C {
   const kind = c.peftType;
-  if (!(Number.isInteger(c.numVirtualTokens) && c.numVirtualTokens > 0)) configError(kind, `numVirtualTokens must be a positive integer, got ${c.numVirtualTokens}`);
+  rejectSnakeCase(c, kind);
+  if (!(typeof c.numVirtualTokens === 'number' && Number.isSafeInteger(c.numVirtualTokens) && c.numVirtualTokens > 0)) {
+    configError(kind, `numVirtualTokens must be a positive integer, got ${showValue(c.numVirtualTokens)}`, 'numVirtualTokens');
+  }
+  for (const key of ['tokenDim', 'numTransformerSubmodules', 'numAttentionHeads', 'numLayers'] as const) {
+    const v = c[key];
+    if (v !== undefined && v !== null && !(typeof v === 'number' && Number.isSafeInteger(v) && v > 0)) configError(kind, `${key} must be a positive integer, got ${showValue(v)}`, key);
+  }
   const dims = model ? modelDims(model) : null;
   const tokenDim = c.tokenDim ?? dims?.hidden;
   const numLayers = c.numLayers ?? dims?.layers;
   const numAttentionHeads = c.numAttentionHeads ?? dims?.heads;
-  if (!tokenDim || !numLayers || !numAttentionHeads) configError(kind, 'tokenDim, numLayers and numAttentionHeads are required when the model has no config with its sizes');
+  if (!tokenDim || !numLayers || !numAttentionHeads) configError(kind, 'tokenDim, numLayers and numAttentionHeads are required when the model has no config with its sizes', 'tokenDim');
   return resolveCommon({ ...c, tokenDim, numLayers, numAttentionHeads, numTransformerSubmodules: c.numTransformerSubmodules ?? 1 });
 }
 
@@ -71,12 +79,13 @@ export function promptLearningConfigToJson(c: PromptLearningConfig): Record<stri
 
 /** The shared prompt-learning fields from `adapter_config.json` (`peftType` from `peft_type`). */
 export function promptLearningConfigFromJson(j: Record<string, unknown>): PromptLearningConfig {
+  const f = new AdapterJson(j, String(j.peft_type));
   return {
     peftType: String(j.peft_type),
-    numVirtualTokens: j.num_virtual_tokens as number,
-    tokenDim: j.token_dim as number,
-    numTransformerSubmodules: (j.num_transformer_submodules as number) ?? 1,
-    numAttentionHeads: j.num_attention_heads as number,
-    numLayers: j.num_layers as number,
+    numVirtualTokens: f.posInt('num_virtual_tokens'),
+    tokenDim: f.posIntOrNull('token_dim') ?? undefined,
+    numTransformerSubmodules: f.posIntOrNull('num_transformer_submodules') ?? 1,
+    numAttentionHeads: f.posIntOrNull('num_attention_heads') ?? undefined,
+    numLayers: f.posIntOrNull('num_layers') ?? undefined,
   };
 }

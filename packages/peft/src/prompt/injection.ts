@@ -1,6 +1,7 @@
 import type { LayerKeyValues } from '@webpeft/nn';
 import { type Tensor, concat, expand, full, narrow, ones, permute, reshape, tidy, unsqueeze } from '@webpeft/tensor';
 import type { PromptInjection } from './encoder.js';
+import { asDtype } from '../tuners/autocast.js';
 
 /**
  * Prompt tuning's injection: the virtual tokens `[P, dim]` go before the input
@@ -14,7 +15,9 @@ export const prependVirtualTokens: PromptInjection = (model, input, tokens) => {
   const [P, dim] = tokens.shape;
   const backend = ids.backend.name;
   const made = tidy(() => {
-    const inputsEmbeds = concat([expand(unsqueeze(tokens, 0), [B, P, dim]), model.getInputEmbeddings().forward(ids)], 1);
+    const embeds = model.getInputEmbeddings().forward(ids);
+    // An f16 model gets its virtual tokens rounded to f16 (PEFT's `prompts.to(inputs_embeds.dtype)`).
+    const inputsEmbeds = concat([expand(unsqueeze(asDtype(tokens, embeds.dtype), 0), [B, P, dim]), embeds], 1);
     const labels = input.labels ? concat([full([B, P], -100, { dtype: 'i32', backend }), input.labels], 1) : undefined;
     const mask = input.attentionMask;
     const attentionMask = mask ? concat([ones([B, P], { dtype: mask.dtype, backend }), mask], 1) : undefined;
@@ -40,7 +43,9 @@ export const injectPrefixKeyValues: PromptInjection = (model, input, tokens, con
   const headDim = (config.tokenDim as number) / kvHeads;
   const P = tokens.shape[0];
   const kv: LayerKeyValues[] = tidy(() => {
-    const perm = permute(reshape(tokens, [P, L * 2, kvHeads, headDim]), [1, 2, 0, 3]); // [L*2, H_kv, P, Dh]
+    // An f16 model attends to f16 keys/values (PEFT casts past_key_values to the base's dtype).
+    const modelTokens = asDtype(tokens, model.getInputEmbeddings().weight.dtype);
+    const perm = permute(reshape(modelTokens, [P, L * 2, kvHeads, headDim]), [1, 2, 0, 3]); // [L*2, H_kv, P, Dh]
     const part = (i: number): Tensor => expand(narrow(perm, 0, i, 1), [B, kvHeads, P, headDim]);
     return Array.from({ length: L }, (_, l) => ({ key: part(2 * l), value: part(2 * l + 1) }));
   });

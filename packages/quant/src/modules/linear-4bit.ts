@@ -4,7 +4,7 @@
  * wraps it like any other linear layer.
  */
 import { type LinearLike, Module } from '@webpeft/nn';
-import { type Tensor, keep, noGrad, withMemoryTag } from '@webpeft/tensor';
+import { type Tensor, cast, keep, noGrad, tidy, withMemoryTag } from '@webpeft/tensor';
 import type { QuantType } from '../codebooks.js';
 import { linear4bit } from '../ops/linear-4bit.js';
 import { type Quantized4bit, dequantize4bit, quantize4bit } from '../quantize-4bit.js';
@@ -20,6 +20,12 @@ export interface Linear4bitOptions {
   doubleQuant?: boolean;
   /** Named in errors (the module path). */
   name?: string;
+  /**
+   * Dtype the layer computes in (bitsandbytes' `compute_dtype`, default f32): inputs and
+   * bias are cast to it, the weight is dequantized to it, and the output is cast back to
+   * the input's dtype. f16 needs a backend with f16.
+   */
+  computeDtype?: 'f32' | 'f16';
 }
 
 /**
@@ -91,7 +97,16 @@ export class Linear4bit extends Module implements LinearLike {
   }
 
   forward(x: Tensor): Tensor {
-    return linear4bit(x, { packed: this.packed, quantState: this.state }, this.bias);
+    const w = { packed: this.packed, quantState: this.state };
+    // bitsandbytes' compute dtype: x and bias cast to it, the output back to x's dtype.
+    const compute = x.dtype === 'f64' ? 'f64' : (this.options.computeDtype ?? 'f32');
+    if (x.dtype === compute && (!this.bias || this.bias.dtype === compute)) return linear4bit(x, w, this.bias);
+    return tidy(() => {
+      const xc = x.dtype === compute ? x : cast(x, compute);
+      const b = this.bias && this.bias.dtype !== compute ? cast(this.bias, compute) : this.bias;
+      const y = linear4bit(xc, w, b);
+      return y.dtype === x.dtype ? y : cast(y, x.dtype);
+    });
   }
 
   dequantizedWeight(): Tensor {

@@ -11,8 +11,11 @@ export interface QuantizeModelOptions {
   blockSize?: number;
   /** Double quantization of the absmax constants (default true). */
   doubleQuant?: boolean;
-  /** Dtype of the compute (activations, dequantized weights): only 'f32' today. */
-  computeDtype?: 'f32';
+  /**
+   * Dtype of the compute (bitsandbytes' `compute_dtype`, default f32): 'f16' dequantizes
+   * each weight to f16 and runs the f16 matmul (f32 accumulation); needs a backend with f16.
+   */
+  computeDtype?: 'f32' | 'f16';
   /** Module paths (exact or dotted suffix) left in full precision (default `['lm_head']`). */
   skip?: readonly string[];
 }
@@ -44,8 +47,13 @@ function bytesOf(t: Tensor): number {
  * const report = await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
  */
 export async function quantizeModel<M extends Module>(model: M, options: QuantizeModelOptions = {}): Promise<{ model: M; report: QuantizeReport }> {
-  if (options.computeDtype && options.computeDtype !== 'f32') {
-    throw new Error(`quantizeModel: computeDtype '${options.computeDtype}' is not supported; kernels compute in f32`);
+  const computeDtype = options.computeDtype ?? 'f32';
+  if (computeDtype !== 'f32' && computeDtype !== 'f16') {
+    throw new Error(`quantizeModel: computeDtype '${String(computeDtype)}' is not supported (use 'f32' or 'f16')`);
+  }
+  const backend = model.parameters()[0]?.backend;
+  if (computeDtype === 'f16' && backend && !backend.capabilities.f16) {
+    throw new Error(`quantizeModel: computeDtype 'f16' needs a backend with f16; '${backend.name}' has none (use 'f32')`);
   }
   const skip = options.skip ?? ['lm_head'];
   const report: QuantizeReport = { layers: [], bytesBefore: 0, bytesAfter: 0 };
@@ -56,6 +64,7 @@ export async function quantizeModel<M extends Module>(model: M, options: Quantiz
       quantType: options.quantType,
       blockSize: options.blockSize,
       doubleQuant: options.doubleQuant,
+      computeDtype,
       name: `${path}.weight`,
     });
     q.requiresGrad_(false);

@@ -1,6 +1,6 @@
 /** cpu kernels of the 4-bit linear ops: dequantize W into a temporary, then a float64-accumulated matmul. */
 import { type CpuKernelContext, type KernelFn, registerKernel } from '@webpeft/tensor/kernel';
-import type { Tensor } from '@webpeft/tensor';
+import { type Tensor, f16BitsToF32, f32ToF16Bits } from '@webpeft/tensor';
 import { dequantize4bitHost, dequantizeBlockwiseHost } from '../cpu-codecs.js';
 import { hostBytes } from '../host-bytes.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
@@ -23,19 +23,21 @@ function dequantizeWeightHost(w: readonly Tensor[], a: Linear4bitAttrs, ctx: Cpu
 function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', 'cpu'> {
   return (inputs, a, ctx) => {
     const [x, ...w] = inputs;
-    const W = dequantizeWeightHost(w, a, ctx);
+    const half = x.dtype === 'f16';
+    // f16 compute (the webgpu semantics): W rounded to f16, x widened, a wide sum rounded once to f16.
+    const W = half ? dequantizeWeightHost(w, a, ctx).map((v) => f16BitsToF32(f32ToF16Bits(v))) : dequantizeWeightHost(w, a, ctx);
     const k = grad ? a.outFeatures : a.inFeatures;
     const nOut = grad ? a.inFeatures : a.outFeatures;
     const rows = x.size / k;
     const out = ctx.output([...x.shape.slice(0, -1), nOut], x.dtype, grad ? 'Linear4bitGradInput' : 'Linear4bit');
-    const xv = ctx.data(x);
+    const xv = half ? Float32Array.from(ctx.data(x), f16BitsToF32) : ctx.data(x);
     const ov = ctx.data(out);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < nOut; j++) {
         let s = 0;
         // Forward: W[j, p] (row j); input gradient: W[p, j] (column j).
         for (let p = 0; p < k; p++) s += xv[r * k + p] * (grad ? W[p * a.inFeatures + j] : W[j * a.inFeatures + p]);
-        ov[r * nOut + j] = s;
+        ov[r * nOut + j] = half ? f32ToF16Bits(Math.fround(s)) : s;
       }
     }
     return out;

@@ -75,7 +75,9 @@ function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boo
       absmax = t(ctx.run('Add', [scaled, offset], {}));
     }
     const flat = t(ctx.run('Dequantize4bit', [packed, absmax, code], { blocksize: a.blocksize, n }));
-    const w = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
+    const w32 = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
+    // f16 compute: the dequantized weight is rounded to f16 and the f16 matmul runs.
+    const w = x.dtype === 'f16' ? t(ctx.run('Cast', [w32], { dtype: 'f16' })) : w32;
     const x2 = t(ctx.run('Reshape', [x], { shape: [rows, k] }));
     const y2 = t(ctx.run('MatMul', [x2, w], { transposeA: false, transposeB: !grad }));
     return ctx.run('Reshape', [y2], { shape: outShape });
@@ -90,7 +92,8 @@ function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', '
     const k = grad ? a.outFeatures : a.inFeatures;
     const nOut = grad ? a.inFeatures : a.outFeatures;
     const rows = x.size / k;
-    if (rows > LINEAR4BIT_FUSED_MAX_ROWS) return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
+    // The fused kernel reads f32 activations; f16 ones always take the dequantize-then-f16-matmul path.
+    if (rows > LINEAR4BIT_FUSED_MAX_ROWS || x.dtype === 'f16') return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
     const out = ctx.output([...x.shape.slice(0, -1), nOut], 'f32', grad ? 'Linear4bitGradInput' : 'Linear4bit');
     const total = rows * nOut;
     if (total === 0) return out;

@@ -26,7 +26,8 @@ export function weightInputs(w: Weight4bit): Tensor[] {
 
 /**
  * `x [..., in] -> [..., out]`: `x @ dequant(W)^T + bias` with W `[out, in]` packed 4-bit
- * (bitsandbytes layout). Differentiable in `x` and `bias`; W is frozen.
+ * (bitsandbytes layout). Differentiable in `x` and `bias`; W is frozen. With f16 `x` the
+ * weight is dequantized to f16 and the product is an f16 matmul (f32 accumulation).
  *
  * @example
  * const { packed, state } = await quantize4bit(weight);       // weight [out, in]
@@ -40,9 +41,10 @@ export function linear4bit(x: Tensor, w: Weight4bit, bias?: Tensor | null): Tens
   if (x.rank < 1 || x.shape[x.rank - 1] !== inFeatures) {
     throw new ShapeError(`linear4bit: x [${x.shape.join(', ')}] must end in ${inFeatures} for a weight [${outFeatures}, ${inFeatures}]`);
   }
-  if (x.dtype !== 'f32' && !(x.dtype === 'f64' && x.backend.capabilities.f64)) {
-    throw new DTypeError(`linear4bit: x must be f32 (or f64 on a backend with f64), got ${x.dtype}`);
+  if (x.dtype !== 'f32' && !(x.dtype === 'f64' && x.backend.capabilities.f64) && !(x.dtype === 'f16' && x.backend.capabilities.f16)) {
+    throw new DTypeError(`linear4bit: x must be f32 (or f16 / f64 on a backend with them), got ${x.dtype}`);
   }
+  if (bias && bias.dtype !== x.dtype) throw new DTypeError(`linear4bit: bias ${bias.dtype} and x ${x.dtype} differ; cast the bias first`);
   if (bias && (bias.rank !== 1 || bias.size !== outFeatures)) {
     throw new ShapeError(`linear4bit: bias [${bias.shape.join(', ')}] must be [${outFeatures}]`);
   }

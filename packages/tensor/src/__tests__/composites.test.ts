@@ -41,6 +41,12 @@ function cases(): Case[] {
     { op: 'LayerNormGrad', attrs: { eps: 1e-5 }, inputs: [uniform([5, 24], 16), rows(17), uniform([24], 18)], grads: false },
     { op: 'RmsNorm', attrs: { eps: 1e-6 }, inputs: [rows(19), uniform([24], 20)], grads: true },
     { op: 'RmsNormGrad', attrs: { eps: 1e-6 }, inputs: [uniform([5, 24], 21), rows(22), uniform([24], 23)], grads: false },
+    { op: 'BinaryScalar', attrs: { op: 'Add', value: 1.75, scalarFirst: false }, inputs: [uniform([3, 17], 24)], grads: true },
+    { op: 'BinaryScalar', attrs: { op: 'Sub', value: -0.6, scalarFirst: true }, inputs: [uniform([3, 17], 25)], grads: true },
+    { op: 'BinaryScalar', attrs: { op: 'Mul', value: 0.37, scalarFirst: true }, inputs: [uniform([3, 17], 26)], grads: true },
+    { op: 'BinaryScalar', attrs: { op: 'Div', value: -3.1, scalarFirst: false }, inputs: [uniform([3, 17], 27)], grads: true },
+    { op: 'BinaryScalar', attrs: { op: 'GreaterEqual', value: 0.1, scalarFirst: false }, inputs: [uniform([3, 17], 28)], grads: false },
+    { op: 'BinaryScalar', attrs: { op: 'Less', value: 0.2, scalarFirst: true }, inputs: [uniform([3, 17], 29)], grads: false },
   ];
   return list;
 }
@@ -63,7 +69,8 @@ async function compare(c: Case, backend: 'cpu' | 'webgpu', inputs: HostInput[], 
 
 describe('fused ops equal their composite definitions', () => {
   for (const c of cases()) {
-    it(`${c.op}: forward${c.grads ? ' and gradients' : ''}`, async () => {
+    const variant = c.op === 'BinaryScalar' ? ` ${JSON.stringify(c.attrs)}` : '';
+    it(`${c.op}${variant}: forward${c.grads ? ' and gradients' : ''}`, async () => {
       for (const backend of backendsUnderTest()) {
         if (backend === 'meta') continue;
         await compare(c, backend, c.inputs, { rtol: 1e-4, atol: 1e-5 });

@@ -1,3 +1,4 @@
+import type { DType } from '../dtype.js';
 import type { OpAttrs, OpName } from '../op-names.js';
 import type { GradientSpec } from '../registry.js';
 import type { Tensor } from '../tensor.js';
@@ -26,6 +27,8 @@ export class GradNode {
     readonly inputNodes: (GradNode | null)[],
     readonly needsGrad: boolean[],
     readonly inputShapes: (readonly number[])[],
+    /** Dtypes of the inputs (a cast's gradient returns to its input's dtype). */
+    readonly inputDtypes: DType[],
     public savedInputs: Tensor[],
     public savedOutput: Tensor | null,
   ) {}

@@ -7,6 +7,7 @@ import { registerNormGradients } from '../ops/norms-grad.js';
 import { registerReduceGradients } from '../ops/reduce-grad.js';
 import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
 import { registerActivationComposites } from '../ops/activations.js';
+import { registerBinaryScalarComposite } from '../ops/binary-scalar.js';
 import { registerNormComposites } from '../ops/norms.js';
 import { registerSoftmaxComposites } from '../ops/softmax.js';
 
@@ -27,4 +28,5 @@ export function registerGradientsAndComposites(): void {
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
+  registerBinaryScalarComposite();
 }

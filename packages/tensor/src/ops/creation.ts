@@ -2,6 +2,7 @@ import type { BackendName } from '../backend.js';
 import { type DType, type TensorData, allocHostArray } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { engine } from '../engine.js';
+import { f32ToF16Bits } from '../math.js';
 import { takeStream } from '../random/rng.js';
 import { assertValidShape, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -21,7 +22,8 @@ function finish(t: Tensor, opts: CreationOptions): Tensor {
 
 /**
  * A tensor from host data (a typed array or a flat number array, row-major).
- * `shape` defaults to `[data.length]`.
+ * `shape` defaults to `[data.length]`. For `dtype: 'f16'` a `Uint16Array` holds f16
+ * bits; any other data is rounded to f16 (nearest even).
  * @example tensor([1, 2, 3, 4], [2, 2])
  */
 export function tensor(data: TensorData | readonly number[], shape?: readonly number[], opts: CreationOptions = {}): Tensor {
@@ -36,7 +38,9 @@ export function tensor(data: TensorData | readonly number[], shape?: readonly nu
   if (ArrayBuffer.isView(data) && arrayMatches(data, dtype)) host = data;
   else {
     host = allocHostArray(dtype, data.length);
-    for (let i = 0; i < data.length; i++) host[i] = Number(data[i]);
+    // Values given for an f16 tensor are rounded to f16 bits (a Uint16Array is taken as bits).
+    if (dtype === 'f16') for (let i = 0; i < data.length; i++) host[i] = f32ToF16Bits(Number(data[i]));
+    else for (let i = 0; i < data.length; i++) host[i] = Number(data[i]);
   }
   const t = engine.makeTensor(backend, s, dtype, 'tensor');
   backend.write(t.liveStorage('tensor'), host);

@@ -2,11 +2,21 @@
  * Gradients of the elementwise primitives (unary math, binary arithmetic, where).
  * Each runs inside a scope opened by backward, which frees its intermediates.
  */
+import { engine } from '../engine.js';
 import { registerGradient } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { sumToShape } from '../autograd/sum-to-shape.js';
 import * as E from './elementwise.js';
 import { cast } from './layout.js';
+
+/**
+ * `dy` passed on unchanged as a new handle on the same storage: backward disposes `dy`
+ * after the gradient returns, and gradients are never written in place, so sharing is
+ * safe and costs no dispatch (a copy was two: a zero scalar and an add).
+ */
+function passThrough(dy: Tensor): Tensor {
+  return engine.shareStorage(dy, dy.shape, 'backward');
+}
 
 /** Registers the gradients of the unary, binary and where ops. */
 export function registerElementwiseGradients(): void {
@@ -41,17 +51,29 @@ export function registerElementwiseGradients(): void {
     saveInputs: false,
     saveOutput: false,
     grad: (dy, { inputShapes, needsGrad }) => [
-      needsGrad[0] ? sumToShape(E.add(dy, 0), inputShapes[0]) : null,
-      needsGrad[1] ? sumToShape(E.add(dy, 0), inputShapes[1]) : null,
+      needsGrad[0] ? sumToShape(passThrough(dy), inputShapes[0]) : null,
+      needsGrad[1] ? sumToShape(passThrough(dy), inputShapes[1]) : null,
     ],
   });
   registerGradient('Sub', {
     saveInputs: false,
     saveOutput: false,
     grad: (dy, { inputShapes, needsGrad }) => [
-      needsGrad[0] ? sumToShape(E.add(dy, 0), inputShapes[0]) : null,
+      needsGrad[0] ? sumToShape(passThrough(dy), inputShapes[0]) : null,
       needsGrad[1] ? sumToShape(E.neg(dy), inputShapes[1]) : null,
     ],
+  });
+  // Scalar operand in the uniforms: x + c, x - c, c - x, x * c, x / c (comparisons have no gradient).
+  registerGradient('BinaryScalar', {
+    saveInputs: false,
+    saveOutput: false,
+    grad: (dy, { attrs: { op, value, scalarFirst } }) => {
+      if (op === 'Add' || (op === 'Sub' && !scalarFirst)) return [passThrough(dy)];
+      if (op === 'Sub') return [E.neg(dy)];
+      if (op === 'Mul') return [E.mul(dy, value)];
+      if (op === 'Div' && !scalarFirst) return [E.div(dy, value)];
+      throw new Error(`backward: BinaryScalar ${op}${scalarFirst ? ' (scalar first)' : ''} has no gradient`);
+    },
   });
   registerGradient('Mul', {
     saveInputs: true,

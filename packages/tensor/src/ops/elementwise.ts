@@ -3,6 +3,7 @@ import { engine } from '../engine.js';
 import type { BinaryOp, CompareOp } from '../op-names.js';
 import { broadcastShapes } from '../shape.js';
 import type { Tensor } from '../tensor.js';
+import { takesScalarOperand } from './binary-scalar.js';
 import { scalarLike } from './creation.js';
 import { unary } from './unary.js';
 
@@ -21,7 +22,7 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
     if (ta.dtype !== tb.dtype) {
       throw new DTypeError(`${name}: dtypes differ (${ta.dtype} ${JSON.stringify(ta.shape)} vs ${tb.dtype} ${JSON.stringify(tb.shape)}); cast first`);
     }
-    if (ta.dtype === 'f16' || ta.dtype === 'bool') {
+    if (ta.dtype === 'bool') {
       throw new DTypeError(`${name}: dtype ${ta.dtype} is storage-only here; cast to f32 first`);
     }
     broadcastShapes(name, ta.shape, tb.shape);
@@ -33,7 +34,18 @@ function operands(name: string, a: TensorOrScalar, b: TensorOrScalar): [Tensor, 
   }
 }
 
+/** Dtypes whose scalar fits the `BinaryScalar` kernel's one uniform word; others take the `Fill` path (and its checks). */
+const WORD_DTYPES: ReadonlySet<string> = new Set(['f32', 'i32', 'u32']);
+
 function binary(op: BinaryOp | CompareOp, name: string, a: TensorOrScalar, b: TensorOrScalar): Tensor {
+  // One operand a number: the scalar goes in the kernel's uniforms where the op allows.
+  const scalarFirst = typeof a === 'number';
+  const t = scalarFirst ? b : a;
+  const value = scalarFirst ? a : b;
+  if (typeof t !== 'number' && typeof value === 'number' && takesScalarOperand(op, scalarFirst)) {
+    t.liveStorage(name); // a disposed operand's error names this op
+    if (WORD_DTYPES.has(t.dtype)) return engine.runOp('BinaryScalar', [t], { op, value, scalarFirst });
+  }
   const [ta, tb, temps] = operands(name, a, b);
   try {
     return engine.runOp(op, [ta, tb], {});

@@ -2,7 +2,7 @@
 import { engine } from '../engine.js';
 import { registerGradient } from '../registry.js';
 import { stridesOf } from '../shape.js';
-import { gather, reshape, scatterAdd } from './layout.js';
+import { cast, gather, reshape, scatterAdd } from './layout.js';
 import { sum } from './reduce.js';
 
 /** Registers the gradients of the layout ops. */
@@ -12,10 +12,11 @@ export function registerLayoutGradients(): void {
     saveOutput: false,
     grad: (dy, { inputShapes }) => [reshape(dy, inputShapes[0])],
   });
+  // A float-to-float cast's gradient is dy cast back to the input's dtype (f32 -> f16 rounds).
   registerGradient('Cast', {
     saveInputs: false,
     saveOutput: false,
-    grad: (dy, { inputShapes }) => [reshape(dy, inputShapes[0])],
+    grad: (dy, { inputShapes, inputDtypes }) => [reshape(cast(dy, inputDtypes[0]), inputShapes[0])],
   });
   // The gradient of a strided copy is the transposed copy: read dy where the forward wrote.
   registerGradient('StridedCopy', {

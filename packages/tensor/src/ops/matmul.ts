@@ -18,8 +18,8 @@ export interface MatmulOptions {
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const transposeA = opts.transposeA ?? false;
   const transposeB = opts.transposeB ?? false;
-  if (a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'f64')) {
-    throw new DTypeError(`matmul: expected two f32 (or f64) tensors, got ${a.dtype} ${JSON.stringify(a.shape)} and ${b.dtype} ${JSON.stringify(b.shape)}`);
+  if (a.dtype !== b.dtype || (a.dtype !== 'f32' && a.dtype !== 'f64' && a.dtype !== 'f16')) {
+    throw new DTypeError(`matmul: expected two float tensors of one dtype (f16, f32 or f64), got ${a.dtype} ${JSON.stringify(a.shape)} and ${b.dtype} ${JSON.stringify(b.shape)}`);
   }
   matmulShapes(a.shape, b.shape, transposeA, transposeB);
   return engine.runOp('MatMul', [a, b], { transposeA, transposeB });

@@ -8,7 +8,7 @@ import { registerComposite } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { ones, zeros } from './creation.js';
 import { add, mul, rsqrt, square, sub } from './elementwise.js';
-import { checkFloat } from './float-check.js';
+import { checkSameFloat } from './float-check.js';
 import { mean } from './reduce.js';
 
 /**
@@ -21,7 +21,7 @@ export function layerNorm(x: Tensor, weight: Tensor | null, bias: Tensor | null,
   const w = weight ?? ones([d], { dtype: x.dtype, backend: x.backend.name });
   const b = bias ?? zeros([d], { dtype: x.dtype, backend: x.backend.name });
   try {
-    checkFloat('layerNorm', x, w, b);
+    checkSameFloat('layerNorm', x, w, b);
     if (w.size !== d || b.size !== d || w.rank !== 1 || b.rank !== 1) {
       throw new ShapeError(`layerNorm: weight ${fmtShape(w.shape)} and bias ${fmtShape(b.shape)} must be [${d}] for x ${fmtShape(x.shape)}`);
     }
@@ -38,7 +38,7 @@ export function rmsNorm(x: Tensor, weight: Tensor | null, eps = 1e-6): Tensor {
   const d = x.shape[x.rank - 1];
   const w = weight ?? ones([d], { dtype: x.dtype, backend: x.backend.name });
   try {
-    checkFloat('rmsNorm', x, w);
+    checkSameFloat('rmsNorm', x, w);
     if (w.rank !== 1 || w.size !== d) throw new ShapeError(`rmsNorm: weight ${fmtShape(w.shape)} must be [${d}] for x ${fmtShape(x.shape)}`);
     return engine.runOp('RmsNorm', [x, w], { eps });
   } finally {

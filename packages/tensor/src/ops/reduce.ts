@@ -8,7 +8,7 @@ import { div } from './elementwise.js';
 export type Axes = number | readonly number[] | undefined;
 
 function checkNumeric(name: string, x: Tensor): void {
-  if (x.dtype === 'f16' || x.dtype === 'bool') throw new DTypeError(`${name}: dtype ${x.dtype} is storage-only here; cast first`);
+  if (x.dtype === 'bool') throw new DTypeError(`${name}: dtype ${x.dtype} is storage-only here; cast first`);
 }
 
 /** Sum over `axes` (all by default). `[..] -> [..]` with the reduced dims removed, or 1 with `keepDims`. */

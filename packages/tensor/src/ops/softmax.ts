@@ -36,6 +36,7 @@ export interface CrossEntropyOptions {
 
 /**
  * Cross-entropy from logits `[N, C]` and i32 labels `[N]` (fused log-softmax + NLL).
+ * f16 logits are read as they are and the loss is computed and returned in f32.
  * Returns a scalar (or `[N]` with `reduction: 'none'`). A mean over zero non-ignored
  * rows is NaN, as in PyTorch. A label outside `[0, C)` other than `ignoreIndex` throws
  * `IndexError` (webgpu: at the next readback).
@@ -54,7 +55,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   perRow.dispose();
   if (reduction === 'sum') return total;
   const valid = notEqual(labels, ignoreIndex);
-  const validF = cast(valid, logits.dtype);
+  const validF = cast(valid, perRow.dtype);
   const count = sum(validF);
   const out = div(total, count);
   for (const t of [total, valid, validF, count]) t.dispose();
@@ -91,7 +92,9 @@ export function registerSoftmaxComposites(): void {
   // inputs [dy, y = logSoftmax(x)]: dx = dy - exp(y) sum(dy)
   registerComposite('LogSoftmaxGrad', ([dy, y]) => sub(dy, mul(exp(y), sum(dy, -1, true))));
   // inputs [logits [N, C], labels [N]]: logsumexp(x[n]) - x[n, label[n]], 0 at ignored rows.
-  registerComposite('CrossEntropy', ([x, labels], { ignoreIndex }) => {
+  // f16 logits: the loss is computed in f32 (PyTorch's autocast runs cross-entropy in f32).
+  registerComposite('CrossEntropy', ([logits, labels], { ignoreIndex }) => {
+    const x = logits.dtype === 'f16' ? cast(logits, 'f32') : logits;
     const [n, c] = x.shape;
     const m = detach(max(x, -1, true));
     const lse = add(reshape(log(sum(exp(sub(x, m)), -1, true)), [n]), reshape(m, [n]));
@@ -101,11 +104,13 @@ export function registerSoftmaxComposites(): void {
     return where(ignored, 0, sub(lse, picked));
   });
   // inputs [dy [N], logits, labels]: dy[n] (softmax(x[n]) - onehot(label[n])), 0 at ignored rows.
-  registerComposite('CrossEntropyGrad', ([dy, x, labels], { ignoreIndex }) => {
+  // f16 logits with an f32 dy: computed in f32, the gradient rounded to the logits' dtype.
+  registerComposite('CrossEntropyGrad', ([dy, logits, labels], { ignoreIndex }) => {
+    const x = logits.dtype === 'f16' ? cast(logits, 'f32') : logits;
     const [n, c] = x.shape;
     const { safe, ignored } = safeLabels(labels, ignoreIndex);
     const onehot = cast(equal(reshape(arange(0, c, 1, { dtype: 'i32' }), [1, c]), reshape(safe, [n, 1])), x.dtype);
-    const scale = where(ignored, 0, dy);
-    return mul(sub(softmaxOf(x), onehot), reshape(scale, [n, 1]));
+    const scale = where(ignored, 0, cast(dy, x.dtype));
+    return cast(mul(sub(softmaxOf(x), onehot), reshape(scale, [n, 1])), logits.dtype);
   });
 }

@@ -1,6 +1,6 @@
 import { checkSequenceLength } from '../input-limits.js';
 import { type Tensor, add, gather, tidy } from '@webpeft/tensor';
-import { type AttentionContext, buildAttentionContext } from '../../attention/context.js';
+import { type AttentionContext, buildAttentionContext, scoreDtypeOf } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
 import { Dropout } from '../../layers/dropout.js';
 import { Embedding } from '../../layers/embedding.js';
@@ -85,7 +85,7 @@ export class GPT2Model extends Module {
     // Explicit positionIds (left-padded batches) may sit below the key length; GPT-2's
     // position lookup still checks them on the device.
     if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
-    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer }, backend);
+    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer, scoreDtype: scoreDtypeOf(this.wte.weight) }, backend);
     const hidden = tidy(() => {
       const tok = embeds ?? this.wte.forward(ids!);
       const pos = gather(this.wpe.weight, ctx.positions);

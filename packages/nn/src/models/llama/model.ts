@@ -1,6 +1,6 @@
 import { checkSequenceLength } from '../input-limits.js';
 import { type Tensor, add, tidy, unsqueeze } from '@webpeft/tensor';
-import { type AttentionContext, buildAttentionContext, disposeContext } from '../../attention/context.js';
+import { type AttentionContext, buildAttentionContext, disposeContext, scoreDtypeOf } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
 import { Embedding } from '../../layers/embedding.js';
 import { Linear } from '../../layers/linear.js';
@@ -72,7 +72,7 @@ export class LlamaModel extends Module {
     // Explicit positionIds (left-padded batches) may sit below the key length; GPT-2's
     // position lookup still checks them on the device.
     if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
-    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.num_hidden_layers }, backend);
+    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.num_hidden_layers, scoreDtype: scoreDtypeOf(this.embed_tokens.weight) }, backend);
     const window = this.config.sliding_window;
     const keyLength = (ctx.prefix?.[0].key.shape[2] ?? 0) + (ctx.cache?.length ?? 0) + t;
     if (window !== null && keyLength > window) {

@@ -1,4 +1,6 @@
-import type { Module } from '@webpeft/nn';
+import { type Module, showValue } from '@webpeft/nn';
+import { AdapterJson } from '../../config-json.js';
+import { configError } from '../../config.js';
 import { type PromptLearningConfig, modelDims, promptLearningConfigFromJson, promptLearningConfigToJson, resolvePromptLearningConfig } from '../config.js';
 
 /**
@@ -15,6 +17,9 @@ export interface PrefixTuningConfig extends PromptLearningConfig {
 
 /** Defaults and validation of {@link PrefixTuningConfig}. */
 export function resolvePrefixTuningConfig(c: PrefixTuningConfig, model?: Module): PrefixTuningConfig {
+  if (c.prefixProjection !== undefined && typeof c.prefixProjection !== 'boolean') configError('PREFIX_TUNING', `prefixProjection must be true or false, got ${showValue(c.prefixProjection)}`, 'prefixProjection');
+  const ehs = c.encoderHiddenSize;
+  if (ehs != null && !(typeof ehs === 'number' && Number.isSafeInteger(ehs) && ehs > 0)) configError('PREFIX_TUNING', `encoderHiddenSize must be a positive integer, got ${showValue(ehs)}`, 'encoderHiddenSize');
   // Prefixes are keys/values: with grouped-query attention PEFT sets token_dim to
   // kvHeads * headDim and num_attention_heads to kvHeads.
   const dims = model ? modelDims(model) : null;
@@ -30,5 +35,11 @@ export function prefixTuningConfigToJson(c: PrefixTuningConfig): Record<string, 
 
 /** A prefix-tuning config from `adapter_config.json`. */
 export function prefixTuningConfigFromJson(j: Record<string, unknown>): PrefixTuningConfig {
-  return { ...promptLearningConfigFromJson(j), peftType: 'PREFIX_TUNING', prefixProjection: Boolean(j.prefix_projection), encoderHiddenSize: j.encoder_hidden_size as number };
+  const f = new AdapterJson(j, 'PREFIX_TUNING');
+  return {
+    ...promptLearningConfigFromJson(j),
+    peftType: 'PREFIX_TUNING',
+    prefixProjection: f.bool('prefix_projection', false),
+    encoderHiddenSize: f.posIntOrNull('encoder_hidden_size') ?? undefined,
+  };
 }

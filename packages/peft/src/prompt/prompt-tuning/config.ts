@@ -1,5 +1,6 @@
 import type { Module } from '@webpeft/nn';
 import { configError } from '../../config.js';
+import { AdapterJson } from '../../config-json.js';
 import { type PromptLearningConfig, promptLearningConfigFromJson, promptLearningConfigToJson, resolvePromptLearningConfig } from '../config.js';
 
 /**
@@ -21,8 +22,8 @@ export interface PromptTuningConfig extends PromptLearningConfig {
 /** Defaults and validation of {@link PromptTuningConfig}. */
 export function resolvePromptTuningConfig(c: PromptTuningConfig, model?: Module): PromptTuningConfig {
   const init = c.promptTuningInit ?? 'RANDOM';
-  if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(init)) configError('PROMPT_TUNING', `promptTuningInit must be RANDOM, SAMPLE_VOCAB or TEXT, got ${init}`);
-  if (init === 'TEXT' && !c.promptTuningInitText) configError('PROMPT_TUNING', 'promptTuningInit TEXT needs promptTuningInitText');
+  if (!['RANDOM', 'SAMPLE_VOCAB', 'TEXT'].includes(init)) configError('PROMPT_TUNING', `promptTuningInit must be RANDOM, SAMPLE_VOCAB or TEXT, got ${init}`, 'promptTuningInit');
+  if (init === 'TEXT' && !c.promptTuningInitText) configError('PROMPT_TUNING', 'promptTuningInit TEXT needs promptTuningInitText', 'promptTuningInitText');
   return { ...resolvePromptLearningConfig(c, model), promptTuningInit: init, promptTuningInitText: c.promptTuningInitText ?? null, tokenizerNameOrPath: c.tokenizerNameOrPath ?? null };
 }
 
@@ -39,11 +40,12 @@ export function promptTuningConfigToJson(c: PromptTuningConfig): Record<string, 
 
 /** A prompt-tuning config from `adapter_config.json`. */
 export function promptTuningConfigFromJson(j: Record<string, unknown>): PromptTuningConfig {
+  const f = new AdapterJson(j, 'PROMPT_TUNING');
   return {
     ...promptLearningConfigFromJson(j),
     peftType: 'PROMPT_TUNING',
-    promptTuningInit: (j.prompt_tuning_init as 'RANDOM') ?? 'RANDOM',
-    promptTuningInitText: (j.prompt_tuning_init_text as string) ?? null,
-    tokenizerNameOrPath: (j.tokenizer_name_or_path as string) ?? null,
+    promptTuningInit: f.oneOf('prompt_tuning_init', ['RANDOM', 'SAMPLE_VOCAB', 'TEXT'] as const, 'RANDOM'),
+    promptTuningInitText: f.stringOrNull('prompt_tuning_init_text'),
+    tokenizerNameOrPath: f.stringOrNull('tokenizer_name_or_path'),
   };
 }

@@ -1,5 +1,7 @@
-import type { Module } from '@webpeft/nn';
+import { type Module, showValue } from '@webpeft/nn';
 import { type PeftConfig, configError, resolveCommon } from '../../config.js';
+import { rejectSnakeCase } from '../../config-json.js';
+import { checkNames } from '../lora/config.js';
 import { modelTypeOf } from '../target-match.js';
 
 /**
@@ -30,13 +32,20 @@ const IA3_FEEDFORWARD: Record<string, string[]> = { gpt2: ['mlp.c_proj'], llama:
 
 /** Fills defaults and validates (feed-forward modules must be among the targets). */
 export function resolveIA3Config(c: IA3Config, model?: Module): ResolvedIA3Config {
+  rejectSnakeCase(c, 'IA3');
+  checkNames('IA3', 'targetModules', c.targetModules);
+  checkNames('IA3', 'excludeModules', c.excludeModules);
+  checkNames('IA3', 'feedforwardModules', c.feedforwardModules);
+  for (const key of ['fanInFanOut', 'initIa3Weights'] as const) {
+    if (c[key] !== undefined && typeof c[key] !== 'boolean') configError('IA3', `${key} must be true or false, got ${showValue(c[key])}`, key);
+  }
   const type = model ? modelTypeOf(model) : undefined;
   const targetModules = c.targetModules ?? (type ? IA3_TARGETS[type] : undefined);
-  if (!targetModules) configError('IA3', `targetModules is required: no default targets for model type '${type ?? 'unknown'}'`);
+  if (!targetModules) configError('IA3', `targetModules is required: no default targets for model type '${type ?? 'unknown'}'`, 'targetModules');
   const feedforwardModules = c.feedforwardModules ?? (type && c.targetModules === undefined ? IA3_FEEDFORWARD[type] : undefined) ?? [];
   if (Array.isArray(targetModules) && Array.isArray(feedforwardModules)) {
     const bad = feedforwardModules.filter((f) => !targetModules.includes(f));
-    if (bad.length > 0) configError('IA3', `feedforwardModules must be a subset of targetModules; not targeted: ${bad.join(', ')}`);
+    if (bad.length > 0) configError('IA3', `feedforwardModules must be a subset of targetModules; not targeted: ${bad.join(', ')}`, 'feedforwardModules');
   }
   return resolveCommon({
     ...c,

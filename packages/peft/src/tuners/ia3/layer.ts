@@ -1,6 +1,7 @@
 import type { LinearLike } from '@webpeft/nn';
 import { type Tensor, assign, div, mul, noGrad, ones, randn, reshape, tidy } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
+import { asDtype } from '../autocast.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type ResolvedIA3Config, isFeedforward } from './config.js';
 
@@ -46,7 +47,10 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config, 'ia3_l', LinearLike
     return tidy(() => {
       const s = this.scale();
       if (!s) return this.base.forward(x);
-      return this.isFeedforward ? this.base.forward(mul(x, s)) : mul(this.base.forward(x), s);
+      // Over an f16 base the scaling runs in the vector's f32 and is rounded once (PEFT's casts).
+      if (this.isFeedforward) return this.base.forward(asDtype(mul(asDtype(x, s.dtype), s), x.dtype));
+      const y = this.base.forward(x);
+      return asDtype(mul(asDtype(y, s.dtype), s), y.dtype);
     });
   }
 
@@ -80,9 +84,10 @@ export class IA3Linear extends TunerLayer<ResolvedIA3Config, 'ia3_l', LinearLike
     const next = noGrad(() =>
       tidy(() => {
         const bias = this.base.bias;
-        if (!this.isFeedforward && bias) assign(bias, op(bias, reshape(v, [v.size])));
-        // W [out, in]: rows scale by l [out, 1]; columns by l [1, in] (feed-forward).
-        return op(this.base.dequantizedWeight(), v);
+        if (!this.isFeedforward && bias) assign(bias, asDtype(op(asDtype(bias, v.dtype), reshape(v, [v.size])), bias.dtype));
+        // W [out, in]: rows scale by l [out, 1]; columns by l [1, in] (feed-forward). An f16 base in f32, rounded once.
+        const W = this.base.dequantizedWeight();
+        return asDtype(op(asDtype(W, v.dtype), v), W.dtype);
       }),
     );
     const pending = this.base.loadWeight(next);

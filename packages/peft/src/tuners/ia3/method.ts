@@ -1,4 +1,5 @@
 import { Conv1D, isLinearLike } from '@webpeft/nn';
+import { AdapterJson } from '../../config-json.js';
 import type { TunerMethod } from '../../registry.js';
 import { matchesTarget } from '../target-match.js';
 import { TunerLayer } from '../tuner-layer.js';
@@ -17,16 +18,18 @@ export const ia3Method: TunerMethod<ResolvedIA3Config> = {
     modules_to_save: c.modulesToSave,
     init_ia3_weights: c.initIa3Weights,
   }),
-  configFromJson: (j) =>
-    ({
+  configFromJson: (j) => {
+    const f = new AdapterJson(j, 'IA3');
+    return {
       peftType: 'IA3',
-      targetModules: j.target_modules as string[] | string,
-      excludeModules: (j.exclude_modules as string[] | string | null) ?? null,
-      feedforwardModules: (j.feedforward_modules as string[] | string | null) ?? [],
-      fanInFanOut: Boolean(j.fan_in_fan_out),
-      modulesToSave: (j.modules_to_save as string[] | null) ?? null,
-      initIa3Weights: j.init_ia3_weights !== false,
-    }),
+      targetModules: f.names('target_modules') ?? undefined,
+      excludeModules: f.names('exclude_modules'),
+      feedforwardModules: f.names('feedforward_modules') ?? [],
+      fanInFanOut: f.bool('fan_in_fan_out', false),
+      modulesToSave: f.nameList('modules_to_save'),
+      initIa3Weights: f.bool('init_ia3_weights', true),
+    } as ResolvedIA3Config;
+  },
   prepare(c, model) {
     const hasConv1D = model.namedModules().some(([p, m]) => p && m instanceof Conv1D && matchesTarget(c, p));
     return hasConv1D && !c.fanInFanOut ? { ...c, fanInFanOut: true } : c;

@@ -1,5 +1,6 @@
-import { type Module } from '@webpeft/nn';
+import { type Module, ConfigError, showValue } from '@webpeft/nn';
 import { type PeftConfig, configError, resolveCommon } from '../../config.js';
+import { AdapterJson, rejectSnakeCase } from '../../config-json.js';
 import { ALL_LINEAR, DEFAULT_LORA_TARGETS, modelTypeOf } from '../target-match.js';
 
 /** How LoRA weights start: `true` (A kaiming-uniform, B zero), `'gaussian'` (A ~ N(0, std 1/r), B zero), `false` (both random: no-op start is lost). */
@@ -67,41 +68,55 @@ export const LORA_DEFAULTS = {
  * @example resolveLoraConfig({ peftType: 'LORA', r: 16, loraAlpha: 32, targetModules: 'all-linear' }, model)
  */
 export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraConfig {
+  rejectSnakeCase(c, 'LORA');
   const r = c.r ?? LORA_DEFAULTS.r;
-  if (!Number.isInteger(r) || r <= 0) configError('LORA', `r must be a positive integer, got ${r}`);
+  if (!(typeof r === 'number' && Number.isSafeInteger(r) && r > 0)) configError('LORA', `r must be a positive integer, got ${showValue(r)}`, 'r');
   const loraAlpha = c.loraAlpha ?? LORA_DEFAULTS.loraAlpha;
-  if (!(typeof loraAlpha === 'number' && Number.isFinite(loraAlpha))) configError('LORA', `loraAlpha must be a number, got ${loraAlpha}`);
+  if (!(typeof loraAlpha === 'number' && Number.isFinite(loraAlpha))) configError('LORA', `loraAlpha must be a finite number, got ${showValue(loraAlpha)}`, 'loraAlpha');
   const loraDropout = c.loraDropout ?? LORA_DEFAULTS.loraDropout;
-  if (!(loraDropout >= 0 && loraDropout < 1)) configError('LORA', `loraDropout must be in [0, 1), got ${loraDropout}`);
+  if (!(typeof loraDropout === 'number' && loraDropout >= 0 && loraDropout < 1)) configError('LORA', `loraDropout must be in [0, 1), got ${showValue(loraDropout)}`, 'loraDropout');
   const bias = c.bias ?? LORA_DEFAULTS.bias;
-  if (!['none', 'all', 'lora_only'].includes(bias)) configError('LORA', `bias must be 'none', 'all' or 'lora_only', got '${bias}'`);
+  if (!['none', 'all', 'lora_only'].includes(bias)) configError('LORA', `bias must be 'none', 'all' or 'lora_only', got ${showValue(bias)}`, 'bias');
   const init = c.initLoraWeights ?? LORA_DEFAULTS.initLoraWeights;
   if (init !== true && init !== false && init !== 'gaussian') {
-    configError('LORA', `initLoraWeights must be true, false or 'gaussian', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`);
+    configError('LORA', `initLoraWeights must be true, false or 'gaussian', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`, 'initLoraWeights');
   }
+  for (const key of ['fanInFanOut', 'useRslora', 'useDora'] as const) {
+    if (c[key] !== undefined && typeof c[key] !== 'boolean') configError('LORA', `${key} must be true or false, got ${showValue(c[key])}`, key);
+  }
+  checkNames('LORA', 'targetModules', c.targetModules);
+  checkNames('LORA', 'excludeModules', c.excludeModules);
+  checkNames('LORA', 'layersPattern', c.layersPattern);
+  if (c.modulesToSave != null && !(Array.isArray(c.modulesToSave) && c.modulesToSave.every((m) => typeof m === 'string'))) {
+    configError('LORA', `modulesToSave must be a list of module names or null, got ${showValue(c.modulesToSave)}`, 'modulesToSave');
+  }
+  const lt = c.layersToTransform;
+  const isIndex = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (lt != null && !(isIndex(lt) || (Array.isArray(lt) && lt.every(isIndex)))) configError('LORA', `layersToTransform must be a layer index or a list of them, got ${showValue(lt)}`, 'layersToTransform');
   let targetModules = c.targetModules;
   if (targetModules === undefined || targetModules === null) {
     const type = model ? modelTypeOf(model) : undefined;
     const defaults = type ? DEFAULT_LORA_TARGETS[type] : undefined;
-    if (!defaults) configError('LORA', `targetModules is required: no default targets for model type '${type ?? 'unknown'}' (pass a list, a regex, or 'all-linear')`);
+    if (!defaults) configError('LORA', `targetModules is required: no default targets for model type '${type ?? 'unknown'}' (pass a list, a regex, or 'all-linear')`, 'targetModules');
     targetModules = [...defaults];
   }
-  if (Array.isArray(targetModules) && targetModules.length === 0) configError('LORA', 'targetModules is an empty list');
+  if (Array.isArray(targetModules) && targetModules.length === 0) configError('LORA', 'targetModules is an empty list', 'targetModules');
   const layersToTransform = c.layersToTransform ?? null;
   const layersPattern = c.layersPattern ?? null;
   if (typeof targetModules === 'string' && targetModules !== ALL_LINEAR) {
-    if (layersToTransform !== null) configError('LORA', '`layersToTransform` cannot be used when `targetModules` is a regex string');
-    if (layersPattern !== null) configError('LORA', '`layersPattern` cannot be used when `targetModules` is a regex string');
+    if (layersToTransform !== null) configError('LORA', '`layersToTransform` cannot be used when `targetModules` is a regex string', 'layersToTransform');
+    if (layersPattern !== null) configError('LORA', '`layersPattern` cannot be used when `targetModules` is a regex string', 'layersPattern');
   }
   if (layersPattern && (layersToTransform === null || (Array.isArray(layersToTransform) && layersToTransform.length === 0))) {
-    configError('LORA', 'when `layersPattern` is specified, `layersToTransform` must also be specified');
+    configError('LORA', 'when `layersPattern` is specified, `layersToTransform` must also be specified', 'layersPattern');
   }
   const checkPattern = (name: string, p: Record<string, number> | undefined) => {
-    for (const [k, v] of Object.entries(p ?? {})) if (!(typeof v === 'number' && v > 0)) configError('LORA', `${name}['${k}'] must be a positive number, got ${v}`);
+    if (p != null && (typeof p !== 'object' || Array.isArray(p))) configError('LORA', `${name} must be an object of module pattern -> number, got ${showValue(p)}`, name);
+    for (const [k, v] of Object.entries(p ?? {})) if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) configError('LORA', `${name}['${k}'] must be a positive number, got ${showValue(v)}`, name);
   };
   checkPattern('rankPattern', c.rankPattern);
   checkPattern('alphaPattern', c.alphaPattern);
-  for (const [k, v] of Object.entries(c.rankPattern ?? {})) if (!Number.isInteger(v)) configError('LORA', `rankPattern['${k}'] must be an integer, got ${v}`);
+  for (const [k, v] of Object.entries(c.rankPattern ?? {})) if (!Number.isInteger(v)) configError('LORA', `rankPattern['${k}'] must be an integer, got ${v}`, 'rankPattern');
   return resolveCommon({
     ...c,
     peftType: 'LORA',
@@ -153,30 +168,67 @@ export function loraConfigToJson(c: ResolvedLoraConfig): Record<string, unknown>
   };
 }
 
-/** A LoRA config from `adapter_config.json` (unknown fields ignored; unsupported features rejected). */
+/**
+ * A LoRA config from `adapter_config.json`, every field type-checked (a bad one throws a
+ * `ConfigError` naming it); unknown fields are ignored, as PEFT ignores them, and
+ * unsupported features are rejected.
+ */
 export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
-  if (j.lora_bias === true) configError('LORA', 'lora_bias=true adapters are not supported');
-  if (j.layer_replication) configError('LORA', 'layer_replication adapters are not supported');
+  const f = new AdapterJson(j, 'LORA');
+  if (f.bool('lora_bias', false)) configError('LORA', 'lora_bias=true adapters are not supported', 'lora_bias');
+  if (j.layer_replication != null) configError('LORA', 'layer_replication adapters are not supported', 'layer_replication');
   const init = j.init_lora_weights;
+  if (!(init === undefined || init === null || typeof init === 'boolean' || typeof init === 'string')) f.fail('init_lora_weights', 'true, false or the name of a PEFT initialisation');
+  if (typeof init === 'string') checkLoadableInit(init);
+  // null (or absent) takes the model type's default targets, as PEFT does.
+  const targetModules = f.names('target_modules') ?? undefined;
   return {
     peftType: 'LORA',
-    r: j.r as number,
-    loraAlpha: j.lora_alpha as number,
-    loraDropout: (j.lora_dropout as number) ?? 0,
-    targetModules: j.target_modules as string[] | string,
-    excludeModules: (j.exclude_modules as string[] | string | null) ?? null,
-    fanInFanOut: Boolean(j.fan_in_fan_out),
-    bias: (j.bias as 'none' | 'all' | 'lora_only') ?? 'none',
-    useRslora: Boolean(j.use_rslora),
-    useDora: Boolean(j.use_dora),
-    // Loaded weights overwrite the init; any PEFT init name is fine here.
+    r: f.posInt('r', LORA_DEFAULTS.r),
+    loraAlpha: f.number('lora_alpha', LORA_DEFAULTS.loraAlpha),
+    loraDropout: f.number('lora_dropout', 0, { min: 0, maxExclusive: 1 }),
+    targetModules,
+    excludeModules: f.names('exclude_modules'),
+    fanInFanOut: f.bool('fan_in_fan_out', false),
+    bias: f.oneOf('bias', ['none', 'all', 'lora_only'] as const, 'none'),
+    useRslora: f.bool('use_rslora', false),
+    useDora: f.bool('use_dora', false),
     initLoraWeights: init === false ? false : init === 'gaussian' ? 'gaussian' : true,
-    rankPattern: (j.rank_pattern as Record<string, number>) ?? {},
-    alphaPattern: (j.alpha_pattern as Record<string, number>) ?? {},
-    layersToTransform: (j.layers_to_transform as number[] | number | null) ?? null,
-    layersPattern: (j.layers_pattern as string[] | string | null) ?? null,
-    modulesToSave: (j.modules_to_save as string[] | null) ?? null,
+    rankPattern: f.patterns('rank_pattern', true),
+    alphaPattern: f.patterns('alpha_pattern', false),
+    layersToTransform: f.indices('layers_to_transform'),
+    layersPattern: f.names('layers_pattern'),
+    modulesToSave: f.nameList('modules_to_save'),
   };
+}
+
+/** PEFT initialisations that only set A and B, which the loaded weights overwrite. */
+const LOADABLE_INITS = ['gaussian', 'eva', 'orthogonal', 'lora_ga'];
+/** PEFT initialisations that also rewrite the base weights (PiSSA, CorDA, OLoRA, MiCA, LoftQ). */
+const BASE_REWRITING_INITS = /^(pissa|corda|olora|mica|loftq)/i;
+
+/**
+ * Accepts an `init_lora_weights` name whose adapter loads as plain LoRA; rejects the
+ * initialisations that rewrite the base weights (loading their A and B onto the
+ * original base would not reproduce PEFT's model) and names PEFT does not know.
+ */
+function checkLoadableInit(init: string): void {
+  if (LOADABLE_INITS.includes(init.toLowerCase())) return;
+  if (BASE_REWRITING_INITS.test(init)) {
+    throw new ConfigError(
+      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init, which is not supported (convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion)`,
+      undefined,
+      'init_lora_weights',
+    );
+  }
+  throw new ConfigError(`LORA adapter config: 'init_lora_weights' must be true, false or one of PEFT's initialisations, got ${JSON.stringify(init)}`, undefined, 'init_lora_weights');
+}
+
+/** Checks that a module-name field is a string or a list of strings (or absent/null). */
+export function checkNames(peftType: string, key: string, v: unknown): void {
+  if (v === undefined || v === null || typeof v === 'string') return;
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return;
+  configError(peftType, `${key} must be a module name regex (a string) or a list of module names, got ${showValue(v)}`, key);
 }
 
 /** `loraAlpha / r`, or `loraAlpha / sqrt(r)` with rsLoRA. */

@@ -1,6 +1,7 @@
 import { type LinearLike, kaimingUniformInit, normalInit } from '@webpeft/nn';
 import { type Tensor, add, div, dropout, keep, matmul, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
+import { addToBase, asDtype } from '../autocast.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type LoraInit, type ResolvedLoraConfig, loraScaling } from './config.js';
 import { patternValue } from '../target-match.js';
@@ -119,11 +120,15 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     });
   }
 
-  /** `y + scaling * B(A(dropout(x)))`, with the scale applied to the rank-r intermediate (the smallest tensor). Inside a tidy scope. */
+  /**
+   * `y + scaling * B(A(dropout(x)))`, with the scale applied to the rank-r intermediate (the
+   * smallest tensor). Over an f16 base, x is cast to the adapter's f32 first and the sum
+   * rounded once to f16, as PEFT does. Inside a tidy scope.
+   */
   private addLora(y: Tensor, x: Tensor, name: string): Tensor {
     const { A, B, scaling } = this.weights(name);
-    const xd = dropout(x, this.adapterSettings(name).dropout, this.training);
-    return add(y, matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true }));
+    const xd = dropout(asDtype(x, A.dtype), this.adapterSettings(name).dropout, this.training);
+    return addToBase(y, matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true }));
   }
 
   /** PEFT's DoRA forward: `y + (m/n - 1) * (W xd) + (m/n) * s * B A xd`. Inside a tidy scope. */
@@ -132,17 +137,20 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     const p = this.adapterSettings(name).dropout;
     const norm = noGrad(() => this.rowNorms(A, B, scaling));
     const mns = div(magnitude as Tensor, norm);
-    const xd = dropout(x, p, this.training);
+    // Over an f16 base the DoRA terms are formed in the adapter's f32 (see addLora).
+    const f = A.dtype;
+    const xd = dropout(asDtype(x, f), p, this.training);
+    const yf = asDtype(y, f);
     let baseResult: Tensor;
-    if (this.training && p > 0) baseResult = matmul(xd, noGrad(() => this.base.dequantizedWeight()), { transposeB: true });
-    else baseResult = this.base.bias ? sub(y, this.base.bias) : y;
+    if (this.training && p > 0) baseResult = matmul(xd, noGrad(() => asDtype(this.base.dequantizedWeight(), f)), { transposeB: true });
+    else baseResult = this.base.bias ? sub(yf, asDtype(this.base.bias, f)) : yf;
     const lora = matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true });
-    return add(y, add(mul(baseResult, sub(mns, 1)), mul(lora, mns)));
+    return asDtype(add(yf, add(mul(baseResult, sub(mns, 1)), mul(lora, mns))), y.dtype);
   }
 
   /** `||W + s B A||` per output row, `[out]` (W dequantized). */
   private rowNorms(A: Tensor, B: Tensor, scaling: number): Tensor {
-    return tidy(() => rowNorm(add(this.base.dequantizedWeight(), delta(A, B, scaling))));
+    return tidy(() => rowNorm(add(asDtype(this.base.dequantizedWeight(), A.dtype), delta(A, B, scaling))));
   }
 
   /** `scaling * B A`, `[out, in]` (a new tensor). */
@@ -168,10 +176,11 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
   /** `W + s B A`, and for DoRA `(m / ||W + s B A||) (W + s B A)` with the norm used. Inside a tidy scope. */
   private fold(W: Tensor, name: string): { weight: Tensor; norm: Tensor | null } {
     const { A, B, magnitude, scaling } = this.weights(name);
-    const next = add(W, delta(A, B, scaling));
-    if (!magnitude) return { weight: next, norm: null };
+    // An f16 base folds in f32 and rounds the merged weight once to f16.
+    const next = add(asDtype(W, A.dtype), delta(A, B, scaling));
+    if (!magnitude) return { weight: asDtype(next, W.dtype), norm: null };
     const norm = rowNorm(next);
-    return { weight: mul(next, unsqueeze(div(magnitude, norm), 1)), norm };
+    return { weight: asDtype(mul(next, unsqueeze(div(magnitude, norm), 1)), W.dtype), norm };
   }
 
   override merge(adapterNames: string[] = this.activeAdapters): void | Promise<void> {
@@ -218,9 +227,10 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
       // W' = f (W + s B A) with f = m / n for DoRA (f = 1 for LoRA), so W = W' / f - s B A.
       const orig = noGrad(() =>
         tidy(() => {
-          const W = this.base.dequantizedWeight();
+          const W0 = this.base.dequantizedWeight();
+          const W = asDtype(W0, A.dtype);
           const unscaled = magnitude && norm ? div(W, unsqueeze(div(magnitude, norm), 1)) : W;
-          return sub(unscaled, delta(A, B, scaling));
+          return asDtype(sub(unscaled, delta(A, B, scaling)), W0.dtype);
         }),
       );
       norm?.dispose();

@@ -4,6 +4,7 @@ import type { PeftConfig } from '../../config.js';
 import type { MergeAndUnloadOptions } from '../../registry.js';
 import type { TunerLayer } from '../tuner-layer.js';
 import { LoraLinear } from './linear.js';
+import { asDtype } from '../autocast.js';
 
 /**
  * LoRA's `mergeAndUnload` per layer: with `dequantize`, a linear-like base that is not
@@ -24,15 +25,19 @@ export async function loraUnloadLayer(layer: TunerLayer<PeftConfig, string, Modu
   return layer.base_layer;
 }
 
-/** A plain f32 `Linear` holding `layer`'s base weight with `names` merged in (and its bias). */
+/**
+ * A plain `Linear` holding `layer`'s base weight with `names` merged in (and its bias):
+ * f32, or f16 for an f16 model (whose bias, or else merged weight, is f16).
+ */
 function linearFromMerged(layer: LoraLinear, names: string[]): Linear {
   const base = layer.base;
   const weight = layer.mergedWeight(names);
-  const lin = new Linear(base.inFeatures, base.outFeatures, { bias: base.bias !== null, backend: weight.backend.name });
+  const dtype = (base.bias ?? weight).dtype === 'f16' ? 'f16' : 'f32';
+  const lin = new Linear(base.inFeatures, base.outFeatures, { bias: base.bias !== null, backend: weight.backend.name, dtype });
   noGrad(() =>
     tidy(() => {
-      assign(lin.weight, weight);
-      if (base.bias && lin.bias) assign(lin.bias, base.bias);
+      assign(lin.weight, asDtype(weight, dtype));
+      if (base.bias && lin.bias) assign(lin.bias, asDtype(base.bias, dtype));
     }),
   );
   weight.dispose();

@@ -1,3 +1,4 @@
+import { BufferHeap } from './buffer-heap.js';
 import { BufferUsage } from './constants.js';
 
 /**
@@ -11,9 +12,12 @@ import { BufferUsage } from './constants.js';
  * the backend writes into them through a copy inside the encoder instead.
  */
 export class BufferPool {
-  private free = new Map<number, GPUBuffer[]>();
+  private free = new Map<number, BufferHeap>();
   /** Released during the pending batch, by size class: reusable inside that batch only. */
-  private pendingFree = new Map<number, GPUBuffer[]>();
+  private pendingFree = new Map<number, BufferHeap>();
+  /** Creation order of each buffer: free lists hand out the lowest first (see BufferHeap). */
+  private readonly ids = new WeakMap<GPUBuffer, number>();
+  private nextId = 0;
   /** Buffers handed out from `pendingFree` in the pending batch (see the class doc). */
   readonly reusedInBatch = new Set<GPUBuffer>();
   /** Bytes sitting in free lists. */
@@ -58,6 +62,7 @@ export class BufferPool {
       size: cls,
       usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST,
     });
+    this.ids.set(buffer, this.nextId++);
     this.deviceBytes += cls;
     return buffer;
   }
@@ -65,15 +70,15 @@ export class BufferPool {
   /** Marks `buffer` free for the rest of the pending batch, and for anything after its submit. */
   releaseAfterSubmit(buffer: GPUBuffer): void {
     let list = this.pendingFree.get(buffer.size);
-    if (!list) this.pendingFree.set(buffer.size, (list = []));
-    list.push(buffer);
+    if (!list) this.pendingFree.set(buffer.size, (list = new BufferHeap()));
+    list.push(buffer, this.ids.get(buffer) ?? 0);
   }
 
   /** Called right after a submit (or when no batch is open): pending releases become free for any use. */
   onSubmit(): void {
     this.reusedInBatch.clear();
     for (const list of this.pendingFree.values()) {
-      for (const b of list) {
+      for (const b of list.drain()) {
         if (this.pooledBytes + b.size > this.capBytes) {
           this.deviceBytes -= b.size;
           b.destroy();
@@ -81,8 +86,8 @@ export class BufferPool {
           continue;
         }
         let free = this.free.get(b.size);
-        if (!free) this.free.set(b.size, (free = []));
-        free.push(b);
+        if (!free) this.free.set(b.size, (free = new BufferHeap()));
+        free.push(b, this.ids.get(b) ?? 0);
         this.pooledBytes += b.size;
       }
     }
@@ -92,7 +97,7 @@ export class BufferPool {
   /** Destroys every pooled buffer. */
   trim(): void {
     for (const list of this.free.values()) {
-      for (const b of list) {
+      for (const b of list.drain()) {
         this.deviceBytes -= b.size;
         b.destroy();
       }

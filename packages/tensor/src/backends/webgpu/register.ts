@@ -1,3 +1,4 @@
+import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
@@ -12,6 +13,7 @@ export function registerWebGpuKernels(): void {
   if (registered) return;
   registered = true;
   registerWebGpuElementwiseKernels();
+  registerWebGpuBinaryScalarKernel();
   registerWebGpuReduceKernels();
   registerWebGpuLayoutKernels();
   registerWebGpuCreationKernels();

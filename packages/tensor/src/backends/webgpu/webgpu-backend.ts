@@ -5,6 +5,7 @@ import { type Backend, type BackendCapabilities, type BackendMemory, type Memory
 import type { TensorData } from '../../dtype.js';
 import { DeviceLostError, GpuValidationError, InvalidTensorError, OutOfMemoryError } from '../../errors.js';
 import { engine } from '../../engine.js';
+import { BindGroupCache } from './bind-group-cache.js';
 import { BufferPool } from './buffer-pool.js';
 import { type CheckSnapshot, type IndexCheck, IndexCheckTable, MAX_SLOTS, SLOT_BYTES, decodeChecks } from './index-checks.js';
 import { BufferUsage, MapMode, ShaderStage, UNIFORM_SLOT_BYTES } from './constants.js';
@@ -69,9 +70,15 @@ export class WebGpuBackend implements Backend {
   private readonly pipelines = new Map<string, CachedPipeline>();
   private readonly uniformBuffer: GPUBuffer;
   private readonly uniformHost = new Uint8Array(UNIFORM_RING_BYTES);
+  /** The same ring as u32 words: a dispatch's uniforms are copied in with no view allocated. */
+  private readonly uniformWords = new Uint32Array(this.uniformHost.buffer);
   private uniformUsed = 0;
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** The pipeline last set on `pass` (null after the pass ends). */
+  private passPipeline: GPUComputePipeline | null = null;
+  /** The one dynamic offset of a dispatch's bind group, reused for every setBindGroup. */
+  private readonly dynamicOffset = new Uint32Array(1);
   private dispatches = 0;
   private readonly maxDispatches: number;
   /** Submits whose error scopes are not yet checked, in submit order. */
@@ -88,10 +95,8 @@ export class WebGpuBackend implements Backend {
    * training loop reuses the same few bind groups instead of creating one per dispatch
    * (the largest host cost per op). Cleared when the pool destroys any buffer.
    */
-  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bindGroups = new BindGroupCache();
   private bindGroupGeneration = 0;
-  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
-  private nextBufferId = 1;
   /** Upload buffers of in-encoder writes, destroyed once their batch is submitted. */
   private stagingAfterSubmit: GPUBuffer[] = [];
   /** Count of dispatches since creation (for tests of batching). */
@@ -259,15 +264,22 @@ export class WebGpuBackend implements Backend {
     for (const o of outputs) this.batch.outputs.push(o as GpuStorage);
     this.checks.recordOutputs(checkSlot, inputs, outputs);
     const offset = this.uniformUsed;
-    this.uniformHost.set(new Uint8Array(uniforms.buffer, uniforms.byteOffset, uniforms.byteLength), offset);
+    // Slots start at multiples of UNIFORM_SLOT_BYTES, so the word offset is exact.
+    this.uniformWords.set(uniforms, offset >>> 2);
     this.uniformUsed += slotBytes;
-    const bindGroup = this.bindGroupFor(program, layout, [...inputs, ...outputs] as GpuStorage[], slotBytes);
+    const bindGroup = this.bindGroupFor(program, layout, inputs as readonly GpuStorage[], outputs as readonly GpuStorage[], slotBytes);
     const pass = this.ensurePass(program.key);
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bindGroup, [offset]);
+    // Runs of one kernel (chained elementwise ops, per-layer repeats) keep their pipeline set.
+    if (this.passPipeline !== pipeline) {
+      pass.setPipeline(pipeline);
+      this.passPipeline = pipeline;
+    }
+    this.dynamicOffset[0] = offset;
+    pass.setBindGroup(0, bindGroup, this.dynamicOffset, 0, 1);
     pass.dispatchWorkgroups(workgroups[0], workgroups[1], workgroups[2]);
     this.dispatches++;
     this.totalDispatches++;
+    engine.profiler?.dispatch(inputs, outputs);
     if (this.debug || this.dispatches >= this.maxDispatches) this.flush();
   }
 
@@ -281,6 +293,7 @@ export class WebGpuBackend implements Backend {
     const bad = (src as GpuStorage).invalid;
     if (bad) (dst as GpuStorage).invalid ??= bad;
     this.batch.outputs.push(dst as GpuStorage);
+    engine.profiler?.copy(byteSize);
     if (this.debug) this.flush();
   }
 
@@ -292,6 +305,7 @@ export class WebGpuBackend implements Backend {
     this.batch = { ops: new Set(), outputs: [] };
     this.device.queue.submit([this.encoder.finish({ label: opList(batch.ops) })]);
     this.totalSubmits++;
+    engine.profiler?.submit();
     this.encoder = null;
     this.dispatches = 0;
     this.uniformUsed = 0;
@@ -387,6 +401,7 @@ export class WebGpuBackend implements Backend {
   private endPass(): void {
     this.pass?.end();
     this.pass = null;
+    this.passPipeline = null;
   }
 
   private async throwPendingErrors(): Promise<void> {
@@ -411,31 +426,23 @@ export class WebGpuBackend implements Backend {
     return new GpuValidationError(`webgpu: ${where}: ${error.message}`, snapshot);
   }
 
-  private bindGroupFor(program: KernelProgram, layout: GPUBindGroupLayout, storages: readonly GpuStorage[], slotBytes: number): GPUBindGroup {
-    const key = program.key;
+  private bindGroupFor(program: KernelProgram, layout: GPUBindGroupLayout, inputs: readonly GpuStorage[], outputs: readonly GpuStorage[], slotBytes: number): GPUBindGroup {
     if (this.bindGroupGeneration !== this.pool.generation || this.bindGroups.size >= MAX_CACHED_BIND_GROUPS) {
       this.bindGroups.clear();
       this.bindGroupGeneration = this.pool.generation;
     }
-    let cacheKey = `${key}|${slotBytes}`;
-    for (const s of storages) cacheKey += `|${this.bufferId(s.buffer)}`;
-    const cached = this.bindGroups.get(cacheKey);
-    if (cached) return cached;
-    const entries: GPUBindGroupEntry[] = storages.map((s, binding) => ({ binding, resource: { buffer: s.buffer } }));
-    entries.push({ binding: storages.length, resource: { buffer: this.uniformBuffer, size: slotBytes } });
-    if (program.indexChecks) entries.push({ binding: storages.length + 1, resource: { buffer: this.errorBuffer } });
-    const group = this.device.createBindGroup({ layout, entries, label: key });
-    this.bindGroups.set(cacheKey, group);
+    const slot = this.bindGroups.slot(layout, slotBytes, inputs, outputs);
+    if (slot.group) return slot.group;
+    const entries: GPUBindGroupEntry[] = [];
+    for (const s of inputs) entries.push({ binding: entries.length, resource: { buffer: s.buffer } });
+    for (const s of outputs) entries.push({ binding: entries.length, resource: { buffer: s.buffer } });
+    const bindings = entries.length;
+    entries.push({ binding: bindings, resource: { buffer: this.uniformBuffer, size: slotBytes } });
+    if (program.indexChecks) entries.push({ binding: bindings + 1, resource: { buffer: this.errorBuffer } });
+    const group = this.device.createBindGroup({ layout, entries, label: program.key });
+    this.bindGroups.store(slot, group);
+    if (engine.profiler) engine.profiler.bindGroups++;
     return group;
-  }
-
-  private bufferId(buffer: GPUBuffer): number {
-    let id = this.bufferIds.get(buffer);
-    if (id === undefined) {
-      id = this.nextBufferId++;
-      this.bufferIds.set(buffer, id);
-    }
-    return id;
   }
 
   private getPipeline(program: KernelProgram): CachedPipeline {
@@ -462,6 +469,7 @@ export class WebGpuBackend implements Backend {
     });
     const entry = { pipeline, layout };
     this.pipelines.set(program.key, entry);
+    if (engine.profiler) engine.profiler.pipelines++;
     return entry;
   }
 

@@ -1,3 +1,4 @@
+import type { Storage } from '../../backend.js';
 import type { WebGpuKernelContext } from '../../kernel-context.js';
 import type { Tensor } from '../../tensor.js';
 import { BaseKernelContext } from '../base-kernel-context.js';
@@ -8,6 +9,9 @@ import type { Uniforms } from './wgsl.js';
 
 /** The webgpu backend's kernel context: dispatches and copies on the pending encoder. */
 export class WebGpuContext extends BaseKernelContext implements WebGpuKernelContext {
+  private readonly inputStorages: Storage[] = [];
+  private readonly outputStorages: Storage[] = [];
+
   constructor(readonly gpu: WebGpuBackend) {
     super(gpu);
   }
@@ -25,14 +29,17 @@ export class WebGpuContext extends BaseKernelContext implements WebGpuKernelCont
   }
 
   dispatch(program: KernelProgram, inputs: readonly Tensor[], outputs: readonly Tensor[], uniforms: Uniforms, workgroups: readonly [number, number, number]): void {
-    this.gpu.run(
-      program,
-      inputs.map((t) => t.liveStorage(program.key)),
-      outputs.map((t) => t.liveStorage(program.key)),
-      uniforms.data(),
-      workgroups,
-      uniforms.checkSlot,
-    );
+    // Reused per dispatch (run() copies what it keeps), emptied after so no storage stays referenced.
+    const ins = this.inputStorages;
+    const outs = this.outputStorages;
+    try {
+      for (let i = 0; i < inputs.length; i++) ins.push(inputs[i].liveStorage(program.key));
+      for (let i = 0; i < outputs.length; i++) outs.push(outputs[i].liveStorage(program.key));
+      this.gpu.run(program, ins, outs, uniforms.data(), workgroups, uniforms.checkSlot);
+    } finally {
+      ins.length = 0;
+      outs.length = 0;
+    }
   }
 
   indexCheck(check: IndexCheck): number {

@@ -84,23 +84,39 @@ export class Uniforms {
     return `struct U {\n${members.join('\n')}\n}\n@group(0) @binding(${binding}) var<uniform> u: U;\n${AT_FN}`;
   }
 
-  /** The block's bytes as u32 words (floats as their bits), padded to 16 bytes. */
+  /**
+   * The block's bytes as u32 words (floats as their bits), padded to 16 bytes. Runs
+   * per dispatch, so it writes one array in two passes (arrays, then scalars: the
+   * order of {@link Uniforms.declaration}) and allocates nothing else.
+   */
   data(): Uint32Array {
-    const words: number[] = [];
-    const f32 = new Float32Array(1);
-    const bits = new Uint32Array(f32.buffer);
-    for (const f of this.ordered()) {
-      if (f.kind === 'arr') {
-        for (let i = 0; i < 8; i++) words.push((f.values[i] ?? 0) >>> 0);
-      } else if (f.kind === 'f32') {
-        f32[0] = f.value;
-        words.push(bits[0]);
-      } else words.push(f.value >>> 0);
+    const fields = this.fields;
+    let count = 0;
+    for (let i = 0; i < fields.length; i++) count += fields[i].kind === 'arr' ? 8 : 1;
+    const words = new Uint32Array(Math.max(4, Math.ceil(count / 4) * 4));
+    let w = 0;
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      if (f.kind !== 'arr') continue;
+      const vs = f.values;
+      for (let j = 0; j < vs.length; j++) words[w + j] = vs[j] >>> 0;
+      w += 8;
     }
-    while (words.length % 4 !== 0 || words.length === 0) words.push(0);
-    return new Uint32Array(words);
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      if (f.kind === 'arr') continue;
+      if (f.kind === 'f32') {
+        F32_SCRATCH[0] = f.value;
+        words[w++] = F32_BITS[0];
+      } else words[w++] = f.value >>> 0;
+    }
+    return words;
   }
 }
+
+/** One float and its bits, to write f32 uniforms into u32 words. */
+const F32_SCRATCH = new Float32Array(1);
+const F32_BITS = new Uint32Array(F32_SCRATCH.buffer);
 
 const AT_FN = `fn at(a: array<vec4<u32>, 2>, i: u32) -> u32 { return a[i / 4u][i % 4u]; }\n`;
 

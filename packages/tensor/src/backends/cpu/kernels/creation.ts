@@ -2,6 +2,7 @@ import { f32ToF16Bits } from '../../../math.js';
 import { dropoutThreshold, philoxNormal, philoxWords, wordToUniform } from '../../../random/philox.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-data.js';
+import { widenF16 } from '../f16-widen.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuCreationKernels(): void {
@@ -14,11 +15,11 @@ export function registerCpuCreationKernels(): void {
   registerKernel('Arange', 'cpu', (_inputs, { start, step, size, dtype }, ctx) => {
     const out = ctx.output([size], dtype, 'arange');
     const ov = cpuData(out);
-    for (let i = 0; i < size; i++) ov[i] = start + i * step;
+    for (let i = 0; i < size; i++) ov[i] = dtype === 'f16' ? f32ToF16Bits(start + i * step) : start + i * step;
     return out;
   });
 
-  registerKernel('Triu', 'cpu', (inputs, { diagonal, fill }, ctx) => {
+  registerKernel('Triu', 'cpu', widenF16((inputs, { diagonal, fill }, ctx) => {
     const x = inputs[0];
     const out = ctx.output(x.shape, x.dtype, 'triu');
     const [rows, cols] = x.shape.slice(-2);
@@ -30,7 +31,7 @@ export function registerCpuCreationKernels(): void {
       ov[i] = col - row >= diagonal ? xv[i] : fill;
     }
     return out;
-  });
+  }));
 
   registerKernel('Random', 'cpu', (_inputs, { shape, seed, offset, normal }, ctx) => {
     const out = ctx.output(shape, 'f32', normal ? 'randn' : 'rand');
@@ -43,7 +44,7 @@ export function registerCpuCreationKernels(): void {
     return out;
   });
 
-  registerKernel('Dropout', 'cpu', (inputs, { p, seed, offset }, ctx) => {
+  registerKernel('Dropout', 'cpu', widenF16((inputs, { p, seed, offset }, ctx) => {
     const x = inputs[0];
     const out = ctx.output(x.shape, x.dtype, 'dropout');
     const xv = cpuData(x);
@@ -54,5 +55,5 @@ export function registerCpuCreationKernels(): void {
     const scale = x.dtype === 'f64' ? 1 / (1 - p) : Math.fround(1 / (1 - p));
     for (let i = 0; i < xv.length; i++) ov[i] = words[i] >>> 8 >= threshold ? xv[i] * scale : 0;
     return out;
-  });
+  }));
 }

@@ -5,6 +5,7 @@ import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
 import { cpuData } from '../cpu-data.js';
+import { widenF16 } from '../f16-widen.js';
 
 /** Scalar definitions of the unary ops (computed in float64, stored in the output dtype). */
 export const UNARY_FNS: Record<UnaryOp | ActivationOp, (x: number) => number> = {
@@ -91,19 +92,19 @@ function binaryKernel(opName: string, fn: (a: number, b: number) => number, bool
 export function registerCpuElementwiseKernels(): void {
   for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) {
     const fn = UNARY_FNS[op];
-    registerKernel(op, 'cpu', (inputs, _attrs, ctx) => {
+    registerKernel(op, 'cpu', widenF16((inputs, _attrs, ctx) => {
       const x = inputs[0];
       const out = ctx.output(x.shape, x.dtype, op);
       const xv = cpuData(x);
       const ov = cpuData(out);
       for (let i = 0; i < xv.length; i++) ov[i] = fn(xv[i]);
       return out;
-    });
+    }));
   }
-  for (const op of BINARY_OPS) registerKernel(op, 'cpu', binaryKernel(op, BINARY_FNS[op], false));
-  for (const op of COMPARE_OPS) registerKernel(op, 'cpu', binaryKernel(op, COMPARE_FNS[op], true));
+  for (const op of BINARY_OPS) registerKernel(op, 'cpu', widenF16(binaryKernel(op, BINARY_FNS[op], false)));
+  for (const op of COMPARE_OPS) registerKernel(op, 'cpu', widenF16(binaryKernel(op, COMPARE_FNS[op], true)));
 
-  registerKernel('Where', 'cpu', (inputs, _attrs, ctx) => {
+  registerKernel('Where', 'cpu', widenF16((inputs, _attrs, ctx) => {
     const [c, a, b] = inputs;
     const shape = broadcastShapes('where', broadcastShapes('where', c.shape, a.shape), b.shape);
     const out = ctx.output(shape, a.dtype, 'where');
@@ -115,5 +116,5 @@ export function registerCpuElementwiseKernels(): void {
       ov[o] = cv[i] !== 0 ? av[j] : bv[k];
     });
     return out;
-  });
+  }));
 }

@@ -1,7 +1,9 @@
 import type { Tensor } from '../../../tensor.js';
 import { IndexError } from '../../../errors.js';
 import type { CpuKernelContext } from '../../../kernel-context.js';
-import { registerKernel } from '../../../registry.js';
+import type { OpName } from '../../../op-names.js';
+import { type KernelFn, registerKernel } from '../../../registry.js';
+import { type WidenF16Options, widenF16 } from '../f16-widen.js';
 import { cpuData } from '../cpu-data.js';
 
 /** Mean and `1 / sqrt(var + eps)` of the `width` elements at `o` (layer norm's row statistics). */
@@ -28,9 +30,14 @@ function rowsOf(shape: readonly number[]): { count: number; width: number } {
 }
 
 /** Registers the cpu kernels of this file. */
+/** Registers a fused cpu kernel with the f16 reference semantics of {@link widenF16}. */
+function registerFused<K extends OpName>(op: K, fn: KernelFn<K, 'cpu'>, opts?: WidenF16Options): void {
+  registerKernel(op, 'cpu', widenF16(fn, opts));
+}
+
 export function registerCpuFusedKernels(): void {
-  registerKernel('Softmax', 'cpu', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, false));
-  registerKernel('LogSoftmax', 'cpu', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, true));
+  registerFused('Softmax', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, false));
+  registerFused('LogSoftmax', (inputs, _a, ctx) => softmaxLike(inputs[0], ctx, true));
 
   function softmaxLike(x: Tensor, ctx: CpuKernelContext, log: boolean) {
     const out = ctx.output(x.shape, x.dtype, log ? 'logSoftmax' : 'softmax');
@@ -50,7 +57,7 @@ export function registerCpuFusedKernels(): void {
   }
 
   // dx = y * (dy - sum(dy * y)); inputs [dy, y].
-  registerKernel('SoftmaxGrad', 'cpu', (inputs, _a, ctx) => {
+  registerFused('SoftmaxGrad', (inputs, _a, ctx) => {
     const [dy, y] = inputs;
     const out = ctx.output(y.shape, y.dtype, 'softmaxGrad');
     const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
@@ -65,7 +72,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = dy - exp(y) * sum(dy); inputs [dy, y = logSoftmax(x)].
-  registerKernel('LogSoftmaxGrad', 'cpu', (inputs, _a, ctx) => {
+  registerFused('LogSoftmaxGrad', (inputs, _a, ctx) => {
     const [dy, y] = inputs;
     const out = ctx.output(y.shape, y.dtype, 'logSoftmaxGrad');
     const [dv, yv, ov] = [cpuData(dy), cpuData(y), cpuData(out)];
@@ -80,7 +87,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // loss[n] = logsumexp(x[n]) - x[n, label[n]], 0 where label == ignoreIndex; inputs [logits [N,C], labels [N]].
-  registerKernel('CrossEntropy', 'cpu', (inputs, { ignoreIndex }, ctx) => {
+  registerFused('CrossEntropy', (inputs, { ignoreIndex }, ctx) => {
     const [x, labels] = inputs;
     const [n, c] = x.shape;
     const out = ctx.output([n], x.dtype, 'crossEntropy');
@@ -102,10 +109,10 @@ export function registerCpuFusedKernels(): void {
       ov[r] = max + Math.log(sum) - xv[r * c + label];
     }
     return out;
-  });
+  }, { keepF32Output: true });
 
   // dx[n] = dy[n] * (softmax(x[n]) - onehot(label[n])), 0 at ignored rows; inputs [dy [N], logits, labels].
-  registerKernel('CrossEntropyGrad', 'cpu', (inputs, { ignoreIndex }, ctx) => {
+  registerFused('CrossEntropyGrad', (inputs, { ignoreIndex }, ctx) => {
     const [dy, x, labels] = inputs;
     const [n, c] = x.shape;
     const out = ctx.output(x.shape, x.dtype, 'crossEntropyGrad');
@@ -126,7 +133,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // y = (x - mean) * rstd * w + b over the last axis; inputs [x, w, b].
-  registerKernel('LayerNorm', 'cpu', (inputs, { eps }, ctx) => {
+  registerFused('LayerNorm', (inputs, { eps }, ctx) => {
     const [x, w, b] = inputs;
     const out = ctx.output(x.shape, x.dtype, 'layerNorm');
     const [xv, wv, bv, ov] = [cpuData(x), cpuData(w), cpuData(b), cpuData(out)];
@@ -140,7 +147,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = rstd * (g - mean(g) - xhat * mean(g * xhat)) with g = dy * w; inputs [dy, x, w].
-  registerKernel('LayerNormGrad', 'cpu', (inputs, { eps }, ctx) => {
+  registerFused('LayerNormGrad', (inputs, { eps }, ctx) => {
     const [dy, x, w] = inputs;
     const out = ctx.output(x.shape, x.dtype, 'layerNormGrad');
     const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];
@@ -166,7 +173,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // y = x * rsqrt(mean(x^2) + eps) * w; inputs [x, w].
-  registerKernel('RmsNorm', 'cpu', (inputs, { eps }, ctx) => {
+  registerFused('RmsNorm', (inputs, { eps }, ctx) => {
     const [x, w] = inputs;
     const out = ctx.output(x.shape, x.dtype, 'rmsNorm');
     const [xv, wv, ov] = [cpuData(x), cpuData(w), cpuData(out)];
@@ -180,7 +187,7 @@ export function registerCpuFusedKernels(): void {
   });
 
   // dx = rstd * (g - xhat * mean(g * xhat)) with g = dy * w, xhat = x * rstd; inputs [dy, x, w].
-  registerKernel('RmsNormGrad', 'cpu', (inputs, { eps }, ctx) => {
+  registerFused('RmsNormGrad', (inputs, { eps }, ctx) => {
     const [dy, x, w] = inputs;
     const out = ctx.output(x.shape, x.dtype, 'rmsNormGrad');
     const [dv, xv, wv, ov] = [cpuData(dy), cpuData(x), cpuData(w), cpuData(out)];

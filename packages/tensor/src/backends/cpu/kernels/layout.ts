@@ -2,6 +2,7 @@ import { f16BitsToF32, f32ToF16Bits } from '../../../math.js';
 import { IndexError } from '../../../errors.js';
 import { registerKernel } from '../../../registry.js';
 import { cpuData } from '../cpu-data.js';
+import { widenF16 } from '../f16-widen.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuLayoutKernels(): void {
@@ -10,7 +11,7 @@ export function registerCpuLayoutKernels(): void {
     const out = ctx.output(a.outShape, x.dtype, 'stridedCopy');
     const xv = cpuData(x);
     const ov = cpuData(out);
-    if (a.fill !== 0 || out.size !== a.shape.reduce((p, d) => p * d, 1)) ov.fill(a.fill);
+    if (a.fill !== 0 || out.size !== a.shape.reduce((p, d) => p * d, 1)) ov.fill(x.dtype === 'f16' ? f32ToF16Bits(a.fill) : a.fill);
     const rank = a.shape.length;
     const total = a.shape.reduce((p, d) => p * d, 1);
     const coord = new Array<number>(rank).fill(0);
@@ -65,7 +66,8 @@ export function registerCpuLayoutKernels(): void {
     return out;
   });
 
-  registerKernel('ScatterAdd', 'cpu', (inputs, { numRows }, ctx) => {
+  // f16 sources accumulate in f32 (the webgpu kernel's atomics add f32 bits) and round once.
+  registerKernel('ScatterAdd', 'cpu', widenF16((inputs, { numRows }, ctx) => {
     const [src, idx] = inputs;
     const rest = src.shape.slice(idx.rank);
     const rowSize = rest.reduce((p, d) => p * d, 1);
@@ -83,5 +85,5 @@ export function registerCpuLayoutKernels(): void {
       for (let k = 0; k < rowSize; k++) ov[row * rowSize + k] += sv[r * rowSize + k];
     }
     return out;
-  });
+  }));
 }

@@ -1,11 +1,12 @@
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides } from '../../../shape.js';
 import { cpuData } from '../cpu-data.js';
+import { widenF16 } from '../f16-widen.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';
 
 /** Registers the cpu kernels of this file. */
 export function registerCpuMatmulKernels(): void {
-  registerKernel('MatMul', 'cpu', (inputs, { transposeA, transposeB }, ctx) => {
+  registerKernel('MatMul', 'cpu', widenF16((inputs, { transposeA, transposeB }, ctx) => {
     const [a, b] = inputs;
     const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
     const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
@@ -46,5 +47,5 @@ export function registerCpuMatmulKernels(): void {
       }
     }
     return out;
-  });
+  }));
 }

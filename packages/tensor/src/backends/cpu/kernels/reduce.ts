@@ -3,6 +3,7 @@ import { registerKernel } from '../../../registry.js';
 import { stridesOf } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
 import { cpuData } from '../cpu-data.js';
+import { widenF16 } from '../f16-widen.js';
 
 /** Output shape of a reduction of `shape` over `axes`. */
 export function reducedShape(shape: readonly number[], { axes, keepDims }: ReduceAttrs): number[] {
@@ -46,7 +47,7 @@ function forEachReduction(shape: readonly number[], axes: readonly number[], vis
 /** Registers the cpu kernels of this file. */
 export function registerCpuReduceKernels(): void {
   function reduceKernel(name: 'Sum' | 'Max' | 'ArgMax') {
-    registerKernel(name, 'cpu', (inputs, attrs, ctx) => {
+    registerKernel(name, 'cpu', widenF16((inputs, attrs, ctx) => {
       const x: Tensor = inputs[0];
       const out = ctx.output(reducedShape(x.shape, attrs), name === 'ArgMax' ? 'i32' : x.dtype, name);
       const xv = cpuData(x);
@@ -71,13 +72,13 @@ export function registerCpuReduceKernels(): void {
         }
       });
       return out;
-    });
+    }));
   }
   reduceKernel('Sum');
   reduceKernel('Max');
   reduceKernel('ArgMax');
 
-  registerKernel('CumSum', 'cpu', (inputs, { axis }, ctx) => {
+  registerKernel('CumSum', 'cpu', widenF16((inputs, { axis }, ctx) => {
     const x = inputs[0];
     const out = ctx.output(x.shape, x.dtype, 'cumsum');
     const xv = cpuData(x);
@@ -96,5 +97,5 @@ export function registerCpuReduceKernels(): void {
       }
     }
     return out;
-  });
+  }));
 }

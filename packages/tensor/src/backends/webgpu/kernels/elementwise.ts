@@ -7,21 +7,23 @@ import { program } from '../program.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { BINARY_WGSL, UNARY_WGSL, WGSL_MATH } from '../wgsl-math.js';
+import { enableF16, floatIO } from '../f16.js';
 
 const WG = 256;
 
 function unaryKernel(op: string) {
   return (inputs: readonly Tensor[], _attrs: unknown, ctx: WebGpuKernelContext): Tensor => {
     const x = inputs[0];
+    const io = floatIO(ctx, op, x.dtype);
     const out = ctx.output(x.shape, x.dtype, op);
-    const key = `unary/${op}`;
+    const key = `unary/${op}/${io.T}`;
     const u = new Uniforms().u32('size', x.size);
-    const prog = program(key, 1, 1, () => `${WGSL_MATH}
-${storageBindings([['xs', 'f32']], [['out', 'f32']])}
+    const prog = program(key, 1, 1, () => `${io.enable}${WGSL_MATH}
+${storageBindings([['xs', io.T]], [['out', io.T]])}
 ${u.declaration(2)}
 ${elementMain(WG, 'u.size')}
-  let x = xs[i];
-  out[i] = ${UNARY_WGSL[op]};
+  let x = ${io.load('xs[i]')};
+  out[i] = ${io.store(UNARY_WGSL[op])};
 }`);
     ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
     return out;
@@ -35,12 +37,15 @@ ${elementMain(WG, 'u.size')}
 function binaryKernel(op: string, boolOut: boolean) {
   return (inputs: readonly Tensor[], _attrs: unknown, ctx: WebGpuKernelContext): Tensor => {
     const [a, b] = inputs;
-    if (op === 'Pow' && a.dtype !== 'f32') throw new DTypeError(`pow: webgpu supports f32 only, got ${a.dtype}`);
+    if (op === 'Pow' && a.dtype !== 'f32' && a.dtype !== 'f16') throw new DTypeError(`pow: webgpu supports f32 and f16 only, got ${a.dtype}`);
     const shape = broadcastShapes(op, a.shape, b.shape);
     checkRank(op, shape);
     const out = ctx.output(shape, boolOut ? 'bool' : a.dtype, op);
     const T = wgslType(a.dtype);
     const O = wgslType(out.dtype);
+    // f16 operands are compared and combined as f32 (exact widening), results rounded once.
+    const io = floatIO(ctx, op, a.dtype === 'f16' ? 'f16' : 'f32');
+    const result = boolOut ? BINARY_WGSL[op] : io.store(BINARY_WGSL[op]);
     let variant: string;
     let ia = 'i';
     let ib = 'i';
@@ -61,14 +66,14 @@ function binaryKernel(op: string, boolOut: boolean) {
       ib = 'ob';
     }
     const key = `binary/${op}/${T}/${variant}`;
-    const prog = program(key, 2, 1, () => `${WGSL_MATH}
+    const prog = program(key, 2, 1, () => `${io.enable}${WGSL_MATH}
 ${storageBindings([['as_', T], ['bs_', T]], [['out', O]])}
 ${u.declaration(3)}
 ${elementMain(WG, 'u.size')}
   ${offsets}
-  let a = as_[${ia}];
-  let b = bs_[${ib}];
-  out[i] = ${BINARY_WGSL[op]};
+  let a = ${io.load(`as_[${ia}]`)};
+  let b = ${io.load(`bs_[${ib}]`)};
+  out[i] = ${result};
 }`);
     ctx.dispatch(prog, [a, b], [out], u, grid(out.size, WG));
     return out;
@@ -95,7 +100,8 @@ export function registerWebGpuElementwiseKernels(): void {
       .arr('sa', broadcastStrides(a.shape, shape))
       .arr('sb', broadcastStrides(b.shape, shape));
     const r = shape.length;
-    const prog = program(`where/${C}/${T}/rank${r}`, 3, 1, () => `${storageBindings([['cs', C], ['as_', T], ['bs_', T]], [['out', T]])}
+    const enable = enableF16(ctx, 'where', [c.dtype, a.dtype]);
+    const prog = program(`where/${C}/${T}/rank${r}`, 3, 1, () => `${enable}${storageBindings([['cs', C], ['as_', T], ['bs_', T]], [['out', T]])}
 ${u.declaration(4)}
 ${elementMain(WG, 'u.size')}
   ${stridedOffset(r, 'i', 'shape', 'sc', '0u', 'oc')}

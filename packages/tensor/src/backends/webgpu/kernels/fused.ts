@@ -7,6 +7,8 @@ import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
 import { Uniforms, elementMain, grid, rowGrid, storageBindings } from '../wgsl.js';
 import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
+import { enableF16 } from '../f16.js';
+import { wgslType } from '../wgsl.js';
 
 /** Threads per row in the workgroup-per-row variant; also the widest row served by one thread. */
 const ROW_WG = 64;
@@ -57,23 +59,50 @@ function expandLoops(body: string, wide: boolean): string {
 }
 
 /**
+ * Rewrites a row body for f16 storage: every read of an f16 binding (`name[...]`) is
+ * widened to f32, and every store `out[...] = e;` rounds `e` once to f16. The bodies
+ * index with no nested brackets and store with one statement each, which this relies on.
+ */
+function halfBody(body: string, halfInputs: readonly string[], halfOut: boolean): string {
+  let b = body;
+  if (halfOut) b = b.replace(/\bout\[([^\]]*)\] = ([^;]*);/g, 'out[$1] = f16($2);');
+  for (const name of halfInputs) b = b.replace(new RegExp(`\\b${name}\\[([^\\]]*)\\]`, 'g'), `f32(${name}[$1])`);
+  return b;
+}
+
+/**
  * A row-wise fused kernel over the last axis (`w` elements at `o = row * w`). Rows up to
  * 64 wide run one thread per row; wider rows (hidden sizes, vocabularies) run one
  * workgroup of 64 threads per row with shared-memory tree reductions. `body` is WGSL
  * written with `FOR(j)` loops, `rsum`/`rmax` for row reductions, and `tid == 0u` for
- * once-per-row writes.
+ * once-per-row writes. Inputs and output may be f16 (read as f32, statistics and sums in
+ * f32, results rounded once); the output has the dtype of input `rowsOf` unless
+ * `outDtype` says otherwise (cross-entropy's losses are f32).
  */
 function rowKernel(
   op: OpName,
   inputNames: readonly [string, string][],
   body: string,
-  opts: { outShape?: (inputs: readonly Tensor[]) => number[]; rowsOf?: number; eps?: boolean; ignoreIndex?: boolean; labelCheck?: string } = {},
+  opts: {
+    outShape?: (inputs: readonly Tensor[]) => number[];
+    rowsOf?: number;
+    eps?: boolean;
+    ignoreIndex?: boolean;
+    labelCheck?: string;
+    outF32?: boolean;
+  } = {},
 ) {
   return (inputs: readonly Tensor[], attrs: { eps?: number; ignoreIndex?: number }, ctx: WebGpuKernelContext): Tensor => {
     const shapeRef = inputs[opts.rowsOf ?? 0];
     const w = shapeRef.shape[shapeRef.rank - 1] ?? 1;
     const rows = w === 0 ? 0 : shapeRef.size / w;
-    const out = ctx.output(opts.outShape?.(inputs) ?? [...shapeRef.shape], 'f32', op);
+    const outDtype = opts.outF32 || shapeRef.dtype !== 'f16' ? 'f32' : 'f16';
+    const dtypes = inputs.map((t) => t.dtype);
+    const enable = enableF16(ctx, op, [...dtypes, outDtype]);
+    const bindings = inputNames.map(([name, type], k): [string, string] => [name, type === 'i32' ? type : wgslType(dtypes[k])]);
+    const halfInputs = bindings.filter(([, type]) => type === 'f16').map(([name]) => name);
+    const rowBody = enable ? halfBody(body, halfInputs, outDtype === 'f16') : body;
+    const out = ctx.output(opts.outShape?.(inputs) ?? [...shapeRef.shape], outDtype, op);
     const u = new Uniforms().u32('rows', rows).u32('w', w);
     if (opts.eps) u.f32('eps', attrs.eps!);
     if (opts.ignoreIndex) u.i32('ignoreIndex', attrs.ignoreIndex!);
@@ -92,17 +121,17 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let row = i;
   let tid = 0u;`;
     const prog = program(
-      `rows/${op}/${wide ? 'wg' : 'thread'}`,
+      `rows/${op}/${wide ? 'wg' : 'thread'}/${dtypes.join(',')}`,
       inputNames.length,
       1,
-      () => `${WGSL_SPECIAL}
-${storageBindings(inputNames, [['out', 'f32']])}
+      () => `${enable}${WGSL_SPECIAL}
+${storageBindings(bindings, [['out', wgslType(outDtype)]])}
 ${u.declaration(inputNames.length + 1)}
 ${opts.labelCheck ? indexCheckWgsl(inputNames.length + 2) : ''}
 ${rowPrelude(wide)}
 ${header}
   let o = row * u.w;
-${expandLoops(body, wide)}
+${expandLoops(rowBody, wide)}
 }`,
       { indexChecks: opts.labelCheck !== undefined },
     );
@@ -165,7 +194,7 @@ export function registerWebGpuFusedKernels(): void {
       out[row] = mx + log(se) - x[o + u32(label)];
     }
   }`,
-      { outShape: (inputs) => [inputs[0].shape[0]], ignoreIndex: true, labelCheck: 'crossEntropy' },
+      { outShape: (inputs) => [inputs[0].shape[0]], ignoreIndex: true, labelCheck: 'crossEntropy', outF32: true },
     ),
   );
   registerKernel(

@@ -4,6 +4,7 @@ import { indexCheckWgsl } from '../index-checks.js';
 import { program } from '../program.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { fillTensor } from './creation.js';
+import { enableF16 } from '../f16.js';
 
 const WG = 256;
 
@@ -16,8 +17,8 @@ export function registerWebGpuLayoutKernels(): void {
     const count = sizeOf(a.shape);
     // Elements the copy does not reach get the fill value first (same pass, ordered).
     if (count < out.size) fillTensor(ctx, out, a.fill);
-    const T = wgslType(x.dtype === 'f16' ? 'u32' : x.dtype);
-    if (x.dtype === 'f16') throw new Error('stridedCopy: f16 layout ops are not supported on webgpu; cast to f32 first');
+    const T = wgslType(x.dtype);
+    const enable = enableF16(ctx, 'stridedCopy', [x.dtype]);
     const r = a.shape.length;
     const u = new Uniforms()
       .arr('shape', a.shape)
@@ -26,7 +27,7 @@ export function registerWebGpuLayoutKernels(): void {
       .u32('size', count)
       .u32('inOffset', a.inOffset)
       .u32('outOffset', a.outOffset);
-    const prog = program(`stridedCopy/${T}/rank${r}`, 1, 1, () => `${storageBindings([['xs', T]], [['out', T]])}
+    const prog = program(`stridedCopy/${T}/rank${r}`, 1, 1, () => `${enable}${storageBindings([['xs', T]], [['out', T]])}
 ${u.declaration(2)}
 ${elementMain(WG, 'u.size')}
   ${stridedOffset(r, 'i', 'shape', 'sin', 'u.inOffset', 'src')}
@@ -43,7 +44,7 @@ ${elementMain(WG, 'u.size')}
     const from = x.dtype;
     const S = wgslType(from);
     const D = wgslType(dtype);
-    const needsF16 = from === 'f16' || dtype === 'f16';
+    const needsF16 = enableF16(ctx, 'cast', [from, dtype]) !== '';
     const expr = dtype === 'bool' ? `u32(v != ${S}(0))` : `${D}(v)`;
     const u = new Uniforms().u32('size', x.size);
     const prog = program(`cast/${from}/${dtype}`, 1, 1, () => `${needsF16 ? 'enable f16;\n' : ''}${storageBindings([['xs', S]], [['out', D]])}
@@ -61,13 +62,14 @@ ${elementMain(WG, 'u.size')}
     const rowSize = sizeOf(x.shape.slice(1));
     const out = ctx.output([...idx.shape, ...x.shape.slice(1)], x.dtype, 'gather');
     const T = wgslType(x.dtype);
+    const enable = enableF16(ctx, 'gather', [x.dtype]);
     const slot = ctx.indexCheck({ op: 'gather', shape: x.shape, limit: x.shape[0], what: 'rows' });
     const u = new Uniforms().u32('size', out.size).u32('rowSize', rowSize).u32('rows', x.shape[0]).indexSlot(slot);
     const prog = program(
       `gather/${T}`,
       2,
       1,
-      () => `${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
+      () => `${enable}${storageBindings([['xs', T], ['idx', 'i32']], [['out', T]])}
 ${u.declaration(3)}
 ${indexCheckWgsl(4)}
 ${elementMain(WG, 'u.size')}
@@ -90,19 +92,23 @@ ${elementMain(WG, 'u.size')}
 
   // Float atomics are not in WebGPU: add with a compare-exchange loop on the f32 bits.
   // The summation order of duplicate indices is therefore not fixed (rounding may vary).
+  // An f16 source accumulates in f32 too (no f16 atomics; f32 sums are also what the cpu
+  // reference computes), and the sums are rounded once to f16 by a cast at the end.
   registerKernel('ScatterAdd', 'webgpu', (inputs, { numRows }, ctx) => {
     const [src, idx] = inputs;
     const rest = src.shape.slice(idx.rank);
     const rowSize = sizeOf(rest);
+    const S = wgslType(src.dtype);
+    const enable = enableF16(ctx, 'scatterAdd', [src.dtype]);
     const out = ctx.output([numRows, ...rest], 'f32', 'scatterAdd');
     fillTensor(ctx, out, 0);
     const slot = ctx.indexCheck({ op: 'scatterAdd', shape: [numRows, ...rest], limit: numRows, what: 'rows' });
     const u = new Uniforms().u32('size', src.size).u32('rowSize', rowSize).u32('rows', numRows).indexSlot(slot);
     const prog = program(
-      'scatterAdd/f32',
+      `scatterAdd/${S}`,
       2,
       1,
-      () => `${storageBindings([['src', 'f32'], ['idx', 'i32']], [['out', 'atomic<u32>']])}
+      () => `${enable}${storageBindings([['src', S], ['idx', 'i32']], [['out', 'atomic<u32>']])}
 ${u.declaration(3)}
 ${indexCheckWgsl(4)}
 ${elementMain(WG, 'u.size')}
@@ -114,7 +120,7 @@ ${elementMain(WG, 'u.size')}
     return;
   }
   let at_ = u32(row) * u.rowSize + c;
-  let v = src[i];
+  let v = f32(src[i]);
   var old = atomicLoad(&out[at_]);
   loop {
     let res = atomicCompareExchangeWeak(&out[at_], old, bitcast<u32>(bitcast<f32>(old) + v));
@@ -125,7 +131,10 @@ ${elementMain(WG, 'u.size')}
       { indexChecks: true },
     );
     ctx.dispatch(prog, [src, idx], [out], u, grid(src.size, WG));
-    return out;
+    if (src.dtype !== 'f16') return out;
+    const half = ctx.run('Cast', [out], { dtype: 'f16' });
+    out.dispose();
+    return half;
   });
 }
 

@@ -5,6 +5,7 @@ import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
 import { program } from '../program.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
+import { checkF16 } from '../f16.js';
 import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
 import { SIMPLE_WG, simpleSource } from './matmul/simple.js';
 import { type TileShape, tiledSource } from './matmul/tiled.js';
@@ -84,7 +85,8 @@ export function registerWebGpuMatmulKernels(): void {
     const [a, b] = inputs;
     const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
     checkRank('matmul', [...batchShape, m, n]);
-    const out = ctx.output([...batchShape, m, n], 'f32', 'matmul');
+    checkF16(ctx, 'matmul', [a.dtype, b.dtype]);
+    const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
     const batch = batchShape.reduce((p, d) => p * d, 1);
     if (out.size === 0) return out;
     const layout: MatmulLayout = {
@@ -92,6 +94,7 @@ export function registerWebGpuMatmulKernels(): void {
       transposeB,
       aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
       batchRank: batchShape.length,
+      half: a.dtype === 'f16',
     };
     const variant = chooseMatmulVariant(m, k, n, isSoftware(ctx), ctx.limits.maxComputeWorkgroupStorageSize, isSwiftShader(ctx));
     // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).

@@ -4,6 +4,7 @@ import { reducedShape } from '../../cpu/kernels/reduce.js';
 import { program } from '../program.js';
 import { WGSL_SPECIAL } from '../wgsl-math.js';
 import { WGSL_MAX_NAN } from './wgsl-max-nan.js';
+import { enableF16 } from '../f16.js';
 import { Uniforms, checkRank, elementMain, grid, rowGrid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 
 const WG = 64;
@@ -19,7 +20,7 @@ type ReduceName = 'Sum' | 'Max' | 'ArgMax';
  * (no permute copy). Two variants: one thread per output (`thread`, short extents), and
  * one workgroup per output (`wg`, extents >= 256: row sums over a hidden size, bias
  * gradients over 4096 tokens), where 64 threads stride over the reduced elements and a
- * shared-memory tree combines their partials. Sum accumulates in the input type (f32).
+ * shared-memory tree combines their partials. Sum accumulates in the input type (f32; f32 for f16 inputs).
  * Max/ArgMax keep the cpu semantics: NaN propagates (the first NaN wins), else the first
  * maximum wins.
  */
@@ -34,6 +35,12 @@ function reduceKernel(name: ReduceName) {
     const redShape = attrs.axes.map((i) => x.shape[i]);
     const redCount = redShape.reduce((p, d) => p * d, 1);
     const T = wgslType(x.dtype);
+    // f16 elements are reduced in f32 (A, the accumulator type) and the result rounded once.
+    const half = x.dtype === 'f16';
+    const A = half ? 'f32' : T;
+    const enable = enableF16(ctx, name, [x.dtype]);
+    const load = (e: string) => (half ? `f32(${e})` : e);
+    const store = (e: string) => (half && name !== 'ArgMax' ? `f16(${e})` : e);
     const u = new Uniforms()
       .arr('kshape', keptShape)
       .arr('kstrides', kept.map((i) => strides[i]))
@@ -41,7 +48,7 @@ function reduceKernel(name: ReduceName) {
       .arr('rstrides', attrs.axes.map((i) => strides[i]))
       .u32('size', out.size)
       .u32('count', redCount);
-    const init = name === 'Sum' ? `${T}(0)` : T === 'f32' ? 'neg_inf_()' : T === 'i32' ? 'i32(-2147483647 - 1)' : '0u';
+    const init = name === 'Sum' ? `${A}(0)` : A === 'f32' ? 'neg_inf_()' : A === 'i32' ? 'i32(-2147483647 - 1)' : '0u';
     // Strictly greater (or the first NaN) replaces: scanning k upwards keeps the first maximum.
     const step = name === 'Sum' ? 'acc = acc + v;' : `if (v > acc || (nan(v) && !nan(acc))) { acc = v; arg = k; }`;
     const wide = redCount >= WIDE_MIN_COUNT && out.size > 0;
@@ -49,13 +56,13 @@ function reduceKernel(name: ReduceName) {
     const baseOffset = kept.length > 0 ? stridedOffset(kept.length, 'i', 'kshape', 'kstrides', '0u', 'base') : 'let base = 0u;';
     const elemOffset = redShape.length > 0 ? stridedOffset(redShape.length, 'k', 'rshape', 'rstrides', 'base', 'at_') : 'let at_ = base;';
     // NaN test of the element type (integers have none).
-    const nanFn = `${WGSL_MAX_NAN}\nfn nan(x: ${T}) -> bool { return ${T === 'f32' ? 'isNan(x)' : 'false'}; }`;
+    const nanFn = `${WGSL_MAX_NAN}\nfn nan(x: ${A}) -> bool { return ${A === 'f32' ? 'isNan(x)' : 'false'}; }`;
     const source = wide
-      ? () => `${WGSL_SPECIAL}
+      ? () => `${enable}${WGSL_SPECIAL}
 ${nanFn}
 ${storageBindings([['xs', T]], [['out', OutT]])}
 ${u.declaration(2)}
-var<workgroup> vals: array<${T}, ${RED_WG}>;
+var<workgroup> vals: array<${A}, ${RED_WG}>;
 var<workgroup> args: array<u32, ${RED_WG}>;
 @compute @workgroup_size(${RED_WG})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -68,7 +75,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var arg = 0xffffffffu;
   for (var k = tid; k < u.count; k += ${RED_WG}u) {
     ${elemOffset}
-    let v = xs[at_];
+    let v = ${load('xs[at_]')};
     ${step}
   }
   vals[tid] = acc;
@@ -94,10 +101,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     workgroupBarrier();
   }
   if (tid == 0u) {
-    ${name === 'ArgMax' ? 'out[i] = i32(select(args[0], 0u, args[0] == 0xffffffffu));' : 'out[i] = vals[0];'}
+    ${name === 'ArgMax' ? 'out[i] = i32(select(args[0], 0u, args[0] == 0xffffffffu));' : `out[i] = ${store('vals[0]')};`}
   }
 }`
-      : () => `${WGSL_SPECIAL}
+      : () => `${enable}${WGSL_SPECIAL}
 ${nanFn}
 ${storageBindings([['xs', T]], [['out', OutT]])}
 ${u.declaration(2)}
@@ -107,10 +114,10 @@ ${elementMain(WG, 'u.size')}
   var arg = 0u;
   for (var k = 0u; k < u.count; k++) {
     ${elemOffset}
-    let v = xs[at_];
+    let v = ${load('xs[at_]')};
     ${step}
   }
-  out[i] = ${name === 'ArgMax' ? 'i32(arg)' : 'acc'};
+  out[i] = ${name === 'ArgMax' ? 'i32(arg)' : store('acc')};
 }`;
     const prog = program(`reduce/${name}/${T}/${wide ? 'wg' : 'thread'}/k${kept.length}/r${redShape.length}`, 1, 1, source);
     ctx.dispatch(prog, [x], [out], u, wide ? rowGrid(out.size) : grid(out.size, WG));
@@ -131,17 +138,20 @@ export function registerWebGpuReduceKernels(): void {
     const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
     const outer = x.shape.slice(0, axis).reduce((a, b) => a * b, 1);
     const T = wgslType(x.dtype);
+    // f16: the running sum is kept in f32; each prefix is rounded once when stored.
+    const half = x.dtype === 'f16';
+    const enable = enableF16(ctx, 'cumsum', [x.dtype]);
     const u = new Uniforms().u32('lines', outer * inner).u32('n', n).u32('inner', inner);
-    const prog = program(`cumsum/${T}`, 1, 1, () => `${storageBindings([['xs', T]], [['out', T]])}
+    const prog = program(`cumsum/${T}`, 1, 1, () => `${enable}${storageBindings([['xs', T]], [['out', T]])}
 ${u.declaration(2)}
 ${elementMain(WG, 'u.lines')}
   let o = i / u.inner;
   let j = i % u.inner;
-  var s = ${T}(0);
+  var s = ${half ? 'f32' : T}(0);
   for (var k = 0u; k < u.n; k++) {
     let at_ = (o * u.n + k) * u.inner + j;
-    s = s + xs[at_];
-    out[at_] = s;
+    s = s + ${half ? 'f32(xs[at_])' : 'xs[at_]'};
+    out[at_] = ${half ? 'f16(s)' : 's'};
   }
 }`);
     ctx.dispatch(prog, [x], [out], u, grid(outer * inner, WG));

@@ -24,9 +24,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   ${batchOffsets(l.batchRank, 't')}
   var acc = 0.0;
   for (var p = 0u; p < u.k; p++) {
-    acc = acc + A[aOff + ${aIdx}] * B[bOff + ${bIdx}];
+    acc = acc + ${l.half ? `f32(A[aOff + ${aIdx}]) * f32(B[bOff + ${bIdx}])` : `A[aOff + ${aIdx}] * B[bOff + ${bIdx}]`};
   }
-  C[cOff + r * u.n + c] = acc;
+  C[cOff + r * u.n + c] = ${l.half ? 'f16(acc)' : 'acc'};
 }`;
   return { key, source };
 }

@@ -10,20 +10,27 @@ export interface MatmulLayout {
   readonly transposeB: boolean;
   readonly aligned: boolean;
   readonly batchRank: number;
+  /**
+   * f16 storage (`enable f16;`): operands are widened to f32 as they are loaded, every
+   * variant accumulates in f32, and each output is rounded once to f16 when stored.
+   */
+  readonly half?: boolean;
 }
 
 /** Pipeline-key fragment of a layout (flags and classes only, never sizes). */
 export function layoutKey(l: MatmulLayout): string {
-  return `${+l.transposeA}${+l.transposeB}/${l.aligned ? 'v4' : 's'}/b${l.batchRank}`;
+  return `${+l.transposeA}${+l.transposeB}/${l.aligned ? 'v4' : 's'}/b${l.batchRank}${l.half ? '/f16' : ''}`;
 }
 
 /**
  * Bindings `A`, `B` (read) and `C` (write): `vec4<f32>` arrays when aligned, else
- * `f32`. The uniform block (binding 3) is declared by the caller.
+ * `f32` (`f16` element types with `half`, after `enable f16;`). The uniform block
+ * (binding 3) is declared by the caller.
  */
 export function matmulBindings(l: MatmulLayout): string {
-  const T = l.aligned ? 'vec4<f32>' : 'f32';
-  return `@group(0) @binding(0) var<storage, read> A: array<${T}>;
+  const E = l.half ? 'f16' : 'f32';
+  const T = l.aligned ? `vec4<${E}>` : E;
+  return `${l.half ? 'enable f16;\n' : ''}@group(0) @binding(0) var<storage, read> A: array<${T}>;
 @group(0) @binding(1) var<storage, read> B: array<${T}>;
 @group(0) @binding(2) var<storage, read_write> C: array<${T}>;`;
 }
@@ -46,21 +53,26 @@ export function matmulHelpers(l: MatmulLayout): string {
   const bTile = l.transposeB
     ? 'transpose(mat4x4<f32>(b4k(o, p, c), b4k(o, p, c + 1u), b4k(o, p, c + 2u), b4k(o, p, c + 3u)))'
     : 'mat4x4<f32>(b4n(o, p, c), b4n(o, p + 1u, c), b4n(o, p + 2u, c), b4n(o, p + 3u, c))';
+  // f16 storage: widen on load, round once on store (the accumulators stay f32).
+  const w4 = (e: string) => (l.half ? `vec4<f32>(${e})` : e);
+  const w1 = (e: string) => (l.half ? `f32(${e})` : e);
+  const n4 = (e: string) => (l.half ? `vec4<f16>(${e})` : e);
+  const n1 = (e: string) => (l.half ? `f16(${e})` : e);
   const loads = l.aligned
-    ? `${l.transposeA ? 'fn a4m(o: u32, r: u32, p: u32) -> vec4<f32>' : 'fn a4k(o: u32, r: u32, p: u32) -> vec4<f32>'} { return A[(o + ${aIdx}) / 4u]; }
-${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return B[(o + ${bIdx}) / 4u]; }
+    ? `${l.transposeA ? 'fn a4m(o: u32, r: u32, p: u32) -> vec4<f32>' : 'fn a4k(o: u32, r: u32, p: u32) -> vec4<f32>'} { return ${w4(`A[(o + ${aIdx}) / 4u]`)}; }
+${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return ${w4(`B[(o + ${bIdx}) / 4u]`)}; }
 // A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
-  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = v; }
+  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = ${n4('v')}; }
 }`
     : `// Branch-free guards (a select, not an if): small shaders compile fast on software drivers.
 fn a1(o: u32, r: u32, p: u32) -> f32 {
   let ok = r < u.m && p < u.k;
-  return select(0.0, A[select(0u, o + ${aIdx}, ok)], ok);
+  return select(0.0, ${w1(`A[select(0u, o + ${aIdx}, ok)]`)}, ok);
 }
 fn b1(o: u32, p: u32, c: u32) -> f32 {
   let ok = p < u.k && c < u.n;
-  return select(0.0, B[select(0u, o + ${bIdx}, ok)], ok);
+  return select(0.0, ${w1(`B[select(0u, o + ${bIdx}, ok)]`)}, ok);
 }
 fn a4k(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r, p + 1u), a1(o, r, p + 2u), a1(o, r, p + 3u)); }
 fn a4m(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r + 1u, p), a1(o, r + 2u, p), a1(o, r + 3u, p)); }
@@ -69,7 +81,7 @@ fn b4k(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r >= u.m) { return; }
   for (var j = 0u; j < 4u; j++) {
-    if (c + j < u.n) { C[o + r * u.n + c + j] = v[j]; }
+    if (c + j < u.n) { C[o + r * u.n + c + j] = ${n1('v[j]')}; }
   }
 }`;
   return `${loads}

@@ -1,0 +1,105 @@
+/**
+ * Dispatches per training step of a small GPT-2 (4 layers, 128 wide, batch 4 x 64
+ * tokens) for full fine-tuning, LoRA and QLoRA, counted with `profile()`, and the
+ * dispatches one decoder layer adds (the same step with 4 and with 2 layers, the
+ * difference halved: embeddings, head, loss and the optimizer's fixed part cancel).
+ * AdamW throughout. The host time is the ops' own JavaScript (self times summed),
+ * which on a fast GPU bounds the step.
+ */
+import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
+import { AdamW } from '@webpeft/optim';
+import { type LoraConfig, getPeftModel } from '@webpeft/peft';
+import { quantizeModel } from '@webpeft/quant';
+import { type Profile, type Tensor, manualSeed, profile, sync, tensor, tidy } from '@webpeft/tensor';
+import { registerRow } from '../table.ts';
+
+const BATCH = 4;
+const TOKENS = 64;
+const LAYERS = 4;
+const config = (layers: number) => ({ model_type: 'gpt2', vocab_size: 1024, n_positions: 128, n_embd: 128, n_layer: layers, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
+type Method = 'full' | 'lora' | 'qlora';
+
+/** What one profiled step counted. */
+export interface StepCounts {
+  dispatches: number;
+  submits: number;
+  /** Bind groups created in the step (cache misses; 0 once buffers recur). */
+  bindGroups: number;
+  /** Self host milliseconds of all ops of the step. */
+  opHostMs: number;
+  /** Wall milliseconds of the step on the host (includes the optimizer's awaits). */
+  wallMs: number;
+  /** The ops with the most dispatches, `name x count`. */
+  top: string;
+}
+
+/** Profiles one training step (after a warm-up step, so optimizer state exists) of `method` with `layers` decoder layers. */
+export async function stepCounts(method: Method, layers: number, warm = 2): Promise<StepCounts> {
+  manualSeed(0);
+  const model = new GPT2LMHeadModel(config(layers));
+  if (method === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  let net: CausalLM = model;
+  let params: Tensor[] = model.parameters();
+  if (method !== 'full') {
+    const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['c_attn'] };
+    const peft = getPeftModel(model, lora);
+    net = peft.model as CausalLM;
+    params = peft.trainableParameters();
+  }
+  net.train();
+  const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
+  const ids = new Int32Array(BATCH * TOKENS).map((_, i) => (i * 997) % 1024);
+  const step = async () => {
+    const loss = tidy(() => {
+      const x = tensor(ids, [BATCH, TOKENS], { dtype: 'i32' });
+      const l = net.forward({ inputIds: x, labels: x }).loss!;
+      l.backward();
+      return l;
+    });
+    await optimizer.step();
+    optimizer.zeroGrad();
+    loss.dispose();
+  };
+  try {
+    for (let i = 0; i < warm; i++) {
+      await step();
+      await sync();
+    }
+    const p: Profile<void> = await profile(step);
+    await sync();
+    const ops = Object.entries(p.ops);
+    const opHostMs = ops.reduce((s, [, o]) => s + o.hostMs, 0);
+    const top = ops
+      .filter(([, o]) => o.dispatches > 0)
+      .sort((a, b) => b[1].dispatches - a[1].dispatches)
+      .slice(0, 6)
+      .map(([n, o]) => `${n} x${o.dispatches}`)
+      .join(', ');
+    return { dispatches: p.dispatches, submits: p.submits, bindGroups: p.bindGroups, opHostMs, wallMs: p.hostMs, top };
+  } finally {
+    optimizer.zeroGrad();
+    optimizer.disposeState();
+    model.dispose();
+  }
+}
+
+const NAMES: Record<Method, string> = { full: 'full', lora: 'LoRA', qlora: 'QLoRA' };
+
+for (const method of ['full', 'lora', 'qlora'] as const) {
+  registerRow({
+    group: 'dispatches',
+    name: `dispatches per decoder layer, GPT-2 ${NAMES[method]} training step`,
+    async run() {
+      const big = await stepCounts(method, LAYERS);
+      const small = await stepCounts(method, LAYERS / 2);
+      const dispatchesPerLayer = (big.dispatches - small.dispatches) / (LAYERS - LAYERS / 2);
+      return {
+        oursMs: big.wallMs,
+        dispatchesPerStep: big.dispatches,
+        dispatchesPerLayer,
+        hostMsPerStep: big.opHostMs,
+        note: `${LAYERS}x128 GPT-2, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
+      };
+    },
+  });
+}
