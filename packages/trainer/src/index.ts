@@ -20,5 +20,5 @@ export {
 export { CHECKPOINT_FILES, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointManifest, type FileRecord, type JsonValue, crc32, parseManifest } from './format.js';
 export { CheckpointError } from './errors.js';
 export { type CheckpointStore, type MemoryCheckpointStore, memoryCheckpointStore } from './store.js';
-export { fileCheckpointStore } from '#checkpoint-fs';
+export { fileCheckpointStore } from './store-fs.js';
 export { opfsCheckpointStore } from './store-opfs.js';

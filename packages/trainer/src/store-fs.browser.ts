@@ -9,5 +9,5 @@ export const FILE_SYSTEM_AVAILABLE = false;
 
 /** Not available in browsers: throws, suggesting `memoryCheckpointStore()` or a store over OPFS. */
 export function fileCheckpointStore(): CheckpointStore {
-  throw new Error('fileCheckpointStore: local directories need Node; in a browser use memoryCheckpointStore() or implement CheckpointStore over OPFS');
+  throw new Error('fileCheckpointStore: local directories need Node; in a browser use memoryCheckpointStore() or opfsCheckpointStore()');
 }
