@@ -6,8 +6,10 @@ import { OptionError, helpText, parseOptions } from '../src/options.js';
 
 /** One bad value per option, and the accepted values its message must name. */
 const BAD: [flag: string, value: string, accepted: RegExp][] = [
-  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'lorax'/],
+  ['--method', 'lorax', /--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel, prompt, prefix, p-tuning; got 'lorax'/],
   ['--rank', '0', /--rank must be an integer >= 1; got '0'/],
+  ['--num-virtual-tokens', '0', /--num-virtual-tokens must be an integer >= 1; got '0'/],
+  ['--encoder', 'gru', /--encoder must be one of mlp, lstm; got 'gru'/],
   ['--alpha', 'big', /--alpha must be a non-negative number; got 'big'/],
   ['--dropout', '1.5', /--dropout must be a number in \[0, 1\]; got '1.5'/],
   ['--targets', 'q_proj,,v_proj', /--targets must be comma-separated module names like q_proj,v_proj, or 'all-linear'; got 'q_proj,,v_proj'/],
@@ -111,7 +113,7 @@ describe('fine-tuning CLI options', () => {
     expect(() => parseOptions(['--config', broken])).toThrow(/--config .*broken\.json: /);
     const badValue = join(dir, 'bad-value.json');
     writeFileSync(badValue, JSON.stringify({ method: 'sgd' }));
-    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel; got 'sgd'/);
+    expect(() => parseOptions(['--config', badValue])).toThrow(/--method must be one of full, lora, qlora, dora, ia3, adapter-houlsby, adapter-pfeiffer, adapter-parallel, prompt, prefix, p-tuning; got 'sgd'/);
   });
 
   it('--data and its SFT options: TRL names in --help, SFT options need --data, --packing is a flag', () => {

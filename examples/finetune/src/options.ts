@@ -1,9 +1,14 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { PROMPT_ENCODERS, isPromptMethod } from './prompt-methods.js';
 
 /** Fine-tuning methods the CLI runs. */
-export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel'] as const;
-/** Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, or a bottleneck adapter (Houlsby, Pfeiffer or parallel placement). */
+export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const;
+/**
+ * Fine-tuning method: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, a bottleneck
+ * adapter (Houlsby, Pfeiffer or parallel placement), or a prompt-learning method
+ * (prompt tuning, prefix tuning, P-tuning).
+ */
 export type Method = (typeof METHODS)[number];
 /** Learning-rate schedules after warmup. */
 export const SCHEDULES = ['cosine', 'linear', 'constant'] as const;
@@ -27,6 +32,10 @@ export interface FinetuneOptions {
   method: Method;
   rank: number;
   alpha: number;
+  /** Virtual tokens of a prompt-learning method (`prompt`, `prefix`, `p-tuning`). */
+  numVirtualTokens: number;
+  /** P-tuning's encoder of the virtual tokens. */
+  encoder: (typeof PROMPT_ENCODERS)[number];
   dropout: number;
   /** Module names; `all-linear` among them stands for every linear layer but the output head (PEFT's shorthand). */
   targets: string[];
@@ -91,10 +100,12 @@ interface Spec {
 /** Every option, in --help order. Flag names are the kebab-case keys. */
 const SPECS: Spec[] = [
   { key: 'model', kind: 'string', default: '', defaultText: 'the embedded default model', help: 'Hugging Face checkpoint folder, http(s) URL or Hub repo id (GPT-2 or LLaMA family)' },
-  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, bottleneck adapters (Houlsby, Pfeiffer, parallel)' },
+  { key: 'method', kind: 'string', default: 'qlora', choices: METHODS, help: 'what to train: all weights, LoRA, LoRA on an NF4 base, DoRA, IA3, bottleneck adapters (Houlsby, Pfeiffer, parallel), prompt tuning, prefix tuning, P-tuning' },
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
   { key: 'dropout', kind: 'prob', default: '0', help: 'LoRA/DoRA dropout probability' },
+  { key: 'numVirtualTokens', kind: 'posint', default: '20', help: 'virtual tokens of --method prompt, prefix or p-tuning' },
+  { key: 'encoder', kind: 'string', default: 'mlp', choices: PROMPT_ENCODERS, help: 'encoder of the virtual tokens of --method p-tuning' },
   { key: 'targets', kind: 'list', default: 'all-linear,lm_head', help: "comma-separated module names; 'all-linear': every linear layer but lm_head" },
   { key: 'lr', kind: 'number', default: '', defaultText: '1e-2 for adapters, 1e-3 for full', help: 'peak learning rate' },
   { key: 'schedule', kind: 'string', default: 'cosine', choices: SCHEDULES, help: 'learning-rate decay after warmup' },
@@ -196,6 +207,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
     const sft = SPECS.filter((s) => ['packing', 'packingStrategy', 'completionOnly', 'chatTemplate'].includes(s.key) && raw.has(s.key) && raw.get(s.key) !== s.default);
     if (sft.length > 0) throw new OptionError(`--${flagOf(sft[0].key)} applies to --data, which is not given`);
   }
+  checkPromptOptions(o, raw);
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
   // Full fine-tuning trains the weights themselves, which need f32 master copies.
@@ -203,6 +215,21 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   // With --epochs the steps are known once the corpus is tokenized; the run checks warmup then.
   if (o.epochs === null && o.warmup > o.steps) throw new OptionError(`--warmup must be at most --steps (${o.steps}), got ${o.warmup}`);
   return o;
+}
+
+/**
+ * Prompt-learning options: `--num-virtual-tokens` and `--encoder` only with the methods
+ * they belong to, and no `--packing` (a packed row's per-sample attention mask has no
+ * place for the virtual tokens in front of it).
+ */
+function checkPromptOptions(o: FinetuneOptions, raw: Map<string, string>): void {
+  const given = (key: keyof FinetuneOptions) => raw.has(key) && raw.get(key) !== SPECS.find((s) => s.key === key)?.default;
+  const prompt = isPromptMethod(o.method);
+  if (!prompt && given('numVirtualTokens')) throw new OptionError(`--num-virtual-tokens applies to --method prompt, prefix or p-tuning; got --method ${o.method}`);
+  if (o.method !== 'p-tuning' && given('encoder')) throw new OptionError(`--encoder applies to --method p-tuning; got --method ${o.method}`);
+  if (prompt && o.packing) {
+    throw new OptionError(`--packing: --method ${o.method} puts virtual tokens in front of every row, which a packed row's per-sample mask cannot cover; drop --packing (rows are then padded)`);
+  }
 }
 
 /** Methods whose adapters fold into the base weights (prompt-learning methods have nothing to fold). */

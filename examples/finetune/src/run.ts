@@ -8,9 +8,9 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
-import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, positionLimit, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
-import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
+import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, PromptLearningModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
@@ -20,6 +20,7 @@ import { splitText, stateOfTheUnion } from './corpus.js';
 import { type DataStream, checkpointDir, restoreRun, saveRunCheckpoint, windowPosition } from './checkpointing.js';
 import { type FinetuneOptions, OptionError, parseOptions } from './options.js';
 import { preflight } from './preflight.js';
+import { isPromptMethod, promptMethodConfig } from './prompt-methods.js';
 import { ProgressBar, type ProgressOutput } from './progress.js';
 import { SeededRandom } from './seeded-random.js';
 import { prepareSftData, readSftFile } from './sft-data.js';
@@ -69,6 +70,11 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
   const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
+  const limit = positionLimit(rawConfig);
+  if (isPromptMethod(opts.method) && limit && opts.numVirtualTokens + opts.seqLen > limit.value) {
+    model.dispose();
+    throw new OptionError(`--num-virtual-tokens ${opts.numVirtualTokens} + --seq-len ${opts.seqLen} exceeds the model's ${limit.field} (${limit.value})`);
+  }
   const params = model.numParameters();
   log(`Model: ${opts.model ?? '@webpeft/default-model'} (${String(rawConfig.model_type)}, ${count(params)} parameters, ${mib(params * (model.parameters()[0]?.dtype === 'f16' ? 2 : 4))} as ${model.parameters()[0]?.dtype ?? 'f32'}), loaded in ${((Date.now() - t0) / 1000).toFixed(1)}s`);
 
@@ -104,7 +110,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
 
   manualSeed(opts.seed);
   const peft = await attachMethod(model, opts, log);
-  const trainable: CausalLM = peft ? (peft.model as CausalLM) : model;
+  // A prompt-learning model is itself the causal LM that trains and generates.
+  const trainable: CausalLM = peft instanceof PromptLearningModel ? peft : peft ? (peft.model as CausalLM) : model;
   const trainableParams = (peft ?? model).trainableParameters();
   const trainableCount = trainableParams.reduce((n, p) => n + p.size, 0);
   const all = peft ? peft.getNbTrainableParameters().all : params;
@@ -174,6 +181,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   try {
     await save(peft, model, opts, log);
     if (opts.mergeAndExport !== null) {
+      // Options refuse --merge-and-export for prompt-learning methods: they have nothing to fold in.
+      if (peft instanceof PromptLearningModel) throw new Error(`--merge-and-export: method '${opts.method}' cannot be merged`);
       const bytes = await mergeAndExport(peft, model, opts.method, opts.mergeAndExport, { config: rawConfig, source: files });
       log(`Merged model exported as a Hugging Face checkpoint to ${opts.mergeAndExport}/ (config.json, model.safetensors ${mib(bytes)})`);
     }
@@ -185,7 +194,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   return { steps, startStep, losses };
 }
 
-async function save(peft: PeftModel | null, model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<void> {
+async function save(peft: PeftModel | PromptLearningModel | null, model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<void> {
   if (peft) {
     await peft.saveAdapter(opts.out);
     const file = join(opts.out, 'adapter_model.safetensors');
@@ -196,9 +205,10 @@ async function save(peft: PeftModel | null, model: CausalLM, opts: FinetuneOptio
   }
 }
 
-/** Quantizes (qlora) and wraps the model in the chosen tuner; null for full fine-tuning. */
-async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<PeftModel | null> {
+/** Quantizes (qlora) and wraps the model in the chosen tuner or prompt-learning method; null for full fine-tuning. */
+async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<PeftModel | PromptLearningModel | null> {
   if (opts.method === 'full') return null;
+  if (isPromptMethod(opts.method)) return getPeftModel(model, promptMethodConfig(opts.method, opts.numVirtualTokens, opts.encoder));
   if (opts.method === 'qlora') {
     // The NF4 base computes in the model's dtype (f16 with --dtype f16 / auto on an f16 adapter).
     const computeDtype = model.parameters()[0]?.dtype === 'f16' ? 'f16' : 'f32';

@@ -19,7 +19,7 @@ export { KVCache, type LayerKeyValues } from './attention/kv-cache.js';
 export { attentionBias, MASKED_SCORE } from './attention/mask.js';
 export { scaledDotProductAttention, type AttentionOptions } from './attention/scaled-dot-product.js';
 export { type AttentionContext, buildAttentionContext, extendKeyValues } from './attention/context.js';
-export { type CausalLM, type CausalLMInput, type CausalLMOutput, causalLMLoss } from './models/causal-lm.js';
+export { type CausalLM, type CausalLMInput, type CausalLMOutput, type GenerationPrefix, causalLMLoss } from './models/causal-lm.js';
 export { type RawConfig, type NumberRange, fieldError, showValue } from './models/config-utils.js';
 export { type GPT2Config, gpt2Config } from './models/gpt2/config.js';
 export { GPT2Attention } from './models/gpt2/attention.js';

@@ -93,6 +93,13 @@ export interface PromptLearningMethod<C extends PeftConfig = PromptLearningConfi
   /** How the model consumes the virtual tokens. */
   readonly injection: PromptInjection;
   /**
+   * What `positionIds` mean to the method (PEFT's `_adjust_prompt_learning_kwargs`):
+   * `'offset'` (prefix keys/values) shifts them by the number of virtual tokens, which
+   * take the positions in front; `'unsupported'` (default: prepended virtual tokens,
+   * whose positions PEFT ignores) refuses them, and `generate` passes none.
+   */
+  readonly positionIds?: 'offset' | 'unsupported';
+  /**
    * The config to build the encoder with before saved `prompt_embeddings` overwrite it
    * (e.g. no TEXT init, which needs a tokenizer); throws when the saved tensor cannot be
    * loaded as asked (`trainable`). Default: the config as read.

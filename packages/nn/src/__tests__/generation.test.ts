@@ -75,6 +75,31 @@ describe('generation with a KV cache equals generation without one', () => {
   });
 });
 
+describe('generate() and the model mode', () => {
+  it('keeps overlapping calls in eval mode and restores the first mode after the last', async () => {
+    setBackend('cpu');
+    const model = await load(llama);
+    const seen: boolean[] = [];
+    const forward = model.forward.bind(model);
+    model.forward = (input) => {
+      seen.push(model.modules().some((m) => m.training));
+      return forward(input);
+    };
+    model.train();
+    // Three calls in flight at once, interleaving at their readbacks; the first to start
+    // ends first, which used to put the model back in training mode under the others.
+    const outs = await Promise.all([2, 4, 3].map((n) => generate(model, PROMPT, { maxNewTokens: n, eosTokenId: [], attentionMask: MASK })));
+    expect(outs.map((o) => o.sequences[0].length)).toEqual([7, 9, 8]);
+    expect(seen).toHaveLength(9);
+    expect(seen.every((t) => !t)).toBe(true);
+    expect(model.modules().every((m) => m.training)).toBe(true);
+    model.eval();
+    await Promise.all([generate(model, PROMPT, { maxNewTokens: 2, attentionMask: MASK }), generate(model, PROMPT, { maxNewTokens: 1, attentionMask: MASK })]);
+    expect(model.modules().some((m) => m.training)).toBe(false);
+    model.dispose();
+  });
+});
+
 describe('sampling warpers (HF order: temperature, top-k, top-p)', () => {
   /** float64 softmax reference. */
   const softmax = (xs: number[]) => {

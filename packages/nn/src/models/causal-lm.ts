@@ -43,6 +43,22 @@ export interface CausalLMOutput {
   pastKeyValues?: KVCache;
 }
 
+/**
+ * What `generate` needs to know of a model that puts something in front of the prompt
+ * (PEFT's prompt learning): it adds it itself in a call with an empty (or no) cache, and
+ * later calls see it in the cache.
+ */
+export interface GenerationPrefix {
+  /** Positions in front of the prompt: virtual tokens, or prefix keys/values. */
+  length: number;
+  /**
+   * `'mask'`: with a padding mask, `generate` passes position ids counted over kept tokens
+   * (the model offsets them by `length`). `'cache'`: it passes none, and the model counts
+   * positions from its cache (PEFT ignores position ids for prepended virtual tokens).
+   */
+  positions: 'mask' | 'cache';
+}
+
 /** What generation, tuners and training loops rely on in a causal LM. */
 export interface CausalLM extends Module {
   /** Resolved config (model_type, sizes) of the model. */
@@ -50,6 +66,8 @@ export interface CausalLM extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
   getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
+  /** Present on models that add a prefix of their own to every prompt (see {@link GenerationPrefix}). */
+  generationPrefix?(): GenerationPrefix;
 }
 
 /**

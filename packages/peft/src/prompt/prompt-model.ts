@@ -1,5 +1,5 @@
-import { type CausalLMInput, type CausalLMOutput, Module } from '@webpeft/nn';
-import type { Tensor } from '@webpeft/tensor';
+import { type CausalLM, type CausalLMInput, type CausalLMOutput, type GenerationPrefix, Module } from '@webpeft/nn';
+import { type Tensor, add, pad } from '@webpeft/tensor';
 import { ensureBuiltinMethods } from '../builtins.js';
 import { countParameters, formatTrainableParameters } from '../count.js';
 import { saveAdapter } from '../io/adapter-files.js';
@@ -16,8 +16,14 @@ import type { PromptEncoder, PromptableModel } from './encoder.js';
  * registry) makes the encoder and says how the model consumes its virtual tokens:
  * prompt tuning prepends them to the input embeddings (labels get -100, the mask gets
  * ones), prefix tuning passes per-layer keys/values as `prefixKeyValues`.
+ *
+ * It is a `CausalLM` (config and input embeddings are the base model's), so nn's
+ * `generate` runs it: the virtual tokens or prefix keys/values are applied in the call
+ * whose cache is empty, and enter the cache there; a call with a non-empty cache passes
+ * the new tokens to the base model with only the attention mask widened by the virtual
+ * tokens (PEFT's `prepare_inputs_for_generation`).
  */
-export class PromptLearningModel extends Module {
+export class PromptLearningModel extends Module implements CausalLM {
   readonly base_model: PromptableModel;
   readonly prompt_encoder: ModuleDict<PromptEncoder>;
   /** Resolved config per adapter. */
@@ -69,17 +75,63 @@ export class PromptLearningModel extends Module {
 
   /** The method of adapter `name`, from the registry. */
   method(name = this.active): PromptLearningMethod<PeftConfig> {
-    return getPromptLearningMethod(this.config(name).peftType, 'PromptLearningModel');
+    return getPromptLearningMethod(this.adapterConfig(name).peftType, 'PromptLearningModel');
   }
 
-  /** `model.forward` with the active adapter's virtual tokens applied by its method's injection. */
+  /** The base model's config (`generate` reads ids, sizes and limits from it). */
+  get config(): CausalLM['config'] {
+    const c = (this.base_model as { config?: CausalLM['config'] }).config;
+    if (!c) throw new Error('PromptLearningModel: the base model has no config (model_type, vocab_size, sizes), which generate needs');
+    return c;
+  }
+
+  /** The base model's token embedding. */
+  getInputEmbeddings(): ReturnType<CausalLM['getInputEmbeddings']> {
+    return this.base_model.getInputEmbeddings();
+  }
+
+  /** What `generate` needs: the active adapter's virtual tokens sit in front of every prompt. */
+  generationPrefix(): GenerationPrefix {
+    return { length: this.adapterConfig(this.active).numVirtualTokens, positions: this.method().positionIds === 'offset' ? 'mask' : 'cache' };
+  }
+
+  /**
+   * `model.forward` with the active adapter's virtual tokens applied by its method's
+   * injection. As in PEFT, `attentionMask` `[B, T]` (or `[B, past + T]` with a cache)
+   * covers the input only and gains ones for the virtual tokens, and `positionIds` are
+   * shifted by the virtual tokens for prefix methods and refused for methods that
+   * prepend embeddings (PEFT ignores them there). With a non-empty `pastKeyValues` the
+   * cache is taken to hold the virtual tokens already (an earlier call of this model
+   * filled it) and nothing is injected again.
+   */
   forward(input: CausalLMInput): CausalLMOutput {
-    const config = this.config(this.active);
-    const tokens = this.encoder().forward();
+    const config = this.adapterConfig(this.active);
+    const method = this.method();
+    const p = config.numVirtualTokens;
+    const mask = input.attentionMask;
+    if (mask && mask.rank !== 2) {
+      throw new Error(`PromptLearningModel: ${config.peftType} takes a padding mask [B, T]; a per-query attentionMask [${mask.shape.join(', ')}] (packed samples) is not supported`);
+    }
+    if (input.positionIds && method.positionIds !== 'offset') {
+      throw new Error(`PromptLearningModel: ${config.peftType} prepends ${p} virtual tokens and does not take positionIds (PEFT ignores them); positions are 0 .. ${p} + T - 1`);
+    }
+    const own: Tensor[] = [];
     try {
-      return this.method().injection(this.base_model, input, tokens, config);
+      const positionIds = input.positionIds ? add(input.positionIds, p) : undefined;
+      if (positionIds) own.push(positionIds);
+      if ((input.pastKeyValues?.length ?? 0) > 0) {
+        const attentionMask = mask ? pad(mask, [
+          [0, 0],
+          [p, 0],
+        ], 1) : undefined;
+        if (attentionMask) own.push(attentionMask);
+        return this.base_model.forward({ ...input, positionIds, attentionMask });
+      }
+      const tokens = this.encoder().forward();
+      own.push(tokens);
+      return method.injection(this.base_model, { ...input, positionIds }, tokens, config);
     } finally {
-      tokens.dispose();
+      for (const t of own) t.dispose();
     }
   }
 
@@ -108,7 +160,7 @@ export class PromptLearningModel extends Module {
     return new Map([['prompt_embeddings', this.encoder(name).forward()]]);
   }
 
-  private config(name: string): PromptLearningConfig {
+  private adapterConfig(name: string): PromptLearningConfig {
     const c = this.peftConfig.get(name);
     if (!c) throw new Error(`PromptLearningModel: no adapter '${name}'`);
     return c;

@@ -13,6 +13,7 @@ export const prefixTuningMethod: PromptLearningMethod<PrefixTuningConfig> = {
   configFromJson: prefixTuningConfigFromJson,
   createEncoder: (config, model) => new PrefixEncoder(config, backendOf(model)),
   injection: injectPrefixKeyValues,
+  positionIds: 'offset',
   configForLoading(config, trainable) {
     // As in PEFT: the file holds the projected prefixes, not the MLP that made them.
     if (trainable && config.prefixProjection) throw new Error('loadPromptLearningModel: a prefix_projection adapter stores the projected prefixes and cannot be loaded as trainable');
