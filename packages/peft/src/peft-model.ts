@@ -1,4 +1,4 @@
-import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
+import { type CausalLM, type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
 import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
@@ -76,6 +76,29 @@ export class PeftModel extends Module {
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     return this.base_model.forward(...args);
+  }
+
+  /**
+   * Gradient checkpointing on the wrapped model (as transformers' PeftModel forwards
+   * `gradient_checkpointing_enable`): its decoder layers, adapters included, keep only
+   * their inputs and are recomputed in backward. Throws when the wrapped model has no
+   * decoder layers to checkpoint. Returns `this`.
+   */
+  gradientCheckpointingEnable(): this {
+    checkpointable(this.model).gradientCheckpointingEnable();
+    return this;
+  }
+
+  /** Turns the wrapped model's gradient checkpointing off. Returns `this`. */
+  gradientCheckpointingDisable(): this {
+    checkpointable(this.model).gradientCheckpointingDisable();
+    return this;
+  }
+
+  /** Whether the wrapped model checkpoints its decoder layers. */
+  get isGradientCheckpointing(): boolean {
+    const m = this.model;
+    return isCheckpointable(m) && m.isGradientCheckpointing;
   }
 
   /**
@@ -369,4 +392,18 @@ export class PeftModel extends Module {
 /** Disposes every adapter tensor of a layer that left the model. */
 function disposeAdapters(layer: AnyTunerLayer): void {
   for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+}
+
+/** What a model with gradient checkpointing offers (the causal LMs of `@webpeft/nn`). */
+type Checkpointable = Pick<CausalLM, 'gradientCheckpointingEnable' | 'gradientCheckpointingDisable' | 'isGradientCheckpointing'>;
+
+function isCheckpointable(model: Module): model is Module & Checkpointable {
+  return 'gradientCheckpointingEnable' in model && typeof model.gradientCheckpointingEnable === 'function' && 'gradientCheckpointingDisable' in model;
+}
+
+function checkpointable(model: Module): Checkpointable {
+  if (!isCheckpointable(model)) {
+    throw new Error(`PeftModel: the wrapped ${model.constructor.name} has no gradientCheckpointingEnable(); gradient checkpointing needs a causal LM of @webpeft/nn (GPT-2, LLaMA family)`);
+  }
+  return model;
 }
