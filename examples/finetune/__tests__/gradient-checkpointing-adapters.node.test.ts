@@ -6,7 +6,7 @@
  * bit, on each backend. Node only (with the other end-to-end tests of this example).
  */
 import { type CausalLM, GPT2LMHeadModel, LlamaForCausalLM } from '@webpeft/nn';
-import { type PeftConfig, getPeftModel } from '@webpeft/peft';
+import { type BottleneckConfig, type IA3Config, type LoraConfig, type PrefixTuningConfig, getPeftModel } from '@webpeft/peft';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED, FP4_CODE, NF4_CODE, codeTensor, quantizeModel } from '@webpeft/quant';
 import { type BackendName, getBackend, manualSeed, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, disposeAfterTest, initBackends, randomInts } from '@webpeft/test-utils';
@@ -18,7 +18,7 @@ const LLAMA = { model_type: 'llama', vocab_size: V, hidden_size: 32, intermediat
 
 interface Case {
   build: (backend: BackendName) => Promise<CausalLM>;
-  adapter: PeftConfig;
+  adapter: LoraConfig | IA3Config | BottleneckConfig | PrefixTuningConfig;
   /** Only where the backend can run it (f16 needs the adapter's shader-f16 on webgpu). */
   on?: (backend: BackendName) => boolean;
 }
@@ -34,7 +34,7 @@ const CASES: Record<string, Case> = {
   },
   'llama bottleneck (parallel)': {
     build: async (backend) => new LlamaForCausalLM(LLAMA, { backend }),
-    adapter: { peftType: 'BOTTLENECK', isParallel: true, mhAdapter: false, nonLinearity: 'relu', adapterDropout: 0.1 },
+    adapter: { peftType: 'BOTTLENECK', isParallel: true, mhAdapter: false, nonLinearity: 'relu', dropout: 0.1 },
   },
   'llama QLoRA (NF4, double quant)': {
     build: async (backend) => {
