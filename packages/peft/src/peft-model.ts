@@ -1,7 +1,8 @@
-import { type CausalLM, type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
+import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
 import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
+import { checkpointable, isGradientCheckpointing } from './gradient-checkpointing.js';
 import { ensureBuiltinMethods } from './builtins.js';
 import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './registry.js';
 import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
@@ -85,20 +86,19 @@ export class PeftModel extends Module {
    * decoder layers to checkpoint. Returns `this`.
    */
   gradientCheckpointingEnable(): this {
-    checkpointable(this.model).gradientCheckpointingEnable();
+    checkpointable('PeftModel', this.model).gradientCheckpointingEnable();
     return this;
   }
 
   /** Turns the wrapped model's gradient checkpointing off. Returns `this`. */
   gradientCheckpointingDisable(): this {
-    checkpointable(this.model).gradientCheckpointingDisable();
+    checkpointable('PeftModel', this.model).gradientCheckpointingDisable();
     return this;
   }
 
   /** Whether the wrapped model checkpoints its decoder layers. */
   get isGradientCheckpointing(): boolean {
-    const m = this.model;
-    return isCheckpointable(m) && m.isGradientCheckpointing;
+    return isGradientCheckpointing(this.model);
   }
 
   /**
@@ -392,18 +392,4 @@ export class PeftModel extends Module {
 /** Disposes every adapter tensor of a layer that left the model. */
 function disposeAdapters(layer: AnyTunerLayer): void {
   for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
-}
-
-/** What a model with gradient checkpointing offers (the causal LMs of `@webpeft/nn`). */
-type Checkpointable = Pick<CausalLM, 'gradientCheckpointingEnable' | 'gradientCheckpointingDisable' | 'isGradientCheckpointing'>;
-
-function isCheckpointable(model: Module): model is Module & Checkpointable {
-  return 'gradientCheckpointingEnable' in model && typeof model.gradientCheckpointingEnable === 'function' && 'gradientCheckpointingDisable' in model;
-}
-
-function checkpointable(model: Module): Checkpointable {
-  if (!isCheckpointable(model)) {
-    throw new Error(`PeftModel: the wrapped ${model.constructor.name} has no gradientCheckpointingEnable(); gradient checkpointing needs a causal LM of @webpeft/nn (GPT-2, LLaMA family)`);
-  }
-  return model;
 }

@@ -1,7 +1,7 @@
 /**
- * `PeftModel.gradientCheckpointingEnable()` forwards to the wrapped causal LM (as
- * transformers' PeftModel does) and refuses a model that has no decoder layers to
- * checkpoint. The gradients themselves are checked in examples/finetune's
+ * `PeftModel.gradientCheckpointingEnable()` (and the prompt-learning wrapper's) forwards
+ * to the wrapped causal LM (as transformers' PEFT models do) and refuses a model that
+ * has no decoder layers to checkpoint. The gradients themselves are checked in examples/finetune's
  * gradient-checkpointing-adapters test (every adapter family, QLoRA and f16).
  */
 import { GPT2LMHeadModel } from '@webpeft/nn';
@@ -24,6 +24,16 @@ describe('PeftModel gradient checkpointing', () => {
     expect(peft.isGradientCheckpointing).toBe(true);
     peft.gradientCheckpointingDisable();
     expect(model.isGradientCheckpointing).toBe(false);
+  });
+
+  it('turns the base model of a prompt-learning wrapper on and off', () => {
+    const model = disposeAfterTest(new GPT2LMHeadModel({ vocab_size: 16, n_positions: 8, n_embd: 8, n_layer: 1, n_head: 2 }, { backend: 'cpu' }));
+    const peft = disposeAfterTest(getPeftModel(model, { peftType: 'PREFIX_TUNING', numVirtualTokens: 2 }));
+    expect(peft.gradientCheckpointingEnable()).toBe(peft);
+    expect(model.isGradientCheckpointing).toBe(true);
+    expect(peft.isGradientCheckpointing).toBe(true);
+    peft.gradientCheckpointingDisable();
+    expect(peft.isGradientCheckpointing).toBe(false);
   });
 
   it('refuses a model without decoder layers to checkpoint, naming it', () => {
