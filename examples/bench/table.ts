@@ -28,6 +28,10 @@ export interface RowResult {
   oursUsPerOp?: number;
   /** tfjs's host microseconds per op (dispatch rows). */
   tfjsUsPerOp?: number;
+  /** Peak device bytes of the measured work (above what earlier rows left alive). */
+  peakBytes?: number;
+  /** Peak device bytes per memory tag (weights, grads, optimizer, activations, quant, other). */
+  peakBytesByTag?: Record<string, number>;
   /** Our microseconds per op of recording alone, fastest run (no wait for the device). */
   oursHostUsPerOp?: number;
   /** tfjs's microseconds per op of recording alone, fastest run. */

@@ -7,3 +7,4 @@ import './step-dispatches.ts';
 import './optimizers.ts';
 import './quant.ts';
 import './finetune-methods.ts';
+import './gradient-checkpointing.ts';

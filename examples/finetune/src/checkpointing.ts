@@ -11,8 +11,12 @@ import { type CheckpointManifest, type CheckpointOptimizer, type CheckpointSched
 import { type FinetuneOptions, OptionError } from './options.js';
 import type { SeededRandom } from './seeded-random.js';
 
-/** Options that change what is printed or where it goes, not the training: they may differ on resume. */
-const FREE_ON_RESUME = new Set<string>(['out', 'resume', 'saveEvery', 'overwrite', 'debug', 'evalEvery', 'evalBatches', 'prompt', 'maxNewTokens', 'temperature', 'topP', 'nonFinite']);
+/**
+ * Options that change what is printed or where it goes, not the training: they may
+ * differ on resume. Gradient checkpointing changes memory only (the gradients are
+ * bit-identical), so a run may be resumed with it switched either way.
+ */
+const FREE_ON_RESUME = new Set<string>(['out', 'resume', 'saveEvery', 'overwrite', 'debug', 'evalEvery', 'evalBatches', 'prompt', 'maxNewTokens', 'temperature', 'topP', 'nonFinite', 'gradientCheckpointing']);
 
 const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 

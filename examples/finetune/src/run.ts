@@ -117,6 +117,10 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const all = peft ? peft.getNbTrainableParameters().all : params;
   log(`Trainable parameters: ${count(trainableCount)} of ${count(all)} (${((100 * trainableCount) / all).toFixed(2)}%), adapter ${mib(trainableCount * 4)} as f32`);
   trainable.train();
+  if (opts.gradientCheckpointing) {
+    trainable.gradientCheckpointingEnable();
+    log('Gradient checkpointing: on (each decoder layer keeps only its input and is recomputed in backward)');
+  }
 
   // Named groups: the optimizer state in a checkpoint is keyed by the parameters' names.
   const names = (peft ?? model).namedParameters().filter(([, p]) => p.requiresGrad).map(([n]) => n);

@@ -2,6 +2,7 @@ import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type Sour
 import type { Tensor } from '@webpeft/tensor';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
+import { checkpointable, isGradientCheckpointing } from './gradient-checkpointing.js';
 import { ensureBuiltinMethods } from './builtins.js';
 import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './registry.js';
 import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
@@ -76,6 +77,28 @@ export class PeftModel extends Module {
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     return this.base_model.forward(...args);
+  }
+
+  /**
+   * Gradient checkpointing on the wrapped model (as transformers' PeftModel forwards
+   * `gradient_checkpointing_enable`): its decoder layers, adapters included, keep only
+   * their inputs and are recomputed in backward. Throws when the wrapped model has no
+   * decoder layers to checkpoint. Returns `this`.
+   */
+  gradientCheckpointingEnable(): this {
+    checkpointable('PeftModel', this.model).gradientCheckpointingEnable();
+    return this;
+  }
+
+  /** Turns the wrapped model's gradient checkpointing off. Returns `this`. */
+  gradientCheckpointingDisable(): this {
+    checkpointable('PeftModel', this.model).gradientCheckpointingDisable();
+    return this;
+  }
+
+  /** Whether the wrapped model checkpoints its decoder layers. */
+  get isGradientCheckpointing(): boolean {
+    return isGradientCheckpointing(this.model);
   }
 
   /**

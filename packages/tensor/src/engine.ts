@@ -3,8 +3,9 @@ import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
 import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
 import type { OpAttrs, OpName } from './op-names.js';
-import { type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel } from './registry.js';
+import { type GradientSpec, type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel } from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
+import type { CheckpointProbe } from './autograd/checkpoint-probe.js';
 import type { ProfileRecorder } from './profile-recorder.js';
 import { Tensor } from './tensor.js';
 import { installTensorRuntime } from './tensor-runtime.js';
@@ -29,6 +30,11 @@ class Engine {
   liveTensors = 0;
   /** The running `profile()`'s recorder; null (the usual case) costs one check per op. */
   profiler: ProfileRecorder | null = null;
+  /**
+   * Set while a `checkpoint()`ed function runs its first forward: ops are checked and
+   * not recorded (only the checkpoint's inputs are kept). Null otherwise: one check per op.
+   */
+  checkpointProbe: CheckpointProbe | null = null;
 
   registerBackend(backend: Backend, makeDefault: boolean): void {
     this.backends.get(backend.name)?.dispose();
@@ -152,8 +158,11 @@ class Engine {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
     if (!kernel) return this.compositeNow(op, inputs, attrs, b);
+    const probe = this.checkpointProbe;
+    // Checked before the kernel runs, so that a refused input leaves nothing allocated.
+    if (probe !== null && this.gradEnabled) probe.see(op, inputs);
     const out = kernel(inputs, attrs, b.kernelContext);
-    if (this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
+    if (probe === null && this.gradEnabled && inputs.some((t) => t.requiresGrad)) this.record(op, inputs, attrs, out);
     return out;
   }
 
@@ -239,6 +248,14 @@ class Engine {
     const spec = getGradient(op);
     if (!spec) return; // not differentiable (comparisons, argmax, casts to ints...)
     if (!isFloat(out.dtype)) return;
+    this.recordNode(op, inputs, attrs, spec, out);
+  }
+
+  /**
+   * Puts a node on the tape that makes `out` the result of `inputs` through `spec`: a
+   * registered op's gradient, or one built at the call (a `checkpoint()`'s recompute).
+   */
+  recordNode(op: string, inputs: readonly Tensor[], attrs: OpAttrs[OpName], spec: GradientSpec, out: Tensor): void {
     const save = (t: Tensor) => {
       const s = t.liveStorage(op);
       s.refs++;
@@ -297,8 +314,36 @@ class Engine {
     }
   }
 
-  /** Visits `order` (outputs before inputs), turning each node's output gradient into its inputs' gradients. */
-  private backpropagate(order: readonly GradNode[], grads: Map<GradNode, Tensor>, retainGraph: boolean): void {
+  /**
+   * Backpropagates `dy` from `root` (a recomputed checkpoint output) and returns the
+   * gradients of `sinks` (leaves that stand in for the checkpoint's inputs) instead of
+   * accumulating them into `.grad`; other leaves (parameters) accumulate as usual. The
+   * sums run in the order the whole graph's backward would run them, so gradients are
+   * bit-identical to backward without the checkpoint. `dy` stays the caller's.
+   */
+  backpropagateInto(root: Tensor, dy: Tensor, sinks: readonly Tensor[]): (Tensor | null)[] {
+    const acc = new Map<Tensor, Tensor | null>(sinks.map((t) => [t, null]));
+    if (!root.node) return sinks.map(() => null);
+    const grads = new Map<GradNode, Tensor>([[root.node, this.shareStorage(dy, dy.shape, 'checkpoint')]]);
+    const prevGrad = this.gradEnabled;
+    this.gradEnabled = false;
+    try {
+      this.backpropagate(topoOrder(root.node), grads, false, acc);
+    } catch (e) {
+      for (const g of acc.values()) g?.dispose();
+      throw e;
+    } finally {
+      for (const g of grads.values()) g.dispose();
+      this.gradEnabled = prevGrad;
+    }
+    return sinks.map((t) => acc.get(t) ?? null);
+  }
+
+  /**
+   * Visits `order` (outputs before inputs), turning each node's output gradient into its
+   * inputs' gradients. Leaves in `sinks` collect theirs there rather than in `.grad`.
+   */
+  private backpropagate(order: readonly GradNode[], grads: Map<GradNode, Tensor>, retainGraph: boolean, sinks?: Map<Tensor, Tensor | null>): void {
     for (const node of order) {
       const dy = grads.get(node);
       if (!dy) continue;
@@ -339,7 +384,10 @@ class Engine {
           grads.set(inNode, prev ? this.addAndDispose(prev, g) : g);
         } else {
           const leaf = node.leaves[i];
-          if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
+          if (leaf && sinks?.has(leaf)) {
+            const prev = sinks.get(leaf);
+            sinks.set(leaf, prev ? this.addAndDispose(prev, g) : g);
+          } else if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
           else g.dispose();
         }
       }

@@ -58,5 +58,6 @@ export * from './ops/softmax.js';
 export * from './ops/norms.js';
 export { dropout } from './ops/dropout.js';
 export * from './ops/scope.js';
+export { checkpoint, type CheckpointOptions } from './autograd/checkpoint.js';
 export { toBackend } from './ops/transfer.js';
 export { assign } from './ops/assign.js';

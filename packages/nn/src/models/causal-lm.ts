@@ -64,6 +64,12 @@ export interface CausalLM extends Module {
   /** Resolved config (model_type, sizes) of the model. */
   readonly config: { model_type: string; vocab_size: number; num_hidden_layers: number; num_key_value_heads: number; head_dim: number; hidden_size: number };
   forward(input: CausalLMInput): CausalLMOutput;
+  /** Recompute each decoder layer in backward during training (see the models' TSDoc). Returns the model. */
+  gradientCheckpointingEnable(): this;
+  /** Keep every activation again. Returns the model. */
+  gradientCheckpointingDisable(): this;
+  /** Whether gradient checkpointing is on. */
+  readonly isGradientCheckpointing: boolean;
   /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
   getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
   /** Present on models that add a prefix of their own to every prompt (see {@link GenerationPrefix}). */

@@ -2,6 +2,7 @@ import { type CausalLM, type CausalLMInput, type CausalLMOutput, type Generation
 import { type Tensor, add, pad } from '@webpeft/tensor';
 import { ensureBuiltinMethods } from '../builtins.js';
 import { countParameters, formatTrainableParameters } from '../count.js';
+import { checkpointable, isGradientCheckpointing } from '../gradient-checkpointing.js';
 import { saveAdapter } from '../io/adapter-files.js';
 import type { AdapterTarget } from '../io/file-access.js';
 import { type PromptLearningMethod, getPromptLearningMethod } from '../registry.js';
@@ -38,6 +39,27 @@ export class PromptLearningModel extends Module implements CausalLM {
     model.freeze();
     this.addAdapter(adapterName, config);
     this.setAdapter(adapterName);
+  }
+
+  /**
+   * Gradient checkpointing on the frozen base model: its decoder layers keep only their
+   * inputs (the prefix keys/values of prefix tuning among them, so the encoder still
+   * gets its gradient) and are recomputed in backward. Returns `this`.
+   */
+  gradientCheckpointingEnable(): this {
+    checkpointable('PromptLearningModel', this.base_model).gradientCheckpointingEnable();
+    return this;
+  }
+
+  /** Turns the base model's gradient checkpointing off. Returns `this`. */
+  gradientCheckpointingDisable(): this {
+    checkpointable('PromptLearningModel', this.base_model).gradientCheckpointingDisable();
+    return this;
+  }
+
+  /** Whether the base model checkpoints its decoder layers. */
+  get isGradientCheckpointing(): boolean {
+    return isGradientCheckpointing(this.base_model);
   }
 
   /** The adapter `forward` uses. */

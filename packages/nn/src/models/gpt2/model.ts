@@ -1,5 +1,6 @@
 import { checkSequenceLength } from '../input-limits.js';
-import { type Tensor, add, gather, tidy } from '@webpeft/tensor';
+import { type Tensor, add, gather, isGradEnabled, tidy } from '@webpeft/tensor';
+import { checkpointedLayer, checkpointingActive } from '../layer-checkpoint.js';
 import { type AttentionContext, buildAttentionContext, scoreDtypeOf } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
 import { Dropout } from '../../layers/dropout.js';
@@ -71,6 +72,12 @@ export class GPT2Model extends Module {
     this.ln_f = this.registerModule('ln_f', new LayerNorm(c.n_embd, c.layer_norm_epsilon, options));
   }
 
+  /**
+   * Recompute each decoder layer in backward instead of keeping its activations (set by
+   * the LM's `gradientCheckpointingEnable()`); applies in training mode with grad on.
+   */
+  gradientCheckpointing = false;
+
   /** Hidden states `[B, T, d]` after `ln_f`, and the context used (caller disposes it). */
   forward(input: CausalLMInput): { hidden: Tensor; ctx: AttentionContext } {
     const embeds = input.inputsEmbeds;
@@ -86,12 +93,13 @@ export class GPT2Model extends Module {
     // position lookup still checks them on the device.
     if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
     const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer, scoreDtype: scoreDtypeOf(this.wte.weight) }, backend);
+    const ckpt = checkpointingActive('GPT2Model', this.gradientCheckpointing, this.training, isGradEnabled(), ctx);
     const hidden = tidy(() => {
       const tok = embeds ?? this.wte.forward(ids!);
       const pos = gather(this.wpe.weight, ctx.positions);
       let x = this.drop.forward(add(tok, pos));
       for (const block of this.h) {
-        const next = block.forward(x, ctx);
+        const next = ckpt ? checkpointedLayer('GPT2Model', block.attn.layerIdx, x, ctx, [], (h, c) => block.forward(h, c)) : block.forward(x, ctx);
         x.dispose(); // always created here (dropout returns a new handle), never the caller's
         x = next;
       }
@@ -121,6 +129,28 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
     this.transformer = this.registerModule('transformer', new GPT2Model(c, options));
     const tied = c.tie_word_embeddings ? { weight: this.transformer.wte.weight } : {};
     this.registerModule('lm_head', new Linear(c.n_embd, c.vocab_size, { ...options, bias: false, ...tied }));
+  }
+
+  /**
+   * Gradient checkpointing (transformers' name): in training, each decoder layer keeps
+   * only its input and is recomputed in backward (same gradients, bit for bit, with
+   * dropout masks replayed; fewer activation bytes, one more forward per layer). A
+   * training forward with a KV cache then throws. Returns `this`.
+   */
+  gradientCheckpointingEnable(): this {
+    this.transformer.gradientCheckpointing = true;
+    return this;
+  }
+
+  /** Turns gradient checkpointing off (every activation is kept again). Returns `this`. */
+  gradientCheckpointingDisable(): this {
+    this.transformer.gradientCheckpointing = false;
+    return this;
+  }
+
+  /** Whether gradient checkpointing is on (transformers' `is_gradient_checkpointing`). */
+  get isGradientCheckpointing(): boolean {
+    return this.transformer.gradientCheckpointing;
   }
 
   getInputEmbeddings(): Embedding {

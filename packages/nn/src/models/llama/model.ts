@@ -1,5 +1,6 @@
 import { checkSequenceLength } from '../input-limits.js';
-import { type Tensor, add, tidy, unsqueeze } from '@webpeft/tensor';
+import { type Tensor, add, isGradEnabled, tidy, unsqueeze } from '@webpeft/tensor';
+import { checkpointedLayer, checkpointingActive } from '../layer-checkpoint.js';
 import { type AttentionContext, buildAttentionContext, disposeContext, scoreDtypeOf } from '../../attention/context.js';
 import type { ParamOptions } from '../../init.js';
 import { Embedding } from '../../layers/embedding.js';
@@ -58,6 +59,12 @@ export class LlamaModel extends Module {
     this.rotary_emb = this.registerModule('rotary_emb', new RotaryEmbedding(c.head_dim, { ...options, theta: c.rope_theta, scaling: c.rope_scaling }));
   }
 
+  /**
+   * Recompute each decoder layer in backward instead of keeping its activations (set by
+   * the LM's `gradientCheckpointingEnable()`); applies in training mode with grad on.
+   */
+  gradientCheckpointing = false;
+
   /** Hidden states `[B, T, D]` after `norm`, and the context used (caller disposes it). */
   forward(input: CausalLMInput): { hidden: Tensor; ctx: AttentionContext } {
     const embeds = input.inputsEmbeds;
@@ -79,6 +86,7 @@ export class LlamaModel extends Module {
       disposeContext(ctx);
       throw new Error(`${this.config.model_type}: ${keyLength} keys exceed sliding_window ${window}; sliding-window attention is not supported`);
     }
+    const ckpt = checkpointingActive('LlamaModel', this.gradientCheckpointing, this.training, isGradEnabled(), ctx);
     const hidden = tidy(() => {
       const tables = this.rotary_emb.cosSin(ctx.positions);
       // [B, T, Dh] tables gain a head axis; [T, Dh] ones broadcast as they are.
@@ -88,7 +96,9 @@ export class LlamaModel extends Module {
           : { rope: this.rotary_emb, ...tables };
       let x = embeds ?? this.embed_tokens.forward(ids!);
       for (const layer of this.layers) {
-        const next = layer.forward(x, ctx, rope);
+        const next = ckpt
+          ? checkpointedLayer('LlamaModel', layer.self_attn.layerIdx, x, ctx, [rope.cos, rope.sin], (h, c, [cos, sin]) => layer.forward(h, c, { rope: rope.rope, cos, sin }))
+          : layer.forward(x, ctx, rope);
         if (x !== embeds) x.dispose();
         x = next;
       }
@@ -119,6 +129,28 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     this.model = this.registerModule('model', new LlamaModel(c, options));
     const tied = c.tie_word_embeddings ? { weight: this.model.embed_tokens.weight } : {};
     this.registerModule('lm_head', new Linear(c.hidden_size, c.vocab_size, { ...options, bias: false, ...tied }));
+  }
+
+  /**
+   * Gradient checkpointing (transformers' name): in training, each decoder layer keeps
+   * only its input and is recomputed in backward (same gradients, bit for bit, with
+   * dropout masks replayed; fewer activation bytes, one more forward per layer). A
+   * training forward with a KV cache then throws. Returns `this`.
+   */
+  gradientCheckpointingEnable(): this {
+    this.model.gradientCheckpointing = true;
+    return this;
+  }
+
+  /** Turns gradient checkpointing off (every activation is kept again). Returns `this`. */
+  gradientCheckpointingDisable(): this {
+    this.model.gradientCheckpointing = false;
+    return this;
+  }
+
+  /** Whether gradient checkpointing is on (transformers' `is_gradient_checkpointing`). */
+  get isGradientCheckpointing(): boolean {
+    return this.model.gradientCheckpointing;
   }
 
   getInputEmbeddings(): Embedding {
