@@ -1,5 +1,5 @@
 import { type Backend, DTypeError, ShapeError, type Tensor, keep, tensor, withMemoryTag, zeros } from '@webpeft/tensor';
-import { hasInPlaceKernel, runInPlace } from '@webpeft/tensor/kernel';
+import { hasInPlaceKernel, markBusy, runInPlace } from '@webpeft/tensor/kernel';
 import { NonFiniteGradientError, StepInFlightError, describeParams } from './errors.js';
 import { nonFiniteIndices } from './non-finite.js';
 import { type NonFinitePolicy, type OptimizerOptions, checkNonNegative, resolveOptions } from './options.js';
@@ -133,16 +133,22 @@ export abstract class Optimizer<H extends BaseHyper> {
    *
    * Await it before changing gradients or hyperparameters, and before the next step:
    * a call while a step is in flight rejects with a `StepInFlightError` and changes
-   * nothing.
+   * nothing, and an op that reads one of the optimizer's parameters before the step
+   * resolves (a forward overlapping it) throws a `TensorBusyError` naming the op, the
+   * parameter and the optimizer.
    */
   async step(): Promise<StepReport> {
     this.assertIdle('step');
+    // Until the step resolves, an op reading one of its parameters (a forward overlapping
+    // the step) throws a TensorBusyError instead of reading old or half-updated values.
+    const release = markBusy(this.params, `${this.optimizerName}.step()`);
     this.inFlight = true;
     try {
       this.paramGroups.forEach((g, gi) => this.validate(g, `group ${gi}`));
       return await this.runStep();
     } finally {
       this.inFlight = false;
+      release();
     }
   }
 

@@ -8,6 +8,7 @@ import { GradNode } from './autograd/grad-node.js';
 import type { CheckpointProbe } from './autograd/checkpoint-probe.js';
 import type { ProfileRecorder } from './profile-recorder.js';
 import { Tensor } from './tensor.js';
+import { throwBusy } from './busy.js';
 import { installTensorRuntime } from './tensor-runtime.js';
 import { shapesEqual, sizeOf } from './shape.js';
 
@@ -144,6 +145,8 @@ class Engine {
    * (recorded through the primitives it uses).
    */
   runOp<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend?: Backend): Tensor {
+    // A tensor an in-flight update owns (an optimizer step not yet awaited) must not be read.
+    for (let i = 0; i < inputs.length; i++) if (inputs[i].busyWith !== null) throwBusy(op, inputs[i]);
     const p = this.profiler;
     if (p === null) return this.runOpNow(op, inputs, attrs, backend);
     p.enter(op);

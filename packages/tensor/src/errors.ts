@@ -18,6 +18,14 @@ export class DisposedTensorError extends Error {
   override name = 'DisposedTensorError';
 }
 
+/**
+ * A tensor used by an op while an in-place update that owns it is in flight (an
+ * optimizer's `step()` not yet awaited): the op would read a half-updated value.
+ */
+export class TensorBusyError extends Error {
+  override name = 'TensorBusyError';
+}
+
 /** Snapshot of memory use attached to memory errors. See {@link MemoryInfo}. */
 export interface MemorySnapshot {
   liveBytes: number;

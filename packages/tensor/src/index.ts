@@ -16,6 +16,7 @@ export {
   NoAdapterError,
   IndexError,
   InvalidTensorError,
+  TensorBusyError,
   type MemorySnapshot,
 } from './errors.js';
 export type { Backend, BackendName, BackendMemory, BackendCapabilities, MemoryTag, Storage } from './backend.js';

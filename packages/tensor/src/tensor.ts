@@ -29,6 +29,8 @@ export class Tensor {
   node: GradNode | null = null;
   /** @internal Set by `keep()`: `tidy` scopes never dispose this tensor. */
   kept = false;
+  /** @internal Who is updating this tensor in place right now (see `markBusy`), else null. */
+  busyWith: string | null = null;
   private _requiresGrad = false;
 
   /** @internal Use the creation ops (`tensor`, `zeros`, `randn`...) instead. */

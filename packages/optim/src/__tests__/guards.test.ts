@@ -1,4 +1,4 @@
-import { tensor } from '@webpeft/tensor';
+import { TensorBusyError, add, sum, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { NonFiniteGradientError, type SchedulerStateDict, StepInFlightError, cosineWithWarmup } from '../index.js';
@@ -192,6 +192,38 @@ describe('overlapping steps', () => {
         a.forEach((v, i) => expect(Array.from(b[i])).toEqual(Array.from(v)));
         expect([...opt.state.values()].map((s) => s.step)).toEqual([1, 1, 1]);
         expect((await opt.step()).skipped).toBe(false);
+        opt0(opt, refOpt);
+        for (const p of [...ref, ...params]) p.dispose();
+      }
+    });
+  }
+});
+
+describe('a forward overlapping a step', () => {
+  for (const name of ['adamw', 'sgd_momentum', 'lion']) {
+    it(`${name}: an op reading a parameter before step() resolves throws naming the op, the parameter and the optimizer; the step applies exactly once`, async () => {
+      for (const backend of backendsUnderTest()) {
+        const ref = makeParams(backend);
+        const refOpt = makeOptimizer(name, ref);
+        setGrads(ref, 0, backend);
+        await refOpt.step();
+
+        const params = makeParams(backend);
+        const opt = makeOptimizer(name, params);
+        setGrads(params, 0, backend);
+        const ctor = golden.configs[name].optimizer;
+        const first = opt.step();
+        // The step has not resolved: reading its parameters is refused, nothing is allocated.
+        expect(() => sum(params[1])).toThrow(TensorBusyError);
+        expect(() => add(params[0], params[0])).toThrow(new RegExp(`^Add: tensor #${params[0].id} \\[[0-9, ]+\\] f32 is being updated by ${ctor}\\.step\\(\\) in flight; await it`));
+        await first;
+        // Afterwards the parameters are exactly the uninterrupted step's, and readable by ops.
+        const a = await readAll(ref);
+        const b = await readAll(params);
+        a.forEach((v, i) => expect(Array.from(b[i])).toEqual(Array.from(v)));
+        const s = sum(params[1]);
+        expect(Number.isFinite(await s.item())).toBe(true);
+        s.dispose();
         opt0(opt, refOpt);
         for (const p of [...ref, ...params]) p.dispose();
       }

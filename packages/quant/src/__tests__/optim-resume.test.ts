@@ -1,4 +1,4 @@
-import { type BackendName, type Tensor, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, TensorBusyError, add, mul, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends, randomArray } from '@webpeft/test-utils';
 import {
   type AdamHyper,
@@ -168,6 +168,9 @@ describe('8-bit and paged optimizers: guarded steps', () => {
         setGrads(ps, 1);
         const first = opt.step();
         const second = opt.step().catch((e: unknown) => e);
+        // A forward overlapping the step is refused: it would read half-updated weights.
+        expect(() => mul(ps[0], 2)).toThrow(TensorBusyError);
+        expect(() => add(ps[2], ps[2])).toThrow(new RegExp(`^Add: tensor #${ps[2].id} .* is being updated by ${name}\\.step\\(\\) in flight`));
         const err2 = await second;
         expect(err2).toBeInstanceOf(StepInFlightError);
         expect((err2 as Error).message).toMatch(new RegExp(`^${name}\\.step: a step of this optimizer is still in flight`));
