@@ -79,7 +79,8 @@ export interface CausalLM extends Module {
 /**
  * Hugging Face's causal-LM loss: logits `[B, T, V]`, labels i32 `[B, T]`; position t is
  * scored against label t+1 (labels shifted left, padded with -100), positions with
- * label -100 are ignored, mean over the rest. Scalar.
+ * label -100 are ignored, mean over the rest (0 when no label is counted, see
+ * `crossEntropy`). Scalar.
  */
 export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, t, v] = logits.shape;

@@ -1,6 +1,6 @@
 import * as T from '@webpeft/tensor';
 import { type Tensor } from '@webpeft/tensor';
-import { expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type HostInput, expectBackendsAgree, ints, uniform } from './conformance.js';
 
@@ -67,7 +67,7 @@ describe('fused ops: webgpu vs cpu, cpu vs float64 reference', () => {
       const total = per.reduce((a, b) => a + b, 0);
       expectClose(sum.values, [total], { rtol: 1e-5, atol: 1e-6, label: `${label} sum` });
       const valid = Array.from(labels.data).filter((l) => l !== -100).length;
-      expectClose(mean.values, [valid === 0 ? NaN : total / valid], { rtol: 1e-5, atol: 1e-6, label: `${label} mean` });
+      expectClose(mean.values, [valid === 0 ? 0 : total / valid], { rtol: 1e-5, atol: 1e-6, label: `${label} mean` });
     }
   });
 
@@ -77,6 +77,23 @@ describe('fused ops: webgpu vs cpu, cpu vs float64 reference', () => {
     const [none, sum] = await expectBackendsAgree((t, y) => [T.crossEntropy(t, y, { reduction: 'none' }), T.crossEntropy(t, y, { reduction: 'sum' })], [x, l], TOL, 'ce empty');
     expect(none.shape).toEqual([0]);
     expect(Array.from(sum.values)).toEqual([0]);
+  });
+
+  it('crossEntropy mean over no counted row (every label ignored) is 0 with zero gradients, never NaN', async () => {
+    for (const backend of backendsUnderTest()) {
+      const x = uniform([6, 5], 77, -4, 4);
+      const logits = T.tensor(x.data, x.shape, { backend, requiresGrad: true });
+      const labels = T.tensor(new Int32Array(6).fill(-100), [6], { dtype: 'i32', backend });
+      const loss = T.crossEntropy(logits, labels);
+      loss.backward();
+      expect(await loss.item()).toBe(0);
+      expect(Array.from(await logits.grad!.toArray() as Float32Array).every((g) => g === 0)).toBe(true);
+      const noRows = T.tensor(new Float32Array(0), [0, 5], { backend });
+      const noLabels = T.tensor(new Int32Array(0), [0], { dtype: 'i32', backend });
+      const empty = T.crossEntropy(noRows, noLabels);
+      expect(await empty.item()).toBe(0);
+      for (const t of [logits.grad!, logits, labels, loss, noRows, noLabels, empty]) t.dispose();
+    }
   });
 
   it('layerNorm and rmsNorm with and without affine parameters', async () => {

@@ -8,7 +8,7 @@ import { engine } from '../engine.js';
 import { registerComposite } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { arange } from './creation.js';
-import { add, div, equal, exp, log, mul, notEqual, sub, where } from './elementwise.js';
+import { add, div, equal, exp, log, maximum, mul, notEqual, sub, where } from './elementwise.js';
 import { checkFloat } from './float-check.js';
 import { cast, gather, reshape } from './layout.js';
 import { max, sum } from './reduce.js';
@@ -38,7 +38,9 @@ export interface CrossEntropyOptions {
  * Cross-entropy from logits `[N, C]` and i32 labels `[N]` (fused log-softmax + NLL).
  * f16 logits are read as they are and the loss is computed and returned in f32.
  * Returns a scalar (or `[N]` with `reduction: 'none'`). A mean over zero non-ignored
- * rows is NaN, as in PyTorch. A label outside `[0, C)` other than `ignoreIndex` throws
+ * rows (every label is `ignoreIndex`, e.g. a batch of prompts under completion-only
+ * loss) is 0 with zero gradients, where PyTorch gives NaN: a NaN there would poison the
+ * run's logged loss and, through the optimizer's non-finite check, skip the step. A label outside `[0, C)` other than `ignoreIndex` throws
  * `IndexError` (webgpu: at the next readback).
  */
 export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyOptions = {}): Tensor {
@@ -57,8 +59,10 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   const valid = notEqual(labels, ignoreIndex);
   const validF = cast(valid, perRow.dtype);
   const count = sum(validF);
-  const out = div(total, count);
-  for (const t of [total, valid, validF, count]) t.dispose();
+  // No counted row: total is 0, and dividing by 1 keeps the loss and its gradient 0.
+  const divisor = maximum(count, 1);
+  const out = div(total, divisor);
+  for (const t of [total, valid, validF, count, divisor]) t.dispose();
   return out;
 }
 
