@@ -5,7 +5,7 @@
  * typed error naming the file and leaves no live tensor or buffer, on cpu and webgpu.
  * The checkpoint is transformers' own (`fixtures/models/llama.json`, bf16 weights).
  */
-import { type BackendName, memory } from '@webpeft/tensor';
+import { type BackendName, manualSeed, memory, randn } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type RawTensor, ConfigError, LlamaForCausalLM, SafetensorsError, WeightsMismatchError, fromPretrained, loadCausalLMWeights, openSource, parseSafetensors, serializeSafetensors } from '../index.js';
@@ -87,5 +87,22 @@ describe('fromPretrained failures allocate nothing and leak nothing', () => {
     expect(() => loadCausalLMWeights(model, tensors, { file: 'cut.safetensors' })).toThrow(/loadCausalLMWeights: 1 problem\(s\) in cut\.safetensors/);
     expect(await model.model.embed_tokens.weight.data()).toEqual(before);
     model.dispose();
+  });
+});
+
+describe('fromPretrained and the random number stream', () => {
+  it('leaves the RNG as the caller had it: a seed set before loading gives the same draws after it', async () => {
+    for (const backend of backendsUnderTest()) {
+      manualSeed(1234);
+      const expected = randn([16], { backend });
+      const want = Array.from((await expected.data()) as Float32Array);
+      expected.dispose();
+      manualSeed(1234);
+      const { model } = await fromPretrained(openSource(good), { backend });
+      const after = randn([16], { backend });
+      expect(Array.from((await after.data()) as Float32Array)).toEqual(want);
+      after.dispose();
+      model.dispose();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { type BackendName, getBackend } from '@webpeft/tensor';
+import { type BackendName, getBackend, getRngState, setRngState } from '@webpeft/tensor';
 import { type ModelSource, type RawTensor, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
 import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
 import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
@@ -65,7 +65,8 @@ export interface Pretrained {
  *
  * Nothing is allocated before the config and every tensor's shape and dtype are checked (a
  * `ConfigError` naming the file and field, a `WeightsMismatchError` listing every bad key),
- * and a failure leaves no live tensor behind.
+ * and a failure leaves no live tensor behind. The random number stream is left as the
+ * caller had it (the init of weights the checkpoint overwrites draws nothing visible).
  * @example
  * const { model, tokenizer } = await fromPretrained('./SmolLM-135M');          // Node directory
  * const { model } = await fromPretrained('HuggingFaceTB/SmolLM2-135M', { revision: 'main' }); // Hub, cached
@@ -74,6 +75,18 @@ export interface Pretrained {
  * const { model } = await fromPretrained({ 'config.json': cfg, 'model.safetensors': bytes });
  */
 export async function fromPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions = {}): Promise<Pretrained> {
+  // Every weight is overwritten from the checkpoint, so the random init of the shapes-only
+  // plan and of the real model is discarded: the RNG stream is left as the caller had it,
+  // and a seed set before loading gives the same draws after it, whatever loading builds.
+  const rng = getRngState();
+  try {
+    return await loadPretrained(input, options);
+  } finally {
+    setRngState(rng);
+  }
+}
+
+async function loadPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions): Promise<Pretrained> {
   const source = isModelSource(input) ? input : await resolveSource(input, options);
   const dtype = resolveModelDtype(options.dtype, options.backend);
   const configFile = `${source.name}/config.json`;

@@ -202,6 +202,11 @@ export function bottleneckConfigFromJson(j: Record<string, unknown>): Bottleneck
   const c: Record<string, unknown> = { peftType: 'BOTTLENECK' };
   for (const [json, field] of Object.entries(JSON_FIELDS)) if (j[json] !== undefined && j[json] !== null) c[field] = j[json];
   if (j.bottleneck_size === null) c.bottleneckSize = null;
-  // Each value's type is checked field by field in resolveBottleneckConfig.
-  return c as unknown as BottleneckConfig;
+  // Each value's type and range is checked now, field by field, so a bad file fails on
+  // its config before any weight is read or any layer is planned.
+  const config = c as unknown as BottleneckConfig;
+  // The model-dependent fields (hidden size, sublayer names) get stand-ins here when the
+  // file leaves them to the model; they are resolved against the model when it is wrapped.
+  resolveBottleneckConfig({ ...config, hiddenSize: config.hiddenSize ?? 1, attentionModules: config.attentionModules ?? ['attention'], feedforwardModules: config.feedforwardModules ?? ['feedforward'] });
+  return config;
 }
