@@ -7,11 +7,9 @@
  * cross-entropy with an ignore index, so a tfjs GPT-2 would time its composites rather
  * than the same model; the kernels they share are compared in the matmul rows.
  */
-import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
-import { type LoraConfig, getPeftModel } from '@webpeft/peft';
-import { quantizeModel } from '@webpeft/quant';
-import { type MemoryTag, type Tensor, manualSeed, memory, resetPeakMemory, sync, tensor, tidy } from '@webpeft/tensor';
+import { type MemoryTag, memory, resetPeakMemory, sync, tensor, tidy } from '@webpeft/tensor';
+import { type Method, methodModel } from './method-model.ts';
 import { registerRow } from '../table.ts';
 import { medianMs } from '../timing.ts';
 
@@ -20,25 +18,13 @@ import { medianMs } from '../timing.ts';
 const CONFIG = { model_type: 'gpt2', vocab_size: 32000, n_positions: 1024, n_embd: 768, n_layer: 12, n_head: 12, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 };
 const TOKENS = 64;
 const TAGS: MemoryTag[] = ['weights', 'quant', 'grads', 'optimizer', 'activations'];
-type Method = 'full' | 'lora' | 'qlora';
 
 const results = new Map<Method, { ms: number; peak: Record<MemoryTag, number> }>();
 
 async function measure(method: Method, runs: number): Promise<{ ms: number; peak: Record<MemoryTag, number> }> {
   // Bytes other rows left alive are not this method's: peaks are reported above them.
   const before = memory().bytesByTag;
-  manualSeed(0);
-  const model = new GPT2LMHeadModel(CONFIG);
-  if (method === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
-  let net: CausalLM = model;
-  let params: Tensor[] = model.parameters();
-  if (method !== 'full') {
-    const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['c_attn'] };
-    const peft = getPeftModel(model, lora);
-    net = peft.model as CausalLM;
-    params = peft.trainableParameters();
-  }
-  net.train();
+  const { model, net, params } = await methodModel(method, CONFIG);
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const ids = new Int32Array(TOKENS).map((_, i) => (i * 997) % CONFIG.vocab_size);
   const step = async () => {

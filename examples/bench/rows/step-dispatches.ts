@@ -6,18 +6,15 @@
  * AdamW throughout. The host time is the ops' own JavaScript (self times summed),
  * which on a fast GPU bounds the step.
  */
-import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
-import { type LoraConfig, getPeftModel } from '@webpeft/peft';
-import { quantizeModel } from '@webpeft/quant';
-import { type Profile, type Tensor, manualSeed, profile, sync, tensor, tidy } from '@webpeft/tensor';
+import { type Profile, profile, sync, tensor, tidy } from '@webpeft/tensor';
+import { type Method, methodModel } from './method-model.ts';
 import { registerRow } from '../table.ts';
 
 const BATCH = 4;
 const TOKENS = 64;
 const LAYERS = 4;
 const config = (layers: number) => ({ model_type: 'gpt2', vocab_size: 1024, n_positions: 128, n_embd: 128, n_layer: layers, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
-type Method = 'full' | 'lora' | 'qlora';
 
 /** What one profiled step counted. */
 export interface StepCounts {
@@ -35,18 +32,7 @@ export interface StepCounts {
 
 /** Profiles one training step (after a warm-up step, so optimizer state exists) of `method` with `layers` decoder layers. */
 export async function stepCounts(method: Method, layers: number, warm = 2): Promise<StepCounts> {
-  manualSeed(0);
-  const model = new GPT2LMHeadModel(config(layers));
-  if (method === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
-  let net: CausalLM = model;
-  let params: Tensor[] = model.parameters();
-  if (method !== 'full') {
-    const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['c_attn'] };
-    const peft = getPeftModel(model, lora);
-    net = peft.model as CausalLM;
-    params = peft.trainableParameters();
-  }
-  net.train();
+  const { model, net, params } = await methodModel(method, config(layers));
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const ids = new Int32Array(BATCH * TOKENS).map((_, i) => (i * 997) % 1024);
   const step = async () => {

@@ -1,0 +1,35 @@
+/**
+ * The model a training-step row runs for full fine-tuning, LoRA or QLoRA: a seeded
+ * GPT-2 from `config`, NF4 double-quantized for QLoRA, with LoRA r=8 on `c_attn` for both
+ * adapter methods, in train mode. Shared so the rows compare the same setups.
+ */
+import { type CausalLM, GPT2LMHeadModel } from '@webpeft/nn';
+import { type LoraConfig, getPeftModel } from '@webpeft/peft';
+import { quantizeModel } from '@webpeft/quant';
+import { type Tensor, manualSeed } from '@webpeft/tensor';
+
+/** Training method of a step row. */
+export type Method = 'full' | 'lora' | 'qlora';
+
+/** The row's model: `model` owns every tensor (dispose it), `net` is what runs, `params` what trains. */
+export interface MethodModel {
+  model: GPT2LMHeadModel;
+  net: CausalLM;
+  params: Tensor[];
+}
+
+/** Builds `method`'s model from GPT-2 `config` (seed 0). */
+export async function methodModel(method: Method, config: Record<string, unknown>): Promise<MethodModel> {
+  manualSeed(0);
+  const model = new GPT2LMHeadModel(config);
+  if (method === 'qlora') await quantizeModel(model, { quantType: 'nf4', doubleQuant: true });
+  if (method === 'full') {
+    model.train();
+    return { model, net: model, params: model.parameters() };
+  }
+  const lora: LoraConfig = { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['c_attn'] };
+  const peft = getPeftModel(model, lora);
+  const net = peft.model as CausalLM;
+  net.train();
+  return { model, net, params: peft.trainableParameters() };
+}
