@@ -1,53 +1,106 @@
-/** The studio's data files, token windows and adapter zips (host code: no device). */
+/** The studio's data path (nn's SFT pipeline), batch sampling and adapter zips (host code: no device). */
+import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
+import { IGNORE_INDEX, type PackedExample, SftDataError, Tokenizer, openSource } from '@webpeft/nn';
 import { unzipSync } from 'fflate';
-import { describe, expect, it } from 'vitest';
-import { MalformedFileError, evalWindows, randomWindows, seededUniform, splitTokens, textFromFile } from '../src/data.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MalformedFileError, RowSampler, parseData, prepareData, seededUniform } from '../src/data.ts';
+import { SAMPLE_TEXT } from '../src/sample-text.ts';
 import { filesFromPicked, zipFiles } from '../src/zip.ts';
 
-describe('textFromFile', () => {
-  it('reads .txt as is and joins the texts of .jsonl records', () => {
-    expect(textFromFile('a.TXT', 'plain text\n')).toBe('plain text\n');
-    const jsonl = ['{"text":"one"}', '', '{"prompt":"Q: 2+2? ","completion":"A: 4"}', '{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}'].join('\n');
-    expect(textFromFile('d.jsonl', jsonl)).toBe('one\n\nQ: 2+2? A: 4\n\nuser: hi\nassistant: hello');
+/** The default model's tokenizer (byte-level BPE, eos = pad = <|endoftext|>). */
+let tok: Tokenizer;
+beforeAll(async () => {
+  tok = await Tokenizer.fromSource(openSource(DEFAULT_MODEL_URL));
+});
+
+const EOS = () => tok.eosTokenId!;
+const OPTIONS = { seqLen: 64, batch: 2, packing: false, completionOnly: 'auto', evalBatches: 4 } as const;
+/** Ten prompt/completion records, so one (the last tenth) is held out. */
+const QA = Array.from({ length: 10 }, (_, i) => JSON.stringify({ prompt: `Q: what is ${i} plus ${i}? `, completion: `A: ${2 * i}.` })).join('\n');
+
+describe('parseData and prepareData (nn SFT pipeline)', () => {
+  it('plain text: one sample per non-blank line, each with EOS, the last tenth held out', () => {
+    const lines = SAMPLE_TEXT.split('\n').filter((l) => l.trim() !== '');
+    const data = prepareData('sample.txt', SAMPLE_TEXT, tok, OPTIONS);
+    const held = Math.max(1, Math.floor(lines.length * 0.1));
+    expect(data.train).toHaveLength(lines.length - held);
+    // TRL's text format: the text's ids, then EOS; every token a target; truncated to seqLen.
+    const first = [...tok.encode(lines[0], { addSpecialTokens: false }), EOS()].slice(0, 64);
+    expect(data.train[0]).toEqual({ inputIds: first, labels: first });
+    const heldIds = [...tok.encode(lines[lines.length - held], { addSpecialTokens: false }), EOS()].slice(0, 64);
+    expect(Array.from(data.evalSet[0].inputIds.subarray(0, heldIds.length))).toEqual(heldIds);
+    expect(data.summary).toMatch(/^sample\.txt \(text\): 19 training samples, 2 held out \(last 10%\), truncated to 64 tokens, loss on every token$/);
   });
 
-  it('names the file and line of what it cannot read', () => {
-    expect(() => textFromFile('d.jsonl', '{"text":"ok"}\n{"text": oops}')).toThrow(MalformedFileError);
-    expect(() => textFromFile('d.jsonl', '{"text":"ok"}\n{"text": oops}')).toThrow(/^d\.jsonl, line 2: not JSON/);
-    expect(() => textFromFile('d.jsonl', '{"title":"x","body":"y"}')).toThrow('d.jsonl, line 1: no "text", "prompt"+"completion" or "messages" field (keys: title, body)');
-    expect(() => textFromFile('d.jsonl', '[1,2]')).toThrow('d.jsonl, line 1: a record must be a JSON object');
-    expect(() => textFromFile('d.jsonl', '{"messages":[{"role":"user"}]}')).toThrow('d.jsonl, line 1: messages[0] needs string "role" and "content"');
-    expect(() => textFromFile('d.jsonl', '\n\n')).toThrow('d.jsonl: no records');
-    expect(() => textFromFile('e.txt', '  \n')).toThrow('e.txt: the file is empty');
-    expect(() => textFromFile('f.csv', 'a,b')).toThrow('f.csv: expected a .txt or .jsonl file');
+  it('prompt/completion JSON Lines: loss on the completion only by default, on every token when asked', () => {
+    const data = prepareData('qa.jsonl', QA, tok, OPTIONS);
+    expect(data.train).toHaveLength(9);
+    const prompt = tok.encode('Q: what is 0 plus 0? ', { addSpecialTokens: false });
+    const all = [...tok.encode('Q: what is 0 plus 0? A: 0.', { addSpecialTokens: false }), EOS()];
+    expect(data.train[0].inputIds).toEqual(all);
+    expect(data.train[0].labels).toEqual(all.map((id, i) => (i < prompt.length ? IGNORE_INDEX : id)));
+    expect(prepareData('qa.jsonl', QA, tok, { ...OPTIONS, completionOnly: 'false' }).train[0].labels).toEqual(all);
+    // A batch pads with the pad id and ignores the padding in the loss.
+    const batch = data.collate([data.train[0], data.train[9 - 1]]);
+    expect(batch.batchSize).toBe(2);
+    const len0 = data.train[0].inputIds.length;
+    const t = batch.seqLen;
+    expect(Array.from(batch.attentionMask.subarray(0, t))).toEqual(Array.from({ length: t }, (_, i) => (i < len0 ? 1 : 0)));
+    expect(Array.from(batch.labels.subarray(len0, t)).every((l) => l === IGNORE_INDEX)).toBe(true);
+  });
+
+  it('messages: each conversation rendered by the tokenizer\'s chat template, every token a target', () => {
+    const conversations = Array.from({ length: 4 }, (_, i) => [
+      { role: 'user', content: `hello ${i}` },
+      { role: 'assistant', content: `hi ${i}` },
+    ]);
+    const data = prepareData('chat.jsonl', conversations.map((messages) => JSON.stringify({ messages })).join('\n'), tok, OPTIONS);
+    const rendered = tok.applyChatTemplate(conversations[0], { tokenize: true }).slice(0, 64);
+    expect(data.train[0]).toEqual({ inputIds: rendered, labels: rendered });
+    expect(data.summary).toMatch(/^chat\.jsonl \(messages\): 3 training samples, 1 held out/);
+  });
+
+  it('packing: rows of at most seqLen tokens, samples kept whole, positions restarting per sample', () => {
+    const data = prepareData('qa.jsonl', QA, tok, { ...OPTIONS, packing: true, seqLen: 32 });
+    const lengths = Array.from({ length: 9 }, (_, i) => tok.encode(`Q: what is ${i} plus ${i}? A: ${2 * i}.`, { addSpecialTokens: false }).length + 1);
+    const rowTokens = data.train.reduce((n, r) => n + r.inputIds.length, 0);
+    expect(rowTokens).toBe(lengths.reduce((a, b) => a + b, 0));
+    for (const r of data.train) expect(r.inputIds.length).toBeLessThanOrEqual(32);
+    expect(data.train.length).toBeLessThan(9);
+    const batch = data.collate(data.train.slice(0, 1));
+    const seqLengths = (data.train[0] as PackedExample).seqLengths;
+    const positions = seqLengths.flatMap((n) => Array.from({ length: n }, (_, i) => i));
+    expect(Array.from(batch.positionIds!.subarray(0, positions.length))).toEqual(positions);
+    expect(batch.attentionMask.length).toBe(batch.seqLen * batch.seqLen);
+    expect(data.summary).toMatch(/packed into \d+ rows of <= 32 tokens, loss on completions only$/);
+  });
+
+  it('names the file and line of a malformed record, and refuses what it cannot train on', () => {
+    expect(() => parseData('d.jsonl', '{"text":"ok"}\n{"text": oops}')).toThrow(SftDataError);
+    expect(() => parseData('d.jsonl', '{"text":"ok"}\n{"text": oops}')).toThrow(/^d\.jsonl:2: not valid JSON/);
+    expect(() => parseData('d.jsonl', '{"text":"ok"}\n{"title":"x","body":"y"}')).toThrow('d.jsonl:2: expected a "text", "prompt"+"completion" or "messages" field (keys: title, body)');
+    expect(() => parseData('d.jsonl', '{"text":"ok"}\n{"prompt":"a","completion":"b"}')).toThrow(/^d\.jsonl:2: a \{"prompt","completion"\} record in a file whose first record is \{"text"\}/);
+    expect(() => parseData('e.txt', '  \n')).toThrow('e.txt:1: no records (the file is empty or blank)');
+    expect(() => parseData('one.txt', 'a single line')).toThrow(MalformedFileError);
+    expect(() => parseData('one.txt', 'a single line')).toThrow('one.txt: 1 sample; at least 2 are needed');
+    expect(() => prepareData('s.txt', 'line one\nline two', tok, { ...OPTIONS, completionOnly: 'true' })).toThrow(/^completion-only loss: s\.txt holds plain text samples/);
   });
 });
 
-describe('token windows', () => {
-  const ids = Int32Array.from({ length: 100 }, (_, i) => i);
-
-  it('holds out the last tenth (at least one window) and refuses a text shorter than two windows', () => {
-    const { train, held } = splitTokens(ids, 8);
-    expect(Array.from(held)).toEqual(Array.from({ length: 10 }, (_, i) => 90 + i));
-    expect(train.length).toBe(90);
-    expect(splitTokens(ids, 20).held.length).toBe(20);
-    expect(() => splitTokens(ids.subarray(0, 15), 8)).toThrow('the training text has 15 tokens: need more than 16 (one window of 9 to train on, 8 held out)');
-  });
-
-  it('takes consecutive eval windows and seeded random training windows', () => {
-    const windows = evalWindows(ids, 2, 8, 10);
-    expect(windows).toHaveLength(6); // 12 rows of 8, two per batch
-    expect(Array.from(windows[1].inputIds)).toEqual(Array.from({ length: 16 }, (_, i) => 16 + i));
-    expect(evalWindows(ids, 2, 8, 2)).toHaveLength(2);
-    const a = randomWindows(ids, 3, 5, seededUniform(7));
-    const b = randomWindows(ids, 3, 5, seededUniform(7));
-    expect(a.inputIds).toEqual(b.inputIds);
-    for (let r = 0; r < 3; r++) {
-      const row = Array.from(a.inputIds.subarray(r * 5, r * 5 + 5));
-      // Each row is a contiguous run of the ids, inside the text.
-      expect(row).toEqual(Array.from({ length: 5 }, (_, i) => row[0] + i));
-      expect(row[4]).toBeLessThan(100);
-    }
+describe('RowSampler', () => {
+  it('visits every row once per pass in a seeded order, and the same seed gives the same batches', () => {
+    const rows = Array.from({ length: 5 }, (_, i) => ({ inputIds: [i], labels: [i] }));
+    const draw = (seed: number) => {
+      const s = new RowSampler(rows, 2, seededUniform(seed));
+      return Array.from({ length: 6 }, () => s.next().map((r) => r.inputIds[0]));
+    };
+    const a = draw(7);
+    expect(draw(7)).toEqual(a);
+    // Passes of 5 rows in batches of 2: 2 + 2 + 1, then a new shuffle.
+    expect(a.map((b) => b.length)).toEqual([2, 2, 1, 2, 2, 1]);
+    expect(a.slice(0, 3).flat().sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(a.slice(3).flat().sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(() => new RowSampler([], 2, seededUniform(0))).toThrow(/no training rows/);
   });
 
   it('seededUniform is mulberry32 (first outputs for seed 0, from its reference definition)', () => {

@@ -1,5 +1,5 @@
 /** What the library throws, sorted into the failures the studio page explains. */
-import { SafetensorsError } from '@webpeft/nn';
+import { SafetensorsError, SftDataError } from '@webpeft/nn';
 import { NoAdapterError, OutOfMemoryError } from '@webpeft/tensor';
 import { describe, expect, it } from 'vitest';
 import { MalformedFileError } from '../src/data.ts';
@@ -17,7 +17,8 @@ describe('describeError', () => {
     expect(describeError(new Error('navigator.gpu is undefined: this browser has no WebGPU')).kind).toBe('no-webgpu');
     expect(describeError(new Error('causalLMFromConfig: model_type "bert" is not supported (supported: gpt2, llama)')).kind).toBe('unsupported-model');
     expect(describeError(new SafetensorsError('model.safetensors: header length 200 exceeds the file', 'model.safetensors')).kind).toBe('malformed-file');
-    expect(describeError(new MalformedFileError('d.jsonl', 3, 'not JSON'))).toEqual({ kind: 'malformed-file', message: 'd.jsonl, line 3: not JSON' });
+    expect(describeError(new MalformedFileError('adapter.zip', 0, 'not a readable zip file'))).toEqual({ kind: 'malformed-file', message: 'adapter.zip: not a readable zip file' });
+    expect(describeError(new SftDataError('d.jsonl', 3, 'not valid JSON'))).toEqual({ kind: 'malformed-file', message: 'd.jsonl:3: not valid JSON' });
     expect(describeError(new SyntaxError('Unexpected token } in JSON at position 12')).kind).toBe('malformed-file');
     expect(describeError(new RangeError('the training text has 15 tokens: need more than 16'))).toEqual({ kind: 'invalid-setting', message: 'the training text has 15 tokens: need more than 16' });
     expect(describeError(new StudioError('no-adapter', 'no adapter yet'))).toEqual({ kind: 'no-adapter', message: 'no adapter yet' });

@@ -24,7 +24,7 @@ const DEFAULT = { kind: 'default', url: DEFAULT_MODEL_URL.href } as const;
 const PROMPT = 'Log of the sloop';
 
 function settings(method: MethodName, over: Partial<TrainSettings> = {}): TrainSettings {
-  return { method, rank: 4, alpha: 8, targets: method === 'ia3' ? '' : 'all-linear', numVirtualTokens: 4, lr: 0.01, steps: 3, batch: 1, seqLen: 8, evalEvery: 2, seed: 3, text: SAMPLE_TEXT, ...over };
+  return { method, rank: 4, alpha: 8, targets: method === 'ia3' ? '' : 'all-linear', numVirtualTokens: 4, useRslora: false, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 3, batch: 1, seqLen: 8, evalEvery: 2, seed: 3, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto', ...over };
 }
 
 /** A session on the default model whose models are freed after the test. */
@@ -63,7 +63,7 @@ beforeAll(async () => {
   for (const backend of await initBackends()) for (const table of [NF4_CODE, FP4_CODE, DYNAMIC_SIGNED, DYNAMIC_UNSIGNED]) codeTensor(table, backend);
 });
 
-describe.each(['lora', 'qlora', 'dora', 'ia3', 'prompt', 'prefix'] as const)('%s', (method) => {
+describe.each(['lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const)('%s', (method) => {
   it(`${method}: trains, streams step/eval events, generates beside the plain base, reloads its adapter bit for bit, and merges where the method can`, async () => {
     const { s, events } = await session();
     const summary = await s.train(settings(method));
@@ -93,8 +93,14 @@ describe.each(['lora', 'qlora', 'dora', 'ia3', 'prompt', 'prefix'] as const)('%s
     expect(after.shape).toEqual(before.shape);
     expect(after.logits).toEqual(before.logits);
 
-    if (method === 'prompt' || method === 'prefix') {
+    if (method === 'prompt' || method === 'prefix' || method === 'p-tuning') {
       await expect(s.mergeAndExport()).rejects.toThrow(/virtual tokens cannot be merged into the weights/);
+      return;
+    }
+    if (method.startsWith('adapter-')) {
+      await expect(s.mergeAndExport()).rejects.toSatisfy((e) => describeError(e).kind === 'invalid-setting' && /BOTTLENECK: .* cannot be merged/.test(describeError(e).message));
+      // The refusal changed nothing: the adapter still gives its logits.
+      expect((await s.logits(PROMPT)).logits).toEqual(before.logits);
       return;
     }
     const { files: folder } = await s.mergeAndExport();
@@ -142,7 +148,12 @@ describe('clear failures', () => {
     await expect(s.train(settings('lora', { seqLen: 300 }))).rejects.toSatisfy((e) => describeError(e).kind === 'invalid-setting' && /seqLen 300 exceeds the model's 256 positions/.test(describeError(e).message));
     await expect(s.train(settings('prompt', { seqLen: 250, numVirtualTokens: 8 }))).rejects.toThrow(/seqLen 250 \+ 8 virtual tokens exceeds/);
     await expect(s.train(settings('lora', { lr: 0 }))).rejects.toThrow(/lr must be in \(0, 1\), got 0/);
-    await expect(s.train(settings('lora', { text: 'too short' }))).rejects.toSatisfy((e) => describeError(e).kind === 'invalid-setting' && /tokens: need more than/.test(describeError(e).message));
+    await expect(s.train(settings('lora', { text: 'one line only' }))).rejects.toSatisfy((e) => describeError(e).kind === 'malformed-file' && /^sample\.txt: 1 sample; at least 2 are needed/.test(describeError(e).message));
+    await expect(s.train(settings('lora', { dataName: 'd.jsonl', text: '{"text":"ok"}\n{"text": oops}\n' }))).rejects.toSatisfy((e) => describeError(e).kind === 'malformed-file' && /^d\.jsonl:2: not valid JSON/.test(describeError(e).message));
+    await expect(s.train(settings('lora', { completionOnly: 'true' }))).rejects.toSatisfy((e) => describeError(e).kind === 'invalid-setting' && /completion-only loss: sample\.txt holds plain text samples/.test(describeError(e).message));
+    await expect(s.train(settings('prompt', { packing: true }))).rejects.toThrow(/packing: prompt puts virtual tokens in front of every row/);
+    await expect(s.train(settings('adapter-houlsby', { nonLinearity: 'sigmoid' }))).rejects.toThrow(/nonLinearity must be one of relu, gelu, gelu_new, swish, silu, tanh, got "sigmoid"/);
+    await expect(s.train(settings('p-tuning', { seqLen: 250, numVirtualTokens: 8 }))).rejects.toThrow(/seqLen 250 \+ 8 virtual tokens exceeds/);
     await expect(s.loadAdapter({ 'adapter_config.json': new TextEncoder().encode('{}') }, false)).rejects.toSatisfy((e) => describeError(e).kind === 'malformed-file');
     expect(events.filter((e) => e.type === 'step')).toEqual([]);
   });

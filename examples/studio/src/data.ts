@@ -1,11 +1,15 @@
 /**
- * Training data of the studio: text pasted or dropped as `.txt`, or `.jsonl` records
- * (`{"text"}`, `{"prompt","completion"}` or `{"messages":[{"role","content"}]}`),
- * turned into one training text; and the token windows a run trains and evaluates on.
- * Runs on the page (parsing) and in the worker (windows); no DOM, no tensors.
+ * Training data of the studio, through nn's SFT pipeline (TRL's `SFTTrainer` data path):
+ * the text is parsed with `parseSftData` (plain text: one sample per non-blank line;
+ * JSON Lines: `{"text"}`, `{"prompt","completion"}` or `{"messages"}` records, a bad line
+ * named as `file:line`), tokenized with TRL's loss masks (`tokenizeSft`), packed
+ * (`packSft`, best-fit decreasing) or padded, and collated (`collatePacked` /
+ * `collateSft`). The last 10% of the samples are held out. The page parses only (to
+ * report a bad file at once); the worker does the rest. No DOM, no tensors.
  */
+import { type SftBatch, type SftDataset, type SftExample, type Tokenizer, collatePacked, collateSft, packSft, parseSftData, tokenizeSft } from '@webpeft/nn';
 
-/** A data file the studio cannot read, naming the file and the line. */
+/** A file the studio cannot read (a zip, an adapter folder), naming the file and the line. */
 export class MalformedFileError extends Error {
   override name = 'MalformedFileError';
   constructor(
@@ -13,68 +17,89 @@ export class MalformedFileError extends Error {
     readonly line: number,
     detail: string,
   ) {
-    super(`${file}${line > 0 ? `, line ${line}` : ''}: ${detail}`);
+    super(`${file}${line > 0 ? `:${line}` : ''}: ${detail}`);
   }
+}
+
+/** Fraction of the samples held out for the evaluation loss (the data's last samples, at least one). */
+export const EVAL_FRACTION = 0.1;
+
+/** The data options of a run (a subset of the train settings). */
+export interface DataOptions {
+  /** Rows are at most this many tokens (longer samples are truncated, or cut by the packer). */
+  seqLen: number;
+  batch: number;
+  /** Pack samples into rows of `seqLen` (TRL's `bfd`: samples stay whole, block-diagonal attention). */
+  packing: boolean;
+  /** `true`: loss on completions (prompt/completion) or assistant turns (messages) only; `false`: every token; `auto`: TRL's default. */
+  completionOnly: 'auto' | 'true' | 'false';
+  /** Held-out batches evaluated each time. */
+  evalBatches: number;
+}
+
+/** What a run trains and evaluates on. */
+export interface PreparedData {
+  /** Training rows (samples, or packed rows of samples). */
+  train: SftExample[];
+  /** Held-out batches, the same every evaluation. */
+  evalSet: SftBatch[];
+  /** Collates training rows into a batch. */
+  collate: (rows: readonly SftExample[]) => SftBatch;
+  /** One line for the log: format, samples, packing, what the loss covers. */
+  summary: string;
+  /** What the SFT pipeline warns about (dropped samples and the like). */
+  warnings: string[];
 }
 
 /**
- * The training text of a dropped or picked file: a `.txt` as is; a `.jsonl` file's
- * records, one text each, separated by blank lines. Anything else, an empty file, bad
- * JSON or a record without a known text field throws {@link MalformedFileError}.
+ * Parses the data (the page calls this to report a bad file before anything is sent):
+ * throws nn's `SftDataError` naming `name:line`, or when there are fewer than two samples.
  */
-export function textFromFile(name: string, content: string): string {
-  const lower = name.toLowerCase();
-  if (lower.endsWith('.txt')) {
-    if (content.trim().length === 0) throw new MalformedFileError(name, 0, 'the file is empty');
-    return content;
+export function parseData(name: string, text: string): SftDataset {
+  const dataset = parseSftData(name, text);
+  if (dataset.records.length < 2) throw new MalformedFileError(name, 0, `${dataset.records.length} sample; at least 2 are needed (the last is held out for the evaluation loss)`);
+  return dataset;
+}
+
+/**
+ * Tokenizes, splits, packs and batches `text` for a run. Errors name the setting or the
+ * file's line; nothing is half built (this runs before any model is touched).
+ */
+export function prepareData(name: string, text: string, tokenizer: Tokenizer, o: DataOptions): PreparedData {
+  const dataset = parseData(name, text);
+  if (o.completionOnly === 'true' && dataset.format === 'text') {
+    throw new RangeError(`completion-only loss: ${name} holds plain text samples, which have no prompt to mask (use {"prompt","completion"} or {"messages"} records, or train on every token)`);
   }
-  if (lower.endsWith('.jsonl')) return textFromJsonl(name, content);
-  throw new MalformedFileError(name, 0, 'expected a .txt or .jsonl file');
+  const lossOptions = {
+    completionOnlyLoss: o.completionOnly === 'auto' ? undefined : o.completionOnly === 'true' && dataset.format === 'prompt_completion',
+    assistantOnlyLoss: o.completionOnly === 'true' && dataset.format === 'messages',
+  };
+  const tokenize = (from: number, to: number) =>
+    tokenizeSft({ ...dataset, records: dataset.records.slice(from, to), lines: dataset.lines.slice(from, to) }, tokenizer, { ...lossOptions, maxLength: o.seqLen, packing: o.packing });
+  const held = Math.max(1, Math.floor(dataset.records.length * EVAL_FRACTION));
+  const cut = dataset.records.length - held;
+  const train = tokenize(0, cut);
+  const heldOut = tokenize(cut, dataset.records.length);
+  const padTokenId = tokenizer.padTokenId ?? tokenizer.eosTokenId;
+  if (padTokenId === undefined) throw new RangeError(`${name}: the tokenizer has neither a pad nor an eos token to pad batches with`);
+  // Packed rows keep their samples apart (block mask, restarting positions), as TRL's padding-free batches.
+  const collate = o.packing ? (rows: readonly SftExample[]) => collatePacked(rows as Parameters<typeof collatePacked>[0], { padTokenId }) : (rows: readonly SftExample[]) => collateSft(rows, { padTokenId });
+  const trainRows = o.packing ? packSft(train.examples, o.seqLen) : train.examples;
+  const evalRows = o.packing ? packSft(heldOut.examples, o.seqLen) : heldOut.examples;
+  const evalSet: SftBatch[] = [];
+  for (let s = 0; s < evalRows.length && evalSet.length < o.evalBatches; s += o.batch) evalSet.push(collate(evalRows.slice(s, s + o.batch)));
+  const loss = lossOptions.assistantOnlyLoss ? 'assistant turns only' : dataset.format === 'prompt_completion' && lossOptions.completionOnlyLoss !== false ? 'completions only' : 'every token';
+  const layout = o.packing ? `packed into ${trainRows.length} rows of <= ${o.seqLen} tokens` : `truncated to ${o.seqLen} tokens`;
+  return {
+    train: trainRows,
+    evalSet,
+    collate,
+    summary: `${name} (${dataset.format}): ${train.examples.length} training samples, ${heldOut.examples.length} held out (last ${EVAL_FRACTION * 100}%), ${layout}, loss on ${loss}`,
+    warnings: [...train.warnings, ...heldOut.warnings],
+  };
 }
 
-/** The texts of a JSON Lines file, joined by blank lines. */
-export function textFromJsonl(name: string, content: string): string {
-  const texts: string[] = [];
-  const lines = content.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i].trim() === '') continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(lines[i]);
-    } catch (e) {
-      throw new MalformedFileError(name, i + 1, `not JSON (${(e as Error).message})`);
-    }
-    texts.push(recordText(name, i + 1, record));
-  }
-  if (texts.length === 0) throw new MalformedFileError(name, 0, 'no records');
-  return texts.join('\n\n');
-}
-
-function recordText(file: string, line: number, r: unknown): string {
-  if (typeof r !== 'object' || r === null || Array.isArray(r)) throw new MalformedFileError(file, line, 'a record must be a JSON object');
-  const o = r as Record<string, unknown>;
-  if (typeof o.text === 'string') return o.text;
-  if (typeof o.prompt === 'string' && typeof o.completion === 'string') return o.prompt + o.completion;
-  if (Array.isArray(o.messages)) {
-    return o.messages
-      .map((m, j) => {
-        const msg = m as { role?: unknown; content?: unknown };
-        if (typeof msg?.role !== 'string' || typeof msg.content !== 'string') throw new MalformedFileError(file, line, `messages[${j}] needs string "role" and "content"`);
-        return `${msg.role}: ${msg.content}`;
-      })
-      .join('\n');
-  }
-  throw new MalformedFileError(file, line, `no "text", "prompt"+"completion" or "messages" field (keys: ${Object.keys(o).join(', ') || 'none'})`);
-}
-
-/** Token windows `[batch, seqLen]` flattened row-major; labels equal the inputs (the model shifts them). */
-export interface Window {
-  inputIds: Int32Array;
-  batch: number;
-  seqLen: number;
-}
-
-/** mulberry32: a small seeded generator, so the same seed picks the same windows. */
+/** mulberry32: a small seeded generator, so the same seed picks the same batches in every runtime. */
 export function seededUniform(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
@@ -87,34 +112,36 @@ export function seededUniform(seed: number): () => number {
 }
 
 /**
- * Splits token ids into a training part and a held-out tail (`evalFraction` of the
- * tokens, at least one window), and says why when the text is too short for a window.
+ * Training batches: the rows in a seeded shuffle per pass (Fisher-Yates), `batch` rows at
+ * a time; a pass's last short batch is kept.
  */
-export function splitTokens(ids: Int32Array, seqLen: number, evalFraction = 0.1): { train: Int32Array; held: Int32Array } {
-  const heldLen = Math.max(seqLen, Math.floor(ids.length * evalFraction));
-  if (ids.length - heldLen <= seqLen) {
-    throw new RangeError(`the training text has ${ids.length} tokens: need more than ${seqLen + heldLen} (one window of ${seqLen + 1} to train on, ${heldLen} held out); paste more text or lower the sequence length`);
-  }
-  return { train: ids.subarray(0, ids.length - heldLen), held: ids.subarray(ids.length - heldLen) };
-}
+export class RowSampler {
+  private order: number[] = [];
+  private pos = 0;
 
-/** `batch` windows of `seqLen` tokens starting at uniformly drawn offsets. */
-export function randomWindows(ids: Int32Array, batch: number, seqLen: number, uniform: () => number): Window {
-  const inputIds = new Int32Array(batch * seqLen);
-  for (let b = 0; b < batch; b++) {
-    const start = Math.floor(uniform() * (ids.length - seqLen));
-    inputIds.set(ids.subarray(start, start + seqLen), b * seqLen);
+  constructor(
+    private readonly rows: readonly SftExample[],
+    private readonly batch: number,
+    private readonly uniform: () => number,
+  ) {
+    if (rows.length === 0) throw new RangeError('no training rows: every sample was dropped (see the warnings) or the data is held out');
+    this.shuffle();
   }
-  return { inputIds, batch, seqLen };
-}
 
-/** Consecutive windows covering `ids` (at most `maxWindows` batches), for a deterministic held-out loss. */
-export function evalWindows(ids: Int32Array, batch: number, seqLen: number, maxBatches: number): Window[] {
-  const out: Window[] = [];
-  const rows = Math.floor(ids.length / seqLen);
-  const perBatch = Math.max(1, Math.min(batch, rows));
-  for (let r = 0; r + perBatch <= rows && out.length < maxBatches; r += perBatch) {
-    out.push({ inputIds: ids.slice(r * seqLen, (r + perBatch) * seqLen), batch: perBatch, seqLen });
+  /** The next `batch` rows (fewer at the end of a pass). */
+  next(): SftExample[] {
+    if (this.pos >= this.order.length) this.shuffle();
+    const picked = this.order.slice(this.pos, this.pos + this.batch).map((i) => this.rows[i]);
+    this.pos += picked.length;
+    return picked;
   }
-  return out;
+
+  private shuffle(): void {
+    this.order = this.rows.map((_, i) => i);
+    for (let i = this.order.length - 1; i > 0; i--) {
+      const j = Math.floor(this.uniform() * (i + 1));
+      [this.order[i], this.order[j]] = [this.order[j], this.order[i]];
+    }
+    this.pos = 0;
+  }
 }

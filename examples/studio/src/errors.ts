@@ -3,7 +3,7 @@
  * (no WebGPU, out of device memory with memory by tag, unsupported model type,
  * malformed file, invalid setting), keeping the library's own message.
  */
-import { SafetensorsError } from '@webpeft/nn';
+import { SafetensorsError, SftDataError } from '@webpeft/nn';
 import { NoAdapterError, OutOfMemoryError } from '@webpeft/tensor';
 import { MalformedFileError } from './data.js';
 import type { StudioErrorInfo, StudioErrorKind } from './protocol.js';
@@ -24,7 +24,7 @@ export function describeError(e: unknown): StudioErrorInfo {
   if (e instanceof StudioError) return { kind: e.kind, message: e.message };
   if (e instanceof OutOfMemoryError) return { kind: 'out-of-memory', message: e.message, memoryByTag: { ...e.memory.bytesByTag } };
   if (e instanceof NoAdapterError) return { kind: 'no-webgpu', message: e.message };
-  if (e instanceof MalformedFileError || e instanceof SafetensorsError || e instanceof SyntaxError) return { kind: 'malformed-file', message: e.message };
+  if (e instanceof MalformedFileError || e instanceof SftDataError || e instanceof SafetensorsError || e instanceof SyntaxError) return { kind: 'malformed-file', message: e.message };
   const message = e instanceof Error ? e.message : String(e);
   if (/navigator\.gpu is undefined/.test(message)) return { kind: 'no-webgpu', message };
   if (/model_type .* is not supported/.test(message)) return { kind: 'unsupported-model', message };

@@ -7,7 +7,10 @@ import './style.css';
 import { clearError, showError } from './alerts.js';
 import { LossChart, MemoryChart } from './charts.js';
 import { RequestError, WorkerClient } from './client.js';
-import { MalformedFileError, textFromFile } from './data.js';
+import { SftDataError } from '@webpeft/nn';
+import { MalformedFileError, parseData } from './data.js';
+import { directoryPicker, pickDirectory } from './folder-picker.js';
+import { BOTTLENECK_DEFAULTS, isBottleneck, isPromptMethod } from './methods.js';
 import { DEFAULT_MODEL_ROUTE } from './paths.js';
 import { SAMPLE_TEXT } from './sample-text.js';
 import type { MethodName, ModelChoice, StudioErrorInfo, TrainSettings, WorkerEvent } from './protocol.js';
@@ -25,6 +28,10 @@ const MIB = 2 ** 20;
 
 /** What the page knows about the worker's state, for enabling controls. */
 const state = { gpu: false, model: false, adapter: false, busy: false, training: false, paused: false };
+/** Where the training text came from (a file's name, or the sample), named in data errors as `name:line`. */
+let dataName = 'sample.txt';
+/** The model folder's files as last chosen (File System Access picker or folder input). */
+let folderFiles: File[] = [];
 
 const lossChart = new LossChart($('loss-chart'));
 let memoryChart: MemoryChart | null = null;
@@ -43,7 +50,7 @@ function refresh(): void {
 
 function fail(e: unknown): void {
   const info: StudioErrorInfo =
-    e instanceof RequestError ? e.info : e instanceof MalformedFileError ? { kind: 'malformed-file', message: e.message } : { kind: 'error', message: e instanceof Error ? e.message : String(e) };
+    e instanceof RequestError ? e.info : e instanceof MalformedFileError || e instanceof SftDataError ? { kind: 'malformed-file', message: e.message } : { kind: 'error', message: e instanceof Error ? e.message : String(e) };
   showError(alertBox, info);
 }
 
@@ -117,9 +124,8 @@ function log(line: string): void {
 function modelChoice(): ModelChoice {
   const source = document.querySelector<HTMLInputElement>('input[name="model-source"]:checked')?.value;
   if (source === 'folder') {
-    const files = Array.from(input('model-folder').files ?? []);
-    if (files.length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'choose a model folder first' });
-    return { kind: 'files', files };
+    if (folderFiles.length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'choose a model folder first' });
+    return { kind: 'files', files: folderFiles };
   }
   if (source === 'hub') {
     const repo = input('model-hub').value.trim();
@@ -139,12 +145,19 @@ const num = (id: string) => Number(input(id).value);
 function settings(): TrainSettings {
   const text = $<HTMLTextAreaElement>('data-text').value;
   if (text.trim().length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'no training text: paste some, or drop a .txt or .jsonl file' });
+  // Test hook: `?oom-at-step=N` makes the worker's step N allocate more than the device allows.
+  const oomAtStep = new URLSearchParams(location.search).get('oom-at-step');
   return {
     method: $<HTMLSelectElement>('method').value as MethodName,
     rank: num('rank'),
     alpha: num('alpha'),
+    useRslora: input('rslora').checked,
     targets: input('targets').value,
     numVirtualTokens: num('virtual-tokens'),
+    reductionFactor: num('reduction-factor'),
+    nonLinearity: $<HTMLSelectElement>('non-linearity').value,
+    encoder: $<HTMLSelectElement>('encoder').value as TrainSettings['encoder'],
+    encoderHiddenSize: num('encoder-hidden'),
     lr: num('lr'),
     steps: num('steps'),
     batch: num('batch'),
@@ -152,17 +165,33 @@ function settings(): TrainSettings {
     evalEvery: num('eval-every'),
     seed: num('seed'),
     text,
+    dataName,
+    packing: input('packing').checked,
+    completionOnly: $<HTMLSelectElement>('completion-only').value as TrainSettings['completionOnly'],
+    ...(oomAtStep !== null ? { oomAtStep: Number(oomAtStep) } : {}),
   };
 }
 
 /** Shows the options that apply to the chosen method. */
 function showMethodOptions(): void {
-  const m = $<HTMLSelectElement>('method').value;
+  const m = $<HTMLSelectElement>('method').value as MethodName;
   const lora = m === 'lora' || m === 'qlora' || m === 'dora';
-  const prompt = m === 'prompt' || m === 'prefix';
-  for (const el of Array.from(document.querySelectorAll<HTMLElement>('.lora-only'))) el.hidden = !lora;
-  for (const el of Array.from(document.querySelectorAll<HTMLElement>('.tuner-only'))) el.hidden = prompt;
-  for (const el of Array.from(document.querySelectorAll<HTMLElement>('.prompt-only'))) el.hidden = !prompt;
+  const prompt = isPromptMethod(m);
+  const show = (cls: string, on: boolean) => {
+    for (const el of Array.from(document.querySelectorAll<HTMLElement>(cls))) el.hidden = !on;
+  };
+  show('.lora-only', lora);
+  // Bottleneck adapters sit at the attention and feed-forward sublayers: no target list.
+  show('.tuner-only', lora || m === 'ia3');
+  show('.prompt-only', prompt);
+  show('.bottleneck-only', isBottleneck(m));
+  show('.ptuning-only', m === 'p-tuning');
+  if (isBottleneck(m)) {
+    input('reduction-factor').value = String(BOTTLENECK_DEFAULTS[m].reductionFactor);
+    $<HTMLSelectElement>('non-linearity').value = BOTTLENECK_DEFAULTS[m].nonLinearity;
+  }
+  // Virtual tokens take the place of packing's per-sample mask.
+  if (prompt) input('packing').checked = false;
   // IA3 targets its own attention and feed-forward layers unless told otherwise.
   if (m === 'ia3' && input('targets').value === 'all-linear') input('targets').value = '';
   if (lora && input('targets').value === '') input('targets').value = 'all-linear';
@@ -172,9 +201,13 @@ function showMethodOptions(): void {
 async function readDataFile(file: File): Promise<void> {
   clearError(alertBox);
   try {
-    const text = textFromFile(file.name, await file.text());
+    if (!/\.(txt|jsonl|json)$/i.test(file.name)) throw new MalformedFileError(file.name, 0, 'expected a .txt or .jsonl file');
+    const text = await file.text();
+    // Parsed here too, so a bad line is named at once and the text box keeps what it had.
+    const dataset = parseData(file.name, text);
     $<HTMLTextAreaElement>('data-text').value = text;
-    $('data-info').textContent = `${file.name}: ${text.length.toLocaleString('en-US')} characters`;
+    dataName = file.name;
+    $('data-info').textContent = `${file.name}: ${dataset.records.length.toLocaleString('en-US')} ${dataset.format === 'text' ? 'lines of text' : `${dataset.format} records`}, ${text.length.toLocaleString('en-US')} characters`;
   } catch (e) {
     fail(e);
   }
@@ -188,6 +221,24 @@ function wire(): void {
       $('hub-row').hidden = radio.value !== 'hub' || !radio.checked;
     });
   }
+  const picker = directoryPicker();
+  const chose = (files: File[], name: string) => {
+    folderFiles = files;
+    $('folder-info').textContent = `${name}: ${files.length} files (${files.map((f) => f.name).join(', ')})`;
+  };
+  // The File System Access picker where the browser has one; the folder input otherwise.
+  button('pick-folder').hidden = picker === null;
+  input('model-folder').hidden = picker !== null;
+  button('pick-folder').addEventListener('click', () =>
+    void busy(async () => {
+      const picked = await pickDirectory(picker!);
+      if (picked) chose(picked.files, picked.name);
+    }),
+  );
+  input('model-folder').addEventListener('change', () => {
+    const files = Array.from(input('model-folder').files ?? []);
+    chose(files, files[0]?.webkitRelativePath.split('/')[0] || 'folder');
+  });
   button('load-model').addEventListener('click', () =>
     void busy(async () => {
       state.model = false;
@@ -206,6 +257,7 @@ function wire(): void {
   $<HTMLSelectElement>('method').addEventListener('change', showMethodOptions);
   button('sample-text').addEventListener('click', () => {
     $<HTMLTextAreaElement>('data-text').value = SAMPLE_TEXT;
+    dataName = 'sample.txt';
     $('data-info').textContent = `sample text: ${SAMPLE_TEXT.length.toLocaleString('en-US')} characters`;
   });
   input('data-file').addEventListener('change', () => {
@@ -242,6 +294,9 @@ function wire(): void {
             .join(', ')}`,
         );
         $('train-status').textContent = r.stopped ? 'stopped' : 'done';
+      } catch (e) {
+        $('train-status').textContent = 'failed';
+        throw e;
       } finally {
         // Whatever was trained so far (also after stop or a failure mid-run) is usable.
         state.adapter = true;

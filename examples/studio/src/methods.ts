@@ -1,11 +1,24 @@
 /**
  * Builds the chosen fine-tuning method on a freshly loaded base model, with the
  * library's own configs: QLoRA quantizes the base to NF4 with double quantization and
- * puts LoRA on top (as the finetune CLI does); DoRA is LoRA with `useDora`; IA3, prompt
- * tuning and prefix tuning use their PEFT configs.
+ * puts LoRA on top (as the finetune CLI does); DoRA is LoRA with `useDora`; the
+ * bottleneck adapters take the CLI's placements (Houlsby, Pfeiffer, parallel); IA3,
+ * prompt tuning, prefix tuning and P-tuning use their PEFT configs.
  */
 import type { CausalLM } from '@webpeft/nn';
-import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, type PrefixTuningConfig, type PromptLearningModel, type PromptTuningConfig, getPeftModel } from '@webpeft/peft';
+import {
+  ALL_LINEAR,
+  BOTTLENECK_NONLINEARITIES,
+  type BottleneckConfig,
+  type IA3Config,
+  type LoraConfig,
+  type PTuningConfig,
+  type PeftModel,
+  type PrefixTuningConfig,
+  type PromptLearningModel,
+  type PromptTuningConfig,
+  getPeftModel,
+} from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { StudioError } from './errors.js';
 import type { MethodName, TrainSettings } from './protocol.js';
@@ -15,6 +28,36 @@ export type Adapted = { kind: 'tuner'; peft: PeftModel } | { kind: 'prompt'; pef
 
 /** The 4-bit config QLoRA quantizes with (NF4, double quantization), also used to reload a QLoRA base. */
 export const QLORA_QUANT = { quantType: 'nf4', doubleQuant: true } as const;
+
+/**
+ * The bottleneck placements, as the finetune CLI's `--method adapter-*` (AdapterHub's
+ * defaults per placement): Houlsby (after attention and feed-forward; Houlsby et al.
+ * 2019), Pfeiffer (after the feed-forward block only; Pfeiffer et al. 2020), parallel
+ * (beside the feed-forward block, scaling 4; He et al. 2021). Width and nonlinearity come
+ * from the settings.
+ */
+export const BOTTLENECK_PLACEMENTS = {
+  'adapter-houlsby': {},
+  'adapter-pfeiffer': { mhAdapter: false },
+  'adapter-parallel': { isParallel: true, mhAdapter: false },
+} as const satisfies Record<string, Partial<BottleneckConfig>>;
+
+/** The default reduction factor and nonlinearity the page offers per placement (AdapterHub's). */
+export const BOTTLENECK_DEFAULTS: Record<keyof typeof BOTTLENECK_PLACEMENTS, { reductionFactor: number; nonLinearity: string }> = {
+  'adapter-houlsby': { reductionFactor: 16, nonLinearity: 'swish' },
+  'adapter-pfeiffer': { reductionFactor: 16, nonLinearity: 'relu' },
+  'adapter-parallel': { reductionFactor: 2, nonLinearity: 'relu' },
+};
+
+/** True for the bottleneck adapter methods. */
+export function isBottleneck(method: MethodName): method is keyof typeof BOTTLENECK_PLACEMENTS {
+  return method in BOTTLENECK_PLACEMENTS;
+}
+
+/** True for the methods that put virtual tokens in front of every sequence (a prompt-learning model). */
+export function isPromptMethod(method: MethodName): boolean {
+  return method === 'prompt' || method === 'prefix' || method === 'p-tuning';
+}
 
 /** Checks every setting before any model is built; throws naming the first bad one. */
 export function checkSettings(s: TrainSettings, maxPositions: number): void {
@@ -26,7 +69,13 @@ export function checkSettings(s: TrainSettings, maxPositions: number): void {
   if (!(s.lr > 0 && s.lr < 1)) throw new StudioError('invalid-setting', `lr must be in (0, 1), got ${s.lr}`);
   if (!(s.alpha > 0)) throw new StudioError('invalid-setting', `alpha must be > 0, got ${s.alpha}`);
   if (!Number.isInteger(s.evalEvery) || s.evalEvery < 0) throw new StudioError('invalid-setting', `evalEvery must be a whole number >= 0, got ${s.evalEvery}`);
-  const virtual = s.method === 'prompt' ? s.numVirtualTokens : 0;
+  if (!(s.reductionFactor > 0)) throw new StudioError('invalid-setting', `reductionFactor must be > 0, got ${s.reductionFactor}`);
+  if (!(BOTTLENECK_NONLINEARITIES as readonly string[]).includes(s.nonLinearity)) throw new StudioError('invalid-setting', `nonLinearity must be one of ${BOTTLENECK_NONLINEARITIES.join(', ')}, got ${JSON.stringify(s.nonLinearity)}`);
+  if (s.encoder !== 'mlp' && s.encoder !== 'lstm') throw new StudioError('invalid-setting', `encoder must be mlp or lstm, got ${JSON.stringify(s.encoder)}`);
+  if (!Number.isInteger(s.encoderHiddenSize) || s.encoderHiddenSize < 0) throw new StudioError('invalid-setting', `encoderHiddenSize must be a whole number >= 0 (0: the model's width), got ${String(s.encoderHiddenSize)}`);
+  if (s.packing && isPromptMethod(s.method)) throw new StudioError('invalid-setting', `packing: ${s.method} puts virtual tokens in front of every row, which a packed row's per-sample mask cannot cover; turn packing off (rows are then padded)`);
+  // Prompt tuning and P-tuning prepend their virtual tokens to the input positions; prefix tuning's sit in the key/value cache.
+  const virtual = s.method === 'prompt' || s.method === 'p-tuning' ? s.numVirtualTokens : 0;
   if (s.seqLen + virtual > maxPositions) throw new StudioError('invalid-setting', `seqLen ${s.seqLen}${virtual ? ` + ${virtual} virtual tokens` : ''} exceeds the model's ${maxPositions} positions`);
 }
 
@@ -53,7 +102,7 @@ function build(model: CausalLM, method: MethodName, s: TrainSettings, targets: s
     case 'lora':
     case 'qlora':
     case 'dora': {
-      const lora: LoraConfig = { peftType: 'LORA', r: s.rank, loraAlpha: s.alpha, targetModules: targets ?? ALL_LINEAR, useDora: method === 'dora' };
+      const lora: LoraConfig = { peftType: 'LORA', r: s.rank, loraAlpha: s.alpha, targetModules: targets ?? ALL_LINEAR, useDora: method === 'dora', useRslora: s.useRslora };
       return { kind: 'tuner', peft: getPeftModel(model, lora) };
     }
     case 'ia3': {
@@ -68,6 +117,22 @@ function build(model: CausalLM, method: MethodName, s: TrainSettings, targets: s
     case 'prefix': {
       const prefix: PrefixTuningConfig = { peftType: 'PREFIX_TUNING', numVirtualTokens: s.numVirtualTokens };
       return { kind: 'prompt', peft: getPeftModel(model, prefix) };
+    }
+    case 'p-tuning': {
+      const pTuning: PTuningConfig = {
+        peftType: 'P_TUNING',
+        numVirtualTokens: s.numVirtualTokens,
+        encoderReparameterizationType: s.encoder === 'lstm' ? 'LSTM' : 'MLP',
+        ...(s.encoderHiddenSize > 0 ? { encoderHiddenSize: s.encoderHiddenSize } : {}),
+      };
+      return { kind: 'prompt', peft: getPeftModel(model, pTuning) };
+    }
+    case 'adapter-houlsby':
+    case 'adapter-pfeiffer':
+    case 'adapter-parallel': {
+      // Target modules do not apply: the adapters sit at the attention and feed-forward sublayers.
+      const bottleneck: BottleneckConfig = { peftType: 'BOTTLENECK', ...BOTTLENECK_PLACEMENTS[method], reductionFactor: s.reductionFactor, nonLinearity: s.nonLinearity };
+      return { kind: 'tuner', peft: getPeftModel(model, bottleneck) };
     }
   }
 }

@@ -12,11 +12,11 @@ export type ModelChoice =
   | { kind: 'url'; url: string }
   /** A Hugging Face Hub repo id (`org/name`), downloaded once into the browser's cache. */
   | { kind: 'hub'; repo: string }
-  /** Files of a folder the user picked (`<input type=file webkitdirectory>`). */
+  /** Files of a folder the user picked (File System Access API, or `<input type=file webkitdirectory>`). */
   | { kind: 'files'; files: File[] };
 
-/** The fine-tuning methods the studio offers. */
-export const METHODS = ['lora', 'qlora', 'dora', 'ia3', 'prompt', 'prefix'] as const;
+/** The fine-tuning methods the studio offers (the finetune CLI's `--method` values). */
+export const METHODS = ['lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const;
 /** One of {@link METHODS}. */
 export type MethodName = (typeof METHODS)[number];
 
@@ -25,12 +25,22 @@ export interface TrainSettings {
   method: MethodName;
   /** LoRA/DoRA/QLoRA rank. */
   rank: number;
-  /** LoRA alpha (scaling = alpha / rank). */
+  /** LoRA alpha (scaling = alpha / rank, or alpha / sqrt(rank) with `useRslora`). */
   alpha: number;
+  /** rsLoRA's rank-stabilised scaling alpha / sqrt(rank) (Kalajdzievski 2023) for LoRA, QLoRA and DoRA. */
+  useRslora: boolean;
   /** Comma-separated module names, or `all-linear`. Empty: the method's defaults (IA3). */
   targets: string;
-  /** Virtual tokens of prompt and prefix tuning. */
+  /** Virtual tokens of prompt tuning, prefix tuning and P-tuning. */
   numVirtualTokens: number;
+  /** Bottleneck width = floor(hidden / reductionFactor) of the bottleneck adapters (AdapterHub's `reduction_factor`). */
+  reductionFactor: number;
+  /** The bottleneck adapters' nonlinearity (AdapterHub's names: `relu`, `swish`, `gelu`, ...). */
+  nonLinearity: string;
+  /** P-tuning's encoder of the virtual tokens. */
+  encoder: 'mlp' | 'lstm';
+  /** P-tuning's encoder hidden size; 0: the model's width (PEFT's default). */
+  encoderHiddenSize: number;
   lr: number;
   steps: number;
   batch: number;
@@ -38,8 +48,23 @@ export interface TrainSettings {
   /** Evaluate the held-out loss every this many steps (0: only before and after). */
   evalEvery: number;
   seed: number;
-  /** Training text (a pasted text, a .txt file, or the texts of a .jsonl file joined). */
+  /**
+   * The training data: plain text (one sample per non-blank line) or JSON Lines
+   * (`{"text"}`, `{"prompt","completion"}` or `{"messages"}` records), as nn's
+   * `parseSftData` reads it; the last 10% of the samples are held out.
+   */
   text: string;
+  /** Where `text` came from (a file name; `.jsonl` selects JSON Lines), named in data errors as `name:line`. */
+  dataName: string;
+  /** Pack the samples into rows of `seqLen` tokens (TRL's best-fit decreasing); else each sample is a padded row. */
+  packing: boolean;
+  /** Loss on completions / assistant turns only (`true`), every token (`false`), or TRL's default for the format (`auto`). */
+  completionOnly: 'auto' | 'true' | 'false';
+  /**
+   * Test hooks (set only from the page's URL, `?oom-at-step=N`): at step N the worker
+   * allocates a tensor larger than the device allows, so the real out-of-memory path runs.
+   */
+  oomAtStep?: number;
 }
 
 /** Kinds of failure the page explains in its own words. */

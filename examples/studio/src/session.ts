@@ -7,10 +7,11 @@ import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, genera
 import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type Tensor, getBackend, init, manualSeed, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
+import { prepareData } from './data.js';
 import { StudioError } from './errors.js';
 import { type Adapted, QLORA_QUANT, attachMethod, checkSettings } from './methods.js';
 import type { ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
-import { TrainControl, trainAdapted } from './training.js';
+import { EVAL_BATCHES, TrainControl, trainAdapted } from './training.js';
 
 /** Files of a model folder besides the weights that a merged export carries over. */
 const SIDE_FILES = ['config.json', 'generation_config.json', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'];
@@ -79,7 +80,8 @@ export class StudioSession {
     this.refuseWhileTraining('start another run');
     const info = this.need();
     checkSettings(s, info.maxPositions);
-    const ids = Int32Array.from(this.tokenizer!.encode(s.text, { addSpecialTokens: false }));
+    // The data is read in full before any model is touched: a bad line fails here, naming it.
+    const data = prepareData(s.dataName, s.text, this.tokenizer!, { seqLen: s.seqLen, batch: s.batch, packing: s.packing, completionOnly: s.completionOnly, evalBatches: EVAL_BATCHES });
     const model = await this.freshBase();
     let adapted: Adapted;
     try {
@@ -93,10 +95,11 @@ export class StudioSession {
     this.adapted = adapted;
     this.quantized = s.method === 'qlora';
     const t = adapted.peft.getNbTrainableParameters();
-    this.emit({ type: 'log', line: `${s.method}: ${t.trainable.toLocaleString('en-US')} trainable of ${t.all.toLocaleString('en-US')} parameters; ${ids.length.toLocaleString('en-US')} tokens of text` });
+    this.emit({ type: 'log', line: `${s.method}: ${t.trainable.toLocaleString('en-US')} trainable of ${t.all.toLocaleString('en-US')} parameters; data ${data.summary}` });
+    for (const w of data.warnings) this.emit({ type: 'log', line: `warning: ${w}` });
     this.control = new TrainControl();
     try {
-      return await trainAdapted(adapted, ids, s, this.control, this.emit);
+      return await trainAdapted(adapted, data, s, this.control, this.emit);
     } finally {
       this.control = null;
     }
@@ -163,6 +166,9 @@ export class StudioSession {
     this.refuseWhileTraining('merge');
     const adapted = this.needAdapter();
     if (adapted.kind === 'prompt') throw new StudioError('invalid-setting', `${adapted.peft.peftConfig.get('default')?.peftType ?? 'prompt learning'}: virtual tokens cannot be merged into the weights (PEFT cannot either); download the adapter instead`);
+    if (adapted.peft.peftConfig.get('default')?.peftType === 'BOTTLENECK') {
+      throw new StudioError('invalid-setting', 'BOTTLENECK: a bottleneck adapter adds a nonlinear module (down-projection, activation, up-projection), which no base weight can express, so it cannot be merged; download the adapter instead');
+    }
     const { files: adapterFiles } = await this.exportAdapter();
     const quantized = this.quantized;
     const merged = (await adapted.peft.mergeAndUnload(quantized ? { dequantize: true } : {})) as CausalLM;

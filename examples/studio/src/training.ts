@@ -1,18 +1,18 @@
 /**
- * The training loop the worker runs: AdamW at a constant learning rate over random
- * windows of the training text, the held-out loss before, every `evalEvery` steps and
- * after, and per-step events (loss, tokens/s, ETA, the step's peak device memory by tag). Pause, resume
- * and stop act between steps, so a step is never half applied.
+ * The training loop the worker runs: AdamW at a constant learning rate over seeded
+ * batches of the SFT rows, the held-out loss before, every `evalEvery` steps and after,
+ * and per-step events (loss, tokens/s, ETA, the step's peak device memory by tag). Pause,
+ * resume and stop act between steps, so a step is never half applied.
  */
-import type { CausalLMInput, CausalLMOutput } from '@webpeft/nn';
+import type { CausalLMInput, CausalLMOutput, SftBatch } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
-import { type Tensor, memory, noGrad, resetPeakMemory, tensor, tidy } from '@webpeft/tensor';
-import { type Window, evalWindows, randomWindows, seededUniform, splitTokens } from './data.js';
+import { type Tensor, memory, noGrad, resetPeakMemory, tensor, tidy, withMemoryTag, zeros } from '@webpeft/tensor';
+import { type PreparedData, RowSampler, seededUniform } from './data.js';
 import type { Adapted } from './methods.js';
 import type { TrainSettings, TrainSummary, WorkerEvent } from './protocol.js';
 
-/** Held-out batches evaluated each time (a fixed set: the same windows every time). */
-const EVAL_BATCHES = 4;
+/** Held-out batches evaluated each time (a fixed set: the same batches every time). */
+export const EVAL_BATCHES = 4;
 
 /** Pause/resume/stop between steps. */
 export class TrainControl {
@@ -51,27 +51,56 @@ export function forwardOf(adapted: Adapted): (input: CausalLMInput) => CausalLMO
   return (input) => adapted.peft.forward(input);
 }
 
-/** Mean loss over `windows` (eval mode and no gradients for the call). */
-export async function heldOutLoss(adapted: Adapted, windows: readonly Window[]): Promise<number> {
+/**
+ * The model input of a collated batch: ids and labels `[B, T]`, the padding mask `[B, T]`
+ * or a packed batch's per-sample mask `[B, T, T]` with its restarting positions. Call in a
+ * `tidy` scope: the tensors are made here.
+ */
+export function batchInput(b: SftBatch): CausalLMInput {
+  const shape = [b.batchSize, b.seqLen];
+  const packed = b.positionIds !== undefined;
+  return {
+    inputIds: tensor(b.inputIds, shape, { dtype: 'i32' }),
+    labels: tensor(b.labels, shape, { dtype: 'i32' }),
+    attentionMask: tensor(b.attentionMask, packed ? [b.batchSize, b.seqLen, b.seqLen] : shape, { dtype: 'i32' }),
+    ...(packed ? { positionIds: tensor(b.positionIds!, shape, { dtype: 'i32' }) } : {}),
+  };
+}
+
+/** Tokens of a batch that are not padding (what tokens/s counts). */
+function realTokens(b: SftBatch): number {
+  if (b.positionIds === undefined) return b.attentionMask.reduce((n, m) => n + m, 0);
+  // A packed row's pad positions have an all-zero mask row.
+  let n = 0;
+  for (let r = 0; r < b.batchSize * b.seqLen; r++) if (b.attentionMask.subarray(r * b.seqLen, (r + 1) * b.seqLen).some((m) => m !== 0)) n++;
+  return n;
+}
+
+/**
+ * The out-of-memory test hook (`?oom-at-step=N` on the page): a real allocation larger
+ * than any device binding, so the backend refuses it with its own `OutOfMemoryError`
+ * carrying the memory by tag at that moment.
+ */
+function allocateTooMuch(): void {
+  withMemoryTag('activations', () => zeros([2 ** 20, 2 ** 20])).dispose();
+}
+
+/** Mean loss over `batches` (eval mode and no gradients for the call). */
+export async function heldOutLoss(adapted: Adapted, batches: readonly SftBatch[]): Promise<number> {
   const wasTraining = adapted.peft.training;
   adapted.peft.eval();
   const forward = forwardOf(adapted);
   let total = 0;
   try {
-    for (const w of windows) {
-      const loss = noGrad(() =>
-        tidy(() => {
-          const ids = tensor(w.inputIds, [w.batch, w.seqLen], { dtype: 'i32' });
-          return forward({ inputIds: ids, labels: ids }).loss!;
-        }),
-      );
+    for (const b of batches) {
+      const loss = noGrad(() => tidy(() => forward(batchInput(b)).loss!));
       total += await loss.item();
       loss.dispose();
     }
   } finally {
     adapted.peft.train(wasTraining);
   }
-  return total / windows.length;
+  return total / batches.length;
 }
 
 /** Per tag, the larger of two byte counts (the run's peak from the steps' peaks). */
@@ -81,11 +110,10 @@ function maxByTag(a: Record<string, number>, b: Record<string, number>): Record<
   return out;
 }
 
-/** Trains `adapted` on `ids` (the tokenised training text) per `s`, streaming events to `emit`. */
-export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSettings, control: TrainControl, emit: (e: WorkerEvent) => void): Promise<TrainSummary> {
-  const { train, held } = splitTokens(ids, s.seqLen);
-  const evalSet = evalWindows(held, s.batch, s.seqLen, EVAL_BATCHES);
-  const uniform = seededUniform(s.seed);
+/** Trains `adapted` on `data` per `s`, streaming events to `emit`. */
+export async function trainAdapted(adapted: Adapted, data: PreparedData, s: TrainSettings, control: TrainControl, emit: (e: WorkerEvent) => void): Promise<TrainSummary> {
+  const evalSet = data.evalSet;
+  const sampler = new RowSampler(data.train, s.batch, seededUniform(s.seed));
   const forward = forwardOf(adapted);
   const evalBefore = await heldOutLoss(adapted, evalSet);
   emit({ type: 'eval', step: 0, loss: evalBefore });
@@ -94,18 +122,19 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
   let peak: Record<string, number> = {};
   const started = performance.now();
   let done = 0;
+  let tokens = 0;
   let evalAfter = evalBefore;
   emit({ type: 'state', state: 'training' });
   try {
     for (let step = 1; step <= s.steps; step++) {
       await control.checkpoint(emit);
       if (control.stopped) break;
-      const w = randomWindows(train, s.batch, s.seqLen, uniform);
+      const batch = data.collate(sampler.next());
       // Each step reports its own peak per tag: activations live only inside the step.
       resetPeakMemory();
       const loss: Tensor = tidy(() => {
-        const inputIds = tensor(w.inputIds, [w.batch, w.seqLen], { dtype: 'i32' });
-        const l = forward({ inputIds, labels: inputIds }).loss!;
+        if (step === s.oomAtStep) allocateTooMuch();
+        const l = forward(batchInput(batch)).loss!;
         l.backward();
         return l;
       });
@@ -118,11 +147,12 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
       await optimizer.step();
       optimizer.zeroGrad();
       done = step;
+      tokens += realTokens(batch);
       const now = memory();
       const stepPeak = { ...now.peakBytesByTag };
       peak = maxByTag(peak, stepPeak);
       const seconds = (performance.now() - started) / 1000;
-      const tokensPerSecond = (step * s.batch * s.seqLen) / seconds;
+      const tokensPerSecond = tokens / seconds;
       emit({ type: 'step', step, total: s.steps, loss: value, tokensPerSecond, etaSeconds: (seconds / step) * (s.steps - step), memoryByTag: stepPeak, peakBytes: now.peakBytes });
       if (s.evalEvery > 0 && step % s.evalEvery === 0 && step !== s.steps) emit({ type: 'eval', step, loss: await heldOutLoss(adapted, evalSet) });
     }
@@ -133,5 +163,5 @@ export async function trainAdapted(adapted: Adapted, ids: Int32Array, s: TrainSe
     emit({ type: 'state', state: 'idle' });
   }
   const seconds = (performance.now() - started) / 1000;
-  return { steps: done, stopped: control.stopped, evalBefore, evalAfter, seconds, tokensPerSecond: (done * s.batch * s.seqLen) / seconds, peakBytesByTag: peak };
+  return { steps: done, stopped: control.stopped, evalBefore, evalAfter, seconds, tokensPerSecond: tokens / seconds, peakBytesByTag: peak };
 }
