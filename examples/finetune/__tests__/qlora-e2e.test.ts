@@ -1,7 +1,8 @@
 /**
  * QLoRA end to end: a tiny GPT-2 and a tiny LLaMA, quantized to NF4 with double
- * quantization, fine-tuned with LoRA on real text. Node only: the State of the Union
- * corpus package reads its files from disk.
+ * quantization, fine-tuned with LoRA on real text, in Node (Dawn) and in the browser
+ * (SwiftShader): the State of the Union text comes from the corpus package's files
+ * through `?raw` imports (`sotu-2001-2004.ts`), not from `node:fs`.
  */
 import { type CausalLM, CharTokenizer, GPT2LMHeadModel, LlamaForCausalLM, parseSafetensors } from '@webpeft/nn';
 import { AdamW } from '@webpeft/optim';
@@ -11,10 +12,10 @@ import { type Tensor, manualSeed, noGrad, tensor, tidy } from '@webpeft/tensor';
 import { backendsUnderTest, disposeAfterTest, expectClose, initBackends, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { randomBatch } from '../src/batches.js';
-import { stateOfTheUnion } from '../src/corpus.js';
 import { SeededRandom } from '../src/seeded-random.js';
+import { SOTU_2001_2004 } from './sotu-2001-2004.js';
 
-const TEXT = stateOfTheUnion(2001, 2004).text.slice(0, 60_000);
+const TEXT = SOTU_2001_2004.slice(0, 60_000);
 const tokenizer = CharTokenizer.fromText(TEXT);
 const ids = Int32Array.from(tokenizer.encode(TEXT));
 
