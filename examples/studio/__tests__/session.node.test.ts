@@ -64,7 +64,7 @@ beforeAll(async () => {
 });
 
 describe.each(['lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const)('%s', (method) => {
-  it(`${method}: trains, streams step/eval events, generates beside the plain base, reloads its adapter bit for bit, and merges where the method can`, async () => {
+  it(`${method}: trains, streams step/eval events, generates beside the plain base, reloads its adapter bit for bit, and merges where the method can`, { timeout: 240_000 }, async () => {
     const { s, events } = await session();
     const summary = await s.train(settings(method));
     expect(summary).toMatchObject({ steps: 3, stopped: false });

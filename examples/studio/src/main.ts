@@ -32,6 +32,7 @@ const state = { gpu: false, model: false, adapter: false, busy: false, training:
 let dataName = 'sample.txt';
 /** The model folder's files as last chosen (File System Access picker or folder input). */
 let folderFiles: File[] = [];
+let folderName = '';
 
 const lossChart = new LossChart($('loss-chart'));
 let memoryChart: MemoryChart | null = null;
@@ -125,7 +126,7 @@ function modelChoice(): ModelChoice {
   const source = document.querySelector<HTMLInputElement>('input[name="model-source"]:checked')?.value;
   if (source === 'folder') {
     if (folderFiles.length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'choose a model folder first' });
-    return { kind: 'files', files: folderFiles };
+    return { kind: 'files', files: folderFiles, folder: folderName };
   }
   if (source === 'hub') {
     const repo = input('model-hub').value.trim();
@@ -224,6 +225,7 @@ function wire(): void {
   const picker = directoryPicker();
   const chose = (files: File[], name: string) => {
     folderFiles = files;
+    folderName = name;
     $('folder-info').textContent = `${name}: ${files.length} files (${files.map((f) => f.name).join(', ')})`;
   };
   // The File System Access picker where the browser has one; the folder input otherwise.

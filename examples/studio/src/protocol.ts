@@ -13,7 +13,7 @@ export type ModelChoice =
   /** A Hugging Face Hub repo id (`org/name`), downloaded once into the browser's cache. */
   | { kind: 'hub'; repo: string }
   /** Files of a folder the user picked (File System Access API, or `<input type=file webkitdirectory>`). */
-  | { kind: 'files'; files: File[] };
+  | { kind: 'files'; files: File[]; /** The folder's name, for the page. */ folder: string };
 
 /** The fine-tuning methods the studio offers (the finetune CLI's `--method` values). */
 export const METHODS = ['lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const;

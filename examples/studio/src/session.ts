@@ -35,7 +35,7 @@ export class StudioSession {
     this.refuseWhileTraining('load a model');
     await useWebGpu();
     const source = cachedSource(await this.open(choice));
-    const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : choice.kind === 'hub' ? choice.repo : source.name;
+    const name = choice.kind === 'default' ? '@webpeft/default-model' : choice.kind === 'url' ? choice.url : choice.kind === 'hub' ? choice.repo : choice.folder;
     const { model, tokenizer, rawConfig } = await fromPretrained(source);
     if (!tokenizer) {
       model.dispose();
