@@ -273,10 +273,12 @@ async function trainOnPage(page: Page, method: string, fields: Record<string, st
   await page.selectOption('#method', method);
   for (const [id, value] of Object.entries({ steps: '6', batch: '2', 'seq-len': '16', 'eval-every': '0', seed: '1', ...fields })) await page.fill(`#${id}`, value);
   await page.click('#sample-text');
+  // The log keeps earlier runs: read only what this one adds.
+  const logBefore = ((await page.textContent('#log')) ?? '').length;
   await page.click('#train');
   await expect.poll(() => page.textContent('#train-status'), { timeout: 150_000 }).toBe('done');
   expect(await page.isHidden('#alert')).toBe(true);
-  const log = (await page.textContent('#log')) ?? '';
+  const log = ((await page.textContent('#log')) ?? '').slice(logBefore);
   return [...log.matchAll(/step (\d+): eval loss ([\d.]+)/g)].map((m) => Number(m[2]));
 }
 

@@ -10,7 +10,7 @@ import { RequestError, WorkerClient } from './client.js';
 import { SftDataError } from '@webpeft/nn';
 import { MalformedFileError, parseData } from './data.js';
 import { directoryPicker, pickDirectory } from './folder-picker.js';
-import { BOTTLENECK_DEFAULTS, isBottleneck, isPromptMethod } from './methods.js';
+import { BOTTLENECK_DEFAULTS, isBottleneck, isPromptMethod } from './method-options.js';
 import { DEFAULT_MODEL_ROUTE } from './paths.js';
 import { SAMPLE_TEXT } from './sample-text.js';
 import type { MethodName, ModelChoice, StudioErrorInfo, TrainSettings, WorkerEvent } from './protocol.js';

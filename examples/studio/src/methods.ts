@@ -21,6 +21,7 @@ import {
 } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { StudioError } from './errors.js';
+import { BOTTLENECK_PLACEMENTS, isPromptMethod } from './method-options.js';
 import type { MethodName, TrainSettings } from './protocol.js';
 
 /** A model with adapters: a tuner model (LoRA family, IA3) or a prompt-learning model. */
@@ -28,36 +29,6 @@ export type Adapted = { kind: 'tuner'; peft: PeftModel } | { kind: 'prompt'; pef
 
 /** The 4-bit config QLoRA quantizes with (NF4, double quantization), also used to reload a QLoRA base. */
 export const QLORA_QUANT = { quantType: 'nf4', doubleQuant: true } as const;
-
-/**
- * The bottleneck placements, as the finetune CLI's `--method adapter-*` (AdapterHub's
- * defaults per placement): Houlsby (after attention and feed-forward; Houlsby et al.
- * 2019), Pfeiffer (after the feed-forward block only; Pfeiffer et al. 2020), parallel
- * (beside the feed-forward block, scaling 4; He et al. 2021). Width and nonlinearity come
- * from the settings.
- */
-export const BOTTLENECK_PLACEMENTS = {
-  'adapter-houlsby': {},
-  'adapter-pfeiffer': { mhAdapter: false },
-  'adapter-parallel': { isParallel: true, mhAdapter: false },
-} as const satisfies Record<string, Partial<BottleneckConfig>>;
-
-/** The default reduction factor and nonlinearity the page offers per placement (AdapterHub's). */
-export const BOTTLENECK_DEFAULTS: Record<keyof typeof BOTTLENECK_PLACEMENTS, { reductionFactor: number; nonLinearity: string }> = {
-  'adapter-houlsby': { reductionFactor: 16, nonLinearity: 'swish' },
-  'adapter-pfeiffer': { reductionFactor: 16, nonLinearity: 'relu' },
-  'adapter-parallel': { reductionFactor: 2, nonLinearity: 'relu' },
-};
-
-/** True for the bottleneck adapter methods. */
-export function isBottleneck(method: MethodName): method is keyof typeof BOTTLENECK_PLACEMENTS {
-  return method in BOTTLENECK_PLACEMENTS;
-}
-
-/** True for the methods that put virtual tokens in front of every sequence (a prompt-learning model). */
-export function isPromptMethod(method: MethodName): boolean {
-  return method === 'prompt' || method === 'prefix' || method === 'p-tuning';
-}
 
 /** Checks every setting before any model is built; throws naming the first bad one. */
 export function checkSettings(s: TrainSettings, maxPositions: number): void {
