@@ -115,6 +115,18 @@ describe.each(['lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeif
   });
 });
 
+describe('method options', () => {
+  it('rsLoRA scales by alpha / sqrt(rank) and says so in the adapter file; the bottleneck width follows the reduction factor', async () => {
+    const { s } = await session();
+    await s.train(settings('lora', { useRslora: true, rank: 4, alpha: 8 }));
+    const lora = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
+    expect(lora).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 8, use_rslora: true });
+    await s.train(settings('adapter-parallel', { reductionFactor: 4, nonLinearity: 'relu' }));
+    const adapter = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
+    expect(adapter).toMatchObject({ peft_type: 'BOTTLENECK', is_parallel: true, mh_adapter: false, reduction_factor: 4, non_linearity: 'relu', scaling: 4 });
+  });
+});
+
 describe('controls', () => {
   it('pauses between steps, resumes, and stops with the steps done so far', async () => {
     const events: WorkerEvent[] = [];
