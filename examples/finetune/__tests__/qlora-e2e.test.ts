@@ -16,6 +16,14 @@ import { SeededRandom } from '../src/seeded-random.js';
 import { SOTU_2001_2004 } from './sotu-2001-2004.js';
 
 const TEXT = SOTU_2001_2004.slice(0, 60_000);
+/**
+ * AdamW steps, few enough for SwiftShader in the browser project. Measured (Node, lavapipe):
+ * the held-out loss falls 4.470 -> 3.842 (GPT-2) and 4.494 -> 3.675 (LLaMA) in 20 steps,
+ * 3.769 / 3.667 after 30; the check asks for a fall of at least {@link MIN_FALL}.
+ */
+const STEPS = 20;
+/** The least fall of the held-out loss (nats/token) the adapters alone must reach in {@link STEPS} steps. */
+const MIN_FALL = 0.5;
 const tokenizer = CharTokenizer.fromText(TEXT);
 const ids = Int32Array.from(tokenizer.encode(TEXT));
 
@@ -89,7 +97,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     };
     const net = peft.model as CausalLM;
     const before = await lossOf(net);
-    for (let step = 0; step < 60; step++) {
+    for (let step = 0; step < STEPS; step++) {
       const loss: Tensor = tidy(() => {
         const b = randomBatch(ids, 8, 48, rng);
         const x = tensor(b.inputIds, [8, 48], { dtype: 'i32' });
@@ -111,7 +119,7 @@ describe.each(['gpt2', 'llama'] as const)('QLoRA on a tiny %s', (family) => {
     const after = await lossOf(net);
     // From about ln(V) the adapters alone must cut the loss by a clear margin.
     expect(before).toBeGreaterThan(Math.log(tokenizer.vocabSize) - 0.5);
-    expect(after).toBeLessThan(before - 0.6);
+    expect(after).toBeLessThan(before - MIN_FALL);
     // The 4-bit base never changed.
     const packedAfter = await (model.namedModules().find(([, m]) => m instanceof Linear4bit)![1] as Linear4bit).packedWeight.data();
     expect(Array.from(packedAfter)).toEqual(Array.from(packedBefore));
