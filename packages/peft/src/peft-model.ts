@@ -8,7 +8,7 @@ import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './
 import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
 import type { LoraConfig } from './tuners/lora/config.js';
 import type { IA3Config } from './tuners/ia3/config.js';
-import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
+import { type WeightedAdapterOptions, addWeightedAdapter } from './tuners/lora/weighted.js';
 import {
   type AdapterWeightsFile,
   type LoadAdapterOptions,
@@ -300,7 +300,7 @@ export class PeftModel extends Module {
   }
 
   /** PEFT's `add_weighted_adapter` for LoRA adapters (see {@link addWeightedAdapter}). */
-  addWeightedAdapter(adapters: string[], weights: number[], name: string, options: { combinationType?: CombinationType; svdRank?: number } = {}): Promise<void> {
+  addWeightedAdapter(adapters: string[], weights: number[], name: string, options: WeightedAdapterOptions = {}): Promise<void> {
     return addWeightedAdapter(this, adapters, weights, name, options);
   }
 

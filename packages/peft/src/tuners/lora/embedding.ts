@@ -26,6 +26,11 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingS
     return this.base_layer;
   }
 
+  /** The base table `[numEmbeddings, dim]`, for model code that reads it through the wrapper (its dtype). */
+  get weight(): Tensor {
+    return this.base.weight;
+  }
+
   /** `lora_embedding_A [r, numEmbeddings]`, `lora_embedding_B [dim, r]` and the scaling of adapter `name`. */
   weights(name: string): { A: Tensor; B: Tensor; scaling: number } {
     return { A: this.adapterTensor(name, 'lora_embedding_A'), B: this.adapterTensor(name, 'lora_embedding_B'), scaling: this.adapterSettings(name).scaling };
