@@ -9,6 +9,7 @@ import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
 import type { LoraConfig } from './tuners/lora/config.js';
 import type { IA3Config } from './tuners/ia3/config.js';
 import { type WeightedAdapterOptions, addWeightedAdapter } from './tuners/lora/weighted.js';
+import { type BaseInitOptions, checkNoPendingInit, initLoraFromBase } from './tuners/lora/base-init.js';
 import {
   type AdapterWeightsFile,
   type LoadAdapterOptions,
@@ -76,6 +77,7 @@ export class PeftModel extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
+    checkNoPendingInit(this);
     return this.base_model.forward(...args);
   }
 
@@ -302,6 +304,11 @@ export class PeftModel extends Module {
   /** PEFT's `add_weighted_adapter` for LoRA adapters (see {@link addWeightedAdapter}). */
   addWeightedAdapter(adapters: string[], weights: number[], name: string, options: WeightedAdapterOptions = {}): Promise<void> {
     return addWeightedAdapter(this, adapters, weights, name, options);
+  }
+
+  /** Runs pending PiSSA / LoftQ initialisations (see {@link initLoraFromBase}); returns the layers initialised. */
+  initLoraFromBase(options: BaseInitOptions = {}): Promise<string[]> {
+    return initLoraFromBase(this, options);
   }
 
   /** Trainable and total parameter counts (PEFT's `get_nb_trainable_parameters`). */

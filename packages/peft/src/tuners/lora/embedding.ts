@@ -2,7 +2,7 @@ import type { Embedding } from '@webpeft/nn';
 import { type Tensor, add, assign, gather, matmul, mul, noGrad, randn, sub, tidy, transpose, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
-import { type ResolvedLoraConfig, loraScaling } from './config.js';
+import { type ResolvedLoraConfig, isBaseRewritingInit, loraScaling } from './config.js';
 import { type LoraLayerOptions, loraLayerOptions } from './linear.js';
 
 /** The tensors a {@link LoraEmbedding} declares per adapter. */
@@ -47,6 +47,7 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingS
 
   private newAdapter(o: LoraLayerOptions): NewAdapter<LoraEmbeddingSlot, { scaling: number }> {
     if (o.useDora) throw new Error('LoraEmbedding: DoRA on embedding layers is not supported');
+    if (isBaseRewritingInit(o.initLoraWeights)) throw new Error(`LoraEmbedding: initLoraWeights '${o.initLoraWeights}' on embedding layers is not supported (target linear layers only)`);
     const backend = backendOf(this.base);
     const { numEmbeddings, embeddingDim } = this.base;
     // PEFT: A = 0, B ~ N(0, 1) for the default and gaussian inits; both random with init false.

@@ -85,7 +85,8 @@ const DENSITY_TYPES: readonly CombinationType[] = COMBINATION_TYPES.filter((t) =
  */
 export async function addWeightedAdapter(peft: WeightedAdapterHost, adapters: string[], weights: number[], name: string, options: WeightedAdapterOptions = {}): Promise<void> {
   const { type, newRank, targetModules, configs } = checkWeightedAdapter(peft, adapters, weights, name, options);
-  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {} } as ResolvedLoraConfig);
+  // The combined weights are set below: no PiSSA / LoftQ init of the base (PEFT would rerun it).
+  peft.addAdapter(name, { ...configs[0], r: newRank, loraAlpha: newRank, targetModules, rankPattern: {}, alphaPattern: {}, initLoraWeights: true, loftqConfig: null } as ResolvedLoraConfig);
   try {
     for (const [path, layer] of peft.base_model.tunerLayers()) {
       if (!(layer instanceof LoraLinear || layer instanceof LoraEmbedding) || !layer.adapterNames().includes(name)) continue;
