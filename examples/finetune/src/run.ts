@@ -223,7 +223,13 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     const ia3: IA3Config = { peftType: 'IA3', ...(explicit ? { targetModules: targetNames(model, opts.targets) } : {}) };
     return getPeftModel(model, ia3);
   }
-  const lora: LoraConfig = { peftType: 'LORA', r: opts.rank, loraAlpha: opts.alpha, loraDropout: opts.dropout, targetModules: targetNames(model, opts.targets), useDora: opts.method === 'dora', ...loraInit(opts) };
+  let targetModules = targetNames(model, opts.targets);
+  if (rewritesBase && Array.isArray(targetModules) && targetModules.includes('lm_head') && sharesEmbedding(model)) {
+    // Rewriting a tied head's weight would rewrite the input embeddings with it.
+    targetModules = targetModules.filter((t) => t !== 'lm_head');
+    log(`lm_head is tied to the input embeddings: ${opts.initLoraWeights} would rewrite both, so it gets no adapter`);
+  }
+  const lora: LoraConfig = { peftType: 'LORA', r: opts.rank, loraAlpha: opts.alpha, loraDropout: opts.dropout, targetModules, useDora: opts.method === 'dora', ...loraInit(opts) };
   const peft = getPeftModel(model, lora);
   if (rewritesBase) {
     const layers = await peft.initLoraFromBase();
@@ -232,6 +238,12 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     if (opts.method === 'qlora') await quantizeForQlora(model, opts.initLoraWeights !== 'loftq', log);
   }
   return peft;
+}
+
+/** True when the output head's weight is the input embedding table (tied embeddings). */
+function sharesEmbedding(model: CausalLM): boolean {
+  const head = model.namedModules().find(([path]) => path === 'lm_head')?.[1] as { weight?: unknown } | undefined;
+  return head?.weight !== undefined && head.weight === model.getInputEmbeddings().weight;
 }
 
 /** `--init-lora-weights` as LoRA config fields. */
@@ -244,7 +256,8 @@ function loraInit(opts: FinetuneOptions): Pick<LoraConfig, 'initLoraWeights' | '
 /** QLoRA's NF4 base (computing in the model's dtype: f16 with --dtype f16 / auto on an f16 adapter). */
 async function quantizeForQlora(model: CausalLM, doubleQuant: boolean, log: (line: string) => void): Promise<void> {
   const computeDtype = model.parameters()[0]?.dtype === 'f16' ? 'f16' : 'f32';
-  const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant, computeDtype });
+  // After LoRA wraps the head its linear sits at lm_head.base_layer: keep it full precision either way.
+  const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant, computeDtype, skip: ['lm_head', 'lm_head.base_layer'] });
   log(`Quantized ${report.layers.length} linear layers to NF4${doubleQuant ? ' + double quant' : ''}: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
 }
 
