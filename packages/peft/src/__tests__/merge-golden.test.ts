@@ -1,4 +1,4 @@
-import { type CausalLM, fromPretrained, openSource } from '@webpeft/nn';
+import { fromPretrained, openSource } from '@webpeft/nn';
 import { type BackendName, type Tensor, manualSeed, noGrad, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ const f32 = (b64: string) => new Float32Array(bytes(b64).buffer);
 /** The tiny LLaMA with PEFT's three saved adapters loaded as p1, p2, p3. */
 async function loaded(backend: BackendName) {
   const files = golden.checkpoint;
-  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': bytes(files['model.safetensors']) }), { backend })).model as CausalLM);
+  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': bytes(files['model.safetensors']) }), { backend })).model);
   const adapter = (n: 'p1' | 'p2' | 'p3') => memoryFiles({ 'adapter_config.json': golden.adapters[n]['adapter_config.json'], 'adapter_model.safetensors': bytes(golden.adapters[n]['adapter_model.safetensors']) });
   const peft = await loadPeftModel(model, adapter('p1'), { adapterName: 'p1' });
   await peft.loadAdapter(adapter('p2'), 'p2');

@@ -147,7 +147,7 @@ function checkWeightedAdapter(peft: WeightedAdapterHost, adapters: string[], wei
   const targets = configs.map((c) => c.targetModules);
   const lists = targets.filter(Array.isArray).length;
   if (lists !== 0 && lists !== targets.length) fail('all adapters must give targetModules the same way: a mix of lists and regex strings cannot be combined (as in PEFT)');
-  const targetModules = lists ? [...new Set(targets.flat() as string[])] : targets.map((t) => `(${String(t)})`).join('|');
+  const targetModules = lists ? [...new Set<string>(targets.flat())] : targets.map((t) => `(${String(t)})`).join('|');
   return { type, newRank, targetModules, configs };
 }
 
