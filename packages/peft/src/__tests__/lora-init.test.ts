@@ -1,10 +1,12 @@
 import { type LinearLike, fromPretrained, openSource } from '@webpeft/nn';
 import { type BackendName, type Tensor, manualSeed, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type LoraConfig, LoraLinear, getPeftModel, loraConfigToJson, resolveLoraConfig, svd } from '../index.js';
 import golden from './fixtures/lora_init_golden.json' with { type: 'json' };
 import { checkLeaksPerTest, own } from './leak-check.js';
+import { CodeLinear } from './fake-quant.js';
+import { Container } from './toy-models.js';
 
 checkLeaksPerTest();
 
@@ -146,5 +148,13 @@ describe("PiSSA and LoftQ initialisation equal PEFT 0.21's", () => {
     const peft = getPeftModel(model, config({ initLoraWeights: 'loftq', loftqConfig: { loftqBits: 8 } }));
     await expect(peft.initLoraFromBase()).rejects.toThrow(/loftqBits 8 needs options.quantize/);
     await expect(peft.initLoraFromBase({ adapterName: 'nope' })).rejects.toThrow(/adapter 'nope' does not exist/);
+    peft.addAdapter('plain', config({}));
+    await expect(peft.addWeightedAdapter(['default', 'plain'], [1, 1], 'mix', { combinationType: 'cat' })).rejects.toThrow(/adapter default waits for its 'loftq' init/);
+    expect([...peft.peftConfig.keys()]).toEqual(['default', 'plain']);
+
+    // A quantized base (an integer-code LinearLike) has lost the full-precision weight PiSSA needs.
+    const quantized = own(new Container({ layers: new Container({ q_proj: new CodeLinear(6, 5, randomArray(30, 4, -1, 1) as Float32Array, 1 / 127, 'cpu') }) }));
+    const qpeft = getPeftModel(quantized, { peftType: 'LORA', r: 2, targetModules: ['q_proj'], initLoraWeights: 'pissa' });
+    await expect(qpeft.initLoraFromBase()).rejects.toThrow(/'pissa' at 'layers.q_proj' needs a full-precision base \(Linear or Conv1D\), got CodeLinear/);
   });
 });

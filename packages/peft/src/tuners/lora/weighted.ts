@@ -92,6 +92,10 @@ export async function addWeightedAdapter(peft: WeightedAdapterHost, adapters: st
       if (!(layer instanceof LoraLinear || layer instanceof LoraEmbedding) || !layer.adapterNames().includes(name)) continue;
       const present = adapters.map((a, i) => [a, weights[i]] as const).filter(([a]) => layer.adapterNames().includes(a));
       if (present.length === 0) throw new Error(`addWeightedAdapter: no matching LoRAs found at '${path}'`);
+      for (const [a] of present) {
+        const pending = layer instanceof LoraLinear ? layer.adapterSettings(a).pendingInit : undefined;
+        if (pending) throw new Error(`addWeightedAdapter: adapter ${a} waits for its '${pending}' init at '${path}' (run initLoraFromBase first)`);
+      }
       const target = layer.weights(name);
       if (type === 'cat') catCombine(layer, present, newRank, target.A, target.B);
       else if (type === 'svd' || type.endsWith('_svd')) await svdCombine(path, layer, present, newRank, target.A, target.B, type === 'svd' ? 'linear' : (type.slice(0, -4) as TaskMergeMethod), options);
