@@ -6,7 +6,7 @@ import { checkpointable, isGradientCheckpointing } from './gradient-checkpointin
 import { ensureBuiltinMethods } from './builtins.js';
 import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './registry.js';
 import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
-import type { LoraConfig } from './tuners/lora/config.js';
+import { type LoraConfig, isBaseRewritingInit } from './tuners/lora/config.js';
 import type { IA3Config } from './tuners/ia3/config.js';
 import { type WeightedAdapterOptions, addWeightedAdapter } from './tuners/lora/weighted.js';
 import { type BaseInitOptions, checkNoPendingInit, initLoraFromBase } from './tuners/lora/base-init.js';
@@ -293,6 +293,8 @@ export class PeftModel extends Module {
     const weights = await readAdapterWeights(source, subfolder);
     // The method's own checks (targets not found, option conflicts) blame the config file.
     inConfigFile(adapterConfigPath(source, subfolder), () => this.addAdapterFromWeights(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) }, weights));
+    // PiSSA / LoftQ: rebuild the residual base from the current one, as PEFT does (see loadPeftModel).
+    if (isBaseRewritingInit((config as { initLoraWeights?: unknown }).initLoraWeights)) await initLoraFromBase(this, { adapterName, keepAdapterWeights: true });
   }
 
   /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter (all checked first), then refreshes trainability. */

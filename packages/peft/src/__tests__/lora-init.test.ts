@@ -1,8 +1,8 @@
 import { type LinearLike, fromPretrained, openSource } from '@webpeft/nn';
-import { type BackendName, type Tensor, manualSeed, noGrad, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, assign, manualSeed, noGrad, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type LoraConfig, LoraLinear, getPeftModel, loraConfigToJson, resolveLoraConfig, svd } from '../index.js';
+import { type LoraConfig, LoraLinear, getPeftModel, loadPeftModel, loraConfigToJson, memoryFiles, resolveLoraConfig, svd } from '../index.js';
 import golden from './fixtures/lora_init_golden.json' with { type: 'json' };
 import { checkLeaksPerTest, own } from './leak-check.js';
 import { CodeLinear } from './fake-quant.js';
@@ -129,6 +129,23 @@ describe("PiSSA and LoftQ initialisation equal PEFT 0.21's", () => {
           expectClose(await take(layer.deltaWeight('default')), f32(want.delta), { rtol: 1e-4, atol: iters === 1 ? 1e-5 : 2e-3, label: `${backend} ${path} delta` });
         }
       }
+    });
+  }
+
+  for (const init of ['pissa', 'loftq'] as const) {
+    it(`a saved '${init}' adapter loads onto the original base: the residual base is rebuilt, A and B are the file's`, async () => {
+      const { model, ids } = await loaded('cpu');
+      const peft = getPeftModel(model, config(init === 'loftq' ? { initLoraWeights: 'loftq', loftqConfig: { loftqBits: 4, loftqIter: 2 } } : { initLoraWeights: 'pissa' }));
+      await peft.initLoraFromBase();
+      // As after training: A and B move away from their init.
+      for (const [, layer] of peft.base_model.tunerLayers()) for (const t of layer.adapterParameters('default')) noGrad(() => assign(t, own(tensor(Float32Array.from(randomArray(t.size, t.size, -0.3, 0.3)), t.shape, { backend: 'cpu' }))));
+      const want = await take(noGrad(() => peft.forward({ inputIds: ids })).logits);
+      const dir = memoryFiles();
+      await peft.saveAdapter(dir);
+      expect(JSON.parse(new TextDecoder().decode(dir.files.get('adapter_config.json')))).toMatchObject({ init_lora_weights: init });
+      const fresh = await loaded('cpu');
+      const reloaded = await loadPeftModel(fresh.model, dir);
+      expectClose(await take(noGrad(() => reloaded.forward({ inputIds: fresh.ids })).logits), want, { rtol: 1e-5, atol: 1e-5, label: `${init} reloaded logits` });
     });
   }
 

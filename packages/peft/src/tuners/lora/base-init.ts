@@ -36,6 +36,11 @@ export interface BaseInitOptions {
   adapterName?: string;
   /** LoftQ's quantizer (default: NF4 for 4 bits; 8 bits needs one). */
   quantize?: LoftQQuantizer;
+  /**
+   * Rewrite the base only and keep A and B as they are: what loading a saved PiSSA / LoftQ
+   * adapter does (PEFT re-runs the init on the original base, then loads the trained A and B).
+   */
+  keepAdapterWeights?: boolean;
 }
 
 /**
@@ -50,6 +55,7 @@ export async function initLoraFromBase(peft: BaseInitHost, options: BaseInitOpti
   const done: string[] = [];
   const names = options.adapterName !== undefined ? [options.adapterName] : [...peft.peftConfig.keys()];
   if (options.adapterName !== undefined && !peft.peftConfig.has(options.adapterName)) throw new Error(`initLoraFromBase: adapter '${options.adapterName}' does not exist`);
+  const todo: [string, LoraLinear, string, LoraSettings, ResolvedLoraConfig][] = [];
   for (const name of names) {
     const config = peft.peftConfig.get(name) as ResolvedLoraConfig;
     for (const [path, layer] of peft.base_model.tunerLayers()) {
@@ -57,12 +63,20 @@ export async function initLoraFromBase(peft: BaseInitHost, options: BaseInitOpti
       const settings = layer.adapterSettings(name);
       if (!settings.pendingInit) continue;
       const base = layer.base;
+      // Every layer is checked before any base is rewritten.
       if (!(base instanceof Linear || base instanceof Conv1D)) {
         throw new Error(`initLoraFromBase: '${settings.pendingInit}' at '${path}' needs a full-precision base (Linear or Conv1D), got ${base.constructor.name}; initialise before quantizing, as PEFT requires`);
       }
-      await initLayer(path, layer, name, settings, config, options);
-      done.push(path);
+      const r = layer.weights(name).A.shape[0];
+      if (r > Math.min(layer.outFeatures, layer.inFeatures)) throw new Error(`initLoraFromBase: rank ${r} exceeds min(${layer.outFeatures}, ${layer.inFeatures}) of '${path}'`);
+      const bits = config.loftqConfig?.loftqBits ?? 4;
+      if (settings.pendingInit === 'loftq' && bits !== 4 && !options.quantize) throw new Error(`initLoraFromBase: loftqConfig.loftqBits ${bits} needs options.quantize (the built-in quantizer is NF4, 4 bits)`);
+      todo.push([path, layer, name, settings, config]);
     }
+  }
+  for (const [path, layer, name, settings, config] of todo) {
+    await initLayer(path, layer, name, settings, config, options);
+    done.push(path);
   }
   return done;
 }
@@ -118,6 +132,10 @@ async function initLayer(path: string, layer: LoraLinear, name: string, settings
     await layer.base.loadWeight(newBase);
   } finally {
     newBase.dispose();
+  }
+  if (options.keepAdapterWeights) {
+    delete settings.pendingInit;
+    return;
   }
   const [tA, tB] = [tensor(Float32Array.from(A), [r, cols], { backend }), tensor(Float32Array.from(B), [rows, r], { backend })];
   noGrad(() => {

@@ -209,6 +209,7 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
   const init = j.init_lora_weights;
   if (!(init === undefined || init === null || typeof init === 'boolean' || typeof init === 'string')) f.fail('init_lora_weights', 'true, false or the name of a PEFT initialisation');
   if (typeof init === 'string') checkLoadableInit(init);
+  const loftq = init === 'loftq' ? loftqConfigFromJson(f, j.loftq_config) : null;
   // null (or absent) takes the model type's default targets, as PEFT does.
   const targetModules = f.names('target_modules') ?? undefined;
   return {
@@ -222,13 +223,25 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
     bias: f.oneOf('bias', ['none', 'all', 'lora_only'] as const, 'none'),
     useRslora: f.bool('use_rslora', false),
     useDora: f.bool('use_dora', false),
-    initLoraWeights: init === false ? false : init === 'gaussian' ? 'gaussian' : true,
+    // PiSSA and LoftQ rebuild their residual base on load, as PEFT does (initLoraFromBase).
+    initLoraWeights: init === false ? false : init === 'gaussian' || init === 'pissa' || init === 'loftq' ? init : true,
+    ...(loftq ? { loftqConfig: loftq } : {}),
     rankPattern: f.patterns('rank_pattern', true),
     alphaPattern: f.patterns('alpha_pattern', false),
     layersToTransform: f.indices('layers_to_transform'),
     layersPattern: f.names('layers_pattern'),
     modulesToSave: f.nameList('modules_to_save'),
   };
+}
+
+/** `loftq_config` of a LoftQ adapter: `{ loftq_bits, loftq_iter }` (PEFT's defaults 4 and 1). */
+function loftqConfigFromJson(f: AdapterJson, v: unknown): LoftQConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return f.fail('loftq_config', "an object { loftq_bits, loftq_iter } (init_lora_weights is 'loftq')");
+  const o = v as Record<string, unknown>;
+  const bits = o.loftq_bits ?? 4;
+  const iter = o.loftq_iter ?? 1;
+  if (typeof bits !== 'number' || typeof iter !== 'number') return f.fail('loftq_config', 'numbers loftq_bits and loftq_iter');
+  return { loftqBits: bits, loftqIter: iter };
 }
 
 /** PEFT initialisations that only set A and B, which the loaded weights overwrite. */
@@ -243,9 +256,11 @@ const BASE_REWRITING_INITS = /^(pissa|corda|olora|mica|loftq)/i;
  */
 function checkLoadableInit(init: string): void {
   if (LOADABLE_INITS.includes(init.toLowerCase())) return;
+  // Deterministic base rewrites: the loader rebuilds the residual base from the original, as PEFT does.
+  if (init === 'pissa' || init === 'loftq') return;
   if (BASE_REWRITING_INITS.test(init)) {
     throw new ConfigError(
-      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init, which is not supported (convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion)`,
+      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init in a way that cannot be rebuilt here (pissa_niter_K is random; CorDA, OLoRA, MiCA are not implemented): convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion`,
       undefined,
       'init_lora_weights',
     );
