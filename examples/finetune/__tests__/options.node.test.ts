@@ -37,6 +37,9 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--debug', '1', /Option '--debug' does not take an argument/],
   ['--gradient-checkpointing', 'on', /Option '--gradient-checkpointing' does not take an argument/],
   ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
+  ['--init-lora-weights', 'olora', /--init-lora-weights must be default, gaussian, pissa, pissa_niter_K \(K >= 1\) or loftq; got 'olora'/],
+  ['--loftq-bits', '8', /--loftq-bits must be 4 \(LoftQ's NF4 quantizer; 8-bit LoftQ is not supported\); got 8/],
+  ['--loftq-iter', '0', /--loftq-iter must be an integer >= 1; got '0'/],
   ['--completion-only', 'yes', /--completion-only must be one of auto, true, false; got 'yes'/],
   // Tests run at the repository root, where package.json is a file.
   ['--merge-and-export', 'package.json', /--merge-and-export: 'package\.json' exists and is not an empty directory; choose a new folder/],
@@ -71,6 +74,14 @@ describe('fine-tuning CLI options', () => {
     for (const line of helpText().split('\n').filter((l) => l.startsWith('  --') && !l.includes('--config') && !l.includes('--help'))) {
       expect(line, 'every option shows its default').toMatch(/\(default: .+\)$/);
     }
+  });
+
+  it('--init-lora-weights: LoRA and QLoRA only; the LoftQ flags only with loftq', () => {
+    expect(parseOptions(['--method', 'lora', '--init-lora-weights', 'pissa_niter_4'])).toMatchObject({ initLoraWeights: 'pissa_niter_4', loftqBits: 4, loftqIter: 1 });
+    expect(parseOptions(['--init-lora-weights', 'loftq', '--loftq-iter', '3'])).toMatchObject({ method: 'qlora', initLoraWeights: 'loftq', loftqIter: 3 });
+    expect(() => parseOptions(['--method', 'dora', '--init-lora-weights', 'pissa'])).toThrow(/--init-lora-weights applies to --method lora or qlora; got --method dora/);
+    expect(() => parseOptions(['--init-lora-weights', 'pissa', '--loftq-iter', '2'])).toThrow(/--loftq-bits and --loftq-iter apply to --init-lora-weights loftq; got 'pissa'/);
+    expect(() => parseOptions(['--init-lora-weights', 'pissa_niter_0'])).toThrow(/--init-lora-weights must be/);
   });
 
   it('--dtype: f32 by default, f16 and auto for adapter methods, f16 refused for full fine-tuning', () => {

@@ -37,6 +37,12 @@ export interface FinetuneOptions {
   /** P-tuning's encoder of the virtual tokens. */
   encoder: (typeof PROMPT_ENCODERS)[number];
   dropout: number;
+  /** LoRA init (PEFT's `init_lora_weights`): `default` (A kaiming, B zero), `gaussian`, `pissa`, `pissa_niter_K`, `loftq`. */
+  initLoraWeights: string;
+  /** LoftQ's quantizer bits (4: NF4). */
+  loftqBits: number;
+  /** LoftQ's alternating quantize / SVD steps. */
+  loftqIter: number;
   /** Module names; `all-linear` among them stands for every linear layer but the output head (PEFT's shorthand). */
   targets: string[];
   lr: number;
@@ -106,6 +112,9 @@ const SPECS: Spec[] = [
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
   { key: 'dropout', kind: 'prob', default: '0', help: 'LoRA/DoRA dropout probability' },
+  { key: 'initLoraWeights', kind: 'string', default: 'default', help: 'LoRA/QLoRA init: default (A kaiming, B zero), gaussian, pissa, pissa_niter_K (randomized SVD, K power iterations) or loftq (rewrite the base: PiSSA keeps the residual, LoftQ the NF4 base)' },
+  { key: 'loftqBits', kind: 'posint', default: '4', help: 'bits of the LoftQ quantizer (4: NF4, the one supported) for --init-lora-weights loftq' },
+  { key: 'loftqIter', kind: 'posint', default: '1', help: 'alternating quantize / SVD steps of --init-lora-weights loftq' },
   { key: 'numVirtualTokens', kind: 'posint', default: '20', help: 'virtual tokens of --method prompt, prefix or p-tuning' },
   { key: 'encoder', kind: 'string', default: 'mlp', choices: PROMPT_ENCODERS, help: 'encoder of the virtual tokens of --method p-tuning' },
   { key: 'targets', kind: 'list', default: 'all-linear,lm_head', help: "comma-separated module names; 'all-linear': every linear layer but lm_head" },
@@ -211,6 +220,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
     if (sft.length > 0) throw new OptionError(`--${flagOf(sft[0].key)} applies to --data, which is not given`);
   }
   checkPromptOptions(o, raw);
+  checkInitOptions(o, raw);
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
   // Full fine-tuning trains the weights themselves, which need f32 master copies.
@@ -233,6 +243,16 @@ function checkPromptOptions(o: FinetuneOptions, raw: Map<string, string>): void 
   if (prompt && o.packing) {
     throw new OptionError(`--packing: --method ${o.method} puts virtual tokens in front of every row, which a packed row's per-sample mask cannot cover; drop --packing (rows are then padded)`);
   }
+}
+
+/** `--init-lora-weights` and the LoftQ options: LoRA and QLoRA only, known names, LoftQ's flags only with loftq. */
+function checkInitOptions(o: FinetuneOptions, raw: Map<string, string>): void {
+  const given = (key: keyof FinetuneOptions) => raw.has(key) && raw.get(key) !== SPECS.find((s) => s.key === key)?.default;
+  const init = o.initLoraWeights;
+  if (!/^(default|gaussian|pissa|pissa_niter_[1-9]\d*|loftq)$/.test(init)) throw new OptionError(`--init-lora-weights must be default, gaussian, pissa, pissa_niter_K (K >= 1) or loftq; got '${init}'`);
+  if (init !== 'default' && o.method !== 'lora' && o.method !== 'qlora') throw new OptionError(`--init-lora-weights applies to --method lora or qlora; got --method ${o.method}`);
+  if (o.loftqBits !== 4) throw new OptionError(`--loftq-bits must be 4 (LoftQ's NF4 quantizer; 8-bit LoftQ is not supported); got ${o.loftqBits}`);
+  if (init !== 'loftq' && (given('loftqBits') || given('loftqIter'))) throw new OptionError(`--loftq-bits and --loftq-iter apply to --init-lora-weights loftq; got '${init}'`);
 }
 
 /** Methods whose adapters fold into the base weights (prompt-learning methods have nothing to fold). */

@@ -213,12 +213,9 @@ async function save(peft: PeftModel | PromptLearningModel | null, model: CausalL
 async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<PeftModel | PromptLearningModel | null> {
   if (opts.method === 'full') return null;
   if (isPromptMethod(opts.method)) return getPeftModel(model, promptMethodConfig(opts.method, opts.numVirtualTokens, opts.encoder));
-  if (opts.method === 'qlora') {
-    // The NF4 base computes in the model's dtype (f16 with --dtype f16 / auto on an f16 adapter).
-    const computeDtype = model.parameters()[0]?.dtype === 'f16' ? 'f16' : 'f32';
-    const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant: true, computeDtype });
-    log(`Quantized ${report.layers.length} linear layers to NF4 + double quant: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
-  }
+  // PiSSA and LoftQ rewrite the base weight from its full-precision values: they run before quantizing.
+  const rewritesBase = /^(pissa|loftq)/.test(opts.initLoraWeights);
+  if (opts.method === 'qlora' && !rewritesBase) await quantizeForQlora(model, true, log);
   const explicit = opts.targets.join(',') !== 'all-linear,lm_head';
   if (isBottleneckMethod(opts.method)) return getPeftModel(model, BOTTLENECK_METHODS[opts.method]);
   if (opts.method === 'ia3') {
@@ -226,8 +223,42 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     const ia3: IA3Config = { peftType: 'IA3', ...(explicit ? { targetModules: targetNames(model, opts.targets) } : {}) };
     return getPeftModel(model, ia3);
   }
-  const lora: LoraConfig = { peftType: 'LORA', r: opts.rank, loraAlpha: opts.alpha, loraDropout: opts.dropout, targetModules: targetNames(model, opts.targets), useDora: opts.method === 'dora' };
-  return getPeftModel(model, lora);
+  let targetModules = targetNames(model, opts.targets);
+  if (rewritesBase && Array.isArray(targetModules) && targetModules.includes('lm_head') && sharesEmbedding(model)) {
+    // Rewriting a tied head's weight would rewrite the input embeddings with it.
+    targetModules = targetModules.filter((t) => t !== 'lm_head');
+    log(`lm_head is tied to the input embeddings: ${opts.initLoraWeights} would rewrite both, so it gets no adapter`);
+  }
+  const lora: LoraConfig = { peftType: 'LORA', r: opts.rank, loraAlpha: opts.alpha, loraDropout: opts.dropout, targetModules, useDora: opts.method === 'dora', ...loraInit(opts) };
+  const peft = getPeftModel(model, lora);
+  if (rewritesBase) {
+    const layers = await peft.initLoraFromBase();
+    log(`Initialised ${layers.length} LoRA layers with ${opts.initLoraWeights} (base weights rewritten)`);
+    // LoftQ's base already sits on NF4's grid without double quantization: keep that grid.
+    if (opts.method === 'qlora') await quantizeForQlora(model, opts.initLoraWeights !== 'loftq', log);
+  }
+  return peft;
+}
+
+/** True when the output head's weight is the input embedding table (tied embeddings). */
+function sharesEmbedding(model: CausalLM): boolean {
+  const head = model.namedModules().find(([path]) => path === 'lm_head')?.[1] as { weight?: unknown } | undefined;
+  return head?.weight !== undefined && head.weight === model.getInputEmbeddings().weight;
+}
+
+/** `--init-lora-weights` as LoRA config fields. */
+function loraInit(opts: FinetuneOptions): Pick<LoraConfig, 'initLoraWeights' | 'loftqConfig'> {
+  if (opts.initLoraWeights === 'default') return {};
+  if (opts.initLoraWeights === 'loftq') return { initLoraWeights: 'loftq', loftqConfig: { loftqBits: opts.loftqBits, loftqIter: opts.loftqIter } };
+  return { initLoraWeights: opts.initLoraWeights as LoraConfig['initLoraWeights'] };
+}
+
+/** QLoRA's NF4 base (computing in the model's dtype: f16 with --dtype f16 / auto on an f16 adapter). */
+async function quantizeForQlora(model: CausalLM, doubleQuant: boolean, log: (line: string) => void): Promise<void> {
+  const computeDtype = model.parameters()[0]?.dtype === 'f16' ? 'f16' : 'f32';
+  // After LoRA wraps the head its linear sits at lm_head.base_layer: keep it full precision either way.
+  const { report } = await quantizeModel(model, { quantType: 'nf4', doubleQuant, computeDtype, skip: ['lm_head', 'lm_head.base_layer'] });
+  log(`Quantized ${report.layers.length} linear layers to NF4${doubleQuant ? ' + double quant' : ''}: ${mib(report.bytesBefore)} -> ${mib(report.bytesAfter)}`);
 }
 
 /**

@@ -44,6 +44,9 @@ export {
   type LoraConfig,
   type ResolvedLoraConfig,
   type LoraInit,
+  type BaseRewritingInit,
+  type LoftQConfig,
+  isBaseRewritingInit,
   LORA_DEFAULTS,
   resolveLoraConfig,
   loraConfigToJson,
@@ -55,7 +58,9 @@ export { LoraLinear, type LoraLayerOptions, type LoraSettings, type LoraLinearSl
 export { LoraEmbedding, type LoraEmbeddingSlot } from './tuners/lora/embedding.js';
 export { loraMethod, biasNames } from './tuners/lora/method.js';
 export { loraUnloadLayer } from './tuners/lora/unload.js';
-export { addWeightedAdapter, type CombinationType, type WeightedAdapterHost } from './tuners/lora/weighted.js';
+export { addWeightedAdapter, COMBINATION_TYPES, type CombinationType, type WeightedAdapterHost, type WeightedAdapterOptions } from './tuners/lora/weighted.js';
+export { initLoraFromBase, type BaseInitHost, type BaseInitOptions, type LoftQQuantizer } from './tuners/lora/base-init.js';
+export { mergeTaskTensors, type TaskMergeMethod, type TaskMergeOptions, type MajoritySignMethod } from './tuners/lora/merge-utils.js';
 export { type IA3Config, type ResolvedIA3Config, resolveIA3Config, isFeedforward } from './tuners/ia3/config.js';
 export { IA3Linear, createIA3Layer } from './tuners/ia3/layer.js';
 export { ia3Method } from './tuners/ia3/method.js';

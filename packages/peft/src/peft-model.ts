@@ -6,9 +6,10 @@ import { checkpointable, isGradientCheckpointing } from './gradient-checkpointin
 import { ensureBuiltinMethods } from './builtins.js';
 import { type MergeAndUnloadOptions, type TunerMethod, getTunerMethod } from './registry.js';
 import { type AnyTunerLayer, TunerModel } from './tuners/tuner-model.js';
-import type { LoraConfig } from './tuners/lora/config.js';
+import { type LoraConfig, isBaseRewritingInit } from './tuners/lora/config.js';
 import type { IA3Config } from './tuners/ia3/config.js';
-import { type CombinationType, addWeightedAdapter } from './tuners/lora/weighted.js';
+import { type WeightedAdapterOptions, addWeightedAdapter } from './tuners/lora/weighted.js';
+import { type BaseInitOptions, checkNoPendingInit, initLoraFromBase } from './tuners/lora/base-init.js';
 import {
   type AdapterWeightsFile,
   type LoadAdapterOptions,
@@ -76,6 +77,7 @@ export class PeftModel extends Module {
   forward(input: CausalLMInput): CausalLMOutput;
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
+    checkNoPendingInit(this);
     return this.base_model.forward(...args);
   }
 
@@ -291,6 +293,8 @@ export class PeftModel extends Module {
     const weights = await readAdapterWeights(source, subfolder);
     // The method's own checks (targets not found, option conflicts) blame the config file.
     inConfigFile(adapterConfigPath(source, subfolder), () => this.addAdapterFromWeights(adapterName, { ...config, inferenceMode: !(options.isTrainable ?? false) }, weights));
+    // PiSSA / LoftQ: rebuild the residual base from the current one, as PEFT does (see loadPeftModel).
+    if (isBaseRewritingInit((config as { initLoraWeights?: unknown }).initLoraWeights)) await initLoraFromBase(this, { adapterName, keepAdapterWeights: true });
   }
 
   /** Copies adapter `name`'s weights from PEFT-format files into the existing adapter (all checked first), then refreshes trainability. */
@@ -300,8 +304,13 @@ export class PeftModel extends Module {
   }
 
   /** PEFT's `add_weighted_adapter` for LoRA adapters (see {@link addWeightedAdapter}). */
-  addWeightedAdapter(adapters: string[], weights: number[], name: string, options: { combinationType?: CombinationType; svdRank?: number } = {}): Promise<void> {
+  addWeightedAdapter(adapters: string[], weights: number[], name: string, options: WeightedAdapterOptions = {}): Promise<void> {
     return addWeightedAdapter(this, adapters, weights, name, options);
+  }
+
+  /** Runs pending PiSSA / LoftQ initialisations (see {@link initLoraFromBase}); returns the layers initialised. */
+  initLoraFromBase(options: BaseInitOptions = {}): Promise<string[]> {
+    return initLoraFromBase(this, options);
   }
 
   /** Trainable and total parameter counts (PEFT's `get_nb_trainable_parameters`). */

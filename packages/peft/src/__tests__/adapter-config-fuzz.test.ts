@@ -42,7 +42,6 @@ const STRICTER: Record<string, string> = {
   'lora/revision number': 'revision names a git revision: a string or null',
   'lora/base_model_name_or_path number': 'a path or repo id is a string or null',
   'lora/lora_bias true': 'LoRA biases (lora_bias) are not implemented: a clear error instead of missing keys',
-  'lora/init_lora_weights pissa': "PiSSA rewrites the base weights at init; its A and B loaded onto the original base would not give PEFT's model",
   'ia3/init_ia3_weights string': 'a string is not a boolean',
   'ia3/target_modules fewer than the file': "the file's v_proj vectors would be dropped",
   'prompt/prompt_tuning_init unknown': "PEFT only reads it at init, which the file's weights replace; an unknown value is still an error",

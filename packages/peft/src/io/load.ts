@@ -6,6 +6,8 @@ import { getPromptLearningMethod, getTunerMethod } from '../registry.js';
 import { type LoadAdapterOptions, adapterConfigPath, asSource, checkAdapterWeights, copyAdapterWeights, expectedTensors, readAdapterConfig, readAdapterWeights } from './adapter-files.js';
 import { planOnMeta } from '../tuners/backend-of.js';
 import type { AdapterSource } from './file-access.js';
+import { initLoraFromBase } from '../tuners/lora/base-init.js';
+import { isBaseRewritingInit } from '../tuners/lora/config.js';
 
 /**
  * Adds adapter `adapterName` to `peft` from PEFT-format files and copies its weights
@@ -32,7 +34,10 @@ export async function loadPeftModel(model: Module, input: AdapterSource | Source
   const weights = await readAdapterWeights(source, subfolder);
   const name = options.adapterName ?? 'default';
   // The method's own checks (targets not found, option conflicts) blame the config file.
-  return inConfigFile(adapterConfigPath(source, subfolder), () => new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name, weights));
+  const peft = inConfigFile(adapterConfigPath(source, subfolder), () => new PeftModel(model, { ...config, inferenceMode: !(options.isTrainable ?? false) }, name, weights));
+  // A PiSSA / LoftQ adapter's A and B belong to the rewritten base: rebuild it from the original, as PEFT does.
+  if (isBaseRewritingInit((config as { initLoraWeights?: unknown }).initLoraWeights)) await initLoraFromBase(peft, { adapterName: name, keepAdapterWeights: true });
+  return peft;
 }
 
 /**

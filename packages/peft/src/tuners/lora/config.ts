@@ -3,8 +3,33 @@ import { type PeftConfig, configError, resolveCommon } from '../../config.js';
 import { AdapterJson, rejectSnakeCase } from '../../config-json.js';
 import { ALL_LINEAR, DEFAULT_LORA_TARGETS, modelTypeOf } from '../target-match.js';
 
-/** How LoRA weights start: `true` (A kaiming-uniform, B zero), `'gaussian'` (A ~ N(0, std 1/r), B zero), `false` (both random: no-op start is lost). */
-export type LoraInit = boolean | 'gaussian';
+/**
+ * How LoRA weights start: `true` (A kaiming-uniform, B zero), `'gaussian'` (A ~ N(0, std 1/r), B zero),
+ * `false` (both random: no-op start is lost), or one of the initialisations that also rewrite the
+ * base weight ({@link BaseRewritingInit}, run by `initLoraFromBase`).
+ */
+export type LoraInit = boolean | 'gaussian' | BaseRewritingInit;
+
+/**
+ * PiSSA (Meng et al. 2024, arXiv:2404.02948): A and B from the top-r singular triplets of W,
+ * the base keeps the residual; `'pissa_niter_K'` uses a randomized SVD with K power iterations.
+ * LoftQ (Li et al. 2023, arXiv:2310.08659): alternates quantizing the base and a rank-r SVD of
+ * the quantization error (`loftqConfig`).
+ */
+export type BaseRewritingInit = 'pissa' | `pissa_niter_${number}` | 'loftq';
+
+/** PEFT's `LoftQConfig`: bits of the base quantizer (4: NF4) and alternating steps. */
+export interface LoftQConfig {
+  /** Bits of the quantized base (default 4: NF4, bitsandbytes' blockwise 64 without double quantization). */
+  loftqBits?: number;
+  /** Alternating quantize / SVD steps (default 1). */
+  loftqIter?: number;
+}
+
+/** True when `init` rewrites the base weight (PiSSA, LoftQ): such adapters need `initLoraFromBase`. */
+export function isBaseRewritingInit(init: unknown): init is BaseRewritingInit {
+  return init === 'pissa' || init === 'loftq' || (typeof init === 'string' && /^pissa_niter_[1-9]\d*$/.test(init));
+}
 
 /**
  * LoRA configuration with PEFT's `LoraConfig` defaults (LoRA: Hu et al. 2021,
@@ -36,6 +61,8 @@ export interface LoraConfig extends PeftConfig {
   useDora?: boolean;
   /** Initialisation (default `true`). */
   initLoraWeights?: LoraInit;
+  /** LoftQ's settings; required with `initLoraWeights: 'loftq'` and only then (PEFT's `loftq_config`). */
+  loftqConfig?: LoftQConfig | null;
   /** Rank per module (key matched as a dotted suffix regex). */
   rankPattern?: Record<string, number>;
   /** Alpha per module (key matched as a dotted suffix regex). */
@@ -78,9 +105,10 @@ export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraCo
   const bias = c.bias ?? LORA_DEFAULTS.bias;
   if (!['none', 'all', 'lora_only'].includes(bias)) configError('LORA', `bias must be 'none', 'all' or 'lora_only', got ${showValue(bias)}`, 'bias');
   const init = c.initLoraWeights ?? LORA_DEFAULTS.initLoraWeights;
-  if (init !== true && init !== false && init !== 'gaussian') {
-    configError('LORA', `initLoraWeights must be true, false or 'gaussian', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`, 'initLoraWeights');
+  if (init !== true && init !== false && init !== 'gaussian' && !isBaseRewritingInit(init)) {
+    configError('LORA', `initLoraWeights must be true, false, 'gaussian', 'pissa', 'pissa_niter_K' (K >= 1) or 'loftq', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`, 'initLoraWeights');
   }
+  const loftqConfig = resolveLoftQConfig(c.loftqConfig, init);
   for (const key of ['fanInFanOut', 'useRslora', 'useDora'] as const) {
     if (c[key] !== undefined && typeof c[key] !== 'boolean') configError('LORA', `${key} must be true or false, got ${showValue(c[key])}`, key);
   }
@@ -130,6 +158,7 @@ export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraCo
     useRslora: c.useRslora ?? LORA_DEFAULTS.useRslora,
     useDora: c.useDora ?? LORA_DEFAULTS.useDora,
     initLoraWeights: init,
+    loftqConfig,
     rankPattern: { ...(c.rankPattern ?? {}) },
     alphaPattern: { ...(c.alphaPattern ?? {}) },
     layersToTransform,
@@ -161,7 +190,7 @@ export function loraConfigToJson(c: ResolvedLoraConfig): Record<string, unknown>
     alpha_pattern: c.alphaPattern,
     megatron_config: null,
     megatron_core: 'megatron.core',
-    loftq_config: {},
+    loftq_config: c.loftqConfig ? { loftq_bits: c.loftqConfig.loftqBits, loftq_iter: c.loftqConfig.loftqIter } : {},
     eva_config: null,
     layer_replication: null,
     lora_bias: false,
@@ -180,6 +209,7 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
   const init = j.init_lora_weights;
   if (!(init === undefined || init === null || typeof init === 'boolean' || typeof init === 'string')) f.fail('init_lora_weights', 'true, false or the name of a PEFT initialisation');
   if (typeof init === 'string') checkLoadableInit(init);
+  const loftq = init === 'loftq' ? loftqConfigFromJson(f, j.loftq_config) : null;
   // null (or absent) takes the model type's default targets, as PEFT does.
   const targetModules = f.names('target_modules') ?? undefined;
   return {
@@ -193,13 +223,25 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
     bias: f.oneOf('bias', ['none', 'all', 'lora_only'] as const, 'none'),
     useRslora: f.bool('use_rslora', false),
     useDora: f.bool('use_dora', false),
-    initLoraWeights: init === false ? false : init === 'gaussian' ? 'gaussian' : true,
+    // PiSSA and LoftQ rebuild their residual base on load, as PEFT does (initLoraFromBase).
+    initLoraWeights: init === false ? false : init === 'gaussian' || init === 'pissa' || init === 'loftq' ? init : true,
+    ...(loftq ? { loftqConfig: loftq } : {}),
     rankPattern: f.patterns('rank_pattern', true),
     alphaPattern: f.patterns('alpha_pattern', false),
     layersToTransform: f.indices('layers_to_transform'),
     layersPattern: f.names('layers_pattern'),
     modulesToSave: f.nameList('modules_to_save'),
   };
+}
+
+/** `loftq_config` of a LoftQ adapter: `{ loftq_bits, loftq_iter }` (PEFT's defaults 4 and 1). */
+function loftqConfigFromJson(f: AdapterJson, v: unknown): LoftQConfig {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return f.fail('loftq_config', "an object { loftq_bits, loftq_iter } (init_lora_weights is 'loftq')");
+  const o = v as Record<string, unknown>;
+  const bits = o.loftq_bits ?? 4;
+  const iter = o.loftq_iter ?? 1;
+  if (typeof bits !== 'number' || typeof iter !== 'number') return f.fail('loftq_config', 'numbers loftq_bits and loftq_iter');
+  return { loftqBits: bits, loftqIter: iter };
 }
 
 /** PEFT initialisations that only set A and B, which the loaded weights overwrite. */
@@ -214,14 +256,31 @@ const BASE_REWRITING_INITS = /^(pissa|corda|olora|mica|loftq)/i;
  */
 function checkLoadableInit(init: string): void {
   if (LOADABLE_INITS.includes(init.toLowerCase())) return;
+  // Deterministic base rewrites: the loader rebuilds the residual base from the original, as PEFT does.
+  if (init === 'pissa' || init === 'loftq') return;
   if (BASE_REWRITING_INITS.test(init)) {
     throw new ConfigError(
-      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init, which is not supported (convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion)`,
+      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init in a way that cannot be rebuilt here (pissa_niter_K is random; CorDA, OLoRA, MiCA are not implemented): convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion`,
       undefined,
       'init_lora_weights',
     );
   }
   throw new ConfigError(`LORA adapter config: 'init_lora_weights' must be true, false or one of PEFT's initialisations, got ${JSON.stringify(init)}`, undefined, 'init_lora_weights');
+}
+
+/** PEFT's LoftQ rules: `loftqConfig` with `'loftq'` only, 4 or 8 bits, at least one step. */
+function resolveLoftQConfig(c: LoftQConfig | null | undefined, init: unknown): Required<LoftQConfig> | null {
+  if (c == null) {
+    if (init === 'loftq') configError('LORA', "loftqConfig ({ loftqBits, loftqIter }) is required when initLoraWeights is 'loftq'", 'loftqConfig');
+    return null;
+  }
+  if (init !== 'loftq') configError('LORA', `loftqConfig applies only to initLoraWeights 'loftq' (got ${JSON.stringify(init)})`, 'loftqConfig');
+  if (typeof c !== 'object' || Array.isArray(c)) configError('LORA', `loftqConfig must be an object { loftqBits, loftqIter }, got ${showValue(c)}`, 'loftqConfig');
+  const loftqBits = c.loftqBits ?? 4;
+  const loftqIter = c.loftqIter ?? 1;
+  if (loftqBits !== 4 && loftqBits !== 8) configError('LORA', `loftqConfig.loftqBits must be 4 or 8, got ${showValue(loftqBits)}`, 'loftqConfig');
+  if (!(Number.isSafeInteger(loftqIter) && loftqIter > 0)) configError('LORA', `loftqConfig.loftqIter must be a positive integer, got ${showValue(loftqIter)}`, 'loftqConfig');
+  return { loftqBits, loftqIter };
 }
 
 /** Checks that a module-name field is a string or a list of strings (or absent/null). */

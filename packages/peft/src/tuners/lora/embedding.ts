@@ -2,7 +2,7 @@ import type { Embedding } from '@webpeft/nn';
 import { type Tensor, add, assign, gather, matmul, mul, noGrad, randn, sub, tidy, transpose, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
-import { type ResolvedLoraConfig, loraScaling } from './config.js';
+import { type ResolvedLoraConfig, isBaseRewritingInit, loraScaling } from './config.js';
 import { type LoraLayerOptions, loraLayerOptions } from './linear.js';
 
 /** The tensors a {@link LoraEmbedding} declares per adapter. */
@@ -26,6 +26,11 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingS
     return this.base_layer;
   }
 
+  /** The base table `[numEmbeddings, dim]`, for model code that reads it through the wrapper (its dtype). */
+  get weight(): Tensor {
+    return this.base.weight;
+  }
+
   /** `lora_embedding_A [r, numEmbeddings]`, `lora_embedding_B [dim, r]` and the scaling of adapter `name`. */
   weights(name: string): { A: Tensor; B: Tensor; scaling: number } {
     return { A: this.adapterTensor(name, 'lora_embedding_A'), B: this.adapterTensor(name, 'lora_embedding_B'), scaling: this.adapterSettings(name).scaling };
@@ -42,6 +47,7 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingS
 
   private newAdapter(o: LoraLayerOptions): NewAdapter<LoraEmbeddingSlot, { scaling: number }> {
     if (o.useDora) throw new Error('LoraEmbedding: DoRA on embedding layers is not supported');
+    if (isBaseRewritingInit(o.initLoraWeights)) throw new Error(`LoraEmbedding: initLoraWeights '${o.initLoraWeights}' on embedding layers is not supported (target linear layers only)`);
     const backend = backendOf(this.base);
     const { numEmbeddings, embeddingDim } = this.base;
     // PEFT: A = 0, B ~ N(0, 1) for the default and gaussian inits; both random with init false.

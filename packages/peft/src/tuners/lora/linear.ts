@@ -3,7 +3,7 @@ import { type Tensor, add, div, dropout, keep, matmul, mul, noGrad, sqrt, square
 import { backendOf } from '../backend-of.js';
 import { addToBase, asDtype } from '../autocast.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
-import { type LoraInit, type ResolvedLoraConfig, loraScaling } from './config.js';
+import { type LoraInit, type ResolvedLoraConfig, isBaseRewritingInit, loraScaling } from './config.js';
 import { patternValue } from '../target-match.js';
 
 /** What a LoRA layer needs to add one adapter (resolved per module from the config and its patterns). */
@@ -32,6 +32,8 @@ export function loraLayerOptions(c: ResolvedLoraConfig, path: string): LoraLayer
 export interface LoraSettings {
   scaling: number;
   dropout: number;
+  /** A base-rewriting initialisation (PiSSA, LoftQ) that `initLoraFromBase` has not run yet. */
+  pendingInit?: string;
 }
 
 /** The tensors a {@link LoraLinear} declares per adapter. */
@@ -104,7 +106,9 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     // B starts at zero so the adapter is a no-op; with init false it keeps nn.Linear's default init.
     const B = o.initLoraWeights === false ? kaimingUniformInit([outF, o.r], o.r, { backend }) : zeros([outF, o.r], { backend });
     const scaling = loraScaling(o.loraAlpha, o.r, o.useRslora);
-    const settings = { scaling, dropout: o.loraDropout };
+    // PiSSA / LoftQ read the base weight back, which a synchronous init cannot: the adapter
+    // starts as a no-op and initLoraFromBase finishes it (forward refuses until then).
+    const settings: LoraSettings = isBaseRewritingInit(o.initLoraWeights) ? { scaling, dropout: o.loraDropout, pendingInit: o.initLoraWeights } : { scaling, dropout: o.loraDropout };
     if (!o.useDora) return { tensors: { lora_A: A, lora_B: B }, settings };
     const magnitude = backend === 'meta' ? zeros([outF], { backend }) : noGrad(() => this.rowNorms(A, B, scaling));
     return { tensors: { lora_A: A, lora_B: B, lora_magnitude_vector: magnitude }, settings };
@@ -126,6 +130,7 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
    * rounded once to f16, as PEFT does. Inside a tidy scope.
    */
   private addLora(y: Tensor, x: Tensor, name: string): Tensor {
+    checkInitialised(this.adapterSettings(name), name);
     const { A, B, scaling } = this.weights(name);
     const xd = dropout(asDtype(x, A.dtype), this.adapterSettings(name).dropout, this.training);
     return addToBase(y, matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true }));
@@ -244,6 +249,10 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
       orig.dispose();
     }
   }
+}
+
+function checkInitialised(s: LoraSettings, name: string): void {
+  if (s.pendingInit) throw new Error(`LoraLinear: adapter '${name}' uses initLoraWeights '${s.pendingInit}', which rewrites the base weight: run \`await initLoraFromBase(peft)\` before the first forward`);
 }
 
 /** `scaling * B A`, `[out, in]`. */
