@@ -32,7 +32,7 @@ export { loadCausalLMWeights, planCausalLMWeights, type LoadWeightsReport, type 
 export { type LoadQuantizer, type LoadQuantizerPlan, type StreamedWeight, isLoadQuantizer } from './models/load-quantizer.js';
 export { ConfigError, parseConfigJson, inConfigFile } from './models/config-error.js';
 export { fromPretrained, resolveModelDtype, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
-export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained } from './models/save-pretrained.js';
+export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained, type QuantizedLayout } from './models/save-pretrained.js';
 export { exportWeights, type ExportedWeights } from './models/export-weights.js';
 export { SequenceLengthError, checkSequenceLength, checkTokenIds, positionLimit } from './models/input-limits.js';
 export { generate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';

@@ -51,6 +51,7 @@ export { dequantizedWeight } from './ops/linear-4bit-composite.js';
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';
 export { quantizeModel, dequantizeModel, quantizeTargets, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
 export { quantizeOnLoad } from './modules/quantize-on-load.js';
+export { bitsandbytesLayout } from './modules/bnb-layout.js';
 export { type Bnb4bitConfig, readBnb4bitConfig, bnb4bitConfigJson } from './modules/bnb-config.js';
 export { type WeightPieces, quantize4bitStreamed } from './quantize-4bit-streamed.js';
 export { quantizedBytes, type QuantizedBytes } from './memory-estimate.js';

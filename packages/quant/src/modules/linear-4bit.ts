@@ -105,6 +105,11 @@ export class Linear4bit extends Module implements LinearLike {
     return this.state;
   }
 
+  /** Dtype the layer computes in (bitsandbytes' `compute_dtype`). */
+  get computeDtype(): 'f32' | 'f16' {
+    return this.options.computeDtype ?? 'f32';
+  }
+
   /** The packed weight: u32 words holding bitsandbytes' byte stream. */
   get packedWeight(): Tensor {
     return this.packed;

@@ -86,6 +86,10 @@ function storedPlan(skip: readonly string[], computeDtype: 'f32' | 'f16'): LoadQ
     stored: true,
     selectLayers: (model: Module) => quantizeTargets(model, skip),
     checkStored(path: string, tensors: ReadonlyMap<string, RawTensor>, shape: readonly [number, number]): string[] {
+      const weight = tensors.get('weight');
+      if (tensors.size === 1 && weight && weight.dtype !== 'U8') {
+        return [`'weight' is stored in full precision (${weight.dtype} [${weight.shape.join(', ')}]), but quantization_config says this layer is 4-bit (list it in llm_int8_skip_modules to keep it so)`];
+      }
       const bad = [...tensors].filter(([, raw]) => !RECORD_DTYPES.includes(raw.dtype)).map(([k, raw]) => `'${k}' has dtype ${raw.dtype}, which no 4-bit state entry has`);
       if (bad.length > 0) return bad;
       return QuantState.checkRecord(asRecord(tensors), 'weight', shape);
