@@ -227,6 +227,7 @@ function readRecord(record: Record<string, RecordArray>, prefix: string): HostRe
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) > 0)) fail(`'${qsKeys[0]}': shape ${JSON.stringify(shape)} is not a list of positive integers`);
   const blocksize = meta.blocksize;
   if (typeof blocksize !== 'number' || !BLOCKSIZES_4BIT.includes(blocksize)) fail(`'${qsKeys[0]}': blocksize ${JSON.stringify(blocksize)} is not one of ${BLOCKSIZES_4BIT.join(', ')}`);
+  if (meta.dtype !== undefined && typeof meta.dtype !== 'string') fail(`'${qsKeys[0]}': dtype ${JSON.stringify(meta.dtype)} is not a torch dtype name`);
   const n = (shape as number[]).reduce((a, b) => a * b, 1);
   const nb = Math.ceil(n / (blocksize as number));
   const weight = asBytes(get(prefix, 'U8').data);
@@ -238,7 +239,7 @@ function readRecord(record: Record<string, RecordArray>, prefix: string): HostRe
     return values;
   };
   const quantMap = f32(`${prefix}.quant_map`, 16);
-  const base = { quantType: quantType as QuantType, blocksize: blocksize as number, dtype: String(meta.dtype ?? 'float32'), shape: [...(shape as number[])], weight, quantMap };
+  const base = { quantType: quantType as QuantType, blocksize: blocksize as number, dtype: typeof meta.dtype === 'string' ? meta.dtype : 'float32', shape: [...(shape as number[])], weight, quantMap };
   if (!(`${prefix}.nested_absmax` in record) && !(`${prefix}.nested_quant_map` in record) && meta.nested_offset === undefined) {
     return { ...base, absmax: f32(`${prefix}.absmax`, nb), nested: null };
   }

@@ -52,7 +52,7 @@ export async function quantize4bitStreamed(weight: WeightPieces, opts: Quantize4
       // A piece is a whole number of blocks (of at least 32 elements), so its bytes end on a byte boundary.
       const bytes = Math.ceil(Math.min(piece, n - start) / 2);
       packedBytes.set(await tensorBytes(part.packed, bytes), start / 2);
-      absmaxValues.set((await part.absmax.data()) as Float32Array, start / blocksize);
+      absmaxValues.set(await part.absmax.data(), start / blocksize);
     } finally {
       part.packed.dispose();
       part.absmax.dispose();

@@ -11,13 +11,13 @@ import { backendsUnderTest, initBackends, liveCounts } from '@webpeft/test-utils
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type RawTensor, MissingFileError, WeightsMismatchError, fromPretrained, openSource, parseSafetensors, serializeSafetensors } from '../index.js';
 import llama from './fixtures/models/llama.json' with { type: 'json' };
-import { type ModelFixture, fixtureFiles } from './fixtures/models/fixture.js';
+import { fixtureFiles } from './fixtures/models/fixture.js';
 
 beforeAll(async () => {
   await initBackends();
 });
 
-const good = fixtureFiles(llama as ModelFixture);
+const good = fixtureFiles(llama);
 const Q = 'model.layers.0.self_attn.q_proj.weight';
 const UP = 'model.layers.1.mlp.up_proj.weight';
 

@@ -135,7 +135,11 @@ export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
 export function inCheckpoint<T>(file: string | undefined, fn: () => T): T {
   try {
     const out = fn();
-    if (out instanceof Promise) return out.catch((e: unknown) => Promise.reject(named(e, file))) as T;
+    if (out instanceof Promise) {
+      return out.catch((e: unknown) => {
+        throw named(e, file);
+      }) as T;
+    }
     return out;
   } catch (e) {
     throw named(e, file);
