@@ -9,6 +9,7 @@
 import { type BackendName, type Tensor, getBackend } from '@webpeft/tensor';
 import { SAFETENSORS_ITEM_SIZE, type RawTensor } from '../io/index.js';
 import { Conv1D, Linear } from '../layers/linear.js';
+import type { LinearLike } from '../linear-like.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
 import type { RawConfig } from './config-utils.js';
@@ -62,7 +63,7 @@ export async function loadQuantizedCausalLM(
       if (old.weight.backend.name !== 'meta') throw new Error(`fromPretrained: cannot quantize '${path}': its weight is shared with another module (a tied head); leave it out`);
       const biasRaw = plan.get(`${path}.bias`);
       const bias = biasRaw ? inCheckpoint(options.file, () => decodeRaw(biasRaw, `${path}.bias`, old.bias!.dtype, backend)) : null;
-      let layer;
+      let layer: LinearLike;
       try {
         layer = await inCheckpoint(options.file, () =>
           quantizer.stored
