@@ -131,6 +131,20 @@ describe('quantizeOnLoad equals a full load followed by quantizeModel', () => {
     }
   });
 
+  it('a head tied to the embedding stays in full precision even with an empty skip list (both paths)', async () => {
+    for (const backend of backendsUnderTest()) {
+      const reference = (await fromPretrained(openSource(files('gpt2')), { backend, tokenizer: false })).model;
+      const { report } = await quantizeModel(reference, { skip: [] });
+      expect(report.layers).not.toContain('lm_head');
+      expect(reference.getInputEmbeddings().weight.isDisposed).toBe(false);
+      const { model } = await fromPretrained(openSource(files('gpt2')), { backend, tokenizer: false, quantize: quantizeOnLoad({ skip: [] }) });
+      expect(model.namedModules().filter(([, m]) => m instanceof Linear4bit).map(([p]) => p)).toEqual(report.layers);
+      expect(Array.from(await logits(model, backend)), backend).toEqual(Array.from(await logits(reference, backend)));
+      model.dispose();
+      reference.dispose();
+    }
+  });
+
   it("dtype 'f16' with computeDtype 'f16': f16 full-precision weights, the f32 load's codes, the f16 two-step path's logits; peak <= final + largest f16 weight", async () => {
     for (const backend of backendsUnderTest()) {
       if (!getBackend(backend).capabilities.f16) continue;
