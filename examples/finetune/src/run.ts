@@ -8,11 +8,11 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
-import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, positionLimit, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, positionLimit, resolveModelDtype, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, PromptLearningModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
-import { quantizeModel } from '@webpeft/quant';
-import { type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
+import { Linear4bit, quantizeOnLoad } from '@webpeft/quant';
+import { BYTES_PER_ELEMENT, type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
 import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';
 import { mergeAndExport } from './export.js';
@@ -68,7 +68,10 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const dtype = opts.method === 'full' ? 'f32' : opts.dtype;
   // A Hub repo id or URL is downloaded once into the cache; each file is reported when complete.
   const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
-  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress });
+  // QLoRA quantizes while loading: each linear weight goes to NF4 before the next is read, so
+  // the full-precision model never exists on the device. The NF4 base computes in the model's dtype.
+  const quantize = opts.method === 'qlora' && !rewritesBaseWeights(opts) ? quantizeOnLoad({ quantType: 'nf4', doubleQuant: true, computeDtype: resolveModelDtype(dtype, opts.backend) }) : undefined;
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress, quantize });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const limit = positionLimit(rawConfig);
   if (isPromptMethod(opts.method) && limit && opts.numVirtualTokens + opts.seqLen > limit.value) {
@@ -213,9 +216,16 @@ async function save(peft: PeftModel | PromptLearningModel | null, model: CausalL
 async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: string) => void): Promise<PeftModel | PromptLearningModel | null> {
   if (opts.method === 'full') return null;
   if (isPromptMethod(opts.method)) return getPeftModel(model, promptMethodConfig(opts.method, opts.numVirtualTokens, opts.encoder));
-  // PiSSA and LoftQ rewrite the base weight from its full-precision values: they run before quantizing.
-  const rewritesBase = /^(pissa|loftq)/.test(opts.initLoraWeights);
-  if (opts.method === 'qlora' && !rewritesBase) await quantizeForQlora(model, true, log);
+  // PiSSA and LoftQ rewrite the base weight from its full-precision values: QLoRA quantizes after them.
+  const rewritesBase = rewritesBaseWeights(opts);
+  if (opts.method === 'qlora' && !rewritesBase) {
+    // Quantized by fromPretrained (quantizeOnLoad); report what it stored.
+    const layers = model.modules().filter((m): m is Linear4bit => m instanceof Linear4bit);
+    const bytes = (t: Tensor) => t.size * BYTES_PER_ELEMENT[t.dtype];
+    const before = layers.reduce((n, q) => n + q.inFeatures * q.outFeatures * BYTES_PER_ELEMENT[model.getInputEmbeddings().weight.dtype], 0);
+    const after = layers.reduce((n, q) => n + bytes(q.packedWeight) + q.quantState.ownedTensors().reduce((m, t) => m + bytes(t), 0), 0);
+    log(`Quantized ${layers.length} linear layers to NF4 + double quant: ${mib(before)} -> ${mib(after)}`);
+  }
   const explicit = opts.targets.join(',') !== 'all-linear,lm_head';
   if (isBottleneckMethod(opts.method)) return getPeftModel(model, BOTTLENECK_METHODS[opts.method]);
   if (opts.method === 'ia3') {
@@ -238,6 +248,11 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
     if (opts.method === 'qlora') await quantizeForQlora(model, opts.initLoraWeights !== 'loftq', log);
   }
   return peft;
+}
+
+/** PiSSA and LoftQ initialise from the full-precision base, so QLoRA quantizes after them, not while loading. */
+function rewritesBaseWeights(opts: FinetuneOptions): boolean {
+  return /^(pissa|loftq)/.test(opts.initLoraWeights);
 }
 
 /** True when the output head's weight is the input embedding table (tied embeddings). */

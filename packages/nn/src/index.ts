@@ -28,10 +28,11 @@ export { type LlamaConfig, llamaConfig, LLAMA_FAMILY } from './models/llama/conf
 export { LlamaAttention, type RopeTables } from './models/llama/attention.js';
 export { LlamaDecoderLayer, LlamaModel, LlamaForCausalLM } from './models/llama/model.js';
 export { causalLMFromConfig, checkpointLayout, SUPPORTED_MODEL_TYPES, type CheckpointLayout } from './models/auto.js';
-export { loadCausalLMWeights, planCausalLMWeights, type LoadWeightsReport, type CausalLMWeightsPlan } from './models/load-weights.js';
+export { loadCausalLMWeights, planCausalLMWeights, type LoadWeightsReport, type CausalLMWeightsPlan, type StoredQuantizedLayers } from './models/load-weights.js';
+export { type LoadQuantizer, type LoadQuantizerPlan, type StreamedWeight, isLoadQuantizer } from './models/load-quantizer.js';
 export { ConfigError, parseConfigJson, inConfigFile } from './models/config-error.js';
 export { fromPretrained, resolveModelDtype, type FromPretrainedOptions, type Pretrained } from './models/from-pretrained.js';
-export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained } from './models/save-pretrained.js';
+export { savePretrained, SAVE_DTYPES, type SaveDType, type SavePretrainedOptions, type SavedPretrained, type QuantizedLayout } from './models/save-pretrained.js';
 export { exportWeights, type ExportedWeights } from './models/export-weights.js';
 export { SequenceLengthError, checkSequenceLength, checkTokenIds, positionLimit } from './models/input-limits.js';
 export { generate, type GenerateOptions, type GenerateOutput } from './generation/generate.js';

@@ -1,4 +1,4 @@
-import { type BackendName, type Tensor, cast, mul, rand, randn, sub } from '@webpeft/tensor';
+import { type BackendName, type Tensor, cast, mul, rand, randn, sub, zeros } from '@webpeft/tensor';
 
 /** Where and how new parameters are created. */
 export interface ParamOptions {
@@ -9,6 +9,23 @@ export interface ParamOptions {
    * rounded, so an f16 model starts from the f32 model's values rounded to f16.
    */
   dtype?: 'f32' | 'f16';
+  /**
+   * Draw random initial values (default true). `false`: parameters start as zeros in
+   * their final dtype, with no random draws and no transient tensors, for a loader that
+   * overwrites every one of them (`fromPretrained`).
+   */
+  randomInit?: boolean;
+  /**
+   * Backend of the weights and biases `Linear` and `Conv1D` create (default `backend`).
+   * `fromPretrained`'s quantize-on-load builds them on `'meta'` and replaces each layer
+   * as its weight streams in, so no full-precision copy of them is ever allocated.
+   */
+  linearBackend?: BackendName;
+}
+
+/** Zeros in the parameter dtype when `opts.randomInit` is false (no draw), else null. */
+function skippedInit(shape: readonly number[], opts: ParamOptions): Tensor | null {
+  return opts.randomInit === false ? zeros(shape, { backend: opts.backend, dtype: opts.dtype ?? 'f32' }) : null;
 }
 
 /** `t` in the dtype `opts` asks for (consumes `t`). */
@@ -21,6 +38,8 @@ export function inParamDtype(t: Tensor, opts: ParamOptions): Tensor {
 
 /** Uniform in [-bound, bound): `shape`. Draws from the global Philox stream. */
 export function uniformInit(shape: readonly number[], bound: number, opts: ParamOptions = {}): Tensor {
+  const skipped = skippedInit(shape, opts);
+  if (skipped) return skipped;
   const u = rand(shape, { backend: opts.backend });
   if (opts.backend === 'meta') return inParamDtype(u, opts);
   const centered = sub(u, 0.5);
@@ -32,6 +51,8 @@ export function uniformInit(shape: readonly number[], bound: number, opts: Param
 
 /** Normal with standard deviation `std`: `shape`. */
 export function normalInit(shape: readonly number[], std: number, opts: ParamOptions = {}): Tensor {
+  const skipped = skippedInit(shape, opts);
+  if (skipped) return skipped;
   const z = randn(shape, { backend: opts.backend });
   if (opts.backend === 'meta' || std === 1) return inParamDtype(z, opts);
   const out = mul(z, std);

@@ -29,11 +29,11 @@ function asF32(op: string, x: Tensor): Tensor {
   throw new DTypeError(`${op}: expected a float tensor, got ${x.dtype} [${x.shape.join(', ')}]`);
 }
 
-async function checkStatus(status: Tensor, blocksize: number, what: string): Promise<void> {
+async function checkStatus(status: Tensor, blocksize: number, what: string, firstBlock = 0): Promise<void> {
   const v = ((await status.data()) as Uint32Array)[0];
   status.dispose();
   if (v !== 0) {
-    const b = 0xffffffff - v;
+    const b = firstBlock + 0xffffffff - v;
     throw new RangeError(`${what}: block ${b} (elements ${b * blocksize}..${(b + 1) * blocksize - 1}) holds a NaN or infinity; only finite values can be quantized`);
   }
 }
@@ -49,11 +49,12 @@ export interface Packed4bit {
 /**
  * 4-bit blockwise quantization of `x` (any shape, flattened row-major), byte-identical
  * to an independent implementation of bitsandbytes' rules. Rejects NaN and infinities with an error naming `name` and the block
- * (async because the webgpu check reads one word back).
+ * (async because the webgpu check reads one word back). `firstBlock` numbers the blocks
+ * in that error when `x` is a piece of a larger tensor starting at block `firstBlock`.
  *
  * `x [...]` -> `packed u32 [ceil(n/8)]`, `absmax f32 [ceil(n/blocksize)]`.
  */
-export async function quantize4bitRaw(x: Tensor, quantType: QuantType, blocksize: number, name = 'tensor'): Promise<Packed4bit> {
+export async function quantize4bitRaw(x: Tensor, quantType: QuantType, blocksize: number, name = 'tensor', firstBlock = 0): Promise<Packed4bit> {
   const op = `quantize4bit(${name})`;
   checkBlocksize4bit(op, blocksize);
   if (quantType !== 'nf4' && quantType !== 'fp4') throw new RangeError(`${op}: quantType must be 'nf4' or 'fp4', got '${String(quantType)}'`);
@@ -64,7 +65,7 @@ export async function quantize4bitRaw(x: Tensor, quantType: QuantType, blocksize
     const { absmax, status } = withMemoryTag('quant', () => blockStatistics(xf, blocksize));
     const packed = withMemoryTag('quant', () => runOp('Quantize4bit', [xf, absmax], { blocksize, quantType }));
     try {
-      await checkStatus(status, blocksize, op);
+      await checkStatus(status, blocksize, op, firstBlock);
     } catch (e) {
       packed.dispose();
       absmax.dispose();

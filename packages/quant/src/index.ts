@@ -38,7 +38,7 @@ export {
   doubleQuantize,
   restoreAbsmax,
 } from './blockwise.js';
-export { type Quantize4bitOptions, type Quantized4bit, quantize4bit, dequantize4bit } from './quantize-4bit.js';
+export { type Quantize4bitOptions, type Quantized4bit, quantize4bit, dequantize4bit, withQuantState } from './quantize-4bit.js';
 export { QuantState, type QuantStateInit, type RecordArray, type RecordDType } from './quant-state.js';
 export { pythonJson, pythonFloatRepr } from './python-json.js';
 export { bytesToWords, tensorBytes } from './host-bytes.js';
@@ -49,6 +49,10 @@ export { registerLinear4bitOps } from './ops/register.js';
 export { registerCodecOps } from './ops/register-codecs.js';
 export { dequantizedWeight } from './ops/linear-4bit-composite.js';
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';
-export { quantizeModel, dequantizeModel, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
+export { quantizeModel, dequantizeModel, quantizeTargets, type QuantizeModelOptions, type QuantizeReport } from './modules/quantize-model.js';
+export { quantizeOnLoad } from './modules/quantize-on-load.js';
+export { bitsandbytesLayout } from './modules/bnb-layout.js';
+export { type Bnb4bitConfig, readBnb4bitConfig, bnb4bitConfigJson } from './modules/bnb-config.js';
+export { type WeightPieces, quantize4bitStreamed } from './quantize-4bit-streamed.js';
 export { quantizedBytes, type QuantizedBytes } from './memory-estimate.js';
 export * from './optim/index.js';

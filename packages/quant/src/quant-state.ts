@@ -4,9 +4,9 @@
  * safetensors checkpoints).
  */
 import { type BackendName, type Tensor, reshape, tensor, withMemoryTag } from '@webpeft/tensor';
-import { type QuantType, codeFor } from './codebooks.js';
+import type { QuantType } from './codebooks.js';
 import { codeTensor } from './code-tensors.js';
-import { NESTED_BLOCKSIZE, type NestedAbsmax, checkBlocksize4bit, restoreAbsmax } from './blockwise.js';
+import { BLOCKSIZES_4BIT, NESTED_BLOCKSIZE, type NestedAbsmax, checkBlocksize4bit, restoreAbsmax } from './blockwise.js';
 import { bytesTensor, tensorBytes } from './host-bytes.js';
 import { pythonJson } from './python-json.js';
 
@@ -132,58 +132,133 @@ export class QuantState {
 
   /**
    * Reads a record written by bitsandbytes/transformers (or {@link toRecord}): returns
-   * the packed weight (u32 words) and its state on `backend`. Missing or malformed
-   * entries throw naming the key.
+   * the packed weight (u32 words) and its state on `backend`. Every entry is checked on
+   * the host first (see {@link QuantState.checkRecord}), so a bad record allocates nothing.
    */
   static fromRecord(record: Record<string, RecordArray>, prefix = 'weight', backend: BackendName = 'webgpu'): { packed: Tensor; state: QuantState } {
-    const get = (key: string, dtype: RecordDType): RecordArray => {
-      const a = record[key];
-      if (!a) throw new Error(`QuantState.fromRecord: missing '${key}' (keys: ${Object.keys(record).join(', ')})`);
-      if (a.dtype !== dtype) throw new Error(`QuantState.fromRecord: '${key}' has dtype ${a.dtype}, expected ${dtype}`);
-      return a;
-    };
-    const qsKeys = Object.keys(record).filter((k) => k.startsWith(`${prefix}.quant_state.bitsandbytes__`));
-    if (qsKeys.length !== 1) throw new Error(`QuantState.fromRecord: expected one '${prefix}.quant_state.bitsandbytes__<nf4|fp4>' entry, found ${qsKeys.length}`);
-    const meta = JSON.parse(new TextDecoder().decode(asBytes(get(qsKeys[0], 'U8').data))) as Record<string, unknown>;
-    const quantType = meta.quant_type as QuantType;
-    codeFor(quantType);
-    const shape = meta.shape as number[];
-    const blocksize = meta.blocksize as number;
-    const n = shape.reduce((a, b) => a * b, 1);
-    const weight = get(prefix, 'U8');
-    if (weight.data.length !== Math.ceil(n / 2)) {
-      throw new Error(`QuantState.fromRecord: '${prefix}' has ${weight.data.length} bytes, expected ${Math.ceil(n / 2)} for shape [${shape.join(', ')}]`);
-    }
-    const f32 = (key: string) => new Float32Array(get(key, 'F32').data as Float32Array);
+    const r = readRecord(record, prefix);
     return withMemoryTag('quant', () => {
-      const packed = bytesTensor(asBytes(weight.data), backend);
-      const code = codeTensor(f32(`${prefix}.quant_map`), backend);
-      const nb = Math.ceil(n / blocksize);
-      let absmax: Tensor | null = null;
-      let nested: NestedAbsmax | null = null;
-      if (`${prefix}.nested_absmax` in record) {
-        const q = asBytes(get(`${prefix}.absmax`, 'U8').data);
-        if (q.length !== nb) throw new Error(`QuantState.fromRecord: '${prefix}.absmax' has ${q.length} codes, expected ${nb}`);
-        const dyn = codeTensor(f32(`${prefix}.nested_quant_map`), backend);
-        const a2 = f32(`${prefix}.nested_absmax`);
-        nested = {
-          qabsmax: bytesTensor(q, backend),
-          absmax2: tensor(a2, [a2.length], { backend }),
-          offset: tensor(new Float32Array([Number(meta.nested_offset)]), [1], { backend }),
-          code: dyn.tensor,
-          codeShared: dyn.shared,
-          n: nb,
-          blocksize: (meta.nested_blocksize as number | undefined) ?? NESTED_BLOCKSIZE,
-        };
-      } else {
-        const a = f32(`${prefix}.absmax`);
-        if (a.length !== nb) throw new Error(`QuantState.fromRecord: '${prefix}.absmax' has ${a.length} values, expected ${nb}`);
-        absmax = tensor(a, [nb], { backend });
+      const owned: Tensor[] = [];
+      const own = <T extends Tensor>(t: T): T => (owned.push(t), t);
+      try {
+        const packed = own(bytesTensor(r.weight, backend));
+        const code = codeTensor(r.quantMap, backend);
+        if (!code.shared) own(code.tensor);
+        let absmax: Tensor | null = null;
+        let nested: NestedAbsmax | null = null;
+        if (r.nested) {
+          const dyn = codeTensor(r.nested.quantMap, backend);
+          if (!dyn.shared) own(dyn.tensor);
+          nested = {
+            qabsmax: own(bytesTensor(r.nested.qabsmax, backend)),
+            absmax2: own(tensor(r.nested.absmax2, [r.nested.absmax2.length], { backend })),
+            offset: own(tensor(new Float32Array([r.nested.offset]), [1], { backend })),
+            code: dyn.tensor,
+            codeShared: dyn.shared,
+            n: r.nested.qabsmax.length,
+            blocksize: r.nested.blocksize,
+          };
+        } else {
+          absmax = own(tensor(r.absmax!, [r.absmax!.length], { backend }));
+        }
+        const state = new QuantState({ quantType: r.quantType, blocksize: r.blocksize, dtype: r.dtype, shape: r.shape, code: code.tensor, codeShared: code.shared, absmax, nested });
+        return { packed, state };
+      } catch (e) {
+        for (const t of owned) t.dispose();
+        throw e;
       }
-      const state = new QuantState({ quantType, blocksize, dtype: String(meta.dtype), shape, code: code.tensor, codeShared: code.shared, absmax, nested });
-      return { packed, state };
     });
   }
+
+  /**
+   * The problems of a serialised state (one line each, empty when it reads): missing
+   * keys, wrong dtypes or sizes, bad `quant_state` JSON, and, with `shape`, a weight of
+   * another shape. Allocates nothing.
+   */
+  static checkRecord(record: Record<string, RecordArray>, prefix = 'weight', shape?: readonly number[]): string[] {
+    try {
+      const r = readRecord(record, prefix);
+      if (shape && (r.shape.length !== shape.length || r.shape.some((d, i) => d !== shape[i]))) {
+        return [`'${prefix}' holds a quantized [${r.shape.join(', ')}] weight, the layer is [${shape.join(', ')}]`];
+      }
+      return [];
+    } catch (e) {
+      return [(e as Error).message.replace(/^QuantState\.fromRecord: /, '')];
+    }
+  }
+}
+
+/** A serialised state read and checked on the host. */
+interface HostRecord {
+  quantType: QuantType;
+  blocksize: number;
+  dtype: string;
+  shape: number[];
+  weight: Uint8Array;
+  quantMap: Float32Array;
+  absmax: Float32Array | null;
+  nested: { qabsmax: Uint8Array; absmax2: Float32Array; quantMap: Float32Array; offset: number; blocksize: number } | null;
+}
+
+/** Reads and checks every entry of a serialised state; throws naming the first bad key. */
+function readRecord(record: Record<string, RecordArray>, prefix: string): HostRecord {
+  const fail = (msg: string): never => {
+    throw new Error(`QuantState.fromRecord: ${msg}`);
+  };
+  const get = (key: string, dtype: RecordDType): RecordArray => {
+    const a = record[key];
+    if (!a) return fail(`missing '${key}' (keys: ${Object.keys(record).join(', ')})`);
+    if (a.dtype !== dtype) fail(`'${key}' has dtype ${a.dtype}, expected ${dtype}`);
+    return a;
+  };
+  const qsKeys = Object.keys(record).filter((k) => k.startsWith(`${prefix}.quant_state.bitsandbytes__`));
+  if (qsKeys.length !== 1) fail(`expected one '${prefix}.quant_state.bitsandbytes__<nf4|fp4>' entry, found ${qsKeys.length}${qsKeys.length > 1 ? ` (${qsKeys.join(', ')})` : ''}`);
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(asBytes(get(qsKeys[0], 'U8').data))) as Record<string, unknown>;
+  } catch (e) {
+    return fail(`'${qsKeys[0]}' is not UTF-8 JSON (${(e as Error).message})`);
+  }
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) fail(`'${qsKeys[0]}' is not a JSON object`);
+  const quantType = meta.quant_type;
+  if (quantType !== 'nf4' && quantType !== 'fp4') fail(`'${qsKeys[0]}': quant_type ${JSON.stringify(quantType)} is not 'nf4' or 'fp4'`);
+  if (qsKeys[0] !== `${prefix}.quant_state.bitsandbytes__${String(quantType)}`) fail(`'${qsKeys[0]}' holds quant_type '${String(quantType)}'`);
+  const shape = meta.shape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) > 0)) fail(`'${qsKeys[0]}': shape ${JSON.stringify(shape)} is not a list of positive integers`);
+  const blocksize = meta.blocksize;
+  if (typeof blocksize !== 'number' || !BLOCKSIZES_4BIT.includes(blocksize)) fail(`'${qsKeys[0]}': blocksize ${JSON.stringify(blocksize)} is not one of ${BLOCKSIZES_4BIT.join(', ')}`);
+  if (meta.dtype !== undefined && typeof meta.dtype !== 'string') fail(`'${qsKeys[0]}': dtype ${JSON.stringify(meta.dtype)} is not a torch dtype name`);
+  const n = (shape as number[]).reduce((a, b) => a * b, 1);
+  const nb = Math.ceil(n / (blocksize as number));
+  const weight = asBytes(get(prefix, 'U8').data);
+  if (weight.length !== Math.ceil(n / 2)) fail(`'${prefix}' has ${weight.length} bytes, expected ${Math.ceil(n / 2)} for shape [${(shape as number[]).join(', ')}]`);
+  const f32 = (key: string, length: number) => {
+    const a = get(key, 'F32');
+    const values = toF32(a.data);
+    if (values.length !== length) fail(`'${key}' has ${values.length} values, expected ${length}`);
+    return values;
+  };
+  const quantMap = f32(`${prefix}.quant_map`, 16);
+  const base = { quantType: quantType as QuantType, blocksize: blocksize as number, dtype: typeof meta.dtype === 'string' ? meta.dtype : 'float32', shape: [...(shape as number[])], weight, quantMap };
+  if (!(`${prefix}.nested_absmax` in record) && !(`${prefix}.nested_quant_map` in record) && meta.nested_offset === undefined) {
+    return { ...base, absmax: f32(`${prefix}.absmax`, nb), nested: null };
+  }
+  const qabsmax = asBytes(get(`${prefix}.absmax`, 'U8').data);
+  if (qabsmax.length !== nb) fail(`'${prefix}.absmax' has ${qabsmax.length} codes, expected ${nb}`);
+  const nestedBlocksize = meta.nested_blocksize ?? NESTED_BLOCKSIZE;
+  if (typeof nestedBlocksize !== 'number' || !Number.isSafeInteger(nestedBlocksize) || nestedBlocksize < 1) fail(`'${qsKeys[0]}': nested_blocksize ${JSON.stringify(nestedBlocksize)} is not a positive integer`);
+  const offset = meta.nested_offset;
+  if (typeof offset !== 'number' || !Number.isFinite(offset)) fail(`'${qsKeys[0]}': nested_offset ${JSON.stringify(offset)} is not a finite number`);
+  const absmax2 = f32(`${prefix}.nested_absmax`, Math.ceil(nb / (nestedBlocksize as number)));
+  const nestedMap = f32(`${prefix}.nested_quant_map`, 256);
+  return { ...base, absmax: null, nested: { qabsmax, absmax2, quantMap: nestedMap, offset: offset as number, blocksize: nestedBlocksize as number } };
+}
+
+function toF32(d: RecordArray['data']): Float32Array {
+  if (d instanceof Float32Array) return new Float32Array(d);
+  const bytes = asBytes(d);
+  if (bytes.length % 4 !== 0) return new Float32Array(0);
+  return new Float32Array(bytes.slice().buffer);
 }
 
 function asBytes(d: RecordArray['data']): Uint8Array {

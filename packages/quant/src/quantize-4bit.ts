@@ -44,9 +44,19 @@ export async function quantize4bit(x: Tensor, opts: Quantize4bitOptions = {}): P
   const blocksize = opts.blocksize ?? 64;
   const name = opts.name ?? 'tensor';
   const { packed, absmax } = await quantize4bitRaw(x, quantType, blocksize, name);
-  const backend = x.backend.name;
-  const code = codeTensor(codeFor(quantType), backend);
-  const base = { quantType, blocksize, dtype: opts.dtype ?? 'float32', shape: [...x.shape], code: code.tensor, codeShared: code.shared };
+  return withQuantState(packed, absmax, [...x.shape], { ...opts, quantType, blocksize, name });
+}
+
+/**
+ * The state of freshly quantized codes: `absmax` double-quantized (and disposed) when
+ * `opts.doubleQuant` (default true), else kept as it is. Takes ownership of both tensors;
+ * on failure they are freed.
+ */
+export async function withQuantState(packed: Tensor, absmax: Tensor, shape: number[], opts: Quantize4bitOptions): Promise<Quantized4bit> {
+  const quantType = opts.quantType ?? 'nf4';
+  const name = opts.name ?? 'tensor';
+  const code = codeTensor(codeFor(quantType), packed.backend.name);
+  const base = { quantType, blocksize: opts.blocksize ?? 64, dtype: opts.dtype ?? 'float32', shape, code: code.tensor, codeShared: code.shared };
   if (opts.doubleQuant ?? true) {
     try {
       const nested = await doubleQuantize(absmax, name);

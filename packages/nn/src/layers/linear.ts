@@ -3,6 +3,11 @@ import { type ParamOptions, kaimingUniformInit, normalInit } from '../init.js';
 import type { LinearLike } from '../linear-like.js';
 import { Module } from '../module.js';
 
+/** The options a linear layer creates its own tensors with: `linearBackend` wins over `backend`. */
+function linearParamOptions(options: ParamOptions): ParamOptions {
+  return options.linearBackend === undefined ? options : { ...options, backend: options.linearBackend };
+}
+
 /**
  * `y = x W^T + b` with `weight [out, in]` (PyTorch/HF layout) and optional `bias [out]`.
  * Shapes: `[..., in] -> [..., out]`. Init as PyTorch: W, b ~ U(-1/sqrt(in), 1/sqrt(in)).
@@ -23,8 +28,9 @@ export class Linear extends Module implements LinearLike {
     if (w && (w.rank !== 2 || w.shape[0] !== outFeatures || w.shape[1] !== inFeatures)) {
       throw new Error(`Linear: weight [${w.shape.join(', ')}] does not match [out ${outFeatures}, in ${inFeatures}]`);
     }
-    this.weight = this.registerParameter('weight', w ?? kaimingUniformInit([outFeatures, inFeatures], inFeatures, options));
-    this.bias = options.bias === false ? null : this.registerParameter('bias', kaimingUniformInit([outFeatures], inFeatures, options));
+    const own = linearParamOptions(options);
+    this.weight = this.registerParameter('weight', w ?? kaimingUniformInit([outFeatures, inFeatures], inFeatures, own));
+    this.bias = options.bias === false ? null : this.registerParameter('bias', kaimingUniformInit([outFeatures], inFeatures, own));
   }
 
   forward(x: Tensor): Tensor {
@@ -59,8 +65,9 @@ export class Conv1D extends Module implements LinearLike {
   ) {
     super();
     const std = options.initStd ?? 0.02;
-    this.weight = this.registerParameter('weight', normalInit([inFeatures, outFeatures], std, options));
-    this.bias = this.registerParameter('bias', zeros([outFeatures], { backend: options.backend, dtype: options.dtype }));
+    const own = linearParamOptions(options);
+    this.weight = this.registerParameter('weight', normalInit([inFeatures, outFeatures], std, own));
+    this.bias = this.registerParameter('bias', zeros([outFeatures], { backend: own.backend, dtype: own.dtype }));
   }
 
   forward(x: Tensor): Tensor {

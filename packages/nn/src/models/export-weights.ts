@@ -8,7 +8,7 @@
  */
 import { type Tensor, transpose } from '@webpeft/tensor';
 import { Conv1D, Linear } from '../layers/linear.js';
-import { isLinearLike } from '../linear-like.js';
+import { type LinearLike, isLinearLike } from '../linear-like.js';
 import type { Module } from '../module.js';
 import { checkpointLayout } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
@@ -21,20 +21,25 @@ export interface ExportedWeights {
   owned: Tensor[];
   /** True when the config ties `lm_head` to the embedding but this model's head has its own weight. */
   untied: boolean;
+  /** Checkpoint key prefix (`<layer>`) -> layer, for the layers whose weight `keepStored` kept out of `tensors`. */
+  stored: Map<string, LinearLike>;
 }
 
 /**
  * Collects `model`'s tensors under the keys and layouts of `reference` (the same config,
  * built fresh, e.g. on the meta backend). A tied `lm_head.weight` is left out, as
  * transformers writes it. Every missing module, adapter wrapper and shape mismatch is
- * reported in one error, before any tensor is made.
+ * reported in one error, before any tensor is made. The weight of a layer for which
+ * `keepStored` answers true is left out of `tensors` (listed in `stored`, to be written
+ * in its stored form, e.g. 4-bit codes); its bias is exported as usual.
  */
-export function exportWeights(model: CausalLM, reference: CausalLM): ExportedWeights {
+export function exportWeights(model: CausalLM, reference: CausalLM, keepStored?: (layer: LinearLike) => boolean): ExportedWeights {
   const tied = checkpointLayout(reference).tied;
   const head = model.getSubmodule('lm_head');
   const untied = tied && !(head instanceof Linear && head.weight === model.getInputEmbeddings().weight);
   const own = model.stateDict();
   const plan: [string, () => Tensor | null, boolean][] = [];
+  const stored = new Map<string, LinearLike>();
   const problems: string[] = [];
   for (const [key, ref] of reference.stateDict()) {
     if (tied && !untied && key === 'lm_head.weight') continue;
@@ -58,6 +63,8 @@ export function exportWeights(model: CausalLM, reference: CausalLM): ExportedWei
       if (leaf === 'bias') {
         if (!lin.bias) problems.push(`  missing: ${key} (the layer has no bias)`);
         else plan.push([key, () => lin.bias, false]);
+      } else if (keepStored?.(lin)) {
+        stored.set(path, lin);
       } else if (refModule instanceof Conv1D) {
         plan.push(lin instanceof Conv1D ? [key, () => lin.weight, false] : [key, () => transposed(lin.dequantizedWeight()), true]);
       } else {
@@ -85,7 +92,7 @@ export function exportWeights(model: CausalLM, reference: CausalLM): ExportedWei
     for (const t of owned) t.dispose();
     throw e;
   }
-  return { tensors, owned, untied };
+  return { tensors, owned, untied, stored };
 }
 
 function transposed(w: Tensor): Tensor {

@@ -6,9 +6,11 @@ import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
 import { Tokenizer } from '../tokenizer/index.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
-import { inConfigFile, parseConfigJson } from './config-error.js';
+import { ConfigError, inConfigFile, parseConfigJson } from './config-error.js';
 import type { RawConfig } from './config-utils.js';
 import { loadCausalLMWeights, planCausalLMWeights } from './load-weights.js';
+import { type LoadQuantizer, type LoadQuantizerPlan, isLoadQuantizer } from './load-quantizer.js';
+import { loadQuantizedCausalLM } from './quantized-load.js';
 
 /**
  * Options of {@link fromPretrained}. The remote ones (`revision`, `hubUrl`, `cacheDir`,
@@ -26,6 +28,13 @@ export interface FromPretrainedOptions extends RemoteOptions {
    * adapter has `shader-f16`, else f32 (the cpu reference emulates f16 slowly).
    */
   dtype?: 'f32' | 'f16' | 'auto';
+  /**
+   * Quantize linear layers while loading (`@webpeft/quant`'s `quantizeOnLoad({...})`): each
+   * selected layer's weight is read, quantized and freed before the next, so the device
+   * never holds the full-precision model. Also required for a checkpoint whose
+   * `config.json` has a `quantization_config` (weights stored quantized, e.g. bitsandbytes 4-bit).
+   */
+  quantize?: LoadQuantizer;
 }
 
 /**
@@ -93,17 +102,35 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
   const rawConfig = parseConfigJson(await source.readText('config.json'), configFile) as RawConfig;
   // Config and checkpoint are checked against a shapes-only model first: a bad field, a
   // missing, mis-shaped or wrongly typed tensor fails before any weight is allocated.
+  const quantizer = quantizerPlan(options.quantize, rawConfig, configFile, options.backend);
   const shapes = inConfigFile(configFile, () => causalLMFromConfig(rawConfig, { backend: 'meta', dtype }));
   let tensors: Map<string, RawTensor>;
   try {
     tensors = await loadCheckpoint(source);
-    planCausalLMWeights(shapes, tensors, source.name);
-  } finally {
+    if (!quantizer) planCausalLMWeights(shapes, tensors, source.name);
+  } catch (e) {
     shapes.dispose();
+    throw e;
   }
   // The tokenizer is read before the model exists, so its failure leaves nothing to free.
-  const wantTokenizer = options.tokenizer ?? true;
-  const tokenizer = wantTokenizer && (await source.has('tokenizer.json')) ? await Tokenizer.fromSource(source) : null;
+  let tokenizer: Tokenizer | null;
+  try {
+    tokenizer = await readTokenizer(source, options);
+  } catch (e) {
+    shapes.dispose();
+    throw e;
+  }
+  if (quantizer) {
+    // Checked against the shapes-only model inside, then streamed layer by layer.
+    try {
+      const model = await loadQuantizedCausalLM(rawConfig, shapes, tensors, quantizer, { backend: options.backend, dtype, file: source.name });
+      model.eval();
+      return { model, tokenizer, rawConfig, source };
+    } finally {
+      shapes.dispose();
+    }
+  }
+  shapes.dispose();
   const model = causalLMFromConfig(rawConfig, { backend: options.backend, dtype });
   try {
     loadCausalLMWeights(model, tensors, { backend: options.backend, file: source.name });
@@ -113,6 +140,32 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
   }
   model.eval();
   return { model, tokenizer, rawConfig, source };
+}
+
+async function readTokenizer(source: ModelSource, options: FromPretrainedOptions): Promise<Tokenizer | null> {
+  const want = options.tokenizer ?? true;
+  return want && (await source.has('tokenizer.json')) ? Tokenizer.fromSource(source) : null;
+}
+
+/**
+ * The quantizer's plan for this checkpoint, or null for a plain load. A checkpoint whose
+ * weights are stored quantized (`quantization_config` in `config.json`) needs a quantizer.
+ */
+function quantizerPlan(quantize: unknown, rawConfig: RawConfig, configFile: string, backend: BackendName | undefined): LoadQuantizerPlan | null {
+  const stored = rawConfig.quantization_config;
+  if (quantize === undefined) {
+    if (stored === undefined || stored === null) return null;
+    const method = (stored as { quant_method?: unknown }).quant_method;
+    throw new ConfigError(
+      `'quantization_config' (quant_method ${JSON.stringify(method)}) says the weights are stored quantized; load it with a quantizer, e.g. fromPretrained(dir, { quantize: quantizeOnLoad() }) with quantizeOnLoad from @webpeft/quant (bitsandbytes 4-bit)`,
+      configFile,
+      'quantization_config',
+    );
+  }
+  if (!isLoadQuantizer(quantize)) {
+    throw new TypeError(`fromPretrained: 'quantize' must be a quantizer such as quantizeOnLoad({ quantType: 'nf4', doubleQuant: true }) from @webpeft/quant; got ${JSON.stringify(quantize)}`);
+  }
+  return quantize.plan(stored ?? undefined, configFile, (backend === undefined ? getBackend() : getBackend(backend)).name);
 }
 
 /** Hub repo ids and http(s) URLs go through the download cache; anything else is `openSource`'s. */

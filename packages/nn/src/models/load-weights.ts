@@ -1,4 +1,4 @@
-import { type BackendName, type Tensor, assign, cast, noGrad } from '@webpeft/tensor';
+import { type BackendName, type DType, type Tensor, assign, cast, noGrad } from '@webpeft/tensor';
 import { type RawTensor, rawToTensor } from '../io/index.js';
 import { type ExpectedTensor, WeightsMismatchError, dtypeKind, weightProblems } from '../io/weights-mismatch.js';
 import { checkpointLayout } from './auto.js';
@@ -14,7 +14,26 @@ export interface LoadWeightsReport {
 export interface CausalLMWeightsPlan extends LoadWeightsReport {
   /** Parameter key -> the checkpoint tensor to copy into it. */
   plan: Map<string, RawTensor>;
+  /**
+   * Layers stored quantized in the checkpoint (`quantized.checkStored` given): layer path ->
+   * its weight's tensors, keyed relative to the layer (`weight`, `weight.absmax`, ...).
+   */
+  stored: Map<string, Map<string, RawTensor>>;
 }
+
+/** Layers of a checkpoint whose weights are already stored quantized (see {@link planCausalLMWeights}). */
+export interface StoredQuantizedLayers {
+  /** Paths of the layers (linear layers of the model). */
+  paths: readonly string[];
+  /**
+   * Problems (one line each, empty when fine) of one layer's stored weight tensors, keyed
+   * relative to the layer (`weight`, `weight.absmax`, ...); `shape` is the layer's `[out, in]`.
+   */
+  checkStored(path: string, tensors: ReadonlyMap<string, RawTensor>, shape: readonly [number, number]): string[];
+}
+
+/** Safetensors dtypes a model cannot hold as weights (f64 would be rounded to f32 silently). */
+const UNHELD_FLOAT_DTYPES = new Set(['F64']);
 
 /**
  * Matches a Hugging Face checkpoint's tensors to `model`'s parameters without touching
@@ -23,38 +42,74 @@ export interface CausalLMWeightsPlan extends LoadWeightsReport {
  * prefix; GPT-2's `attn.bias` / `attn.masked_bias` and LLaMA's `rotary_emb.inv_freq`
  * buffers are ignored; a tied `lm_head.weight` may be absent. Any other missing,
  * unexpected, mis-shaped or wrongly typed key (an integer tensor for a float weight)
- * throws one {@link WeightsMismatchError} listing them all.
+ * throws one {@link WeightsMismatchError} listing them all. F64 weights are refused
+ * (the model holds f32 or f16).
+ *
+ * With `quantized`, the weights of those layers are read as stored quantized: every key
+ * `<layer>.weight` and `<layer>.weight.*` goes to `stored` and is checked by
+ * `quantized.checkStored` instead of against the float parameter.
  * @param file the checkpoint's name for the error (default `checkpoint`).
  */
-export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTensor>, file = 'checkpoint'): CausalLMWeightsPlan {
+export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTensor>, file = 'checkpoint', quantized?: StoredQuantizedLayers): CausalLMWeightsPlan {
   const layout = checkpointLayout(model);
   const own = model.stateDict();
   const ignoredKeys: string[] = [];
   const plan = new Map<string, RawTensor>();
   const renamed = new Map<string, RawTensor>();
   const duplicates: string[] = [];
+  const storedPaths = new Set(quantized?.paths ?? []);
+  const stored = new Map<string, Map<string, RawTensor>>([...storedPaths].map((p) => [p, new Map<string, RawTensor>()]));
   for (const [fileKey, raw] of tensors) {
     if (layout.ignore.test(fileKey)) {
       ignoredKeys.push(fileKey);
       continue;
     }
-    const key = own.has(fileKey) || fileKey.startsWith('lm_head.') ? fileKey : `${layout.basePrefix}.${fileKey}`;
+    const key = own.has(fileKey) || fileKey.startsWith('lm_head.') || storedLayerOf(fileKey, storedPaths) ? fileKey : `${layout.basePrefix}.${fileKey}`;
+    const layer = storedLayerOf(key, storedPaths);
+    if (layer !== undefined) {
+      const rel = key.slice(layer.length + 1);
+      if (stored.get(layer)!.has(rel)) duplicates.push(`duplicate: ${fileKey} and another key both load into ${key}`);
+      stored.get(layer)!.set(rel, raw);
+      continue;
+    }
     // Unknown keys are reported under their name in the file.
     const target = own.has(key) ? key : fileKey;
     if (renamed.has(target)) duplicates.push(`duplicate: ${fileKey} and another key both load into ${target}`);
     renamed.set(target, raw);
     if (own.has(key)) plan.set(key, raw);
   }
-  const expected = new Map<string, ExpectedTensor>([...own].map(([k, t]) => [k, { shape: t.shape, kind: dtypeKind(t.dtype) }]));
+  const storedWeights = new Set([...storedPaths].map((p) => `${p}.weight`));
+  const expected = new Map<string, ExpectedTensor>([...own].filter(([k]) => !storedWeights.has(k)).map(([k, t]) => [k, { shape: t.shape, kind: dtypeKind(t.dtype) }]));
   const optional = new Set(layout.tied ? ['lm_head.weight'] : []);
   const problems = [...duplicates, ...weightProblems(expected, renamed, optional)];
+  for (const [key, raw] of renamed) {
+    if (expected.get(key)?.kind === 'float' && UNHELD_FLOAT_DTYPES.has(raw.dtype)) {
+      problems.push(`dtype: ${key}: ${raw.dtype} weights cannot be held (the model holds f32 or f16; they would be rounded): convert the checkpoint to F32, F16 or BF16`);
+    }
+  }
+  for (const [path, record] of stored) {
+    const weight = own.get(`${path}.weight`);
+    if (!weight) continue;
+    const layer = model.getSubmodule(path) as unknown as { inFeatures: number; outFeatures: number };
+    for (const line of quantized!.checkStored(path, record, [layer.outFeatures, layer.inFeatures])) problems.push(`${path}: ${line}`);
+  }
   if (problems.length > 0) throw new WeightsMismatchError('loadCausalLMWeights', file, problems);
   if (layout.tied && plan.has('lm_head.weight')) {
     // The same tensor as the input embedding, which is loaded under its own key.
     plan.delete('lm_head.weight');
     ignoredKeys.push('lm_head.weight');
   }
-  return { plan, ignoredKeys };
+  return { plan, ignoredKeys, stored };
+}
+
+/** The stored-quantized layer a key belongs to (`<layer>.weight` or `<layer>.weight.*`), if any. */
+function storedLayerOf(key: string, paths: ReadonlySet<string>): string | undefined {
+  if (paths.size === 0) return undefined;
+  for (let i = key.indexOf('.weight'); i !== -1; i = key.indexOf('.weight', i + 1)) {
+    const after = key.charAt(i + '.weight'.length);
+    if ((after === '' || after === '.') && paths.has(key.slice(0, i))) return key.slice(0, i);
+  }
+  return undefined;
 }
 
 /**
@@ -67,21 +122,55 @@ export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
 export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTensor>, options: { backend?: BackendName; file?: string } = {}): LoadWeightsReport {
   const { plan, ignoredKeys } = planCausalLMWeights(model, tensors, options.file);
   const own = model.stateDict();
-  noGrad(() => {
-    for (const [key, raw] of plan) {
-      const param = own.get(key)!;
-      // f16 parameters decode straight to f16 (range-checked on the host, naming the key).
-      const floatDtype = param.dtype === 'f16' ? 'f16' : 'f32';
-      const decoded: Tensor = rawToTensor(raw, { key, backend: options.backend ?? param.backend.name, floatDtype });
-      let value = decoded;
-      try {
-        if (decoded.dtype !== param.dtype) value = cast(decoded, param.dtype);
-        assign(param, value);
-      } finally {
-        if (value !== decoded) value.dispose();
-        decoded.dispose();
-      }
-    }
+  inCheckpoint(options.file, () => {
+    for (const [key, raw] of plan) copyRawInto(own.get(key)!, raw, key, options.backend);
   });
   return { ignoredKeys };
+}
+
+/**
+ * Runs `fn`, naming checkpoint `file` in the message of any error it throws (a value
+ * beyond f16's range, one a quantizer refuses), whose type is kept.
+ */
+export function inCheckpoint<T>(file: string | undefined, fn: () => T): T {
+  try {
+    const out = fn();
+    if (out instanceof Promise) {
+      return out.catch((e: unknown) => {
+        throw named(e, file);
+      }) as T;
+    }
+    return out;
+  } catch (e) {
+    throw named(e, file);
+  }
+}
+
+function named(e: unknown, file: string | undefined): unknown {
+  if (file !== undefined && e instanceof Error && !e.message.includes(file)) e.message = `${file}: ${e.message}`;
+  return e;
+}
+
+/**
+ * Decodes `raw` into `param` in place (`param`'s dtype; f16 decodes straight to f16,
+ * range-checked on the host, naming `key`). One transient copy of the tensor exists.
+ */
+export function copyRawInto(param: Tensor, raw: RawTensor, key: string, backend?: BackendName): void {
+  const decoded = decodeRaw(raw, key, param.dtype, backend ?? param.backend.name);
+  try {
+    noGrad(() => assign(param, decoded));
+  } finally {
+    decoded.dispose();
+  }
+}
+
+/** `raw` as a new tensor of `dtype` on `backend` (float data decoded straight to f16 for an f16 `dtype`). */
+export function decodeRaw(raw: RawTensor, key: string, dtype: DType, backend: BackendName | undefined): Tensor {
+  const decoded = rawToTensor(raw, { key, backend, floatDtype: dtype === 'f16' ? 'f16' : 'f32' });
+  if (decoded.dtype === dtype) return decoded;
+  try {
+    return cast(decoded, dtype);
+  } finally {
+    decoded.dispose();
+  }
 }

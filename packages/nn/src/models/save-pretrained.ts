@@ -8,6 +8,7 @@ import { type RawTensor, type ModelSource, type WritableTarget, serializeSafeten
 import { OPTIONAL_MODEL_FILES } from '../io/remote-source.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
+import type { LinearLike } from '../linear-like.js';
 import type { RawConfig } from './config-utils.js';
 import { exportWeights } from './export-weights.js';
 
@@ -36,6 +37,27 @@ export interface SavePretrainedOptions {
    * transformers' `max_shard_size` does (a tensor larger than the limit gets a shard of its own).
    */
   maxShardBytes?: number;
+  /**
+   * Write quantized layers in a stored quantized layout instead of dequantizing them
+   * (`@webpeft/quant`'s `bitsandbytesLayout()`: bitsandbytes' 4-bit keys plus a
+   * `quantization_config` in `config.json`, as transformers saves a 4-bit model).
+   * Default: every layer is written in full precision (`dtype`).
+   */
+  quantized?: QuantizedLayout;
+}
+
+/** How {@link savePretrained} writes quantized layers in their stored form (implemented by a quantization package). */
+export interface QuantizedLayout {
+  /** Whether `layer` is written in the stored form (the others are written in full precision). */
+  stores(layer: LinearLike): boolean;
+  /** The stored tensors of one such layer, keyed relative to it (`weight`, `weight.absmax`, ...). */
+  storedTensors(layer: LinearLike): Promise<Map<string, RawTensor>>;
+  /**
+   * `config.json`'s `quantization_config` for `model`; `layers` are the checkpoint paths
+   * of the stored layers, `previous` the config's own `quantization_config` (if any).
+   * Throws when the layers cannot be described by one config.
+   */
+  quantizationConfig(model: CausalLM, layers: ReadonlyMap<string, LinearLike>, previous: unknown): Record<string, unknown>;
 }
 
 /** What {@link savePretrained} wrote. */
@@ -85,7 +107,8 @@ async function serializeCheckpoint(model: CausalLM, options: SavePretrainedOptio
     if (reference.config.model_type !== model.config.model_type) {
       throw new Error(`savePretrained: config.json is a '${reference.config.model_type}' model, the model a '${model.config.model_type}'`);
     }
-    const exported = exportWeights(model, reference);
+    const layout = options.quantized;
+    const exported = exportWeights(model, reference, layout && ((layer) => layout.stores(layer)));
     untied = exported.untied;
     raw = new Map();
     try {
@@ -93,6 +116,13 @@ async function serializeCheckpoint(model: CausalLM, options: SavePretrainedOptio
       for (const [key, t] of exported.tensors) raw.set(key, await tensorToRaw(t, t.dtype === 'i32' || t.dtype === 'u32' ? undefined : st));
     } finally {
       for (const t of exported.owned) t.dispose();
+    }
+    if (layout && exported.stored.size > 0) {
+      config.quantization_config = layout.quantizationConfig(model, exported.stored, config.quantization_config);
+      for (const [path, layer] of exported.stored) for (const [rel, t] of await layout.storedTensors(layer)) raw.set(`${path}.${rel}`, t);
+    } else if ('quantization_config' in config) {
+      // Written in full precision: the file's weights are not quantized any more.
+      delete config.quantization_config;
     }
   } finally {
     reference.dispose();

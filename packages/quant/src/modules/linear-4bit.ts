@@ -75,6 +75,20 @@ export class Linear4bit extends Module implements LinearLike {
     return new Linear4bit(inFeatures, outFeatures, await Linear4bit.quantize(weight, options), bias, options);
   }
 
+  /**
+   * Builds a layer from an already quantized weight (e.g. `quantize4bitStreamed`'s, or a
+   * stored checkpoint's): `[out, in]` comes from `quantized.state.shape`. Takes ownership
+   * of the packed weight, the state and the bias `[out]`.
+   */
+  static fromQuantized(quantized: Quantized4bit, bias: Tensor | null, options: Linear4bitOptions = {}): Linear4bit {
+    const shape = quantized.state.shape;
+    if (shape.length !== 2) throw new Error(`Linear4bit.fromQuantized${options.name ? ` (${options.name})` : ''}: the quantized weight has shape [${shape.join(', ')}], not [out, in]`);
+    if (bias && (bias.rank !== 1 || bias.shape[0] !== shape[0])) {
+      throw new Error(`Linear4bit.fromQuantized${options.name ? ` (${options.name})` : ''}: bias [${bias.shape.join(', ')}] does not match out ${shape[0]}`);
+    }
+    return new Linear4bit(shape[1], shape[0], quantized, bias, options);
+  }
+
   private static quantize(weight: Tensor, options: Linear4bitOptions): Promise<Quantized4bit> {
     return withMemoryTag('quant', () =>
       quantize4bit(weight, {
@@ -89,6 +103,11 @@ export class Linear4bit extends Module implements LinearLike {
   /** The quantization state (absmax or nested constants, code table, block size). */
   get quantState(): QuantState {
     return this.state;
+  }
+
+  /** Dtype the layer computes in (bitsandbytes' `compute_dtype`). */
+  get computeDtype(): 'f32' | 'f16' {
+    return this.options.computeDtype ?? 'f32';
   }
 
   /** The packed weight: u32 words holding bitsandbytes' byte stream. */

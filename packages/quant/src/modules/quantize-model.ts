@@ -34,12 +34,28 @@ function matches(path: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => path === p || path.endsWith(`.${p}`));
 }
 
+/**
+ * Paths of the layers {@link quantizeModel} (and `quantizeOnLoad`) store in 4 bits: every
+ * `Linear` and GPT-2 `Conv1D` except those matching `skip` (exact path or dotted suffix)
+ * and those whose weight another module shares (a head tied to the embedding, which
+ * transformers' bitsandbytes integration keeps in full precision too).
+ */
+export function quantizeTargets(model: Module, skip: readonly string[] = ['lm_head']): string[] {
+  const owners = new Map<Tensor, number>();
+  for (const m of model.modules()) for (const [, p] of m.ownParameters()) owners.set(p, (owners.get(p) ?? 0) + 1);
+  return model
+    .namedModules()
+    .filter(([path, m]) => path !== '' && (m instanceof Linear || m instanceof Conv1D) && !matches(path, skip) && owners.get(m.weight) === 1)
+    .map(([path]) => path);
+}
+
 function bytesOf(t: Tensor): number {
   return t.size * BYTES_PER_ELEMENT[t.dtype];
 }
 
 /**
- * Replaces every `Linear` and GPT-2 `Conv1D` of `model` (except `skip`) with a frozen
+ * Replaces every `Linear` and GPT-2 `Conv1D` of `model` (except `skip` and a tied head,
+ * see {@link quantizeTargets}) with a frozen
  * {@link Linear4bit}, frees the full-precision weights, and reports bytes before and
  * after. Embeddings and norms stay as they are. Returns the same model.
  *
@@ -57,8 +73,8 @@ export async function quantizeModel<M extends Module>(model: M, options: Quantiz
   }
   const skip = options.skip ?? ['lm_head'];
   const report: QuantizeReport = { layers: [], bytesBefore: 0, bytesAfter: 0 };
-  const targets = model.namedModules().filter(([path, m]) => path !== '' && (m instanceof Linear || m instanceof Conv1D) && !matches(path, skip));
-  for (const [path, layer] of targets) {
+  for (const path of quantizeTargets(model, skip)) {
+    const layer = model.getSubmodule(path);
     const linear = layer as Linear | Conv1D;
     const q = await Linear4bit.fromLinear(linear, {
       quantType: options.quantType,
