@@ -36,6 +36,7 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--overwrite', 'yes', /Option '--overwrite' does not take an argument/],
   ['--debug', '1', /Option '--debug' does not take an argument/],
   ['--gradient-checkpointing', 'on', /Option '--gradient-checkpointing' does not take an argument/],
+  ['--fused-ce', 'on', /Option '--fused-ce' does not take an argument/],
   ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
   ['--completion-only', 'yes', /--completion-only must be one of auto, true, false; got 'yes'/],
   // Tests run at the repository root, where package.json is a file.

@@ -268,3 +268,28 @@ describe('linearCrossEntropy', () => {
     expect(fused).toBeLessThan(logitsBytes / 2);
   }, 300_000);
 });
+
+describe('the mean over counted rows', () => {
+  // Counted by hand: the per-row op, Sum of the losses, NotEqual (BinaryScalar), Cast,
+  // Sum of the count, max(count, 1) (BinaryScalar: no Fill), Div.
+  it('costs crossEntropy 7 dispatches on webgpu, with no Fill for the zero-count guard', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    const x = uniform([6, 11], 800, -3, 3);
+    const logits = tensor(x.data, x.shape, { backend: 'webgpu' });
+    const labels = tensor(Int32Array.from([1, -100, 4, 10, 0, 2]), [6], { backend: 'webgpu', dtype: 'i32' });
+    const p = await T.profile(() => T.crossEntropy(logits, labels));
+    const byOp = Object.fromEntries(Object.entries(p.ops).filter(([, o]) => o.dispatches > 0).map(([name, o]) => [name, o.dispatches]));
+    expect(byOp).toEqual({ CrossEntropy: 1, Sum: 2, BinaryScalar: 2, Cast: 1, Div: 1 });
+    expect(p.dispatches).toBe(7);
+    // The value still is the mean over the 5 counted rows (float64 from the definition).
+    let expected = 0;
+    for (const [r, label] of [1, -100, 4, 10, 0, 2].entries()) {
+      if (label === -100) continue;
+      const row = Array.from(x.data.subarray(r * 11, r * 11 + 11));
+      const m = Math.max(...row);
+      expected += (m + Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) - row[label]) / 5;
+    }
+    expectClose([await p.result.item()], [expected], { rtol: 1e-6, label: 'mean loss' });
+    for (const t of [logits, labels, p.result]) t.dispose();
+  });
+});
