@@ -121,6 +121,8 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
     // The fused loss reads the head's weight: an adapter on lm_head would be bypassed.
     const head = (model as unknown as { lm_head?: object }).lm_head;
     if (!(head instanceof Linear)) {
+      // Free what this run built before reporting it.
+      (peft ?? model).dispose();
       throw new OptionError(`--fused-ce needs a plain Linear lm_head, but with --method ${opts.method} it is a ${head?.constructor.name ?? 'missing module'}: leave lm_head out of --targets`);
     }
     model.fusedCrossEntropy = true;
