@@ -16,7 +16,7 @@ import type { SeededRandom } from './seeded-random.js';
  * differ on resume. Gradient checkpointing changes memory only (the gradients are
  * bit-identical), so a run may be resumed with it switched either way.
  */
-const FREE_ON_RESUME = new Set<string>(['out', 'resume', 'saveEvery', 'overwrite', 'debug', 'evalEvery', 'evalBatches', 'prompt', 'maxNewTokens', 'temperature', 'topP', 'nonFinite', 'gradientCheckpointing']);
+const FREE_ON_RESUME = new Set<string>(['out', 'resume', 'saveEvery', 'overwrite', 'debug', 'evalEvery', 'evalBatches', 'prompt', 'maxNewTokens', 'temperature', 'topP', 'nonFinite', 'gradientCheckpointing', 'fusedCe']);
 
 const flagOf = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 

@@ -70,6 +70,8 @@ export interface FinetuneOptions {
   debug: boolean;
   /** Recompute each decoder layer in backward instead of keeping its activations (transformers' `gradient_checkpointing`). */
   gradientCheckpointing: boolean;
+  /** Compute the loss with the fused linear + cross-entropy (no `[B, T, V]` logits; needs lm_head without an adapter). */
+  fusedCe: boolean;
   backend: (typeof BACKENDS)[number];
   /** Dtype of the frozen base and its compute; adapters and optimizer state stay f32. */
   dtype: (typeof DTYPES)[number];
@@ -135,6 +137,7 @@ const SPECS: Spec[] = [
   { key: 'overwrite', kind: 'flag', default: 'false', help: 'replace output files and checkpoints this run did not create' },
   { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'gradientCheckpointing', kind: 'flag', default: 'false', help: 'recompute each decoder layer in backward: fewer activation bytes, same gradients, one more forward per step' },
+  { key: 'fusedCe', kind: 'flag', default: 'false', help: 'fused linear + cross-entropy: the loss over vocabulary chunks, no [batch, seq, vocab] logits (needs lm_head out of --targets)' },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'dtype', kind: 'string', default: 'f32', choices: DTYPES, help: 'base weights and compute: f32, f16 (adapter needs shader-f16), auto (f16 where the adapter has it); adapters stay f32' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },

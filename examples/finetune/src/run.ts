@@ -8,7 +8,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
-import { type CausalLM, type DownloadProgress, fromPretrained, openTarget, positionLimit, resolveModelDtype, saveSafetensors } from '@webpeft/nn';
+import { type CausalLM, type DownloadProgress, Linear, fromPretrained, openTarget, positionLimit, resolveModelDtype, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, PromptLearningModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
 import { Linear4bit, quantizeOnLoad } from '@webpeft/quant';
@@ -120,6 +120,17 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const all = peft ? peft.getNbTrainableParameters().all : params;
   log(`Trainable parameters: ${count(trainableCount)} of ${count(all)} (${((100 * trainableCount) / all).toFixed(2)}%), adapter ${mib(trainableCount * 4)} as f32`);
   trainable.train();
+  if (opts.fusedCe) {
+    // The fused loss reads the head's weight: an adapter on lm_head would be bypassed.
+    const head = (model as unknown as { lm_head?: object }).lm_head;
+    if (!(head instanceof Linear)) {
+      // Free what this run built before reporting it.
+      (peft ?? model).dispose();
+      throw new OptionError(`--fused-ce needs a plain Linear lm_head, but with --method ${opts.method} it is a ${head?.constructor.name ?? 'missing module'}: leave lm_head out of --targets`);
+    }
+    model.fusedCrossEntropy = true;
+    log('Fused cross-entropy: on (the loss over vocabulary chunks, no logits)');
+  }
   if (opts.gradientCheckpointing) {
     trainable.gradientCheckpointingEnable();
     log('Gradient checkpointing: on (each decoder layer keeps only its input and is recomputed in backward)');

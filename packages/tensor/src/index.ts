@@ -56,6 +56,7 @@ export * from './ops/layout.js';
 export * from './ops/matmul.js';
 export * from './ops/activations.js';
 export * from './ops/softmax.js';
+export * from './ops/linear-cross-entropy.js';
 export * from './ops/norms.js';
 export { dropout } from './ops/dropout.js';
 export * from './ops/scope.js';

@@ -45,6 +45,7 @@ export {
   type AttrsOf,
 } from './registry.js';
 export { runOp, runComposite, runInPlace } from './ops/run-op.js';
+export type { LinearCrossEntropyBackwardArgs, LinearCrossEntropyGrads } from './ops/linear-cross-entropy-grad.js';
 export { markBusy } from './busy.js';
 export type { Backend, BackendName, BackendCapabilities } from './backend.js';
 export { type KernelProgram, type ProgramOptions, program } from './backends/webgpu/program.js';

@@ -55,7 +55,7 @@ export type CompareOp = (typeof COMPARE_OPS)[number];
  * Binary ops whose scalar operand can travel in the uniforms (`BinaryScalar`): those
  * whose gradient needs neither input, and the comparisons (no gradient).
  */
-export type ScalarOperandOp = 'Add' | 'Sub' | 'Mul' | 'Div' | CompareOp;
+export type ScalarOperandOp = 'Add' | 'Sub' | 'Mul' | 'Div' | 'Maximum' | CompareOp;
 
 /** Reductions over a trailing block of `reduceSize` elements (see `ReduceAttrs`). */
 export const REDUCE_OPS = ['Sum', 'Max', 'ArgMax'] as const;
@@ -126,6 +126,18 @@ export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>
   /** Per-row losses of cross-entropy from logits `[N, C]` and i32 labels `[N]` (0 at ignored rows). */
   CrossEntropy: { ignoreIndex: number };
   CrossEntropyGrad: { ignoreIndex: number };
+  /**
+   * Row statistics of `hidden [N, D] @ weight[V, D]^T (+ bias [V])` over vocabulary chunks of
+   * `chunkSize` rows (0: chosen from the device's limits): `[2, N]` f32, row 0 the
+   * logsumexp, row 1 the label's logit (0 at ignored rows). Inputs `[hidden, weight, labels, bias?]`.
+   */
+  LinearCrossEntropyStats: { ignoreIndex: number; chunkSize: number };
+  /**
+   * Per-row cross-entropy `[N]` (f32, 0 at ignored rows) of `hidden @ weight^T (+ bias)`
+   * without the `[N, V]` logits. Inputs `[hidden, weight, labels, stats, bias?]`, `stats`
+   * being `LinearCrossEntropyStats` of the same inputs (detached: the gradient is the total one).
+   */
+  LinearCrossEntropy: { ignoreIndex: number; chunkSize: number };
   LayerNorm: { eps: number };
   LayerNormGrad: { eps: number };
   RmsNorm: { eps: number };

@@ -1,6 +1,7 @@
-import { type Tensor, crossEntropy, full, narrow, pad, reshape, tidy } from '@webpeft/tensor';
+import { type Tensor, crossEntropy, full, linearCrossEntropy, narrow, pad, reshape, tidy } from '@webpeft/tensor';
 import { type AttentionContext, disposeContext } from '../attention/context.js';
 import type { KVCache, LayerKeyValues } from '../attention/kv-cache.js';
+import { Linear } from '../layers/linear.js';
 import type { LinearLike } from '../linear-like.js';
 import type { Module } from '../module.js';
 
@@ -35,7 +36,10 @@ export interface CausalLMInput {
 
 /** Outputs of a causal language model's forward pass. */
 export interface CausalLMOutput {
-  /** `[B, T, V]`. */
+  /**
+   * `[B, T, V]`. Not computed when the model's `fusedCrossEntropy` is on and labels were
+   * given: reading it then throws (the loss came from hidden states and the head's weight).
+   */
   logits: Tensor;
   /** Mean cross-entropy over non-ignored shifted labels (scalar), when `labels` were given. */
   loss?: Tensor;
@@ -70,6 +74,12 @@ export interface CausalLM extends Module {
   gradientCheckpointingDisable(): this;
   /** Whether gradient checkpointing is on. */
   readonly isGradientCheckpointing: boolean;
+  /**
+   * Compute the loss of a forward with labels by the fused linear + cross-entropy
+   * (`linearCrossEntropy`: vocabulary chunks, no `[B, T, V]` logits), as Liger's and
+   * Apple's cut-cross-entropy do; the output then has no logits. Off by default.
+   */
+  fusedCrossEntropy?: boolean;
   /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
   getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
   /** Present on models that add a prefix of their own to every prompt (see {@link GenerationPrefix}). */
@@ -84,34 +94,70 @@ export interface CausalLM extends Module {
  */
 export function causalLMLoss(logits: Tensor, labels: Tensor): Tensor {
   const [b, t, v] = logits.shape;
+  return tidy(() => crossEntropy(reshape(logits, [b * t, v]), shiftedLabels(labels, b, t, 'causalLMLoss'), { ignoreIndex: -100 }));
+}
+
+/**
+ * Labels i32 `[B, T]` shifted for next-token prediction, flat `[B * T]`: position t gets
+ * label t+1, the last position -100. Shifting the labels (cheap) rather than the logits
+ * (`[B, T, V]`).
+ */
+function shiftedLabels(labels: Tensor, b: number, t: number, what: string): Tensor {
   if (labels.dtype !== 'i32' || labels.rank !== 2 || labels.shape[0] !== b || labels.shape[1] !== t) {
-    throw new Error(`causalLMLoss: labels must be i32 [${b}, ${t}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
+    throw new Error(`${what}: labels must be i32 [${b}, ${t}], got ${labels.dtype} [${labels.shape.join(', ')}]`);
   }
-  // Shift the labels (cheap, i32 [B, T]) rather than the logits ([B, T, V]).
-  const next = t > 1 ? narrow(labels, 1, 1, t - 1) : full([b, 0], 0, { dtype: 'i32', backend: labels.backend.name });
-  const shifted = t > 1 ? pad(next, [
-    [0, 0],
-    [0, 1],
-  ], -100) : full([b, 1], -100, { dtype: 'i32', backend: labels.backend.name });
-  const flatLabels = reshape(shifted, [b * t]);
-  const flatLogits = reshape(logits, [b * t, v]);
-  const loss = crossEntropy(flatLogits, flatLabels, { ignoreIndex: -100 });
-  for (const x of [next, shifted, flatLabels, flatLogits]) x.dispose();
-  return loss;
+  return tidy(() => {
+    const backend = labels.backend.name;
+    const shifted = t > 1 ? pad(narrow(labels, 1, 1, t - 1), [[0, 0], [0, 1]], -100) : full([b, 1], -100, { dtype: 'i32', backend });
+    return reshape(shifted, [b * t]);
+  });
+}
+
+/**
+ * The causal-LM loss of {@link causalLMLoss} from the final hidden states `[B, T, D]`
+ * and the head's weight `[V, D]` (and bias), by `linearCrossEntropy`: the same value and
+ * gradients without the `[B, T, V]` logits.
+ */
+export function fusedCausalLMLoss(lmHead: LinearLike, hidden: Tensor, labels: Tensor): Tensor {
+  if (!(lmHead instanceof Linear)) {
+    throw new Error(
+      `fusedCrossEntropy: the fused loss reads the head's weight, and lm_head is a ${lmHead.constructor.name} (an adapter or a quantized layer on the head); turn fusedCrossEntropy off for this model`,
+    );
+  }
+  const [b, t, d] = hidden.shape;
+  return tidy(() =>
+    linearCrossEntropy(reshape(hidden, [b * t, d]), lmHead.weight, shiftedLabels(labels, b, t, 'fusedCausalLMLoss'), {
+      ignoreIndex: -100,
+      ...(lmHead.bias ? { bias: lmHead.bias } : {}),
+    }),
+  );
+}
+
+/** An output whose `logits` were not computed: reading them throws, naming why. */
+function withoutLogits(out: Omit<CausalLMOutput, 'logits'>): CausalLMOutput {
+  // Not enumerable, so scopes collecting the output's tensors do not read it.
+  return Object.defineProperty(out, 'logits', {
+    enumerable: false,
+    get(): never {
+      throw new Error('CausalLMOutput.logits: not computed, the model has fusedCrossEntropy on and the call passed labels (the loss was computed without logits); turn it off, or call without labels, to get logits');
+    },
+  }) as CausalLMOutput;
 }
 
 /**
  * The head of every causal LM: logits `[B, T, V]` from the final hidden states
  * `[B, T, D]`, the loss when `labels` are given, and the cache when the context keeps
- * one. Frees `hidden` and the attention context.
+ * one. With `fused` and labels, the loss comes from {@link fusedCausalLMLoss} and there
+ * are no logits. Frees `hidden` and the attention context.
  */
-export function causalLMHead(lmHead: LinearLike, hidden: Tensor, ctx: AttentionContext, labels?: Tensor): CausalLMOutput {
+export function causalLMHead(lmHead: LinearLike, hidden: Tensor, ctx: AttentionContext, labels?: Tensor, fused = false): CausalLMOutput {
   try {
     return tidy(() => {
+      const cache = ctx.cache && ctx.storeCache ? { pastKeyValues: ctx.cache } : {};
+      if (labels && fused) return withoutLogits({ loss: fusedCausalLMLoss(lmHead, hidden, labels), ...cache });
       const logits = lmHead.forward(hidden);
-      const out: CausalLMOutput = { logits };
+      const out: CausalLMOutput = { logits, ...cache };
       if (labels) out.loss = causalLMLoss(logits, labels);
-      if (ctx.cache && ctx.storeCache) out.pastKeyValues = ctx.cache;
       return out;
     });
   } finally {

@@ -37,6 +37,9 @@ function cases(): Case[] {
     { op: 'LogSoftmaxGrad', attrs: {}, inputs: [uniform([4, 33], 8), uniform([4, 33], 9, -6, -1)], grads: false },
     { op: 'CrossEntropy', attrs: { ignoreIndex: -100 }, inputs: [uniform([6, 11], 10, -4, 4), labels], constant: [1], grads: true },
     { op: 'CrossEntropyGrad', attrs: { ignoreIndex: -100 }, inputs: [uniform([6], 11), uniform([6, 11], 12, -4, 4), labels], grads: false },
+    // Chunks of 4 over 11 classes (the last one 3 wide); without and with a bias.
+    { op: 'LinearCrossEntropyStats', attrs: { ignoreIndex: -100, chunkSize: 4 }, inputs: [uniform([6, 5], 30, -2, 2), uniform([11, 5], 31, -2, 2), labels], grads: false },
+    { op: 'LinearCrossEntropyStats', attrs: { ignoreIndex: -100, chunkSize: 4 }, inputs: [uniform([6, 5], 32, -2, 2), uniform([11, 5], 33, -2, 2), labels, uniform([11], 34)], grads: false },
     { op: 'LayerNorm', attrs: { eps: 1e-5 }, inputs: [rows(13), uniform([24], 14), uniform([24], 15)], grads: true },
     { op: 'LayerNormGrad', attrs: { eps: 1e-5 }, inputs: [uniform([5, 24], 16), rows(17), uniform([24], 18)], grads: false },
     { op: 'RmsNorm', attrs: { eps: 1e-6 }, inputs: [rows(19), uniform([24], 20)], grads: true },
@@ -69,7 +72,7 @@ async function compare(c: Case, backend: 'cpu' | 'webgpu', inputs: HostInput[], 
 
 describe('fused ops equal their composite definitions', () => {
   for (const c of cases()) {
-    const variant = c.op === 'BinaryScalar' ? ` ${JSON.stringify(c.attrs)}` : '';
+    const variant = c.op === 'BinaryScalar' ? ` ${JSON.stringify(c.attrs)}` : c.op === 'LinearCrossEntropyStats' && c.inputs.length === 4 ? ' with bias' : '';
     it(`${c.op}${variant}: forward${c.grads ? ' and gradients' : ''}`, async () => {
       for (const backend of backendsUnderTest()) {
         if (backend === 'meta') continue;

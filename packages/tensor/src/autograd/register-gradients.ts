@@ -6,10 +6,12 @@ import { registerMatmulGradients } from '../ops/matmul-grad.js';
 import { registerNormGradients } from '../ops/norms-grad.js';
 import { registerReduceGradients } from '../ops/reduce-grad.js';
 import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
+import { registerLinearCrossEntropyGradient } from '../ops/linear-cross-entropy-grad.js';
 import { registerActivationComposites } from '../ops/activations.js';
 import { registerBinaryScalarComposite } from '../ops/binary-scalar.js';
 import { registerNormComposites } from '../ops/norms.js';
 import { registerSoftmaxComposites } from '../ops/softmax.js';
+import { registerLinearCrossEntropyComposites } from '../ops/linear-cross-entropy.js';
 
 let registered = false;
 
@@ -25,8 +27,10 @@ export function registerGradientsAndComposites(): void {
   registerSoftmaxGradients();
   registerNormGradients();
   registerDropoutGradient();
+  registerLinearCrossEntropyGradient();
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
   registerBinaryScalarComposite();
+  registerLinearCrossEntropyComposites();
 }

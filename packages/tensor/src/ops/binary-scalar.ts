@@ -11,6 +11,12 @@ import { registerComposite } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
 const SCALAR_OPERAND_OPS: ReadonlySet<string> = new Set<string>(['Add', 'Sub', 'Mul', 'Div', ...COMPARE_OPS]);
+/**
+ * Ops a caller may run as `BinaryScalar` on a tensor that never requires grad (their
+ * gradient would need `x`): `maximum(count, 1)`, the guard of a mean over counted rows.
+ * `maximum(x, c)` itself keeps the `Fill` path.
+ */
+const NO_GRAD_SCALAR_OPS: ReadonlySet<string> = new Set<string>(['Maximum']);
 
 /**
  * Whether `op` with a scalar operand (first or second) runs as `BinaryScalar`: ops
@@ -23,7 +29,9 @@ export function takesScalarOperand(op: BinaryOp | CompareOp, scalarFirst: boolea
 
 /** Throws for attributes no `BinaryScalar` may have (named op, flag and reason). */
 export function checkBinaryScalar(op: string, scalarFirst: boolean): void {
-  if (!SCALAR_OPERAND_OPS.has(op)) throw new Error(`BinaryScalar: op '${op}' cannot take a scalar operand this way (one of ${[...SCALAR_OPERAND_OPS].join(', ')})`);
+  if (!SCALAR_OPERAND_OPS.has(op) && !NO_GRAD_SCALAR_OPS.has(op)) {
+    throw new Error(`BinaryScalar: op '${op}' cannot take a scalar operand this way (one of ${[...SCALAR_OPERAND_OPS, ...NO_GRAD_SCALAR_OPS].join(', ')})`);
+  }
   if (op === 'Div' && scalarFirst) throw new Error('BinaryScalar: value / x is not supported (its gradient needs x); divide by a scalar tensor');
 }
 

@@ -8,7 +8,8 @@ import { engine } from '../engine.js';
 import { registerComposite } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { arange } from './creation.js';
-import { add, div, equal, exp, log, maximum, mul, notEqual, sub, where } from './elementwise.js';
+import { add, div, equal, exp, log, mul, sub, where } from './elementwise.js';
+import { type RowLossReduction, reduceRowLosses } from './row-loss-reduction.js';
 import { checkFloat } from './float-check.js';
 import { cast, gather, reshape } from './layout.js';
 import { max, sum } from './reduce.js';
@@ -31,7 +32,7 @@ export interface CrossEntropyOptions {
   /** Label value whose rows contribute nothing (default -100, as PyTorch). */
   ignoreIndex?: number;
   /** 'mean' over non-ignored rows (default), 'sum', or 'none' (per-row losses `[N]`). */
-  reduction?: 'mean' | 'sum' | 'none';
+  reduction?: RowLossReduction;
 }
 
 /**
@@ -51,19 +52,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, opts: CrossEntropyO
   }
   const ignoreIndex = opts.ignoreIndex ?? -100;
   const perRow = engine.runOp('CrossEntropy', [logits, labels], { ignoreIndex });
-  const reduction = opts.reduction ?? 'mean';
-  if (reduction === 'none') return perRow;
-  const total = sum(perRow);
-  perRow.dispose();
-  if (reduction === 'sum') return total;
-  const valid = notEqual(labels, ignoreIndex);
-  const validF = cast(valid, perRow.dtype);
-  const count = sum(validF);
-  // No counted row: total is 0, and dividing by 1 keeps the loss and its gradient 0.
-  const divisor = maximum(count, 1);
-  const out = div(total, divisor);
-  for (const t of [total, valid, validF, count, divisor]) t.dispose();
-  return out;
+  return reduceRowLosses(perRow, labels, ignoreIndex, opts.reduction ?? 'mean');
 }
 
 // ---- composite definitions (primitives only) -------------------------------------

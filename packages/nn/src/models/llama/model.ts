@@ -148,6 +148,14 @@ export class LlamaForCausalLM extends Module implements CausalLM {
     return this;
   }
 
+  /**
+   * Compute the loss of a forward with labels by the fused linear + cross-entropy
+   * (`linearCrossEntropy`): no `[B, T, V]` logits are made, the output has none (reading
+   * them throws), the loss and every gradient are those of the unfused path. Needs a plain
+   * `Linear` head (not an adapter on `lm_head`).
+   */
+  fusedCrossEntropy = false;
+
   /** Whether gradient checkpointing is on (transformers' `is_gradient_checkpointing`). */
   get isGradientCheckpointing(): boolean {
     return this.model.gradientCheckpointing;
@@ -159,6 +167,6 @@ export class LlamaForCausalLM extends Module implements CausalLM {
 
   forward(input: CausalLMInput): CausalLMOutput {
     const { hidden, ctx } = this.model.forward(input);
-    return causalLMHead(this.lm_head, hidden, ctx, input.labels);
+    return causalLMHead(this.lm_head, hidden, ctx, input.labels, this.fusedCrossEntropy);
   }
 }

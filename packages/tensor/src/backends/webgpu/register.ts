@@ -3,6 +3,7 @@ import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
 import { registerWebGpuLayoutKernels } from './kernels/layout.js';
+import { registerWebGpuLinearCrossEntropyKernels } from './kernels/linear-cross-entropy.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
 import { registerWebGpuReduceKernels } from './kernels/reduce.js';
 
@@ -19,4 +20,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
   registerWebGpuFusedKernels();
+  registerWebGpuLinearCrossEntropyKernels();
 }
