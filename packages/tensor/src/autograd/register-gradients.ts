@@ -1,3 +1,5 @@
+import { registerAttentionGradient } from '../ops/attention-grad.js';
+import { registerAttentionComposites } from '../ops/attention.js';
 import { registerActivationGradients } from '../ops/activations-grad.js';
 import { registerDropoutGradient } from '../ops/dropout.js';
 import { registerElementwiseGradients } from '../ops/elementwise-grad.js';
@@ -25,8 +27,10 @@ export function registerGradientsAndComposites(): void {
   registerSoftmaxGradients();
   registerNormGradients();
   registerDropoutGradient();
+  registerAttentionGradient();
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
   registerBinaryScalarComposite();
+  registerAttentionComposites();
 }

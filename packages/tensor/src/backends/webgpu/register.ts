@@ -1,3 +1,4 @@
+import { registerWebGpuAttentionKernels } from './kernels/attention.js';
 import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
@@ -19,4 +20,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
   registerWebGpuFusedKernels();
+  registerWebGpuAttentionKernels();
 }
