@@ -68,7 +68,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const dtype = opts.method === 'full' ? 'f32' : opts.dtype;
   // A Hub repo id or URL is downloaded once into the cache; each file is reported when complete.
   const onProgress = (p: DownloadProgress) => p.done && log(`  downloaded ${p.file} (${mib(p.loaded)})`);
-  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress });
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress, attnImplementation: opts.attn });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const limit = positionLimit(rawConfig);
   if (isPromptMethod(opts.method) && limit && opts.numVirtualTokens + opts.seqLen > limit.value) {

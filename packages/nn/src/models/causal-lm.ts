@@ -1,3 +1,4 @@
+import type { AttnImplementation } from '../attention/scaled-dot-product.js';
 import { type Tensor, crossEntropy, full, narrow, pad, reshape, tidy } from '@webpeft/tensor';
 import { type AttentionContext, disposeContext } from '../attention/context.js';
 import type { KVCache, LayerKeyValues } from '../attention/kv-cache.js';
@@ -70,6 +71,8 @@ export interface CausalLM extends Module {
   gradientCheckpointingDisable(): this;
   /** Whether gradient checkpointing is on. */
   readonly isGradientCheckpointing: boolean;
+  /** Chooses `'eager'` or `'fused'` attention (see the models' TSDoc); on models that have attention of their own. Returns the model. */
+  setAttnImplementation?(impl: AttnImplementation): this;
   /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
   getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
   /** Present on models that add a prefix of their own to every prompt (see {@link GenerationPrefix}). */

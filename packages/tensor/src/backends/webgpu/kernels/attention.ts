@@ -2,8 +2,12 @@
  * WebGPU kernels of the fused attention ops (FlashAttention's forward, FlashAttention-2's
  * backward), one thread per query row (forward, `dq`) or per key row (`dk`, `dv`):
  * the other side is streamed through workgroup memory in tiles, and scores and
- * probabilities live only in registers. Inputs may be f16 (read widened to f32);
- * scores, statistics and sums are f32, and each output is rounded once.
+ * probabilities live only in registers. The WGSL is f32 throughout: f16 inputs are
+ * widened by a `Cast` kernel first (exact) and f16 gradients rounded once at the end,
+ * the semantics of every f16 kernel here. Loading f16 inside these loops instead made
+ * software Vulkan (lavapipe) take 29 s to compile the forward and 174 s the backward
+ * (Dh 32), against under a second in f32; the widened copies are `O(T * Dh)`, not
+ * `O(T * L)`. A native f16-load variant for real GPUs is future work.
  *
  * Masking: with `causal`, query `i` sees keys `j <= L - T + i`. Without a bias the
  * masked keys are skipped (their probability is exactly 0: every row sees key 0) and so
@@ -17,7 +21,7 @@ import { registerKernel } from '../../../registry.js';
 import type { Tensor } from '../../../tensor.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
-import { enableF16 } from '../f16.js';
+import { checkF16 } from '../f16.js';
 import { program } from '../program.js';
 import { Uniforms, storageBindings, wgslType } from '../wgsl.js';
 
@@ -87,10 +91,10 @@ function attentionUniforms(s: AttentionShape, attrs: AttentionAttrs): Uniforms {
  * WGSL of the masking rule: `included(i, j)` says whether key `j` takes part for query
  * `i` at all, and `mask_add(b, i, j)` is the additive mask of a key that does.
  */
-function maskWgsl(causal: boolean, hasBias: boolean, load: (e: string) => string): string {
+function maskWgsl(causal: boolean, hasBias: boolean): string {
   const masked = 'bitcast<f32>(0xff7fffffu)';
   const skipFuture = causal && !hasBias;
-  const biasRead = hasBias ? `${load('bias[((b * u.biasB) * select(1u, u.T, u.biasT == 1u) + i * u.biasT) * u.L + j]')}` : '0.0';
+  const biasRead = hasBias ? 'bias[((b * u.biasB) * select(1u, u.T, u.biasT == 1u) + i * u.biasT) * u.L + j]' : '0.0';
   const causalMin = causal && hasBias ? `select(mb, min(mb, ${masked}), j > u.offset + i)` : 'mb';
   return `fn masked_score() -> f32 { return ${masked}; }
 fn included(i: u32, j: u32) -> bool { return ${skipFuture ? 'j <= u.offset + i' : 'true'}; }
@@ -100,35 +104,26 @@ fn mask_add(b: u32, i: u32, j: u32) -> f32 {
 }`;
 }
 
-/** f32 read of a binding of dtype `dtype`. */
-function loader(dtype: string): (e: string) => string {
-  return dtype === 'f16' ? (e) => `f32(${e})` : (e) => e;
-}
-
 function forwardKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebGpuKernelContext): Tensor {
   const [q, k, v, biasIn] = inputs;
   const s = shapeOf('FusedAttention', q, k, biasIn);
   const hasBias = s.bias !== null;
-  const dtypes = inputs.map((t) => t.dtype);
-  const enable = enableF16(ctx, 'FusedAttention', dtypes);
   const out = ctx.output([s.b, s.h, s.t, s.dh + 2], 'f32', 'FusedAttention');
   if (s.t === 0) return out;
   const tile = tileRows(ctx, 'FusedAttention', 2 * s.dh);
   const rows = ROWS_PER_WORKGROUP;
-  const ld = loader(q.dtype);
   const names: [string, string][] = [['q', wgslType(q.dtype)], ['k', wgslType(q.dtype)], ['v', wgslType(q.dtype)]];
   if (hasBias) names.push(['bias', wgslType(q.dtype)]);
   const u = attentionUniforms(s, attrs);
-  const key = `attention/fwd/${s.dh}/${tile}/${attrs.causal}/${hasBias}/${q.dtype}`;
-  const prog = program(key, names.length, 1, () => `${enable}
-${storageBindings(names, [['out', 'f32']])}
+  const key = `attention/fwd/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
+  const prog = program(key, names.length, 1, () => `${storageBindings(names, [['out', 'f32']])}
 ${u.declaration(names.length + 1)}
 const DH: u32 = ${s.dh}u;
 const ROWS: u32 = ${rows}u;
 const TILE: u32 = ${tile}u;
 var<workgroup> kt: array<f32, ${tile * s.dh}>;
 var<workgroup> vt: array<f32, ${tile * s.dh}>;
-${maskWgsl(attrs.causal, hasBias, ld)}
+${maskWgsl(attrs.causal, hasBias)}
 
 @compute @workgroup_size(${rows})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -139,7 +134,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let valid = i < u.T;
   let qBase = (bh * u.T + select(0u, i, valid)) * DH;
   var qr: array<f32, ${s.dh}>;
-  for (var d = 0u; d < DH; d++) { qr[d] = ${ld('q[qBase + d]')}; }
+  for (var d = 0u; d < DH; d++) { qr[d] = q[qBase + d]; }
   var acc: array<f32, ${s.dh}>;
   var sc: array<f32, ${tile}>;
   var m = masked_score();
@@ -153,8 +148,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       var kv = 0.0;
       var vv = 0.0;
       if (j < u.L) {
-        kv = ${ld('k[(kvBase + j) * DH + e % DH]')};
-        vv = ${ld('v[(kvBase + j) * DH + e % DH]')};
+        kv = k[(kvBase + j) * DH + e % DH];
+        vv = v[(kvBase + j) * DH + e % DH];
       }
       kt[e] = kv;
       vt[e] = vv;
@@ -222,25 +217,21 @@ function gradQKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebG
   const [, q, k, , , , biasIn] = inputs;
   const s = shapeOf('FusedAttentionGradQ', q, k, biasIn);
   const hasBias = s.bias !== null;
-  const enable = enableF16(ctx, 'FusedAttentionGradQ', inputs.map((t) => t.dtype));
-  const dq = ctx.output(q.shape, q.dtype, 'FusedAttentionGradQ');
+  const dq = ctx.output(q.shape, 'f32', 'FusedAttentionGradQ');
   if (s.t === 0) return dq;
   const tile = tileRows(ctx, 'FusedAttentionGradQ', 2 * s.dh);
   const rows = ROWS_PER_WORKGROUP;
-  const ld = loader(q.dtype);
   const names = gradBindings(inputs);
   const u = attentionUniforms(s, attrs);
-  const store = q.dtype === 'f16' ? (e: string) => `f16(${e})` : (e: string) => e;
-  const key = `attention/dq/${s.dh}/${tile}/${attrs.causal}/${hasBias}/${q.dtype}`;
-  const prog = program(key, names.length, 1, () => `${enable}
-${storageBindings(names, [['dq', wgslType(q.dtype)]])}
+  const key = `attention/dq/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
+  const prog = program(key, names.length, 1, () => `${storageBindings(names, [['dq', 'f32']])}
 ${u.declaration(names.length + 1)}
 const DH: u32 = ${s.dh}u;
 const ROWS: u32 = ${rows}u;
 const TILE: u32 = ${tile}u;
 var<workgroup> kt: array<f32, ${tile * s.dh}>;
 var<workgroup> vt: array<f32, ${tile * s.dh}>;
-${maskWgsl(attrs.causal, hasBias, ld)}
+${maskWgsl(attrs.causal, hasBias)}
 
 @compute @workgroup_size(${rows})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -254,7 +245,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var dor: array<f32, ${s.dh}>;
   var acc: array<f32, ${s.dh}>;
   for (var d = 0u; d < DH; d++) {
-    qr[d] = ${ld('q[row * DH + d]')};
+    qr[d] = q[row * DH + d];
     dor[d] = dy[row * (DH + 2u) + d];
   }
   let m = stats[row * (DH + 2u) + DH];
@@ -268,8 +259,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       var kv = 0.0;
       var vv = 0.0;
       if (j < u.L) {
-        kv = ${ld('k[(kvBase + j) * DH + e % DH]')};
-        vv = ${ld('v[(kvBase + j) * DH + e % DH]')};
+        kv = k[(kvBase + j) * DH + e % DH];
+        vv = v[(kvBase + j) * DH + e % DH];
       }
       kt[e] = kv;
       vt[e] = vv;
@@ -293,7 +284,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
   }
   if (valid) {
-    for (var d = 0u; d < DH; d++) { dq[row * DH + d] = ${store('acc[d] * u.scale')}; }
+    for (var d = 0u; d < DH; d++) { dq[row * DH + d] = acc[d] * u.scale; }
   }
 }`);
   ctx.dispatch(prog, inputs, [dq], u, [Math.ceil(s.t / rows), s.b * s.h, 1]);
@@ -305,19 +296,15 @@ function gradKVKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: Web
   const s = shapeOf('FusedAttentionGradKV', q, k, biasIn);
   if (s.b * s.hkv > MAX_WORKGROUPS_PER_DIM) throw new ShapeError(`FusedAttentionGradKV: B * H_kv = ${s.b * s.hkv} exceeds ${MAX_WORKGROUPS_PER_DIM} workgroups`);
   const hasBias = s.bias !== null;
-  const enable = enableF16(ctx, 'FusedAttentionGradKV', inputs.map((t) => t.dtype));
-  const dkv = ctx.output([2, ...k.shape], k.dtype, 'FusedAttentionGradKV');
+  const dkv = ctx.output([2, ...k.shape], 'f32', 'FusedAttentionGradKV');
   const kvSize = s.b * s.hkv * s.l * s.dh;
   // Keys no query sees (T = 0) get zero gradients: the kernel then loops over nothing.
   const tile = tileRows(ctx, 'FusedAttentionGradKV', 2 * s.dh + 3);
   const rows = ROWS_PER_WORKGROUP;
-  const ld = loader(q.dtype);
   const names = gradBindings(inputs);
   const u = attentionUniforms(s, attrs).u32('kvSize', kvSize);
-  const store = k.dtype === 'f16' ? (e: string) => `f16(${e})` : (e: string) => e;
-  const key = `attention/dkv/${s.dh}/${tile}/${attrs.causal}/${hasBias}/${q.dtype}`;
-  const prog = program(key, names.length, 1, () => `${enable}
-${storageBindings(names, [['dkv', wgslType(k.dtype)]])}
+  const key = `attention/dkv/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
+  const prog = program(key, names.length, 1, () => `${storageBindings(names, [['dkv', 'f32']])}
 ${u.declaration(names.length + 1)}
 const DH: u32 = ${s.dh}u;
 const ROWS: u32 = ${rows}u;
@@ -327,7 +314,7 @@ var<workgroup> gt: array<f32, ${tile * s.dh}>;
 var<workgroup> mt: array<f32, ${tile}>;
 var<workgroup> lt: array<f32, ${tile}>;
 var<workgroup> rt: array<f32, ${tile}>;
-${maskWgsl(attrs.causal, hasBias, ld)}
+${maskWgsl(attrs.causal, hasBias)}
 
 @compute @workgroup_size(${rows})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -342,8 +329,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var dk: array<f32, ${s.dh}>;
   var dv: array<f32, ${s.dh}>;
   for (var d = 0u; d < DH; d++) {
-    kr[d] = ${ld('k[kRow * DH + d]')};
-    vr[d] = ${ld('v[kRow * DH + d]')};
+    kr[d] = k[kRow * DH + d];
+    vr[d] = v[kRow * DH + d];
   }
   // Queries before the first one that sees this workgroup's first key contribute nothing
   // under the causal mask alone; uniform across the workgroup.
@@ -358,7 +345,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         var qv = 0.0;
         var gv = 0.0;
         if (i < u.T) {
-          qv = ${ld('q[(bh * u.T + i) * DH + e % DH]')};
+          qv = q[(bh * u.T + i) * DH + e % DH];
           gv = dy[(bh * u.T + i) * (DH + 2u) + e % DH];
         }
         qt[e] = qv;
@@ -403,8 +390,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   }
   if (valid) {
     for (var d = 0u; d < DH; d++) {
-      dkv[kRow * DH + d] = ${store('dk[d] * u.scale')};
-      dkv[u.kvSize + kRow * DH + d] = ${store('dv[d]')};
+      dkv[kRow * DH + d] = dk[d] * u.scale;
+      dkv[u.kvSize + kRow * DH + d] = dv[d];
     }
   }
 }`);
@@ -412,9 +399,35 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   return dkv;
 }
 
+type AttentionKernel = (inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebGpuKernelContext) => Tensor;
+
+/**
+ * `kernel` (f32 WGSL) for inputs of any float dtype: f16 inputs are widened to f32
+ * copies first, and the output is rounded once to f16 when `halfOut(inputs)` says so.
+ */
+function widening(op: string, kernel: AttentionKernel, halfOut: (inputs: readonly Tensor[]) => boolean): AttentionKernel {
+  return (inputs, attrs, ctx) => {
+    if (!inputs.some((t) => t.dtype === 'f16')) return kernel(inputs, attrs, ctx);
+    checkF16(ctx, op, inputs.map((t) => t.dtype));
+    const wide = inputs.map((t) => (t.dtype === 'f16' ? ctx.run('Cast', [t], { dtype: 'f32' }) : t));
+    try {
+      const out = kernel(wide, attrs, ctx);
+      if (!halfOut(inputs)) return out;
+      const rounded = ctx.run('Cast', [out], { dtype: 'f16' });
+      out.dispose();
+      return rounded;
+    } finally {
+      wide.forEach((t, i) => {
+        if (t !== inputs[i]) t.dispose();
+      });
+    }
+  };
+}
+
 /** Registers the webgpu kernels of `FusedAttention` and its two gradient ops. */
 export function registerWebGpuAttentionKernels(): void {
-  registerKernel('FusedAttention', 'webgpu', forwardKernel);
-  registerKernel('FusedAttentionGradQ', 'webgpu', gradQKernel);
-  registerKernel('FusedAttentionGradKV', 'webgpu', gradKVKernel);
+  // The forward's output (attention output and statistics) is f32 for every input dtype.
+  registerKernel('FusedAttention', 'webgpu', widening('FusedAttention', forwardKernel, () => false));
+  registerKernel('FusedAttentionGradQ', 'webgpu', widening('FusedAttentionGradQ', gradQKernel, (xs) => xs[1].dtype === 'f16'));
+  registerKernel('FusedAttentionGradKV', 'webgpu', widening('FusedAttentionGradKV', gradKVKernel, (xs) => xs[2].dtype === 'f16'));
 }
