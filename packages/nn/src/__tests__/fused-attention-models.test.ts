@@ -97,7 +97,7 @@ function build(kind: keyof typeof MODELS, backend: BackendName): GPT2LMHeadModel
 }
 
 describe.each(Object.keys(MODELS) as (keyof typeof MODELS)[])('fused attention on a tiny %s', (kind) => {
-  const ids = [randomInts(21, V, 3), randomInts(21, V, 4)];
+  const ids = [Array.from(randomInts(21, V, 3)), Array.from(randomInts(21, V, 4))];
   // Left padding by 4 in the second row: its first queries see no key at all.
   const mask = [Array.from({ length: 21 }, () => 1), Array.from({ length: 21 }, (_, i) => (i < 4 ? 0 : 1))];
 
@@ -119,7 +119,7 @@ describe.each(Object.keys(MODELS) as (keyof typeof MODELS)[])('fused attention o
       setBackend(backend);
       const model = build(kind, backend);
       model.eval();
-      const prompt = [randomInts(5, V, 8), randomInts(5, V, 9)];
+      const prompt = [Array.from(randomInts(5, V, 8)), Array.from(randomInts(5, V, 9))];
       const attentionMask = [
         [1, 1, 1, 1, 1],
         [0, 0, 1, 1, 1],

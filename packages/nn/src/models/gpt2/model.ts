@@ -161,7 +161,7 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
    * training. Returns `this`.
    */
   setAttnImplementation(impl: AttnImplementation): this {
-    checkAttnImplementation(impl, 'GPT2Model.setAttnImplementation');
+    checkAttnImplementation(impl, 'GPT2LMHeadModel.setAttnImplementation');
     this.transformer.attnImplementation = impl;
     return this;
   }

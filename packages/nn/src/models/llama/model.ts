@@ -161,7 +161,7 @@ export class LlamaForCausalLM extends Module implements CausalLM {
    * training. Returns `this`.
    */
   setAttnImplementation(impl: AttnImplementation): this {
-    checkAttnImplementation(impl, 'LlamaModel.setAttnImplementation');
+    checkAttnImplementation(impl, 'LlamaForCausalLM.setAttnImplementation');
     this.model.attnImplementation = impl;
     return this;
   }

@@ -72,7 +72,7 @@ function shapeOf(op: string, q: Tensor, k: Tensor, bias: Tensor | undefined): At
 }
 
 /** Uniforms shared by the three kernels. */
-function attentionUniforms(s: AttentionShape, attrs: AttentionAttrs): Uniforms {
+function attentionUniforms(s: AttentionShape, attrs: AttentionAttrs, tile: number): Uniforms {
   const bias = s.bias;
   return new Uniforms()
     .u32('B', s.b)
@@ -84,7 +84,12 @@ function attentionUniforms(s: AttentionShape, attrs: AttentionAttrs): Uniforms {
     .u32('offset', s.l - s.t)
     .f32('scale', attrs.scale)
     .u32('biasB', bias && bias.shape[0] > 1 ? 1 : 0)
-    .u32('biasT', bias && bias.shape[2] > 1 ? 1 : 0);
+    .u32('biasT', bias && bias.shape[2] > 1 ? 1 : 0)
+    // Loop bounds from uniforms rather than constants (equal to DH and TILE): with
+    // constant trip counts LLVM-based drivers (lavapipe) unrolled the nested loops fully
+    // and took up to a minute to compile one kernel.
+    .u32('dh', s.dh)
+    .u32('tile', tile);
 }
 
 /**
@@ -114,7 +119,7 @@ function forwardKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: We
   const rows = ROWS_PER_WORKGROUP;
   const names: [string, string][] = [['q', wgslType(q.dtype)], ['k', wgslType(q.dtype)], ['v', wgslType(q.dtype)]];
   if (hasBias) names.push(['bias', wgslType(q.dtype)]);
-  const u = attentionUniforms(s, attrs);
+  const u = attentionUniforms(s, attrs, tile);
   const key = `attention/fwd/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
   const prog = program(key, names.length, 1, () => `${storageBindings(names, [['out', 'f32']])}
 ${u.declaration(names.length + 1)}
@@ -134,7 +139,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let valid = i < u.T;
   let qBase = (bh * u.T + select(0u, i, valid)) * DH;
   var qr: array<f32, ${s.dh}>;
-  for (var d = 0u; d < DH; d++) { qr[d] = q[qBase + d]; }
+  for (var d = 0u; d < u.dh; d++) { qr[d] = q[qBase + d]; }
   var acc: array<f32, ${s.dh}>;
   var sc: array<f32, ${tile}>;
   var m = masked_score();
@@ -158,11 +163,11 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     if (valid) {
       var mt = masked_score();
       var seen = false;
-      for (var c = 0u; c < TILE; c++) {
+      for (var c = 0u; c < u.tile; c++) {
         let j = k0 + c;
         if (j < u.L && included(i, j)) {
           var qk = 0.0;
-          for (var d = 0u; d < DH; d++) { qk += qr[d] * kt[c * DH + d]; }
+          for (var d = 0u; d < u.dh; d++) { qk += qr[d] * kt[c * DH + d]; }
           let sv = qk * u.scale + mask_add(b, i, j);
           sc[c] = sv;
           mt = max(mt, sv);
@@ -174,13 +179,13 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         let mn = max(m, mt);
         let corr = exp(m - mn);
         l = l * corr;
-        for (var d = 0u; d < DH; d++) { acc[d] = acc[d] * corr; }
-        for (var c = 0u; c < TILE; c++) {
+        for (var d = 0u; d < u.dh; d++) { acc[d] = acc[d] * corr; }
+        for (var c = 0u; c < u.tile; c++) {
           let j = k0 + c;
           if (j < u.L && included(i, j)) {
             let p = exp(sc[c] - mn);
             l += p;
-            for (var d = 0u; d < DH; d++) { acc[d] += p * vt[c * DH + d]; }
+            for (var d = 0u; d < u.dh; d++) { acc[d] += p * vt[c * DH + d]; }
           }
         }
         m = mn;
@@ -189,7 +194,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   }
   if (valid) {
     let o = (bh * u.T + i) * (DH + 2u);
-    for (var d = 0u; d < DH; d++) { out[o + d] = acc[d] / l; }
+    for (var d = 0u; d < u.dh; d++) { out[o + d] = acc[d] / l; }
     out[o + DH] = m;
     out[o + DH + 1u] = l;
   }
@@ -222,7 +227,7 @@ function gradQKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebG
   const tile = tileRows(ctx, 'FusedAttentionGradQ', 2 * s.dh);
   const rows = ROWS_PER_WORKGROUP;
   const names = gradBindings(inputs);
-  const u = attentionUniforms(s, attrs);
+  const u = attentionUniforms(s, attrs, tile);
   const key = `attention/dq/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
   const prog = program(key, names.length, 1, () => `${storageBindings(names, [['dq', 'f32']])}
 ${u.declaration(names.length + 1)}
@@ -244,7 +249,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var qr: array<f32, ${s.dh}>;
   var dor: array<f32, ${s.dh}>;
   var acc: array<f32, ${s.dh}>;
-  for (var d = 0u; d < DH; d++) {
+  for (var d = 0u; d < u.dh; d++) {
     qr[d] = q[row * DH + d];
     dor[d] = dy[row * (DH + 2u) + d];
   }
@@ -267,24 +272,24 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     workgroupBarrier();
     if (valid) {
-      for (var c = 0u; c < TILE; c++) {
+      for (var c = 0u; c < u.tile; c++) {
         let j = k0 + c;
         if (j < u.L && included(i, j)) {
           var qk = 0.0;
           var dp = 0.0;
-          for (var d = 0u; d < DH; d++) {
+          for (var d = 0u; d < u.dh; d++) {
             qk += qr[d] * kt[c * DH + d];
             dp += dor[d] * vt[c * DH + d];
           }
           let p = exp(qk * u.scale + mask_add(b, i, j) - m) / l;
           let ds = p * (dp - rd);
-          for (var d = 0u; d < DH; d++) { acc[d] += ds * kt[c * DH + d]; }
+          for (var d = 0u; d < u.dh; d++) { acc[d] += ds * kt[c * DH + d]; }
         }
       }
     }
   }
   if (valid) {
-    for (var d = 0u; d < DH; d++) { dq[row * DH + d] = acc[d] * u.scale; }
+    for (var d = 0u; d < u.dh; d++) { dq[row * DH + d] = acc[d] * u.scale; }
   }
 }`);
   ctx.dispatch(prog, inputs, [dq], u, [Math.ceil(s.t / rows), s.b * s.h, 1]);
@@ -302,7 +307,7 @@ function gradKVKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: Web
   const tile = tileRows(ctx, 'FusedAttentionGradKV', 2 * s.dh + 3);
   const rows = ROWS_PER_WORKGROUP;
   const names = gradBindings(inputs);
-  const u = attentionUniforms(s, attrs).u32('kvSize', kvSize);
+  const u = attentionUniforms(s, attrs, tile).u32('kvSize', kvSize);
   const key = `attention/dkv/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
   const prog = program(key, names.length, 1, () => `${storageBindings(names, [['dkv', 'f32']])}
 ${u.declaration(names.length + 1)}
@@ -328,7 +333,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var vr: array<f32, ${s.dh}>;
   var dk: array<f32, ${s.dh}>;
   var dv: array<f32, ${s.dh}>;
-  for (var d = 0u; d < DH; d++) {
+  for (var d = 0u; d < u.dh; d++) {
     kr[d] = k[kRow * DH + d];
     vr[d] = v[kRow * DH + d];
   }
@@ -368,18 +373,18 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       }
       workgroupBarrier();
       if (valid) {
-        for (var c = 0u; c < TILE; c++) {
+        for (var c = 0u; c < u.tile; c++) {
           let i = i0 + c;
           if (i < u.T && included(i, j)) {
             var qk = 0.0;
             var dp = 0.0;
-            for (var d = 0u; d < DH; d++) {
+            for (var d = 0u; d < u.dh; d++) {
               qk += qt[c * DH + d] * kr[d];
               dp += gt[c * DH + d] * vr[d];
             }
             let p = exp(qk * u.scale + mask_add(b, i, j) - mt[c]) / lt[c];
             let ds = p * (dp - rt[c]);
-            for (var d = 0u; d < DH; d++) {
+            for (var d = 0u; d < u.dh; d++) {
               dv[d] += p * gt[c * DH + d];
               dk[d] += ds * qt[c * DH + d];
             }
@@ -389,7 +394,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
   }
   if (valid) {
-    for (var d = 0u; d < DH; d++) {
+    for (var d = 0u; d < u.dh; d++) {
       dkv[kRow * DH + d] = dk[d] * u.scale;
       dkv[u.kvSize + kRow * DH + d] = dv[d];
     }
