@@ -117,6 +117,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const all = peft ? peft.getNbTrainableParameters().all : params;
   log(`Trainable parameters: ${count(trainableCount)} of ${count(all)} (${((100 * trainableCount) / all).toFixed(2)}%), adapter ${mib(trainableCount * 4)} as f32`);
   trainable.train();
+  if (opts.attn === 'fused') log('Attention: fused (memory-efficient kernels, no [B, H, T, L] scores stored)');
   if (opts.gradientCheckpointing) {
     trainable.gradientCheckpointingEnable();
     log('Gradient checkpointing: on (each decoder layer keeps only its input and is recomputed in backward)');
