@@ -14,7 +14,7 @@ import type { AttentionAttrs } from '../op-names.js';
 import { registerComposite } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { full } from './creation.js';
-import { add, div, exp, log, minimum, mul, sub } from './elementwise.js';
+import { add, div, exp, minimum, mul, sub } from './elementwise.js';
 import { checkSameFloat } from './float-check.js';
 import { cast, concat, reshape, slice, stack, triu } from './layout.js';
 import { matmul } from './matmul.js';

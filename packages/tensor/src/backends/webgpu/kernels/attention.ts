@@ -110,7 +110,7 @@ fn mask_add(b: u32, i: u32, j: u32) -> f32 {
 }
 
 function forwardKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebGpuKernelContext): Tensor {
-  const [q, k, v, biasIn] = inputs;
+  const [q, k, , biasIn] = inputs;
   const s = shapeOf('FusedAttention', q, k, biasIn);
   const hasBias = s.bias !== null;
   const out = ctx.output([s.b, s.h, s.t, s.dh + 2], 'f32', 'FusedAttention');
