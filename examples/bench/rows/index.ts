@@ -9,3 +9,4 @@ import './quant.ts';
 import './finetune-methods.ts';
 import './gradient-checkpointing.ts';
 import './linear-cross-entropy.ts';
+import './attention.ts';

@@ -18,6 +18,8 @@ export type Schedule = (typeof SCHEDULES)[number];
 export const BACKENDS = ['webgpu', 'cpu'] as const;
 /** Weight and compute dtypes: f32, f16 (needs an adapter with shader-f16), or auto (f16 where available). */
 export const DTYPES = ['f32', 'f16', 'auto'] as const;
+/** Attention implementations (`--attn`, transformers' `attn_implementation`). */
+export const ATTN_IMPLEMENTATIONS = ['eager', 'fused'] as const;
 /** What a step with a NaN or infinite gradient does (the optimizer's `nonFinite` policy). */
 export const NON_FINITE = ['warn', 'skip', 'throw'] as const;
 /** TRL's `packing_strategy` values (`--packing-strategy`). */
@@ -72,6 +74,8 @@ export interface FinetuneOptions {
   gradientCheckpointing: boolean;
   /** Compute the loss with the fused linear + cross-entropy (no `[B, T, V]` logits; needs lm_head without an adapter). */
   fusedCe: boolean;
+  /** Eager attention (scores `[B, H, T, L]`) or the memory-efficient fused kernels. */
+  attn: (typeof ATTN_IMPLEMENTATIONS)[number];
   backend: (typeof BACKENDS)[number];
   /** Dtype of the frozen base and its compute; adapters and optimizer state stay f32. */
   dtype: (typeof DTYPES)[number];
@@ -138,6 +142,7 @@ const SPECS: Spec[] = [
   { key: 'debug', kind: 'flag', default: 'false', help: 'print the stack trace of an error' },
   { key: 'gradientCheckpointing', kind: 'flag', default: 'false', help: 'recompute each decoder layer in backward: fewer activation bytes, same gradients, one more forward per step' },
   { key: 'fusedCe', kind: 'flag', default: 'false', help: 'fused linear + cross-entropy: the loss over vocabulary chunks, no [batch, seq, vocab] logits (needs lm_head out of --targets)' },
+  { key: 'attn', kind: 'string', default: 'eager', choices: ATTN_IMPLEMENTATIONS, help: "attention: eager (scores [B, H, T, L]) or fused (memory-efficient kernels; refuses attention dropout in training)" },
   { key: 'backend', kind: 'string', default: 'webgpu', choices: BACKENDS, help: 'compute backend' },
   { key: 'dtype', kind: 'string', default: 'f32', choices: DTYPES, help: 'base weights and compute: f32, f16 (adapter needs shader-f16), auto (f16 where the adapter has it); adapters stay f32' },
   { key: 'nonFinite', kind: 'string', default: 'warn', choices: NON_FINITE, help: 'a step whose gradients hold NaN/inf is skipped; warn after 10 in a row, skip silently, or throw' },

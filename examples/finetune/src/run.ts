@@ -71,7 +71,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   // QLoRA quantizes while loading: each linear weight goes to NF4 before the next is read, so
   // the full-precision model never exists on the device. The NF4 base computes in the model's dtype.
   const quantize = opts.method === 'qlora' && !rewritesBaseWeights(opts) ? quantizeOnLoad({ quantType: 'nf4', doubleQuant: true, computeDtype: resolveModelDtype(dtype, opts.backend) }) : undefined;
-  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress, quantize });
+  const { model, tokenizer, rawConfig, source: files } = await fromPretrained(source, { backend: opts.backend, dtype, onProgress, quantize, attnImplementation: opts.attn });
   if (!tokenizer) throw new Error(`${opts.model}: no tokenizer.json next to the model`);
   const limit = positionLimit(rawConfig);
   if (isPromptMethod(opts.method) && limit && opts.numVirtualTokens + opts.seqLen > limit.value) {
@@ -131,6 +131,7 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
     model.fusedCrossEntropy = true;
     log('Fused cross-entropy: on (the loss over vocabulary chunks, no logits)');
   }
+  if (opts.attn === 'fused') log('Attention: fused (memory-efficient kernels, no [B, H, T, L] scores stored)');
   if (opts.gradientCheckpointing) {
     trainable.gradientCheckpointingEnable();
     log('Gradient checkpointing: on (each decoder layer keeps only its input and is recomputed in backward)');

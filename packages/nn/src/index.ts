@@ -17,7 +17,7 @@ export { MLP, SwiGLU, type MLPOptions, type SwiGLUOptions } from './layers/mlp.j
 export { RotaryEmbedding, ropeInverseFrequencies, type RopeScaling, type RotaryOptions } from './layers/rope.js';
 export { KVCache, type LayerKeyValues } from './attention/kv-cache.js';
 export { attentionBias, MASKED_SCORE } from './attention/mask.js';
-export { scaledDotProductAttention, type AttentionOptions } from './attention/scaled-dot-product.js';
+export { scaledDotProductAttention, type AttentionOptions, type AttnImplementation, ATTN_IMPLEMENTATIONS } from './attention/scaled-dot-product.js';
 export { type AttentionContext, buildAttentionContext, extendKeyValues } from './attention/context.js';
 export { type CausalLM, type CausalLMInput, type CausalLMOutput, type GenerationPrefix, causalLMLoss } from './models/causal-lm.js';
 export { type RawConfig, type NumberRange, fieldError, showValue } from './models/config-utils.js';

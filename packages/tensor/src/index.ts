@@ -38,6 +38,7 @@ export type {
   ScalarOperandOp,
   ActivationOp,
   ReduceAttrs,
+  AttentionAttrs,
   StridedCopyAttrs,
 } from './op-names.js';
 export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS } from './op-names.js';
@@ -59,6 +60,7 @@ export * from './ops/softmax.js';
 export * from './ops/linear-cross-entropy.js';
 export * from './ops/norms.js';
 export { dropout } from './ops/dropout.js';
+export { fusedAttention, ATTENTION_MASKED_SCORE, type FusedAttentionOptions } from './ops/attention.js';
 export * from './ops/scope.js';
 export { checkpoint, type CheckpointOptions } from './autograd/checkpoint.js';
 export { toBackend } from './ops/transfer.js';

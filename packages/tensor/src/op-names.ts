@@ -148,6 +148,23 @@ export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>
    * dtype, `bool` for comparisons) as `x`. `value / x` is not one (its gradient needs `x`).
    */
   BinaryScalar: { op: ScalarOperandOp; value: number; scalarFirst: boolean };
+  /**
+   * Memory-efficient attention (`ops/attention.ts`): inputs `q [B, H, T, Dh]`, `k`, `v`
+   * `[B, H_kv, L, Dh]` and an optional additive bias `[B | 1, 1, T | 1, L]`; output
+   * `[B, H, T, Dh + 2]` (f32, or f64): the attention output, then each row's score max
+   * and exp-sum. `causal`: query `i` sees keys `j <= L - T + i`.
+   */
+  FusedAttention: AttentionAttrs;
+  /** `dq` of {@link FusedAttention} from `[dy, q, k, v, out, rowDot, bias?]`. */
+  FusedAttentionGradQ: AttentionAttrs;
+  /** `dk` and `dv` of {@link FusedAttention} stacked `[2, B, H_kv, L, Dh]`, same inputs. */
+  FusedAttentionGradKV: AttentionAttrs;
+}
+
+/** Attributes of the fused attention ops: the score scale and whether the causal mask applies. */
+export interface AttentionAttrs {
+  scale: number;
+  causal: boolean;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { type BackendName, type Tensor, arange, concat, expand } from '@webpeft/tensor';
 import { KVCache, type LayerKeyValues } from './kv-cache.js';
 import { attentionBias, prependKept } from './mask.js';
+import type { AttnImplementation } from './scaled-dot-product.js';
 
 /** What every attention layer of one forward pass shares (built once per pass). */
 export interface AttentionContext {
@@ -13,6 +14,13 @@ export interface AttentionContext {
   prefix: readonly LayerKeyValues[] | null;
   /** Position ids of the new tokens, i32 `[T]` or `[B, T]`. */
   positions: Tensor;
+  /** How attention is computed (`'eager'` unless the model was set to `'fused'`). */
+  implementation: AttnImplementation;
+  /**
+   * True when `bias` leaves the causal mask out (the fused attention applies it in its
+   * kernel, so the mask read is only the padding part `[B, 1, 1 | T, L]`).
+   */
+  causal: boolean;
 }
 
 /** Inputs of {@link buildAttentionContext}. */
@@ -27,6 +35,8 @@ export interface ContextInput {
   numLayers: number;
   /** Dtype of the model's attention scores, which the mask is built in (default f32). */
   scoreDtype?: 'f32' | 'f16';
+  /** The model's attention implementation (default `'eager'`). */
+  attnImplementation?: AttnImplementation;
 }
 
 /**
@@ -56,7 +66,9 @@ export function buildAttentionContext(input: ContextInput, backend: BackendName)
   if (mask && !((mask.rank === 2 || mask.rank === 3) && mask.shape[0] === batch)) {
     throw new Error(`forward: attentionMask [${mask.shape.join(', ')}] must be [${batch}, ${keys}] (prefix + past + new tokens) or [${batch}, ${length}, ${keys}] (per query)`);
   }
-  const bias = attentionBias(length, keys, mask, backend, input.scoreDtype);
+  const implementation = input.attnImplementation ?? 'eager';
+  const causal = implementation === 'fused';
+  const bias = attentionBias(length, keys, mask, backend, input.scoreDtype, !causal);
   if (ownMask) mask!.dispose();
   let positions: Tensor;
   if (input.positionIds) {
@@ -66,7 +78,7 @@ export function buildAttentionContext(input: ContextInput, backend: BackendName)
     }
     positions = concat([pid], 0);
   } else positions = arange(p + past, p + past + length, 1, { dtype: 'i32', backend });
-  return { bias, cache, storeCache, prefix, positions };
+  return { bias, cache, storeCache, prefix, positions, implementation, causal };
 }
 
 /**

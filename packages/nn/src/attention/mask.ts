@@ -20,18 +20,21 @@ export const MASKED_SCORE = -3.4028234663852886e38;
  *
  * With `dtype` f16 (an f16 model's scores) the bias is f16 and masked scores are
  * {@link MASKED_SCORE_F16}, f16's lowest finite value: f32's would round to -infinity.
+ *
+ * With `causal` false the causal part is left out (the fused attention applies it in
+ * its kernel): the result is the padding bias alone, `[B, 1, 1 | queries, keys]`, or null.
  */
-export function attentionBias(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, dtype: 'f32' | 'f16' = 'f32'): Tensor | null {
-  const bias = attentionBiasF32(queries, keys, paddingMask, backend, dtype === 'f16' ? MASKED_SCORE_F16 : MASKED_SCORE);
+export function attentionBias(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, dtype: 'f32' | 'f16' = 'f32', causal = true): Tensor | null {
+  const bias = attentionBiasF32(queries, keys, paddingMask, backend, dtype === 'f16' ? MASKED_SCORE_F16 : MASKED_SCORE, causal);
   if (!bias || dtype === 'f32') return bias;
   const half = cast(bias, 'f16');
   bias.dispose();
   return half;
 }
 
-function attentionBiasF32(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, masked: number): Tensor | null {
+function attentionBiasF32(queries: number, keys: number, paddingMask: Tensor | null, backend: BackendName, masked: number, withCausal: boolean): Tensor | null {
   let causal: Tensor | null = null;
-  if (queries > 1) {
+  if (queries > 1 && withCausal) {
     const filled = full([queries, keys], masked, { backend });
     // Keys after `keys - queries + i` are the future of query i.
     causal = triu(filled, keys - queries + 1, 0);

@@ -1,3 +1,4 @@
+import type { AttnImplementation } from '../attention/scaled-dot-product.js';
 import { type Tensor, crossEntropy, full, linearCrossEntropy, narrow, pad, reshape, tidy } from '@webpeft/tensor';
 import { type AttentionContext, disposeContext } from '../attention/context.js';
 import type { KVCache, LayerKeyValues } from '../attention/kv-cache.js';
@@ -74,6 +75,7 @@ export interface CausalLM extends Module {
   gradientCheckpointingDisable(): this;
   /** Whether gradient checkpointing is on. */
   readonly isGradientCheckpointing: boolean;
+import type { AttnImplementation } from '../attention/scaled-dot-product.js';
   /**
    * Compute the loss of a forward with labels by the fused linear + cross-entropy
    * (`linearCrossEntropy`: vocabulary chunks, no `[B, T, V]` logits), as Liger's and

@@ -1,3 +1,4 @@
+import { type AttnImplementation, checkAttnImplementation } from '../attention/scaled-dot-product.js';
 import { type BackendName, getBackend, getRngState, setRngState } from '@webpeft/tensor';
 import { type ModelSource, type RawTensor, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
 import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
@@ -35,6 +36,11 @@ export interface FromPretrainedOptions extends RemoteOptions {
    * `config.json` has a `quantization_config` (weights stored quantized, e.g. bitsandbytes 4-bit).
    */
   quantize?: LoadQuantizer;
+  /**
+   * How attention is computed (transformers' `attn_implementation`; default `'eager'`):
+   * `'fused'` runs the memory-efficient `fusedAttention` (see `setAttnImplementation`).
+   */
+  attnImplementation?: AttnImplementation;
 }
 
 /**
@@ -98,6 +104,7 @@ export async function fromPretrained(input: SourceInput | ModelSource, options: 
 async function loadPretrained(input: SourceInput | ModelSource, options: FromPretrainedOptions): Promise<Pretrained> {
   const source = isModelSource(input) ? input : await resolveSource(input, options);
   const dtype = resolveModelDtype(options.dtype, options.backend);
+  if (options.attnImplementation !== undefined) checkAttnImplementation(options.attnImplementation, 'fromPretrained');
   const configFile = `${source.name}/config.json`;
   const rawConfig = parseConfigJson(await source.readText('config.json'), configFile) as RawConfig;
   // Config and checkpoint are checked against a shapes-only model first: a bad field, a
@@ -138,6 +145,7 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
     model.dispose();
     throw e;
   }
+  if (options.attnImplementation) model.setAttnImplementation?.(options.attnImplementation);
   model.eval();
   return { model, tokenizer, rawConfig, source };
 }

@@ -3,7 +3,7 @@
  * outputs and gradients, on every backend under test, in f32, and on cpu in f64 where
  * the two must agree to rounding.
  */
-import { type FusedOpName, type OpAttrs, type Tensor, add, square } from '@webpeft/tensor';
+import { ATTENTION_MASKED_SCORE, type FusedOpName, type OpAttrs, type Tensor, add, square } from '@webpeft/tensor';
 import { registerComposite, registerKernel, runComposite, runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, it } from 'vitest';
@@ -50,9 +50,14 @@ function cases(): Case[] {
     { op: 'BinaryScalar', attrs: { op: 'Div', value: -3.1, scalarFirst: false }, inputs: [uniform([3, 17], 27)], grads: true },
     { op: 'BinaryScalar', attrs: { op: 'GreaterEqual', value: 0.1, scalarFirst: false }, inputs: [uniform([3, 17], 28)], grads: false },
     { op: 'BinaryScalar', attrs: { op: 'Less', value: 0.2, scalarFirst: true }, inputs: [uniform([3, 17], 29)], grads: false },
+    // Memory-efficient attention: GQA 4:2, causal over 2 past keys, a key-padding bias
+    // (batch 1's first three keys hidden: its first query sees no key at all).
+    { op: 'FusedAttention', attrs: { scale: 0.4, causal: true }, inputs: [uniform([2, 4, 5, 8], 32, -2, 2), uniform([2, 2, 7, 8], 33, -2, 2), uniform([2, 2, 7, 8], 34), keyPadding], constant: [3], grads: true },
   ];
   return list;
 }
+
+const keyPadding: HostInput = { data: Float32Array.from({ length: 14 }, (_, i) => (i === 2 || (i >= 7 && i < 10) ? ATTENTION_MASKED_SCORE : 0)), shape: [2, 1, 1, 7] };
 
 const fused = (c: Case) => (...xs: Tensor[]) => runOp(c.op, xs, c.attrs);
 const composite = (c: Case) => (...xs: Tensor[]) => runComposite(c.op, xs, c.attrs);

@@ -1,3 +1,5 @@
+import { registerAttentionGradient } from '../ops/attention-grad.js';
+import { registerAttentionComposites } from '../ops/attention.js';
 import { registerActivationGradients } from '../ops/activations-grad.js';
 import { registerDropoutGradient } from '../ops/dropout.js';
 import { registerElementwiseGradients } from '../ops/elementwise-grad.js';
@@ -28,9 +30,11 @@ export function registerGradientsAndComposites(): void {
   registerNormGradients();
   registerDropoutGradient();
   registerLinearCrossEntropyGradient();
+  registerAttentionGradient();
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
   registerBinaryScalarComposite();
   registerLinearCrossEntropyComposites();
+  registerAttentionComposites();
 }

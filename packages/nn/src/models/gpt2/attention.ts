@@ -52,6 +52,8 @@ export class GPT2Attention extends Module {
       const kv = extendKeyValues(ctx, this.layerIdx, k, v);
       const o = scaledDotProductAttention(q, kv.key, kv.value, {
         bias: ctx.bias,
+        implementation: ctx.implementation,
+        causal: ctx.causal,
         scale: this.scale,
         dropoutP: this.attn_dropout.p,
         training: this.attn_dropout.training,

@@ -2,6 +2,7 @@ import { checkSequenceLength } from '../input-limits.js';
 import { type Tensor, add, gather, isGradEnabled, tidy } from '@webpeft/tensor';
 import { checkpointedLayer, checkpointingActive } from '../layer-checkpoint.js';
 import { type AttentionContext, buildAttentionContext, scoreDtypeOf } from '../../attention/context.js';
+import { type AttnImplementation, checkAttnImplementation } from '../../attention/scaled-dot-product.js';
 import type { ParamOptions } from '../../init.js';
 import { Dropout } from '../../layers/dropout.js';
 import { Embedding } from '../../layers/embedding.js';
@@ -78,6 +79,9 @@ export class GPT2Model extends Module {
    */
   gradientCheckpointing = false;
 
+  /** How attention is computed (set by the LM's `setAttnImplementation`; default `'eager'`). */
+  attnImplementation: AttnImplementation = 'eager';
+
   /** Hidden states `[B, T, d]` after `ln_f`, and the context used (caller disposes it). */
   forward(input: CausalLMInput): { hidden: Tensor; ctx: AttentionContext } {
     const embeds = input.inputsEmbeds;
@@ -92,7 +96,7 @@ export class GPT2Model extends Module {
     // Explicit positionIds (left-padded batches) may sit below the key length; GPT-2's
     // position lookup still checks them on the device.
     if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
-    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer, scoreDtype: scoreDtypeOf(this.wte.weight) }, backend);
+    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.n_layer, scoreDtype: scoreDtypeOf(this.wte.weight), attnImplementation: this.attnImplementation }, backend);
     const ckpt = checkpointingActive('GPT2Model', this.gradientCheckpointing, this.training, isGradEnabled(), ctx);
     const hidden = tidy(() => {
       const tok = embeds ?? this.wte.forward(ids!);
@@ -155,6 +159,25 @@ export class GPT2LMHeadModel extends Module implements CausalLM {
    * `Linear` head (not an adapter on `lm_head`).
    */
   fusedCrossEntropy = false;
+
+  /**
+   * Chooses how attention is computed (transformers' `attn_implementation`): `'eager'`
+   * (default; scores `[B, H, T, L]` with matmuls and a softmax) or `'fused'`
+   * (`fusedAttention`: on webgpu the scores and probabilities are never stored; the
+   * padding mask is read as `[B, 1, 1, L]` and the causal mask applied in the kernel).
+   * Same logits and gradients to rounding. `'fused'` refuses attention dropout in
+   * training. Returns `this`.
+   */
+  setAttnImplementation(impl: AttnImplementation): this {
+    checkAttnImplementation(impl, 'GPT2LMHeadModel.setAttnImplementation');
+    this.transformer.attnImplementation = impl;
+    return this;
+  }
+
+  /** The attention implementation in use (see {@link setAttnImplementation}). */
+  get attnImplementation(): AttnImplementation {
+    return this.transformer.attnImplementation;
+  }
 
   /** Whether gradient checkpointing is on (transformers' `is_gradient_checkpointing`). */
   get isGradientCheckpointing(): boolean {

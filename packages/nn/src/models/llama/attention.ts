@@ -58,6 +58,8 @@ export class LlamaAttention extends Module {
       const kv = extendKeyValues(ctx, this.layerIdx, k, v);
       const o = scaledDotProductAttention(q, kv.key, kv.value, {
         bias: ctx.bias,
+        implementation: ctx.implementation,
+        causal: ctx.causal,
         scale: 1 / Math.sqrt(this.headDim),
         dropoutP: this.dropoutP,
         training: this.training,

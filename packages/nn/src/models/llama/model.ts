@@ -2,6 +2,7 @@ import { checkSequenceLength } from '../input-limits.js';
 import { type Tensor, add, isGradEnabled, tidy, unsqueeze } from '@webpeft/tensor';
 import { checkpointedLayer, checkpointingActive } from '../layer-checkpoint.js';
 import { type AttentionContext, buildAttentionContext, disposeContext, scoreDtypeOf } from '../../attention/context.js';
+import { type AttnImplementation, checkAttnImplementation } from '../../attention/scaled-dot-product.js';
 import type { ParamOptions } from '../../init.js';
 import { Embedding } from '../../layers/embedding.js';
 import { Linear } from '../../layers/linear.js';
@@ -65,6 +66,9 @@ export class LlamaModel extends Module {
    */
   gradientCheckpointing = false;
 
+  /** How attention is computed (set by the LM's `setAttnImplementation`; default `'eager'`). */
+  attnImplementation: AttnImplementation = 'eager';
+
   /** Hidden states `[B, T, D]` after `norm`, and the context used (caller disposes it). */
   forward(input: CausalLMInput): { hidden: Tensor; ctx: AttentionContext } {
     const embeds = input.inputsEmbeds;
@@ -79,7 +83,7 @@ export class LlamaModel extends Module {
     // Explicit positionIds (left-padded batches) may sit below the key length; GPT-2's
     // position lookup still checks them on the device.
     if (!input.positionIds) checkSequenceLength(this.config.model_type, this.config, prefix + past + t, `prefix ${prefix} + past ${past} + ${t} new`);
-    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.num_hidden_layers, scoreDtype: scoreDtypeOf(this.embed_tokens.weight) }, backend);
+    const ctx = buildAttentionContext({ ...input, batch: b, length: t, numLayers: this.config.num_hidden_layers, scoreDtype: scoreDtypeOf(this.embed_tokens.weight), attnImplementation: this.attnImplementation }, backend);
     const window = this.config.sliding_window;
     const keyLength = (ctx.prefix?.[0].key.shape[2] ?? 0) + (ctx.cache?.length ?? 0) + t;
     if (window !== null && keyLength > window) {
@@ -155,6 +159,25 @@ export class LlamaForCausalLM extends Module implements CausalLM {
    * `Linear` head (not an adapter on `lm_head`).
    */
   fusedCrossEntropy = false;
+
+  /**
+   * Chooses how attention is computed (transformers' `attn_implementation`): `'eager'`
+   * (default; scores `[B, H, T, L]` with matmuls and a softmax) or `'fused'`
+   * (`fusedAttention`: on webgpu the scores and probabilities are never stored; the
+   * padding mask is read as `[B, 1, 1, L]` and the causal mask applied in the kernel).
+   * Same logits and gradients to rounding. `'fused'` refuses attention dropout in
+   * training. Returns `this`.
+   */
+  setAttnImplementation(impl: AttnImplementation): this {
+    checkAttnImplementation(impl, 'LlamaForCausalLM.setAttnImplementation');
+    this.model.attnImplementation = impl;
+    return this;
+  }
+
+  /** The attention implementation in use (see {@link setAttnImplementation}). */
+  get attnImplementation(): AttnImplementation {
+    return this.model.attnImplementation;
+  }
 
   /** Whether gradient checkpointing is on (transformers' `is_gradient_checkpointing`). */
   get isGradientCheckpointing(): boolean {

@@ -1,3 +1,4 @@
+import { registerWebGpuAttentionKernels } from './kernels/attention.js';
 import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
@@ -21,4 +22,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuMatmulKernels();
   registerWebGpuFusedKernels();
   registerWebGpuLinearCrossEntropyKernels();
+  registerWebGpuAttentionKernels();
 }
