@@ -11,7 +11,7 @@ import { DEFAULT_MODEL_URL } from '@webpeft/default-model';
 import { type CausalLM, type DownloadProgress, Linear, fromPretrained, openTarget, positionLimit, resolveModelDtype, saveSafetensors } from '@webpeft/nn';
 import { AdamW, type LambdaLr, constantSchedule, cosineWithWarmup, linearWithWarmup } from '@webpeft/optim';
 import { ALL_LINEAR, type IA3Config, type LoraConfig, type PeftModel, PromptLearningModel, allLinearTargets, getPeftModel } from '@webpeft/peft';
-import { Linear4bit, quantizeOnLoad } from '@webpeft/quant';
+import { Linear4bit, quantizeModel, quantizeOnLoad } from '@webpeft/quant';
 import { BYTES_PER_ELEMENT, type BackendName, type Tensor, getBackend, init, manualSeed, memory, mul, resetPeakMemory, setBackend, tidy } from '@webpeft/tensor';
 import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
 import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';

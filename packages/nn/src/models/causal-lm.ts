@@ -75,13 +75,14 @@ export interface CausalLM extends Module {
   gradientCheckpointingDisable(): this;
   /** Whether gradient checkpointing is on. */
   readonly isGradientCheckpointing: boolean;
-import type { AttnImplementation } from '../attention/scaled-dot-product.js';
   /**
    * Compute the loss of a forward with labels by the fused linear + cross-entropy
    * (`linearCrossEntropy`: vocabulary chunks, no `[B, T, V]` logits), as Liger's and
    * Apple's cut-cross-entropy do; the output then has no logits. Off by default.
    */
   fusedCrossEntropy?: boolean;
+  /** Chooses `'eager'` or `'fused'` attention (see the models' TSDoc); on models that have attention of their own. Returns the model. */
+  setAttnImplementation?(impl: AttnImplementation): this;
   /** The input embedding layer (`transformer.wte`, `model.embed_tokens`). */
   getInputEmbeddings(): Module & { weight: Tensor; forward(ids: Tensor): Tensor };
   /** Present on models that add a prefix of their own to every prompt (see {@link GenerationPrefix}). */
