@@ -37,6 +37,7 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--debug', '1', /Option '--debug' does not take an argument/],
   ['--gradient-checkpointing', 'on', /Option '--gradient-checkpointing' does not take an argument/],
   ['--fused-ce', 'on', /Option '--fused-ce' does not take an argument/],
+  ['--attn', 'flash', /--attn must be one of eager, fused; got 'flash'/],
   ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
   ['--init-lora-weights', 'olora', /--init-lora-weights must be default, gaussian, pissa, pissa_niter_K \(K >= 1\) or loftq; got 'olora'/],
   ['--loftq-bits', '8', /--loftq-bits must be 4 \(LoftQ's NF4 quantizer; 8-bit LoftQ is not supported\); got 8/],
