@@ -8,6 +8,7 @@ import { registerReduceGradients } from '../ops/reduce-grad.js';
 import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
 import { registerActivationComposites } from '../ops/activations.js';
 import { registerBinaryScalarComposite } from '../ops/binary-scalar.js';
+import { registerMatmulComposites } from '../ops/matmul.js';
 import { registerNormComposites } from '../ops/norms.js';
 import { registerSoftmaxComposites } from '../ops/softmax.js';
 
@@ -28,5 +29,6 @@ export function registerGradientsAndComposites(): void {
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
+  registerMatmulComposites();
   registerBinaryScalarComposite();
 }

@@ -9,7 +9,8 @@ import type { Tensor } from '../tensor.js';
 import { ones, zeros } from './creation.js';
 import { add, mul, rsqrt, square, sub } from './elementwise.js';
 import { checkSameFloat } from './float-check.js';
-import { mean } from './reduce.js';
+import { mean, sum } from './reduce.js';
+import { reshape } from './layout.js';
 
 /**
  * Layer norm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`,
@@ -77,4 +78,16 @@ export function registerNormComposites(): void {
     const g = mul(dy, w);
     return mul(rstd, sub(g, mul(xhat, mean(mul(g, xhat), -1, true))));
   });
+  // inputs [dy, x] -> [D]: sum over rows of dy * xhat
+  registerComposite('LayerNormWeightGrad', ([dy, x], { eps }) => {
+    const { centred, rstd } = layerNormStats(x, eps);
+    return sumRows(mul(dy, mul(centred, rstd)));
+  });
+  // inputs [dy, x] -> [D]: sum over rows of dy * x * rstd
+  registerComposite('RmsNormWeightGrad', ([dy, x], { eps }) => sumRows(mul(dy, mul(x, rsqrt(add(mean(square(x), -1, true), eps))))));
+}
+
+/** Sums `t [..., D]` over every dim but the last: `-> [D]`. */
+export function sumRows(t: Tensor): Tensor {
+  return sum(reshape(t, [-1, t.shape[t.rank - 1]]), 0);
 }

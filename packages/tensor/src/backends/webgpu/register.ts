@@ -2,6 +2,7 @@ import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
+import { registerWebGpuNormWeightGradKernels } from './kernels/norm-weight-grad.js';
 import { registerWebGpuLayoutKernels } from './kernels/layout.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
 import { registerWebGpuReduceKernels } from './kernels/reduce.js';
@@ -19,4 +20,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
   registerWebGpuFusedKernels();
+  registerWebGpuNormWeightGradKernels();
 }
