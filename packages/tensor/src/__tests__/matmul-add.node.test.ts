@@ -20,7 +20,7 @@ afterEach(() => setMatmulVariantOverride(null));
 let seed = 11;
 
 /** `alpha * op(A) op(B) + C` in float64; C `[n]` broadcast over rows, `[m, n]`, or absent. */
-function reference(a: Float32Array, b: Float32Array, c: Float32Array | null, m: number, k: number, n: number, tA: boolean, tB: boolean, alpha: number): Float64Array {
+function reference(a: ArrayLike<number>, b: ArrayLike<number>, c: ArrayLike<number> | null, m: number, k: number, n: number, tA: boolean, tB: boolean, alpha: number): Float64Array {
   const out = new Float64Array(m * n);
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
