@@ -6,7 +6,7 @@
  * variants for minutes); the composites suite checks it against its composite with
  * gradients on every backend.
  */
-import { DTypeError, ShapeError, type Tensor, matmulAdd, tensor } from '@webpeft/tensor';
+import { DTypeError, ShapeError, matmulAdd, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type MatmulVariant, setMatmulVariantOverride } from '../backends/webgpu/kernels/matmul.js';
@@ -51,14 +51,14 @@ const CASES: { variant: MatmulVariant; sizes: [number, number, number][] }[] = [
   { variant: 'tile', sizes: [[36, 48, 44], [33, 29, 41]] },
   { variant: 'smallk', sizes: [[36, 8, 44], [37, 5, 19]] },
   // Aligned only: split-k's guarded shaders take minutes to compile cold on lavapipe.
-  { variant: 'splitk', sizes: [[64, 512, 8], [12, 256, 4]] },
+  { variant: 'splitk', sizes: [[64, 512, 8]] },
   { variant: 'simple', sizes: [[33, 29, 41]] },
 ];
 
 describe('matmulAdd on the webgpu matmul variants', () => {
   for (const { variant, sizes } of CASES) {
     // Generous timeout: each epilogue is a new shader per layout (seconds each on lavapipe).
-    it(`${variant}: scale only, bias row and full addend`, { timeout: 300_000 }, async () => {
+    it(`${variant}: scale only, bias row and full addend`, { timeout: 600_000 }, async () => {
       for (const size of sizes) {
         await check(variant, size, false, false, 'row', 1);
         await check(variant, size, false, true, 'full', 0.37);
@@ -80,7 +80,7 @@ describe('matmulAdd errors', () => {
       expect(() => matmulAdd(a, b, ints)).toThrow(DTypeError);
       expect(() => matmulAdd(a, b, null, { alpha: Number.NaN })).toThrow(/alpha must be a finite number/);
     } finally {
-      for (const t of [a, b, wrong, ints]) (t as Tensor).dispose();
+      for (const t of [a, b, wrong, ints]) t.dispose();
     }
   });
 });
