@@ -1,7 +1,7 @@
 /** Gradients of layer norm and RMS norm: fused ops for the input and the weight gradients, a row sum for the bias. */
 import { engine } from '../engine.js';
 import { registerGradient } from '../registry.js';
-import { sumRows } from './norms.js';
+import { sumRows } from '../autograd/sum-to-shape.js';
 
 /** Registers the gradients of the norms. */
 export function registerNormGradients(): void {

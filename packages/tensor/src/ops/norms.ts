@@ -9,8 +9,8 @@ import type { Tensor } from '../tensor.js';
 import { ones, zeros } from './creation.js';
 import { add, mul, rsqrt, square, sub } from './elementwise.js';
 import { checkSameFloat } from './float-check.js';
-import { mean, sum } from './reduce.js';
-import { reshape } from './layout.js';
+import { mean } from './reduce.js';
+import { sumRows } from '../autograd/sum-to-shape.js';
 
 /**
  * Layer norm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`,
@@ -85,9 +85,4 @@ export function registerNormComposites(): void {
   });
   // inputs [dy, x] -> [D]: sum over rows of dy * x * rstd
   registerComposite('RmsNormWeightGrad', ([dy, x], { eps }) => sumRows(mul(dy, mul(x, rsqrt(add(mean(square(x), -1, true), eps))))));
-}
-
-/** Sums `t [..., D]` over every dim but the last: `-> [D]`. */
-export function sumRows(t: Tensor): Tensor {
-  return sum(reshape(t, [-1, t.shape[t.rank - 1]]), 0);
 }
