@@ -37,11 +37,12 @@ export type {
   CompareOp,
   ScalarOperandOp,
   ActivationOp,
+  ActivationGradOp,
   ReduceAttrs,
   AttentionAttrs,
   StridedCopyAttrs,
 } from './op-names.js';
-export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS } from './op-names.js';
+export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS, ACTIVATION_GRAD_OPS } from './op-names.js';
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
 export { manualSeed, getRngState, setRngState, checkRngState } from './random/rng.js';
 export { philoxWords, wordToUniform } from './random/philox.js';

@@ -41,6 +41,14 @@ export const ACTIVATION_OPS = ['Gelu', 'GeluTanh', 'Silu'] as const;
 /** Name of a fused activation. */
 export type ActivationOp = (typeof ACTIVATION_OPS)[number];
 
+/**
+ * Input gradients of the fused activations, `(dy, x) -> dx` (same shape and dtype):
+ * one elementwise kernel each instead of the 6-18 primitives of the derivative.
+ */
+export const ACTIVATION_GRAD_OPS = ['GeluGrad', 'GeluTanhGrad', 'SiluGrad'] as const;
+/** Name of a fused activation's gradient op. */
+export type ActivationGradOp = (typeof ACTIVATION_GRAD_OPS)[number];
+
 /** Binary elementwise ops with numpy broadcasting. */
 export const BINARY_OPS = ['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Maximum', 'Minimum'] as const;
 /** Name of a binary elementwise primitive. */
@@ -117,7 +125,7 @@ export interface PrimitiveOpAttrs extends Record<UnaryOp | BinaryOp | CompareOp,
 }
 
 /** Attributes of the built-in fused ops, by name (inputs are listed with each op's function). */
-export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>> {
+export interface FusedOpAttrs extends Record<ActivationOp | ActivationGradOp, Record<string, never>> {
   Softmax: Record<string, never>;
   LogSoftmax: Record<string, never>;
   /** Gradient kernels of the fused ops (inputs listed in their docs). */
@@ -142,6 +150,15 @@ export interface FusedOpAttrs extends Record<ActivationOp, Record<string, never>
   LayerNormGrad: { eps: number };
   RmsNorm: { eps: number };
   RmsNormGrad: { eps: number };
+  /** `dy`, `x` `[..., D] -> [D]`: the weight gradient `sum_rows(dy * xhat)` of layer norm. */
+  LayerNormWeightGrad: { eps: number };
+  /** `dy`, `x` `[..., D] -> [D]`: the weight gradient `sum_rows(dy * x * rstd)` of RMS norm. */
+  RmsNormWeightGrad: { eps: number };
+  /**
+   * `alpha * op(a) op(b) + c` (`matmulAdd`): a matmul whose kernel scales and adds as it
+   * stores, `c` absent, a bias `[n]` or of the output's shape `[..., m, n]`.
+   */
+  MatMulAdd: { transposeA: boolean; transposeB: boolean; alpha: number };
   /**
    * `x op value`, or `value op x` with `scalarFirst`, the scalar in the kernel's
    * uniforms instead of a `Fill`ed tensor: one dispatch instead of two. Same shape (and

@@ -28,7 +28,7 @@ export type AttrsOf<K extends OpName> = OpAttrs[K];
 /** What a gradient function can read. Only what its spec asked to save is present. */
 export interface GradContext<K extends OpName = OpName> {
   readonly attrs: OpAttrs[K];
-  /** Saved inputs (when `saveInputs`), else an empty array. */
+  /** Saved inputs (all, or the first `saveInputs` of them), else an empty array. */
   readonly inputs: readonly Tensor[];
   /** Saved output (when `saveOutput`). */
   readonly output: Tensor | null;
@@ -44,8 +44,11 @@ export interface GradContext<K extends OpName = OpName> {
  * gradient per input (null where none is needed), each of its input's shape.
  */
 export interface GradientSpec<K extends OpName = OpName> {
-  /** Keep the op's inputs for backward (they share storage: no copy). */
-  readonly saveInputs: boolean;
+  /**
+   * Keep the op's inputs for backward (they share storage: no copy): `true` all of them,
+   * a number the first that many (an addend the gradient never reads stays unsaved).
+   */
+  readonly saveInputs: boolean | number;
   /** Keep the op's output for backward. */
   readonly saveOutput: boolean;
   /** Input gradients from the output gradient `dy` (intermediates are freed by the caller's scope). */

@@ -1,4 +1,4 @@
-import { type Tensor, add, assign, matmul, transpose, zeros } from '@webpeft/tensor';
+import { type Tensor, add, assign, matmul, matmulAdd, transpose, zeros } from '@webpeft/tensor';
 import { type ParamOptions, kaimingUniformInit, normalInit } from '../init.js';
 import type { LinearLike } from '../linear-like.js';
 import { Module } from '../module.js';
@@ -34,11 +34,9 @@ export class Linear extends Module implements LinearLike {
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight, { transposeB: true });
-    if (!this.bias) return y;
-    const out = add(y, this.bias);
-    y.dispose();
-    return out;
+    // The bias is added in the matmul kernel's store (one dispatch).
+    if (this.bias) return matmulAdd(x, this.weight, this.bias, { transposeB: true });
+    return matmul(x, this.weight, { transposeB: true });
   }
 
   dequantizedWeight(): Tensor {
@@ -71,10 +69,8 @@ export class Conv1D extends Module implements LinearLike {
   }
 
   forward(x: Tensor): Tensor {
-    const y = matmul(x, this.weight);
-    const out = add(y, this.bias);
-    y.dispose();
-    return out;
+    // The bias is added in the matmul kernel's store (one dispatch).
+    return matmulAdd(x, this.weight, this.bias);
   }
 
   dequantizedWeight(): Tensor {

@@ -22,7 +22,11 @@ function dequantizeWeightHost(w: readonly Tensor[], a: Linear4bitAttrs, ctx: Cpu
 
 function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', 'cpu'> {
   return (inputs, a, ctx) => {
-    const [x, ...w] = inputs;
+    const [x, ...rest] = inputs;
+    const w = a.bias ? rest.slice(0, -1) : rest;
+    // The bias is added to the f32 sum before the one rounding of the output (the webgpu store).
+    const biasT = a.bias ? rest[rest.length - 1] : null;
+    const bv = biasT ? (biasT.dtype === 'f16' ? Float32Array.from(ctx.data(biasT), f16BitsToF32) : ctx.data(biasT)) : null;
     const half = x.dtype === 'f16';
     // f16 compute (the webgpu semantics): W rounded to f16, x widened, a wide sum rounded once to f16.
     const W = half ? dequantizeWeightHost(w, a, ctx).map((v) => f16BitsToF32(f32ToF16Bits(v))) : dequantizeWeightHost(w, a, ctx);
@@ -37,6 +41,7 @@ function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', '
         let s = 0;
         // Forward: W[j, p] (row j); input gradient: W[p, j] (column j).
         for (let p = 0; p < k; p++) s += xv[r * k + p] * (grad ? W[p * a.inFeatures + j] : W[j * a.inFeatures + p]);
+        if (bv) s = half ? Math.fround(s) + bv[j] : s + bv[j];
         ov[r * nOut + j] = half ? f32ToF16Bits(Math.fround(s)) : s;
       }
     }

@@ -17,6 +17,11 @@ export interface Linear4bitAttrs {
   /** Absmax is double-quantized (inputs then carry qabsmax, dynamic map, absmax2, offset). */
   nested: boolean;
   nestedBlocksize: number;
+  /**
+   * `Linear4bit` only: the last input is a bias `[out]`, added as the product is stored
+   * (no dispatch of its own on the dequantize-then-matmul path). Absent: no bias.
+   */
+  bias?: boolean;
 }
 
 declare module '@webpeft/tensor/kernel' {

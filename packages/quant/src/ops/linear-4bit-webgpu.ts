@@ -59,27 +59,45 @@ ${body}
 export const LINEAR4BIT_FUSED_MAX_ROWS = 8;
 
 /**
- * `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the
- * forward), composed of the codec and matmul kernels; every transient is freed here.
+ * The weight `[n]` in f32 from double-quantized weight inputs (`packed`, `code`,
+ * `qabsmax`, `dyn`, `absmax2`, `offset`) in one dispatch: each element decodes its
+ * block's absmax (`dyn[q] * absmax2 + offset`) and its nibble, where composing the codec
+ * kernels takes three (`DequantizeBlockwise`, the offset `Add`, `Dequantize4bit`).
  */
-function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boolean, rows: number, k: number, outShape: number[], ctx: WebGpuKernelContext): Tensor {
+function dequantizeNested(w: readonly Tensor[], a: Linear4bitAttrs, n: number, ctx: WebGpuKernelContext): Tensor {
+  const out = ctx.output([n], 'f32', 'Linear4bit');
+  if (n === 0) return out;
+  const u = new Uniforms().u32('n', n).u32('bs', a.blocksize).u32('nbs', a.nestedBlocksize);
+  const prog = program('quant/linear4bit/dequantize-nested', 6, 1, () => `
+${storageBindings([['packed', 'u32'], ['code', 'f32'], ['qabsmax', 'u32'], ['dyn', 'f32'], ['absmax2', 'f32'], ['offset', 'f32']], [['out', 'f32']])}
+${u.declaration(7)}
+${wgslNibble('packed')}
+${wgslByteAt('qabsmax')}
+${elementMain(WG, 'u.n')}
+  let b = i / u.bs;
+  out[i] = code[nibble(i)] * (dyn[byte_at(b)] * absmax2[b / u.nbs] + offset[0]);
+}`);
+  ctx.dispatch(prog, w, [out], u, grid(n, WG));
+  return out;
+}
+
+/**
+ * `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the
+ * forward), plus `bias`, composed of the codec and matmul kernels; every transient is freed here.
+ */
+function viaDequantized(inputs: readonly Tensor[], bias: Tensor | null, a: Linear4bitAttrs, grad: boolean, rows: number, k: number, outShape: number[], ctx: WebGpuKernelContext): Tensor {
   const [x, packed, code] = inputs;
   const n = a.inFeatures * a.outFeatures;
   const transients: Tensor[] = [];
   const t = (v: Tensor) => (transients.push(v), v);
   try {
-    let absmax = inputs[3];
-    if (a.nested) {
-      const [, , , qabsmax, dyn, absmax2, offset] = inputs;
-      const scaled = t(ctx.run('DequantizeBlockwise', [qabsmax, absmax2, dyn], { blocksize: a.nestedBlocksize, n: Math.ceil(n / a.blocksize) }));
-      absmax = t(ctx.run('Add', [scaled, offset], {}));
-    }
-    const flat = t(ctx.run('Dequantize4bit', [packed, absmax, code], { blocksize: a.blocksize, n }));
+    const flat = t(a.nested ? dequantizeNested(inputs.slice(1), a, n, ctx) : ctx.run('Dequantize4bit', [packed, inputs[3], code], { blocksize: a.blocksize, n }));
     const w32 = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
     // f16 compute: the dequantized weight is rounded to f16 and the f16 matmul runs.
     const w = x.dtype === 'f16' ? t(ctx.run('Cast', [w32], { dtype: 'f16' })) : w32;
     const x2 = t(ctx.run('Reshape', [x], { shape: [rows, k] }));
-    const y2 = t(ctx.run('MatMul', [x2, w], { transposeA: false, transposeB: !grad }));
+    // A bias is added in the matmul's store (MatMulAdd's bias row).
+    const y2 = t(bias ? ctx.run('MatMulAdd', [x2, w, bias], { transposeA: false, transposeB: !grad, alpha: 1 }) : ctx.run('MatMul', [x2, w], { transposeA: false, transposeB: !grad }));
     return ctx.run('Reshape', [y2], { shape: outShape });
   } finally {
     for (const v of transients) v.dispose();
@@ -87,13 +105,24 @@ function viaDequantized(inputs: readonly Tensor[], a: Linear4bitAttrs, grad: boo
 }
 
 function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', 'webgpu'> {
-  return (inputs, a, ctx) => {
+  return (allInputs, a, ctx) => {
+    const bias = a.bias ? allInputs[allInputs.length - 1] : null;
+    const inputs = bias ? allInputs.slice(0, -1) : allInputs;
     const x = inputs[0];
     const k = grad ? a.outFeatures : a.inFeatures;
     const nOut = grad ? a.inFeatures : a.outFeatures;
     const rows = x.size / k;
     // The fused kernel reads f32 activations; f16 ones always take the dequantize-then-f16-matmul path.
-    if (rows > LINEAR4BIT_FUSED_MAX_ROWS || x.dtype === 'f16') return viaDequantized(inputs, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
+    if (rows > LINEAR4BIT_FUSED_MAX_ROWS || x.dtype === 'f16') return viaDequantized(inputs, bias, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
+    if (bias) {
+      // A few rows: the fused kernel, then the bias (generation, not the training hot path).
+      const y = kernel(grad)(inputs, { ...a, bias: false }, ctx);
+      try {
+        return ctx.run('Add', [y, bias], {});
+      } finally {
+        y.dispose();
+      }
+    }
     const out = ctx.output([...x.shape.slice(0, -1), nOut], 'f32', grad ? 'Linear4bitGradInput' : 'Linear4bit');
     const total = rows * nOut;
     if (total === 0) return out;

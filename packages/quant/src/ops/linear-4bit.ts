@@ -5,7 +5,7 @@
  * WGSL kernel that reads the packed nibbles and the (nested) absmax directly, so the
  * full-precision weight never exists in device memory. W gets no gradient.
  */
-import { DTypeError, ShapeError, type Tensor, add } from '@webpeft/tensor';
+import { DTypeError, ShapeError, type Tensor } from '@webpeft/tensor';
 import { runOp } from '@webpeft/tensor/kernel';
 import type { QuantState } from '../quant-state.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
@@ -49,9 +49,6 @@ export function linear4bit(x: Tensor, w: Weight4bit, bias?: Tensor | null): Tens
     throw new ShapeError(`linear4bit: bias [${bias.shape.join(', ')}] must be [${outFeatures}]`);
   }
   const attrs: Linear4bitAttrs = { inFeatures, outFeatures, blocksize: s.blocksize, nested: s.nested !== null, nestedBlocksize: s.nested?.blocksize ?? 0 };
-  const y = runOp('Linear4bit', [x, ...weightInputs(w)], attrs);
-  if (!bias) return y;
-  const out = add(y, bias);
-  y.dispose();
-  return out;
+  if (!bias) return runOp('Linear4bit', [x, ...weightInputs(w)], attrs);
+  return runOp('Linear4bit', [x, ...weightInputs(w), bias], { ...attrs, bias: true });
 }

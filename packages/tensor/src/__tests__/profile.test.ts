@@ -105,4 +105,32 @@ describe('profile', () => {
     p.result.dispose();
     x.dispose();
   });
+  it('counts a GPT-2 MLP with layer norm forward and backward: fused bias, GELU-tanh and norm gradients', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    const backend = 'webgpu';
+    const x = tensor(randomArray(2 * 8 * 16, 5), [2, 8, 16], { backend });
+    const g = tensor(randomArray(16, 6), [16], { backend, requiresGrad: true });
+    const beta = tensor(randomArray(16, 7), [16], { backend, requiresGrad: true });
+    const w1 = tensor(randomArray(16 * 32, 8), [16, 32], { backend, requiresGrad: true });
+    const b1 = tensor(randomArray(32, 9), [32], { backend, requiresGrad: true });
+    const w2 = tensor(randomArray(32 * 16, 10), [32, 16], { backend, requiresGrad: true });
+    const b2 = tensor(randomArray(16, 11), [16], { backend, requiresGrad: true });
+    const mlp = () => T.matmulAdd(T.geluTanh(T.matmulAdd(T.layerNorm(x, g, beta), w1, b1)), w2, b2);
+    try {
+      const p = await profile(() => T.tidy(() => T.sum(mlp()).backward()));
+      // Forward: LayerNorm, two MatMulAdd (bias in the store), GeluTanh, Sum.
+      // Backward: seed Fill, Sum's expand (StridedCopy); per MatMulAdd the bias row sum
+      // (Sum), the weight gradient as one product over the 16 flattened rows (no per-batch
+      // product and Sum) and the input gradient (MatMul); GeluTanhGrad (one kernel for
+      // what were 18 primitives); LayerNormWeightGrad and a Sum for beta; x needs none,
+      // so no LayerNormGrad.
+      expect(dispatchesByOp(p)).toEqual({ LayerNorm: 1, MatMulAdd: 2, GeluTanh: 1, Sum: 4, Fill: 1, Reshape: 0, StridedCopy: 1, MatMul: 4, GeluTanhGrad: 1, LayerNormWeightGrad: 1 });
+      expect(p.dispatches).toBe(16);
+    } finally {
+      for (const t of [x, g, beta, w1, b1, w2, b2]) {
+        t.grad?.dispose();
+        t.dispose();
+      }
+    }
+  });
 });

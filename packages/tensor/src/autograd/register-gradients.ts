@@ -11,6 +11,7 @@ import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
 import { registerLinearCrossEntropyGradient } from '../ops/linear-cross-entropy-grad.js';
 import { registerActivationComposites } from '../ops/activations.js';
 import { registerBinaryScalarComposite } from '../ops/binary-scalar.js';
+import { registerMatmulComposites } from '../ops/matmul.js';
 import { registerNormComposites } from '../ops/norms.js';
 import { registerSoftmaxComposites } from '../ops/softmax.js';
 import { registerLinearCrossEntropyComposites } from '../ops/linear-cross-entropy.js';
@@ -34,6 +35,7 @@ export function registerGradientsAndComposites(): void {
   registerActivationComposites();
   registerSoftmaxComposites();
   registerNormComposites();
+  registerMatmulComposites();
   registerBinaryScalarComposite();
   registerLinearCrossEntropyComposites();
   registerAttentionComposites();

@@ -17,3 +17,8 @@ export function sumToShape(g: Tensor, shape: readonly number[]): Tensor {
   }
   return reshape(sum(g, axes, true), shape);
 }
+
+/** Sums `t [..., D]` over every dim but the last: `-> [D]` (a norm's weight or bias gradient). */
+export function sumRows(t: Tensor): Tensor {
+  return sum(reshape(t, [-1, t.shape[t.rank - 1]]), 0);
+}

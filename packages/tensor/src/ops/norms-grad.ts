@@ -1,26 +1,17 @@
-/** Gradients of layer norm and RMS norm: a fused input-gradient op, and row sums for the weights. */
+/** Gradients of layer norm and RMS norm: fused ops for the input and the weight gradients, a row sum for the bias. */
 import { engine } from '../engine.js';
 import { registerGradient } from '../registry.js';
-import type { Tensor } from '../tensor.js';
-import { mul } from './elementwise.js';
-import { reshape } from './layout.js';
-import { layerNorm, rmsNorm } from './norms.js';
-import { sum } from './reduce.js';
-
-/** Sums `t [..., D]` over every dim but the last: `-> [D]`. */
-function sumRows(t: Tensor): Tensor {
-  return sum(reshape(t, [-1, t.shape[t.rank - 1]]), 0);
-}
+import { sumRows } from '../autograd/sum-to-shape.js';
 
 /** Registers the gradients of the norms. */
 export function registerNormGradients(): void {
-  // dx is one fused kernel; dweight/dbias reduce over rows using the normalised input.
+  // dx and dweight are one fused kernel each (dweight reduces dy * xhat over rows); dbias is a row sum.
   registerGradient('LayerNorm', {
     saveInputs: true,
     saveOutput: false,
     grad: (dy, { attrs, inputs: [x, w], needsGrad }) => [
       needsGrad[0] ? engine.runOp('LayerNormGrad', [dy, x, w], attrs) : null,
-      needsGrad[1] ? sumRows(mul(dy, layerNorm(x, null, null, attrs.eps))) : null,
+      needsGrad[1] ? engine.runOp('LayerNormWeightGrad', [dy, x], attrs) : null,
       needsGrad[2] ? sumRows(dy) : null,
     ],
   });
@@ -29,7 +20,7 @@ export function registerNormGradients(): void {
     saveOutput: false,
     grad: (dy, { attrs, inputs: [x, w], needsGrad }) => [
       needsGrad[0] ? engine.runOp('RmsNormGrad', [dy, x, w], attrs) : null,
-      needsGrad[1] ? sumRows(mul(dy, rmsNorm(x, null, attrs.eps))) : null,
+      needsGrad[1] ? engine.runOp('RmsNormWeightGrad', [dy, x], attrs) : null,
     ],
   });
 }

@@ -10,6 +10,7 @@ import { ones, zeros } from './creation.js';
 import { add, mul, rsqrt, square, sub } from './elementwise.js';
 import { checkSameFloat } from './float-check.js';
 import { mean } from './reduce.js';
+import { sumRows } from '../autograd/sum-to-shape.js';
 
 /**
  * Layer norm over the last axis: `(x - mean) / sqrt(var + eps) * weight + bias`,
@@ -77,4 +78,11 @@ export function registerNormComposites(): void {
     const g = mul(dy, w);
     return mul(rstd, sub(g, mul(xhat, mean(mul(g, xhat), -1, true))));
   });
+  // inputs [dy, x] -> [D]: sum over rows of dy * xhat
+  registerComposite('LayerNormWeightGrad', ([dy, x], { eps }) => {
+    const { centred, rstd } = layerNormStats(x, eps);
+    return sumRows(mul(dy, mul(centred, rstd)));
+  });
+  // inputs [dy, x] -> [D]: sum over rows of dy * x * rstd
+  registerComposite('RmsNormWeightGrad', ([dy, x], { eps }) => sumRows(mul(dy, mul(x, rsqrt(add(mean(square(x), -1, true), eps))))));
 }

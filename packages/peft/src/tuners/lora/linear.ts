@@ -1,5 +1,5 @@
 import { type LinearLike, kaimingUniformInit, normalInit } from '@webpeft/nn';
-import { type Tensor, add, div, dropout, keep, matmul, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
+import { type Tensor, add, div, dropout, keep, matmul, matmulAdd, mul, noGrad, sqrt, square, sub, sum, tidy, unsqueeze, zeros } from '@webpeft/tensor';
 import { backendOf } from '../backend-of.js';
 import { addToBase, asDtype } from '../autocast.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
@@ -133,7 +133,11 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     checkInitialised(this.adapterSettings(name), name);
     const { A, B, scaling } = this.weights(name);
     const xd = dropout(asDtype(x, A.dtype), this.adapterSettings(name).dropout, this.training);
-    return addToBase(y, matmul(mul(matmul(xd, A, { transposeB: true }), scaling), B, { transposeB: true }));
+    const h = matmul(xd, A, { transposeB: true });
+    // Two kernels: x A^T, then base + (h B^T) * scaling with the scale and the add in the
+    // second matmul's store (as PEFT, the scaling multiplies B's output).
+    if (y.dtype === B.dtype) return matmulAdd(h, B, y, { transposeB: true, alpha: scaling });
+    return addToBase(y, mul(matmul(h, B, { transposeB: true }), scaling));
   }
 
   /** PEFT's DoRA forward: `y + (m/n - 1) * (W xd) + (m/n) * s * B A xd`. Inside a tidy scope. */

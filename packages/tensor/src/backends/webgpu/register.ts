@@ -3,6 +3,7 @@ import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
+import { registerWebGpuNormWeightGradKernels } from './kernels/norm-weight-grad.js';
 import { registerWebGpuLayoutKernels } from './kernels/layout.js';
 import { registerWebGpuLinearCrossEntropyKernels } from './kernels/linear-cross-entropy.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
@@ -23,4 +24,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuFusedKernels();
   registerWebGpuLinearCrossEntropyKernels();
   registerWebGpuAttentionKernels();
+  registerWebGpuNormWeightGradKernels();
 }

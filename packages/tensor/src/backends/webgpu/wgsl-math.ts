@@ -1,3 +1,5 @@
+import type { ActivationGradOp } from '../../op-names.js';
+
 /**
  * Infinity and NaN at run time: WGSL rejects them as constant expressions, so their
  * bits live in private variables the compiler cannot fold.
@@ -92,6 +94,22 @@ export const UNARY_WGSL: Record<string, string> = {
   Square: 'x * x',
   Reciprocal: '1.0 / x',
   Floor: 'floor(x)',
+};
+
+/**
+ * WGSL body of each activation's gradient on `dy`, `x` (f32), ending in `let g = ...;`
+ * (`dy` times the derivative; formulas as in the composites of `ops/activations.ts`).
+ */
+export const ACTIVATION_GRAD_WGSL: Record<ActivationGradOp, string> = {
+  GeluGrad: `let cdf = 0.5 * (1.0 + erf_(x * 0.7071067811865476));
+  let pdf = exp(-0.5 * x * x) * 0.3989422804014327;
+  let g = dy * (cdf + x * pdf);`,
+  GeluTanhGrad: `let x2 = x * x;
+  let t = tanh_(0.7978845608028654 * (x + 0.044715 * x2 * x));
+  let du = 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x2);
+  let g = dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du);`,
+  SiluGrad: `let s = sigmoid_(x);
+  let g = dy * (s * (1.0 + x * (1.0 - s)));`,
 };
 
 /** WGSL expression of each binary op on `a`, `b` (of the tensors' type). */

@@ -1,8 +1,9 @@
 import type { CpuKernelContext } from '../../../kernel-context.js';
 import { erf } from '../../../math.js';
-import { ACTIVATION_OPS, type ActivationOp, BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
+import { ACTIVATION_GRAD_OPS, ACTIVATION_OPS, type ActivationGradOp, type ActivationOp, BINARY_OPS, COMPARE_OPS, type BinaryOp, type CompareOp, UNARY_OPS, type UnaryOp } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
-import { broadcastShapes, broadcastStrides } from '../../../shape.js';
+import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';
+import { ShapeError, fmtShape } from '../../../errors.js';
 import type { Tensor } from '../../../tensor.js';
 import { cpuData } from '../cpu-data.js';
 import { widenF16 } from '../f16-widen.js';
@@ -28,6 +29,20 @@ export const UNARY_FNS: Record<UnaryOp | ActivationOp, (x: number) => number> = 
   Square: (x) => x * x,
   Reciprocal: (x) => 1 / x,
   Floor: Math.floor,
+};
+
+/** `dy` times each activation's derivative at `x`, in float64 (the formulas of the composites). */
+export const ACTIVATION_GRAD_FNS: Record<ActivationGradOp, (dy: number, x: number) => number> = {
+  GeluGrad: (dy, x) => dy * (0.5 * (1 + erf(x / Math.SQRT2)) + x * Math.exp(-0.5 * x * x) * 0.3989422804014327),
+  GeluTanhGrad: (dy, x) => {
+    const t = Math.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x));
+    const du = 0.7978845608028654 * (1 + 3 * 0.044715 * x * x);
+    return dy * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du);
+  },
+  SiluGrad: (dy, x) => {
+    const s = 1 / (1 + Math.exp(-x));
+    return dy * s * (1 + x * (1 - s));
+  },
 };
 
 /** Scalar definitions of the binary ops. */
@@ -98,6 +113,17 @@ export function registerCpuElementwiseKernels(): void {
       const xv = cpuData(x);
       const ov = cpuData(out);
       for (let i = 0; i < xv.length; i++) ov[i] = fn(xv[i]);
+      return out;
+    }));
+  }
+  for (const op of ACTIVATION_GRAD_OPS) {
+    const fn = ACTIVATION_GRAD_FNS[op];
+    registerKernel(op, 'cpu', widenF16((inputs, _attrs, ctx) => {
+      const [dy, x] = inputs;
+      if (!shapesEqual(dy.shape, x.shape)) throw new ShapeError(`${op}: dy ${fmtShape(dy.shape)} and x ${fmtShape(x.shape)} must have one shape`);
+      const out = ctx.output(x.shape, x.dtype, op);
+      const [dv, xv, ov] = [cpuData(dy), cpuData(x), cpuData(out)];
+      for (let i = 0; i < xv.length; i++) ov[i] = fn(dv[i], xv[i]);
       return out;
     }));
   }

@@ -1,5 +1,6 @@
 import type { Tensor } from '../../../tensor.js';
-import { IndexError } from '../../../errors.js';
+import { IndexError, ShapeError, fmtShape } from '../../../errors.js';
+import { shapesEqual } from '../../../shape.js';
 import type { CpuKernelContext } from '../../../kernel-context.js';
 import type { OpName } from '../../../op-names.js';
 import { type KernelFn, registerKernel } from '../../../registry.js';
@@ -171,6 +172,25 @@ export function registerCpuFusedKernels(): void {
     }
     return out;
   });
+
+  // dw = sum over rows of dy * xhat (layer norm: xhat = (x - mean) * rstd; RMS norm: x * rstd); inputs [dy, x] -> [D].
+  for (const op of ['LayerNormWeightGrad', 'RmsNormWeightGrad'] as const) {
+    registerFused(op, (inputs, { eps }, ctx) => {
+      const [dy, x] = inputs;
+      if (x.rank < 1 || !shapesEqual(dy.shape, x.shape)) throw new ShapeError(`${op}: dy ${fmtShape(dy.shape)} and x ${fmtShape(x.shape)} must have one shape [..., D]`);
+      const { count, width } = rowsOf(x.shape);
+      const out = ctx.output([width], x.dtype, op);
+      const [dv, xv, ov] = [cpuData(dy), cpuData(x), cpuData(out)];
+      const acc = new Float64Array(width);
+      for (let r = 0; r < count; r++) {
+        const o = r * width;
+        const { mean, rstd } = op === 'LayerNormWeightGrad' ? layerNormStats(xv, o, width, eps) : { mean: 0, rstd: rmsNormRstd(xv, o, width, eps) };
+        for (let j = 0; j < width; j++) acc[j] += dv[o + j] * ((xv[o + j] - mean) * rstd);
+      }
+      ov.set(acc);
+      return out;
+    });
+  }
 
   // y = x * rsqrt(mean(x^2) + eps) * w; inputs [x, w].
   registerFused('RmsNorm', (inputs, { eps }, ctx) => {

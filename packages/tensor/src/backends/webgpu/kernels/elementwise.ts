@@ -1,12 +1,12 @@
-import { DTypeError } from '../../../errors.js';
-import { ACTIVATION_OPS, BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
+import { DTypeError, ShapeError, fmtShape } from '../../../errors.js';
+import { ACTIVATION_GRAD_OPS, ACTIVATION_OPS, type ActivationGradOp, BINARY_OPS, COMPARE_OPS, UNARY_OPS } from '../../../op-names.js';
 import { registerKernel } from '../../../registry.js';
 import { broadcastShapes, broadcastStrides, shapesEqual } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
 import { program } from '../program.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
-import { BINARY_WGSL, UNARY_WGSL, WGSL_MATH } from '../wgsl-math.js';
+import { ACTIVATION_GRAD_WGSL, BINARY_WGSL, UNARY_WGSL, WGSL_MATH } from '../wgsl-math.js';
 import { enableF16, floatIO } from '../f16.js';
 
 const WG = 256;
@@ -26,6 +26,28 @@ ${elementMain(WG, 'u.size')}
   out[i] = ${io.store(UNARY_WGSL[op])};
 }`);
     ctx.dispatch(prog, [x], [out], u, grid(x.size, WG));
+    return out;
+  };
+}
+
+/** An activation's input gradient `(dy, x) -> dx`, both of one shape: one elementwise kernel. */
+function activationGradKernel(op: ActivationGradOp) {
+  return (inputs: readonly Tensor[], _attrs: unknown, ctx: WebGpuKernelContext): Tensor => {
+    const [dy, x] = inputs;
+    if (!shapesEqual(dy.shape, x.shape)) throw new ShapeError(`${op}: dy ${fmtShape(dy.shape)} and x ${fmtShape(x.shape)} must have one shape`);
+    const io = floatIO(ctx, op, x.dtype);
+    const out = ctx.output(x.shape, x.dtype, op);
+    const u = new Uniforms().u32('size', x.size);
+    const prog = program(`activationGrad/${op}/${io.T}`, 2, 1, () => `${io.enable}${WGSL_MATH}
+${storageBindings([['dys', io.T], ['xs', io.T]], [['out', io.T]])}
+${u.declaration(3)}
+${elementMain(WG, 'u.size')}
+  let dy = ${io.load('dys[i]')};
+  let x = ${io.load('xs[i]')};
+  ${ACTIVATION_GRAD_WGSL[op]}
+  out[i] = ${io.store('g')};
+}`);
+    ctx.dispatch(prog, [dy, x], [out], u, grid(x.size, WG));
     return out;
   };
 }
@@ -83,6 +105,7 @@ ${elementMain(WG, 'u.size')}
 /** Registers the webgpu elementwise kernels. */
 export function registerWebGpuElementwiseKernels(): void {
   for (const op of [...UNARY_OPS, ...ACTIVATION_OPS]) registerKernel(op, 'webgpu', unaryKernel(op));
+  for (const op of ACTIVATION_GRAD_OPS) registerKernel(op, 'webgpu', activationGradKernel(op));
   for (const op of BINARY_OPS) registerKernel(op, 'webgpu', binaryKernel(op, false));
   for (const op of COMPARE_OPS) registerKernel(op, 'webgpu', binaryKernel(op, true));
 

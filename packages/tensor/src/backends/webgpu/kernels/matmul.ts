@@ -9,7 +9,8 @@ import { checkF16 } from '../f16.js';
 import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
 import { SIMPLE_WG, simpleSource } from './matmul/simple.js';
 import { type TileShape, tiledSource } from './matmul/tiled.js';
-import type { MatmulLayout } from './matmul/wgsl.js';
+import { type MatmulEpilogue, type MatmulLayout, matmulInputCount } from './matmul/wgsl.js';
+import type { Tensor } from '../../../tensor.js';
 
 /** Largest k handled by the unrolled small-k variant. */
 const SMALL_K_MAX = 16;
@@ -79,54 +80,75 @@ function isSoftware(ctx: WebGpuKernelContext): boolean {
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
 }
 
-/** Registers the webgpu matmul kernel (variants chosen per shape class). */
-export function registerWebGpuMatmulKernels(): void {
-  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, ctx) => {
-    const [a, b] = inputs;
-    const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
-    checkRank('matmul', [...batchShape, m, n]);
-    checkF16(ctx, 'matmul', [a.dtype, b.dtype]);
-    const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
-    const batch = batchShape.reduce((p, d) => p * d, 1);
-    if (out.size === 0) return out;
-    const layout: MatmulLayout = {
-      transposeA,
-      transposeB,
-      aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
-      batchRank: batchShape.length,
-      half: a.dtype === 'f16',
-    };
-    const variant = chooseMatmulVariant(m, k, n, isSoftware(ctx), ctx.limits.maxComputeWorkgroupStorageSize, isSwiftShader(ctx));
-    // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
-    for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
-      const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
-      const u = new Uniforms()
-        .arr('bshape', batchShape)
-        .arr('sa', broadcastStrides(a.shape.slice(0, -2), batchShape))
-        .arr('sb', broadcastStrides(b.shape.slice(0, -2), batchShape))
-        .u32('m', m)
-        .u32('k', k)
-        .u32('n', n)
-        .u32('b0', b0);
-      let spec: { key: string; source: () => string };
-      let wg: [number, number, number];
-      if (variant === 'simple') {
-        spec = simpleSource(layout, u);
-        wg = [Math.ceil(n / SIMPLE_WG), Math.ceil(m / SIMPLE_WG), chunk];
-      } else if (variant === 'splitk') {
-        spec = splitKSource(layout, u, Math.ceil(n / 4));
-        const [x, y] = rowGrid(Math.ceil(m / 4));
-        wg = [x, y, chunk];
-      } else {
-        const ts = variant === 'smallk' ? SMALL_K_TILE : !layout.aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
-        spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
-        wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
-      }
-      if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
-        throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);
-      }
-      ctx.dispatch(program(spec.key, 2, 1, spec.source), [a, b], [out], u, wg);
+/**
+ * One batched product on the chosen variant: `C = op(A) op(B)`, or with an `epilogue`
+ * (`MatMulAdd`) `alpha * op(A) op(B)`, plus the addend `D` (`[n]` or the output's
+ * shape) for `row` / `full`, applied as each output block is stored.
+ */
+function runMatmul(
+  ctx: WebGpuKernelContext,
+  inputs: readonly Tensor[],
+  transposeA: boolean,
+  transposeB: boolean,
+  epilogue?: { kind: MatmulEpilogue; alpha: number },
+): Tensor {
+  const [a, b] = inputs;
+  const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
+  checkRank('matmul', [...batchShape, m, n]);
+  checkF16(ctx, 'matmul', inputs.map((t) => t.dtype));
+  const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
+  const batch = batchShape.reduce((p, d) => p * d, 1);
+  if (out.size === 0) return out;
+  const layout: MatmulLayout = {
+    transposeA,
+    transposeB,
+    aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
+    batchRank: batchShape.length,
+    half: a.dtype === 'f16',
+    ...(epilogue ? { epilogue: epilogue.kind } : {}),
+  };
+  const variant = chooseMatmulVariant(m, k, n, isSoftware(ctx), ctx.limits.maxComputeWorkgroupStorageSize, isSwiftShader(ctx));
+  // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
+  for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
+    const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
+    const u = new Uniforms()
+      .arr('bshape', batchShape)
+      .arr('sa', broadcastStrides(a.shape.slice(0, -2), batchShape))
+      .arr('sb', broadcastStrides(b.shape.slice(0, -2), batchShape))
+      .u32('m', m)
+      .u32('k', k)
+      .u32('n', n)
+      .u32('b0', b0);
+    if (epilogue) u.f32('alpha', epilogue.alpha);
+    let spec: { key: string; source: () => string };
+    let wg: [number, number, number];
+    if (variant === 'simple') {
+      spec = simpleSource(layout, u);
+      wg = [Math.ceil(n / SIMPLE_WG), Math.ceil(m / SIMPLE_WG), chunk];
+    } else if (variant === 'splitk') {
+      spec = splitKSource(layout, u, Math.ceil(n / 4));
+      const [x, y] = rowGrid(Math.ceil(m / 4));
+      wg = [x, y, chunk];
+    } else {
+      const ts = variant === 'smallk' ? SMALL_K_TILE : !layout.aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
+      spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
+      wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
     }
-    return out;
+    if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
+      throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);
+    }
+    ctx.dispatch(program(spec.key, matmulInputCount(layout), 1, spec.source), inputs, [out], u, wg);
+  }
+  return out;
+}
+
+/** Registers the webgpu matmul kernels (variants chosen per shape class): `MatMul` and `MatMulAdd`. */
+export function registerWebGpuMatmulKernels(): void {
+  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, ctx) => runMatmul(ctx, inputs, transposeA, transposeB));
+  registerKernel('MatMulAdd', 'webgpu', (inputs, { transposeA, transposeB, alpha }, ctx) => {
+    const addend = inputs[2];
+    // The shape checks of `matmulAdd` ran already; a `[n]` addend is a bias row, any other the full output.
+    const kind: MatmulEpilogue = addend === undefined ? 'scale' : addend.rank === 1 ? 'row' : 'full';
+    return runMatmul(ctx, inputs, transposeA, transposeB, { kind, alpha });
   });
 }

@@ -1,5 +1,5 @@
 import type { Uniforms } from '../../wgsl.js';
-import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings } from './wgsl.js';
+import { type MatmulLayout, batchOffsets, epilogueWgsl, layoutKey, matmulBindings, uniformBinding } from './wgsl.js';
 
 /** Threads per workgroup of the simple kernel (8 x 8 outputs). */
 export const SIMPLE_WG = 8;
@@ -14,7 +14,7 @@ export function simpleSource(l: MatmulLayout, u: Uniforms): { key: string; sourc
   const aIdx = l.transposeA ? 'p * u.m + r' : 'r * u.k + p';
   const bIdx = l.transposeB ? 'c * u.k + p' : 'p * u.n + c';
   const source = () => `${matmulBindings({ ...l, aligned: false })}
-${u.declaration(3)}
+${u.declaration(uniformBinding(l))}
 @compute @workgroup_size(${SIMPLE_WG}, ${SIMPLE_WG}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
   let c = gid.x;
@@ -26,7 +26,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
   for (var p = 0u; p < u.k; p++) {
     acc = acc + ${l.half ? `f32(A[aOff + ${aIdx}]) * f32(B[bOff + ${bIdx}])` : `A[aOff + ${aIdx}] * B[bOff + ${bIdx}]`};
   }
-  C[cOff + r * u.n + c] = ${l.half ? 'f16(acc)' : 'acc'};
+  let v = ${epilogueWgsl({ ...l, aligned: false }, 'acc', 'cOff', 'r', 'c', false)};
+  C[cOff + r * u.n + c] = ${l.half ? 'f16(v)' : 'v'};
 }`;
   return { key, source };
 }

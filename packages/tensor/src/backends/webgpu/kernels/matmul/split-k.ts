@@ -1,5 +1,5 @@
 import type { Uniforms } from '../../wgsl.js';
-import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings, matmulHelpers } from './wgsl.js';
+import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings, matmulHelpers, uniformBinding } from './wgsl.js';
 
 /** Threads of one split-k workgroup (they share the k range of 4 output rows). */
 export const SPLIT_K_WG = 64;
@@ -23,7 +23,7 @@ export function splitKSource(l: MatmulLayout, u: Uniforms, groups: number): { ke
   const key = `matmul/splitk/g${groups}/${layoutKey(l)}`;
   const g = Array.from({ length: groups }, (_, i) => i);
   const source = () => `${matmulBindings(l)}
-${u.declaration(3)}
+${u.declaration(uniformBinding(l))}
 ${matmulHelpers(l)}
 var<workgroup> red: array<mat4x4<f32>, ${SPLIT_K_WG * groups}>;
 @compute @workgroup_size(${SPLIT_K_WG}, 1, 1)

@@ -1,5 +1,5 @@
 import type { Uniforms } from '../../wgsl.js';
-import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings, matmulHelpers } from './wgsl.js';
+import { type MatmulLayout, batchOffsets, layoutKey, matmulBindings, matmulHelpers, uniformBinding } from './wgsl.js';
 
 /** Workgroup shape of the register-tiled kernel. */
 export interface TileShape {
@@ -40,7 +40,7 @@ export function tiledSource(l: MatmulLayout, u: Uniforms, t: TileShape, unrollK?
       : Array.from({ length: unrollK / 4 }, (_, s) => step(`${4 * s}u`)).join('\n  ');
   const rowBase = t.wgY === 1 ? 'wid.y' : 'gid.y';
   const source = () => `${matmulBindings(l)}
-${u.declaration(3)}
+${u.declaration(uniformBinding(l))}
 ${matmulHelpers(l)}
 @compute @workgroup_size(${t.wgX}, ${t.wgY}, 1)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {

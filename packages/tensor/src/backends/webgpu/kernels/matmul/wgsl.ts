@@ -15,11 +15,50 @@ export interface MatmulLayout {
    * variant accumulates in f32, and each output is rounded once to f16 when stored.
    */
   readonly half?: boolean;
+  /**
+   * What the store adds (`MatMulAdd`): `scale` writes `alpha * AB`, `row` adds a bias
+   * row `D [n]`, `full` adds `D` of the output's shape (`u.alpha` and binding `D` exist
+   * then). Absent: the plain product.
+   */
+  readonly epilogue?: MatmulEpilogue;
+}
+
+/** The store epilogue of a `MatMulAdd` dispatch (see {@link MatmulLayout.epilogue}). */
+export type MatmulEpilogue = 'scale' | 'row' | 'full';
+
+/** Whether the layout reads the addend `D` (binding 2, the output then at 3). */
+function hasAddend(l: MatmulLayout): boolean {
+  return l.epilogue === 'row' || l.epilogue === 'full';
+}
+
+/** Binding index of the uniform block: after A, B, (D,) C. */
+export function uniformBinding(l: MatmulLayout): number {
+  return hasAddend(l) ? 4 : 3;
+}
+
+/** Storage inputs of a dispatch of layout `l` (A, B and the addend). */
+export function matmulInputCount(l: MatmulLayout): number {
+  return hasAddend(l) ? 3 : 2;
+}
+
+/**
+ * WGSL of the epilogue applied to the f32 value `v` of output row `r`, column `c` at
+ * element offset `o` (the batch's output offset): `v` itself without an epilogue.
+ * `vec4` is whether `v` is 4 columns read as one `vec4` (aligned addend loads).
+ */
+export function epilogueWgsl(l: MatmulLayout, v: string, o: string, r: string, c: string, vec4: boolean): string {
+  if (!l.epilogue) return v;
+  const scaled = `u.alpha * ${v}`;
+  if (l.epilogue === 'scale') return scaled;
+  const idx = l.epilogue === 'row' ? c : `${o} + ${r} * u.n + ${c}`;
+  const load = vec4 ? `D[(${idx}) / 4u]` : `D[${idx}]`;
+  const widened = l.half ? (vec4 ? `vec4<f32>(${load})` : `f32(${load})`) : load;
+  return `${scaled} + ${widened}`;
 }
 
 /** Pipeline-key fragment of a layout (flags and classes only, never sizes). */
 export function layoutKey(l: MatmulLayout): string {
-  return `${+l.transposeA}${+l.transposeB}/${l.aligned ? 'v4' : 's'}/b${l.batchRank}${l.half ? '/f16' : ''}`;
+  return `${+l.transposeA}${+l.transposeB}/${l.aligned ? 'v4' : 's'}/b${l.batchRank}${l.half ? '/f16' : ''}${l.epilogue ? `/${l.epilogue}` : ''}`;
 }
 
 /**
@@ -30,9 +69,10 @@ export function layoutKey(l: MatmulLayout): string {
 export function matmulBindings(l: MatmulLayout): string {
   const E = l.half ? 'f16' : 'f32';
   const T = l.aligned ? `vec4<${E}>` : E;
+  const addend = hasAddend(l) ? `\n@group(0) @binding(2) var<storage, read> D: array<${T}>;` : '';
   return `${l.half ? 'enable f16;\n' : ''}@group(0) @binding(0) var<storage, read> A: array<${T}>;
-@group(0) @binding(1) var<storage, read> B: array<${T}>;
-@group(0) @binding(2) var<storage, read_write> C: array<${T}>;`;
+@group(0) @binding(1) var<storage, read> B: array<${T}>;${addend}
+@group(0) @binding(${hasAddend(l) ? 3 : 2}) var<storage, read_write> C: array<${T}>;`;
 }
 
 /**
@@ -63,7 +103,7 @@ export function matmulHelpers(l: MatmulLayout): string {
 ${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return ${w4(`B[(o + ${bIdx}) / 4u]`)}; }
 // A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
-  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = ${n4('v')}; }
+  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = ${n4(epilogueWgsl(l, 'v', 'o', 'r', 'c', true))}; }
 }`
     : `// Branch-free guards (a select, not an if): small shaders compile fast on software drivers.
 fn a1(o: u32, r: u32, p: u32) -> f32 {
@@ -81,7 +121,7 @@ fn b4k(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r >= u.m) { return; }
   for (var j = 0u; j < 4u; j++) {
-    if (c + j < u.n) { C[o + r * u.n + c + j] = ${n1('v[j]')}; }
+    if (c + j < u.n) { C[o + r * u.n + c + j] = ${n1(epilogueWgsl(l, 'v[j]', 'o', 'r', 'c + j', false))}; }
   }
 }`;
   return `${loads}
