@@ -79,6 +79,7 @@ export class PeftModel extends Module {
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     checkNoPendingInit(this);
+    checkNoMixedBatch(args[0]);
     return this.base_model.forward(...args);
   }
 
@@ -442,4 +443,12 @@ function disposeAdapters(layer: AnyTunerLayer): void {
 function checkOneSavedCopy(w: ModulesToSaveWrapper, active: string[]): void {
   const held = active.filter((n) => w.copyOf(n) !== undefined);
   if (held.length > 1) throw new Error(`setAdapter: adapters ${held.join(', ')} each save their own copy of a module in modulesToSave; only one of them can be active`);
+}
+
+/** PEFT's per-sample `adapter_names` (mixed-adapter batches) is not supported: say so rather than ignore it. */
+function checkNoMixedBatch(input: unknown): void {
+  if (input === null || typeof input !== 'object') return;
+  for (const key of ['adapterNames', 'adapter_names']) {
+    if (key in input) throw new Error(`PeftModel.forward: '${key}' (mixed-adapter batches, one adapter per sample) is not supported; run one batch per adapter with setAdapter`);
+  }
 }
