@@ -7,7 +7,7 @@
  * r=2 on q_proj/v_proj of a tiny LLaMA); the second is that file with fresh random tensors.
  */
 import { type Module, LlamaForCausalLM, WeightsMismatchError, parseSafetensors, serializeSafetensors } from '@webpeft/nn';
-import { type BackendName, type Tensor, noGrad, tensor } from '@webpeft/tensor';
+import { type BackendName, noGrad, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends, liveCounts, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { HotswapError, type PeftModel, hotswapAdapter, loadPeftModel, memoryFiles } from '../index.js';
@@ -62,7 +62,7 @@ async function logitsOf(peft: Module, backend: BackendName): Promise<number[]> {
 
 async function weightsOf(peft: PeftModel): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {};
-  for (const [k, t] of peft.adapterStateDict('default')) out[k] = Array.from(await (t as Tensor).data());
+  for (const [k, t] of peft.adapterStateDict('default')) out[k] = Array.from(await (t).data());
   return out;
 }
 
@@ -152,7 +152,7 @@ describe('mixed-adapter batches', () => {
     const peft = own(await loadPeftModel(tinyLlama('cpu'), A()));
     const ids = tensor(new Int32Array([3, 1, 4, 1]), [2, 2], { dtype: 'i32', backend: 'cpu' });
     for (const key of ['adapterNames', 'adapter_names']) {
-      expect(() => peft.forward({ inputIds: ids, [key]: ['default', 'default'] } as never)).toThrow(new RegExp(`'${key}' \\(mixed-adapter batches, one adapter per sample\\) is not supported`));
+      expect(() => peft.forward({ inputIds: ids, [key]: ['default', 'default'] })).toThrow(new RegExp(`'${key}' \\(mixed-adapter batches, one adapter per sample\\) is not supported`));
     }
     ids.dispose();
   });

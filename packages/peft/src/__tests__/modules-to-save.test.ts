@@ -33,7 +33,7 @@ function f32(b64: string): Float32Array {
 }
 
 async function base(backend: BackendName): Promise<CausalLM> {
-  return own((await fromPretrained(openSource({ 'config.json': llama.files['config.json'], 'model.safetensors': bytes(llama.files['model.safetensors']) }), { backend })).model as CausalLM);
+  return own((await fromPretrained(openSource({ 'config.json': llama.files['config.json'], 'model.safetensors': bytes(llama.files['model.safetensors']) }), { backend })).model);
 }
 
 const peftFiles = () => memoryFiles({ 'adapter_config.json': golden.files['adapter_config.json'], 'adapter_model.safetensors': bytes(golden.files['adapter_model.safetensors']) });

@@ -91,7 +91,7 @@ export async function hotswapAdapter(peft: PeftModel, input: AdapterSource | Sou
     if (layer instanceof LoraLinear) layer.replaceAdapterSettings(adapterName, { ...layer.adapterSettings(adapterName), scaling });
     else layer.replaceAdapterSettings(adapterName, { ...layer.adapterSettings(adapterName), scaling });
   }
-  peft.peftConfig.set(adapterName, { ...resolved, inferenceMode: old.inferenceMode } as PeftConfig);
+  peft.peftConfig.set(adapterName, { ...resolved, inferenceMode: old.inferenceMode });
   peft.refreshTrainable();
 }
 
