@@ -41,6 +41,7 @@ const CASES: [name: string, base: BaseName, config: PeftConfig & Record<string, 
   ['prefix-tuning-gpt2', 'gpt2', { peftType: 'PREFIX_TUNING', numVirtualTokens: 3 }],
   ['p-tuning-mlp-gpt2', 'gpt2', { peftType: 'P_TUNING', numVirtualTokens: 3, encoderReparameterizationType: 'MLP', encoderHiddenSize: 12 }],
   ['p-tuning-lstm-llama', 'llama', { peftType: 'P_TUNING', numVirtualTokens: 4, encoderReparameterizationType: 'LSTM', encoderHiddenSize: 8 }],
+  ['modules-to-save-llama', 'llama', { peftType: 'LORA', r: 2, loraAlpha: 4, targetModules: ['q_proj', 'v_proj'], modulesToSave: ['lm_head'] }],
   ['prefix-projection-mistral', 'mistral', { peftType: 'PREFIX_TUNING', numVirtualTokens: 4, prefixProjection: true, encoderHiddenSize: 12 }],
 ];
 

@@ -59,6 +59,8 @@ export { LoraEmbedding, type LoraEmbeddingSlot } from './tuners/lora/embedding.j
 export { loraMethod, biasNames } from './tuners/lora/method.js';
 export { loraUnloadLayer } from './tuners/lora/unload.js';
 export { addWeightedAdapter, COMBINATION_TYPES, type CombinationType, type WeightedAdapterHost, type WeightedAdapterOptions } from './tuners/lora/weighted.js';
+export { hotswapAdapter, HotswapError, type HotswapOptions } from './tuners/lora/hotswap.js';
+export { ModulesToSaveWrapper } from './tuners/modules-to-save.js';
 export { initLoraFromBase, type BaseInitHost, type BaseInitOptions, type LoftQQuantizer } from './tuners/lora/base-init.js';
 export { mergeTaskTensors, type TaskMergeMethod, type TaskMergeOptions, type MajoritySignMethod } from './tuners/lora/merge-utils.js';
 export { type IA3Config, type ResolvedIA3Config, resolveIA3Config, isFeedforward } from './tuners/ia3/config.js';

@@ -24,6 +24,7 @@ import {
   saveAdapter,
 } from './io/adapter-files.js';
 import { planOnMeta } from './tuners/backend-of.js';
+import type { ModulesToSaveWrapper } from './tuners/modules-to-save.js';
 import type { AdapterSource, AdapterTarget } from './io/file-access.js';
 
 /**
@@ -78,6 +79,7 @@ export class PeftModel extends Module {
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     checkNoPendingInit(this);
+    checkNoMixedBatch(args[0]);
     return this.base_model.forward(...args);
   }
 
@@ -174,8 +176,11 @@ export class PeftModel extends Module {
   setAdapter(names: string | string[]): void {
     const list = typeof names === 'string' ? [names] : names;
     for (const n of list) if (!this.peftConfig.has(n)) throw new Error(`setAdapter: no adapter '${n}' (have: ${[...this.peftConfig.keys()].join(', ')})`);
+    // Checked before anything switches: two active adapters may not save the same module.
+    for (const [, w] of this.base_model.savedModules()) checkOneSavedCopy(w, list);
     this.active = [...list];
     for (const layer of this.layers()) layer.setActiveAdapters(list);
+    for (const [, w] of this.base_model.savedModules()) w.setActiveAdapters(list);
     this.refreshTrainable();
   }
 
@@ -183,6 +188,10 @@ export class PeftModel extends Module {
   deleteAdapter(name: string): void {
     if (!this.peftConfig.has(name)) throw new Error(`deleteAdapter: no adapter '${name}'`);
     for (const layer of this.layers()) if (layer.hasAdapter(name)) layer.deleteAdapter(name);
+    for (const [path, w] of this.base_model.savedModules()) {
+      w.deleteAdapter(name);
+      if (w.adapterNames().length === 0) this.model.replaceSubmodule(path, w.original_module);
+    }
     this.peftConfig.delete(name);
     this.active = this.active.filter((n) => n !== name);
     if (this.active.length === 0 && this.peftConfig.size > 0) this.active = [[...this.peftConfig.keys()][0]];
@@ -197,8 +206,15 @@ export class PeftModel extends Module {
   disableAdapter<T>(fn: () => T): T {
     const layers = this.layers();
     const prev = layers.map((l) => l.disabled);
+    // Modules to save run their original while disabled (PEFT's ModulesToSaveWrapper).
+    const saved = this.base_model.savedModules().map(([, w]) => w);
+    const prevSaved = saved.map((w) => w.disabled);
     layers.forEach((l) => l.enableAdapters(false));
-    const restore = () => layers.forEach((l, i) => l.enableAdapters(!prev[i]));
+    saved.forEach((w) => (w.disabled = true));
+    const restore = () => {
+      layers.forEach((l, i) => l.enableAdapters(!prev[i]));
+      saved.forEach((w, i) => (w.disabled = prevSaved[i]));
+    };
     let result: T;
     try {
       result = fn();
@@ -257,6 +273,8 @@ export class PeftModel extends Module {
       this.model.replaceSubmodule(path, replacement);
       disposeAdapters(layer);
     }
+    // A saved module becomes the active adapter's copy, as PEFT's merge_and_unload.
+    this.unwrapSavedModules((w) => (w.activeAdapter !== null && names.includes(w.activeAdapter) ? w.activeAdapter : null));
     this.peftConfig.clear();
     return this.model;
   }
@@ -268,8 +286,27 @@ export class PeftModel extends Module {
       this.model.replaceSubmodule(path, layer.base_layer);
       disposeAdapters(layer);
     }
+    this.unwrapSavedModules(() => null);
     this.peftConfig.clear();
     return this.model;
+  }
+
+  /**
+   * Replaces every `modules_to_save` wrapper by the copy of the adapter `keep` names
+   * (or by the original for null) and disposes what no longer belongs to the model.
+   */
+  private unwrapSavedModules(keep: (w: ModulesToSaveWrapper) => string | null): void {
+    for (const [path, w] of this.base_model.savedModules()) {
+      const name = keep(w);
+      const replacement = (name !== null ? w.copyOf(name) : undefined) ?? w.original_module;
+      this.model.replaceSubmodule(path, replacement);
+      for (const a of w.adapterNames()) if (w.copyOf(a) !== replacement) w.deleteAdapter(a);
+      if (replacement !== w.original_module) {
+        // The original's tensors may be shared (a tied lm_head): free only what the model no longer holds.
+        const live = new Set(this.model.parameters());
+        for (const t of w.original_module.parameters()) if (!live.has(t)) t.dispose();
+      }
+    }
   }
 
   /**
@@ -347,10 +384,15 @@ export class PeftModel extends Module {
       const t = params.get(key);
       if (t) out.set(prefix + key, t);
     }
+    // A module to save is stored under its own keys (`lm_head.weight`), as PEFT's get_peft_model_state_dict writes it.
+    for (const [path, w] of this.base_model.savedModules()) {
+      const copy = w.copyOf(name);
+      if (copy) for (const [n, t] of copy.namedParameters()) out.set(`${prefix}${path}.${n}`, t);
+    }
     return out;
   }
 
-  /** Base parameter names (relative to the user's model) that `config` trains: biases and modules to save. */
+  /** Base parameter names (relative to the user's model) that `config` trains: its biases (modules to save are per-adapter copies, see {@link ModulesToSaveWrapper}). */
   extraTrainableNames(config: PeftConfig, adapterName?: string): string[] {
     const method = getTunerMethod(config.peftType, 'PeftModel');
     const holders = new Set(this.base_model.tunerLayers().filter(([, l]) => adapterName === undefined || l.hasAdapter(adapterName)).map(([p]) => p));
@@ -358,13 +400,6 @@ export class PeftModel extends Module {
     const names = (method.trainableBiases ? method.trainableBiases(config, this.model) : []).filter(
       (n) => !n.endsWith('.base_layer.bias') || holders.has(n.slice(0, -'.base_layer.bias'.length)),
     );
-    const modules = method.modulesToSave?.(config) ?? [];
-    if (modules.length > 0) {
-      for (const [path, m] of this.model.namedModules()) {
-        if (!path || !modules.some((t) => path === t || path.endsWith(`.${t}`))) continue;
-        for (const [n] of m.namedParameters()) names.push(`${path}.${n}`);
-      }
-    }
     return [...new Set(names)];
   }
 
@@ -382,6 +417,7 @@ export class PeftModel extends Module {
         const t = params.get(key);
         if (t) t.requiresGrad = true;
       }
+      for (const [, w] of this.base_model.savedModules()) for (const t of w.copyOf(name)?.parameters() ?? []) t.requiresGrad = true;
     }
   }
 
@@ -401,4 +437,18 @@ export class PeftModel extends Module {
 /** Disposes every adapter tensor of a layer that left the model. */
 function disposeAdapters(layer: AnyTunerLayer): void {
   for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
+}
+
+/** Throws (before anything switches) when two of `active` hold a copy in `w`. */
+function checkOneSavedCopy(w: ModulesToSaveWrapper, active: string[]): void {
+  const held = active.filter((n) => w.copyOf(n) !== undefined);
+  if (held.length > 1) throw new Error(`setAdapter: adapters ${held.join(', ')} each save their own copy of a module in modulesToSave; only one of them can be active`);
+}
+
+/** PEFT's per-sample `adapter_names` (mixed-adapter batches) is not supported: say so rather than ignore it. */
+function checkNoMixedBatch(input: unknown): void {
+  if (input === null || typeof input !== 'object') return;
+  for (const key of ['adapterNames', 'adapter_names']) {
+    if (key in input) throw new Error(`PeftModel.forward: '${key}' (mixed-adapter batches, one adapter per sample) is not supported; run one batch per adapter with setAdapter`);
+  }
 }

@@ -183,6 +183,12 @@ export abstract class TunerLayer<C extends PeftConfig = PeftConfig, S extends st
     return this.settingsByAdapter.get(name) as I;
   }
 
+  /** Replaces adapter `name`'s settings (a hot-swap takes over the new adapter's scaling). */
+  replaceAdapterSettings(name: string, settings: I): void {
+    this.checkHeld(name);
+    this.settingsByAdapter.set(name, settings);
+  }
+
   /** The trainable tensors of adapter `name`, in slot order. */
   adapterParameters(name: string): Tensor[] {
     this.checkHeld(name);

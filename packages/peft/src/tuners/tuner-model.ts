@@ -2,6 +2,7 @@ import { ConfigError, Module } from '@webpeft/nn';
 import type { PeftConfig } from '../config.js';
 import { getTunerMethod } from '../registry.js';
 import { TunerLayer } from './tuner-layer.js';
+import { ModulesToSaveWrapper } from './modules-to-save.js';
 
 /** A tuner layer of any method, as the model-level code sees it. */
 export type AnyTunerLayer = TunerLayer<PeftConfig, string, Module, unknown>;
@@ -45,7 +46,9 @@ export class TunerModel extends Module {
     }
     const extended: AnyTunerLayer[] = [];
     const created: { path: string; original: Module; layer: AnyTunerLayer }[] = [];
+    const undos: (() => void)[] = [];
     const undo = () => {
+      for (const u of undos) u();
       for (const layer of extended) if (layer.hasAdapter(adapterName)) layer.deleteAdapter(adapterName);
       for (const { path, original, layer } of created.reverse()) {
         for (const a of layer.adapterNames()) for (const t of layer.adapterParameters(a)) t.dispose();
@@ -68,6 +71,8 @@ export class TunerModel extends Module {
         layer.addAdapter(adapterName, c, path);
         layer.train(m.training);
       }
+      const undoSaved = wrapModulesToSave(this.model, adapterName, method.modulesToSave?.(c) ?? []);
+      undos.push(undoSaved);
     } catch (e) {
       undo();
       throw e;
@@ -78,6 +83,11 @@ export class TunerModel extends Module {
   /** Every wrapped layer with its path in the user's model. */
   tunerLayers(): [string, AnyTunerLayer][] {
     return this.model.namedModules().filter((e): e is [string, AnyTunerLayer] => e[1] instanceof TunerLayer);
+  }
+
+  /** Every `modules_to_save` wrapper with its path in the user's model. */
+  savedModules(): [string, ModulesToSaveWrapper][] {
+    return this.model.namedModules().filter((e): e is [string, ModulesToSaveWrapper] => e[1] instanceof ModulesToSaveWrapper);
   }
 
   /** Forwards to the wrapped model (`forward(...args)` of the user's model). */
@@ -92,8 +102,45 @@ export function walk(root: Module, prefix = ''): [string, Module][] {
   for (const [name, child] of root.namedChildren()) {
     const path = prefix ? `${prefix}.${name}` : name;
     out.push([path, child]);
-    if (!(child instanceof TunerLayer)) out.push(...walk(child, path));
+    if (!(child instanceof TunerLayer || child instanceof ModulesToSaveWrapper)) out.push(...walk(child, path));
   }
   return out;
 }
 
+/**
+ * Gives adapter `adapterName` its own copy of every module named in `names` (matched as
+ * the whole path or its last dotted parts, e.g. `lm_head`), wrapping each in a
+ * {@link ModulesToSaveWrapper} the first time. Returns the undo (copies disposed, a
+ * wrapper left empty replaced by its original). Throws when no name matches a module,
+ * or a match is an adapter layer; nothing is changed then.
+ */
+function wrapModulesToSave(model: Module, adapterName: string, names: readonly string[]): () => void {
+  if (names.length === 0) return () => {};
+  const matches = walk(model).filter(([path]) => names.some((t) => path === t || path.endsWith(`.${t}`)));
+  if (matches.length === 0) {
+    throw new ConfigError(`modulesToSave ${JSON.stringify(names)}: no module of the base model matches (adapter '${adapterName}')`, undefined, 'modulesToSave');
+  }
+  for (const [path, m] of matches) {
+    if (m instanceof TunerLayer) throw new ConfigError(`modulesToSave: '${path}' is also an adapter target; a module is either adapted or saved whole (adapter '${adapterName}')`, undefined, 'modulesToSave');
+  }
+  const done: { path: string; wrapper: ModulesToSaveWrapper; created: boolean }[] = [];
+  const undo = () => {
+    for (const { path, wrapper, created } of done.reverse()) {
+      wrapper.deleteAdapter(adapterName);
+      if (created && wrapper.adapterNames().length === 0 && model.getSubmodule(path) === wrapper) model.replaceSubmodule(path, wrapper.original_module);
+    }
+  };
+  try {
+    for (const [path, m] of matches) {
+      const created = !(m instanceof ModulesToSaveWrapper);
+      const wrapper = m instanceof ModulesToSaveWrapper ? m : new ModulesToSaveWrapper(m, path);
+      if (created) model.replaceSubmodule(path, wrapper);
+      done.push({ path, wrapper, created });
+      wrapper.addAdapter(adapterName);
+    }
+  } catch (e) {
+    undo();
+    throw e;
+  }
+  return undo;
+}
