@@ -1,4 +1,5 @@
 import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
+import { registerChunkedKernels } from './chunked/register.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
@@ -19,4 +20,5 @@ export function registerWebGpuKernels(): void {
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
   registerWebGpuFusedKernels();
+  registerChunkedKernels();
 }
