@@ -4,7 +4,7 @@
  * inside small tensors of fresh random values; every result is checked against the cpu
  * backend and against the same op on unsplit webgpu tensors.
  */
-import { ChunkedTensorError, IndexError, type Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
+import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -59,10 +59,10 @@ async function expectSame(parts: Tensor, whole: Tensor, cpu: Tensor, rtol: numbe
   expectClose(p, await cpu.data(), { rtol, atol: 1e-6, label: `${label}: split webgpu vs cpu` });
 }
 
-function disposeAll(...ts: (Tensor | { cpu: Tensor; whole: Tensor; parts: Tensor } | { cpu: Tensor; gpu: Tensor })[]): void {
+function disposeAll(...ts: (Tensor | Record<string, Tensor | Int32Array>)[]): void {
   for (const t of ts) {
-    if ('dispose' in t) t.dispose();
-    else for (const x of Object.values(t)) if (typeof x === 'object' && x && 'dispose' in x) (x as Tensor).dispose();
+    if ('dispose' in t && typeof t.dispose === 'function') (t as Tensor).dispose();
+    else for (const x of Object.values(t)) if (x instanceof Tensor) x.dispose();
   }
 }
 
@@ -191,6 +191,24 @@ describe('tensors split in row chunks', () => {
     expect(bindings(W.parts.grad!)).toBeGreaterThan(1);
     await expectSame(W.parts.grad!, W.whole.grad!, W.cpu.grad!, 1e-5, 'dy^T @ h');
     disposeAll(h, W, p, w, c);
+  });
+
+  it('runs the f16 lookup and tied head across chunks (within one f16 rounding of unsplit)', async () => {
+    if (!getBackend('webgpu').capabilities.f16) return;
+    const W = triple([250, 24]);
+    const h = triple([7, 24]);
+    const id = ids(11, 250);
+    const f = (w: Tensor, x: Tensor, i: Tensor) => tidy(() => {
+      const w16 = cast(w, 'f16');
+      return [cast(gather(w16, i), 'f32'), cast(matmul(cast(x, 'f16'), w16, { transposeB: true }), 'f32')];
+    });
+    const [pg, pm] = split(() => f(W.parts, h.parts, id.gpu));
+    const [wg, wm] = f(W.whole, h.whole, id.gpu);
+    const [cg, cm] = f(W.cpu, h.cpu, id.cpu);
+    expect(await pg.data()).toEqual(await cg.data());
+    // One f16 rounding of an f32 sum whose order may differ: 2^-10 relative.
+    await expectSame(pm, wm, cm, 2 ** -10, 'f16 h @ W^T');
+    disposeAll(W, h, id, pg, pm, wg, wm, cg, cm);
   });
 
   it('computes cross-entropy and its gradient over split logits', async () => {

@@ -56,7 +56,7 @@ function wrapElementwise(op: OpName, outDtype: (inputs: readonly Tensor[], attrs
       if (!anyChunked(inputs) && !outputChunked(ctx, shape, dtype)) return base(inputs, attrs, ctx);
       const kinds = inputs.map((t) => elementwiseKind(op, t, shape));
       const out = ctx.chunkedOutput(shape, dtype, op);
-      return runByRows(ctx, op, inputs, kinds, out, 'rows', (parts) => ctx.run(op, parts, attrs as never));
+      return runByRows(ctx, op, inputs, kinds, out, 'rows', (parts) => ctx.run(op, parts, attrs));
     },
     { chunked: true },
   );
