@@ -4,7 +4,7 @@
  * inside small tensors of fresh random values; every result is checked against the cpu
  * backend and against the same op on unsplit webgpu tensors.
  */
-import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
+import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, narrow, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -138,6 +138,17 @@ describe('tensors split in row chunks', () => {
     expect(bindings(table.parts.grad!)).toBe(7);
     await expectSame(table.parts.grad!, table.whole.grad!, table.cpu.grad!, 1e-6, 'scatterAdd');
     disposeAll(table, id, p, w, c);
+  });
+
+  it('slices rows across chunk boundaries of a split table (a vocabulary slice of a tied head)', async () => {
+    const W = triple([250, 24]);
+    const f = (w: Tensor) => tidy(() => add(narrow(w, 0, 36, 10), 0));
+    const p = split(() => f(W.parts));
+    const w = f(W.whole);
+    const c = f(W.cpu);
+    expect(await p.data()).toEqual(await c.data());
+    expect(await p.data()).toEqual(await w.data());
+    disposeAll(W, p, w, c);
   });
 
   it('flags an id outside a split table as IndexError and frees what it made', async () => {

@@ -2,6 +2,7 @@ import { registerChunkedCrossEntropyKernels } from './cross-entropy.js';
 import { registerChunkedElementwiseKernels } from './elementwise.js';
 import { registerChunkedGatherKernels } from './gather.js';
 import { registerChunkedMatmulKernel } from './matmul.js';
+import { registerChunkedStridedCopyKernel } from './strided-copy.js';
 
 /**
  * Wraps the webgpu kernels that work on tensors split in row chunks (tensors larger
@@ -13,4 +14,5 @@ export function registerChunkedKernels(): void {
   registerChunkedGatherKernels();
   registerChunkedMatmulKernel();
   registerChunkedCrossEntropyKernels();
+  registerChunkedStridedCopyKernel();
 }
