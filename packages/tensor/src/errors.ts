@@ -65,7 +65,7 @@ export class ChunkedTensorError extends Error {
     detail = '',
   ) {
     super(
-      `${op}: tensor ${fmtShape(shape)} ${dtype} is split across ${bindings} storage bindings (it is larger than one binding of this adapter), and ${op} cannot read or write a split tensor${detail ? `: ${detail}` : ''}. Ops that can: gather, scatterAdd, matmul, crossEntropy, elementwise ops on same-shape operands, casts, creation ops and copies`,
+      `${op}: tensor ${fmtShape(shape)} ${dtype} is split across ${bindings} storage bindings (it is larger than one binding of this adapter), and ${op} cannot read or write a split tensor${detail ? `: ${detail}` : ''}. Ops that can: gather, scatterAdd, matmul, crossEntropy, slices (strided copies into one binding), elementwise ops on same-shape operands, casts, creation ops and copies`,
     );
   }
 }

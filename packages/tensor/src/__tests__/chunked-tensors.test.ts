@@ -4,7 +4,7 @@
  * inside small tensors of fresh random values; every result is checked against the cpu
  * backend and against the same op on unsplit webgpu tensors.
  */
-import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, narrow, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
+import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, max, narrow, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -117,6 +117,16 @@ describe('tensors split in row chunks', () => {
     const c = f(x.cpu, y.cpu, row.cpu);
     await expectSame(p, w, c, 1e-6, 'add/mul');
     disposeAll(x, y, row, p, w, c);
+  });
+
+  it('sums a split tensor over leading axes and over every element, and takes its max', async () => {
+    const x = triple([4, 60, 24]);
+    const f = (t: Tensor) => tidy(() => [sum(t, 0), sum(mul(t, t)), max(t)]);
+    const p = split(() => f(x.parts));
+    const w = f(x.whole);
+    const c = f(x.cpu);
+    for (let i = 0; i < 3; i++) await expectSame(p[i], w[i], c[i], 1e-5, `reduction ${i}`);
+    disposeAll(x, ...p, ...w, ...c);
   });
 
   it('gathers rows of a split table and scatter-adds its gradient into a split gradient', async () => {

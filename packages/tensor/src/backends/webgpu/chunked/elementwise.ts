@@ -10,6 +10,7 @@ import { ACTIVATION_OPS, BINARY_OPS, COMPARE_OPS, type OpName, UNARY_OPS } from 
 import { type StoredKernel, getKernel, registerKernel } from '../../../registry.js';
 import { broadcastShapes, sizeOf } from '../../../shape.js';
 import type { Tensor } from '../../../tensor.js';
+import { engine } from '../../../engine.js';
 import { fillTensor } from '../kernels/creation.js';
 import { addCuts, blockOf, rowElementsOf, rowsOf, segments, writeBlock } from './blocks.js';
 import { type RowOperand, runByRows } from './row-wise.js';
@@ -128,6 +129,7 @@ export function registerChunkedElementwiseKernels(): void {
       const leading = reduced.every((a, i) => a === i) && reduced.length < x.rank - 1;
       const shape = attrs.keepDims ? x.shape.map((d, i) => (attrs.axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !attrs.axes.includes(i));
       if (!anyChunked(inputs) && !outputChunked(ctx, shape, x.dtype)) return sum(inputs, attrs, ctx);
+      if (reduced.length === x.shape.filter((d) => d !== 1).length) return reduceAll(ctx, 'Sum', 'Add', x, shape);
       if (!leading) throw new ChunkedTensorError('sum', x.shape, x.dtype, x.liveStorage('sum').bindings ?? 1, 'only leading axes (not the last) or axes of size 1 can be summed');
       const groups = reduced.reduce((p, a) => p * x.shape[a], 1);
       const out = ctx.chunkedOutput(shape, x.dtype, 'sum');
@@ -163,4 +165,50 @@ export function registerChunkedElementwiseKernels(): void {
     },
     { chunked: true },
   );
+
+  // The max over every element (the infinity norm of gradient clipping).
+  const max = baseKernel('Max');
+  registerKernel(
+    'Max',
+    'webgpu',
+    (inputs, attrs, ctx) => {
+      const x = inputs[0];
+      if (!anyChunked(inputs)) return max(inputs, attrs, ctx);
+      const shape = attrs.keepDims ? x.shape.map(() => 1) : [];
+      if (!x.shape.every((d, i) => d === 1 || attrs.axes.includes(i))) {
+        throw new ChunkedTensorError('max', x.shape, x.dtype, x.liveStorage('max').bindings ?? 1, 'only a reduction over every axis is supported');
+      }
+      return reduceAll(ctx, 'Max', 'Maximum', x, shape);
+    },
+    { chunked: true },
+  );
+}
+
+/**
+ * A reduction of every element of chunked `x` to `shape` (all ones, or a scalar): each
+ * chunk reduced by `reduce`, the partial results combined in chunk order by `combine`.
+ */
+function reduceAll(ctx: WebGpuKernelContext, reduce: 'Sum' | 'Max', combine: 'Add' | 'Maximum', x: Tensor, shape: readonly number[]): Tensor {
+  const info = ctx.chunks(x)!;
+  let acc: Tensor | null = null;
+  try {
+    for (let i = 0; i < info.ranges.length; i++) {
+      const view = ctx.chunkView(x, i);
+      const part = ctx.run(reduce, [view], { axes: [0, 1], keepDims: false });
+      view.dispose();
+      if (!acc) acc = part;
+      else {
+        const next: Tensor = ctx.run(combine, [acc, part], {});
+        acc.dispose();
+        part.dispose();
+        acc = next;
+      }
+    }
+  } catch (e) {
+    acc?.dispose();
+    throw e;
+  }
+  const out = engine.shareStorage(acc!, shape, reduce);
+  acc!.dispose();
+  return out;
 }
