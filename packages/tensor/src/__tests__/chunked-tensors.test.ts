@@ -4,7 +4,7 @@
  * inside small tensors of fresh random values; every result is checked against the cpu
  * backend and against the same op on unsplit webgpu tensors.
  */
-import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, expand, gather, getBackend, manualSeed, matmul, max, narrow, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
+import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, arange, gather, getBackend, manualSeed, matmul, max, narrow, transpose, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -150,15 +150,29 @@ describe('tensors split in row chunks', () => {
     disposeAll(table, id, p, w, c);
   });
 
-  it('slices rows across chunk boundaries of a split table (a vocabulary slice of a tied head)', async () => {
-    const W = triple([250, 24]);
-    const f = (w: Tensor) => tidy(() => add(narrow(w, 0, 36, 10), 0));
-    const p = split(() => f(W.parts));
-    const w = f(W.whole);
-    const c = f(W.cpu);
+  it('slices rows across chunk boundaries of a split table, pads its gradient back and transposes it', async () => {
+    const W = triple([250, 24], { requiresGrad: true });
+    const dyData = randomArray(10 * 24, seed++);
+    const f = (w: Tensor, backend: 'cpu' | 'webgpu') => {
+      const y = narrow(w, 0, 36, 10);
+      const dy = tensor(dyData, [10, 24], { backend });
+      y.backward(dy);
+      dy.dispose();
+      return y;
+    };
+    const p = split(() => f(W.parts, 'webgpu'));
+    const w = f(W.whole, 'webgpu');
+    const c = f(W.cpu, 'cpu');
     expect(await p.data()).toEqual(await c.data());
     expect(await p.data()).toEqual(await w.data());
-    disposeAll(W, p, w, c);
+    // The gradient is the slice padded back into [250, 24]: a strided copy into a split tensor.
+    expect(bindings(W.parts.grad!)).toBe(7);
+    expect(await W.parts.grad!.data()).toEqual(await W.cpu.grad!.data());
+    const t = split(() => transpose(W.parts));
+    expect(bindings(t)).toBeGreaterThan(1);
+    const tc = transpose(W.cpu);
+    expect(await t.data()).toEqual(await tc.data());
+    disposeAll(W, p, w, c, t, tc);
   });
 
   it('flags an id outside a split table as IndexError and frees what it made', async () => {
@@ -262,7 +276,15 @@ describe('tensors split in row chunks', () => {
     expect(() => softmax(t)).toThrow(/Softmax: tensor \[250,24\] f32 is split across 7 storage bindings/);
     expect(() => sum(t, 0)).toThrow(/sum: tensor \[250,24\] f32 is split across 7 storage bindings.*only leading axes/);
     // An output larger than one binding from a kernel that writes one binding.
-    expect(() => split(() => expand(small, [250, 24]))).toThrow(/stridedCopy: tensor \[250,24\] f32 is split across 7 storage bindings.*its output would be/);
+    const many = tensor(new Int32Array(300).fill(3), [300], { dtype: 'i32', backend: 'webgpu' });
+    const table = tensor(randomArray(10 * 24, seed++), [10, 24], { backend: 'webgpu' });
+    const before2 = memory('webgpu');
+    // A lookup whose output exceeds one binding while its table does not.
+    expect(() => split(() => gather(table, many))).toThrow(/gather: tensor \[300,24\] f32 is split across 8 storage bindings.*its output would be/);
+    // A 1-D tensor has one row: it cannot be split.
+    expect(() => split(() => arange(6000, undefined, 1, { backend: 'webgpu' }))).toThrow(/24000 bytes exceeds.*cannot be split in row chunks \(one row of its last dimension is 24000 bytes\)/);
+    expect(memory('webgpu').liveBytes).toBe(before2.liveBytes);
+    disposeAll(many, table);
     const after = memory('webgpu');
     expect(after.liveBytes).toBe(before.liveBytes);
     expect(after.liveTensors).toBe(before.liveTensors);

@@ -1,13 +1,14 @@
 /**
- * Strided copies (slice, permute, transpose, expand, concat, pad) reading a tensor split
- * in row chunks: one dispatch per chunk, each copying the elements whose source lies in
- * that chunk (the others are left to the dispatch of their own chunk). The output must
- * fit one binding. So a vocabulary slice `W[v0:v1]` of a split embedding is an ordinary
- * `slice`.
+ * Strided copies (slice, permute, transpose, expand, concat, pad) reading or writing a
+ * tensor split in row chunks: one dispatch per pair of source and destination chunks,
+ * each copying the elements whose source and destination lie in that pair. So a
+ * vocabulary slice `W[v0:v1]` of a split embedding is an ordinary `slice`, and its
+ * gradient (the slice padded back into `[V, D]`) or a `concat` of vocabulary pieces
+ * writes a split tensor.
  */
-import { ChunkedTensorError } from '../../../errors.js';
 import { registerKernel } from '../../../registry.js';
 import { sizeOf } from '../../../shape.js';
+import type { Tensor } from '../../../tensor.js';
 import { program } from '../program.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset, wgslType } from '../wgsl.js';
 import { enableF16 } from '../f16.js';
@@ -24,42 +25,63 @@ export function registerChunkedStridedCopyKernel(): void {
     'webgpu',
     (inputs, a, ctx) => {
       const x = inputs[0];
-      if (!anyChunked(inputs)) return base(inputs, a, ctx);
-      if (outputChunked(ctx, a.outShape, x.dtype)) {
-        throw new ChunkedTensorError('stridedCopy', a.outShape, x.dtype, ctx.bindingsOf(a.outShape, x.dtype), 'a copy from a split tensor must fit one binding (slice it into smaller pieces)');
-      }
+      if (!anyChunked(inputs) && !outputChunked(ctx, a.outShape, x.dtype)) return base(inputs, a, ctx);
       checkRank('stridedCopy', a.shape);
-      const out = ctx.output(a.outShape, x.dtype, 'stridedCopy');
+      const out = ctx.chunkedOutput(a.outShape, x.dtype, 'stridedCopy');
       const count = sizeOf(a.shape);
-      if (count < out.size) fillTensor(ctx, out, a.fill);
       const T = wgslType(x.dtype);
       const enable = enableF16(ctx, 'stridedCopy', [x.dtype]);
       const r = a.shape.length;
-      const info = ctx.chunks(x)!;
-      // Element ranges of the chunks: rows times the row length of the chunked layout.
-      const perRow = info.rowElements;
-      info.ranges.forEach((range, c) => {
-        const view = ctx.chunkView(x, c);
-        const u = new Uniforms()
-          .arr('shape', a.shape)
-          .arr('sin', a.inStrides)
-          .arr('sout', a.outStrides)
-          .u32('size', count)
-          .u32('inOffset', a.inOffset)
-          .u32('outOffset', a.outOffset)
-          .u32('chunkStart', range.rowStart * perRow)
-          .u32('chunkSize', view.size);
-        const prog = program(`chunked/stridedCopy/${T}/rank${r}`, 1, 1, () => `${enable}${storageBindings([['xs', T]], [['out', T]])}
+      // Element ranges of the pieces each side is bound as: its chunks, or itself whole.
+      const pieces = (t: Tensor): { index: number; start: number; size: number }[] => {
+        const info = ctx.chunks(t);
+        if (!info) return [{ index: -1, start: 0, size: t.size }];
+        return info.ranges.map((g, index) => ({ index, start: g.rowStart * info.rowElements, size: g.rows * info.rowElements }));
+      };
+      const bind = (t: Tensor, index: number): Tensor => (index < 0 ? t : ctx.chunkView(t, index));
+      try {
+        const outPieces = pieces(out);
+        // Elements the copy does not reach get the fill value first (same pass, ordered).
+        if (count < out.size) {
+          for (const o of outPieces) {
+            const v = bind(out, o.index);
+            fillTensor(ctx, v, a.fill);
+            if (v !== out) v.dispose();
+          }
+        }
+        for (const i of pieces(x)) {
+          for (const o of outPieces) {
+            const src = bind(x, i.index);
+            const dst = bind(out, o.index);
+            const u = new Uniforms()
+              .arr('shape', a.shape)
+              .arr('sin', a.inStrides)
+              .arr('sout', a.outStrides)
+              .u32('size', count)
+              .u32('inOffset', a.inOffset)
+              .u32('outOffset', a.outOffset)
+              .u32('inStart', i.start)
+              .u32('inSize', i.size)
+              .u32('outStart', o.start)
+              .u32('outSize', o.size);
+            const prog = program(`chunked/stridedCopy/${T}/rank${r}`, 1, 1, () => `${enable}${storageBindings([['xs', T]], [['out', T]])}
 ${u.declaration(2)}
 ${elementMain(WG, 'u.size')}
   ${stridedOffset(r, 'i', 'shape', 'sin', 'u.inOffset', 'src')}
-  if (src < u.chunkStart || src - u.chunkStart >= u.chunkSize) { return; }
+  if (src < u.inStart || src - u.inStart >= u.inSize) { return; }
   ${stridedOffset(r, 'i', 'shape', 'sout', 'u.outOffset', 'dst')}
-  out[dst] = xs[src - u.chunkStart];
+  if (dst < u.outStart || dst - u.outStart >= u.outSize) { return; }
+  out[dst - u.outStart] = xs[src - u.inStart];
 }`);
-        ctx.dispatch(prog, [view], [out], u, grid(count, WG));
-        view.dispose();
-      });
+            ctx.dispatch(prog, [src], [dst], u, grid(count, WG));
+            if (src !== x) src.dispose();
+            if (dst !== out) dst.dispose();
+          }
+        }
+      } catch (e) {
+        out.dispose();
+        throw e;
+      }
       return out;
     },
     { chunked: true },
