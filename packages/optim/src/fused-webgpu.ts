@@ -55,20 +55,40 @@ function maxBatchElements(ctx: WebGpuKernelContext): number {
   return Math.floor(ctx.maxBindingBytes / 4);
 }
 
-/** A flat f32 buffer holding `pick(item)` of every item of `b` at its offset. */
-function packInto<T>(ctx: WebGpuKernelContext, b: Batch<T>, pick: (it: T) => Tensor): Tensor {
+/**
+ * Elements `[start, start + count)` of an item. A parameter larger than one binding (a
+ * tensor split in row chunks, such as GPT-2's 154 MB embedding) is updated in pieces
+ * that each fit a flat batch; buffer copies read and write across its chunks.
+ */
+interface Piece<T> {
+  item: T;
+  start: number;
+  count: number;
+}
+
+/** `items` as pieces of at most `maxElements` elements each. */
+function piecesOf<T>(items: readonly T[], maxElements: number, sizeOf: (it: T) => number): Piece<T>[] {
+  const out: Piece<T>[] = [];
+  for (const item of items) {
+    const n = sizeOf(item);
+    if (n <= maxElements) out.push({ item, start: 0, count: n });
+    else for (let start = 0; start < n; start += maxElements) out.push({ item, start, count: Math.min(maxElements, n - start) });
+  }
+  return out;
+}
+
+/** A flat f32 buffer holding `pick(item)` of every piece of `b` at its offset. */
+function packInto<T>(ctx: WebGpuKernelContext, b: Batch<Piece<T>>, pick: (it: T) => Tensor): Tensor {
   const out = withMemoryTag('optimizer', () => ctx.output([b.size], 'f32', 'optimizer step'));
-  b.items.forEach((it, j) => {
-    const t = pick(it);
-    ctx.copy(t, 0, out, b.offsets[j] * 4, t.size * 4);
+  b.items.forEach((p, j) => {
+    ctx.copy(pick(p.item), p.start * 4, out, b.offsets[j] * 4, p.count * 4);
   });
   return out;
 }
 
-function unpackFrom<T>(ctx: WebGpuKernelContext, b: Batch<T>, src: Tensor, pick: (it: T) => Tensor): void {
-  b.items.forEach((it, j) => {
-    const t = pick(it);
-    ctx.copy(src, b.offsets[j] * 4, t, 0, t.size * 4);
+function unpackFrom<T>(ctx: WebGpuKernelContext, b: Batch<Piece<T>>, src: Tensor, pick: (it: T) => Tensor): void {
+  b.items.forEach((p, j) => {
+    ctx.copy(src, b.offsets[j] * 4, pick(p.item), p.start * 4, p.count * 4);
   });
 }
 
@@ -116,16 +136,27 @@ function nonFiniteFlags(ctx: WebGpuKernelContext, tensors: readonly Tensor[], fl
       small.push({ t, slot });
       return;
     }
-    const u = new Uniforms().u32('size', t.size).u32('slot', slot);
-    ctx.dispatch(checkDirect, [t], [flags], u, grid(t.size, WG));
+    const chunks = ctx.chunks(t);
+    if (!chunks) {
+      const u = new Uniforms().u32('size', t.size).u32('slot', slot);
+      ctx.dispatch(checkDirect, [t], [flags], u, grid(t.size, WG));
+      return;
+    }
+    // A tensor split in row chunks is checked chunk by chunk, through views.
+    chunks.ranges.forEach((r, i) => {
+      const view = ctx.chunkView(t, i);
+      const u = new Uniforms().u32('size', view.size).u32('slot', slot);
+      ctx.dispatch(checkDirect, [view], [flags], u, grid(view.size, WG));
+      view.dispose();
+    });
   });
-  for (const b of planBatches(small, maxBatchElements(ctx), (it) => it.t.size)) {
+  for (const b of planBatches(piecesOf(small, maxBatchElements(ctx), (it) => it.t.size), maxBatchElements(ctx), (p) => p.count)) {
     const packed = packInto(ctx, b, (it) => it.t);
     // Segment starts, the end, then the flag slot of each segment.
     const table = new Uint32Array(b.items.length * 2 + 1);
-    b.items.forEach((it, j) => {
+    b.items.forEach((p, j) => {
       table[j] = b.offsets[j];
-      table[b.items.length + 1 + j] = it.slot;
+      table[b.items.length + 1 + j] = p.item.slot;
     });
     table[b.items.length] = b.size;
     const seg = withMemoryTag('optimizer', () => tensor(table, [table.length], { dtype: 'u32', backend: ctx.backend.name }));
@@ -160,7 +191,7 @@ ${body}
   ps[i] = p;
 ${names.map((n) => `  s_${n}[i] = ${n};`).join('\n')}
 }`);
-    for (const b of planBatches<UpdateItem>(items, maxBatchElements(ctx), (it) => it.param.size)) {
+    for (const b of planBatches(piecesOf<UpdateItem>(items, maxBatchElements(ctx), (it) => it.param.size), maxBatchElements(ctx), (p) => p.count)) {
       const grads = packInto(ctx, b, (it) => it.grad);
       const params = packInto(ctx, b, (it) => it.param);
       const states = names.map((n) => packInto(ctx, b, (it) => it.buffers[n]));

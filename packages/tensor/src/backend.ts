@@ -23,6 +23,23 @@ export interface Storage {
   readonly byteSize: number;
   tag: MemoryTag;
   refs: number;
+  /**
+   * Number of separate device bindings the storage is split across (webgpu row chunks
+   * of a tensor larger than one storage binding); absent for one block. Only kernels
+   * registered with `{ chunked: true }` accept such a storage.
+   */
+  readonly bindings?: number;
+}
+
+/**
+ * How a new storage's elements group into rows (the last dimension of its tensor), so a
+ * backend that must split it keeps every row inside one block.
+ */
+export interface StorageLayout {
+  /** Elements per row: the tensor's last dimension (1 for a scalar). */
+  readonly rowElements: number;
+  /** Bytes per element. */
+  readonly elementBytes: number;
 }
 
 /** Memory figures of one backend (tensor counts are added by the engine). */
@@ -61,8 +78,12 @@ export interface Backend {
   readonly capabilities: BackendCapabilities;
   /** What kernels registered for this backend receive (see `@webpeft/tensor/kernel`). */
   readonly kernelContext: KernelContext;
-  /** Allocates `byteSize` bytes (contents undefined) tagged `tag`; throws `OutOfMemoryError`. */
-  allocate(byteSize: number, tag: MemoryTag): Storage;
+  /**
+   * Allocates `byteSize` bytes (contents undefined) tagged `tag`; throws `OutOfMemoryError`.
+   * `layout` says how the bytes form rows, so a storage larger than one binding can be
+   * split in whole rows (webgpu); backends that never split ignore it.
+   */
+  allocate(byteSize: number, tag: MemoryTag, layout?: StorageLayout): Storage;
   /** Writes host data into the start of `storage`. */
   write(storage: Storage, data: TensorData): void;
   /** Reads the first `byteLength` bytes of `storage` back to the host. */

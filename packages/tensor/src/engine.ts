@@ -1,9 +1,9 @@
 import type { Backend, BackendMemory, BackendName, MemoryTag } from './backend.js';
 import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
-import { DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
+import { ChunkedTensorError, DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
 import type { OpAttrs, OpName } from './op-names.js';
-import { type GradientSpec, type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel } from './registry.js';
+import { type GradientSpec, type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel, kernelTakesChunks } from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
 import type { CheckpointProbe } from './autograd/checkpoint-probe.js';
 import type { ProfileRecorder } from './profile-recorder.js';
@@ -91,7 +91,7 @@ class Engine {
     if (!Number.isSafeInteger(bytes)) {
       throw new OutOfMemoryError(`${op}: shape ${fmtShape(shape)} is too large`, toSnapshot(backend.memory(), this.liveTensors));
     }
-    const storage = backend.allocate(bytes, this.currentTag);
+    const storage = backend.allocate(bytes, this.currentTag, { rowElements: shape.length > 0 ? shape[shape.length - 1] : 1, elementBytes: BYTES_PER_ELEMENT[dtype] });
     return new Tensor(storage, shape, dtype);
   }
 
@@ -161,6 +161,7 @@ class Engine {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
     if (!kernel) return this.compositeNow(op, inputs, attrs, b);
+    refuseChunkedInputs(op, inputs, b);
     const probe = this.checkpointProbe;
     // Checked before the kernel runs, so that a refused input leaves nothing allocated.
     if (probe !== null && this.gradEnabled) probe.see(op, inputs);
@@ -184,7 +185,10 @@ class Engine {
   private runKernelNow<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K], backend: Backend): Tensor {
     const b = this.backendOf(op, inputs, backend);
     const kernel = getKernel(op, b.name);
-    if (kernel) return kernel(inputs, attrs, b.kernelContext);
+    if (kernel) {
+      refuseChunkedInputs(op, inputs, b);
+      return kernel(inputs, attrs, b.kernelContext);
+    }
     const prev = this.gradEnabled;
     this.gradEnabled = false;
     try {
@@ -437,6 +441,20 @@ class Engine {
   memory(name?: BackendName): MemoryInfo {
     const b = this.getBackend(name);
     return { ...b.memory(), liveTensors: this.liveTensors };
+  }
+}
+
+/**
+ * Throws `ChunkedTensorError` when an input of `op` is split across several bindings
+ * and `op`'s kernel on `backend` was not registered to read such tensors; checked before
+ * the kernel runs, so nothing is allocated. One field read per input otherwise.
+ */
+function refuseChunkedInputs(op: OpName, inputs: readonly Tensor[], backend: Backend): void {
+  for (let i = 0; i < inputs.length; i++) {
+    const n = inputs[i].storage!.bindings;
+    if (n !== undefined && n > 1 && !kernelTakesChunks(op, backend.name)) {
+      throw new ChunkedTensorError(op, inputs[i].shape, inputs[i].dtype, n);
+    }
   }
 }
 

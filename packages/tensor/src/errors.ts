@@ -47,6 +47,29 @@ export class OutOfMemoryError extends Error {
   }
 }
 
+/**
+ * An op was given (or would produce) a tensor stored in several row chunks, one device
+ * binding each (a tensor larger than the adapter's `maxStorageBufferBindingSize`), and
+ * its kernel cannot read or write such a tensor. Names the op, the shape, the dtype and
+ * the number of bindings.
+ */
+export class ChunkedTensorError extends Error {
+  override name = 'ChunkedTensorError';
+  constructor(
+    /** The op (or kernel) that refused the tensor. */
+    readonly op: string,
+    readonly shape: readonly number[],
+    readonly dtype: string,
+    /** Number of bindings the tensor is split across. */
+    readonly bindings: number,
+    detail = '',
+  ) {
+    super(
+      `${op}: tensor ${fmtShape(shape)} ${dtype} is split across ${bindings} storage bindings (it is larger than one binding of this adapter), and ${op} cannot read or write a split tensor${detail ? `: ${detail}` : ''}. Ops that can: gather, scatterAdd, matmul, crossEntropy, slices (strided copies into one binding), elementwise ops on same-shape operands, casts, creation ops and copies`,
+    );
+  }
+}
+
 /** WebGPU rejected a command (a bug in a kernel or an unsupported limit). */
 export class GpuValidationError extends Error {
   override name = 'GpuValidationError';

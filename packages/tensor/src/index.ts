@@ -17,9 +17,10 @@ export {
   IndexError,
   InvalidTensorError,
   TensorBusyError,
+  ChunkedTensorError,
   type MemorySnapshot,
 } from './errors.js';
-export type { Backend, BackendName, BackendMemory, BackendCapabilities, MemoryTag, Storage } from './backend.js';
+export type { Backend, BackendName, BackendMemory, BackendCapabilities, MemoryTag, Storage, StorageLayout } from './backend.js';
 export { MEMORY_TAGS } from './backend.js';
 export { init, setBackend, setDebug, getBackendName, flush, sync, type InitOptions } from './init.js';
 export { memory, getBackend, resetPeakMemory, type MemoryInfo, type Backends } from './memory.js';

@@ -57,8 +57,43 @@ export interface WebGpuKernelContext extends KernelContext {
    * `report_bad_index` makes the next readback throw an `IndexError` built from `check`.
    */
   indexCheck(check: IndexCheck): number;
-  /** Copies `byteSize` bytes between two tensors' buffers, ordered with the dispatches. */
+  /**
+   * Copies `byteSize` bytes between two tensors' buffers, ordered with the dispatches
+   * (multiples of 4). Either tensor may be chunked: the copy is split at chunk boundaries.
+   */
   copy(src: Tensor, srcByteOffset: number, dst: Tensor, dstByteOffset: number, byteSize: number): void;
+  /**
+   * Like `output`, but a tensor larger than one binding is allowed and comes back in row
+   * chunks (see {@link chunks}); `output` refuses one with `ChunkedTensorError`. Only a
+   * kernel that writes chunk by chunk (through {@link chunkView}) asks for this.
+   */
+  chunkedOutput(shape: readonly number[], dtype: DType, what?: string): Tensor;
+  /** Bindings a tensor of `shape`/`dtype` takes on this device (1 unless it must be chunked). */
+  bindingsOf(shape: readonly number[], dtype: DType): number;
+  /**
+   * The row chunks of `t` (rows of its last dimension; each chunk its own buffer that
+   * fits one binding), or null when `t` is one buffer. Throws `ChunkedTensorError` when a
+   * reshape across the last dimension made rows straddle chunks.
+   */
+  chunks(t: Tensor): ChunkInfo | null;
+  /**
+   * A tensor `[rows of chunk index, last dim]` on chunk `index` of chunked `t`: a view
+   * that shares the chunk's buffer (writes go to `t`) and frees nothing when disposed.
+   * Kernels dispatch on views, never on the chunked tensor itself.
+   */
+  chunkView(t: Tensor, index: number): Tensor;
+}
+
+/**
+ * The row chunks of a tensor larger than one storage binding: rows of its last
+ * dimension (`rowElements`), `ranges[i]` the rows chunk `i` holds, in order.
+ */
+export interface ChunkInfo {
+  /** Rows of the whole tensor (its size over its last dimension). */
+  readonly rows: number;
+  /** Elements per row (the last dimension). */
+  readonly rowElements: number;
+  readonly ranges: readonly { readonly rowStart: number; readonly rows: number }[];
 }
 
 /** The kernel context type of each backend, by name. */

@@ -25,7 +25,7 @@
  * @packageDocumentation
  */
 export type { OpAttrs, OpName } from './op-names.js';
-export type { KernelContext, CpuKernelContext, WebGpuKernelContext, KernelContexts, KernelContextOf } from './kernel-context.js';
+export type { KernelContext, CpuKernelContext, WebGpuKernelContext, KernelContexts, KernelContextOf, ChunkInfo } from './kernel-context.js';
 export {
   registerKernel,
   registerGradient,
@@ -34,6 +34,8 @@ export {
   hasKernel,
   hasInPlaceKernel,
   type KernelFn,
+  type KernelOptions,
+  kernelTakesChunks,
   type GradientSpec,
   type GradContext,
   type CompositeFn,

@@ -107,8 +107,29 @@ const inPlaceKernels = new Map<string, AnyInPlaceKernel>();
  *   return out;
  * });
  */
-export function registerKernel<K extends OpName, B extends BackendName>(op: K, backend: B, fn: KernelFn<K, B>): void {
-  kernels.set(`${op}/${backend}`, fn as AnyKernel);
+export function registerKernel<K extends OpName, B extends BackendName>(op: K, backend: B, fn: KernelFn<K, B>, options: KernelOptions = {}): void {
+  const key = `${op}/${backend}`;
+  kernels.set(key, fn as AnyKernel);
+  if (options.chunked) chunkedKernels.add(key);
+  else chunkedKernels.delete(key);
+}
+
+/** Options of {@link registerKernel}. */
+export interface KernelOptions {
+  /**
+   * The kernel reads inputs stored in several row chunks (a tensor larger than one
+   * storage binding, `Storage.bindings > 1`). Without it the engine refuses such inputs
+   * with a `ChunkedTensorError` before the kernel runs.
+   */
+  chunked?: boolean;
+}
+
+/** Keys (`op/backend`) of kernels registered with `{ chunked: true }`. */
+const chunkedKernels = new Set<string>();
+
+/** Whether the kernel of `op` on `backend` accepts inputs split across several bindings. */
+export function kernelTakesChunks(op: OpName, backend: BackendName): boolean {
+  return chunkedKernels.has(`${op}/${backend}`);
 }
 
 /** A registered kernel as the engine calls it (the context's type follows the backend it was registered for). */

@@ -1,5 +1,6 @@
 import { registerWebGpuAttentionKernels } from './kernels/attention.js';
 import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
+import { registerChunkedKernels } from './chunked/register.js';
 import { registerWebGpuCreationKernels } from './kernels/creation.js';
 import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
@@ -25,4 +26,6 @@ export function registerWebGpuKernels(): void {
   registerWebGpuLinearCrossEntropyKernels();
   registerWebGpuAttentionKernels();
   registerWebGpuNormWeightGradKernels();
+  // Last: it wraps the kernels registered above for the ops that accept row-chunked tensors.
+  registerChunkedKernels();
 }

@@ -1,7 +1,7 @@
 // Kept in the published .d.ts (preserve): this file's types name GPUDevice, GPUBuffer, ...,
 // so consumers compiling without skipLibCheck get them from @webgpu/types, a dependency.
 /// <reference types="@webgpu/types" preserve="true" />
-import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, toSnapshot } from '../../backend.js';
+import { type Backend, type BackendCapabilities, type BackendMemory, type MemoryTag, MemoryTracker, type Storage, type StorageLayout, toSnapshot } from '../../backend.js';
 import type { TensorData } from '../../dtype.js';
 import { DeviceLostError, GpuValidationError, InvalidTensorError, OutOfMemoryError } from '../../errors.js';
 import { engine } from '../../engine.js';
@@ -13,11 +13,34 @@ import type { KernelContext } from '../../kernel-context.js';
 import type { KernelProgram } from './program.js';
 import { WebGpuContext } from './webgpu-kernel-context.js';
 
-/** Storage of the webgpu backend: a pooled GPU buffer (possibly larger than `byteSize`). */
+/**
+ * Storage of the webgpu backend: a pooled GPU buffer (possibly larger than `byteSize`),
+ * or, for a tensor larger than one storage binding, row chunks (`chunks`), each its own
+ * pooled buffer that fits one binding.
+ */
 export interface GpuStorage extends Storage {
+  /** The buffer; for a chunked storage its first chunk's (never bound: dispatches refuse chunked storages). */
   readonly buffer: GPUBuffer;
   /** Set when the submit that wrote this storage failed (or an index check flagged). */
   invalid?: Error;
+  /** Row chunks in order, when the storage is split (see {@link GpuChunk}). */
+  readonly chunks?: readonly GpuChunk[];
+  /**
+   * Set on a chunk view (`chunkView`): the chunked storage it belongs to. A view owns
+   * nothing: releasing it frees nothing, and errors are recorded on its owner.
+   */
+  readonly viewOf?: GpuStorage;
+}
+
+/**
+ * One row chunk of a chunked storage: bytes `[byteOffset, byteOffset + byteSize)` of the
+ * tensor in a buffer of its own. Chunk sizes are whole rows of the allocating tensor's
+ * last dimension, so no row straddles two chunks.
+ */
+export interface GpuChunk {
+  readonly buffer: GPUBuffer;
+  readonly byteOffset: number;
+  readonly byteSize: number;
 }
 
 interface CachedPipeline {
@@ -37,6 +60,31 @@ export interface WebGpuBackendOptions {
    * Slow; for finding a failing kernel. Also settable with `setDebug`.
    */
   debug?: boolean;
+  /**
+   * Testing knob: treat storage bindings as at most this many bytes (a multiple of 4),
+   * so row chunking of tensors larger than one binding is exercised on small tensors.
+   * Default: the adapter's `maxStorageBufferBindingSize`. Also settable with
+   * `setMaxBindingBytes`.
+   */
+  maxBindingBytes?: number;
+}
+
+/**
+ * Rows of `rowElements` elements per chunk when one binding holds `maxBytes`: counted in
+ * 4-byte elements whatever the dtype, so tensors of one shape in f32, f16, i32 or u32 have
+ * the same chunk boundaries (an op over several of them meets chunks row for row); a
+ * multiple of 4 (when at least 4), so 2-byte rows still give 4-byte-aligned chunk
+ * boundaries (buffer copies need that) and a chunk starts on a Philox block (random
+ * tensors drawn chunk by chunk continue one stream).
+ * Each chunk's pooled size class stays within `deviceMaxBytes`.
+ */
+export function chunkRows(maxBytes: number, rowElements: number, deviceMaxBytes: number): number {
+  const rowBytes = Math.max(1, rowElements) * 4;
+  let rows = Math.floor(maxBytes / rowBytes);
+  if (rows >= 4) rows -= rows % 4;
+  else if (rows >= 2) rows = 2;
+  while (rows > 4 && BufferPool.sizeClass(rows * rowBytes) > deviceMaxBytes) rows -= Math.max(4, 4 * Math.floor(rows / 256));
+  return rows;
 }
 
 /** Most op names listed in a batch's error message. */
@@ -90,6 +138,8 @@ export class WebGpuBackend implements Backend {
   /** One submit per dispatch, each in its own error scopes (see WebGpuBackendOptions.debug). */
   debug: boolean;
   private lost: GPUDeviceLostInfo | null = null;
+  /** The `maxBindingBytes` testing cap, or null for the adapter's limit. */
+  private bindingCap: number | null = null;
   /**
    * Bind groups by (program, buffers, uniform slot size). Pooled buffers recur, so a
    * training loop reuses the same few bind groups instead of creating one per dispatch
@@ -123,6 +173,7 @@ export class WebGpuBackend implements Backend {
     // Created zeroed; kept zero between readbacks except where a kernel flags.
     this.errorBuffer = device.createBuffer({ size: MAX_SLOTS * SLOT_BYTES, usage: BufferUsage.STORAGE | BufferUsage.COPY_SRC | BufferUsage.COPY_DST, label: 'index-errors' });
     this.debug = options.debug ?? false;
+    if (options.maxBindingBytes !== undefined) this.setMaxBindingBytes(options.maxBindingBytes);
     void device.lost.then((info) => {
       this.lost = info;
     });
@@ -132,29 +183,105 @@ export class WebGpuBackend implements Backend {
     if (this.lost) throw new DeviceLostError(`webgpu: device lost (${this.lost.reason}): ${this.lost.message}; call init() again`);
   }
 
-  allocate(byteSize: number, tag: MemoryTag): Storage {
-    this.checkAlive();
-    const max = Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
-    if (byteSize > max) {
+  /** The adapter's largest storage binding (bytes), before any testing cap. */
+  get deviceMaxBindingBytes(): number {
+    return Math.min(this.limits.maxStorageBufferBindingSize, this.limits.maxBufferSize);
+  }
+
+  /** Largest storage (bytes) held in one buffer; larger tensors are split in row chunks. */
+  get maxBindingBytes(): number {
+    return this.bindingCap === null ? this.deviceMaxBindingBytes : Math.min(this.bindingCap, this.deviceMaxBindingBytes);
+  }
+
+  /**
+   * Testing knob: storages above `bytes` (a positive multiple of 4) are split in row
+   * chunks, as tensors above the adapter's binding limit are; null restores the
+   * adapter's limit. Affects tensors allocated afterwards only.
+   */
+  setMaxBindingBytes(bytes: number | null): void {
+    if (bytes !== null && (!Number.isSafeInteger(bytes) || bytes < 16 || bytes % 4 !== 0)) {
+      throw new RangeError(`webgpu: maxBindingBytes must be an integer multiple of 4, at least 16, got ${bytes}`);
+    }
+    this.bindingCap = bytes;
+  }
+
+  /**
+   * Bindings a storage of `byteSize` bytes in rows of `layout` takes (1 when it fits one
+   * binding); throws `OutOfMemoryError` when it cannot be split (one row exceeds a binding).
+   */
+  bindingsFor(byteSize: number, layout?: StorageLayout): number {
+    const max = this.maxBindingBytes;
+    if (byteSize <= max) return 1;
+    const rowBytes = layout ? Math.max(1, layout.rowElements) * layout.elementBytes : 0;
+    const rows = layout ? chunkRows(max, layout.rowElements, this.deviceMaxBindingBytes) : 0;
+    if (rows < 1 || (rows * rowBytes) % 4 !== 0) {
       throw new OutOfMemoryError(
-        `webgpu: a tensor of ${byteSize} bytes exceeds the adapter's largest storage binding (${max} bytes)`,
+        `webgpu: a tensor of ${byteSize} bytes exceeds the adapter's largest storage binding (${max} bytes) and cannot be split in row chunks (${layout ? `one row of its last dimension is ${rowBytes} bytes` : 'no row layout given'})`,
         toSnapshot(this.memory(), engine.liveTensors),
       );
     }
+    return Math.ceil(byteSize / (rows * rowBytes));
+  }
+
+  allocate(byteSize: number, tag: MemoryTag, layout?: StorageLayout): Storage {
+    this.checkAlive();
+    const bindings = this.bindingsFor(byteSize, layout);
     this.beginBatch();
+    if (bindings > 1) return this.allocateChunks(byteSize, tag, layout!);
     const buffer = this.pool.acquire(byteSize);
     this.tracker.add(byteSize, tag);
     const s: GpuStorage = { backend: this, byteSize, tag, refs: 1, buffer };
     return s;
   }
 
+  /** A storage in row chunks of at most one binding each (see {@link chunkRows}). */
+  private allocateChunks(byteSize: number, tag: MemoryTag, layout: StorageLayout): GpuStorage {
+    const chunkBytes = chunkRows(this.maxBindingBytes, layout.rowElements, this.deviceMaxBindingBytes) * Math.max(1, layout.rowElements) * layout.elementBytes;
+    const chunks: GpuChunk[] = [];
+    try {
+      for (let at = 0; at < byteSize; at += chunkBytes) {
+        const size = Math.min(chunkBytes, byteSize - at);
+        chunks.push({ buffer: this.pool.acquire(size), byteOffset: at, byteSize: size });
+      }
+    } catch (e) {
+      for (const c of chunks) this.pool.releaseAfterSubmit(c.buffer);
+      throw e;
+    }
+    this.tracker.add(byteSize, tag);
+    return { backend: this, byteSize, tag, refs: 1, buffer: chunks[0].buffer, chunks, bindings: chunks.length };
+  }
+
+  /**
+   * A storage handle on chunk `index` of chunked `storage` (bytes `[0, chunk.byteSize)`
+   * of its own buffer), for kernels that process a chunked tensor chunk by chunk. It owns
+   * nothing (see {@link GpuStorage.viewOf}).
+   */
+  chunkView(storage: Storage, index: number): GpuStorage {
+    const s = storage as GpuStorage;
+    const c = s.chunks?.[index];
+    if (!c) throw new RangeError(`webgpu: chunkView: storage has no chunk ${index} (${s.chunks?.length ?? 0} chunks)`);
+    return { backend: this, byteSize: c.byteSize, tag: s.tag, refs: 1, buffer: c.buffer, viewOf: s };
+  }
+
   write(storage: Storage, data: TensorData): void {
     this.checkAlive();
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const gs = storage as GpuStorage;
+    if (gs.chunks) {
+      for (const c of gs.chunks) {
+        if (c.byteOffset >= bytes.byteLength) break;
+        this.writeBuffer(c.buffer, bytes.subarray(c.byteOffset, Math.min(bytes.byteLength, c.byteOffset + c.byteSize)), gs);
+      }
+      return;
+    }
+    this.writeBuffer(gs.buffer, bytes, gs);
+  }
+
+  /** Writes `bytes` at the start of `buffer` (a buffer of `owner`), ordered after pending commands that used it. */
+  private writeBuffer(buffer: GPUBuffer, bytes: Uint8Array, owner: GpuStorage): void {
     // writeBuffer needs a multiple of 4 bytes; pooled buffers are at least that large.
     const padded = bytes.byteLength % 4 === 0 ? bytes : padTo4(bytes);
     if (padded.byteLength === 0) return;
-    const buffer = (storage as GpuStorage).buffer;
     if (!this.pool.reusedInBatch.has(buffer)) {
       this.device.queue.writeBuffer(buffer, 0, padded as Uint8Array<ArrayBuffer>);
       return;
@@ -167,7 +294,7 @@ export class WebGpuBackend implements Backend {
     this.endPass();
     this.ensureEncoder().copyBufferToBuffer(staging, 0, buffer, 0, padded.byteLength);
     this.batch.ops.add('write');
-    this.batch.outputs.push(storage as GpuStorage);
+    this.batch.outputs.push(owner);
     this.stagingAfterSubmit.push(staging);
   }
 
@@ -179,13 +306,20 @@ export class WebGpuBackend implements Backend {
    */
   async read(storage: Storage, byteLength: number): Promise<ArrayBuffer> {
     this.checkAlive();
-    const gs = storage as GpuStorage;
+    const gs = ownerOf(storage as GpuStorage);
     if (gs.invalid) throw invalidError(gs.invalid);
     const size = Math.max(4, Math.ceil(byteLength / 4) * 4);
     const checks = this.checks.take();
     const staging = this.device.createBuffer({ size: size + checks.byteLength, usage: BufferUsage.MAP_READ | BufferUsage.COPY_DST });
     this.endPass();
-    this.ensureEncoder().copyBufferToBuffer(gs.buffer, 0, staging, 0, size);
+    if (gs.chunks) {
+      // Each chunk lands at its offset; chunk sizes are multiples of 4 except perhaps the
+      // last, whose pooled buffer is padded to the size class.
+      for (const c of gs.chunks) {
+        if (c.byteOffset >= size) break;
+        this.ensureEncoder().copyBufferToBuffer(c.buffer, 0, staging, c.byteOffset, Math.min(size - c.byteOffset, Math.ceil(c.byteSize / 4) * 4));
+      }
+    } else this.ensureEncoder().copyBufferToBuffer(gs.buffer, 0, staging, 0, size);
     this.copyChecks(checks, staging, size);
     this.flush();
     try {
@@ -223,12 +357,16 @@ export class WebGpuBackend implements Backend {
   }
 
   release(storage: Storage): void {
+    const gs = storage as GpuStorage;
+    if (gs.viewOf) return;
     this.tracker.remove(storage.byteSize, storage.tag);
-    this.pool.releaseAfterSubmit((storage as GpuStorage).buffer);
+    if (gs.chunks) for (const c of gs.chunks) this.pool.releaseAfterSubmit(c.buffer);
+    else this.pool.releaseAfterSubmit(gs.buffer);
     if (!this.encoder) this.pool.onSubmit();
   }
 
   retag(storage: Storage, tag: MemoryTag): void {
+    if ((storage as GpuStorage).viewOf) return;
     this.tracker.retag(storage.byteSize, storage.tag, tag);
     storage.tag = tag;
   }
@@ -257,12 +395,14 @@ export class WebGpuBackend implements Backend {
     this.beginBatch();
     const { pipeline, layout } = this.getPipeline(program);
     this.batch.ops.add(program.key);
+    // Chunk views record errors on the storage they belong to.
+    const outs = outputs.some((o) => (o as GpuStorage).viewOf) ? outputs.map((o) => ownerOf(o as GpuStorage)) : (outputs as readonly GpuStorage[]);
     for (const s of inputs) {
-      const bad = (s as GpuStorage).invalid;
-      if (bad) for (const o of outputs) (o as GpuStorage).invalid ??= bad;
+      const bad = ownerOf(s as GpuStorage).invalid;
+      if (bad) for (const o of outs) o.invalid ??= bad;
     }
-    for (const o of outputs) this.batch.outputs.push(o as GpuStorage);
-    this.checks.recordOutputs(checkSlot, inputs, outputs);
+    for (const o of outs) this.batch.outputs.push(o);
+    this.checks.recordOutputs(checkSlot, inputs.some((s) => (s as GpuStorage).viewOf) ? inputs.map((s) => ownerOf(s as GpuStorage)) : inputs, outs);
     const offset = this.uniformUsed;
     // Slots start at multiples of UNIFORM_SLOT_BYTES, so the word offset is exact.
     this.uniformWords.set(uniforms, offset >>> 2);
@@ -288,11 +428,26 @@ export class WebGpuBackend implements Backend {
     if (byteSize === 0) return;
     this.beginBatch();
     this.endPass();
-    this.ensureEncoder().copyBufferToBuffer((src as GpuStorage).buffer, srcOffset, (dst as GpuStorage).buffer, dstOffset, byteSize);
+    const s = src as GpuStorage;
+    const d = dst as GpuStorage;
+    if (!s.chunks && !d.chunks) this.ensureEncoder().copyBufferToBuffer(s.buffer, srcOffset, d.buffer, dstOffset, byteSize);
+    else {
+      // Split where either side crosses into its next chunk (chunked storages are
+      // contiguous bytes in several buffers).
+      let done = 0;
+      while (done < byteSize) {
+        const from = locate(s, srcOffset + done);
+        const to = locate(d, dstOffset + done);
+        const n = Math.min(byteSize - done, from.left, to.left);
+        this.ensureEncoder().copyBufferToBuffer(from.buffer, from.offset, to.buffer, to.offset, n);
+        done += n;
+      }
+    }
     this.batch.ops.add('copy');
-    const bad = (src as GpuStorage).invalid;
-    if (bad) (dst as GpuStorage).invalid ??= bad;
-    this.batch.outputs.push(dst as GpuStorage);
+    const owner = ownerOf(d);
+    const bad = ownerOf(s).invalid;
+    if (bad) owner.invalid ??= bad;
+    this.batch.outputs.push(owner);
     engine.profiler?.copy(byteSize);
     if (this.debug) this.flush();
   }
@@ -484,6 +639,24 @@ function opList(ops: ReadonlySet<string>): string {
   const names = [...ops];
   const shown = names.slice(0, MAX_OPS_IN_MESSAGE).join(', ');
   return names.length > MAX_OPS_IN_MESSAGE ? `${shown}, ... (${names.length} in all)` : shown;
+}
+
+/** The storage whose errors `s` carries: its owner for a chunk view, else itself. */
+function ownerOf(s: GpuStorage): GpuStorage {
+  return s.viewOf ?? s;
+}
+
+/** The buffer and offset of byte `at` of `s`, and the bytes left in that buffer's part. */
+function locate(s: GpuStorage, at: number): { buffer: GPUBuffer; offset: number; left: number } {
+  if (!s.chunks) return { buffer: s.buffer, offset: at, left: Number.POSITIVE_INFINITY };
+  // Chunks are equal except the last: the index is a division.
+  const i = Math.min(Math.floor(at / s.chunks[0].byteSize), s.chunks.length - 1);
+  const c = s.chunks[i];
+  // The last chunk's pooled buffer is padded (to 4 bytes at least): copies of a tail
+  // rounded up to 4 bytes stay inside it.
+  const end = i === s.chunks.length - 1 ? c.byteOffset + c.buffer.size : c.byteOffset + c.byteSize;
+  if (at >= end) throw new RangeError(`webgpu: copy reaches byte ${at} of a chunked storage of ${s.byteSize} bytes`);
+  return { buffer: c.buffer, offset: at - c.byteOffset, left: end - at };
 }
 
 /** The error a read of a storage from a failed submit throws. */
