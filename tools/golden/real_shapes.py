@@ -328,7 +328,7 @@ def main():
     ap.add_argument('--update-golden', action='store_true', help='rewrite the committed golden JSON files')
     ap.add_argument('--force', action='store_true', help='rebuild even when the cache is complete')
     ap.add_argument('--check', action='store_true', help='only say whether the cache is complete (exit 1 if not)')
-    ap.add_argument('--only', action='append', choices=sorted(MODELS), help='build only this model (repeatable; no manifest is written)')
+    ap.add_argument('--only', action='append', choices=sorted(MODELS), help='rebuild only this model (repeatable; the manifest is kept only if it succeeds)')
     args = ap.parse_args()
     if args.check:
         complete = cache_complete()
@@ -341,14 +341,24 @@ def main():
     torch.set_num_threads(min(4, os.cpu_count() or 1))
     torch.use_deterministic_algorithms(True)
     check_gpt2_defaults()
-    # A partial cache never looks complete: the manifest is written last.
-    if os.path.exists(manifest_path()):
-        os.remove(manifest_path())
-    for name in args.only or MODELS:
-        run(name, args.update_golden)
+    # A partial cache never looks complete: a full build writes the manifest last, and a
+    # failed run (of some models only, too) leaves none.
+    if not args.only:
+        remove_manifest()
+    try:
+        for name in args.only or MODELS:
+            run(name, args.update_golden)
+    except BaseException:
+        remove_manifest()
+        raise
     if not args.only:
         write_manifest()
         print(f'real-shape checkpoints written to {cache_dir()}')
+
+
+def remove_manifest():
+    if os.path.exists(manifest_path()):
+        os.remove(manifest_path())
 
 
 if __name__ == '__main__':

@@ -8,3 +8,4 @@ import './optimizers.ts';
 import './quant.ts';
 import './finetune-methods.ts';
 import './gradient-checkpointing.ts';
+import './smollm2-lora.ts';
