@@ -12,6 +12,7 @@
  * storage binding (SmolLM2-135M's f32 embedding is 113 MB, under lavapipe's 128 MiB;
  * GPT-2's in f16 is 77 MB), the cpu reference where they do not yet (GPT-2's f32 embedding
  * is 154 MB, Qwen2.5's 544 MB in f32 and 272 MB in f16). One model is alive at a time.
+ * Qwen2.5-0.5B is loaded from its shards only, and not in f16 (see `Case`).
  */
 import { type BackendName, type Tensor, cast, getBackend, noGrad, tensor } from '@webpeft/tensor';
 import { initBackends } from '@webpeft/test-utils';
@@ -42,6 +43,13 @@ const F16_FACTOR = 2;
 interface Case {
   model: RealShapeModel;
   golden: RealShapeGolden;
+  /**
+   * The checkpoints loaded in f32. Qwen2.5-0.5B runs on the cpu reference until chunked
+   * storage lets webgpu hold it, and there one load (random init, decode, forward of a 0.5B
+   * model in plain loops) costs minutes of CI: only its shards are loaded, the variant
+   * with the most to get wrong; single-file and bf16 loads are checked on the other two.
+   */
+  variants: RealShapeVariant[];
   /** Where the f32 model fits on the device today (one storage binding per tensor). */
   f32Backend: BackendName;
   /**
@@ -53,11 +61,10 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { model: 'smollm2-135m', golden: smollm2, f32Backend: 'webgpu', f16Backend: 'webgpu' },
-  { model: 'gpt2', golden: gpt2, f32Backend: 'cpu', f16Backend: 'webgpu' },
-  { model: 'qwen2.5-0.5b', golden: qwen25, f32Backend: 'cpu', f16Backend: null },
+  { model: 'smollm2-135m', golden: smollm2, variants: ['f32', 'bf16', 'f32-sharded'], f32Backend: 'webgpu', f16Backend: 'webgpu' },
+  { model: 'gpt2', golden: gpt2, variants: ['f32', 'bf16', 'f32-sharded'], f32Backend: 'cpu', f16Backend: 'webgpu' },
+  { model: 'qwen2.5-0.5b', golden: qwen25, variants: ['f32-sharded'], f32Backend: 'cpu', f16Backend: null },
 ];
-const VARIANTS: RealShapeVariant[] = ['f32', 'bf16', 'f32-sharded'];
 
 let backends: BackendName[] = [];
 beforeAll(async () => {
@@ -139,13 +146,13 @@ function expectGoldenLogits(ours: Float32Array, g: RealShapeGolden, tol: number,
 // Each model is hundreds of MB to 2 GB: the loads of a file run one after another.
 describe.sequential('real-shape checkpoints match transformers', () => {
   for (const c of CASES) {
-    for (const variant of VARIANTS) {
+    for (const variant of c.variants) {
       it(`${c.model} ${variant} -> f32 on ${c.f32Backend}: logits within ${F32_TOL}`, async (ctx) => {
         const dir = realShapeCheckpoint(c.model, variant, ctx);
         const backend = usable(c.f32Backend, 'f32');
         const ours = await logitsOf(dir, backend, 'f32', c.golden);
         expectGoldenLogits(ours, c.golden, F32_TOL, `${c.model} ${variant} ${backend}`);
-      }, 1_200_000);
+      }, 1_800_000);
     }
     const f16Backend = c.f16Backend;
     if (f16Backend === null) continue;
