@@ -13,6 +13,7 @@ const packageAliases = {
   // Subpath exports first: an alias also matches its key followed by '/'.
   '@webpeft/tensor/kernel': src('./packages/tensor/src/kernel.ts'),
   '@webpeft/tensor': src('./packages/tensor/src/index.ts'),
+  '@webpeft/test-utils/real-shapes': src('./packages/test-utils/src/real-shapes.ts'),
   '@webpeft/test-utils': src('./packages/test-utils/src/index.ts'),
   '@webpeft/nn': src('./packages/nn/src/index.ts'),
   '@webpeft/optim': src('./packages/optim/src/index.ts'),

@@ -10,3 +10,4 @@ import './finetune-methods.ts';
 import './gradient-checkpointing.ts';
 import './linear-cross-entropy.ts';
 import './attention.ts';
+import './smollm2-lora.ts';
