@@ -3,7 +3,7 @@
  * random weights, saved by transformers' `save_pretrained` in float32, bfloat16 and float32
  * shards) load with `fromPretrained` and give transformers' logits. The checkpoints live
  * in a cache built by `tools/golden/real_shapes.py` (see `@webpeft/test-utils/real-shapes`:
- * a missing cache fails in CI and skips, with the command, elsewhere); the committed
+ * a missing cache fails with WEBPEFT_REAL_SHAPES=1 and skips, with the command, otherwise); the committed
  * golden holds transformers' logits at sampled vocabulary indices and float64 statistics of
  * every full row, so the whole row is compared without committing it.
  *

@@ -1,6 +1,6 @@
 /**
  * LoRA trains a model with SmolLM2-135M's exact shapes on webgpu: the f32 checkpoint of
- * the real-shape cache (`tools/golden/real_shapes.py`; a missing cache fails in CI and
+ * the real-shape cache (`tools/golden/real_shapes.py`; a missing cache fails with WEBPEFT_REAL_SHAPES=1 and
  * skips, with the command, elsewhere), LoRA r=8 on `q_proj`/`v_proj`, three plain SGD
  * steps on one batch of 1 x 32 tokens: every loss finite, each below the one before.
  */

@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REAL_SHAPES_COMMAND, RealShapesMissingError, realShapeCheckpoint, realShapeProblem } from '../real-shapes.js';
 
 // The cache helper itself, on a fake cache folder: a missing or incomplete cache is a
-// failure in CI and a skip naming the build command elsewhere, never a silent pass.
-const saved = { dir: process.env.WEBPEFT_REAL_SHAPES_DIR, ci: process.env.CI };
+// failure with WEBPEFT_REAL_SHAPES=1 and a skip naming the build command elsewhere, never a silent pass.
+const saved = { dir: process.env.WEBPEFT_REAL_SHAPES_DIR, required: process.env.WEBPEFT_REAL_SHAPES };
 let dir = '';
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'real-shapes-'));
@@ -16,7 +16,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
-  for (const [key, value] of [['WEBPEFT_REAL_SHAPES_DIR', saved.dir], ['CI', saved.ci]] as const) {
+  for (const [key, value] of [['WEBPEFT_REAL_SHAPES_DIR', saved.dir], ['WEBPEFT_REAL_SHAPES', saved.required]] as const) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }
@@ -35,8 +35,8 @@ function recordingContext(): { notes: string[]; skip(note?: string): never } {
 }
 
 describe('realShapeCheckpoint', () => {
-  it('in CI, a missing cache throws RealShapesMissingError naming the folder and the command', () => {
-    process.env.CI = 'true';
+  it('with WEBPEFT_REAL_SHAPES=1, a missing cache throws RealShapesMissingError naming the folder and the command', () => {
+    process.env.WEBPEFT_REAL_SHAPES = '1';
     const ctx = recordingContext();
     let caught: unknown;
     try {
@@ -50,8 +50,8 @@ describe('realShapeCheckpoint', () => {
     expect(ctx.notes).toEqual([]);
   });
 
-  it('outside CI, a missing cache skips the test with the command', () => {
-    delete process.env.CI;
+  it('without WEBPEFT_REAL_SHAPES=1, a missing cache skips the test with the command', () => {
+    delete process.env.WEBPEFT_REAL_SHAPES;
     const ctx = recordingContext();
     expect(() => realShapeCheckpoint('smollm2-135m', 'bf16', ctx)).toThrow('skipped');
     expect(ctx.notes).toHaveLength(1);
