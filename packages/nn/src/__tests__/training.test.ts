@@ -93,21 +93,25 @@ async function train(model: CausalLM, steps: number, lr: number): Promise<{ firs
 
 describe('tiny models learn Moby Dick (char level)', () => {
   // Start: within 0.3 of ln(V) (V = 62 distinct characters, ln V = 4.13).
-  // End (mean of the last 10 of 150 Adam steps): at least 0.3 nats below the text's unigram
+  // End (mean of the last 10 of 80 Adam steps): at least 0.3 nats below the text's unigram
   // entropy (3.02), i.e. below ~2.72 -- a model needs context (working attention) for that.
-  const STEPS = 150;
+  // Both models reach 2.59 on lavapipe. 80 steps, not more, so the browser project
+  // (SwiftShader) runs it in CI's time too.
+  const STEPS = 80;
+  // SwiGLU/GELU pipelines compile cold in the browser project: 84 s for GPT-2 on a quiet machine.
+  const TIMEOUT = 300_000;
   const BOUND = unigramEntropy - 0.3;
 
   it('GPT-2 (d 32, 2 layers, 4 heads)', async () => {
     manualSeed(11);
-    // initializer_range 0.1 (HF default 0.02) so 150 steps suffice.
+    // initializer_range 0.1 (HF default 0.02) so 80 steps suffice.
     const LR = 1e-2;
     const model = new GPT2LMHeadModel({ vocab_size: vocab, n_positions: 32, n_embd: 32, n_layer: 2, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0, initializer_range: 0.1 });
     const { first, last } = await train(model, STEPS, LR);
     expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();
-  });
+  }, TIMEOUT);
 
   it('LLaMA (d 32, 2 layers, 4 heads / 2 kv heads, SwiGLU 64)', async () => {
     manualSeed(12);
@@ -117,5 +121,5 @@ describe('tiny models learn Moby Dick (char level)', () => {
     expect(Math.abs(first - Math.log(vocab))).toBeLessThan(0.3);
     expect(last).toBeLessThan(BOUND);
     model.dispose();
-  });
+  }, TIMEOUT);
 });
