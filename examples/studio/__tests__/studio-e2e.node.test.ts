@@ -382,7 +382,7 @@ it('shows the out-of-memory box with the memory by tag when a step cannot alloca
     await page.click('#train');
     await expect.poll(() => page.getAttribute('#alert', 'data-kind'), { timeout: 120_000 }).toBe('out-of-memory');
     expect(await page.textContent('#alert h2')).toBe('Out of device memory');
-    expect(await page.textContent('#alert .message')).toMatch(/^webgpu: a tensor of 4398046511104 bytes exceeds the adapter's largest storage binding/);
+    expect(await page.textContent('#alert .message')).toMatch(/^webgpu: a tensor of 4398046511104 bytes exceeds the adapter's largest buffer \(maxBufferSize \d+ bytes\)/);
     expect(await page.textContent('#alert table caption')).toBe('Device memory by tag at the failure');
     const rows = await page.$$eval('#alert table tr', (trs) => trs.map((tr) => [tr.querySelector('th')?.textContent, tr.querySelector('td')?.textContent]));
     expect(rows.map(([tag]) => tag)).toEqual(['weights', 'grads', 'optimizer', 'activations', 'quant', 'other']);

@@ -78,7 +78,7 @@ function realTokens(b: SftBatch): number {
 
 /**
  * The out-of-memory test hook (`?oom-at-step=N` on the page): a real allocation larger
- * than any device binding, so the backend refuses it with its own `OutOfMemoryError`
+ * than any device buffer, so the backend refuses it with its own `OutOfMemoryError`
  * carrying the memory by tag at that moment.
  */
 function allocateTooMuch(): void {

@@ -4,7 +4,7 @@
  * inside small tensors of fresh random values; every result is checked against the cpu
  * backend and against the same op on unsplit webgpu tensors.
  */
-import { ChunkedTensorError, IndexError, Tensor, add, cast, crossEntropy, arange, gather, getBackend, manualSeed, matmul, max, narrow, transpose, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
+import { ChunkedTensorError, IndexError, OutOfMemoryError, Tensor, zeros, add, cast, crossEntropy, arange, gather, getBackend, manualSeed, matmul, max, narrow, transpose, tidy, memory, mul, randn, softmax, sum, tensor } from '@webpeft/tensor';
 import { expectClose, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 
@@ -283,6 +283,11 @@ describe('tensors split in row chunks', () => {
     expect(() => split(() => gather(table, many))).toThrow(/gather: tensor \[300,24\] f32 is split across 8 storage bindings.*its output would be/);
     // A 1-D tensor has one row: it cannot be split.
     expect(() => split(() => arange(6000, undefined, 1, { backend: 'webgpu' }))).toThrow(/24000 bytes exceeds.*cannot be split in row chunks \(one row of its last dimension is 24000 bytes\)/);
+    // Row chunks lift the binding limit only: a tensor beyond the adapter's largest buffer
+    // (here [2^20, 2^20] f32, 4 TiB) is refused at once, before any chunk is created.
+    const maxBuffer = getBackend('webgpu').limits.maxBufferSize;
+    expect(() => zeros([2 ** 20, 2 ** 20], { backend: 'webgpu' })).toThrow(OutOfMemoryError);
+    expect(() => zeros([2 ** 20, 2 ** 20], { backend: 'webgpu' })).toThrow(`a tensor of ${2 ** 42} bytes exceeds the adapter's largest buffer (maxBufferSize ${maxBuffer} bytes)`);
     expect(memory('webgpu').liveBytes).toBe(before2.liveBytes);
     disposeAll(many, table);
     const after = memory('webgpu');

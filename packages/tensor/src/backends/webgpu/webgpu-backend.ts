@@ -207,11 +207,20 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Bindings a storage of `byteSize` bytes in rows of `layout` takes (1 when it fits one
-   * binding); throws `OutOfMemoryError` when it cannot be split (one row exceeds a binding).
+   * binding); throws `OutOfMemoryError` when it exceeds the adapter's `maxBufferSize` or cannot
+   * be split (one row exceeds a binding).
    */
   bindingsFor(byteSize: number, layout?: StorageLayout): number {
     const max = this.maxBindingBytes;
     if (byteSize <= max) return 1;
+    // Row chunks lift the binding limit, not the buffer limit: a tensor larger than the
+    // adapter's largest buffer is refused here, before thousands of chunks are created.
+    if (byteSize > this.limits.maxBufferSize) {
+      throw new OutOfMemoryError(
+        `webgpu: a tensor of ${byteSize} bytes exceeds the adapter's largest buffer (maxBufferSize ${this.limits.maxBufferSize} bytes)`,
+        toSnapshot(this.memory(), engine.liveTensors),
+      );
+    }
     const rowBytes = layout ? Math.max(1, layout.rowElements) * layout.elementBytes : 0;
     const rows = layout ? chunkRows(max, layout.rowElements, this.deviceMaxBindingBytes) : 0;
     if (rows < 1 || (rows * rowBytes) % 4 !== 0) {
