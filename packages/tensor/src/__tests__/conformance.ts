@@ -72,16 +72,22 @@ export async function runOn(
 ): Promise<HostOutput[]> {
   const before = liveCounts(backend);
   const xs = inputs.map((x) => tensor(x.data, x.shape, { backend }));
-  const outs = tidy(() => {
-    const r = fn(...xs);
-    return Array.isArray(r) ? r : [r];
-  });
+  // The inputs (and outputs) are freed on every path: a kernel that throws must report
+  // its own error, not add leak errors for the test's inputs on top of it.
+  let outs: Tensor[] = [];
   const host: HostOutput[] = [];
-  for (const o of outs) {
-    const values = Float64Array.from(await o.data());
-    host.push({ dtype: o.dtype, shape: [...o.shape], values });
+  try {
+    outs = tidy(() => {
+      const r = fn(...xs);
+      return Array.isArray(r) ? r : [r];
+    });
+    for (const o of outs) {
+      const values = Float64Array.from(await o.data());
+      host.push({ dtype: o.dtype, shape: [...o.shape], values });
+    }
+  } finally {
+    for (const t of [...outs, ...xs]) t.dispose();
   }
-  for (const t of [...outs, ...xs]) t.dispose();
   expect(liveCounts(backend), 'live tensors/buffers after the run').toEqual(before);
   return host;
 }
@@ -150,24 +156,28 @@ export async function gradsOn(
     const isFloat = x.data instanceof Float32Array || x.data instanceof Float64Array;
     return tensor(x.data, x.shape, { backend, requiresGrad: isFloat && !constant.includes(i) });
   });
-  tidy(() => {
-    const out = fn(...xs);
-    const w = tensor(
-      Float64Array.from({ length: out.size }, (_, i) => Math.cos(1.3 * i + 0.7)),
-      out.shape,
-      { backend, dtype: out.dtype },
-    );
-    sum(mul(out, w)).backward();
-  });
   const grads: (Float64Array | null)[] = [];
-  for (const x of xs) {
-    if (!x.requiresGrad) grads.push(null);
-    else {
-      expect(x.grad, `grad of input ${x.toString()}`).not.toBeNull();
-      expect(x.grad!.shape).toEqual(x.shape);
-      grads.push(Float64Array.from(await x.grad!.data()));
+  try {
+    tidy(() => {
+      const out = fn(...xs);
+      const w = tensor(
+        Float64Array.from({ length: out.size }, (_, i) => Math.cos(1.3 * i + 0.7)),
+        out.shape,
+        { backend, dtype: out.dtype },
+      );
+      sum(mul(out, w)).backward();
+    });
+    for (const x of xs) {
+      if (!x.requiresGrad) grads.push(null);
+      else {
+        expect(x.grad, `grad of input ${x.toString()}`).not.toBeNull();
+        expect(x.grad!.shape).toEqual(x.shape);
+        grads.push(Float64Array.from(await x.grad!.data()));
+      }
     }
-    x.dispose();
+  } finally {
+    // Freed on every path (their gradients with them), as in runOn.
+    for (const x of xs) x.dispose();
   }
   expect(liveCounts(backend), 'live tensors/buffers after backward').toEqual(before);
   return grads;
