@@ -1,5 +1,5 @@
 import { Conv1D, Linear, Module } from '@webpeft/nn';
-import { Linear4bit, dequantize4bit, dequantizeModel, quantizeModel } from '@webpeft/quant';
+import { Linear4bit, dequantize4bit, dequantizeModel, quantizeModel, quantizeTargets } from '@webpeft/quant';
 import { type Tensor, manualSeed, matmul, memory, noGrad, sum, tensor, tidy, transpose } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray, takeData } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -99,6 +99,38 @@ describe('Linear4bit and quantizeModel', () => {
     expectClose(await takeData(y), after, { rtol: 1e-4, atol: 1e-5, label: 'dequantized model output' });
     x.dispose();
     model.dispose();
+  });
+
+  it('skips a skipped module wrapped by an adapter (lm_head.base_layer) but not look-alike names', () => {
+    /** PEFT's wrapper shape: the original layer lives at `<path>.base_layer`. */
+    class Wrapped extends Module {
+      readonly base_layer: Linear;
+      constructor(inF: number, outF: number) {
+        super();
+        this.base_layer = this.registerModule('base_layer', new Linear(inF, outF, { backend: 'cpu' }));
+      }
+      forward(x: Tensor): Tensor {
+        return this.base_layer.forward(x);
+      }
+    }
+    class Tree extends Module {
+      readonly proj: Wrapped;
+      readonly my_lm_head: Linear;
+      readonly lm_head: Wrapped;
+      constructor() {
+        super();
+        this.proj = this.registerModule('proj', new Wrapped(8, 8));
+        this.my_lm_head = this.registerModule('my_lm_head', new Linear(8, 8, { backend: 'cpu' }));
+        this.lm_head = this.registerModule('lm_head', new Wrapped(8, 4));
+      }
+      forward(x: Tensor): Tensor {
+        return this.lm_head.forward(this.my_lm_head.forward(this.proj.forward(x)));
+      }
+    }
+    const tree = new Tree();
+    expect(quantizeTargets(tree)).toEqual(['proj.base_layer', 'my_lm_head']);
+    expect(quantizeTargets(tree, ['proj'])).toEqual(['my_lm_head', 'lm_head.base_layer']);
+    tree.dispose();
   });
 
   it('loadWeight re-quantizes (merging into a 4-bit base)', async () => {

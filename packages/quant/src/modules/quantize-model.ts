@@ -30,8 +30,15 @@ export interface QuantizeReport {
   bytesAfter: number;
 }
 
+/**
+ * Whether `path` is one of `patterns` (exact or dotted suffix). An adapter wrapper's
+ * `base_layer` (PEFT's name for the layer a LoRA/IA3 module wraps) counts as the wrapped
+ * module: `lm_head.base_layer` is skipped by `lm_head`, as transformers' bitsandbytes
+ * integration, which matches names by containment, skips it too.
+ */
 function matches(path: string, patterns: readonly string[]): boolean {
-  return patterns.some((p) => path === p || path.endsWith(`.${p}`));
+  const unwrapped = path.replace(/\.base_layer(?=\.|$)/g, '');
+  return patterns.some((p) => [path, unwrapped].some((q) => q === p || q.endsWith(`.${p}`)));
 }
 
 /**
