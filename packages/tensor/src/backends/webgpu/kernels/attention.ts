@@ -109,6 +109,52 @@ fn mask_add(b: u32, i: u32, j: u32) -> f32 {
 }`;
 }
 
+/*
+ * WGSL shared by the two query-row kernels (the forward and the query gradient): each
+ * invocation owns one query row `i` of head `bh` and the workgroup walks the keys in
+ * tiles of `TILE` rows of K and V staged in workgroup memory.
+ */
+
+/** Constants, the staged K/V tiles and the mask functions of a query-row kernel. */
+function queryRowDeclarations(dh: number, rows: number, tile: number, causal: boolean, hasBias: boolean): string {
+  return `const DH: u32 = ${dh}u;
+const ROWS: u32 = ${rows}u;
+const TILE: u32 = ${tile}u;
+var<workgroup> kt: array<f32, ${tile * dh}>;
+var<workgroup> vt: array<f32, ${tile * dh}>;
+${maskWgsl(causal, hasBias)}`;
+}
+
+/** This invocation's query row `i` (valid when `i < T`), its batch `b` and K/V head base. */
+const QUERY_ROW = `  let bh = wid.y;
+  let b = bh / u.H;
+  let kvBase = (b * u.HKV + (bh % u.H) / u.G) * u.L;
+  let i = wid.x * ROWS + lid.x;
+  let valid = i < u.T;`;
+
+/**
+ * The keys any row of this workgroup sees: under a causal mask alone, none past the
+ * workgroup's last row. Uniform across the workgroup (the tile loop has barriers).
+ */
+function keyEnd(causal: boolean, hasBias: boolean): string {
+  return `  let keyEnd = ${causal && !hasBias ? 'min(u.L, u.offset + min(u.T, wid.x * ROWS + ROWS))' : 'u.L'};`;
+}
+
+/** Stages keys `[k0, k0 + TILE)` of K and V (zeros past `L`) in `kt` / `vt`. */
+const KEY_TILE_LOAD = `    workgroupBarrier();
+    for (var e = lid.x; e < TILE * DH; e += ROWS) {
+      let j = k0 + e / DH;
+      var kv = 0.0;
+      var vv = 0.0;
+      if (j < u.L) {
+        kv = k[(kvBase + j) * DH + e % DH];
+        vv = v[(kvBase + j) * DH + e % DH];
+      }
+      kt[e] = kv;
+      vt[e] = vv;
+    }
+    workgroupBarrier();`;
+
 function forwardKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebGpuKernelContext): Tensor {
   const [q, k, , biasIn] = inputs;
   const s = shapeOf('FusedAttention', q, k, biasIn);
@@ -123,20 +169,11 @@ function forwardKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: We
   const key = `attention/fwd/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
   const prog = program(key, names.length, 1, () => `${storageBindings(names, [['out', 'f32']])}
 ${u.declaration(names.length + 1)}
-const DH: u32 = ${s.dh}u;
-const ROWS: u32 = ${rows}u;
-const TILE: u32 = ${tile}u;
-var<workgroup> kt: array<f32, ${tile * s.dh}>;
-var<workgroup> vt: array<f32, ${tile * s.dh}>;
-${maskWgsl(attrs.causal, hasBias)}
+${queryRowDeclarations(s.dh, rows, tile, attrs.causal, hasBias)}
 
 @compute @workgroup_size(${rows})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let bh = wid.y;
-  let b = bh / u.H;
-  let kvBase = (b * u.HKV + (bh % u.H) / u.G) * u.L;
-  let i = wid.x * ROWS + lid.x;
-  let valid = i < u.T;
+${QUERY_ROW}
   let qBase = (bh * u.T + select(0u, i, valid)) * DH;
   var qr: array<f32, ${s.dh}>;
   for (var d = 0u; d < u.dh; d++) { qr[d] = q[qBase + d]; }
@@ -144,22 +181,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   var sc: array<f32, ${tile}>;
   var m = masked_score();
   var l = 0.0;
-  // Keys any row of this workgroup sees; uniform across the workgroup (barriers below).
-  let keyEnd = ${attrs.causal && !hasBias ? 'min(u.L, u.offset + min(u.T, wid.x * ROWS + ROWS))' : 'u.L'};
+${keyEnd(attrs.causal, hasBias)}
   for (var k0 = 0u; k0 < keyEnd; k0 += TILE) {
-    workgroupBarrier();
-    for (var e = lid.x; e < TILE * DH; e += ROWS) {
-      let j = k0 + e / DH;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < u.L) {
-        kv = k[(kvBase + j) * DH + e % DH];
-        vv = v[(kvBase + j) * DH + e % DH];
-      }
-      kt[e] = kv;
-      vt[e] = vv;
-    }
-    workgroupBarrier();
+${KEY_TILE_LOAD}
     if (valid) {
       var mt = masked_score();
       var seen = false;
@@ -231,20 +255,11 @@ function gradQKernel(inputs: readonly Tensor[], attrs: AttentionAttrs, ctx: WebG
   const key = `attention/dq/${s.dh}/${tile}/${attrs.causal}/${hasBias}`;
   const prog = program(key, names.length, 1, () => `${storageBindings(names, [['dq', 'f32']])}
 ${u.declaration(names.length + 1)}
-const DH: u32 = ${s.dh}u;
-const ROWS: u32 = ${rows}u;
-const TILE: u32 = ${tile}u;
-var<workgroup> kt: array<f32, ${tile * s.dh}>;
-var<workgroup> vt: array<f32, ${tile * s.dh}>;
-${maskWgsl(attrs.causal, hasBias)}
+${queryRowDeclarations(s.dh, rows, tile, attrs.causal, hasBias)}
 
 @compute @workgroup_size(${rows})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let bh = wid.y;
-  let b = bh / u.H;
-  let kvBase = (b * u.HKV + (bh % u.H) / u.G) * u.L;
-  let i = wid.x * ROWS + lid.x;
-  let valid = i < u.T;
+${QUERY_ROW}
   let row = bh * u.T + select(0u, i, valid);
   var qr: array<f32, ${s.dh}>;
   var dor: array<f32, ${s.dh}>;
@@ -256,21 +271,9 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let m = stats[row * (DH + 2u) + DH];
   let l = stats[row * (DH + 2u) + DH + 1u];
   let rd = rowDot[row];
-  let keyEnd = ${attrs.causal && !hasBias ? 'min(u.L, u.offset + min(u.T, wid.x * ROWS + ROWS))' : 'u.L'};
+${keyEnd(attrs.causal, hasBias)}
   for (var k0 = 0u; k0 < keyEnd; k0 += TILE) {
-    workgroupBarrier();
-    for (var e = lid.x; e < TILE * DH; e += ROWS) {
-      let j = k0 + e / DH;
-      var kv = 0.0;
-      var vv = 0.0;
-      if (j < u.L) {
-        kv = k[(kvBase + j) * DH + e % DH];
-        vv = v[(kvBase + j) * DH + e % DH];
-      }
-      kt[e] = kv;
-      vt[e] = vv;
-    }
-    workgroupBarrier();
+${KEY_TILE_LOAD}
     if (valid) {
       for (var c = 0u; c < u.tile; c++) {
         let j = k0 + c;
