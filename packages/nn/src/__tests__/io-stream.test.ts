@@ -151,6 +151,14 @@ describe('openCheckpoint reads headers only', () => {
     await expect(ckpt.read(last)).rejects.toThrow(new RegExp(`^shrinking/model\\.safetensors: tensor '${last.replace(/\./g, '\\.')}': bytes \\[\\d+, ${bytes.length}\\) run past the end of the file, which now ends at byte ${size}`));
   });
 
+  it('picked Files are read by Blob slices: the tensors equal a whole-file parse', async () => {
+    const bytes = withIgnored();
+    const source = openSource([new File([bytes.slice()], 'model.safetensors')]);
+    const ckpt = await openCheckpoint(source);
+    const whole = parseSafetensors(bytes, 'whole').tensors;
+    for (const key of ['model.norm.weight', IGNORED]) expect([...(await ckpt.read(key)).data], key).toEqual([...whole.get(key)!.data]);
+  });
+
   it('a source that reads whole files only (an http folder) still loads', async () => {
     const inner = openSource({ 'model.safetensors': withIgnored() });
     const wholeOnly: ModelSource = { name: 'whole', has: (f) => inner.has(f), readBytes: (f) => inner.readBytes(f), readText: (f) => inner.readText(f) };
