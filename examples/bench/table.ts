@@ -36,6 +36,14 @@ export interface RowResult {
   oursHostUsPerOp?: number;
   /** tfjs's microseconds per op of recording alone, fastest run. */
   tfjsHostUsPerOp?: number;
+  /** Device bytes of the model once loaded (loading rows). */
+  finalBytes?: number;
+  /** Device bytes of the largest single weight as the load holds it (loading rows). */
+  largestWeightBytes?: number;
+  /** Peak host resident set during the work, above the RSS before it (loading rows). */
+  hostRssPeakBytes?: number;
+  /** The same for the baseline's work. */
+  baselineHostRssPeakBytes?: number;
 }
 
 /** Shared handles passed to every row. */

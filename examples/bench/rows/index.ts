@@ -11,3 +11,4 @@ import './gradient-checkpointing.ts';
 import './linear-cross-entropy.ts';
 import './attention.ts';
 import './smollm2-lora.ts';
+import './load.ts';

@@ -1,11 +1,11 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { tensor } from '@webpeft/tensor';
 import { initBackends, takeArray } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint, openSource, openTarget, rawToTensor, saveSafetensors } from '../io/index.js';
+import { loadCheckpoint, openCheckpoint, openSource, openTarget, rawToTensor, saveSafetensors } from '../io/index.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -39,5 +39,25 @@ describe('local directories (Node)', () => {
     const source = openSource(pathToFileURL(`${out}/`));
     expect(await source.has('config.json')).toBe(true);
     expect(JSON.parse(await source.readText('config.json'))).toEqual({ vocab_size: 5 });
+  });
+
+  it('reads a local file by ranges: a tensor past the end of a file cut after opening names the file and the tensor', async () => {
+    const out = join(dir, 'ranged');
+    const a = tensor(Float32Array.from({ length: 1000 }, (_, i) => Math.cos(i)), [1000], { backend: 'cpu' });
+    const b = tensor(Float32Array.from({ length: 500 }, (_, i) => i / 7), [500], { backend: 'cpu' });
+    await saveSafetensors(openTarget(out), 'model.safetensors', { a, b }, { format: 'pt' });
+    a.dispose();
+    b.dispose();
+    const ckpt = await openCheckpoint(openSource(out));
+    const raw = await ckpt.read('b');
+    expect(await takeArray(rawToTensor(raw, { backend: 'cpu' }))).toEqual(Array.from({ length: 500 }, (_, i) => Math.fround(i / 7)));
+    const file = join(out, 'model.safetensors');
+    const { size } = await stat(file);
+    await truncate(file, size - 100);
+    // Tensors sort by name: 'b' is last, so its range now runs past the end; 'a' still reads.
+    expect((await ckpt.read('a')).data.length).toBe(4000);
+    await expect(ckpt.read('b')).rejects.toThrow(new RegExp(`ranged/model\\.safetensors: tensor 'b': bytes \\[\\d+, ${size}\\) run past the end of the file, which now ends at byte ${size - 100}`));
+    // Opened again, the header no longer fits the file: the same error as a whole-file parse.
+    await expect(openCheckpoint(openSource(out))).rejects.toThrow(/ranged\/model\.safetensors: tensor 'b': data_offsets \[4000, 6000\] out of range of the 5900-byte data buffer: the tensor runs past the end of the file/);
   });
 });

@@ -2,6 +2,7 @@
  * Local file access in browsers, selected by the `#fs-source` import condition: there
  * is none, so every function explains what to use instead.
  */
+import type { RandomAccessFile } from './random-access.js';
 
 /** True where this runtime can read and write local paths. */
 export const FILE_SYSTEM_AVAILABLE = false;
@@ -10,6 +11,11 @@ const HINT = 'local paths need Node; in a browser pass File objects (an <input t
 
 /** Not available in browsers: throws, naming the alternatives. */
 export async function readFileBytes(path: string): Promise<Uint8Array> {
+  throw new Error(`cannot read '${path}': ${HINT}`);
+}
+
+/** Not available in browsers: throws, naming the alternatives. */
+export async function openFileRanges(path: string): Promise<RandomAccessFile> {
   throw new Error(`cannot read '${path}': ${HINT}`);
 }
 

@@ -3,7 +3,19 @@
  * sources and targets, and Hugging Face (sharded) checkpoints.
  * @packageDocumentation
  */
-export { type RawTensor, type SafetensorsContents, SafetensorsError, parseSafetensors, serializeSafetensors } from './safetensors.js';
+export {
+  type RawTensor,
+  type SafetensorsContents,
+  type SafetensorsEntry,
+  type SafetensorsHeader,
+  SafetensorsError,
+  parseSafetensors,
+  parseSafetensorsHeader,
+  safetensorsHeaderLength,
+  serializeSafetensors,
+} from './safetensors.js';
+export { type SafetensorsFile, openSafetensorsFile } from './safetensors-file.js';
+export { type RandomAccessFile, blobFile, bytesFile } from './random-access.js';
 export { WeightsMismatchError, type ExpectedTensor, weightProblems, dtypeKind } from './weights-mismatch.js';
 export { type SafetensorsDType, SAFETENSORS_DTYPES, SAFETENSORS_ITEM_SIZE, isSafetensorsDType } from './dtypes.js';
 export { type RawToTensorOptions, SAFETENSORS_DTYPE_OF, rawToTensor, tensorToRaw, rawFromArray } from './convert.js';
@@ -17,7 +29,7 @@ export {
   openTarget,
   memoryTarget,
 } from './source.js';
-export { type LoadCheckpointOptions, loadCheckpoint, saveSafetensors } from './checkpoint.js';
+export { type Checkpoint, type CheckpointTensorInfo, type LoadCheckpointOptions, loadCheckpoint, openCheckpoint, saveSafetensors } from './checkpoint.js';
 export { type RemoteOptions, OPTIONAL_MODEL_FILES, isHubRepoId, openHubSource, openUrlSource } from './remote-source.js';
 export type { DownloadProgress } from './remote-store.js';
 export { NetworkError, OfflineCacheError, RemoteFileError } from './remote-errors.js';

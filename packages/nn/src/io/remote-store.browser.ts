@@ -4,6 +4,7 @@
  * its folder (URL). An entry is put only after its whole body arrived, so an interrupted
  * download leaves nothing behind.
  */
+import { blobFile } from './random-access.js';
 import { RemoteFileError } from './remote-errors.js';
 import type { RemoteStore, SnapshotKey } from './remote-store.js';
 import { MissingFileError, type ModelSource } from './source.js';
@@ -72,5 +73,11 @@ function cachedSource(key: SnapshotKey, open: () => Promise<Cache>, urlOf: (key:
     has: async (file) => (await entry(file)) !== undefined,
     readBytes,
     readText: async (file) => new TextDecoder().decode(await readBytes(file)),
+    // A cached body as a Blob: slices are read from the cache's storage when asked.
+    openFile: async (file) => {
+      const res = await entry(file);
+      if (!res) throw new MissingFileError(name, file);
+      return blobFile(await res.blob());
+    },
   };
 }

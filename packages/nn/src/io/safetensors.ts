@@ -49,6 +49,24 @@ export class SafetensorsError extends Error {
   }
 }
 
+/** One tensor's entry in a safetensors header: offsets are relative to the data buffer. */
+export interface SafetensorsEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** `[begin, end)` bytes of the data buffer, which starts at `SafetensorsHeader.dataStart` in the file. */
+  begin: number;
+  end: number;
+}
+
+/** A validated safetensors header: what a loader needs to read any tensor by its byte range. */
+export interface SafetensorsHeader {
+  metadata: Record<string, string>;
+  /** Tensors in file order (by offset). */
+  entries: Map<string, SafetensorsEntry>;
+  /** File offset of the data buffer (`8 + header length`). */
+  dataStart: number;
+}
+
 /**
  * Parses a whole safetensors file. Tensor data are views into `bytes`.
  *
@@ -63,40 +81,63 @@ export class SafetensorsError extends Error {
  */
 export function parseSafetensors(bytes: ArrayBuffer | Uint8Array, source = 'safetensors'): SafetensorsContents {
   const file = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const headerLen = safetensorsHeaderLength(file, file.length, source);
+  const { metadata, entries, dataStart } = parseSafetensorsHeader(file.subarray(8, 8 + headerLen), file.length, source);
+  const tensors = new Map<string, RawTensor>();
+  for (const [key, e] of entries) tensors.set(key, { dtype: e.dtype, shape: e.shape, data: file.subarray(dataStart + e.begin, dataStart + e.end) });
+  return { metadata, tensors };
+}
+
+/**
+ * The header length a safetensors file's first 8 bytes give (`first` may be longer),
+ * checked against the limit and against `fileSize`. Throws {@link SafetensorsError}
+ * naming `source`.
+ */
+export function safetensorsHeaderLength(first: Uint8Array, fileSize: number, source: string): number {
+  if (fileSize < 8 || first.length < 8) {
+    throw new SafetensorsError(`${source}: file is ${fileSize} bytes, too short for the 8-byte header length`, source);
+  }
+  const view = new DataView(first.buffer, first.byteOffset, 8);
+  const headerLen = view.getUint32(4, true) * 2 ** 32 + view.getUint32(0, true);
+  if (headerLen > MAX_HEADER_BYTES) throw new SafetensorsError(`${source}: header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`, source);
+  if (8 + headerLen > fileSize) {
+    throw new SafetensorsError(`${source}: header length ${headerLen} runs past the end of the file (${fileSize} bytes): the file is truncated or not safetensors`, source);
+  }
+  return headerLen;
+}
+
+/**
+ * Parses and validates the JSON header of a safetensors file of `fileSize` bytes (every
+ * check of {@link parseSafetensors}, against the size alone, so no tensor data need be
+ * read). `header` is the file's bytes `[8, 8 + N)`.
+ */
+export function parseSafetensorsHeader(header: Uint8Array, fileSize: number, source: string): SafetensorsHeader {
   const fail = (msg: string, key?: string): never => {
     throw new SafetensorsError(`${source}: ${key === undefined ? '' : `tensor '${key}': `}${msg}`, source, key);
   };
-  if (file.length < 8) fail(`file is ${file.length} bytes, too short for the 8-byte header length`);
-  const view = new DataView(file.buffer, file.byteOffset, file.byteLength);
-  const lo = view.getUint32(0, true);
-  const hi = view.getUint32(4, true);
-  const headerLen = hi * 2 ** 32 + lo;
-  if (headerLen > MAX_HEADER_BYTES) fail(`header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
-  if (8 + headerLen > file.length) {
-    fail(`header length ${headerLen} runs past the end of the file (${file.length} bytes): the file is truncated or not safetensors`);
-  }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(file.subarray(8, 8 + headerLen));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(header);
   } catch {
     return fail('header is not valid UTF-8');
   }
-  let header: unknown;
+  let parsed: unknown;
   try {
-    header = JSON.parse(text);
+    parsed = JSON.parse(text);
   } catch (e) {
     return fail(`header is not valid JSON (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) fail('header is not a JSON object');
   const dup = firstDuplicateKey(text);
   if (dup !== undefined) fail('appears more than once in the header', dup);
   const fractional = fractionalCount(text);
   if (fractional !== undefined) fail(`${fractional.field} ${fractional.list} must hold integers written without a fraction or exponent`);
 
-  const buffer = file.subarray(8 + headerLen);
-  const metadata = readMetadata((header as Record<string, unknown>)[METADATA_KEY], fail);
-  const entries: { key: string; raw: RawTensor; begin: number; end: number }[] = [];
-  for (const [key, value] of Object.entries(header as Record<string, unknown>)) {
+  const dataStart = 8 + header.length;
+  const bufferLength = fileSize - dataStart;
+  const metadata = readMetadata((parsed as Record<string, unknown>)[METADATA_KEY], fail);
+  const entries: { key: string; entry: SafetensorsEntry }[] = [];
+  for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (key === METADATA_KEY) continue;
     if (typeof value !== 'object' || value === null) fail('entry is not an object', key);
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -109,32 +150,31 @@ export function parseSafetensors(bytes: ArrayBuffer | Uint8Array, source = 'safe
       fail(`data_offsets ${JSON.stringify(offsets)} is not [begin, end]`, key);
     }
     const [begin, end] = offsets as [number, number];
-    if (begin > end || end > buffer.length) {
-      fail(`data_offsets [${begin}, ${end}] out of range of the ${buffer.length}-byte data buffer`, key);
+    if (begin > end) fail(`data_offsets [${begin}, ${end}] out of range of the ${bufferLength}-byte data buffer`, key);
+    if (end > bufferLength) {
+      fail(`data_offsets [${begin}, ${end}] out of range of the ${bufferLength}-byte data buffer: the tensor runs past the end of the file (${fileSize} bytes), which is truncated`, key);
     }
     const expected = shape.reduce((a, b) => a * b, 1) * SAFETENSORS_ITEM_SIZE[dtype];
     if (end - begin !== expected) {
       fail(`data_offsets [${begin}, ${end}] hold ${end - begin} bytes but ${dtype} [${shape.join(', ')}] needs ${expected}`, key);
     }
-    entries.push({ key, raw: { dtype, shape, data: buffer.subarray(begin, end) }, begin, end });
+    entries.push({ key, entry: { dtype, shape, begin, end } });
   }
   // The format requires the tensors to tile the buffer exactly: sorted by offset, each
   // begins where the previous one ends and the last ends at the end of the file.
-  const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  const sorted = [...entries].sort((a, b) => a.entry.begin - b.entry.begin || a.entry.end - b.entry.end);
   let pos = 0;
   let prev: string | undefined;
-  for (const e of sorted) {
-    if (e.begin < pos) fail(`data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev}' (which ends at ${pos})`, e.key);
-    if (e.begin > pos) fail(`bytes [${pos}, ${e.begin}) of the data buffer belong to no tensor (a hole before data_offsets [${e.begin}, ${e.end}])`, e.key);
+  for (const { key, entry: e } of sorted) {
+    if (e.begin < pos) fail(`data_offsets [${e.begin}, ${e.end}] overlap tensor '${prev}' (which ends at ${pos})`, key);
+    if (e.begin > pos) fail(`bytes [${pos}, ${e.begin}) of the data buffer belong to no tensor (a hole before data_offsets [${e.begin}, ${e.end}])`, key);
     pos = e.end;
-    prev = e.key;
+    prev = key;
   }
-  if (pos !== buffer.length) {
-    fail(`data buffer is ${buffer.length} bytes but the tensors cover only ${pos}${prev === undefined ? '' : ` (last tensor '${prev}')`}`);
+  if (pos !== bufferLength) {
+    fail(`data buffer is ${bufferLength} bytes but the tensors cover only ${pos}${prev === undefined ? '' : ` (last tensor '${prev}')`}`);
   }
-  const tensors = new Map<string, RawTensor>();
-  for (const e of sorted) tensors.set(e.key, e.raw);
-  return { metadata, tensors };
+  return { metadata, entries: new Map(sorted.map(({ key, entry }) => [key, entry])), dataStart };
 }
 
 /**

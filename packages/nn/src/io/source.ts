@@ -4,7 +4,8 @@
  * an in-memory map. Loaders only see {@link ModelSource}, so the same code loads a model
  * from any of them.
  */
-import { FILE_SYSTEM_AVAILABLE, fileExists, filePathOf, readFileBytes, writeFileBytes } from '#fs-source';
+import { FILE_SYSTEM_AVAILABLE, fileExists, filePathOf, openFileRanges, readFileBytes, writeFileBytes } from '#fs-source';
+import { type RandomAccessFile, blobFile, bytesFile } from './random-access.js';
 
 /** A read-only set of model files addressed by relative name (`config.json`, `model.safetensors`). */
 export interface ModelSource {
@@ -16,6 +17,13 @@ export interface ModelSource {
   readBytes(file: string): Promise<Uint8Array>;
   /** The UTF-8 text of `file`; throws {@link MissingFileError} when absent. */
   readText(file: string): Promise<string>;
+  /**
+   * `file` opened for reads of byte ranges, where the source can read parts of a file
+   * (local directories, picked `File`s, in-memory bytes); throws {@link MissingFileError}
+   * when absent. Absent on sources that can only read whole files (http(s) folders):
+   * checkpoint loaders then read each file whole.
+   */
+  openFile?(file: string): Promise<RandomAccessFile>;
 }
 
 /** A place model files can be written to. */
@@ -88,19 +96,35 @@ export function memoryTarget(): WritableTarget & { files: Map<string, Uint8Array
   };
 }
 
-/** Adds `readText` and a uniform missing-file error to a byte reader. */
-function makeSource(name: string, has: (file: string) => Promise<boolean>, read: (file: string) => Promise<Uint8Array | undefined>): ModelSource {
+/**
+ * Adds `readText` and a uniform missing-file error to a byte reader, and `openFile` when
+ * `ranges` can open a file for ranged reads.
+ */
+function makeSource(
+  name: string,
+  has: (file: string) => Promise<boolean>,
+  read: (file: string) => Promise<Uint8Array | undefined>,
+  ranges?: (file: string) => Promise<RandomAccessFile | undefined>,
+): ModelSource {
   const readBytes = async (file: string): Promise<Uint8Array> => {
     const bytes = await read(file);
     if (bytes === undefined) throw new MissingFileError(name, file);
     return bytes;
   };
-  return {
+  const source: ModelSource = {
     name,
     has,
     readBytes,
     readText: async (file) => new TextDecoder().decode(await readBytes(file)),
   };
+  if (ranges) {
+    source.openFile = async (file) => {
+      const opened = await ranges(file);
+      if (opened === undefined) throw new MissingFileError(name, file);
+      return opened;
+    };
+  }
+  return source;
 }
 
 function directorySource(dir: string): ModelSource {
@@ -114,6 +138,10 @@ function directorySource(dir: string): ModelSource {
       const path = joinPath(dir, file);
       if (!(await fileExists(path))) return undefined;
       return readFileBytes(path);
+    },
+    async (file) => {
+      const path = joinPath(dir, file);
+      return (await fileExists(path)) ? openFileRanges(path) : undefined;
     },
   );
 }
@@ -152,19 +180,29 @@ function fileListSource(files: File[]): ModelSource {
       const f = byName.get(file);
       return f ? new Uint8Array(await f.arrayBuffer()) : undefined;
     },
+    // A File is a Blob: each slice is read from disk when asked.
+    async (file) => {
+      const f = byName.get(file);
+      return f ? blobFile(f) : undefined;
+    },
   );
 }
 
 function memorySource(entries: Record<string, ArrayBuffer | Uint8Array | string>): ModelSource {
   const map = new Map(Object.entries(entries));
+  const bytesOf = (file: string): Uint8Array | undefined => {
+    const v = map.get(file);
+    if (v === undefined) return undefined;
+    if (typeof v === 'string') return new TextEncoder().encode(v);
+    return v instanceof Uint8Array ? v : new Uint8Array(v);
+  };
   return makeSource(
     'memory',
     async (file) => map.has(file),
+    async (file) => bytesOf(file),
     async (file) => {
-      const v = map.get(file);
-      if (v === undefined) return undefined;
-      if (typeof v === 'string') return new TextEncoder().encode(v);
-      return v instanceof Uint8Array ? v : new Uint8Array(v);
+      const bytes = bytesOf(file);
+      return bytes && bytesFile(bytes);
     },
   );
 }

@@ -1,6 +1,6 @@
 import { type AttnImplementation, checkAttnImplementation } from '../attention/scaled-dot-product.js';
 import { type BackendName, getBackend, getRngState, setRngState } from '@webpeft/tensor';
-import { type ModelSource, type RawTensor, type SourceInput, loadCheckpoint, openSource } from '../io/index.js';
+import { type Checkpoint, type CheckpointTensorInfo, type ModelSource, type SourceInput, openCheckpoint, openSource } from '../io/index.js';
 import { NetworkError, RemoteFileError } from '../io/remote-errors.js';
 import { type RemoteOptions, isHubRepoId, openHubSource, openUrlSource } from '../io/remote-source.js';
 import { FILE_SYSTEM_AVAILABLE, fileExists } from '#fs-source';
@@ -9,7 +9,7 @@ import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
 import { ConfigError, inConfigFile, parseConfigJson } from './config-error.js';
 import type { RawConfig } from './config-utils.js';
-import { loadCausalLMWeights, planCausalLMWeights } from './load-weights.js';
+import { planCausalLMWeights, streamCheckpointInto } from './load-weights.js';
 import { type LoadQuantizer, type LoadQuantizerPlan, isLoadQuantizer } from './load-quantizer.js';
 import { loadQuantizedCausalLM } from './quantized-load.js';
 
@@ -78,6 +78,12 @@ export interface Pretrained {
  * Hub repo id (`org/name`) is downloaded from the Hub; Hub repos and http(s) folders go
  * through a cache (see `openHubSource` / `openUrlSource`), so a second load makes no request.
  *
+ * The weights stream from the files: only the safetensors headers are read up front, then
+ * each tensor's bytes with a ranged read as it is copied in (local directories, picked
+ * `File`s, in-memory bytes; see `ModelSource.openFile`), so a single file of 2 GiB or more
+ * loads and host memory holds one tensor at a time. The model is built without random
+ * init (every parameter is overwritten).
+ *
  * Nothing is allocated before the config and every tensor's shape and dtype are checked (a
  * `ConfigError` naming the file and field, a `WeightsMismatchError` listing every bad key),
  * and a failure leaves no live tensor behind. The random number stream is left as the
@@ -111,10 +117,12 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
   // missing, mis-shaped or wrongly typed tensor fails before any weight is allocated.
   const quantizer = quantizerPlan(options.quantize, rawConfig, configFile, options.backend);
   const shapes = inConfigFile(configFile, () => causalLMFromConfig(rawConfig, { backend: 'meta', dtype }));
-  let tensors: Map<string, RawTensor>;
+  // Only the headers are read here: each tensor's bytes are read when it is copied in.
+  let checkpoint: Checkpoint;
+  let plan: Map<string, CheckpointTensorInfo> | undefined;
   try {
-    tensors = await loadCheckpoint(source);
-    if (!quantizer) planCausalLMWeights(shapes, tensors, source.name);
+    checkpoint = await openCheckpoint(source);
+    if (!quantizer) plan = planCausalLMWeights(shapes, checkpoint.tensors, source.name).plan;
   } catch (e) {
     shapes.dispose();
     throw e;
@@ -130,7 +138,7 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
   if (quantizer) {
     // Checked against the shapes-only model inside, then streamed layer by layer.
     try {
-      const model = await loadQuantizedCausalLM(rawConfig, shapes, tensors, quantizer, { backend: options.backend, dtype, file: source.name });
+      const model = await loadQuantizedCausalLM(rawConfig, shapes, checkpoint, quantizer, { backend: options.backend, dtype, file: source.name });
       model.eval();
       return { model, tokenizer, rawConfig, source };
     } finally {
@@ -138,9 +146,11 @@ async function loadPretrained(input: SourceInput | ModelSource, options: FromPre
     }
   }
   shapes.dispose();
-  const model = causalLMFromConfig(rawConfig, { backend: options.backend, dtype });
+  // Every parameter is overwritten from the checkpoint (the plan covers them all), so the
+  // model starts as zeros: no random draws, no transient init tensors.
+  const model = causalLMFromConfig(rawConfig, { backend: options.backend, dtype, randomInit: false });
   try {
-    loadCausalLMWeights(model, tensors, { backend: options.backend, file: source.name });
+    await streamCheckpointInto(model.stateDict(), plan!, checkpoint, { backend: options.backend, file: source.name });
   } catch (e) {
     model.dispose();
     throw e;

@@ -1,5 +1,5 @@
 import { type BackendName, type DType, type Tensor, assign, cast, noGrad } from '@webpeft/tensor';
-import { type RawTensor, rawToTensor } from '../io/index.js';
+import { type Checkpoint, type CheckpointTensorInfo, type RawTensor, type SafetensorsDType, rawToTensor } from '../io/index.js';
 import { type ExpectedTensor, WeightsMismatchError, dtypeKind, weightProblems } from '../io/weights-mismatch.js';
 import { checkpointLayout } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
@@ -10,26 +10,32 @@ export interface LoadWeightsReport {
   ignoredKeys: string[];
 }
 
+/** What {@link planCausalLMWeights} needs of a checkpoint tensor: its header entry (a `RawTensor` has it). */
+export interface TensorHeader {
+  dtype: SafetensorsDType;
+  shape: number[];
+}
+
 /** Which checkpoint tensor goes into which parameter: what {@link planCausalLMWeights} returns. */
-export interface CausalLMWeightsPlan extends LoadWeightsReport {
+export interface CausalLMWeightsPlan<T extends TensorHeader = RawTensor> extends LoadWeightsReport {
   /** Parameter key -> the checkpoint tensor to copy into it. */
-  plan: Map<string, RawTensor>;
+  plan: Map<string, T>;
   /**
    * Layers stored quantized in the checkpoint (`quantized.checkStored` given): layer path ->
    * its weight's tensors, keyed relative to the layer (`weight`, `weight.absmax`, ...).
    */
-  stored: Map<string, Map<string, RawTensor>>;
+  stored: Map<string, Map<string, T>>;
 }
 
 /** Layers of a checkpoint whose weights are already stored quantized (see {@link planCausalLMWeights}). */
-export interface StoredQuantizedLayers {
+export interface StoredQuantizedLayers<T extends TensorHeader = RawTensor> {
   /** Paths of the layers (linear layers of the model). */
   paths: readonly string[];
   /**
    * Problems (one line each, empty when fine) of one layer's stored weight tensors, keyed
    * relative to the layer (`weight`, `weight.absmax`, ...); `shape` is the layer's `[out, in]`.
    */
-  checkStored(path: string, tensors: ReadonlyMap<string, RawTensor>, shape: readonly [number, number]): string[];
+  checkStored(path: string, tensors: ReadonlyMap<string, T>, shape: readonly [number, number]): string[];
 }
 
 /** Safetensors dtypes a model cannot hold as weights (f64 would be rounded to f32 silently). */
@@ -50,15 +56,20 @@ const UNHELD_FLOAT_DTYPES = new Set(['F64']);
  * `quantized.checkStored` instead of against the float parameter.
  * @param file the checkpoint's name for the error (default `checkpoint`).
  */
-export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTensor>, file = 'checkpoint', quantized?: StoredQuantizedLayers): CausalLMWeightsPlan {
+export function planCausalLMWeights<T extends TensorHeader = RawTensor>(
+  model: CausalLM,
+  tensors: ReadonlyMap<string, T>,
+  file = 'checkpoint',
+  quantized?: StoredQuantizedLayers<T>,
+): CausalLMWeightsPlan<T> {
   const layout = checkpointLayout(model);
   const own = model.stateDict();
   const ignoredKeys: string[] = [];
-  const plan = new Map<string, RawTensor>();
-  const renamed = new Map<string, RawTensor>();
+  const plan = new Map<string, T>();
+  const renamed = new Map<string, T>();
   const duplicates: string[] = [];
   const storedPaths = new Set(quantized?.paths ?? []);
-  const stored = new Map<string, Map<string, RawTensor>>([...storedPaths].map((p) => [p, new Map<string, RawTensor>()]));
+  const stored = new Map<string, Map<string, T>>([...storedPaths].map((p) => [p, new Map<string, T>()]));
   for (const [fileKey, raw] of tensors) {
     if (layout.ignore.test(fileKey)) {
       ignoredKeys.push(fileKey);
@@ -102,6 +113,23 @@ export function planCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
   return { plan, ignoredKeys, stored };
 }
 
+/**
+ * The checkpoint keys {@link planCausalLMWeights} would file under the stored-quantized
+ * layers `paths` (so a loader reads just those before planning).
+ */
+export function storedLayerKeys(model: CausalLM, keys: Iterable<string>, paths: readonly string[]): string[] {
+  const layout = checkpointLayout(model);
+  const own = model.stateDict();
+  const storedPaths = new Set(paths);
+  const out: string[] = [];
+  for (const fileKey of keys) {
+    if (layout.ignore.test(fileKey)) continue;
+    const key = own.has(fileKey) || fileKey.startsWith('lm_head.') || storedLayerOf(fileKey, storedPaths) ? fileKey : `${layout.basePrefix}.${fileKey}`;
+    if (storedLayerOf(key, storedPaths) !== undefined) out.push(fileKey);
+  }
+  return out;
+}
+
 /** The stored-quantized layer a key belongs to (`<layer>.weight` or `<layer>.weight.*`), if any. */
 function storedLayerOf(key: string, paths: ReadonlySet<string>): string | undefined {
   if (paths.size === 0) return undefined;
@@ -126,6 +154,24 @@ export function loadCausalLMWeights(model: CausalLM, tensors: Map<string, RawTen
     for (const [key, raw] of plan) copyRawInto(own.get(key)!, raw, key, options.backend);
   });
   return { ignoredKeys };
+}
+
+/**
+ * Reads each planned tensor from `checkpoint` and decodes it into its parameter of
+ * `own`, one tensor at a time: the host holds one tensor's bytes (and its decoded copy)
+ * at once, the device one transient decoded tensor. Keys `skip` accepts are left alone.
+ */
+export async function streamCheckpointInto(
+  own: ReadonlyMap<string, Tensor>,
+  plan: ReadonlyMap<string, CheckpointTensorInfo>,
+  checkpoint: Checkpoint,
+  options: { backend?: BackendName; file?: string; skip?: (key: string) => boolean } = {},
+): Promise<void> {
+  for (const [key, info] of plan) {
+    if (options.skip?.(key)) continue;
+    const raw = await checkpoint.read(info.key);
+    inCheckpoint(options.file, () => copyRawInto(own.get(key)!, raw, key, options.backend));
+  }
 }
 
 /**

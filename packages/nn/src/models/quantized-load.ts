@@ -2,19 +2,19 @@
  * Loading a causal LM with some linear layers quantized as they stream in: the model is
  * built with those layers' weights on `meta` (no device bytes), every other weight is
  * copied in from the checkpoint, then each selected layer's weight is handed to the
- * {@link LoadQuantizerPlan} (read piece by piece from the host copy of the checkpoint),
+ * {@link LoadQuantizerPlan} (read from its file only then, and decoded piece by piece),
  * and the quantized layer replaces the shapes-only one before the next is read. So the
  * device never holds more than the final model plus one weight in flight.
  */
 import { type BackendName, type Tensor, getBackend } from '@webpeft/tensor';
-import { SAFETENSORS_ITEM_SIZE, type RawTensor } from '../io/index.js';
+import { type Checkpoint, type CheckpointTensorInfo, SAFETENSORS_ITEM_SIZE, type RawTensor } from '../io/index.js';
 import { Conv1D, Linear } from '../layers/linear.js';
 import type { LinearLike } from '../linear-like.js';
 import { causalLMFromConfig } from './auto.js';
 import type { CausalLM } from './causal-lm.js';
 import type { RawConfig } from './config-utils.js';
 import type { LoadQuantizerPlan, StreamedWeight } from './load-quantizer.js';
-import { copyRawInto, decodeRaw, inCheckpoint, planCausalLMWeights } from './load-weights.js';
+import { decodeRaw, inCheckpoint, planCausalLMWeights, storedLayerKeys, streamCheckpointInto } from './load-weights.js';
 
 /** Options of {@link loadQuantizedCausalLM}. */
 export interface QuantizedLoadOptions {
@@ -27,7 +27,7 @@ export interface QuantizedLoadOptions {
 }
 
 /**
- * Builds the model `rawConfig` describes from `tensors` (a checkpoint read on the host),
+ * Builds the model `rawConfig` describes from `checkpoint` (headers read, tensors read on demand),
  * with the layers `quantizer.selectLayers` picks loaded through `quantizer`. `shapes` is
  * the same config built on `meta`: everything (keys, shapes, dtypes, stored quantized
  * tensors) is checked against it before the first allocation, and any failure later
@@ -36,7 +36,7 @@ export interface QuantizedLoadOptions {
 export async function loadQuantizedCausalLM(
   rawConfig: RawConfig,
   shapes: CausalLM,
-  tensors: Map<string, RawTensor>,
+  checkpoint: Checkpoint,
   quantizer: LoadQuantizerPlan,
   options: QuantizedLoadOptions,
 ): Promise<CausalLM> {
@@ -45,7 +45,15 @@ export async function loadQuantizedCausalLM(
     const m = shapes.getSubmodule(path);
     if (!(m instanceof Linear || m instanceof Conv1D)) throw new Error(`fromPretrained: the quantizer selected '${path}', a ${m.constructor.name}, not a Linear or Conv1D layer`);
   }
-  const stored = quantizer.stored ? { paths: layers, checkStored: quantizer.checkStored.bind(quantizer) } : undefined;
+  // Stored 4-bit layers are checked from their data (the quant_state entries), so their
+  // tensors (packed weights: a quarter of the bf16 bytes or less) are read before planning;
+  // every other tensor is read when it is copied in.
+  const tensors = new Map<string, CheckpointTensorInfo & { data?: Uint8Array }>(checkpoint.tensors);
+  if (quantizer.stored) {
+    for (const key of storedLayerKeys(shapes, checkpoint.tensors.keys(), layers)) tensors.set(key, { ...checkpoint.tensors.get(key)!, data: (await checkpoint.read(key)).data });
+  }
+  const asRaw = (record: ReadonlyMap<string, CheckpointTensorInfo & { data?: Uint8Array }>) => record as ReadonlyMap<string, RawTensor>;
+  const stored = quantizer.stored ? { paths: layers, checkStored: (path: string, record: ReadonlyMap<string, CheckpointTensorInfo & { data?: Uint8Array }>, shape: readonly [number, number]) => quantizer.checkStored(path, asRaw(record), shape) } : undefined;
   const { plan, stored: storedTensors } = planCausalLMWeights(shapes, tensors, options.file, stored);
   const conv1d = new Set(layers.filter((p) => shapes.getSubmodule(p) instanceof Conv1D));
   const backend = options.backend ?? getBackend().name;
@@ -54,21 +62,22 @@ export async function loadQuantizedCausalLM(
     const selected = new Set(layers);
     materializeOtherLinears(model, selected, backend, options.dtype);
     const inLayer = (key: string) => selected.has(key.slice(0, key.lastIndexOf('.')));
-    const own = model.stateDict();
-    inCheckpoint(options.file, () => {
-      for (const [key, raw] of plan) if (!inLayer(key)) copyRawInto(own.get(key)!, raw, key, backend);
-    });
+    await streamCheckpointInto(model.stateDict(), plan, checkpoint, { backend, file: options.file, skip: inLayer });
     for (const path of layers) {
       const old = model.getSubmodule(path) as Linear | Conv1D;
       if (old.weight.backend.name !== 'meta') throw new Error(`fromPretrained: cannot quantize '${path}': its weight is shared with another module (a tied head); leave it out`);
-      const biasRaw = plan.get(`${path}.bias`);
+      const biasInfo = plan.get(`${path}.bias`);
+      const biasRaw = biasInfo && (await checkpoint.read(biasInfo.key));
       const bias = biasRaw ? inCheckpoint(options.file, () => decodeRaw(biasRaw, `${path}.bias`, old.bias!.dtype, backend)) : null;
       let layer: LinearLike;
       try {
+        // The layer's weight is read from the file only now, and dropped once quantized.
+        const weightInfo = quantizer.stored ? undefined : plan.get(`${path}.weight`)!;
+        const weightRaw = weightInfo && (await checkpoint.read(weightInfo.key));
         layer = await inCheckpoint(options.file, () =>
           quantizer.stored
-            ? Promise.resolve(quantizer.fromStored(path, storedTensors.get(path)!, bias, backend))
-            : quantizer.quantize(path, streamedWeight(`${path}.weight`, plan.get(`${path}.weight`)!, conv1d.has(path), backend), bias),
+            ? Promise.resolve(quantizer.fromStored(path, asRaw(storedTensors.get(path)!), bias, backend))
+            : quantizer.quantize(path, streamedWeight(`${path}.weight`, weightRaw!, conv1d.has(path), backend), bias),
         );
       } catch (e) {
         bias?.dispose();
