@@ -2,8 +2,8 @@
  * webgpu kernels of the LLaMA-family fusions: `SwiGLU` and `SwiGLUBackward` (one thread
  * per element, both gradients in one pass), `Rope` / `RopeGrad` on heads (one thread
  * per element; the head axis moves between `[B, T, H, Dh]` and `[B, H, T, Dh]` in the
- * index map), and `AddRmsNorm` (one workgroup per row writing the sum and the normed
- * sum). f16 tensors are read as f32, computed in f32 and rounded once per store.
+ * index map), and `AddRmsNorm` (one thread or one workgroup per row, as `RmsNorm`,
+ * writing the sum and the normed sum). f16 tensors are read as f32, computed in f32 and rounded once per store.
  */
 import type { DType } from '../../../dtype.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
@@ -111,35 +111,48 @@ function addRmsNorm({ x, residual, weight, eps }: { x: Tensor; residual: Tensor;
   const normed = ctx.output(x.shape, x.dtype, 'addRmsNorm');
   const u = new Uniforms().u32('rows', rows).u32('w', w).f32('eps', eps);
   // The norm reads back the stored (rounded) sum, so it normalizes exactly the residual
-  // the next layer adds to. `row` is uniform over the workgroup: the early return keeps
-  // the barriers in uniform control flow.
-  const prog = program(`llama/add-rms-norm/${x.dtype}`, 3, 2, () => `${enable}${storageBindings([['x', t], ['res', t], ['wt', t]], [['sum', t], ['normed', t]])}
-${u.declaration(5)}
-var<workgroup> red: array<f32, ${ROW_WG}>;
+  // the next layer adds to. Rows up to 64 wide run one thread per row, wider ones one
+  // workgroup per row: the same reduction orders as the `RmsNorm` kernel, so the fused
+  // pair is bitwise the unfused one (gradient checkpointing mixes the two).
+  const wide = w > ROW_WG;
+  const header = wide
+    ? `var<workgroup> red: array<f32, ${ROW_WG}>;
 @compute @workgroup_size(${ROW_WG})
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let row = wid.x + wid.y * nwg.x;
   if (row >= u.rows) { return; }
-  let tid = lid.x;
-  let o = row * u.w;
-  var ms = 0.0;
-  for (var j = tid; j < u.w; j += ${ROW_WG}u) {
-    sum[o + j] = ${t}(f32(x[o + j]) + f32(res[o + j]));
-    let sv = f32(sum[o + j]);
-    ms = ms + sv * sv;
-  }
-  red[tid] = ms;
+  let tid = lid.x;`
+    : `${elementMain(WG, 'u.rows')}
+  let row = i;
+  let tid = 0u;`;
+  const stride = wide ? `${ROW_WG}u` : '1u';
+  // `row` is uniform over a workgroup: the early return keeps the barriers in uniform control flow.
+  const reduce = wide
+    ? `  red[tid] = ms;
   workgroupBarrier();
   for (var k = ${ROW_WG / 2}u; k > 0u; k = k >> 1u) {
     if (tid < k) { red[tid] = red[tid] + red[tid + k]; }
     workgroupBarrier();
   }
-  let rstd = inverseSqrt(red[0] / f32(u.w) + u.eps);
-  for (var j = tid; j < u.w; j += ${ROW_WG}u) {
+  ms = red[0];`
+    : '';
+  const prog = program(`llama/add-rms-norm/${wide ? 'wg' : 'thread'}/${x.dtype}`, 3, 2, () => `${enable}${storageBindings([['x', t], ['res', t], ['wt', t]], [['sum', t], ['normed', t]])}
+${u.declaration(5)}
+${header}
+  let o = row * u.w;
+  var ms = 0.0;
+  for (var j = tid; j < u.w; j += ${stride}) {
+    sum[o + j] = ${t}(f32(x[o + j]) + f32(res[o + j]));
+    let sv = f32(sum[o + j]);
+    ms = ms + sv * sv;
+  }
+${reduce}
+  let rstd = inverseSqrt(ms / f32(u.w) + u.eps);
+  for (var j = tid; j < u.w; j += ${stride}) {
     normed[o + j] = ${t}(f32(sum[o + j]) * rstd * f32(wt[j]));
   }
 }`);
-  if (rows > 0) ctx.dispatch(prog, [x, residual, weight], [sum, normed], u, rowGrid(rows));
+  if (rows > 0) ctx.dispatch(prog, [x, residual, weight], [sum, normed], u, wide ? rowGrid(rows) : grid(rows, WG));
   return { sum, normed };
 }
 
