@@ -28,8 +28,8 @@ const F32 = { rtol: 2e-5, atol: 2e-6 };
 
 /** RoPE tables `cos`, `sin` for `positions` (`[T]` or `[B][T]`) as transformers builds them, in f32. */
 function tables(positions: number[] | number[][], dh: number): { cos: HostInput; sin: HostInput } {
-  const rows = (Array.isArray(positions[0]) ? (positions as number[][]).flat() : (positions as number[])) as number[];
-  const shape = Array.isArray(positions[0]) ? [positions.length, (positions[0] as number[]).length, dh] : [positions.length, dh];
+  const rows = Array.isArray(positions[0]) ? (positions as number[][]).flat() : (positions as number[]);
+  const shape = Array.isArray(positions[0]) ? [positions.length, positions[0].length, dh] : [positions.length, dh];
   const c = new Float32Array(rows.length * dh);
   const s = new Float32Array(rows.length * dh);
   rows.forEach((p, r) => {
