@@ -1,6 +1,7 @@
 /**
  * Dispatches per training step of a small GPT-2 (4 layers, 128 wide, batch 4 x 64
- * tokens) for full fine-tuning, LoRA and QLoRA, counted with `profile()`, and the
+ * tokens), and of a LLaMA of the same size (4 query and 2 key/value heads, SwiGLU 256
+ * wide), for full fine-tuning, LoRA and QLoRA, counted with `profile()`, and the
  * dispatches one decoder layer adds (the same step with 4 and with 2 layers, the
  * difference halved: embeddings, head, loss and the optimizer's fixed part cancel).
  * AdamW throughout. The host time is the ops' own JavaScript (self times summed),
@@ -14,7 +15,12 @@ import { registerRow } from '../table.ts';
 const BATCH = 4;
 const TOKENS = 64;
 const LAYERS = 4;
-const config = (layers: number) => ({ model_type: 'gpt2', vocab_size: 1024, n_positions: 128, n_embd: 128, n_layer: layers, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 });
+/** Model families of the rows. */
+export type Family = 'gpt2' | 'llama';
+const config = (layers: number, family: Family): Record<string, unknown> =>
+  family === 'gpt2'
+    ? { model_type: 'gpt2', vocab_size: 1024, n_positions: 128, n_embd: 128, n_layer: layers, n_head: 4, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }
+    : { model_type: 'llama', vocab_size: 1024, max_position_embeddings: 128, hidden_size: 128, intermediate_size: 256, num_hidden_layers: layers, num_attention_heads: 4, num_key_value_heads: 2 };
 
 /** What one profiled step counted. */
 export interface StepCounts {
@@ -31,8 +37,8 @@ export interface StepCounts {
 }
 
 /** Profiles one training step (after a warm-up step, so optimizer state exists) of `method` with `layers` decoder layers. */
-export async function stepCounts(method: Method, layers: number, warm = 2): Promise<StepCounts> {
-  const { model, net, params } = await methodModel(method, config(layers));
+export async function stepCounts(method: Method, layers: number, warm = 2, family: Family = 'gpt2'): Promise<StepCounts> {
+  const { model, net, params } = await methodModel(method, config(layers, family));
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const ids = new Int32Array(BATCH * TOKENS).map((_, i) => (i * 997) % 1024);
   const step = async () => {
@@ -71,21 +77,25 @@ export async function stepCounts(method: Method, layers: number, warm = 2): Prom
 
 const NAMES: Record<Method, string> = { full: 'full', lora: 'LoRA', qlora: 'QLoRA' };
 
-for (const method of ['full', 'lora', 'qlora'] as const) {
-  registerRow({
-    group: 'dispatches',
-    name: `dispatches per decoder layer, GPT-2 ${NAMES[method]} training step`,
-    async run() {
-      const big = await stepCounts(method, LAYERS);
-      const small = await stepCounts(method, LAYERS / 2);
-      const dispatchesPerLayer = (big.dispatches - small.dispatches) / (LAYERS - LAYERS / 2);
-      return {
-        oursMs: big.wallMs,
-        dispatchesPerStep: big.dispatches,
-        dispatchesPerLayer,
-        hostMsPerStep: big.opHostMs,
-        note: `${LAYERS}x128 GPT-2, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
-      };
-    },
-  });
+const FAMILIES: Record<Family, string> = { gpt2: 'GPT-2', llama: 'LLaMA' };
+
+for (const family of ['gpt2', 'llama'] as const) {
+  for (const method of ['full', 'lora', 'qlora'] as const) {
+    registerRow({
+      group: 'dispatches',
+      name: `dispatches per decoder layer, ${FAMILIES[family]} ${NAMES[method]} training step`,
+      async run() {
+        const big = await stepCounts(method, LAYERS, 2, family);
+        const small = await stepCounts(method, LAYERS / 2, 2, family);
+        const dispatchesPerLayer = (big.dispatches - small.dispatches) / (LAYERS - LAYERS / 2);
+        return {
+          oursMs: big.wallMs,
+          dispatchesPerStep: big.dispatches,
+          dispatchesPerLayer,
+          hostMsPerStep: big.opHostMs,
+          note: `${LAYERS}x128 ${FAMILIES[family]}, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
+        };
+      },
+    });
+  }
 }

@@ -1,4 +1,4 @@
-import { type Tensor, mul } from '@webpeft/tensor';
+import { type Tensor, mul, swiglu } from '@webpeft/tensor';
 import type { ParamOptions } from '../init.js';
 import type { LinearLike } from '../linear-like.js';
 import { Module } from '../module.js';
@@ -88,10 +88,25 @@ export class SwiGLU extends Module {
     this.registerModule('gate_proj', new Linear(dim, hidden, { ...options, bias }));
     this.registerModule('up_proj', new Linear(dim, hidden, { ...options, bias }));
     this.registerModule('down_proj', new Linear(hidden, dim, { ...options, bias }));
-    this.act = getActivation(options.activation ?? 'silu');
+    const activation = options.activation ?? 'silu';
+    this.act = getActivation(activation);
+    this.fusedGate = activation === 'silu' || activation === 'swish';
   }
 
+  /** The gate is SiLU: `silu(g) * u` runs as one fused kernel (`swiglu`), forward and backward. */
+  private readonly fusedGate: boolean;
+
   forward(x: Tensor): Tensor {
+    if (this.fusedGate) {
+      const g = this.gate_proj.forward(x);
+      const u = this.up_proj.forward(x);
+      const h = swiglu(g, u);
+      g.dispose();
+      u.dispose();
+      const y = this.down_proj.forward(h);
+      h.dispose();
+      return y;
+    }
     const g = this.gate_proj.forward(x);
     const a = this.act(g);
     g.dispose();

@@ -64,6 +64,11 @@ function cases(): Case[] {
     // Memory-efficient attention: GQA 4:2, causal over 2 past keys, a key-padding bias
     // (batch 1's first three keys hidden: its first query sees no key at all).
     { op: 'FusedAttention', attrs: { scale: 0.4, causal: true }, inputs: [uniform([2, 4, 5, 8], 32, -2, 2), uniform([2, 2, 7, 8], 33, -2, 2), uniform([2, 2, 7, 8], 34), keyPadding], constant: [3], grads: true },
+    // LLaMA fusions: SwiGLU; RoPE on [B, T, H, Dh] heads with shared and per-row tables (constants).
+    { op: 'SwiGLU', attrs: {}, inputs: [uniform([3, 17], 52, -6, 6), uniform([3, 17], 53)], grads: true },
+    { op: 'Rope', attrs: {}, inputs: [uniform([2, 3, 2, 6], 54, -2, 2), uniform([3, 6], 55), uniform([3, 6], 56)], constant: [1, 2], grads: true },
+    { op: 'Rope', attrs: {}, inputs: [uniform([2, 3, 4, 6], 57, -2, 2), uniform([2, 3, 6], 58), uniform([2, 3, 6], 59)], constant: [1, 2], grads: true },
+    { op: 'RopeGrad', attrs: {}, inputs: [uniform([2, 4, 3, 6], 60), uniform([2, 3, 6], 61), uniform([2, 3, 6], 62)], grads: false },
   ];
   return list;
 }
@@ -88,7 +93,7 @@ async function compare(c: Case, backend: 'cpu' | 'webgpu', inputs: HostInput[], 
 
 describe('fused ops equal their composite definitions', () => {
   for (const c of cases()) {
-    const variant = c.op === 'BinaryScalar' ? ` ${JSON.stringify(c.attrs)}` : c.op === 'LinearCrossEntropyStats' && c.inputs.length === 4 ? ' with bias' : '';
+    const variant = c.op === 'BinaryScalar' ? ` ${JSON.stringify(c.attrs)}` : c.op === 'LinearCrossEntropyStats' && c.inputs.length === 4 ? ' with bias' : c.op === 'Rope' ? ` tables [${c.inputs[1].shape.join(', ')}]` : '';
     it(`${c.op}${variant}: forward${c.grads ? ' and gradients' : ''}`, async () => {
       for (const backend of backendsUnderTest()) {
         if (backend === 'meta') continue;

@@ -13,6 +13,8 @@ import { registerActivationComposites } from '../ops/activations.js';
 import { registerBinaryScalarComposite } from '../ops/binary-scalar.js';
 import { registerMatmulComposites } from '../ops/matmul.js';
 import { registerNormComposites } from '../ops/norms.js';
+import { registerRopeOps } from '../ops/rotary.js';
+import { registerSwiGLUOps } from '../ops/swiglu.js';
 import { registerSoftmaxComposites } from '../ops/softmax.js';
 import { registerLinearCrossEntropyComposites } from '../ops/linear-cross-entropy.js';
 
@@ -39,4 +41,6 @@ export function registerGradientsAndComposites(): void {
   registerBinaryScalarComposite();
   registerLinearCrossEntropyComposites();
   registerAttentionComposites();
+  registerRopeOps();
+  registerSwiGLUOps();
 }

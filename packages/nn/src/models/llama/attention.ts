@@ -1,4 +1,4 @@
-import { type Tensor, permute, reshape, tidy } from '@webpeft/tensor';
+import { type Tensor, cast, permute, reshape, ropeHeads, tidy } from '@webpeft/tensor';
 import { type AttentionContext, extendKeyValues } from '../../attention/context.js';
 import { scaledDotProductAttention } from '../../attention/scaled-dot-product.js';
 import type { ParamOptions } from '../../init.js';
@@ -8,7 +8,10 @@ import type { LinearLike } from '../../linear-like.js';
 import { Module } from '../../module.js';
 import type { LlamaConfig } from './config.js';
 
-/** RoPE tables of one forward pass, broadcastable to `[B, H, T, Dh]`. */
+/**
+ * RoPE tables of one forward pass: `[T, Dh]` (positions shared by the batch) or
+ * `[B, T, Dh]` (per-row positions), in the activations' dtype where known.
+ */
 export interface RopeTables {
   rope: RotaryEmbedding;
   cos: Tensor;
@@ -52,8 +55,15 @@ export class LlamaAttention extends Module {
     return tidy(() => {
       const [b, t] = x.shape;
       const heads = (y: Tensor, n: number) => permute(reshape(y, [b, t, n, this.headDim]), [0, 2, 1, 3]);
-      const q = rope.rope.apply(heads(this.q_proj.forward(x), this.nHeads), rope.cos, rope.sin);
-      const k = rope.rope.apply(heads(this.k_proj.forward(x), this.nKv), rope.cos, rope.sin);
+      // RoPE and the head split of q and k are one kernel each (`ropeHeads`: [B, T, H, Dh]
+      // in, [B, H, T, Dh] out); f16 activations read the tables rounded to f16, as
+      // transformers does.
+      const rotary = (y: Tensor, n: number) => {
+        const [c, s] = [rope.cos, rope.sin].map((tab) => (tab.dtype === y.dtype ? tab : cast(tab, y.dtype)));
+        return ropeHeads(reshape(y, [b, t, n, this.headDim]), c, s);
+      };
+      const q = rotary(this.q_proj.forward(x), this.nHeads);
+      const k = rotary(this.k_proj.forward(x), this.nKv);
       const v = heads(this.v_proj.forward(x), this.nKv);
       const kv = extendKeyValues(ctx, this.layerIdx, k, v);
       const o = scaledDotProductAttention(q, kv.key, kv.value, {

@@ -1,5 +1,5 @@
 import { checkSequenceLength } from '../input-limits.js';
-import { type Tensor, add, isGradEnabled, tidy, unsqueeze } from '@webpeft/tensor';
+import { type Tensor, add, addRmsNorm, cast, isGradEnabled, rmsNorm, tidy } from '@webpeft/tensor';
 import { checkpointedLayer, checkpointingActive } from '../layer-checkpoint.js';
 import { type AttentionContext, buildAttentionContext, disposeContext, scoreDtypeOf } from '../../attention/context.js';
 import { type AttnImplementation, checkAttnImplementation } from '../../attention/scaled-dot-product.js';
@@ -35,8 +35,26 @@ export class LlamaDecoderLayer extends Module {
 
   forward(x: Tensor, ctx: AttentionContext, rope: RopeTables): Tensor {
     return tidy(() => {
-      const h = add(x, this.self_attn.forward(this.input_layernorm.forward(x), ctx, rope));
-      return add(h, this.mlp.forward(this.post_attention_layernorm.forward(h)));
+      const { residual, delta } = this.forwardSplit(x, null, ctx, rope);
+      return add(residual, delta);
+    });
+  }
+
+  /**
+   * The layer with its last residual add left to the caller, so that it runs fused with
+   * the next norm: the input is `residual + delta` (`delta` null: `residual` alone), the
+   * output `{ residual: h, delta: mlp(...) }` with `h + delta` the layer's output. Each
+   * residual add runs in one kernel with the RMS norm after it (`addRmsNorm`).
+   * `[B, T, D]` throughout; the caller disposes the two results.
+   */
+  forwardSplit(residual: Tensor, delta: Tensor | null, ctx: AttentionContext, rope: RopeTables): { residual: Tensor; delta: Tensor } {
+    return tidy(() => {
+      const n1 = this.input_layernorm;
+      const first = delta === null ? { sum: residual, normed: rmsNorm(residual, n1.weight, n1.eps) } : addRmsNorm(residual, delta, n1.weight, n1.eps);
+      const attn = this.self_attn.forward(first.normed, ctx, rope);
+      const n2 = this.post_attention_layernorm;
+      const second = addRmsNorm(first.sum, attn, n2.weight, n2.eps);
+      return { residual: second.sum, delta: this.mlp.forward(second.normed) };
     });
   }
 }
@@ -92,21 +110,33 @@ export class LlamaModel extends Module {
     }
     const ckpt = checkpointingActive('LlamaModel', this.gradientCheckpointing, this.training, isGradEnabled(), ctx);
     const hidden = tidy(() => {
-      const tables = this.rotary_emb.cosSin(ctx.positions);
-      // [B, T, Dh] tables gain a head axis; [T, Dh] ones broadcast as they are.
-      const rope: RopeTables =
-        ctx.positions.rank === 2
-          ? { rope: this.rotary_emb, cos: unsqueeze(tables.cos, 1), sin: unsqueeze(tables.sin, 1) }
-          : { rope: this.rotary_emb, ...tables };
       let x = embeds ?? this.embed_tokens.forward(ids!);
-      for (const layer of this.layers) {
-        const next = ckpt
-          ? checkpointedLayer('LlamaModel', layer.self_attn.layerIdx, x, ctx, [rope.cos, rope.sin], (h, c, [cos, sin]) => layer.forward(h, c, { rope: rope.rope, cos, sin }))
-          : layer.forward(x, ctx, rope);
-        if (x !== embeds) x.dispose();
-        x = next;
+      // [T, Dh] or [B, T, Dh] tables, rounded once to the activations' dtype (f16 models).
+      const tables = this.rotary_emb.cosSin(ctx.positions);
+      const rope: RopeTables =
+        tables.cos.dtype === x.dtype ? { rope: this.rotary_emb, ...tables } : { rope: this.rotary_emb, cos: cast(tables.cos, x.dtype), sin: cast(tables.sin, x.dtype) };
+      if (ckpt) {
+        for (const layer of this.layers) {
+          const next = checkpointedLayer('LlamaModel', layer.self_attn.layerIdx, x, ctx, [rope.cos, rope.sin], (h, c, [cos, sin]) => layer.forward(h, c, { rope: rope.rope, cos, sin }));
+          if (x !== embeds) x.dispose();
+          x = next;
+        }
+        return this.norm.forward(x);
       }
-      return this.norm.forward(x);
+      // Each layer's last residual add runs fused with the next layer's input norm (the
+      // last one with the final norm): one kernel for the sum and the normed sum.
+      let delta: Tensor | null = null;
+      for (const layer of this.layers) {
+        const next = layer.forwardSplit(x, delta, ctx, rope);
+        if (x !== embeds) x.dispose();
+        delta?.dispose();
+        x = next.residual;
+        delta = next.delta;
+      }
+      if (delta === null) return this.norm.forward(x);
+      const out = addRmsNorm(x, delta, this.norm.weight, this.norm.eps);
+      out.sum.dispose();
+      return out.normed;
     });
     return { hidden, ctx };
   }

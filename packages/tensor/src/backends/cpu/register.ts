@@ -2,6 +2,7 @@ import { registerCpuCreationKernels } from './kernels/creation.js';
 import { registerCpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerCpuFusedKernels } from './kernels/fused.js';
 import { registerCpuLayoutKernels } from './kernels/layout.js';
+import { registerCpuLlamaFusedKernels } from './kernels/llama-fused.js';
 import { registerCpuMatmulKernels } from './kernels/matmul.js';
 import { registerCpuReduceKernels } from './kernels/reduce.js';
 
@@ -17,4 +18,5 @@ export function registerCpuKernels(): void {
   registerCpuCreationKernels();
   registerCpuMatmulKernels();
   registerCpuFusedKernels();
+  registerCpuLlamaFusedKernels();
 }

@@ -6,6 +6,7 @@ import { registerWebGpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerWebGpuFusedKernels } from './kernels/fused.js';
 import { registerWebGpuNormWeightGradKernels } from './kernels/norm-weight-grad.js';
 import { registerWebGpuLayoutKernels } from './kernels/layout.js';
+import { registerWebGpuLlamaFusedKernels } from './kernels/llama-fused.js';
 import { registerWebGpuLinearCrossEntropyKernels } from './kernels/linear-cross-entropy.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
 import { registerWebGpuReduceKernels } from './kernels/reduce.js';
@@ -26,6 +27,7 @@ export function registerWebGpuKernels(): void {
   registerWebGpuLinearCrossEntropyKernels();
   registerWebGpuAttentionKernels();
   registerWebGpuNormWeightGradKernels();
+  registerWebGpuLlamaFusedKernels();
   // Last: it wraps the kernels registered above for the ops that accept row-chunked tensors.
   registerChunkedKernels();
 }
