@@ -65,7 +65,7 @@ describe('tuneMatmul', () => {
       expect(configId(tunedConfig(adapter, cls)!)).toBe(r.chosen);
 
       // The file holds the choice under the adapter's key.
-      const file = JSON.parse(await readFile(join(dir, TUNE_FILE), 'utf8'));
+      const file = JSON.parse(await readFile(join(dir, TUNE_FILE), 'utf8')) as unknown;
       expect(file).toEqual({ version: 1, adapters: { [adapter]: { [cls]: r.chosen } } });
 
       // A second call finds it recorded; a fresh state reads it back from the file.

@@ -65,7 +65,7 @@ describe('webgpu matmul kernels match cpu', () => {
     expect(chooseMatmulVariant(4096, 768, 8)).toBe('splitk');
     expect(chooseMatmulVariant(4096, 768, 8, true)).toBe('tile');
     expect(chooseMatmulVariant(4096, 8, 768)).toBe('smallk');
-    expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('tile');
+    expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('shared');
     // SwiftShader: unaligned shapes with a real k loop take the small simple shader.
     expect(chooseMatmulVariant(65, 70, 33, true, 16384, true)).toBe('simple');
     expect(chooseMatmulVariant(64, 64, 64, true, 16384, true)).toBe('tile');

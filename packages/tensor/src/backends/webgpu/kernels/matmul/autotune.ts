@@ -101,7 +101,7 @@ export function adapterChoices(adapter: string): Record<string, string> {
 /** Records choices for an adapter; ids that name no known configuration are dropped (stale persisted entries). */
 export function recordChoices(adapter: string, entries: Record<string, string>): void {
   let map = choices.get(adapter);
-  if (!map) choices.set(adapter, (map = new Map()));
+  if (!map) choices.set(adapter, (map = new Map<string, string>()));
   for (const [cls, id] of Object.entries(entries)) {
     if (typeof id === 'string' && parseConfigId(id)) map.set(cls, id);
   }

@@ -77,6 +77,8 @@ export const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 4 };
 export const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
 export const NARROW_TILE: TileShape = { wgX: 2, wgY: 32, rows: 8, cols: 4 };
 export const GUARDED_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
+/** A tuning candidate: 8 x 8 outputs per thread (more reuse per load, more registers). */
+const WIDE_TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 8 };
 /** Default workgroup-memory tile: 64 x 64 outputs per workgroup of 16 x 8 threads, 8 x 4 each, k tiles of 16. */
 export const SHARED_TILE: SharedTileShape = { wgX: 16, wgY: 8, rows: 8, cols: 4, tileK: 16 };
 
@@ -109,7 +111,7 @@ export function configFits(c: MatmulConfig, p: MatmulProblem, d: MatmulDeviceCla
 export function candidateConfigs(p: MatmulProblem, aligned: boolean, d: MatmulDeviceClass): MatmulConfig[] {
   const all: MatmulConfig[] = [
     { kind: 'tile', tile: aligned ? (p.n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE) : GUARDED_TILE },
-    ...(aligned && p.n > SPLIT_K_MAX_N ? [{ kind: 'tile' as const, tile: SMALL_K_TILE }] : []),
+    ...(aligned && p.n > SPLIT_K_MAX_N ? [{ kind: 'tile' as const, tile: SMALL_K_TILE }, { kind: 'tile' as const, tile: WIDE_TILE }] : []),
     { kind: 'smallk', tile: SMALL_K_TILE },
     ...SHARED_CANDIDATES.map((tile) => ({ kind: 'shared' as const, tile })),
     { kind: 'splitk', subgroups: false },
