@@ -19,7 +19,7 @@ import {
   buildMatmul,
   configFits,
 } from './matmul/configs.js';
-import { adapterKey, noteUntuned, shapeClassKey, tunedConfig } from './matmul/autotune.js';
+import { adapterKey, autotuneEnabled, noteUntuned, shapeClassKey, tunedConfig } from './matmul/autotune.js';
 import { sharedStorageBytes } from './matmul/shared.js';
 import { type MatmulEpilogue, type MatmulLayout, matmulInputCount } from './matmul/wgsl.js';
 import type { Tensor } from '../../../tensor.js';
@@ -132,7 +132,8 @@ function isSoftware(ctx: WebGpuKernelContext): boolean {
  */
 function pickConfig(ctx: WebGpuKernelContext, l: MatmulLayout, p: { m: number; k: number; n: number }, batch: number, dtype: string, d: MatmulDeviceClass): MatmulConfig {
   if (configOverride && configFits(configOverride, p, d)) return configOverride;
-  if (override === null) {
+  // The class key is built only while autotuning is on: no strings per dispatch otherwise.
+  if (override === null && autotuneEnabled()) {
     const cls = shapeClassKey(p, batch, dtype, l);
     const tuned = tunedConfig(adapterKey(ctx.adapterInfo), cls);
     if (tuned && configFits(tuned, p, d)) return tuned;
