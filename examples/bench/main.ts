@@ -2,7 +2,7 @@
  * `npm run bench` (after a build of @webpeft/tensor): times our WebGPU kernels next to
  * tfjs-backend-webgpu on the same adapter. `--json` prints one JSON object instead of
  * the table; `--runs N` sets the timed runs per measurement (default 5); `--only TEXT`
- * runs only the rows whose group and name contain TEXT.
+ * runs only the rows whose group and name contain TEXT (`A|B`: either).
  */
 import { getBackend } from '@webpeft/tensor';
 import './rows/index.ts';
@@ -18,7 +18,7 @@ const only = onlyAt >= 0 ? args[onlyAt + 1] : undefined;
 
 const ctx = await setup(runs);
 const reports: RowReport[] = [];
-const selected = registeredRows().filter((r) => only === undefined || `${r.group} ${r.name}`.includes(only));
+const selected = registeredRows().filter((r) => only === undefined || only.split('|').some((o) => `${r.group} ${r.name}`.includes(o)));
 if (selected.length === 0) throw new Error(`--only ${only}: no row's group and name contain it`);
 for (const row of selected) {
   if (!json) process.stderr.write(`running ${row.group} ${row.name}...\n`);

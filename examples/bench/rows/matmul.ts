@@ -1,4 +1,4 @@
-import { matmul, rand, sync } from '@webpeft/tensor';
+import { configureMatmulAutotune, matmul, rand, sync, tuneMatmul } from '@webpeft/tensor';
 import { registerRow } from '../table.ts';
 import { medianMs } from '../timing.ts';
 
@@ -10,6 +10,12 @@ const SHAPES: [number, number, number, string][] = [
   [4096, 8, 768, 'LoRA up (h B^T)'],
 ];
 
+/**
+ * Each row times the autotuned kernel (ours: `tuneMatmul` picks among the candidate
+ * configurations on this adapter first, one timed run each, persisted in
+ * `WEBPEFT_MATMUL_TUNE_DIR` when set) against the fixed heuristic (baseline: what runs
+ * with autotuning off) and tfjs, side by side in one process.
+ */
 for (const [m, k, n, note] of SHAPES) {
   registerRow({
     group: 'matmul',
@@ -17,13 +23,26 @@ for (const [m, k, n, note] of SHAPES) {
     async run(ctx) {
       const a = rand([m, k]);
       const b = rand([k, n]);
-      const oursMs = await medianMs(async () => {
-        const c = matmul(a, b);
-        await sync();
-        c.dispose();
-      }, ctx.runs);
-      a.dispose();
-      b.dispose();
+      const time = () =>
+        medianMs(async () => {
+          const c = matmul(a, b);
+          await sync();
+          c.dispose();
+        }, ctx.runs);
+      let oursMs: number;
+      let baselineMs: number;
+      let chosen: string;
+      try {
+        await configureMatmulAutotune({ autotune: false });
+        baselineMs = await time();
+        await configureMatmulAutotune({ autotune: true });
+        [{ chosen }] = await tuneMatmul([{ m, k, n }], { runs: 1 });
+        oursMs = await time();
+      } finally {
+        await configureMatmulAutotune({ autotune: false });
+        a.dispose();
+        b.dispose();
+      }
       let tfjsMs: number | undefined;
       if (ctx.tf) {
         const tf = ctx.tf;
@@ -36,7 +55,7 @@ for (const [m, k, n, note] of SHAPES) {
         }, ctx.runs);
         tf.dispose([ta, tb]);
       }
-      return { oursMs, tfjsMs, flops: 2 * m * n * k, note };
+      return { oursMs, tfjsMs, baselineMs, baselineName: 'fixed heuristic', flops: 2 * m * n * k, note: `${note ? `${note}; ` : ''}autotuned: ${chosen}` };
     },
   });
 }

@@ -57,6 +57,8 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/layout.js';
 export * from './ops/matmul.js';
+export { configureMatmulAutotune, tuneMatmul, type MatmulTuneOptions, type MatmulTuneProblem, type MatmulTuneResult } from './backends/webgpu/kernels/matmul/tune.js';
+export type { MatmulAutotuneOptions } from './backends/webgpu/kernels/matmul/autotune.js';
 export * from './ops/activations.js';
 export * from './ops/softmax.js';
 export * from './ops/linear-cross-entropy.js';

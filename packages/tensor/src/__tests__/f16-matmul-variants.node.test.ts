@@ -5,7 +5,7 @@
  * float64 sum; both round once to f16). Node only, like `matmul-kernels.node.test.ts`:
  * SwiftShader compiles these shaders for minutes.
  */
-import { matmul, tensor } from '@webpeft/tensor';
+import { getBackend, matmul, tensor } from '@webpeft/tensor';
 import { initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, it } from 'vitest';
 import { type MatmulVariant, setMatmulVariantOverride } from '../backends/webgpu/kernels/matmul.js';
@@ -39,6 +39,9 @@ const CASES: { variant: MatmulVariant; sizes: [number, number, number][]; layout
   // cold on lavapipe; the f32 suite covers its other layouts, which share this f16 code.
   { variant: 'splitk', sizes: [[12, 300, 8]], layouts: [true] },
   { variant: 'simple', sizes: [[7, 13, 5], [16, 16, 16]], layouts: [false, true] },
+  // Workgroup-memory tiles: f16 loads widened into f32 tiles, f32 accumulation.
+  { variant: 'shared', sizes: [[68, 40, 72], [9, 30, 7]], layouts: [false, true] },
+  { variant: 'subgroup', sizes: [[12, 300, 8]], layouts: [true] },
 ];
 
 describe('f16 matmul variants', () => {
@@ -46,6 +49,7 @@ describe('f16 matmul variants', () => {
     it(`${variant}`, async () => {
       // Without shader-f16 there is no f16 kernel to compare (f16-kernels.test.ts checks the refusal).
       if (!webgpuHasF16()) return;
+      if (variant === 'subgroup' && !getBackend('webgpu').capabilities.subgroups) return;
       setMatmulVariantOverride(variant);
       try {
         for (const [m, k, n] of sizes) for (const tB of layouts) await check(m, k, n, tB);

@@ -53,6 +53,7 @@ const CASES: { variant: MatmulVariant; sizes: [number, number, number][] }[] = [
   // Aligned only: split-k's guarded shaders take minutes to compile cold on lavapipe.
   { variant: 'splitk', sizes: [[64, 512, 8]] },
   { variant: 'simple', sizes: [[33, 29, 41]] },
+  { variant: 'shared', sizes: [[72, 40, 68], [33, 29, 41]] },
 ];
 
 describe('matmulAdd on the webgpu matmul variants', () => {

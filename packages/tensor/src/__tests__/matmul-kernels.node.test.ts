@@ -3,7 +3,7 @@
  * (the browser project's adapter) compiles these unrolled shaders for minutes; the
  * browser project checks matmul through the variants it picks itself (matmul.test.ts).
  */
-import { type Tensor, matmul, tensor } from '@webpeft/tensor';
+import { type Tensor, getBackend, matmul, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type MatmulVariant, chooseMatmulVariant, setMatmulVariantOverride } from '../backends/webgpu/kernels/matmul.js';
@@ -53,6 +53,11 @@ const CASES: { variant: MatmulVariant; sizes: [number, number, number][] }[] = [
   { variant: 'smallk', sizes: [[36, 8, 44], [37, 5, 19], [2, 7, 3]] },
   { variant: 'splitk', sizes: [[64, 512, 8], [7, 259, 3], [12, 300, 4]] },
   { variant: 'simple', sizes: [[36, 48, 44], [33, 29, 41], [1, 17, 1]] },
+  // Workgroup-memory tiles (64 x 64 outputs, k tiles of 16): one tile partly filled, odd
+  // sizes, and several tiles in m and n with a k that ends inside a tile.
+  { variant: 'shared', sizes: [[36, 48, 44], [33, 29, 41], [72, 40, 136]] },
+  // Split-k reduced with subgroupAdd (skipped where the adapter has no subgroups).
+  { variant: 'subgroup', sizes: [[64, 512, 8], [7, 259, 3], [12, 300, 4]] },
 ];
 
 describe('webgpu matmul kernels match cpu', () => {
@@ -60,23 +65,30 @@ describe('webgpu matmul kernels match cpu', () => {
     expect(chooseMatmulVariant(4096, 768, 8)).toBe('splitk');
     expect(chooseMatmulVariant(4096, 768, 8, true)).toBe('tile');
     expect(chooseMatmulVariant(4096, 8, 768)).toBe('smallk');
-    expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('tile');
+    expect(chooseMatmulVariant(1024, 1024, 1024)).toBe('shared');
     // SwiftShader: unaligned shapes with a real k loop take the small simple shader.
     expect(chooseMatmulVariant(65, 70, 33, true, 16384, true)).toBe('simple');
     expect(chooseMatmulVariant(64, 64, 64, true, 16384, true)).toBe('tile');
+    // Hardware adapters: workgroup-memory tiles for aligned products of 64 and more,
+    // subgroup split-k where the adapter has subgroups; software adapters keep the register tile.
+    expect(chooseMatmulVariant(1024, 1024, 1024, false, 16384)).toBe('shared');
+    expect(chooseMatmulVariant(1024, 1024, 1024, true, 16384)).toBe('tile');
+    expect(chooseMatmulVariant(1023, 1024, 1024, false, 16384)).toBe('tile');
+    expect(chooseMatmulVariant(4096, 768, 8, false, 16384, false, true)).toBe('subgroup');
   });
 
   // Generous timeout: a cold shader cache compiles each of the 8 layouts of a variant (seconds each on lavapipe).
   for (const { variant, sizes } of CASES) {
     it(`${variant}: all transpose combinations, aligned and odd sizes`, async () => {
       if (!backendsUnderTest().includes('webgpu')) return;
+      if (variant === 'subgroup' && !getBackend('webgpu').capabilities.subgroups) return;
       setMatmulVariantOverride(variant);
       try {
         for (const [m, k, n] of sizes) {
           // Split-k's guarded (odd-size) shaders take minutes to compile cold on lavapipe:
           // check them in the layouts LoRA uses (x A^T and x B), all four when aligned.
           const aligned = m % 4 === 0 && k % 4 === 0 && n % 4 === 0;
-          const flags = variant === 'splitk' && !aligned ? FLAGS.filter(([tA]) => !tA) : FLAGS;
+          const flags = (variant === 'splitk' || variant === 'subgroup') && !aligned ? FLAGS.filter(([tA]) => !tA) : FLAGS;
           for (const [tA, tB] of flags) await check(m, k, n, tA, tB);
         }
         // Batch broadcast through the same variant.

@@ -4,47 +4,70 @@ import { matmulShapes } from '../../../ops/matmul-shapes.js';
 import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
 import { program } from '../program.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
-import { Uniforms, checkRank, rowGrid } from '../wgsl.js';
+import { Uniforms, checkRank } from '../wgsl.js';
 import { checkF16 } from '../f16.js';
-import { SPLIT_K_MAX_N, splitKSource, splitKStorageBytes } from './matmul/split-k.js';
-import { SIMPLE_WG, simpleSource } from './matmul/simple.js';
-import { type TileShape, tiledSource } from './matmul/tiled.js';
+import { SPLIT_K_MAX_N, splitKStorageBytes } from './matmul/split-k.js';
+import {
+  GUARDED_TILE,
+  type MatmulConfig,
+  type MatmulDeviceClass,
+  NARROW_TILE,
+  SHARED_TILE,
+  SMALL_K_MAX,
+  SMALL_K_TILE,
+  TILE,
+  buildMatmul,
+  configFits,
+} from './matmul/configs.js';
+import { adapterKey, autotuneEnabled, noteUntuned, shapeClassKey, tunedConfig } from './matmul/autotune.js';
+import { sharedStorageBytes } from './matmul/shared.js';
 import { type MatmulEpilogue, type MatmulLayout, matmulInputCount } from './matmul/wgsl.js';
 import type { Tensor } from '../../../tensor.js';
 
-/** Largest k handled by the unrolled small-k variant. */
-const SMALL_K_MAX = 16;
 /** Shortest k worth splitting across a workgroup for skinny outputs. */
 const SPLIT_K_MIN_K = 256;
 /** Output blocks below which a GPU is under-filled by the register tile. */
 const SPLIT_K_MAX_TILES = 1 << 14;
+/** Smallest m, n and k for which a hardware adapter gets the workgroup-memory tile by default. */
+const SHARED_MIN_DIM = 64;
 
-/** Which kernel serves a problem: decided on the host from the shape class and device class. */
-export type MatmulVariant = 'tile' | 'smallk' | 'splitk' | 'simple';
-
-/** Register tiles: 8 rows x 4 columns per thread in general (2 x 32 threads for n <= 8), 4 x 4 for small k (more threads for an output-bound product). */
-const TILE: TileShape = { wgX: 8, wgY: 8, rows: 8, cols: 4 };
-const SMALL_K_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
-const NARROW_TILE: TileShape = { wgX: 2, wgY: 32, rows: 8, cols: 4 };
-/** Odd sizes (guarded scalar loads): one 4x4 block per thread keeps the shader small. */
-const GUARDED_TILE: TileShape = { wgX: 8, wgY: 8, rows: 4, cols: 4 };
+/**
+ * Kernel families the heuristic picks between (the autotuner picks exact
+ * configurations, see `matmul/configs.ts`): `tile` (register tile, no workgroup
+ * memory), `smallk`, `splitk`, `subgroup` (split-k reduced with `subgroupAdd`),
+ * `shared` (workgroup-memory tiles) and `simple`.
+ */
+export type MatmulVariant = 'tile' | 'smallk' | 'splitk' | 'subgroup' | 'shared' | 'simple';
 
 let override: MatmulVariant | null = null;
+let configOverride: MatmulConfig | null = null;
 
 /**
  * Forces one variant for every matmul (tests and benchmarks cover each variant on any
- * adapter); `null` restores the automatic choice.
+ * adapter); `null` restores the automatic choice. A variant outside its range (split-k
+ * for n > 8, small-k for k > 16, subgroups without the feature) falls back to the
+ * automatic choice.
  */
 export function setMatmulVariantOverride(variant: MatmulVariant | null): void {
   override = variant;
 }
 
 /**
+ * Forces one exact configuration (the autotuner's timing runs, tests); `null` restores
+ * the automatic choice. A configuration that does not fit a problem falls back too.
+ */
+export function setMatmulConfigOverride(config: MatmulConfig | null): void {
+  configOverride = config;
+}
+
+/**
  * Variant choice: `splitk` for skinny outputs with a long reduction (`n <= 8`,
  * `k >= 256`, too few output blocks to fill a GPU) on hardware adapters only (software
  * Vulkan runs a workgroup's threads as SIMD lanes on one core, where the register tile
- * already keeps every core busy and barriers are costly); `smallk` for `k <= 16` (the
- * unrolled loop of an output-bound product); else the register tile.
+ * already keeps every core busy and barriers are costly), reduced with subgroups where
+ * the adapter has them; `smallk` for `k <= 16` (the unrolled loop of an output-bound
+ * product); the workgroup-memory tile for aligned products of at least 64 in every
+ * dimension on hardware adapters; else the register tile.
  */
 export function chooseMatmulVariant(
   m: number,
@@ -53,6 +76,7 @@ export function chooseMatmulVariant(
   softwareAdapter = false,
   workgroupStorageBytes = 16384,
   slowShaderCompiler = false,
+  subgroups = false,
 ): MatmulVariant {
   if (override === 'simple') return override;
   const aligned = m % 4 === 0 && n % 4 === 0 && k % 4 === 0;
@@ -61,11 +85,32 @@ export function chooseMatmulVariant(
   const splitKFits = n <= SPLIT_K_MAX_N && splitKStorageBytes(n) <= workgroupStorageBytes;
   // An override applies where its variant is defined (split-k needs n <= 8, small-k k <= 16).
   if (override === 'splitk' && splitKFits) return override;
+  if (override === 'subgroup' && splitKFits && subgroups) return override;
   if (override === 'smallk' && k <= SMALL_K_MAX) return override;
+  if (override === 'shared' && sharedStorageBytes(SHARED_TILE) <= workgroupStorageBytes) return override;
   if (override === 'tile') return override;
-  if (!softwareAdapter && splitKFits && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return 'splitk';
+  if (!softwareAdapter && splitKFits && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return subgroups ? 'subgroup' : 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
+  if (!softwareAdapter && !slowShaderCompiler && aligned && Math.min(m, n, k) >= SHARED_MIN_DIM && sharedStorageBytes(SHARED_TILE) <= workgroupStorageBytes) return 'shared';
   return 'tile';
+}
+
+/** The configuration of a heuristic variant for a layout. */
+function variantConfig(variant: MatmulVariant, aligned: boolean, n: number): MatmulConfig {
+  switch (variant) {
+    case 'simple':
+      return { kind: 'simple' };
+    case 'splitk':
+      return { kind: 'splitk', subgroups: false };
+    case 'subgroup':
+      return { kind: 'splitk', subgroups: true };
+    case 'smallk':
+      return { kind: 'smallk', tile: SMALL_K_TILE };
+    case 'shared':
+      return { kind: 'shared', tile: SHARED_TILE };
+    case 'tile':
+      return { kind: 'tile', tile: !aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE };
+  }
 }
 
 /** Whether the adapter is SwiftShader, whose shader compiler is slow on large unrolled kernels. */
@@ -78,6 +123,24 @@ function isSwiftShader(ctx: WebGpuKernelContext): boolean {
 function isSoftware(ctx: WebGpuKernelContext): boolean {
   const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
+}
+
+/**
+ * The configuration of one product: a forced configuration or variant (tests, the
+ * tuner), else the autotuner's recorded choice for the shape class when autotuning is
+ * on, else the heuristic.
+ */
+function pickConfig(ctx: WebGpuKernelContext, l: MatmulLayout, p: { m: number; k: number; n: number }, batch: number, dtype: string, d: MatmulDeviceClass): MatmulConfig {
+  if (configOverride && configFits(configOverride, p, d)) return configOverride;
+  // The class key is built only while autotuning is on: no strings per dispatch otherwise.
+  if (override === null && autotuneEnabled()) {
+    const cls = shapeClassKey(p, batch, dtype, l);
+    const tuned = tunedConfig(adapterKey(ctx.adapterInfo), cls);
+    if (tuned && configFits(tuned, p, d)) return tuned;
+    noteUntuned(cls, p, batch, dtype, l);
+  }
+  const variant = chooseMatmulVariant(p.m, p.k, p.n, isSoftware(ctx), d.workgroupStorageBytes, isSwiftShader(ctx), d.subgroups);
+  return variantConfig(variant, l.aligned, p.n);
 }
 
 /**
@@ -107,7 +170,13 @@ function runMatmul(
     half: a.dtype === 'f16',
     ...(epilogue ? { epilogue: epilogue.kind } : {}),
   };
-  const variant = chooseMatmulVariant(m, k, n, isSoftware(ctx), ctx.limits.maxComputeWorkgroupStorageSize, isSwiftShader(ctx));
+  const problem = { m, k, n };
+  const device: MatmulDeviceClass = {
+    workgroupStorageBytes: ctx.limits.maxComputeWorkgroupStorageSize,
+    maxInvocations: ctx.limits.maxComputeInvocationsPerWorkgroup,
+    subgroups: ctx.capabilities.subgroups,
+  };
+  const config = pickConfig(ctx, layout, problem, batch, a.dtype, device);
   // Batches beyond the per-dimension workgroup limit go in several dispatches (offset b0).
   for (let b0 = 0; b0 < batch; b0 += MAX_WORKGROUPS_PER_DIM) {
     const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
@@ -120,23 +189,7 @@ function runMatmul(
       .u32('n', n)
       .u32('b0', b0);
     if (epilogue) u.f32('alpha', epilogue.alpha);
-    let spec: { key: string; source: () => string };
-    let wg: [number, number, number];
-    if (variant === 'simple') {
-      spec = simpleSource(layout, u);
-      wg = [Math.ceil(n / SIMPLE_WG), Math.ceil(m / SIMPLE_WG), chunk];
-    } else if (variant === 'splitk') {
-      spec = splitKSource(layout, u, Math.ceil(n / 4));
-      const [x, y] = rowGrid(Math.ceil(m / 4));
-      wg = [x, y, chunk];
-    } else {
-      const ts = variant === 'smallk' ? SMALL_K_TILE : !layout.aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE;
-      spec = tiledSource(layout, u, ts, variant === 'smallk' ? Math.ceil(k / 4) * 4 : undefined);
-      wg = [Math.ceil(n / ts.cols / ts.wgX), Math.ceil(m / ts.rows / ts.wgY), chunk];
-    }
-    if (wg[0] > MAX_WORKGROUPS_PER_DIM || wg[1] > MAX_WORKGROUPS_PER_DIM) {
-      throw new RangeError(`matmul: ${m}x${k} by ${k}x${n} needs ${wg[0]}x${wg[1]} workgroups, more than the WebGPU limit ${MAX_WORKGROUPS_PER_DIM} per dimension`);
-    }
+    const { spec, wg } = buildMatmul(config, layout, u, problem, chunk);
     ctx.dispatch(program(spec.key, matmulInputCount(layout), 1, spec.source), inputs, [out], u, wg);
   }
   return out;
