@@ -4,7 +4,9 @@ The bases are the tiny transformers GPT-2 and LLaMA checkpoints committed in
 p_tuning_golden.json. On each, PEFT's get_peft_model / add_adapter builds two LoRA adapters
 with different ranks, alphas and target modules (so some layers hold only one of them; on
 LLaMA adapter `a` also wraps `embed_tokens`), their weights set to seeded values (as after
-training) and saved with save_pretrained (the test loads these files). For a batch whose
+training) and saved with save_pretrained (the test loads these files). A third case (`llamaSaved`) gives
+both LLaMA adapters their own copy of the untied lm_head (`modules_to_save`, moved off the original), so
+PEFT's ModulesToSaveWrapper runs each row through its adapter's copy or, for `__base__`, the original. For a batch whose
 rows use adapter `a`, `b` and `__base__` (no adapter) the fixture records, in eval mode:
 - the logits of PEFT's forward with `adapter_names`;
 - PEFT's greedy `generate` with `adapter_names` (KV cache, no eos: every row makes
@@ -30,6 +32,7 @@ import torch
 import transformers
 from peft import LoraConfig, get_peft_model
 from peft.tuners.lora import LoraLayer
+from peft.utils import ModulesToSaveWrapper
 from transformers import AutoModelForCausalLM
 
 from common import b64, fixture_dir, saved_files, versions, write_json
@@ -45,7 +48,14 @@ ADAPTERS = {
         'a': dict(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj', 'down_proj', 'embed_tokens']),
         'b': dict(r=2, lora_alpha=6, target_modules=['k_proj', 'v_proj', 'up_proj'], use_rslora=True),
     },
+    # Both adapters also keep their own copy of the (untied) lm_head: PEFT's ModulesToSaveWrapper mixed batch.
+    'llamaSaved': {
+        'a': dict(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'], modules_to_save=['lm_head']),
+        'b': dict(r=2, lora_alpha=6, target_modules=['k_proj', 'v_proj'], modules_to_save=['lm_head']),
+    },
 }
+BASES = {'gpt2': 'gpt2', 'llama': 'llama', 'llamaSaved': 'llama'}
+SEEDS = {'gpt2': 1357, 'llama': 2468, 'llamaSaved': 3579}
 # Rows per adapter; `__base__` runs the base model alone.
 ADAPTER_NAMES = ['a', 'b', '__base__', 'b']
 IDS = [[5, 17, 9, 23, 11], [30, 4, 12, 8, 19], [7, 21, 14, 3, 26], [13, 6, 28, 2, 15]]
@@ -68,9 +78,9 @@ def base_model(family, d):
 
 
 def family_fixture(family):
-    g = torch.Generator().manual_seed(1357 if family == 'gpt2' else 2468)
+    g = torch.Generator().manual_seed(SEEDS[family])
     with tempfile.TemporaryDirectory() as d:
-        base = base_model(family, d)
+        base = base_model(BASES[family], d)
         specs = ADAPTERS[family]
         pm = get_peft_model(base, LoraConfig(lora_dropout=0.0, **specs['a']), adapter_name='a')
         pm.add_adapter('b', LoraConfig(lora_dropout=0.0, **specs['b']))
@@ -82,6 +92,11 @@ def family_fixture(family):
                     if name in m.lora_embedding_A:
                         for p in (m.lora_embedding_A[name], m.lora_embedding_B[name]):
                             p.data = torch.randn(p.shape, generator=g) * 0.3
+            if isinstance(m, ModulesToSaveWrapper):
+                # Each adapter's copy moves off the original (as after training).
+                for name in ('a', 'b'):
+                    w = m.modules_to_save[name].weight
+                    w.data = w.data + torch.randn(w.shape, generator=g) * 0.3
         pm.eval()
         files = {}
         for name in ('a', 'b'):
@@ -109,10 +124,10 @@ def family_fixture(family):
                               pad_token_id=PAD, use_cache=True, output_scores=True, return_dict_in_generate=True)
         # Gradients in eval mode (mark every LoRA tensor of both adapters trainable).
         for n, p in pm.named_parameters():
-            p.requires_grad = 'lora_' in n
+            p.requires_grad = 'lora_' in n or 'modules_to_save' in n
         loss = pm(input_ids=ids, labels=torch.tensor(LABELS), adapter_names=ADAPTER_NAMES).loss
         loss.backward()
-        grads = {n.replace('base_model.model.', '', 1): flat(p.grad) for n, p in pm.named_parameters() if p.requires_grad}
+        grads = {n.replace('base_model.model.', '', 1): flat(p.grad) for n, p in pm.named_parameters() if p.requires_grad and 'lora_' in n}
         return {
             'files': files,
             'logits': flat(logits),
@@ -130,5 +145,6 @@ if __name__ == '__main__':
         'adapterNames': ADAPTER_NAMES, 'ids': IDS, 'labels': LABELS, 'promptLength': 3, 'maxNewTokens': MAX_NEW, 'padTokenId': PAD,
         'gpt2': family_fixture('gpt2'),
         'llama': family_fixture('llama'),
+        'llamaSaved': family_fixture('llamaSaved'),
     })
     print(f'transformers {transformers.__version__}, peft {peft.__version__}, torch {torch.__version__}')

@@ -11,9 +11,12 @@ checkLeaksPerTest();
 
 // Reference values: tools/golden/mixed_batch_golden.py, PEFT 0.21's forward and generate with
 // per-sample adapter_names (two LoRA adapters and '__base__') on the tiny transformers GPT-2
-// and LLaMA of p_tuning_golden.json, in eval mode, with the loss gradient of every LoRA tensor.
+// and LLaMA of p_tuning_golden.json (on LLaMA also with per-adapter lm_head copies, modules_to_save),
+// in eval mode, with the loss gradient of every LoRA tensor.
 const TOL = { rtol: 1e-4, atol: 1e-4 };
-type Family = 'gpt2' | 'llama';
+type Family = 'gpt2' | 'llama' | 'llamaSaved';
+/** The base checkpoint of each case (`llamaSaved`: LLaMA adapters that also save their own lm_head copy). */
+const BASE_OF = { gpt2: 'gpt2', llama: 'llama', llamaSaved: 'llama' } as const;
 interface Fixture {
   files: Record<'a' | 'b', { 'adapter_config.json': string; 'adapter_model.safetensors': string }>;
   logits: number[];
@@ -36,7 +39,7 @@ function bytes(b64: string): Uint8Array {
 }
 
 async function base(family: Family, backend: BackendName): Promise<CausalLM> {
-  const ck = bases[family].checkpoint;
+  const ck = bases[BASE_OF[family]].checkpoint;
   return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': bytes(ck['model.safetensors']) }), { backend })).model as CausalLM);
 }
 
@@ -55,7 +58,7 @@ function ids(rows: number[][], backend: BackendName): Tensor {
   return own(tensor(Int32Array.from(rows.flat()), [rows.length, rows[0].length], { dtype: 'i32', backend }));
 }
 
-for (const family of ['gpt2', 'llama'] as const) {
+for (const family of ['gpt2', 'llama', 'llamaSaved'] as const) {
   describe(`mixed-adapter batches on a transformers ${family} match PEFT's adapter_names`, () => {
     const fx = golden[family] as Fixture;
 
@@ -144,5 +147,7 @@ describe("mixed-adapter batches refuse what PEFT refuses, with PEFT's reasons", 
     const ia3 = getPeftModel(await base('llama', 'cpu'), { peftType: 'IA3', targetModules: ['k_proj', 'down_proj'], feedforwardModules: ['down_proj'] });
     ia3.eval();
     expect(() => ia3.forward({ inputIds: x, adapterNames: ['default'] })).toThrow(/works with LoRA adapters only.*this model's adapters are IA3/);
+    const prompt = own(getPeftModel(await base('llama', 'cpu'), { peftType: 'PROMPT_TUNING', numVirtualTokens: 2 }));
+    expect(() => prompt.forward({ inputIds: x, adapterNames: ['default'] } as never)).toThrow(/adapterNames \(mixed-adapter batches\) is not supported for PROMPT_TUNING: PEFT 0\.21 mixes adapters per sample in LoRA layers only/);
   });
 });
