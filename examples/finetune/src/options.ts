@@ -2,7 +2,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROMPT_ENCODERS, isPromptMethod } from './prompt-methods.js';
-import { type MergePlan, type MergeOptionText, MAJORITY_SIGN, parseMergeOptions } from './merge-options.js';
+import { type MergePlan, MAJORITY_SIGN, parseMergeOptions } from './merge-options.js';
 
 /** Fine-tuning methods the CLI runs. */
 export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const;
@@ -248,7 +248,7 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   }
   checkPromptOptions(o, raw);
   checkInitOptions(o, raw);
-  o.merge = parseMergeOptions(o as MergeOptionText, o.method, (message) => {
+  o.merge = parseMergeOptions(o, o.method, (message) => {
     throw new OptionError(message);
   });
   if (o.merge && o.resume !== null) throw new OptionError('--resume continues a training run; --merge-adapters trains nothing');

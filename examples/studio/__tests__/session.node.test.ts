@@ -133,7 +133,7 @@ describe('LoRA initialisations and combining adapters', () => {
     for (const [method, loraInit] of [['lora', 'olora'], ['qlora', 'loftq']] as const) {
       await s.train(settings(method, { loraInit, targets: 'q_proj,v_proj', steps: 1, evalEvery: 0 }));
       // q_proj and v_proj of every decoder layer.
-      expect(events).toContainEqual({ type: 'log', line: expect.stringMatching(new RegExp(`^${loraInit}: initialised \\d*[02468] LoRA layers from the base weights \\(the base keeps the residual\\)$`)) });
+      expect(events).toContainEqual({ type: 'log', line: expect.stringMatching(new RegExp(`^${loraInit}: initialised \\d*[02468] LoRA layers from the base weights \\(the base keeps the residual\\)$`)) as string });
       const config = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
       expect(config).toMatchObject({ peft_type: 'LORA', init_lora_weights: loraInit });
     }

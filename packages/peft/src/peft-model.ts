@@ -133,7 +133,9 @@ export class PeftModel extends Module {
 
   /** The layers a mixed batch sets, after PEFT's model-level checks (LoRA only, names that exist). */
   private mixedBatchLayers(names: readonly string[]): MixedBatchLayer[] {
-    if (!Array.isArray(names) || names.length === 0 || names.some((n) => typeof n !== 'string')) {
+    // Checked as untyped input (Array.isArray would widen the readonly type to any[]).
+    const raw: unknown = names;
+    if (!Array.isArray(raw) || raw.length === 0 || raw.some((n) => typeof n !== 'string')) {
       throw new TypeError('withAdapterNames: adapterNames must be a non-empty array of adapter names, one per sample');
     }
     const peftType = this.method().peftType;

@@ -40,7 +40,7 @@ function bytes(b64: string): Uint8Array {
 
 async function base(family: Family, backend: BackendName): Promise<CausalLM> {
   const ck = bases[BASE_OF[family]].checkpoint;
-  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': bytes(ck['model.safetensors']) }), { backend })).model as CausalLM);
+  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': bytes(ck['model.safetensors']) }), { backend })).model);
 }
 
 /** The base with PEFT's saved adapters `a` (active) and `b`. */

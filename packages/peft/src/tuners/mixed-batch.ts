@@ -68,7 +68,7 @@ export function adapterNamesOf(owner: string, input: unknown): readonly string[]
   if (input === null || typeof input !== 'object') return undefined;
   if ('adapter_names' in input) throw new Error(`${owner}.forward: 'adapter_names' is PEFT's Python name; pass adapterNames (one adapter name or '${BASE_ADAPTER}' per sample)`);
   if (!('adapterNames' in input)) return undefined;
-  const names = (input as { adapterNames: unknown }).adapterNames;
+  const names = input.adapterNames;
   if (!Array.isArray(names) || names.some((n) => typeof n !== 'string')) throw new TypeError(`${owner}.forward: adapterNames must be an array of adapter names, one per sample`);
   return names as string[];
 }
