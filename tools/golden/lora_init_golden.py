@@ -1,13 +1,14 @@
-"""Golden values for PiSSA and LoftQ LoRA initialisation, from PEFT 0.21's own init code.
+"""Golden values for PiSSA, OLoRA and LoftQ LoRA initialisation, from PEFT 0.21's own init code.
 
 A tiny transformers LlamaForCausalLM (seeded, saved with save_pretrained into the fixture) is
 wrapped by PEFT's get_peft_model with LoraConfig(init_lora_weights=...), which runs PEFT's
-`LoraLayer.pissa_init` / `loftq_init` on every target. The fixture records, per target, the
+`LoraLayer.pissa_init` / `olora_init` / `loftq_init` on every target. The fixture records, per target, the
 rewritten base weight and `get_delta_weight` (scaling * B A: sign-free, unlike A and B), and
 the logits of the initialised model:
 - 'pissa' (exact SVD): deterministic;
 - 'pissa_niter_4' (torch.svd_lowrank, random): the exact top-r singular values of each base
   weight and those of PEFT's delta, so the test can hold ours to torch's accuracy;
+- 'olora' (torch.linalg.qr, reduced): deterministic;
 - 'loftq' (loftq_bits 4, loftq_iter 1 and 3). PEFT 0.21 quantizes with bitsandbytes'
   Params4bit (NF4, blocksize 64, compress_statistics=False) on a CUDA device; bitsandbytes
   does not install here, so PEFT's own `loftq_init` source runs with its compute device pinned
@@ -126,7 +127,7 @@ def main():
     with torch.no_grad():
         logits = model(input_ids=ids).logits
     write_json(fixture_dir('peft', 'lora_init_golden.json'), {
-        'generator': 'tools/golden/lora_init_golden.py (PEFT get_peft_model with init_lora_weights pissa / pissa_niter_4 / loftq)',
+        'generator': 'tools/golden/lora_init_golden.py (PEFT get_peft_model with init_lora_weights pissa / pissa_niter_4 / olora / loftq)',
         'versions': versions(),
         'checkpoint': {'config.json': files['config.json'].decode('utf-8'), 'model.safetensors': b64(files['model.safetensors'])},
         'inputIds': ids.tolist(),
@@ -134,6 +135,7 @@ def main():
         'baseLogits': b64f32(logits),
         'pissa': init_case(state, ids, init_lora_weights='pissa'),
         'pissaNiter4': init_case(state, ids, init_lora_weights='pissa_niter_4'),
+        'olora': init_case(state, ids, init_lora_weights='olora'),
         'loftq1': init_case(state, ids, init_lora_weights='loftq', loftq_config=LoftQConfig(loftq_bits=4, loftq_iter=1)),
         'loftq3': init_case(state, ids, init_lora_weights='loftq', loftq_config=LoftQConfig(loftq_bits=4, loftq_iter=3)),
     })

@@ -16,6 +16,10 @@ for the non-SVD forms the lora_A tensors of the present adapters, then their lor
 the SVD forms one mask per adapter delta) and stored per module, so the test can feed the
 same masks to our merge and expect PEFT's result exactly.
 
+`svd_clamp` (a quantile of the entries of U S and Vh) depends on the sign torch's SVD picks for
+each singular pair, so its case also records torch's factors per module: the test applies our
+clamp to them and expects PEFT's delta. `svd_full_matrices=False` cases are compared as usual.
+
 Run: .venv-golden/bin/python tools/golden/merge_golden.py   (see tools/golden/README.md)
 """
 import os
@@ -60,7 +64,30 @@ CASES = [
     ('dare_ties', ['p1', 'p2', 'p3'], W3, {'density': 0.6}),
     ('dare_linear_svd', ['p1', 'p2', 'p3'], W3, {'density': 0.5}),
     ('dare_ties_svd', ['p1', 'p2', 'p3'], W3, {'density': 0.5, 'majority_sign_method': 'frequency'}),
+    # svd_full_matrices=False: the rank-r result uses only the vectors a thin SVD also has.
+    ('svd', ['p1', 'p2', 'p3'], W3, {'svd_full_matrices': False}),
+    ('ties_svd', ['p1', 'p2'], [0.9, 0.6], {'density': 0.5, 'svd_rank': 3, 'svd_full_matrices': False}),
+    # svd_clamp: U S and Vh clamped at a quantile of their entries.
+    ('svd', ['p1', 'p2', 'p3'], W3, {'svd_clamp': 0.9}),
 ]
+
+
+class SvdRecorder:
+    """Records every torch.linalg.svd result (U, S, Vh) while active."""
+
+    def __enter__(self):
+        self.calls = []
+        self.orig = torch.linalg.svd
+
+        def svd(*a, **k):
+            out = self.orig(*a, **k)
+            self.calls.append(tuple(t.detach().clone() for t in out))
+            return out
+        torch.linalg.svd = svd
+        return self
+
+    def __exit__(self, *exc):
+        torch.linalg.svd = self.orig
 
 
 def flat(t):
@@ -131,7 +158,7 @@ def main():
     cases = []
     for i, (ctype, adapters, weights, kw) in enumerate(CASES):
         name = f'm{i}'
-        with MaskRecorder() as rec:
+        with MaskRecorder() as rec, SvdRecorder() as svds:
             pm.add_weighted_adapter(adapters, weights, name, combination_type=ctype, **kw)
         modules = lora_modules(pm, name)
         case = {'combinationType': ctype, 'adapters': adapters, 'weights': weights,
@@ -146,6 +173,14 @@ def main():
                 case['masks'][path] = [{'shape': list(t.shape), 'bits': ''.join(str(int(v)) for v in t.reshape(-1).tolist())} for t in rec.masks[k:k + count]]
                 k += count
             assert k == len(rec.masks), (k, len(rec.masks))
+        if 'svd_clamp' in kw:
+            # The clamp's quantile depends on the sign torch's SVD picks for each singular pair:
+            # keep torch's factors (U_r S_r, Vh_r) per module, in PEFT's module order.
+            r = pm.peft_config[name].r
+            assert len(svds.calls) == len(modules), (len(svds.calls), len(modules))
+            case['factors'] = {}
+            for (path, _), (U, S, Vh) in zip(modules, svds.calls):
+                case['factors'][path] = {'U': b64f32(U[:, :r] @ torch.diag(S[:r])), 'Vh': b64f32(Vh[:r, :]), 'rows': U.shape[0], 'cols': Vh.shape[1]}
         with torch.no_grad():
             for path, m in modules:
                 d = m.get_delta_weight(name)

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,7 +39,14 @@ const BAD: [flag: string, value: string, accepted: RegExp][] = [
   ['--fused-ce', 'on', /Option '--fused-ce' does not take an argument/],
   ['--attn', 'flash', /--attn must be one of eager, fused; got 'flash'/],
   ['--packing-strategy', 'ffd', /--packing-strategy must be one of bfd, bfd_split, wrapped; got 'ffd'/],
-  ['--init-lora-weights', 'olora', /--init-lora-weights must be default, gaussian, pissa, pissa_niter_K \(K >= 1\) or loftq; got 'olora'/],
+  ['--init-lora-weights', 'corda', /--init-lora-weights must be default, gaussian, pissa, pissa_niter_K \(K >= 1\), olora or loftq; got 'corda'/],
+  ['--merge-adapters', 'no-such-adapter', /--merge-adapters: 'no-such-adapter' has no adapter_config\.json/],
+  ['--merge-weights', '0.5', /--merge-weights applies to --merge-adapters, which is not given/],
+  ['--combination-type', 'ties', /--combination-type applies to --merge-adapters, which is not given/],
+  ['--density', '0.5', /--density applies to --merge-adapters, which is not given/],
+  ['--majority-sign', 'total', /--majority-sign applies to --merge-adapters, which is not given/],
+  ['--svd-rank', '4', /--svd-rank applies to --merge-adapters, which is not given/],
+  ['--svd-clamp', '0.9', /--svd-clamp applies to --merge-adapters, which is not given/],
   ['--loftq-bits', '8', /--loftq-bits must be 4 \(LoftQ's NF4 quantizer; 8-bit LoftQ is not supported\); got 8/],
   ['--loftq-iter', '0', /--loftq-iter must be an integer >= 1; got '0'/],
   ['--completion-only', 'yes', /--completion-only must be one of auto, true, false; got 'yes'/],
@@ -84,6 +91,43 @@ describe('fine-tuning CLI options', () => {
     expect(() => parseOptions(['--method', 'dora', '--init-lora-weights', 'pissa'])).toThrow(/--init-lora-weights applies to --method lora or qlora; got --method dora/);
     expect(() => parseOptions(['--init-lora-weights', 'pissa', '--loftq-iter', '2'])).toThrow(/--loftq-bits and --loftq-iter apply to --init-lora-weights loftq; got 'pissa'/);
     expect(() => parseOptions(['--init-lora-weights', 'pissa_niter_0'])).toThrow(/--init-lora-weights must be/);
+  });
+
+  it("--merge-adapters: PEFT's add_weighted_adapter options, checked together before anything loads", () => {
+    const root = mkdtempSync(join(tmpdir(), 'merge-opts-'));
+    const [a, b] = [join(root, 'a'), join(root, 'b')];
+    for (const d of [a, b]) {
+      mkdirSync(d);
+      writeFileSync(join(d, 'adapter_config.json'), '{}');
+    }
+    const both = ['--method', 'lora', '--merge-adapters', `${a},${b}`];
+    expect(parseOptions(both)!.merge).toEqual({ adapters: [a, b], weights: [1, 1], options: { combinationType: 'svd' } });
+    expect(parseOptions([...both, '--merge-weights', '0.7,-0.3', '--combination-type', 'dare_ties_svd', '--density', '0.4', '--majority-sign', 'frequency', '--svd-rank', '3', '--svd-clamp', '0.95'])!.merge).toEqual({
+      adapters: [a, b],
+      weights: [0.7, -0.3],
+      options: { combinationType: 'dare_ties_svd', density: 0.4, majoritySignMethod: 'frequency', svdRank: 3, svdClamp: 0.95 },
+    });
+    // PEFT's single-adapter rule: one adapter is combined linearly.
+    expect(parseOptions(['--merge-adapters', a, '--combination-type', 'cat'])!.merge!.options).toEqual({ combinationType: 'linear' });
+    expect(parseOptions([])!.merge).toBeNull();
+    const refused: [string[], RegExp][] = [
+      [['--method', 'dora', '--merge-adapters', a], /--merge-adapters combines LoRA adapters: use --method lora .* or qlora .*; got --method dora/],
+      [[...both, '--merge-weights', '1'], /--merge-weights needs one weight per adapter of --merge-adapters \(2\); got 1/],
+      [[...both, '--merge-weights', '1,x'], /--merge-weights must be comma-separated finite numbers/],
+      [[...both, '--combination-type', 'average'], /--combination-type must be one of linear, cat, svd, ties, .*; got 'average'/],
+      [[...both, '--combination-type', 'ties'], /--combination-type ties needs --density/],
+      [[...both, '--density', '0.5'], /--density applies to --combination-type ties, .*; got svd/],
+      [[...both, '--combination-type', 'ties', '--density', '1.5'], /--density must be a number in \[0, 1\]; got '1.5'/],
+      [[...both, '--majority-sign', 'total'], /--majority-sign applies to --combination-type ties, ties_svd, dare_ties, dare_ties_svd; got svd/],
+      [[...both, '--combination-type', 'ties', '--density', '0.5', '--majority-sign', 'most'], /--majority-sign must be one of total, frequency; got 'most'/],
+      [[...both, '--combination-type', 'linear', '--svd-rank', '2'], /--svd-rank applies to --combination-type svd, .*; got linear/],
+      [[...both, '--svd-rank', '0'], /--svd-rank must be an integer >= 1; got '0'/],
+      [[...both, '--svd-clamp', '2'], /--svd-clamp must be a quantile in \[0, 1\]; got '2'/],
+      [[...both, '--resume', root], /--resume continues a training run; --merge-adapters trains nothing/],
+      [[...both, '--init-lora-weights', 'pissa'], /--init-lora-weights initialises an adapter to train; --merge-adapters loads trained ones/],
+      [['--method', 'lora', '--merge-adapters', `${a},,${b}`], /--merge-adapters must be comma-separated adapter folders/],
+    ];
+    for (const [argv, message] of refused) expect(() => parseOptions(argv), argv.join(' ')).toThrow(message);
   });
 
   it('--dtype: f32 by default, f16 and auto for adapter methods, f16 refused for full fine-tuning', () => {

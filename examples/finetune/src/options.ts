@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PROMPT_ENCODERS, isPromptMethod } from './prompt-methods.js';
+import { type MergePlan, MAJORITY_SIGN, parseMergeOptions } from './merge-options.js';
 
 /** Fine-tuning methods the CLI runs. */
 export const METHODS = ['full', 'lora', 'qlora', 'dora', 'ia3', 'adapter-houlsby', 'adapter-pfeiffer', 'adapter-parallel', 'prompt', 'prefix', 'p-tuning'] as const;
@@ -39,7 +41,7 @@ export interface FinetuneOptions {
   /** P-tuning's encoder of the virtual tokens. */
   encoder: (typeof PROMPT_ENCODERS)[number];
   dropout: number;
-  /** LoRA init (PEFT's `init_lora_weights`): `default` (A kaiming, B zero), `gaussian`, `pissa`, `pissa_niter_K`, `loftq`. */
+  /** LoRA init (PEFT's `init_lora_weights`): `default` (A kaiming, B zero), `gaussian`, `pissa`, `pissa_niter_K`, `olora`, `loftq`. */
   initLoraWeights: string;
   /** LoftQ's quantizer bits (4: NF4). */
   loftqBits: number;
@@ -95,6 +97,16 @@ export interface FinetuneOptions {
   completionOnly: (typeof COMPLETION_ONLY)[number];
   /** Jinja chat template file for `{"messages"}` data; null: the tokenizer's. */
   chatTemplate: string | null;
+  /** `--merge-adapters` and its options as given (empty: not given); parsed into {@link merge}. */
+  mergeAdapters: string;
+  mergeWeights: string;
+  combinationType: string;
+  density: string;
+  majoritySign: string;
+  svdRank: string;
+  svdClamp: string;
+  /** The merge job (`--merge-adapters`): adapters, weights and `addWeightedAdapter` options; null: train. */
+  merge: MergePlan | null;
 }
 
 type Kind = 'int' | 'posint' | 'number' | 'posnumber' | 'prob' | 'string' | 'list' | 'flag';
@@ -118,7 +130,7 @@ const SPECS: Spec[] = [
   { key: 'rank', kind: 'posint', default: '16', help: 'LoRA/DoRA rank' },
   { key: 'alpha', kind: 'number', default: '32', help: 'LoRA/DoRA alpha (scale alpha / rank)' },
   { key: 'dropout', kind: 'prob', default: '0', help: 'LoRA/DoRA dropout probability' },
-  { key: 'initLoraWeights', kind: 'string', default: 'default', help: 'LoRA/QLoRA init: default (A kaiming, B zero), gaussian, pissa, pissa_niter_K (randomized SVD, K power iterations) or loftq (rewrite the base: PiSSA keeps the residual, LoftQ the NF4 base)' },
+  { key: 'initLoraWeights', kind: 'string', default: 'default', help: 'LoRA/QLoRA init: default (A kaiming, B zero), gaussian, pissa, pissa_niter_K (randomized SVD, K power iterations), olora (QR) or loftq (rewrite the base: PiSSA and OLoRA keep the residual, LoftQ the NF4 base)' },
   { key: 'loftqBits', kind: 'posint', default: '4', help: 'bits of the LoftQ quantizer (4: NF4, the one supported) for --init-lora-weights loftq' },
   { key: 'loftqIter', kind: 'posint', default: '1', help: 'alternating quantize / SVD steps of --init-lora-weights loftq' },
   { key: 'numVirtualTokens', kind: 'posint', default: '20', help: 'virtual tokens of --method prompt, prefix or p-tuning' },
@@ -157,6 +169,13 @@ const SPECS: Spec[] = [
   { key: 'packingStrategy', kind: 'string', default: 'bfd', choices: PACKING_STRATEGIES, help: 'TRL packing_strategy: best-fit decreasing (samples stay whole), bfd with overflow split, or wrapped' },
   { key: 'completionOnly', kind: 'string', default: 'auto', choices: COMPLETION_ONLY, help: "loss on completions only: TRL completion_only_loss ({\"prompt\",\"completion\"}) / assistant_only_loss ({\"messages\"}, needs {% generation %} in the template); auto: TRL's default" },
   { key: 'chatTemplate', kind: 'string', default: '', defaultText: "the tokenizer's", help: 'Jinja chat template file for {"messages"} data (TRL chat_template_path)' },
+  { key: 'mergeAdapters', kind: 'string', default: '', defaultText: 'none: train', help: "comma-separated LoRA adapter folders (PEFT format) for --model: combine them into one adapter saved to --out instead of training (PEFT's add_weighted_adapter)" },
+  { key: 'mergeWeights', kind: 'string', default: '', defaultText: '1 each', help: 'comma-separated weights of --merge-adapters (any sign)' },
+  { key: 'combinationType', kind: 'string', default: '', defaultText: 'svd', help: 'how --merge-adapters combine: linear, cat, svd, ties, ties_svd, dare_linear, dare_ties, dare_linear_svd, dare_ties_svd, magnitude_prune, magnitude_prune_svd' },
+  { key: 'density', kind: 'string', default: '', defaultText: 'none', help: 'fraction of values kept by the ties, dare and magnitude_prune combinations, in [0, 1]' },
+  { key: 'majoritySign', kind: 'string', default: '', defaultText: 'total', help: `TIES sign election of the ties combinations: ${MAJORITY_SIGN.join(' or ')}` },
+  { key: 'svdRank', kind: 'string', default: '', defaultText: 'the largest adapter rank', help: 'rank of the merged adapter of the svd combinations' },
+  { key: 'svdClamp', kind: 'string', default: '', defaultText: 'none', help: 'svd combinations: clamp the factors to this quantile of their entries, in [0, 1]' },
 ];
 
 const flagOf = (key: string) => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -229,6 +248,14 @@ export function parseOptions(argv: string[], print: (text: string) => void = (t)
   }
   checkPromptOptions(o, raw);
   checkInitOptions(o, raw);
+  o.merge = parseMergeOptions(o, o.method, (message) => {
+    throw new OptionError(message);
+  });
+  if (o.merge && o.resume !== null) throw new OptionError('--resume continues a training run; --merge-adapters trains nothing');
+  if (o.merge && o.initLoraWeights !== 'default') throw new OptionError('--init-lora-weights initialises an adapter to train; --merge-adapters loads trained ones');
+  for (const dir of o.merge?.adapters ?? []) {
+    if (!existsSync(join(dir, 'adapter_config.json'))) throw new OptionError(`--merge-adapters: '${dir}' has no adapter_config.json (give folders saved by this CLI or PEFT's save_pretrained)`);
+  }
   o.mergeAndExport = o.mergeAndExport === '' ? null : o.mergeAndExport;
   if (o.mergeAndExport !== null) checkMergeAndExport(o.method, o.mergeAndExport);
   // Full fine-tuning trains the weights themselves, which need f32 master copies.
@@ -257,7 +284,7 @@ function checkPromptOptions(o: FinetuneOptions, raw: Map<string, string>): void 
 function checkInitOptions(o: FinetuneOptions, raw: Map<string, string>): void {
   const given = (key: keyof FinetuneOptions) => raw.has(key) && raw.get(key) !== SPECS.find((s) => s.key === key)?.default;
   const init = o.initLoraWeights;
-  if (!/^(default|gaussian|pissa|pissa_niter_[1-9]\d*|loftq)$/.test(init)) throw new OptionError(`--init-lora-weights must be default, gaussian, pissa, pissa_niter_K (K >= 1) or loftq; got '${init}'`);
+  if (!/^(default|gaussian|pissa|pissa_niter_[1-9]\d*|olora|loftq)$/.test(init)) throw new OptionError(`--init-lora-weights must be default, gaussian, pissa, pissa_niter_K (K >= 1), olora or loftq; got '${init}'`);
   if (init !== 'default' && o.method !== 'lora' && o.method !== 'qlora') throw new OptionError(`--init-lora-weights applies to --method lora or qlora; got --method ${o.method}`);
   if (o.loftqBits !== 4) throw new OptionError(`--loftq-bits must be 4 (LoftQ's NF4 quantizer; 8-bit LoftQ is not supported); got ${o.loftqBits}`);
   if (init !== 'loftq' && (given('loftqBits') || given('loftqIter'))) throw new OptionError(`--loftq-bits and --loftq-iter apply to --init-lora-weights loftq; got '${init}'`);

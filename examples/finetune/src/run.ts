@@ -16,6 +16,7 @@ import { BYTES_PER_ELEMENT, type BackendName, type Tensor, getBackend, init, man
 import { type TokenBatch, evalBatches, randomBatch } from './batches.js';
 import { BOTTLENECK_METHODS, isBottleneckMethod } from './bottleneck-methods.js';
 import { mergeAndExport } from './export.js';
+import { mergeAdapters } from './merge-run.js';
 import { splitText, stateOfTheUnion } from './corpus.js';
 import { type DataStream, checkpointDir, restoreRun, saveRunCheckpoint, windowPosition } from './checkpointing.js';
 import { type FinetuneOptions, OptionError, parseOptions } from './options.js';
@@ -110,6 +111,27 @@ export async function runFinetune(argv: string[], out: RunOutput = { log: (s) =>
   const before = await sample(model, tokenizer, opts.prompt, sampling);
   const evalBefore = await evaluate(model, evalSet, opts.backend);
   log(`Sample before: ${JSON.stringify(opts.prompt + before)}`);
+  if (opts.merge) {
+    log(`Merging ${opts.merge.adapters.length} adapters (base eval loss ${evalBefore.toFixed(4)}):`);
+    let merged: PeftModel;
+    try {
+      merged = await mergeAdapters(model, opts.merge, { opts, evalSet, tokenizer, sampling, evalBefore, log });
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    try {
+      await save(merged, model, opts, log);
+      if (opts.mergeAndExport !== null) {
+        const bytes = await mergeAndExport(merged, model, opts.method, opts.mergeAndExport, { config: rawConfig, source: files });
+        log(`Merged model exported as a Hugging Face checkpoint to ${opts.mergeAndExport}/ (config.json, model.safetensors ${mib(bytes)})`);
+      }
+    } finally {
+      merged.dispose();
+    }
+    log(`Done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    return { steps: 0, startStep: 0, losses: [] };
+  }
 
   manualSeed(opts.seed);
   const peft = await attachMethod(model, opts, log);
@@ -262,9 +284,9 @@ async function attachMethod(model: CausalLM, opts: FinetuneOptions, log: (line: 
   return peft;
 }
 
-/** PiSSA and LoftQ initialise from the full-precision base, so QLoRA quantizes after them, not while loading. */
+/** PiSSA, OLoRA and LoftQ initialise from the full-precision base, so QLoRA quantizes after them, not while loading. */
 function rewritesBaseWeights(opts: FinetuneOptions): boolean {
-  return /^(pissa|loftq)/.test(opts.initLoraWeights);
+  return /^(pissa|olora|loftq)/.test(opts.initLoraWeights);
 }
 
 /** True when the output head's weight is the input embedding table (tied embeddings). */

@@ -23,7 +23,7 @@ import { type Studio, downloadOf, startStudio } from './harness.ts';
 // setting it here, after the imports, is in time.
 process.env.VK_ICD_FILENAMES = CHROMIUM_SWIFTSHADER_ICD;
 
-const RUN: TrainSettings = { method: 'qlora', rank: 4, alpha: 8, targets: 'all-linear', numVirtualTokens: 8, useRslora: false, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 4, batch: 1, seqLen: 8, evalEvery: 0, seed: 5, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto' };
+const RUN: TrainSettings = { method: 'qlora', rank: 4, alpha: 8, targets: 'all-linear', numVirtualTokens: 8, useRslora: false, loraInit: 'default', loftqIter: 1, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 4, batch: 1, seqLen: 8, evalEvery: 0, seed: 5, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto' };
 
 let studio: Studio | null = null;
 

@@ -24,7 +24,7 @@ const DEFAULT = { kind: 'default', url: DEFAULT_MODEL_URL.href } as const;
 const PROMPT = 'Log of the sloop';
 
 function settings(method: MethodName, over: Partial<TrainSettings> = {}): TrainSettings {
-  return { method, rank: 4, alpha: 8, targets: method === 'ia3' ? '' : 'all-linear', numVirtualTokens: 4, useRslora: false, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 3, batch: 1, seqLen: 8, evalEvery: 2, seed: 3, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto', ...over };
+  return { method, rank: 4, alpha: 8, targets: method === 'ia3' ? '' : 'all-linear', numVirtualTokens: 4, useRslora: false, loraInit: 'default', loftqIter: 1, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 3, batch: 1, seqLen: 8, evalEvery: 2, seed: 3, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto', ...over };
 }
 
 /** A session on the default model whose models are freed after the test. */
@@ -124,6 +124,37 @@ describe('method options', () => {
     await s.train(settings('adapter-parallel', { reductionFactor: 4, nonLinearity: 'relu' }));
     const adapter = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
     expect(adapter).toMatchObject({ peft_type: 'BOTTLENECK', is_parallel: true, mh_adapter: false, reduction_factor: 4, non_linearity: 'relu', scaling: 4 });
+  });
+});
+
+describe('LoRA initialisations and combining adapters', () => {
+  it('PiSSA, OLoRA and LoftQ rewrite the base before training (QLoRA quantizes after) and are saved in the adapter config', { timeout: 240_000 }, async () => {
+    const { s, events } = await session();
+    for (const [method, loraInit] of [['lora', 'olora'], ['qlora', 'loftq']] as const) {
+      await s.train(settings(method, { loraInit, targets: 'q_proj,v_proj', steps: 1, evalEvery: 0 }));
+      // q_proj and v_proj of every decoder layer.
+      expect(events).toContainEqual({ type: 'log', line: expect.stringMatching(new RegExp(`^${loraInit}: initialised \\d*[02468] LoRA layers from the base weights \\(the base keeps the residual\\)$`)) as string });
+      const config = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
+      expect(config).toMatchObject({ peft_type: 'LORA', init_lora_weights: loraInit });
+    }
+    await expect(s.train(settings('dora', { loraInit: 'pissa' }))).rejects.toThrow(/loraInit pissa applies to LoRA and QLoRA, not dora/);
+    await expect(s.train(settings('lora', { loraInit: 'corda' }))).rejects.toThrow(/loraInit must be default, gaussian, pissa, pissa_niter_K \(K >= 1\), olora or loftq/);
+  });
+
+  it("combines the current adapter with another one's files (PEFT's add_weighted_adapter): cat with weights 0, 1 gives the other adapter's logits", { timeout: 240_000 }, async () => {
+    const { s } = await session();
+    await s.train(settings('lora', { seed: 3, targets: 'q_proj,v_proj', evalEvery: 0 }));
+    const first = (await s.exportAdapter()).files;
+    const firstLogits = (await s.logits(PROMPT)).logits;
+    await s.train(settings('lora', { seed: 4, targets: 'q_proj,v_proj', evalEvery: 0 }));
+    await expect(s.combineAdapter(first, [0.5, 0.5], { combinationType: 'ties' })).rejects.toThrow(/option 'density' is required for combinationType 'ties'/);
+    await expect(s.combineAdapter(first, [0.5, 0.5], { combinationType: 'average' })).rejects.toThrow(/combination type must be one of linear, cat, svd/);
+    expect(await s.combineAdapter(first, [0, 1], { combinationType: 'cat' })).toEqual({ combinationType: 'cat', rank: 8 });
+    expectClose((await s.logits(PROMPT)).logits, firstLogits, { rtol: 1e-4, atol: 1e-4, label: 'cat [0, 1]: the other adapter alone' });
+    const combined = JSON.parse(new TextDecoder().decode((await s.exportAdapter()).files['adapter_config.json'])) as Record<string, unknown>;
+    expect(combined).toMatchObject({ peft_type: 'LORA', r: 8, lora_alpha: 8 });
+    await s.train(settings('ia3'));
+    await expect(s.combineAdapter(first, [1, 1], { combinationType: 'linear' })).rejects.toThrow(/combining adapters works on LoRA adapters .*; the current adapter is IA3/);
   });
 });
 

@@ -33,7 +33,7 @@ const LOGITS_ABS_TOL = 1e-4;
 const LOGITS_REL_TOL = 1e-4;
 
 /** What the test types into the page (the rest are the page's defaults). */
-const PAGE_RUN: TrainSettings = { method: 'qlora', rank: 8, alpha: 16, targets: 'all-linear', numVirtualTokens: 8, useRslora: false, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 10, batch: 2, seqLen: 16, evalEvery: 5, seed: 0, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto' };
+const PAGE_RUN: TrainSettings = { method: 'qlora', rank: 8, alpha: 16, targets: 'all-linear', numVirtualTokens: 8, useRslora: false, loraInit: 'default', loftqIter: 1, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 10, batch: 2, seqLen: 16, evalEvery: 5, seed: 0, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto' };
 /** Per-step losses, page vs Node on another driver. */
 const LOSS_REL_TOL = 1e-5;
 

@@ -13,7 +13,7 @@ import { directoryPicker, pickDirectory } from './folder-picker.js';
 import { BOTTLENECK_DEFAULTS, isBottleneck, isPromptMethod } from './method-options.js';
 import { DEFAULT_MODEL_ROUTE } from './paths.js';
 import { SAMPLE_TEXT } from './sample-text.js';
-import type { MethodName, ModelChoice, StudioErrorInfo, TrainSettings, WorkerEvent } from './protocol.js';
+import type { CombineOptions, MethodName, ModelChoice, StudioErrorInfo, TrainSettings, WorkerEvent } from './protocol.js';
 import { download, filesFromPicked, zipFiles } from './zip.js';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -45,7 +45,7 @@ function refresh(): void {
   button('pause').disabled = !state.training;
   button('pause').textContent = state.paused ? 'Resume' : 'Pause';
   button('stop').disabled = !state.training;
-  for (const id of ['generate', 'download-adapter', 'merge-download', 'download-logits']) button(id).disabled = !(idle && state.adapter);
+  for (const id of ['generate', 'download-adapter', 'merge-download', 'download-logits', 'combine-adapter']) button(id).disabled = !(idle && state.adapter);
   button('load-adapter').disabled = !(idle && state.model);
 }
 
@@ -153,6 +153,8 @@ function settings(): TrainSettings {
     rank: num('rank'),
     alpha: num('alpha'),
     useRslora: input('rslora').checked,
+    loraInit: $<HTMLSelectElement>('lora-init').value,
+    loftqIter: num('loftq-iter'),
     targets: input('targets').value,
     numVirtualTokens: num('virtual-tokens'),
     reductionFactor: num('reduction-factor'),
@@ -182,6 +184,9 @@ function showMethodOptions(): void {
     for (const el of Array.from(document.querySelectorAll<HTMLElement>(cls))) el.hidden = !on;
   };
   show('.lora-only', lora);
+  // PiSSA, OLoRA and LoftQ are LoRA/QLoRA inits (PEFT's init_lora_weights).
+  show('.init-only', m === 'lora' || m === 'qlora');
+  if (m !== 'lora' && m !== 'qlora') $<HTMLSelectElement>('lora-init').value = 'default';
   // Bottleneck adapters sit at the attention and feed-forward sublayers: no target list.
   show('.tuner-only', lora || m === 'ia3');
   show('.prompt-only', prompt);
@@ -345,6 +350,25 @@ function wire(): void {
       log(`Loaded a ${r.method} adapter (${r.trainable.toLocaleString('en-US')} trainable parameters)`);
     }),
   );
+  button('combine-adapter').addEventListener('click', () =>
+    void busy(async () => {
+      const picked = Array.from(input('combine-files').files ?? []);
+      if (picked.length === 0) throw new RequestError({ kind: 'invalid-setting', message: 'choose the other adapter (a .zip, or adapter_config.json and adapter_model.safetensors) first' });
+      const weights = input('combine-weights').value.split(',').map((w) => Number(w.trim()));
+      if (weights.length !== 2 || weights.some((w) => !Number.isFinite(w))) throw new RequestError({ kind: 'invalid-setting', message: `weights must be two numbers, for the current and the other adapter (got '${input('combine-weights').value}')` });
+      const r = await client.request('combineAdapter', { files: await filesFromPicked(picked), weights: [weights[0], weights[1]], options: combineOptions() });
+      log(`Combined the adapters with ${r.combinationType}: a rank-${r.rank} adapter is now the current one`);
+    }),
+  );
+}
+
+/** The combine options from the page: only those the chosen type takes (PEFT refuses the others). */
+function combineOptions(): CombineOptions {
+  const combinationType = $<HTMLSelectElement>('combination-type').value;
+  const options: CombineOptions = { combinationType };
+  if (/^(ties|dare|magnitude)/.test(combinationType)) options.density = num('combine-density');
+  if (/ties/.test(combinationType)) options.majoritySignMethod = $<HTMLSelectElement>('majority-sign').value as 'total' | 'frequency';
+  return options;
 }
 
 async function checkWebGpu(): Promise<void> {

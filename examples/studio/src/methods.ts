@@ -44,6 +44,9 @@ export function checkSettings(s: TrainSettings, maxPositions: number): void {
   if (!(BOTTLENECK_NONLINEARITIES as readonly string[]).includes(s.nonLinearity)) throw new StudioError('invalid-setting', `nonLinearity must be one of ${BOTTLENECK_NONLINEARITIES.join(', ')}, got ${JSON.stringify(s.nonLinearity)}`);
   if (s.encoder !== 'mlp' && s.encoder !== 'lstm') throw new StudioError('invalid-setting', `encoder must be mlp or lstm, got ${JSON.stringify(s.encoder)}`);
   if (!Number.isInteger(s.encoderHiddenSize) || s.encoderHiddenSize < 0) throw new StudioError('invalid-setting', `encoderHiddenSize must be a whole number >= 0 (0: the model's width), got ${String(s.encoderHiddenSize)}`);
+  if (!/^(default|gaussian|pissa|pissa_niter_[1-9]\d*|olora|loftq)$/.test(s.loraInit)) throw new StudioError('invalid-setting', `loraInit must be default, gaussian, pissa, pissa_niter_K (K >= 1), olora or loftq, got ${JSON.stringify(s.loraInit)}`);
+  if (s.loraInit !== 'default' && s.method !== 'lora' && s.method !== 'qlora') throw new StudioError('invalid-setting', `loraInit ${s.loraInit} applies to LoRA and QLoRA, not ${s.method}`);
+  if (!Number.isInteger(s.loftqIter) || s.loftqIter < 1) throw new StudioError('invalid-setting', `loftqIter must be a whole number >= 1, got ${String(s.loftqIter)}`);
   if (s.packing && isPromptMethod(s.method)) throw new StudioError('invalid-setting', `packing: ${s.method} puts virtual tokens in front of every row, which a packed row's per-sample mask cannot cover; turn packing off (rows are then padded)`);
   // Prompt tuning and P-tuning prepend their virtual tokens to the input positions; prefix tuning's sit in the key/value cache.
   const virtual = s.method === 'prompt' || s.method === 'p-tuning' ? s.numVirtualTokens : 0;
@@ -61,11 +64,37 @@ export function parseTargets(text: string): string[] | string | undefined {
   return names;
 }
 
-/** Wraps `model` (quantized first for QLoRA) in `s.method`. */
-export async function attachMethod(model: CausalLM, s: TrainSettings): Promise<Adapted> {
-  if (s.method === 'qlora') await quantizeModel(model, QLORA_QUANT);
+/** True for the LoRA inits that rewrite the base weight (PiSSA, OLoRA, LoftQ). */
+export function rewritesBase(s: TrainSettings): boolean {
+  return /^(pissa|olora|loftq)/.test(s.loraInit);
+}
+
+/**
+ * Wraps `model` (quantized first for QLoRA) in `s.method`. A PiSSA, OLoRA or LoftQ init
+ * reads the full-precision base, so it runs first and QLoRA quantizes after it (as the
+ * finetune CLI does; LoftQ's base already sits on NF4's grid, kept without double quantization).
+ */
+export async function attachMethod(model: CausalLM, s: TrainSettings, log: (line: string) => void = () => {}): Promise<Adapted> {
+  const rewriting = rewritesBase(s);
+  if (s.method === 'qlora' && !rewriting) await quantizeModel(model, QLORA_QUANT);
   const targets = parseTargets(s.targets);
-  return build(model, s.method, s, targets);
+  const adapted = build(model, s.method, s, targets);
+  if (rewriting && adapted.kind === 'tuner') {
+    const layers = await adapted.peft.initLoraFromBase();
+    log(`${s.loraInit}: initialised ${layers.length} LoRA layers from the base weights (the base keeps the residual)`);
+    if (s.method === 'qlora') {
+      // After LoRA wraps the head its linear sits at lm_head.base_layer: full precision, as QLoRA leaves it.
+      await quantizeModel(model, { ...QLORA_QUANT, doubleQuant: s.loraInit !== 'loftq', skip: ['lm_head', 'lm_head.base_layer'] });
+    }
+  }
+  return adapted;
+}
+
+/** `s.loraInit` as LoRA config fields. */
+function loraInit(s: TrainSettings): Pick<LoraConfig, 'initLoraWeights' | 'loftqConfig'> {
+  if (s.loraInit === 'default') return {};
+  if (s.loraInit === 'loftq') return { initLoraWeights: 'loftq', loftqConfig: { loftqBits: 4, loftqIter: s.loftqIter } };
+  return { initLoraWeights: s.loraInit as LoraConfig['initLoraWeights'] };
 }
 
 function build(model: CausalLM, method: MethodName, s: TrainSettings, targets: string[] | string | undefined): Adapted {
@@ -73,7 +102,7 @@ function build(model: CausalLM, method: MethodName, s: TrainSettings, targets: s
     case 'lora':
     case 'qlora':
     case 'dora': {
-      const lora: LoraConfig = { peftType: 'LORA', r: s.rank, loraAlpha: s.alpha, targetModules: targets ?? ALL_LINEAR, useDora: method === 'dora', useRslora: s.useRslora };
+      const lora: LoraConfig = { peftType: 'LORA', r: s.rank, loraAlpha: s.alpha, targetModules: targets ?? ALL_LINEAR, useDora: method === 'dora', useRslora: s.useRslora, ...loraInit(s) };
       return { kind: 'tuner', peft: getPeftModel(model, lora) };
     }
     case 'ia3': {

@@ -29,6 +29,14 @@ export interface TrainSettings {
   alpha: number;
   /** rsLoRA's rank-stabilised scaling alpha / sqrt(rank) (Kalajdzievski 2023) for LoRA, QLoRA and DoRA. */
   useRslora: boolean;
+  /**
+   * LoRA/QLoRA initialisation (PEFT's `init_lora_weights`): `default`, `gaussian`, `pissa`,
+   * `pissa_niter_K`, `olora` or `loftq`; the last four rewrite the base from its full-precision
+   * weights (QLoRA then quantizes after them).
+   */
+  loraInit: string;
+  /** LoftQ's alternating quantize / SVD steps (with `loraInit: 'loftq'`). */
+  loftqIter: number;
   /** Comma-separated module names, or `all-linear`. Empty: the method's defaults (IA3). */
   targets: string;
   /** Virtual tokens of prompt tuning, prefix tuning and P-tuning. */
@@ -97,9 +105,19 @@ export type Request =
   | { id: number; op: 'exportAdapter' }
   | { id: number; op: 'loadAdapter'; files: Record<string, Uint8Array>; quantizedBase: boolean }
   | { id: number; op: 'mergeAndExport' }
+  | { id: number; op: 'combineAdapter'; files: Record<string, Uint8Array>; weights: [number, number]; options: CombineOptions }
   | { id: number; op: 'logits'; prompt: string };
 
 /** Training controls (no reply). */
+/** How `combineAdapter` combines the current adapter with another (PEFT's `add_weighted_adapter` options). */
+export interface CombineOptions {
+  combinationType: string;
+  density?: number;
+  majoritySignMethod?: 'total' | 'frequency';
+  svdRank?: number;
+  svdClamp?: number;
+}
+
 export type Control = { op: 'pause' } | { op: 'resume' } | { op: 'stop' };
 
 /** Results of each request op. */
@@ -110,6 +128,7 @@ export interface Replies {
   exportAdapter: { files: Record<string, Uint8Array> };
   loadAdapter: { method: string; trainable: number };
   mergeAndExport: { files: Record<string, Uint8Array> };
+  combineAdapter: { combinationType: string; rank: number };
   logits: { inputIds: number[]; shape: number[]; logits: number[] };
 }
 

@@ -4,13 +4,13 @@
  * load starts from a freshly loaded base, so methods never stack on each other.
  */
 import { type CausalLM, type ModelSource, type Tokenizer, fromPretrained, generate, isHubRepoId, memoryTarget, openHubSource, openSource, openUrlSource, saveSafetensors } from '@webpeft/nn';
-import { type AdapterSource, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
+import { type AdapterSource, COMBINATION_TYPES, type CombinationType, type ResolvedLoraConfig, isPromptLearningType, loadPeftModel, loadPromptLearningModel, memoryFiles, readAdapterConfig } from '@webpeft/peft';
 import { quantizeModel } from '@webpeft/quant';
 import { type Tensor, getBackend, init, manualSeed, memory, narrow, noGrad, setBackend, tensor, tidy } from '@webpeft/tensor';
 import { prepareData } from './data.js';
 import { StudioError } from './errors.js';
 import { type Adapted, QLORA_QUANT, attachMethod, checkSettings } from './methods.js';
-import type { ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
+import type { CombineOptions, ModelChoice, ModelInfo, Replies, TrainSettings, WorkerEvent } from './protocol.js';
 import { EVAL_BATCHES, TrainControl, trainAdapted } from './training.js';
 
 /** Files of a model folder besides the weights that a merged export carries over. */
@@ -87,7 +87,7 @@ export class StudioSession {
     try {
       // The adapter's initial weights come from the seed (Philox: the same bits in every runtime).
       manualSeed(s.seed);
-      adapted = await attachMethod(model, s);
+      adapted = await attachMethod(model, s, (line) => this.emit({ type: 'log', line }));
     } catch (e) {
       model.dispose();
       throw e;
@@ -182,6 +182,39 @@ export class StudioSession {
       await this.loadAdapter(adapterFiles, quantized);
     }
     return { files: Object.fromEntries(out.files) };
+  }
+
+  /**
+   * Combines the current LoRA adapter with another one's PEFT files (PEFT's
+   * `add_weighted_adapter`: `weights` for the current and the other adapter, and the
+   * combination type and its options). The combined adapter replaces the current one
+   * (reloaded from its own files onto a fresh base, so it is the session's `default`).
+   */
+  async combineAdapter(files: Record<string, Uint8Array>, weights: [number, number], options: CombineOptions): Promise<Replies['combineAdapter']> {
+    this.refuseWhileTraining('combine adapters');
+    const adapted = this.needAdapter();
+    const type = adapted.peft.peftConfig.get('default')?.peftType;
+    if (adapted.kind !== 'tuner' || type !== 'LORA') throw new StudioError('invalid-setting', `combining adapters works on LoRA adapters (PEFT's add_weighted_adapter); the current adapter is ${type ?? 'prompt learning'}`);
+    if (!(COMBINATION_TYPES as readonly string[]).includes(options.combinationType)) throw new StudioError('invalid-setting', `combination type must be one of ${COMBINATION_TYPES.join(', ')}, got ${JSON.stringify(options.combinationType)}`);
+    const dir: AdapterSource = memoryFiles(files);
+    if (!(await dir.has('adapter_config.json')) || !(await dir.has('adapter_model.safetensors'))) {
+      throw new StudioError('malformed-file', `an adapter needs adapter_config.json and adapter_model.safetensors (got: ${Object.keys(files).join(', ') || 'no files'})`);
+    }
+    const peft = adapted.peft;
+    await peft.loadAdapter(dir, 'other');
+    try {
+      await peft.addWeightedAdapter(['default', 'other'], weights, 'combined', { ...options, combinationType: options.combinationType as CombinationType });
+    } catch (e) {
+      peft.deleteAdapter('other');
+      throw new StudioError('invalid-setting', (e as Error).message);
+    }
+    const rank = (peft.peftConfig.get('combined') as ResolvedLoraConfig).r;
+    const out = memoryFiles();
+    await peft.saveAdapter(out, { adapterNames: ['combined'] });
+    // Saved in a subfolder (only `default` sits at the root): its files become the new default.
+    const combined = Object.fromEntries([...out.files].filter(([f]) => f.startsWith('combined/')).map(([f, b]) => [f.slice('combined/'.length), b]));
+    await this.loadAdapter(combined, this.quantized);
+    return { combinationType: options.combinationType, rank };
   }
 
   /** Logits `[1, T, V]` of the adapted model for `prompt`'s token ids (eval mode, no gradients). */

@@ -47,6 +47,8 @@ function run(req: Request): Promise<unknown> {
       return session.loadAdapter(req.files, req.quantizedBase);
     case 'mergeAndExport':
       return session.mergeAndExport();
+    case 'combineAdapter':
+      return session.combineAdapter(req.files, req.weights, req.options);
     case 'logits':
       return session.logits(req.prompt);
   }

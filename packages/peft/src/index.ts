@@ -22,7 +22,8 @@ export {
   isPromptLearningType,
 } from './registry.js';
 export { ensureBuiltinMethods } from './builtins.js';
-export { PeftModel } from './peft-model.js';
+export { PeftModel, type MixedBatchInput } from './peft-model.js';
+export { BASE_ADAPTER, type MixedBatchLayer } from './tuners/mixed-batch.js';
 export { getPeftModel, asPromptable, isPromptLearning } from './get-peft-model.js';
 export { countParameters, formatTrainableParameters } from './count.js';
 export { TunerLayer, type AdapterSlot, type AdapterSlotKind, type AdapterSlots, type AdapterTensors, type NewAdapter } from './tuners/tuner-layer.js';

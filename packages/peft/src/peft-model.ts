@@ -1,5 +1,6 @@
 import { type CausalLMInput, type CausalLMOutput, type ExpectedTensor, type SourceInput, Module, inConfigFile } from '@webpeft/nn';
-import type { Tensor } from '@webpeft/tensor';
+import { type Tensor, ShapeError } from '@webpeft/tensor';
+import { LoraLinear } from './tuners/lora/linear.js';
 import type { PeftConfig } from './config.js';
 import { countParameters, formatTrainableParameters } from './count.js';
 import { checkpointable, isGradientCheckpointing } from './gradient-checkpointing.js';
@@ -25,7 +26,11 @@ import {
 } from './io/adapter-files.js';
 import { planOnMeta } from './tuners/backend-of.js';
 import type { ModulesToSaveWrapper } from './tuners/modules-to-save.js';
+import { BASE_ADAPTER, type MixedBatchLayer, adapterNamesOf } from './tuners/mixed-batch.js';
 import type { AdapterSource, AdapterTarget } from './io/file-access.js';
+
+/** A causal LM's input with per-sample adapter names (PEFT's `adapter_names`; `'__base__'`: no adapter), `adapterNames.length === B`. */
+export type MixedBatchInput = CausalLMInput & { adapterNames: readonly string[] };
 
 /**
  * A model with PEFT adapters (PEFT's `PeftModel`). Parameters are named
@@ -74,13 +79,85 @@ export class PeftModel extends Module {
   /**
    * Calls the wrapped model's `forward` with the same arguments (a causal LM takes
    * `{ inputIds, labels, ... }` and returns `{ logits, loss }`).
+   *
+   * `adapterNames` (PEFT's `adapter_names`), one name per sample (`'__base__'`: no
+   * adapter), runs a mixed-adapter batch: see {@link withAdapterNames}.
+   * @example const { logits } = peft.forward({ inputIds, adapterNames: ['a', 'b', '__base__'] }); // inputIds [3, T]
    */
   forward(input: CausalLMInput): CausalLMOutput;
+  forward(input: MixedBatchInput): CausalLMOutput;
   forward(...args: unknown[]): unknown;
   forward(...args: unknown[]): unknown {
     checkNoPendingInit(this);
-    checkNoMixedBatch(args[0]);
-    return this.base_model.forward(...args);
+    const names = adapterNamesOf('PeftModel', args[0]);
+    if (names === undefined) return this.base_model.forward(...args);
+    const { adapterNames: _, ...input } = args[0] as CausalLMInput & { adapterNames: unknown };
+    // PEFT's per-layer checks, made once before anything runs (a refused forward allocates nothing).
+    const rows = (input.inputIds ?? input.inputsEmbeds)?.shape[0];
+    if (rows !== undefined && rows !== names.length) {
+      throw new ShapeError(`PeftModel.forward: length of adapterNames should be the same as the number of inputs, but got ${names.length} and ${rows} respectively`);
+    }
+    if (this.model.training) throw new Error('PeftModel.forward: cannot pass adapterNames when the model is in training mode (mixed-adapter batches are for inference, as in PEFT); call eval() first');
+    return this.withAdapterNames(names, () => this.base_model.forward(input, ...args.slice(1)));
+  }
+
+  /**
+   * Runs `fn` with a mixed-adapter batch (PEFT's `adapter_names`): every forward of the
+   * model until `fn` returns or its promise settles takes row `i` of its batch through
+   * adapter `names[i]`, or through the base model alone for `'__base__'`, whatever the
+   * active adapters are. Use it around `generate(peft.model, prompt, ...)` (one name per
+   * prompt row). As in PEFT 0.21: LoRA adapters only (linear and embedding layers,
+   * modules to save); names must exist; each batch must have `names.length` rows; training
+   * mode, merged adapters and DoRA adapters are refused. Gradients flow in eval mode (the
+   * rows are gathered and scattered by differentiable ops).
+   * @example
+   * const { sequences } = await peft.withAdapterNames(['a', 'b', '__base__'], () => generate(peft.model as CausalLM, prompts, { maxNewTokens: 8 }));
+   */
+  withAdapterNames<T>(names: readonly string[], fn: () => T): T {
+    const layers = this.mixedBatchLayers(names);
+    const prev = layers.map((l) => l.mixedAdapterNames);
+    const list = [...names];
+    layers.forEach((l) => (l.mixedAdapterNames = list));
+    const restore = () => layers.forEach((l, i) => (l.mixedAdapterNames = prev[i]));
+    let result: T;
+    try {
+      result = fn();
+    } catch (e) {
+      restore();
+      throw e;
+    }
+    if (result instanceof Promise) return result.finally(restore) as T;
+    restore();
+    return result;
+  }
+
+  /** The layers a mixed batch sets, after PEFT's model-level checks (LoRA only, names that exist). */
+  private mixedBatchLayers(names: readonly string[]): MixedBatchLayer[] {
+    // Checked as untyped input (Array.isArray would widen the readonly type to any[]).
+    const raw: unknown = names;
+    if (!Array.isArray(raw) || raw.length === 0 || raw.some((n) => typeof n !== 'string')) {
+      throw new TypeError('withAdapterNames: adapterNames must be a non-empty array of adapter names, one per sample');
+    }
+    const peftType = this.method().peftType;
+    if (peftType !== 'LORA') throw new Error(`withAdapterNames: adapterNames (mixed-adapter batches) works with LoRA adapters only, as in PEFT 0.21 (which ignores it for other methods); this model's adapters are ${peftType}`);
+    const out: MixedBatchLayer[] = [];
+    const expected = new Set<string>();
+    for (const [path, layer] of this.base_model.tunerLayers()) {
+      if (!('mixedAdapterNames' in layer)) throw new Error(`withAdapterNames: the layer at '${path}' (${layer.constructor.name}) cannot run a mixed-adapter batch`);
+      for (const n of layer.adapterNames()) expected.add(n);
+      out.push(layer as AnyTunerLayer & MixedBatchLayer);
+    }
+    const unexpected = [...new Set(names)].filter((n) => n !== BASE_ADAPTER && !expected.has(n)).sort();
+    if (unexpected.length > 0) throw new Error(`withAdapterNames: trying to infer with non-existing adapter(s): ${unexpected.join(', ')} (have: ${[...expected].join(', ')}; '${BASE_ADAPTER}' means no adapter)`);
+    // The layers check these again at each forward (a merge inside the scope); checked here first so a refused call runs nothing.
+    for (const [path, layer] of this.base_model.tunerLayers()) {
+      if (layer.merged) throw new Error(`withAdapterNames: cannot pass adapterNames when there are merged adapters (${layer.mergedAdapters.join(', ')} in '${path}'), please call unmerge() first`);
+      if (!(layer instanceof LoraLinear)) continue;
+      const dora = [...new Set(names)].filter((n) => n !== BASE_ADAPTER && layer.hasAdapter(n) && layer.weights(n).magnitude !== null);
+      if (dora.length > 0) throw new Error(`withAdapterNames: cannot pass adapterNames when DoRA is enabled (adapter ${dora.join(', ')} uses DoRA in '${path}'; PEFT 0.21 has no mixed-batch DoRA)`);
+    }
+    for (const [, w] of this.base_model.savedModules()) out.push(w);
+    return out;
   }
 
   /**
@@ -443,12 +520,4 @@ function disposeAdapters(layer: AnyTunerLayer): void {
 function checkOneSavedCopy(w: ModulesToSaveWrapper, active: string[]): void {
   const held = active.filter((n) => w.copyOf(n) !== undefined);
   if (held.length > 1) throw new Error(`setAdapter: adapters ${held.join(', ')} each save their own copy of a module in modulesToSave; only one of them can be active`);
-}
-
-/** PEFT's per-sample `adapter_names` (mixed-adapter batches) is not supported: say so rather than ignore it. */
-function checkNoMixedBatch(input: unknown): void {
-  if (input === null || typeof input !== 'object') return;
-  for (const key of ['adapterNames', 'adapter_names']) {
-    if (key in input) throw new Error(`PeftModel.forward: '${key}' (mixed-adapter batches, one adapter per sample) is not supported; run one batch per adapter with setAdapter`);
-  }
 }

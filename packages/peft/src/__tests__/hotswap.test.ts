@@ -146,14 +146,3 @@ describe('hotswapAdapter', () => {
     await hotswapAdapter(peft, B(), 'default');
   });
 });
-
-describe('mixed-adapter batches', () => {
-  it("PEFT's per-sample adapter_names is refused by name, not ignored", async () => {
-    const peft = own(await loadPeftModel(tinyLlama('cpu'), A()));
-    const ids = tensor(new Int32Array([3, 1, 4, 1]), [2, 2], { dtype: 'i32', backend: 'cpu' });
-    for (const key of ['adapterNames', 'adapter_names']) {
-      expect(() => peft.forward({ inputIds: ids, [key]: ['default', 'default'] })).toThrow(new RegExp(`'${key}' \\(mixed-adapter batches, one adapter per sample\\) is not supported`));
-    }
-    ids.dispose();
-  });
-});

@@ -18,7 +18,7 @@ describe('LoraConfig', () => {
       [{ r: 2.5 }, /r must be a positive integer/],
       [{ loraDropout: 1 }, /loraDropout must be in \[0, 1\)/],
       [{ bias: 'some' }, /bias must be/],
-      [{ initLoraWeights: 'olora' }, /initLoraWeights/],
+      [{ initLoraWeights: 'corda' }, /initLoraWeights/],
       [{ targetModules: [] }, /empty list/],
       [{ targetModules: '.*q_proj', layersToTransform: [0] }, /layersToTransform.*regex/],
       [{ layersPattern: 'layers' }, /layersToTransform.*must also be specified/],

@@ -63,6 +63,22 @@ function singularValues(a: ArrayLike<number>, m: number, n: number): Float64Arra
 }
 
 describe("PiSSA and LoftQ initialisation equal PEFT 0.21's", () => {
+  it("'olora': the residual base weight, scaling * B A (from QR) and the logits", async () => {
+    for (const backend of backendsUnderTest()) {
+      const { model, ids } = await loaded(backend);
+      const peft = getPeftModel(model, config({ initLoraWeights: 'olora' }));
+      expect(() => peft.forward({ inputIds: ids })).toThrow(/initLoraWeights 'olora'.*await initLoraFromBase\(peft\)/);
+      const done = await peft.initLoraFromBase();
+      expect(done.sort()).toEqual(Object.keys(golden.olora.modules).sort());
+      for (const [path, want] of Object.entries((golden.olora as InitCase).modules)) {
+        const layer = model.getSubmodule(path) as LoraLinear;
+        expectClose(await take(noGrad(() => layer.base.dequantizedWeight())), f32(want.base), { ...TOL, label: `${backend} ${path} residual` });
+        expectClose(await take(layer.deltaWeight('default')), f32(want.delta), { ...TOL, label: `${backend} ${path} delta` });
+      }
+      expectClose(await take(noGrad(() => peft.forward({ inputIds: ids })).logits), f32(golden.olora.logits), { rtol: 1e-4, atol: 1e-4, label: `${backend} olora logits` });
+    }
+  });
+
   it("'pissa': the residual base weight, scaling * B A and the logits; forward refuses before the init", async () => {
     for (const backend of backendsUnderTest()) {
       const { model, ids } = await loaded(backend);
@@ -155,7 +171,7 @@ describe("PiSSA and LoftQ initialisation equal PEFT 0.21's", () => {
     expect(() => resolveLoraConfig(config({ initLoraWeights: 'loftq', loftqConfig: { loftqBits: 3 } }))).toThrow(/loftqBits must be 4 or 8/);
     expect(() => resolveLoraConfig(config({ initLoraWeights: 'loftq', loftqConfig: { loftqIter: 0 } }))).toThrow(/loftqIter must be a positive integer/);
     expect(() => resolveLoraConfig(config({ initLoraWeights: 'pissa_niter_0' }))).toThrow(/initLoraWeights must be/);
-    expect(() => resolveLoraConfig(config({ initLoraWeights: 'olora' as 'pissa' }))).toThrow(/initLoraWeights must be/);
+    expect(() => resolveLoraConfig(config({ initLoraWeights: 'corda' as 'pissa' }))).toThrow(/initLoraWeights must be/);
     const json = loraConfigToJson(resolveLoraConfig(config({ initLoraWeights: 'loftq', loftqConfig: { loftqBits: 4, loftqIter: 2 } })));
     expect(json).toMatchObject({ init_lora_weights: 'loftq', loftq_config: { loftq_bits: 4, loftq_iter: 2 } });
     expect(loraConfigToJson(resolveLoraConfig(config({ initLoraWeights: 'pissa' }))).loftq_config).toEqual({});

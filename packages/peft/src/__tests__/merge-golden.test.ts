@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { type CombinationType, type TaskMergeMethod, LoraEmbedding, LoraLinear, loadPeftModel, memoryFiles, mergeTaskTensors, svd } from '../index.js';
 import golden from './fixtures/merge_golden.json' with { type: 'json' };
 import { checkLeaksPerTest, own } from './leak-check.js';
+import { clampSymmetric } from '../tuners/lora/weighted.js';
 
 checkLeaksPerTest();
 
@@ -17,11 +18,13 @@ interface Case {
   combinationType: CombinationType;
   adapters: string[];
   weights: number[];
-  options: { density?: number; majority_sign_method?: 'total' | 'frequency'; svd_rank?: number };
+  options: { density?: number; majority_sign_method?: 'total' | 'frequency'; svd_rank?: number; svd_full_matrices?: boolean; svd_clamp?: number };
   r: number;
   deltas: Record<string, { shape: number[]; f32: string }>;
   masks: Record<string, { shape: number[]; bits: string }[]>;
   logits: string;
+  /** svd_clamp cases: torch's factors per module, `U_r S_r [rows, r]` and `Vh_r [r, cols]`. */
+  factors?: Record<string, { U: string; Vh: string; rows: number; cols: number }>;
 }
 const cases = golden.cases as Case[];
 
@@ -50,7 +53,14 @@ async function loaded(backend: BackendName) {
 }
 
 function optionsOf(c: Case) {
-  return { combinationType: c.combinationType, density: c.options.density, majoritySignMethod: c.options.majority_sign_method, svdRank: c.options.svd_rank };
+  return {
+    combinationType: c.combinationType,
+    density: c.options.density,
+    majoritySignMethod: c.options.majority_sign_method,
+    svdRank: c.options.svd_rank,
+    svdFullMatrices: c.options.svd_full_matrices,
+    svdClamp: c.options.svd_clamp,
+  };
 }
 
 async function take(t: Tensor): Promise<Float32Array> {
@@ -79,7 +89,7 @@ describe("addWeightedAdapter equals PEFT 0.21's add_weighted_adapter", () => {
     for (const backend of backendsUnderTest()) {
       const { model, peft, ids } = await loaded(backend);
       for (const [i, c] of cases.entries()) {
-        if (c.combinationType.startsWith('dare')) continue;
+        if (c.combinationType.startsWith('dare') || c.factors) continue;
         const name = `m${i}`;
         const label = `${backend} ${name} ${c.combinationType}(${c.adapters.join(', ')})`;
         await peft.addWeightedAdapter(c.adapters, c.weights, name, optionsOf(c));
@@ -93,6 +103,50 @@ describe("addWeightedAdapter equals PEFT 0.21's add_weighted_adapter", () => {
         peft.setAdapter(name);
         expectClose(await take(noGrad(() => peft.forward({ inputIds: ids })).logits), f32(c.logits), { ...LOGITS_TOL, label: `${label} logits` });
       }
+    }
+  });
+
+  it("svdClamp: PEFT's clamp applied to torch's own factors gives PEFT's delta; ours stays within its quantile", async () => {
+    const c = cases.find((x) => x.factors)!;
+    const q = c.options.svd_clamp!;
+    for (const [path, f] of Object.entries(c.factors!)) {
+      const [U, Vh] = [f32(f.U), f32(f.Vh)];
+      clampSymmetric(U, Vh, q);
+      // The new adapter's scaling is 1 (loraAlpha = r), so its delta is U Vh.
+      const delta = new Float64Array(f.rows * f.cols);
+      for (let i = 0; i < f.rows; i++) for (let k = 0; k < c.r; k++) for (let j = 0; j < f.cols; j++) delta[i * f.cols + j] += U[i * c.r + k] * Vh[k * f.cols + j];
+      // Embedding deltas are [numEmbeddings, dim] (deltaWeight), the factors [dim, numEmbeddings].
+      const want = f32(c.deltas[path].f32);
+      const got = c.deltas[path].shape[0] === f.rows ? delta : transposed(delta, f.rows, f.cols);
+      expectClose(got, want, { ...DELTA_TOL, label: `clamp ${path}` });
+    }
+    for (const backend of backendsUnderTest()) {
+      const { model, peft } = await loaded(backend);
+      await peft.addWeightedAdapter(c.adapters, c.weights, 'clamped', optionsOf(c));
+      for (const path of Object.keys(c.factors!)) {
+        const { A, B } = (model.getSubmodule(path) as LoraLinear).weights('clamped');
+        const all = [...(await A.data()), ...(await B.data())].sort((x, y) => x - y);
+        // The clamp leaves the entries above the quantile at hi (the maximum), so at least
+        // (1 - q) of them share it, and nothing is below -hi.
+        const hi = all[all.length - 1];
+        const atHi = all.filter((v) => v === hi).length;
+        expect(atHi, `${backend} ${path} entries at the clamp`).toBeGreaterThanOrEqual(Math.floor((1 - q) * (all.length - 1)));
+        expect(all[0], `${backend} ${path}`).toBeGreaterThanOrEqual(-hi);
+      }
+    }
+  });
+
+  it('svdFullMatrices and svdDriver: the option names PEFT takes, one SVD behind them', async () => {
+    const { peft } = await loaded('cpu');
+    await expect(peft.addWeightedAdapter(['p1', 'p2'], [1, 1], 'x', { combinationType: 'svd', svdDriver: 'gesvda' })).rejects.toThrow(/option 'svdDriver' "gesvda" is not available: the one SVD here is one-sided Jacobi.*'gesvdj' and 'gesvd'/);
+    await expect(peft.addWeightedAdapter(['p1', 'p2'], [1, 1], 'x', { combinationType: 'linear', svdClamp: 0.5 })).rejects.toThrow(/option 'svdClamp' applies only to the svd combination types/);
+    await expect(peft.addWeightedAdapter(['p1', 'p2'], [1, 1], 'x', { combinationType: 'svd', svdClamp: 2 })).rejects.toThrow(/option 'svdClamp' must be a quantile in \[0, 1\]/);
+    await peft.addWeightedAdapter(['p1', 'p2'], [0.5, 0.5], 'j', { combinationType: 'svd', svdDriver: 'gesvdj', svdFullMatrices: false });
+    await peft.addWeightedAdapter(['p1', 'p2'], [0.5, 0.5], 'q', { combinationType: 'svd', svdDriver: 'gesvd' });
+    for (const [, layer] of peft.base_model.tunerLayers()) {
+      if (!layer.hasAdapter('j')) continue;
+      const l = layer as LoraLinear;
+      expectClose(await take(l.deltaWeight('j')), await take(l.deltaWeight('q')), { rtol: 0, atol: 0, label: 'gesvdj and gesvd run the same SVD' });
     }
   });
 

@@ -1,4 +1,5 @@
 import { type CausalLM, type CausalLMInput, type CausalLMOutput, type GenerationPrefix, Module } from '@webpeft/nn';
+import { adapterNamesOf } from '../tuners/mixed-batch.js';
 import { type Tensor, add, pad } from '@webpeft/tensor';
 import { ensureBuiltinMethods } from '../builtins.js';
 import { countParameters, formatTrainableParameters } from '../count.js';
@@ -128,6 +129,9 @@ export class PromptLearningModel extends Module implements CausalLM {
    */
   forward(input: CausalLMInput): CausalLMOutput {
     const config = this.adapterConfig(this.active);
+    if (adapterNamesOf('PromptLearningModel', input) !== undefined) {
+      throw new Error(`PromptLearningModel: adapterNames (mixed-adapter batches) is not supported for ${config.peftType}: PEFT 0.21 mixes adapters per sample in LoRA layers only`);
+    }
     const method = this.method();
     const p = config.numVirtualTokens;
     const mask = input.attentionMask;

@@ -1,7 +1,8 @@
 import { type LinearLike, Linear, Module } from '@webpeft/nn';
-import { type BackendName, type Tensor, add, assign, getRngState, keep, noGrad, setRngState, zeros } from '@webpeft/tensor';
+import { type BackendName, type Tensor, add, assign, getRngState, keep, noGrad, setRngState, tidy, zeros } from '@webpeft/tensor';
 import { backendOf } from './backend-of.js';
 import { ModuleDict } from './containers.js';
+import { BASE_ADAPTER, type MixedBatchLayer, checkMixedBatch, placeRows, rowIndex, rowsByAdapter, takeRows } from './mixed-batch.js';
 
 /**
  * PEFT's `ModulesToSaveWrapper`: a module named in an adapter's `modules_to_save`
@@ -14,13 +15,15 @@ import { ModuleDict } from './containers.js';
  * Copies are made of full-precision `Linear` modules (what `lm_head` and `score` are);
  * other module kinds are refused by name.
  */
-export class ModulesToSaveWrapper extends Module implements LinearLike {
+export class ModulesToSaveWrapper extends Module implements LinearLike, MixedBatchLayer {
   readonly original_module: Linear;
   modules_to_save: ModuleDict<Linear>;
   /** The adapter whose copy `forward` runs, or null for the original. */
   activeAdapter: string | null = null;
   /** When true, `forward` is the original's (as `disableAdapter`). */
   disabled = false;
+  /** Per-sample adapter names of a mixed-adapter batch (set by `PeftModel`), or null. */
+  mixedAdapterNames: readonly string[] | null = null;
 
   constructor(original: Module, path: string) {
     super();
@@ -107,9 +110,33 @@ export class ModulesToSaveWrapper extends Module implements LinearLike {
     this.activeAdapter = held[0] ?? null;
   }
 
-  /** `[..., in] -> [..., out]` through the current module. */
+  /**
+   * `[..., in] -> [..., out]` through the current module. In a mixed-adapter batch (PEFT's
+   * `AuxiliaryTrainingWrapper._mixed_batch_forward`) each row runs through its adapter's
+   * copy (`__base__`: the original); as in PEFT, disabled adapters or an active adapter
+   * without a copy here run the original for every row.
+   */
   forward(x: Tensor): Tensor {
-    return this.current.forward(x);
+    const names = this.mixedAdapterNames;
+    if (!names) return this.current.forward(x);
+    checkMixedBatch('ModulesToSaveWrapper', x, names, { merged: false, training: this.training });
+    if (this.disabled || this.activeAdapter === null) return this.original_module.forward(x);
+    const groups = rowsByAdapter(names);
+    for (const name of groups.keys()) {
+      if (name !== BASE_ADAPTER && !this.modules_to_save.has(name)) {
+        throw new Error(`ModulesToSaveWrapper: adapterNames names '${name}', which has no copy of this module to save (have: ${this.adapterNames().join(', ')}); in a mixed batch every named adapter needs one`);
+      }
+    }
+    return tidy(() => {
+      let y: Tensor | null = null;
+      for (const [name, rows] of groups) {
+        const idx = rowIndex(rows, x);
+        const m = name === BASE_ADAPTER ? this.original_module : (this.modules_to_save.get(name) as Linear);
+        const part = placeRows(m.forward(takeRows(x, idx)), idx, x.shape[0]);
+        y = y ? add(y, part) : part;
+      }
+      return y as Tensor;
+    });
   }
 
   dequantizedWeight(): Tensor {

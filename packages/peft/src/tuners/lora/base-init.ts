@@ -5,6 +5,10 @@
  *   `B = U_r sqrt(S_r / s)` and the base keeps `W - s B A` (s the scaling); `'pissa_niter_K'`
  *   takes the top r triplets from a randomized SVD with K power iterations (Halko et al. 2011,
  *   as `torch.svd_lowrank` with `q = r`).
+ * - OLoRA (Büyükakyüz 2024, arXiv:2406.01775; PEFT's `olora_init`): `W = Q R` (reduced QR);
+ *   `A = R[:r]`, `B = Q[:, :r]` and the base keeps `W - s B A`. PEFT factors the stored weight
+ *   as it is, which for GPT-2's `Conv1D` (`[in, out]`) gives A and B of the wrong layout, so
+ *   OLoRA is refused on `Conv1D` bases here.
  * - LoftQ (Li et al. 2023, arXiv:2310.08659): starting from `R = W`, repeat `loftqIter` times:
  *   `Q = quantize(R)`, `L R' = rank-r SVD of W - Q` (`L = U_r sqrt(S_r)`, `R' = sqrt(S_r) Vh_r`),
  *   `R = W - L R'`; then `A = R'`, `B = L` and the base holds `Q` (PEFT does not divide by s, so
@@ -16,6 +20,7 @@
 import { Conv1D, Linear } from '@webpeft/nn';
 import { type Tensor, assign, noGrad, randn, tensor } from '@webpeft/tensor';
 import { svd } from '../../linalg/svd.js';
+import { qr } from '../../linalg/qr.js';
 import type { PeftConfig } from '../../config.js';
 import type { AnyTunerLayer } from '../tuner-model.js';
 import { type ResolvedLoraConfig, isBaseRewritingInit } from './config.js';
@@ -32,20 +37,20 @@ export interface BaseInitHost {
 
 /** Options of {@link initLoraFromBase}. */
 export interface BaseInitOptions {
-  /** Only this adapter (default: every adapter with a pending PiSSA / LoftQ init). */
+  /** Only this adapter (default: every adapter with a pending PiSSA / OLoRA / LoftQ init). */
   adapterName?: string;
   /** LoftQ's quantizer (default: NF4 for 4 bits; 8 bits needs one). */
   quantize?: LoftQQuantizer;
   /**
-   * Rewrite the base only and keep A and B as they are: what loading a saved PiSSA / LoftQ
+   * Rewrite the base only and keep A and B as they are: what loading a saved PiSSA / OLoRA / LoftQ
    * adapter does (PEFT re-runs the init on the original base, then loads the trained A and B).
    */
   keepAdapterWeights?: boolean;
 }
 
 /**
- * Runs the pending PiSSA / LoftQ initialisations of a model made with
- * `initLoraWeights: 'pissa' | 'pissa_niter_K' | 'loftq'`: sets A and B and rewrites each
+ * Runs the pending PiSSA / OLoRA / LoftQ initialisations of a model made with
+ * `initLoraWeights: 'pissa' | 'pissa_niter_K' | 'olora' | 'loftq'`: sets A and B and rewrites each
  * wrapped layer's base weight. The base must be full precision (`Linear` or GPT-2 `Conv1D`), as
  * PEFT requires: quantize the model afterwards (LoftQ's base then sits on the quantizer's grid).
  * Returns the paths of the layers it initialised.
@@ -67,6 +72,9 @@ export async function initLoraFromBase(peft: BaseInitHost, options: BaseInitOpti
       if (!(base instanceof Linear || base instanceof Conv1D)) {
         throw new Error(`initLoraFromBase: '${settings.pendingInit}' at '${path}' needs a full-precision base (Linear or Conv1D), got ${base.constructor.name}; initialise before quantizing, as PEFT requires`);
       }
+      if (settings.pendingInit === 'olora' && base instanceof Conv1D) {
+        throw new Error(`initLoraFromBase: 'olora' at '${path}': PEFT 0.21's olora_init factors a Conv1D's stored [in, out] weight without the fan_in_fan_out transpose (A and B come out in the wrong layout); OLoRA is supported on Linear bases`);
+      }
       const r = layer.weights(name).A.shape[0];
       if (r > Math.min(layer.outFeatures, layer.inFeatures)) throw new Error(`initLoraFromBase: rank ${r} exceeds min(${layer.outFeatures}, ${layer.inFeatures}) of '${path}'`);
       const bits = config.loftqConfig?.loftqBits ?? 4;
@@ -82,7 +90,7 @@ export async function initLoraFromBase(peft: BaseInitHost, options: BaseInitOpti
 }
 
 /**
- * Throws before a forward while a PiSSA / LoftQ init is pending (checked before any work, so a
+ * Throws before a forward while a PiSSA / OLoRA / LoftQ init is pending (checked before any work, so a
  * refused forward allocates nothing). Costs one look at each adapter's config otherwise.
  */
 export function checkNoPendingInit(peft: BaseInitHost): void {
@@ -113,6 +121,12 @@ async function initLayer(path: string, layer: LoraLinear, name: string, settings
     const quantize = options.quantize ?? ((lq.loftqBits ?? 4) === 4 ? nf4Roundtrip : undefined);
     if (!quantize) throw new Error(`initLoraFromBase: loftqConfig.loftqBits ${lq.loftqBits} needs options.quantize (the built-in quantizer is NF4, 4 bits)`);
     ({ A, B, residual } = await loftq(W, rows, cols, r, lq.loftqIter ?? 1, lq.loftqBits ?? 4, quantize, targetA.backend.name));
+  } else if (init === 'olora') {
+    const { Q, R, k } = qr(W, rows, cols);
+    A = R.slice(0, r * cols);
+    B = new Float64Array(rows * r);
+    for (let i = 0; i < rows; i++) for (let c = 0; c < r; c++) B[i * r + c] = Q[i * k + c];
+    residual = subtractScaled(W, B, A, rows, r, cols, scaling);
   } else {
     const gaussian = init === 'pissa' ? null : await readAndDispose(noGrad(() => randn([cols, r], { backend: targetA.backend.name })));
     const { U, S, Vh, k } = gaussian ? randomizedSvd(W, rows, cols, r, Number(init.slice('pissa_niter_'.length)), gaussian) : svd(W, rows, cols);
@@ -123,8 +137,7 @@ async function initLayer(path: string, layer: LoraLinear, name: string, settings
       for (let j = 0; j < cols; j++) A[c * cols + j] = s * Vh[c * cols + j];
       for (let i = 0; i < rows; i++) B[i * r + c] = U[i * k + c] * s;
     }
-    residual = Float64Array.from(W);
-    for (let i = 0; i < rows; i++) for (let c = 0; c < r; c++) for (let j = 0; j < cols; j++) residual[i * cols + j] -= scaling * B[i * r + c] * A[c * cols + j];
+    residual = subtractScaled(W, B, A, rows, r, cols, scaling);
   }
   const backend = targetA.backend.name;
   const newBase = tensor(Float32Array.from(residual), [rows, cols], { backend });
@@ -256,6 +269,13 @@ function orthonormalColumns(M: Float64Array, m: number, n: number): Float64Array
     for (let i = 0; i < m; i++) M[i * n + c] /= norm;
   }
   return M;
+}
+
+/** `W - s B A` for `W [rows, cols]`, `B [rows, r]`, `A [r, cols]` (a new array). */
+function subtractScaled(W: Float64Array, B: Float64Array, A: Float64Array, rows: number, r: number, cols: number, s: number): Float64Array {
+  const out = Float64Array.from(W);
+  for (let i = 0; i < rows; i++) for (let c = 0; c < r; c++) for (let j = 0; j < cols; j++) out[i * cols + j] -= s * B[i * r + c] * A[c * cols + j];
+  return out;
 }
 
 async function readAndDispose(t: Tensor): Promise<Float64Array> {

@@ -13,10 +13,12 @@ export type LoraInit = boolean | 'gaussian' | BaseRewritingInit;
 /**
  * PiSSA (Meng et al. 2024, arXiv:2404.02948): A and B from the top-r singular triplets of W,
  * the base keeps the residual; `'pissa_niter_K'` uses a randomized SVD with K power iterations.
+ * OLoRA (Büyükakyüz 2024, arXiv:2406.01775): A and B from the first r rows of R and columns of
+ * Q in `W = Q R`, the base keeps the residual.
  * LoftQ (Li et al. 2023, arXiv:2310.08659): alternates quantizing the base and a rank-r SVD of
  * the quantization error (`loftqConfig`).
  */
-export type BaseRewritingInit = 'pissa' | `pissa_niter_${number}` | 'loftq';
+export type BaseRewritingInit = 'pissa' | `pissa_niter_${number}` | 'olora' | 'loftq';
 
 /** PEFT's `LoftQConfig`: bits of the base quantizer (4: NF4) and alternating steps. */
 export interface LoftQConfig {
@@ -26,9 +28,9 @@ export interface LoftQConfig {
   loftqIter?: number;
 }
 
-/** True when `init` rewrites the base weight (PiSSA, LoftQ): such adapters need `initLoraFromBase`. */
+/** True when `init` rewrites the base weight (PiSSA, OLoRA, LoftQ): such adapters need `initLoraFromBase`. */
 export function isBaseRewritingInit(init: unknown): init is BaseRewritingInit {
-  return init === 'pissa' || init === 'loftq' || (typeof init === 'string' && /^pissa_niter_[1-9]\d*$/.test(init));
+  return init === 'pissa' || init === 'olora' || init === 'loftq' || (typeof init === 'string' && /^pissa_niter_[1-9]\d*$/.test(init));
 }
 
 /**
@@ -106,7 +108,7 @@ export function resolveLoraConfig(c: LoraConfig, model?: Module): ResolvedLoraCo
   if (!['none', 'all', 'lora_only'].includes(bias)) configError('LORA', `bias must be 'none', 'all' or 'lora_only', got ${showValue(bias)}`, 'bias');
   const init = c.initLoraWeights ?? LORA_DEFAULTS.initLoraWeights;
   if (init !== true && init !== false && init !== 'gaussian' && !isBaseRewritingInit(init)) {
-    configError('LORA', `initLoraWeights must be true, false, 'gaussian', 'pissa', 'pissa_niter_K' (K >= 1) or 'loftq', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`, 'initLoraWeights');
+    configError('LORA', `initLoraWeights must be true, false, 'gaussian', 'pissa', 'pissa_niter_K' (K >= 1), 'olora' or 'loftq', got ${JSON.stringify(init)} (other PEFT initialisations are not supported)`, 'initLoraWeights');
   }
   const loftqConfig = resolveLoftQConfig(c.loftqConfig, init);
   for (const key of ['fanInFanOut', 'useRslora', 'useDora'] as const) {
@@ -223,8 +225,8 @@ export function loraConfigFromJson(j: Record<string, unknown>): LoraConfig {
     bias: f.oneOf('bias', ['none', 'all', 'lora_only'] as const, 'none'),
     useRslora: f.bool('use_rslora', false),
     useDora: f.bool('use_dora', false),
-    // PiSSA and LoftQ rebuild their residual base on load, as PEFT does (initLoraFromBase).
-    initLoraWeights: init === false ? false : init === 'gaussian' || init === 'pissa' || init === 'loftq' ? init : true,
+    // PiSSA, OLoRA and LoftQ rebuild their residual base on load, as PEFT does (initLoraFromBase).
+    initLoraWeights: init === false ? false : init === 'gaussian' || init === 'pissa' || init === 'olora' || init === 'loftq' ? init : true,
     ...(loftq ? { loftqConfig: loftq } : {}),
     rankPattern: f.patterns('rank_pattern', true),
     alphaPattern: f.patterns('alpha_pattern', false),
@@ -257,10 +259,10 @@ const BASE_REWRITING_INITS = /^(pissa|corda|olora|mica|loftq)/i;
 function checkLoadableInit(init: string): void {
   if (LOADABLE_INITS.includes(init.toLowerCase())) return;
   // Deterministic base rewrites: the loader rebuilds the residual base from the original, as PEFT does.
-  if (init === 'pissa' || init === 'loftq') return;
+  if (init === 'pissa' || init === 'olora' || init === 'loftq') return;
   if (BASE_REWRITING_INITS.test(init)) {
     throw new ConfigError(
-      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init in a way that cannot be rebuilt here (pissa_niter_K is random; CorDA, OLoRA, MiCA are not implemented): convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion`,
+      `LORA adapter config: 'init_lora_weights' ${JSON.stringify(init)} rewrites the base weights at init in a way that cannot be rebuilt here (pissa_niter_K is random; CorDA and MiCA are not implemented): convert the adapter to plain LoRA with PEFT's path_initial_model_for_weight_conversion`,
       undefined,
       'init_lora_weights',
     );

@@ -4,6 +4,7 @@ import { backendOf } from '../backend-of.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type ResolvedLoraConfig, isBaseRewritingInit, loraScaling } from './config.js';
 import { type LoraLayerOptions, loraLayerOptions } from './linear.js';
+import { BASE_ADAPTER, type MixedBatchLayer, checkMixedBatch, placeRows, rowIndex, rowsByAdapter, takeRows } from '../mixed-batch.js';
 
 /** The tensors a {@link LoraEmbedding} declares per adapter. */
 export type LoraEmbeddingSlot = 'lora_embedding_A' | 'lora_embedding_B';
@@ -14,8 +15,10 @@ export type LoraEmbeddingSlot = 'lora_embedding_A' | 'lora_embedding_B';
  * `lora_embedding_B.<name> [dim, r]` (init N(0, 1)):
  * `y = E[ids] + scaling * A^T[ids] B^T`, ids `[...] -> [..., dim]`. No dropout (ids are not features).
  */
-export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingSlot, Embedding, { scaling: number }> {
+export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingSlot, Embedding, { scaling: number }> implements MixedBatchLayer {
   readonly peftType = 'LORA';
+  /** Per-sample adapter names of a mixed-adapter batch (set by `PeftModel`), or null. */
+  mixedAdapterNames: readonly string[] | null = null;
 
   constructor(base: Embedding) {
     super(base, { lora_embedding_A: 'parameter', lora_embedding_B: 'parameter' });
@@ -57,13 +60,35 @@ export class LoraEmbedding extends TunerLayer<ResolvedLoraConfig, LoraEmbeddingS
   }
 
   forward(ids: Tensor): Tensor {
+    const names = this.mixedAdapterNames;
+    if (names) checkMixedBatch(this.constructor.name, ids, names, this);
     this.unmergeForForward();
+    if (names && !this.disabled) return this.mixedBatchForward(ids, names);
     return tidy(() => {
       let y = this.base.forward(ids);
       if (this.merged) return y;
       for (const name of this.effectiveAdapters()) {
         const { A, B, scaling } = this.weights(name);
         y = add(y, matmul(mul(gather(transpose(A), ids), scaling), B, { transposeB: true }));
+      }
+      return y;
+    });
+  }
+
+  /**
+   * PEFT's `_mixed_batch_forward` for embeddings: the base lookup for the whole batch
+   * `ids [B, ...]`, then each named adapter's term on its rows only, added into them.
+   */
+  private mixedBatchForward(ids: Tensor, names: readonly string[]): Tensor {
+    return tidy(() => {
+      let y = this.base.forward(ids);
+      for (const [name, rows] of rowsByAdapter(names)) {
+        if (name === BASE_ADAPTER || !this.hasAdapter(name)) continue;
+        const { A, B, scaling } = this.weights(name);
+        const idx = rowIndex(rows, ids);
+        // The rows' A^T[ids] `[k, ..., r]`: looked up for the batch, then its rows taken (ids stay i32).
+        const after = takeRows(gather(transpose(A), ids), idx);
+        y = add(y, placeRows(mul(matmul(after, B, { transposeB: true }), scaling), idx, ids.shape[0]));
       }
       return y;
     });

@@ -5,6 +5,7 @@ import { addToBase, asDtype } from '../autocast.js';
 import { type NewAdapter, TunerLayer } from '../tuner-layer.js';
 import { type LoraInit, type ResolvedLoraConfig, isBaseRewritingInit, loraScaling } from './config.js';
 import { patternValue } from '../target-match.js';
+import { BASE_ADAPTER, type MixedBatchLayer, checkMixedBatch, placeRows, rowIndex, rowsByAdapter, takeRows } from '../mixed-batch.js';
 
 /** What a LoRA layer needs to add one adapter (resolved per module from the config and its patterns). */
 export interface LoraLayerOptions {
@@ -52,8 +53,10 @@ export type LoraLinearSlot = 'lora_A' | 'lora_B' | 'lora_magnitude_vector';
  * the forward is `(m / ||W + s B A||) (W x + s B A x) + b` with the norm treated as a
  * constant (section 4.3).
  */
-export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, LinearLike, LoraSettings> {
+export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, LinearLike, LoraSettings> implements MixedBatchLayer {
   readonly peftType = 'LORA';
+  /** Per-sample adapter names of a mixed-adapter batch (set by `PeftModel`), or null. */
+  mixedAdapterNames: readonly string[] | null = null;
   readonly inFeatures: number;
   readonly outFeatures: number;
   /** Row norms used at merge time, per merged DoRA adapter (for an exact unmerge). */
@@ -115,7 +118,10 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
   }
 
   forward(x: Tensor): Tensor {
+    const names = this.mixedAdapterNames;
+    if (names) checkMixedBatch(this.constructor.name, x, names, this);
     this.unmergeForForward();
+    if (names && !this.disabled) return this.mixedBatchForward(x, names);
     return tidy(() => {
       let y = this.base.forward(x);
       if (this.merged) return y;
@@ -138,6 +144,33 @@ export class LoraLinear extends TunerLayer<ResolvedLoraConfig, LoraLinearSlot, L
     // second matmul's store (as PEFT, the scaling multiplies B's output).
     if (y.dtype === B.dtype) return matmulAdd(h, B, y, { transposeB: true, alpha: scaling });
     return addToBase(y, mul(matmul(h, B, { transposeB: true }), scaling));
+  }
+
+  /**
+   * PEFT's `_mixed_batch_forward`: the base on the whole batch `x [B, ..., in]`, then each
+   * named adapter this layer holds on its rows only, its output (cast to the base's dtype,
+   * as PEFT does) added into those rows. `__base__` rows and adapters this layer lacks get
+   * the base alone. DoRA adapters are refused, as in PEFT.
+   */
+  private mixedBatchForward(x: Tensor, names: readonly string[]): Tensor {
+    for (const name of new Set(names)) {
+      if (name !== BASE_ADAPTER && this.hasAdapter(name) && this.maybeAdapterTensor(name, 'lora_magnitude_vector')) {
+        throw new Error(`${this.constructor.name}: cannot pass adapterNames when DoRA is enabled (adapter '${name}' uses DoRA; PEFT 0.21 has no mixed-batch DoRA)`);
+      }
+    }
+    return tidy(() => {
+      let y = this.base.forward(x);
+      for (const [name, rows] of rowsByAdapter(names)) {
+        if (name === BASE_ADAPTER || !this.hasAdapter(name)) continue;
+        checkInitialised(this.adapterSettings(name), name);
+        const { A, B, scaling } = this.weights(name);
+        const idx = rowIndex(rows, x);
+        const xd = dropout(asDtype(takeRows(x, idx), A.dtype), this.adapterSettings(name).dropout, this.training);
+        const out = mul(matmul(matmul(xd, A, { transposeB: true }), B, { transposeB: true }), scaling);
+        y = add(y, placeRows(asDtype(out, y.dtype), idx, x.shape[0]));
+      }
+      return y;
+    });
   }
 
   /** PEFT's DoRA forward: `y + (m/n - 1) * (W xd) + (m/n) * s * B A xd`. Inside a tidy scope. */

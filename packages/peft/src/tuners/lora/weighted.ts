@@ -61,7 +61,28 @@ export interface WeightedAdapterOptions {
   density?: number;
   /** TIES' sign election for `ties*` and `dare_ties*` (default `'total'`). */
   majoritySignMethod?: MajoritySignMethod;
+  /**
+   * PEFT's `svd_clamp` for the `*svd` types: with `q` in [0, 1], `hi` = the q-quantile
+   * (linear interpolation, as `torch.quantile`) of every entry of `U_k S_k` and `Vh_k`, and
+   * both are clamped to `[-hi, hi]`. Default none.
+   */
+  svdClamp?: number | null;
+  /**
+   * PEFT's `svd_full_matrices` (default true). The rank-k result uses only the first k
+   * singular vectors, which full and thin SVDs share, so both values give the same adapter.
+   */
+  svdFullMatrices?: boolean;
+  /**
+   * PEFT's `svd_driver` (torch's cuSOLVER driver name). One SVD algorithm exists here,
+   * one-sided Jacobi in float64 on the host: `null`/absent, `'gesvdj'` (cuSOLVER's Jacobi)
+   * and `'gesvd'` (an exact SVD too: the same factors up to rounding) map to it;
+   * `'gesvda'` (cuSOLVER's approximate SVD) is refused.
+   */
+  svdDriver?: 'gesvd' | 'gesvdj' | 'gesvda' | null;
 }
+
+/** `svd_driver` names that map to the one SVD here (exact SVDs). */
+const SVD_DRIVERS = ['gesvd', 'gesvdj'];
 
 /** Types that merge A and B separately (all ranks equal). */
 const FACTOR_TYPES: readonly CombinationType[] = ['linear', 'ties', 'dare_linear', 'dare_ties', 'magnitude_prune'];
@@ -140,6 +161,17 @@ function checkWeightedAdapter(peft: WeightedAdapterHost, adapters: string[], wei
   const m = o.majoritySignMethod;
   if (m !== undefined && m !== 'total' && m !== 'frequency') fail(`option 'majoritySignMethod' must be 'total' or 'frequency', got ${JSON.stringify(m)}`);
   if (o.svdRank !== undefined && !(Number.isSafeInteger(o.svdRank) && o.svdRank > 0)) fail(`option 'svdRank' must be a positive integer, got ${String(o.svdRank)}`);
+  const svdType = type === 'svd' || type.endsWith('_svd');
+  for (const key of ['svdClamp', 'svdFullMatrices', 'svdDriver'] as const) {
+    if (o[key] != null && !svdType) fail(`option '${key}' applies only to the svd combination types (combinationType is '${type}')`);
+  }
+  if (o.svdClamp != null && !(typeof o.svdClamp === 'number' && o.svdClamp >= 0 && o.svdClamp <= 1)) fail(`option 'svdClamp' must be a quantile in [0, 1], got ${String(o.svdClamp)}`);
+  if (o.svdFullMatrices !== undefined && typeof o.svdFullMatrices !== 'boolean') fail(`option 'svdFullMatrices' must be true or false, got ${String(o.svdFullMatrices)}`);
+  if (o.svdDriver != null && !SVD_DRIVERS.includes(o.svdDriver)) {
+    fail(
+      `option 'svdDriver' ${JSON.stringify(o.svdDriver)} is not available: the one SVD here is one-sided Jacobi in float64 on the host, which 'gesvdj' and 'gesvd' (exact SVDs) map to; cuSOLVER's approximate 'gesvda' has no counterpart (leave svdDriver unset)`,
+    );
+  }
   // PEFT sizes the new adapter by the largest rank an adapter may have (its rank pattern included).
   const ranks = configs.map((c) => Math.max(c.r, ...Object.values(c.rankPattern)));
   let newRank: number;
@@ -213,6 +245,7 @@ async function svdCombine(path: string, layer: LoraLinear | LoraEmbedding, prese
   const A = new Float32Array(rank * cols);
   for (let i = 0; i < rows; i++) for (let c = 0; c < rank; c++) B[i * rank + c] = U[i * k + c] * S[c];
   for (let c = 0; c < rank; c++) for (let j = 0; j < cols; j++) A[c * cols + j] = Vh[c * cols + j];
+  if (o.svdClamp != null) clampSymmetric(B, A, o.svdClamp);
   const backend = targetA.backend.name;
   noGrad(() =>
     tidy(() => {
@@ -220,6 +253,19 @@ async function svdCombine(path: string, layer: LoraLinear | LoraEmbedding, prese
       assign(targetB, tensor(B, [rows, rank], { backend }));
     }),
   );
+}
+
+/**
+ * PEFT's `svd_clamp`: `hi` = the q-quantile of every entry of `B` and `A` together (torch's
+ * linear interpolation between order statistics, computed in float64), both clamped to
+ * `[-hi, hi]` in place.
+ */
+export function clampSymmetric(B: Float32Array, A: Float32Array, q: number): void {
+  const dist = Float64Array.from([...B, ...A]).sort();
+  const pos = q * (dist.length - 1);
+  const lo = Math.floor(pos);
+  const hi = lo + 1 < dist.length ? dist[lo] + (pos - lo) * (dist[lo + 1] - dist[lo]) : dist[lo];
+  for (const arr of [B, A]) for (let i = 0; i < arr.length; i++) arr[i] = Math.min(Math.max(arr[i], -hi), hi);
 }
 
 /** The host copy of `t`, which is disposed (also when the read fails). */
