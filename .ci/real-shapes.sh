@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the real-shape checkpoint cache that the real-shapes tests read
 # (tools/golden/real_shapes.py: SmolLM2-135M, Qwen2.5-0.5B and GPT-2 small shapes with
-# seeded random weights, about 7.5 GB in $WEBPEFT_REAL_SHAPES_DIR, default
+# seeded random weights, about 2.3 GB in $WEBPEFT_REAL_SHAPES_DIR, default
 # .cache/real-shapes). Nothing is done when the cache's manifest names the current
 # script; otherwise a virtual environment (.venv-golden, or $WEBPEFT_GOLDEN_VENV) gets
-# torch and transformers and the script runs.
+# torch and transformers and the script runs (about 2 minutes of CPU), checking the
+# files it writes against the committed goldens' SHA-256.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

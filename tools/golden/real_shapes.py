@@ -3,29 +3,34 @@
 Builds SmolLM2-135M (LlamaForCausalLM), Qwen2.5-0.5B (Qwen2ForCausalLM) and GPT-2 small
 (GPT2LMHeadModel) from their published configs (the numbers below are those of the
 models' `config.json` on the Hub; GPT-2 small's are also `GPT2Config()`'s defaults,
-checked here) with seeded random weights, and saves each with `save_pretrained` three
-ways into a cache folder (too large to commit: 0.25 to 2 GB per file):
+checked here) with seeded random weights, and saves each with `save_pretrained` into a
+cache folder (too large to commit), in the variants the tests read (`VARIANTS`):
 
-    <cache>/<model>/f32/          float32, one model.safetensors
-    <cache>/<model>/bf16/         bfloat16, one model.safetensors
-    <cache>/<model>/f32-sharded/  float32, several shards + model.safetensors.index.json
+    <cache>/smollm2-135m/bf16/          bfloat16, one model.safetensors
+    <cache>/smollm2-135m/f32-sharded/   float32, several shards + model.safetensors.index.json
+    <cache>/gpt2/f32/                   float32, one model.safetensors
+    <cache>/qwen2.5-0.5b/bf16-sharded/  bfloat16, several shards + index
 
-The weights are drawn in float32 and rounded to bfloat16 values first, so all three
-folders hold the same numbers and one set of reference logits serves all of them (a
-bf16 checkpoint decoded to f32 must give exactly the f32 checkpoint's logits; the script
-checks that transformers does). The init is scaled by fan-in (residual branches by
-1/sqrt(2 * layers)) so the logits of a 12 to 30 layer stack stay finite and spread out.
+Between them every loading path is covered (single file and shards, f32 and bf16) at
+about 2.3 GB in all; each further variant of a model would hold the same numbers again.
+The weights are drawn in float32 and rounded to bfloat16 values first, so every variant
+of a model holds the same numbers and one set of reference logits serves all of them (a
+bf16 checkpoint decoded to f32 must give exactly the f32 logits; the script checks that
+transformers does). The init is scaled by fan-in (residual branches by 1/sqrt(2 * layers))
+so the logits of a 12 to 30 layer stack stay finite and spread out. The model is built
+without transformers' random init (`no_init_weights`: the seeded draw below replaces
+every parameter anyway), which is most of the build time of a 0.5B model.
 
 For fixed input ids (1 x 8, including the last vocabulary id) the committed golden
 `packages/nn/src/__tests__/fixtures/real-shapes/<model>.json` records, from transformers
-with eager attention in float32:
+with eager attention in float32 (the checkpoint read back with `from_pretrained`):
 - the logits at a fixed set of vocabulary indices (the first and last 16, the row's
   argmax, and 224 seeded random ones) for every position;
 - per position, statistics of the full row computed in float64: max, min, argmax, sum
   and a weighted checksum sum_j w_j * logit_j with w_j = ((j * 2654435761) mod 1009) / 1009 - 0.5,
   so a test compares the whole row without the row being committed;
 - PyTorch's own max |logits_f16 - logits_f32| over all positions and the whole vocabulary
-  (the same checkpoint loaded with dtype=float16): the tolerance of an f16 implementation;
+  (the same weights in float16): the tolerance of an f16 implementation;
 - the SHA-256 and size of every file written, so a cache built elsewhere is checked to
   hold exactly these weights.
 
@@ -53,7 +58,13 @@ from common import ROOT, b64f32, fixture_dir, versions, write_json
 np = torch = transformers = None
 
 GOLDEN_DIR = fixture_dir('nn', 'real-shapes')
-VARIANTS = ('f32', 'bf16', 'f32-sharded')
+# The checkpoints each model is saved as: <dtype>[-sharded]. Every variant of a model
+# holds the same values; the tests read exactly these (test-utils' RealShapeVariant).
+VARIANTS = {
+    'smollm2-135m': ('bf16', 'f32-sharded'),
+    'gpt2': ('f32',),
+    'qwen2.5-0.5b': ('bf16-sharded',),
+}
 SEED = 20260
 RANDOM_INDICES = 224
 
@@ -76,8 +87,9 @@ MODELS = {
         activation_function='gelu_new', layer_norm_epsilon=1e-5, initializer_range=0.02,
         tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)),
 }
-# f32 shard size: several shards for each model.
-SHARD_SIZE = {'smollm2-135m': '200MB', 'qwen2.5-0.5b': '800MB', 'gpt2': '200MB'}
+# Shard size of the sharded variants: several shards each (the largest tensor, the
+# embedding, is 113 MB in SmolLM2's f32 and 272 MB in Qwen2.5's bf16).
+SHARD_SIZE = {'smollm2-135m': '200MB', 'qwen2.5-0.5b': '300MB'}
 
 
 def load_libraries():
@@ -127,18 +139,25 @@ def check_gpt2_defaults():
 
 
 def build(name):
+    """The model with seeded weights (see `draw`), eager attention, in float32."""
     cls, config_cls = classes(name)
     fields = MODELS[name][2]
     config = config_cls(**fields)
     config.use_cache = False
-    torch.manual_seed(SEED)
-    model = cls(config).eval()
+    config._attn_implementation = 'eager'
+    from transformers.initialization import no_init_weights
+    # transformers' own init would draw every weight once more only to be overwritten; the
+    # tied lm_head is tied again by hand since the skipped init_weights is what ties it.
+    with no_init_weights():
+        model = cls(config).eval()
+    model.tie_weights()
     g = torch.Generator().manual_seed(SEED)
     layers = fields.get('num_hidden_layers', fields.get('n_layer'))
     hidden = fields.get('hidden_size', fields.get('n_embd'))
     with torch.no_grad():
         for key, p in model.named_parameters():
             p.copy_(draw(key, p, g, layers, hidden))
+    assert model.get_output_embeddings().weight is model.get_input_embeddings().weight, f'{name}: lm_head is not tied'
     return model
 
 
@@ -198,18 +217,23 @@ def logits_of(model, ids):
         return model(input_ids=ids).logits
 
 
-def save_variants(model, out):
+def save_variants(model, name, out):
+    """Writes `VARIANTS[name]` of `model` (float32) under `out`; the model ends in float32."""
     if os.path.exists(out):
         shutil.rmtree(out)
-    model.save_pretrained(os.path.join(out, 'f32'), safe_serialization=True, max_shard_size='100GB')
-    model.save_pretrained(os.path.join(out, 'f32-sharded'), safe_serialization=True, max_shard_size=SHARD_SIZE[os.path.basename(out)])
-    model.to(torch.bfloat16).save_pretrained(os.path.join(out, 'bf16'), safe_serialization=True, max_shard_size='100GB')
+    # float32 variants first: the bf16 ones convert the model in place (no second copy).
+    for variant in sorted(VARIANTS[name], key=lambda v: v.startswith('bf16')):
+        dtype = torch.bfloat16 if variant.startswith('bf16') else torch.float32
+        model.to(dtype)
+        shard = SHARD_SIZE[name] if variant.endswith('-sharded') else '100GB'
+        model.save_pretrained(os.path.join(out, variant), safe_serialization=True, max_shard_size=shard)
+    model.to(torch.float32)
 
 
-def listing(out):
+def listing(name, out):
     """{variant/file: {size, sha256}} of everything written."""
     files = {}
-    for variant in VARIANTS:
+    for variant in VARIANTS[name]:
         for f in sorted(os.listdir(os.path.join(out, variant))):
             p = os.path.join(out, variant, f)
             files[f'{variant}/{f}'] = {'size': os.path.getsize(p), 'sha256': file_sha256(p)}
@@ -223,24 +247,28 @@ def run(name, update):
     model = build(name)
     vocab = model.config.vocab_size
     ids = input_ids(vocab)
-    l32 = logits_of(model, ids)
-    save_variants(model, out)
-    del model
-    files = listing(out)
-    shards = [k for k in files if k.startswith('f32-sharded/') and k.endswith('.safetensors')]
-    assert len(shards) >= 3, f'{name}: f32-sharded has {len(shards)} shards, want several'
+    built = logits_of(model, ids)
+    save_variants(model, name, out)
+    t_saved = time.time()
+    files = listing(name, out)
+    for variant in VARIANTS[name]:
+        if variant.endswith('-sharded'):
+            shards = [k for k in files if k.startswith(f'{variant}/') and k.endswith('.safetensors')]
+            assert len(shards) >= 3, f'{name}: {variant} has {len(shards)} shards, want several'
 
-    # The saved checkpoints, read back by transformers with eager attention: the f32 one is
-    # the reference; bf16 (the same values) decoded to f32 and the shards give exactly its
-    # logits; the f32 one loaded in float16 gives PyTorch's own f16 error.
-    built = l32
-    l32 = logits_of(load(cls, os.path.join(out, 'f32'), torch.float32), ids)
-    d = (l32 - built).abs().max().item()
-    assert d < 1e-4, f'{name}: transformers reloads f32 to logits {d} away from the built model'
-    for v in ('bf16', 'f32-sharded'):
-        d = (logits_of(load(cls, os.path.join(out, v), torch.float32), ids) - l32).abs().max().item()
-        assert d == 0, f'{name} {v}: transformers loads it to logits {d} away from the f32 checkpoint'
-    l16 = logits_of(load(cls, os.path.join(out, 'f32'), torch.float16), ids)
+    # Each saved checkpoint read back by transformers in float32 with eager attention gives
+    # exactly the built model's logits (bf16 ones decode to the same values); the same
+    # checkpoint loaded in float16 gives PyTorch's own f16 error.
+    for variant in VARIANTS[name]:
+        loaded = load(cls, os.path.join(out, variant), torch.float32)
+        d = (logits_of(loaded, ids) - built).abs().max().item()
+        assert d == 0, f'{name} {variant}: transformers loads it to logits {d} away from the built model'
+        del loaded
+    del model
+    l32 = built
+    # from_pretrained in float16, as a user would run it (rotary frequencies stay float32
+    # there, unlike a model cast with .to(float16)).
+    l16 = logits_of(load(cls, os.path.join(out, VARIANTS[name][0]), torch.float16), ids)
     assert l16.dtype == torch.float16
     f16_diff = (l16.float() - l32).abs().max().item()
     assert np.isfinite(l32.numpy()).all() and np.isfinite(f16_diff)
@@ -263,6 +291,7 @@ def run(name, update):
         'maxAbsLogit': l32.abs().max().item(),
         'f16MaxAbsDiff': f16_diff,
         'bf16ToF32MaxAbsDiff': 0.0,
+        'variants': list(VARIANTS[name]),
         'files': files,
     }
     path = os.path.join(GOLDEN_DIR, f'{name}.json')
@@ -270,8 +299,10 @@ def run(name, update):
         write_json(path, golden)
     else:
         verify(name, golden, path)
+    size = sum(f['size'] for f in files.values()) / 1e9
     print(f'  {name}: max |logit| {golden["maxAbsLogit"]:.3f}, torch max |f16 - f32| = {f16_diff:.5f}, '
-          f'{len(shards)} f32 shards, {time.time() - t0:.0f} s')
+          f'{", ".join(VARIANTS[name])}: {size:.2f} GB, built and saved in {t_saved - t0:.0f} s, '
+          f'{time.time() - t0:.0f} s in all')
 
 
 def verify(name, golden, path):
@@ -313,7 +344,7 @@ def cache_complete():
 def write_manifest():
     files = {}
     for name in MODELS:
-        for variant in VARIANTS:
+        for variant in VARIANTS[name]:
             d = os.path.join(cache_dir(), name, variant)
             for f in os.listdir(d):
                 files[f'{name}/{variant}/{f}'] = os.path.getsize(os.path.join(d, f))

@@ -4,8 +4,9 @@
  * writes, too large to commit. Node only (it reads the file system): import it from
  * `@webpeft/test-utils/real-shapes` in `*.node.test.ts` files.
  *
- * A missing or stale cache fails the test with `WEBPEFT_REAL_SHAPES=1`, where the cache step of
- * `.ci/run` builds it first; elsewhere the test is skipped with the command that builds it.
+ * A missing or stale cache fails the test in CI (`CI=true`, where the real-shapes step of
+ * `.ci/run` builds it first) and with `WEBPEFT_REAL_SHAPES=1`; elsewhere the test is
+ * skipped with the command that builds it.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
@@ -16,10 +17,18 @@ import { fileURLToPath } from 'node:url';
 export type RealShapeModel = 'smollm2-135m' | 'qwen2.5-0.5b' | 'gpt2';
 
 /**
- * The checkpoints of each model: float32 in one file, bfloat16 in one file (the same
- * values: the weights are bf16-representable), float32 in several shards with an index.
+ * A checkpoint folder: float32 or bfloat16 (the same values: the weights are
+ * bf16-representable), in one file or in several shards with an index. The cache holds
+ * only the variants the tests read: {@link REAL_SHAPE_VARIANTS}.
  */
-export type RealShapeVariant = 'f32' | 'bf16' | 'f32-sharded';
+export type RealShapeVariant = 'f32' | 'bf16' | 'f32-sharded' | 'bf16-sharded';
+
+/** The variants `tools/golden/real_shapes.py` writes for each model (its `VARIANTS`). */
+export const REAL_SHAPE_VARIANTS: Readonly<Record<RealShapeModel, readonly RealShapeVariant[]>> = {
+  'smollm2-135m': ['bf16', 'f32-sharded'],
+  gpt2: ['f32'],
+  'qwen2.5-0.5b': ['bf16-sharded'],
+};
 
 /** Every model of the cache. */
 export const REAL_SHAPE_MODELS: readonly RealShapeModel[] = ['smollm2-135m', 'qwen2.5-0.5b', 'gpt2'];
@@ -29,7 +38,7 @@ export interface SkippableContext {
   skip(note?: string): never | void;
 }
 
-/** Thrown with `WEBPEFT_REAL_SHAPES=1` when the cache is missing or stale: never a silent skip there. */
+/** Thrown in CI (or with `WEBPEFT_REAL_SHAPES=1`) when the cache is missing or stale: never a skip there. */
 export class RealShapesMissingError extends Error {
   override name = 'RealShapesMissingError';
 }
@@ -86,30 +95,32 @@ export function realShapeProblem(model: RealShapeModel, variant: RealShapeVarian
 }
 
 /**
+ * Whether a missing cache fails the test instead of skipping it with the command that
+ * builds it: in CI (`CI=true` or `CI=1`, as `.ci/run` sets it and builds the cache
+ * first; the same rule vitest.config.ts uses for a missing WebGPU adapter) and with
+ * `WEBPEFT_REAL_SHAPES=1`.
+ */
+export function realShapesRequired(): boolean {
+  return process.env.CI === 'true' || process.env.CI === '1' || process.env.WEBPEFT_REAL_SHAPES === '1';
+}
+
+/**
  * The folder of `model`'s `variant` checkpoint (`config.json` and safetensors, as
  * transformers' `save_pretrained` wrote them), for `fromPretrained`.
  *
- * When the cache is missing or stale: with `WEBPEFT_REAL_SHAPES=1` throws {@link RealShapesMissingError};
- * elsewhere skips the calling test through `ctx.skip` with the command that builds it.
+ * When the cache is missing or stale: in CI or with `WEBPEFT_REAL_SHAPES=1` throws
+ * {@link RealShapesMissingError}; elsewhere skips the calling test through `ctx.skip`
+ * with the command that builds it.
  * @example
- * it('loads SmolLM2-135M-shaped f32', async (ctx) => {
- *   const { model } = await fromPretrained(realShapeCheckpoint('smollm2-135m', 'f32', ctx));
+ * it('loads SmolLM2-135M-shaped f32 shards', async (ctx) => {
+ *   const { model } = await fromPretrained(realShapeCheckpoint('smollm2-135m', 'f32-sharded', ctx));
  * });
  */
-/**
- * Whether a missing cache fails the test (`WEBPEFT_REAL_SHAPES=1`, set by
- * `.ci/real-shapes.sh` runs that build the cache first) instead of skipping it with the
- * command that builds it. CI does not build the 7 GB cache yet: see tools/golden/README.md.
- */
-export function realShapesRequired(): boolean {
-  return process.env.WEBPEFT_REAL_SHAPES === '1';
-}
-
 export function realShapeCheckpoint(model: RealShapeModel, variant: RealShapeVariant, ctx: SkippableContext): string {
   const problem = realShapeProblem(model, variant);
   if (problem === null) return join(realShapesDir(), model, variant);
   const message = `${problem}; build it with \`${REAL_SHAPES_COMMAND}\` (see tools/golden/README.md)`;
-  if (realShapesRequired()) throw new RealShapesMissingError(`WEBPEFT_REAL_SHAPES=1 needs the real-shape checkpoints: ${message}`);
+  if (realShapesRequired()) throw new RealShapesMissingError(`the real-shape checkpoints are required in CI and with WEBPEFT_REAL_SHAPES=1: ${message}`);
   console.warn(`skipped: ${message}`);
   ctx.skip(message);
   // ctx.skip throws in vitest; a context whose skip returns must not get a folder.

@@ -1,6 +1,6 @@
 /**
  * LoRA trains a model with SmolLM2-135M's exact shapes on webgpu: the f32 checkpoint of
- * the real-shape cache (`tools/golden/real_shapes.py`; a missing cache fails with WEBPEFT_REAL_SHAPES=1 and
+ * the real-shape cache (`tools/golden/real_shapes.py`; a missing cache fails in CI and
  * skips, with the command, elsewhere), LoRA r=8 on `q_proj`/`v_proj`, three plain SGD
  * steps on one batch of 1 x 32 tokens: every loss finite, each below the one before.
  */
@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 
 it('SmolLM2-135M-shape LoRA: three SGD steps on 1 x 32 tokens lower a finite loss', async (ctx) => {
-  const dir = realShapeCheckpoint('smollm2-135m', 'f32', ctx);
+  const dir = realShapeCheckpoint('smollm2-135m', 'f32-sharded', ctx);
   const { model } = await fromPretrained(dir, { backend, tokenizer: false });
   const peft = getPeftModel(model, { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] });
   try {

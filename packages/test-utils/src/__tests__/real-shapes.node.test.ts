@@ -7,8 +7,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REAL_SHAPES_COMMAND, RealShapesMissingError, realShapeCheckpoint, realShapeProblem } from '../real-shapes.js';
 
 // The cache helper itself, on a fake cache folder: a missing or incomplete cache is a
-// failure with WEBPEFT_REAL_SHAPES=1 and a skip naming the build command elsewhere, never a silent pass.
-const saved = { dir: process.env.WEBPEFT_REAL_SHAPES_DIR, required: process.env.WEBPEFT_REAL_SHAPES };
+// failure in CI and with WEBPEFT_REAL_SHAPES=1, and a skip naming the build command
+// elsewhere, never a silent pass.
+const saved = { dir: process.env.WEBPEFT_REAL_SHAPES_DIR, required: process.env.WEBPEFT_REAL_SHAPES, ci: process.env.CI };
 let dir = '';
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'real-shapes-'));
@@ -16,7 +17,7 @@ beforeEach(() => {
 });
 afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
-  for (const [key, value] of [['WEBPEFT_REAL_SHAPES_DIR', saved.dir], ['WEBPEFT_REAL_SHAPES', saved.required]] as const) {
+  for (const [key, value] of [['WEBPEFT_REAL_SHAPES_DIR', saved.dir], ['WEBPEFT_REAL_SHAPES', saved.required], ['CI', saved.ci]] as const) {
     if (value === undefined) delete process.env[key];
     else process.env[key] = value;
   }
@@ -34,28 +35,45 @@ function recordingContext(): { notes: string[]; skip(note?: string): never } {
   };
 }
 
-describe('realShapeCheckpoint', () => {
-  it('with WEBPEFT_REAL_SHAPES=1, a missing cache throws RealShapesMissingError naming the folder and the command', () => {
-    process.env.WEBPEFT_REAL_SHAPES = '1';
-    const ctx = recordingContext();
-    let caught: unknown;
-    try {
-      realShapeCheckpoint('gpt2', 'f32', ctx);
-    } catch (e) {
-      caught = e;
-    }
-    expect(caught).toBeInstanceOf(RealShapesMissingError);
-    expect((caught as Error).message).toContain(dir);
-    expect((caught as Error).message).toContain(REAL_SHAPES_COMMAND);
-    expect(ctx.notes).toEqual([]);
-  });
+/** realShapeCheckpoint('gpt2', 'f32') on the empty cache: the error it throws, or null, and the skip notes. */
+function missing(): { error: unknown; notes: string[] } {
+  const ctx = recordingContext();
+  try {
+    realShapeCheckpoint('gpt2', 'f32', ctx);
+  } catch (e) {
+    return { error: e, notes: ctx.notes };
+  }
+  return { error: null, notes: ctx.notes };
+}
 
-  it('without WEBPEFT_REAL_SHAPES=1, a missing cache skips the test with the command', () => {
+describe('realShapeCheckpoint', () => {
+  for (const [label, env] of [
+    ['in CI (CI=true)', { CI: 'true', WEBPEFT_REAL_SHAPES: undefined }],
+    ['with WEBPEFT_REAL_SHAPES=1 outside CI', { CI: undefined, WEBPEFT_REAL_SHAPES: '1' }],
+  ] as const) {
+    it(`${label}, a missing cache throws RealShapesMissingError naming the folder and the command`, () => {
+      for (const [key, value] of Object.entries(env)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      const { error, notes } = missing();
+      expect(error).toBeInstanceOf(RealShapesMissingError);
+      expect((error as Error).message).toContain(dir);
+      expect((error as Error).message).toContain(REAL_SHAPES_COMMAND);
+      expect(notes).toEqual([]);
+    });
+  }
+
+  it('outside CI without WEBPEFT_REAL_SHAPES=1 (CI unset or CI=false), a missing cache skips the test with the command', () => {
     delete process.env.WEBPEFT_REAL_SHAPES;
-    const ctx = recordingContext();
-    expect(() => realShapeCheckpoint('smollm2-135m', 'bf16', ctx)).toThrow('skipped');
-    expect(ctx.notes).toHaveLength(1);
-    expect(ctx.notes[0]).toContain(REAL_SHAPES_COMMAND);
+    for (const ci of [undefined, 'false']) {
+      if (ci === undefined) delete process.env.CI;
+      else process.env.CI = ci;
+      const ctx = recordingContext();
+      expect(() => realShapeCheckpoint('smollm2-135m', 'bf16', ctx)).toThrow('skipped');
+      expect(ctx.notes).toHaveLength(1);
+      expect(ctx.notes[0]).toContain(REAL_SHAPES_COMMAND);
+    }
   });
 
   it('names a manifest of another script version, a missing file and a wrong size; accepts a complete one', () => {
