@@ -42,6 +42,8 @@ export type {
   ReduceAttrs,
   AttentionAttrs,
   StridedCopyAttrs,
+  MatrixView,
+  StridedMatMulAttrs,
 } from './op-names.js';
 export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS, ACTIVATION_GRAD_OPS } from './op-names.js';
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
@@ -57,6 +59,7 @@ export * from './ops/elementwise.js';
 export * from './ops/reduce.js';
 export * from './ops/layout.js';
 export * from './ops/matmul.js';
+export { stridedMatmul } from './ops/strided-matmul.js';
 export * from './ops/activations.js';
 export * from './ops/softmax.js';
 export * from './ops/linear-cross-entropy.js';

@@ -9,6 +9,7 @@ import { registerWebGpuLayoutKernels } from './kernels/layout.js';
 import { registerWebGpuLinearCrossEntropyKernels } from './kernels/linear-cross-entropy.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
 import { registerWebGpuReduceKernels } from './kernels/reduce.js';
+import { registerWebGpuStridedMatmulKernel } from './kernels/strided-matmul.js';
 
 let registered = false;
 
@@ -22,6 +23,7 @@ export function registerWebGpuKernels(): void {
   registerWebGpuLayoutKernels();
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
+  registerWebGpuStridedMatmulKernel();
   registerWebGpuFusedKernels();
   registerWebGpuLinearCrossEntropyKernels();
   registerWebGpuAttentionKernels();
