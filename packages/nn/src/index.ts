@@ -18,6 +18,7 @@ export { RotaryEmbedding, ropeInverseFrequencies, type RopeScaling, type RotaryO
 export { KVCache, type LayerKeyValues } from './attention/kv-cache.js';
 export { attentionBias, MASKED_SCORE } from './attention/mask.js';
 export { scaledDotProductAttention, type AttentionOptions, type AttnImplementation, ATTN_IMPLEMENTATIONS } from './attention/scaled-dot-product.js';
+export { packedQkvAttention, type PackedQkvAttentionOptions } from './attention/packed-qkv.js';
 export { type AttentionContext, buildAttentionContext, extendKeyValues } from './attention/context.js';
 export { type CausalLM, type CausalLMInput, type CausalLMOutput, type GenerationPrefix, causalLMLoss } from './models/causal-lm.js';
 export { type RawConfig, type NumberRange, fieldError, showValue } from './models/config-utils.js';

@@ -42,6 +42,8 @@ export type {
   ReduceAttrs,
   AttentionAttrs,
   StridedCopyAttrs,
+  MatrixView,
+  StridedMatMulAttrs,
 } from './op-names.js';
 export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS, ACTIVATION_GRAD_OPS } from './op-names.js';
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
@@ -59,6 +61,7 @@ export * from './ops/layout.js';
 export * from './ops/matmul.js';
 export { configureMatmulAutotune, tuneMatmul, type MatmulTuneOptions, type MatmulTuneProblem, type MatmulTuneResult } from './backends/webgpu/kernels/matmul/tune.js';
 export type { MatmulAutotuneOptions } from './backends/webgpu/kernels/matmul/autotune.js';
+export { stridedMatmul } from './ops/strided-matmul.js';
 export * from './ops/activations.js';
 export * from './ops/softmax.js';
 export * from './ops/linear-cross-entropy.js';

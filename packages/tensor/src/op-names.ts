@@ -94,6 +94,36 @@ export interface StridedCopyAttrs {
   fill: number;
 }
 
+/**
+ * Where one matrix of a {@link StridedMatMulAttrs} operand lies among its tensor's
+ * elements (row-major storage): entry `(batch t, row i, column j)` is element
+ * `offset + sum(t[d] * batchStrides[d]) + i * rowStride + j * colStride`. Strides are
+ * non-negative; a zero batch stride broadcasts.
+ */
+export interface MatrixView {
+  offset: number;
+  batchStrides: number[];
+  rowStride: number;
+  colStride: number;
+}
+
+/**
+ * A batched product over views (`stridedMatmul`): `C[t] = A[t] B[t]` with `A [m, k]`
+ * and `B [k, n]` read through views of the two inputs, batch `batchShape`, and `C`
+ * written through `out` into a new tensor of `outShape` that it covers exactly (a
+ * permuted layout, e.g. attention heads merged back into `[B, T, H * Dh]`).
+ */
+export interface StridedMatMulAttrs {
+  batchShape: number[];
+  m: number;
+  k: number;
+  n: number;
+  a: MatrixView;
+  b: MatrixView;
+  outShape: number[];
+  out: MatrixView;
+}
+
 /** Attributes of the primitive ops, by name. */
 export interface PrimitiveOpAttrs extends Record<UnaryOp | BinaryOp | CompareOp, Record<string, never>> {
   Sum: ReduceAttrs;
@@ -159,6 +189,12 @@ export interface FusedOpAttrs extends Record<ActivationOp | ActivationGradOp, Re
    * stores, `c` absent, a bias `[n]` or of the output's shape `[..., m, n]`.
    */
   MatMulAdd: { transposeA: boolean; transposeB: boolean; alpha: number };
+  /**
+   * A batched matmul that reads its operands and writes its output through strided
+   * views (`stridedMatmul`): heads of a fused qkv projection and the merge back, with
+   * no copy where the backend's kernel reads views. Composite: copies and `MatMul`.
+   */
+  StridedMatMul: StridedMatMulAttrs;
   /**
    * `x op value`, or `value op x` with `scalarFirst`, the scalar in the kernel's
    * uniforms instead of a `Fill`ed tensor: one dispatch instead of two. Same shape (and

@@ -5,6 +5,8 @@ import { registerDropoutGradient } from '../ops/dropout.js';
 import { registerElementwiseGradients } from '../ops/elementwise-grad.js';
 import { registerLayoutGradients } from '../ops/layout-grad.js';
 import { registerMatmulGradients } from '../ops/matmul-grad.js';
+import { registerStridedMatmulGradient } from '../ops/strided-matmul-grad.js';
+import { registerStridedMatmulComposite } from '../ops/strided-matmul.js';
 import { registerNormGradients } from '../ops/norms-grad.js';
 import { registerReduceGradients } from '../ops/reduce-grad.js';
 import { registerSoftmaxGradients } from '../ops/softmax-grad.js';
@@ -29,6 +31,7 @@ export function registerGradientsAndComposites(): void {
   registerReduceGradients();
   registerLayoutGradients();
   registerMatmulGradients();
+  registerStridedMatmulGradient();
   registerSoftmaxGradients();
   registerNormGradients();
   registerDropoutGradient();
@@ -38,6 +41,7 @@ export function registerGradientsAndComposites(): void {
   registerSoftmaxComposites();
   registerNormComposites();
   registerMatmulComposites();
+  registerStridedMatmulComposite();
   registerBinaryScalarComposite();
   registerLinearCrossEntropyComposites();
   registerAttentionComposites();

@@ -1,5 +1,6 @@
 import { type Tensor, permute, reshape, split, tidy } from '@webpeft/tensor';
 import { type AttentionContext, extendKeyValues } from '../../attention/context.js';
+import { packedQkvAttention } from '../../attention/packed-qkv.js';
 import { scaledDotProductAttention } from '../../attention/scaled-dot-product.js';
 import type { ParamOptions } from '../../init.js';
 import { Dropout } from '../../layers/dropout.js';
@@ -44,6 +45,11 @@ export class GPT2Attention extends Module {
     return tidy(() => {
       const [b, t, d] = x.shape;
       const qkv = this.c_attn.forward(x);
+      // Without a cache or prefix keys the heads are read in place from qkv (no copies).
+      if (ctx.cache === null && ctx.prefix === null && ctx.implementation === 'eager') {
+        const merged = packedQkvAttention(qkv, this.nHead, { bias: ctx.bias, scale: this.scale, dropoutP: this.attn_dropout.p, training: this.attn_dropout.training });
+        return this.resid_dropout.forward(this.c_proj.forward(merged));
+      }
       // One copy makes q, k and v head-major ([3, b, heads, t, headDim]); each is then a
       // contiguous block: 4 copies forward and 6 backward instead of a slice and a
       // permute each (6 and 8).

@@ -10,6 +10,7 @@ import { registerWebGpuLlamaFusedKernels } from './kernels/llama-fused.js';
 import { registerWebGpuLinearCrossEntropyKernels } from './kernels/linear-cross-entropy.js';
 import { registerWebGpuMatmulKernels } from './kernels/matmul.js';
 import { registerWebGpuReduceKernels } from './kernels/reduce.js';
+import { registerWebGpuStridedMatmulKernel } from './kernels/strided-matmul.js';
 
 let registered = false;
 
@@ -23,6 +24,7 @@ export function registerWebGpuKernels(): void {
   registerWebGpuLayoutKernels();
   registerWebGpuCreationKernels();
   registerWebGpuMatmulKernels();
+  registerWebGpuStridedMatmulKernel();
   registerWebGpuFusedKernels();
   registerWebGpuLinearCrossEntropyKernels();
   registerWebGpuAttentionKernels();

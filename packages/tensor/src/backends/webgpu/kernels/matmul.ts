@@ -1,5 +1,5 @@
 import { registerKernel } from '../../../registry.js';
-import { broadcastStrides } from '../../../shape.js';
+import { broadcastStrides, stridesOf } from '../../../shape.js';
 import { matmulShapes } from '../../../ops/matmul-shapes.js';
 import { MAX_WORKGROUPS_PER_DIM } from '../constants.js';
 import { program } from '../program.js';
@@ -125,6 +125,51 @@ function isSoftware(ctx: WebGpuKernelContext): boolean {
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
 }
 
+/** Where one operand's matrices lie: element offset, element strides per batch dim, leading dimension (stride of the non-unit axis). */
+export interface OperandPlacement {
+  readonly offset: number;
+  readonly batchStrides: readonly number[];
+  readonly ld: number;
+}
+
+/** A batched product `C = op(A) op(B)` with each operand and the output placed in its buffer. */
+export interface MatmulProblem {
+  readonly m: number;
+  readonly k: number;
+  readonly n: number;
+  readonly batchShape: readonly number[];
+  readonly transposeA: boolean;
+  readonly transposeB: boolean;
+  readonly a: OperandPlacement;
+  readonly b: OperandPlacement;
+  /** The output's placement; its columns have unit stride. */
+  readonly c: OperandPlacement;
+  readonly outShape: readonly number[];
+}
+
+/** The problem of `MatMul` / `MatMulAdd` on row-major operands: batch strides broadcast, leading dimensions the last dims. */
+function contiguousProblem(a: Tensor, b: Tensor, transposeA: boolean, transposeB: boolean): MatmulProblem {
+  const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
+  const scaled = (s: number[], by: number) => s.map((x) => x * by);
+  return {
+    m,
+    k,
+    n,
+    batchShape,
+    transposeA,
+    transposeB,
+    a: { offset: 0, batchStrides: scaled(broadcastStrides(a.shape.slice(0, -2), batchShape), m * k), ld: transposeA ? m : k },
+    b: { offset: 0, batchStrides: scaled(broadcastStrides(b.shape.slice(0, -2), batchShape), k * n), ld: transposeB ? k : n },
+    c: { offset: 0, batchStrides: scaled(stridesOf(batchShape), m * n), ld: n },
+    outShape: [...batchShape, m, n],
+  };
+}
+
+/** Whether every offset, stride and leading dimension of a placement is a multiple of 4 elements (vec4 loads stay aligned). */
+function vec4Placement(p: OperandPlacement, batchShape: readonly number[]): boolean {
+  return p.offset % 4 === 0 && p.ld % 4 === 0 && p.batchStrides.every((s, d) => s % 4 === 0 || batchShape[d] === 1);
+}
+
 /**
  * The configuration of one product: a forced configuration or variant (tests, the
  * tuner), else the autotuner's recorded choice for the shape class when autotuning is
@@ -145,27 +190,27 @@ function pickConfig(ctx: WebGpuKernelContext, l: MatmulLayout, p: { m: number; k
 
 /**
  * One batched product on the chosen variant: `C = op(A) op(B)`, or with an `epilogue`
- * (`MatMulAdd`) `alpha * op(A) op(B)`, plus the addend `D` (`[n]` or the output's
- * shape) for `row` / `full`, applied as each output block is stored.
+ * (`MatMulAdd`, contiguous output only) `alpha * op(A) op(B)`, plus the addend `D`
+ * (`[n]` or the output's shape) for `row` / `full`, applied as each output block is
+ * stored. Operands are read at their placements, so views need no copy.
  */
-function runMatmul(
+export function runMatmul(
   ctx: WebGpuKernelContext,
   inputs: readonly Tensor[],
-  transposeA: boolean,
-  transposeB: boolean,
+  pr: MatmulProblem,
   epilogue?: { kind: MatmulEpilogue; alpha: number },
 ): Tensor {
-  const [a, b] = inputs;
-  const { m, k, n, batchShape } = matmulShapes(a.shape, b.shape, transposeA, transposeB);
+  const [a] = inputs;
+  const { m, k, n, batchShape, transposeA, transposeB } = pr;
   checkRank('matmul', [...batchShape, m, n]);
   checkF16(ctx, 'matmul', inputs.map((t) => t.dtype));
-  const out = ctx.output([...batchShape, m, n], a.dtype, 'matmul');
+  const out = ctx.output(pr.outShape, a.dtype, 'matmul');
   const batch = batchShape.reduce((p, d) => p * d, 1);
   if (out.size === 0) return out;
   const layout: MatmulLayout = {
     transposeA,
     transposeB,
-    aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0,
+    aligned: m % 4 === 0 && n % 4 === 0 && k % 4 === 0 && vec4Placement(pr.a, batchShape) && vec4Placement(pr.b, batchShape) && vec4Placement(pr.c, batchShape),
     batchRank: batchShape.length,
     half: a.dtype === 'f16',
     ...(epilogue ? { epilogue: epilogue.kind } : {}),
@@ -182,12 +227,19 @@ function runMatmul(
     const chunk = Math.min(MAX_WORKGROUPS_PER_DIM, batch - b0);
     const u = new Uniforms()
       .arr('bshape', batchShape)
-      .arr('sa', broadcastStrides(a.shape.slice(0, -2), batchShape))
-      .arr('sb', broadcastStrides(b.shape.slice(0, -2), batchShape))
+      .arr('sa', pr.a.batchStrides)
+      .arr('sb', pr.b.batchStrides)
+      .arr('sc', pr.c.batchStrides)
       .u32('m', m)
       .u32('k', k)
       .u32('n', n)
-      .u32('b0', b0);
+      .u32('b0', b0)
+      .u32('oa', pr.a.offset)
+      .u32('ob', pr.b.offset)
+      .u32('oc', pr.c.offset)
+      .u32('lda', pr.a.ld)
+      .u32('ldb', pr.b.ld)
+      .u32('ldc', pr.c.ld);
     if (epilogue) u.f32('alpha', epilogue.alpha);
     const { spec, wg } = buildMatmul(config, layout, u, problem, chunk);
     ctx.dispatch(program(spec.key, matmulInputCount(layout), 1, spec.source), inputs, [out], u, wg);
@@ -197,11 +249,11 @@ function runMatmul(
 
 /** Registers the webgpu matmul kernels (variants chosen per shape class): `MatMul` and `MatMulAdd`. */
 export function registerWebGpuMatmulKernels(): void {
-  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, ctx) => runMatmul(ctx, inputs, transposeA, transposeB));
+  registerKernel('MatMul', 'webgpu', (inputs, { transposeA, transposeB }, ctx) => runMatmul(ctx, inputs, contiguousProblem(inputs[0], inputs[1], transposeA, transposeB)));
   registerKernel('MatMulAdd', 'webgpu', (inputs, { transposeA, transposeB, alpha }, ctx) => {
     const addend = inputs[2];
     // The shape checks of `matmulAdd` ran already; a `[n]` addend is a bias row, any other the full output.
     const kind: MatmulEpilogue = addend === undefined ? 'scale' : addend.rank === 1 ? 'row' : 'full';
-    return runMatmul(ctx, inputs, transposeA, transposeB, { kind, alpha });
+    return runMatmul(ctx, inputs, contiguousProblem(inputs[0], inputs[1], transposeA, transposeB), { kind, alpha });
   });
 }

@@ -1,5 +1,5 @@
 import type { Uniforms } from '../../wgsl.js';
-import { type MatmulLayout, batchOffsets, epilogueWgsl, layoutKey, matmulBindings, uniformBinding } from './wgsl.js';
+import { type MatmulLayout, batchOffsets, epilogueWgsl, layoutKey, matmulBindings, operandIndex, uniformBinding } from './wgsl.js';
 
 /** Threads per workgroup of the simple kernel (8 x 8 outputs). */
 export const SIMPLE_WG = 8;
@@ -11,8 +11,7 @@ export const SIMPLE_WG = 8;
  */
 export function simpleSource(l: MatmulLayout, u: Uniforms): { key: string; source: () => string } {
   const key = `matmul/simple/${layoutKey({ ...l, aligned: false })}`;
-  const aIdx = l.transposeA ? 'p * u.m + r' : 'r * u.k + p';
-  const bIdx = l.transposeB ? 'c * u.k + p' : 'p * u.n + c';
+  const { aIdx, bIdx } = operandIndex(l);
   const source = () => `${matmulBindings({ ...l, aligned: false })}
 ${u.declaration(uniformBinding(l))}
 @compute @workgroup_size(${SIMPLE_WG}, ${SIMPLE_WG}, 1)
@@ -27,7 +26,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wi
     acc = acc + ${l.half ? `f32(A[aOff + ${aIdx}]) * f32(B[bOff + ${bIdx}])` : `A[aOff + ${aIdx}] * B[bOff + ${bIdx}]`};
   }
   let v = ${epilogueWgsl({ ...l, aligned: false }, 'acc', 'cOff', 'r', 'c', false)};
-  C[cOff + r * u.n + c] = ${l.half ? 'f16(v)' : 'v'};
+  C[cOff + r * u.ldc + c] = ${l.half ? 'f16(v)' : 'v'};
 }`;
   return { key, source };
 }

@@ -50,6 +50,7 @@ export function epilogueWgsl(l: MatmulLayout, v: string, o: string, r: string, c
   if (!l.epilogue) return v;
   const scaled = `u.alpha * ${v}`;
   if (l.epilogue === 'scale') return scaled;
+  // Epilogues run on contiguous outputs only (ldc = n), so the addend shares C's offsets.
   const idx = l.epilogue === 'row' ? c : `${o} + ${r} * u.n + ${c}`;
   const load = vec4 ? `D[(${idx}) / 4u]` : `D[${idx}]`;
   const widened = l.half ? (vec4 ? `vec4<f32>(${load})` : `f32(${load})`) : load;
@@ -85,8 +86,7 @@ export function matmulBindings(l: MatmulLayout): string {
  * (transposing in registers); the others read guarded scalars (zero outside).
  */
 export function matmulHelpers(l: MatmulLayout): string {
-  const aIdx = l.transposeA ? 'p * u.m + r' : 'r * u.k + p';
-  const bIdx = l.transposeB ? 'c * u.k + p' : 'p * u.n + c';
+  const { aIdx, bIdx } = operandIndex(l);
   const aTile = l.transposeA
     ? 'transpose(mat4x4<f32>(a4m(o, r, p), a4m(o, r, p + 1u), a4m(o, r, p + 2u), a4m(o, r, p + 3u)))'
     : 'mat4x4<f32>(a4k(o, r, p), a4k(o, r + 1u, p), a4k(o, r + 2u, p), a4k(o, r + 3u, p))';
@@ -103,7 +103,7 @@ export function matmulHelpers(l: MatmulLayout): string {
 ${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return ${w4(`B[(o + ${bIdx}) / 4u]`)}; }
 // A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
-  if (r < u.m && c < u.n) { C[(o + r * u.n + c) / 4u] = ${n4(epilogueWgsl(l, 'v', 'o', 'r', 'c', true))}; }
+  if (r < u.m && c < u.n) { C[(o + r * u.ldc + c) / 4u] = ${n4(epilogueWgsl(l, 'v', 'o', 'r', 'c', true))}; }
 }`
     : `// Branch-free guards (a select, not an if): small shaders compile fast on software drivers.
 fn a1(o: u32, r: u32, p: u32) -> f32 {
@@ -121,7 +121,7 @@ fn b4k(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r >= u.m) { return; }
   for (var j = 0u; j < 4u; j++) {
-    if (c + j < u.n) { C[o + r * u.n + c + j] = ${n1(epilogueWgsl(l, 'v[j]', 'o', 'r', 'c + j', false))}; }
+    if (c + j < u.n) { C[o + r * u.ldc + c + j] = ${n1(epilogueWgsl(l, 'v[j]', 'o', 'r', 'c + j', false))}; }
   }
 }`;
   return `${loads}
@@ -130,15 +130,28 @@ fn bTile(o: u32, p: u32, c: u32) -> mat4x4<f32> { return ${bTile}; }`;
 }
 
 /**
+ * Element index of A's `(r, p)` and B's `(p, c)` past their batch offsets: each operand
+ * has one unit-stride axis (k for A, n for B, or the other when transposed) and a
+ * leading dimension (`u.lda`, `u.ldb`, BLAS's), so a view of a larger tensor (an
+ * attention head of a fused qkv projection) is read in place.
+ */
+export function operandIndex(l: MatmulLayout): { aIdx: string; bIdx: string } {
+  return {
+    aIdx: l.transposeA ? 'p * u.lda + r' : 'r * u.lda + p',
+    bIdx: l.transposeB ? 'c * u.ldb + p' : 'p * u.ldb + c',
+  };
+}
+
+/**
  * WGSL statements defining `aOff`, `bOff`, `cOff` (element offsets of batch `t`'s
- * matrices) from the uniforms `bshape`, `sa`, `sb` (broadcast batch strides).
+ * matrices) from the uniforms `bshape` and the element batch strides `sa`, `sb`, `sc`
+ * past the offsets `oa`, `ob`, `oc` (0 strides broadcast).
  */
 export function batchOffsets(batchRank: number, t: string): string {
-  const ta = batchRank > 0 ? stridedOffset(batchRank, t, 'bshape', 'sa', '0u', 'ta') : 'let ta = 0u;';
-  const tb = batchRank > 0 ? stridedOffset(batchRank, t, 'bshape', 'sb', '0u', 'tb') : 'let tb = 0u;';
-  return `${ta}
-  ${tb}
-  let aOff = ta * u.m * u.k;
-  let bOff = tb * u.k * u.n;
-  let cOff = ${t} * u.m * u.n;`;
+  if (batchRank === 0) return `let aOff = u.oa;
+  let bOff = u.ob;
+  let cOff = u.oc;`;
+  return `${stridedOffset(batchRank, t, 'bshape', 'sa', 'u.oa', 'aOff')}
+  ${stridedOffset(batchRank, t, 'bshape', 'sb', 'u.ob', 'bOff')}
+  ${stridedOffset(batchRank, t, 'bshape', 'sc', 'u.oc', 'cOff')}`;
 }
