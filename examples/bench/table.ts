@@ -36,6 +36,8 @@ export interface RowResult {
   oursHostUsPerOp?: number;
   /** tfjs's microseconds per op of recording alone, fastest run. */
   tfjsHostUsPerOp?: number;
+  /** NF4 rows: the f32 matmul's time over the fused 4-bit layer's (> 1: the 4-bit layer is faster). */
+  f32OverFused?: number;
 }
 
 /** Shared handles passed to every row. */

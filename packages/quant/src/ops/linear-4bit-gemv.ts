@@ -112,18 +112,32 @@ ${fmaRows('kk', 'w')}
           let kk = kb + j + c;
 ${fmaRows('kk', 'w')}
         }`;
+  // Without subgroups the 3 other threads of an output leave their sums in the (then
+  // unused) activation tile, in at most 2 passes; a barrier in a loop over the row
+  // vectors made lavapipe's compile time explode.
+  const passes = Math.ceil((WG - WG / SPLIT) * v.rb / TILE);
+  const perPass = rv / passes;
+  const wgPass = (p: number) => `  workgroupBarrier();
+  if (ks != 0u) {
+    for (var i = 0u; i < ${perPass}u; i++) {
+${Array.from({ length: v.vw }, (_, c) => `      xs[(slot * ${perPass}u + i) * ${v.vw}u + ${c}u] = acc[${p * perPass}u + i]${v.vw === 1 ? '' : `[${c}u]`};`).join('\n')}
+    }
+  }
+  workgroupBarrier();
+  if (ks == 0u) {
+    for (var i = 0u; i < ${perPass}u; i++) {
+      let o = ((t / ${SPLIT}u) * ${SPLIT - 1}u) * ${perPass}u + i;
+${Array.from({ length: v.vw }, (_, c) => `      acc[${p * perPass}u + i]${v.vw === 1 ? '' : `[${c}u]`} += (xs[o * ${v.vw}u + ${c}u] + xs[(o + ${perPass}u) * ${v.vw}u + ${c}u]) + xs[(o + ${2 * perPass}u) * ${v.vw}u + ${c}u];`).join('\n')}
+    }
+  }`;
   const reduce = v.subgroups
     ? `  for (var rv = 0u; rv < ${rv}u; rv++) {
     acc[rv] = acc[rv] + subgroupShuffleXor(acc[rv], 1u);
     acc[rv] = acc[rv] + subgroupShuffleXor(acc[rv], 2u);
   }`
-    : `  for (var rv = 0u; rv < ${rv}u; rv++) {
-    workgroupBarrier();
-    red[t] = acc[rv];
-    workgroupBarrier();
-    let g0 = t & ~3u;
-    acc[rv] = (red[g0] + red[g0 + 1u]) + (red[g0 + 2u] + red[g0 + 3u]);
-  }`;
+    : `  let ks = t % ${SPLIT}u;
+  let slot = (t / ${SPLIT}u) * ${SPLIT - 1}u + ks - 1u;
+${Array.from({ length: passes }, (_, p) => wgPass(p)).join('\n')}`;
   const comp = v.vw === 1 ? 'acc[r]' : `acc[r / ${v.vw}u][r % ${v.vw}u]`;
   return `${v.half ? 'enable f16;\n' : ''}${v.subgroups ? 'enable subgroups;\n' : ''}
 @group(0) @binding(0) var<storage, read> x: array<${T}>;
@@ -134,7 +148,6 @@ ${u.declaration(b)}
 ${absmaxFn}
 var<workgroup> tbl: array<f32, 16>;
 var<workgroup> xs: array<f32, ${TILE}>;
-${v.subgroups ? '' : `var<workgroup> red: array<${V}, ${WG}>;`}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
   if (t < 16u) { tbl[t] = code[t]; }
