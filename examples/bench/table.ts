@@ -44,6 +44,8 @@ export interface RowResult {
   hostRssPeakBytes?: number;
   /** The same for the baseline's work. */
   baselineHostRssPeakBytes?: number;
+  /** NF4 rows: the f32 matmul's time over the fused 4-bit layer's (> 1: the 4-bit layer is faster). */
+  f32OverFused?: number;
 }
 
 /** Shared handles passed to every row. */

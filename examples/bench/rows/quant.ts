@@ -1,6 +1,7 @@
 /**
  * 4-bit rows: the fused NF4 dequant-matmul (`linear4bit`) against dequantize-then-matmul
- * and against an f32 matmul, on a [4096 x 4096] weight with 1 to 512 rows of input.
+ * and against an f32 matmul of the same shape (`f32OverFused`), on a [4096 x 4096] weight
+ * with 1 to 512 rows of input.
  */
 import { dequantize4bit, linear4bit, quantize4bit } from '@webpeft/quant';
 import { type Tensor, matmul, noGrad, randn, sync, tidy } from '@webpeft/tensor';
@@ -19,7 +20,7 @@ async function sharedWeight(): Promise<NonNullable<typeof weight>> {
   return weight;
 }
 
-for (const rows of [1, 16, 128, 512]) {
+for (const rows of [1, 16, 64, 128, 512]) {
   registerRow({
     group: 'nf4 matmul',
     name: `[${rows}x${IN}] x [${OUT}x${IN}]^T`,
@@ -45,6 +46,7 @@ for (const rows of [1, 16, 128, 512]) {
         flops: 2 * rows * IN * OUT,
         baselineMs: unfused,
         baselineName: 'dequantize + matmul',
+        f32OverFused: f32 / fused,
         note: `f32 matmul ${f32.toFixed(2)} ms (f32/fused ${(f32 / fused).toFixed(2)})`,
       };
     },

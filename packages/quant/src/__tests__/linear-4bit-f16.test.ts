@@ -2,7 +2,7 @@
  * `Linear4bit` with f16 compute (bitsandbytes' `compute_dtype=float16`): the weight is
  * dequantized to f16 and multiplied by an f16 matmul with f32 accumulation. webgpu
  * against the cpu reference (which rounds the dequantized weight to f16, sums wide and
- * rounds once) within 1 f16 ulp, for few rows (where f32 inputs take the fused kernel)
+ * rounds once) within 1 f16 ulp, for few rows (f16 inputs take the dequantize path at any row count)
  * and many; and against the same layer in f32 compute within f16's resolution.
  */
 import { Linear4bit } from '@webpeft/quant';

@@ -28,7 +28,7 @@ beforeAll(async () => {
 
 
 describe('Linear4bit and quantizeModel', () => {
-  // 5 rows take the fused per-output kernel; 40 rows the dequantize-then-tiled-matmul path.
+  // 5 and 40 rows take the memory-bound kernel (up to 64 rows); more the dequantize-then-tiled-matmul path.
   it.each([
     ['cpu', 5],
     ['webgpu', 5],

@@ -1,7 +1,7 @@
 /**
  * Fused 4-bit dequant-matmul with autograd (QLoRA's frozen base layer):
  * `y = x @ dequant(W)^T + b` and `dx = dy @ dequant(W)`, the ops `Linear4bit` and
- * `Linear4bitGradInput` (declared in `linear-4bit-op.ts`). For a few rows each is one
+ * `Linear4bitGradInput` (declared in `linear-4bit-op.ts`). For up to 64 rows each is one
  * WGSL kernel that reads the packed nibbles and the (nested) absmax directly, so the
  * full-precision weight never exists in device memory. W gets no gradient.
  */

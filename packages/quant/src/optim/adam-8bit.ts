@@ -13,6 +13,7 @@ import { runInPlace } from '@webpeft/tensor/kernel';
 import { DYNAMIC_SIGNED, DYNAMIC_UNSIGNED } from '../code-tensors.js';
 import { OPTIM_BLOCK, WORDS_PER_BLOCK } from './adam-8bit-host.js';
 import { bnbAdamRule } from './bnb-adam-rule.js';
+import type { Adam8bitItem } from './optim-ops.js';
 import { bnbAdamScalars } from './bnb-scalars.js';
 import { type Page, type PagedOptions, type PagedStats, pagePlan, streamPages } from './page-stream.js';
 import { PAGED_MIN_ELEMENTS } from './paged-adamw.js';
@@ -119,51 +120,79 @@ abstract class Blockwise8bitAdam extends Optimizer<AdamHyper> {
 
   private async step8bit(entries: LargeEntry[], hypers: AdamHyper[]): Promise<void> {
     registerQuantOptimOps();
+    // Unpaged items per backend (one `Adam8bitStep`, one dispatch, for all of them).
+    const direct = new Map<Backend, Adam8bitItem[]>();
+    // Paged parameters' block ranges, packed into pages that may hold several parameters.
     const pages: Page[] = [];
     let pagedBackend: Backend | null = null;
+    const perPage = this.plan ? Math.floor(this.plan.slotBytes / (WORDS_PER_BLOCK * 4)) : 0;
+    let open: { pieces: { host: Uint32Array; nb: number; b0: number; cnt: number; item: Omit<Adam8bitItem, 'state' | 'stateWord'> }[]; blocks: number } | null = null;
+    const closePage = () => {
+      if (!open || open.pieces.length === 0) return;
+      const { pieces, blocks } = open;
+      const backend = pagedBackend!;
+      const qmap = qmapTensor(backend);
+      const offsets: number[] = [];
+      let w = 0;
+      for (const pc of pieces) {
+        offsets.push(w);
+        w += pc.cnt * WORDS_PER_BLOCK;
+      }
+      // A piece's words in its own layout for cnt blocks: regions [host offset, length, page offset].
+      const regions = (pc: (typeof pieces)[number], o: number) =>
+        [
+          [pc.b0 * 64, pc.cnt * 64, o],
+          [pc.nb * 64 + pc.b0 * 64, pc.cnt * 64, o + pc.cnt * 64],
+          [pc.nb * 128 + pc.b0, pc.cnt, o + pc.cnt * 128],
+          [pc.nb * 129 + pc.b0, pc.cnt, o + pc.cnt * 129],
+        ] as const;
+      pages.push({
+        bytes: blocks * WORDS_PER_BLOCK * 4,
+        upload() {
+          const out = new Uint32Array(blocks * WORDS_PER_BLOCK);
+          pieces.forEach((pc, j) => {
+            for (const [src, len, dst] of regions(pc, offsets[j])) out.set(pc.host.subarray(src, src + len), dst);
+          });
+          return out;
+        },
+        run(slot) {
+          runInPlace('Adam8bitStep', { items: pieces.map((pc, j) => ({ ...pc.item, state: slot, stateWord: offsets[j] })), qmap }, backend);
+        },
+        download(data) {
+          const words = data as Uint32Array;
+          pieces.forEach((pc, j) => {
+            for (const [src, len, dst] of regions(pc, offsets[j])) pc.host.set(words.subarray(dst, dst + len), src);
+          });
+        },
+      });
+      open = null;
+    };
     for (const e of entries) {
       const st = this.stateFor(e);
       st.step++;
-      const k = bnbAdamScalars(hypers[e.group], st.step);
+      const scalars = bnbAdamScalars(hypers[e.group], st.step);
       const backend = e.param.backend;
-      const qmap = qmapTensor(backend);
-      const step = (state: Tensor, blocks: number, blockBase: number) =>
-        runInPlace('Adam8bitStep', { param: e.param, grad: e.grad, state, qmap, blocks, blockBase, scalars: k }, backend);
       if (st.words) {
-        // One fused dispatch over all blocks of the parameter, bound in place.
-        step(st.words, st.blocks, 0);
+        let list = direct.get(backend);
+        if (!list) direct.set(backend, (list = []));
+        list.push({ param: e.param, grad: e.grad, state: st.words, stateWord: 0, blocks: st.blocks, blockBase: 0, scalars });
         continue;
       }
-      pagedBackend = backend;
-      const host = st.host!;
-      const nb = st.blocks;
-      const perPage = Math.floor(this.plan!.slotBytes / (WORDS_PER_BLOCK * 4));
       if (perPage < 1) throw new RangeError(`${this.optimizerName}: pageBytes ${this.plan!.slotBytes} holds no block (${WORDS_PER_BLOCK * 4} bytes)`);
-      for (let b0 = 0; b0 < nb; b0 += perPage) {
-        const cnt = Math.min(perPage, nb - b0);
-        const regions = [
-          [b0 * 64, cnt * 64, 0],
-          [nb * 64 + b0 * 64, cnt * 64, cnt * 64],
-          [nb * 128 + b0, cnt, cnt * 128],
-          [nb * 129 + b0, cnt, cnt * 129],
-        ] as const;
-        pages.push({
-          bytes: cnt * WORDS_PER_BLOCK * 4,
-          upload() {
-            const out = new Uint32Array(cnt * WORDS_PER_BLOCK);
-            for (const [src, len, dst] of regions) out.set(host.subarray(src, src + len), dst);
-            return out;
-          },
-          run(slot) {
-            step(slot, cnt, b0);
-          },
-          download(data) {
-            const w = data as Uint32Array;
-            for (const [src, len, dst] of regions) host.set(w.subarray(dst, dst + len), src);
-          },
-        });
+      pagedBackend = backend;
+      for (let b0 = 0; b0 < st.blocks; ) {
+        if (!open || open.blocks >= perPage) {
+          closePage();
+          open = { pieces: [], blocks: 0 };
+        }
+        const cnt = Math.min(perPage - open.blocks, st.blocks - b0);
+        open.pieces.push({ host: st.host!, nb: st.blocks, b0, cnt, item: { param: e.param, grad: e.grad, blocks: cnt, blockBase: b0, scalars } });
+        open.blocks += cnt;
+        b0 += cnt;
       }
     }
+    closePage();
+    for (const [backend, items] of direct) runInPlace('Adam8bitStep', { items, qmap: qmapTensor(backend) }, backend);
     if (pagedBackend && pages.length > 0) this.lastPagedStats = await streamPages(pagedBackend, pages, this.plan!.slots, this.plan!.slotBytes, 'u32');
   }
 

@@ -8,19 +8,29 @@ import type { Tensor } from '@webpeft/tensor';
 import type { BnbAdamScalars } from './bnb-scalars.js';
 
 /**
- * Arguments of `Adam8bitStep`: blocks `blockBase .. blockBase + blocks - 1` (256
- * elements each) of f32 `param`/`grad`, with their packed 8-bit state `state` (u32,
- * layout of `adam-8bit-webgpu.ts`, `blocks` blocks) updated in place. `qmap` holds the
- * signed then the unsigned dynamic map (512 f32).
+ * One parameter (or a range of its blocks) of an `Adam8bitStep`: blocks `blockBase ..
+ * blockBase + blocks - 1` (256 elements each) of f32 `param`/`grad`, with their packed
+ * 8-bit state at word `stateWord` of `state` (u32, layout of `adam-8bit-webgpu.ts` for
+ * `blocks` blocks: `blocks * 130` words), updated in place.
  */
-export interface Adam8bitStepArgs {
+export interface Adam8bitItem {
   param: Tensor;
   grad: Tensor;
   state: Tensor;
-  qmap: Tensor;
+  stateWord: number;
   blocks: number;
   blockBase: number;
   scalars: BnbAdamScalars;
+}
+
+/**
+ * Arguments of `Adam8bitStep`: every item updated by one step (one dispatch on webgpu
+ * per batch that fits a storage binding). `qmap` holds the signed then the unsigned
+ * dynamic map (512 f32).
+ */
+export interface Adam8bitStepArgs {
+  items: readonly Adam8bitItem[];
+  qmap: Tensor;
 }
 
 /**
@@ -40,7 +50,7 @@ export interface PagedUpdateArgs {
 
 declare module '@webpeft/tensor/kernel' {
   interface InPlaceOps {
-    /** bitsandbytes' 8-bit blockwise Adam step over a range of blocks (see `adam-8bit-host.ts`). */
+    /** bitsandbytes' 8-bit blockwise Adam step over ranges of blocks of several parameters (see `adam-8bit-host.ts`). */
     Adam8bitStep: { args: Adam8bitStepArgs; result: void };
     /** An `@webpeft/optim` update rule over one page of a paged optimizer's state. */
     PagedUpdate: { args: PagedUpdateArgs; result: void };
