@@ -10,6 +10,7 @@ import { type BackendName, type Tensor, IndexError, memory, resetPeakMemory, ten
 import { backendsUnderTest, expectClose, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type HostInput, ints, uniform } from './conformance.js';
+import { vocabChunkRows } from '../backends/webgpu/kernels/linear-cross-entropy/chunks.js';
 
 beforeAll(async () => {
   await initBackends();
@@ -387,6 +388,23 @@ describe('linearCrossEntropy over a weight split in row chunks (a tied head larg
     expectResultsClose(split, whole, { rtol: 0, atol: 0 }, 'f16 split vs unsplit fused');
     expectResultsClose(split, reference(p, 'mean'), { rtol: 3e-2, atol: 2e-3 }, 'f16 split fused vs float64');
   }, 300_000);
+});
+
+describe('the vocabulary chunk size', () => {
+  const MiB = 2 ** 20;
+  it('bounds the logits and the copied weight rows to 16 MiB each, and a requested size to one binding', () => {
+    // Qwen2.5-0.5B, 256 tokens, f16, 128 MiB bindings: 16 MiB / (896 x 2 bytes) = 9362 weight rows, down to a multiple of 4
+    // (the logits alone would allow 16 MiB / (256 x 2) = 32768 rows, a 56 MiB copy of weight rows).
+    expect(vocabChunkRows(256, 151936, 896, 2, 128 * MiB)).toBe(9360);
+    // 1024 tokens of f32 against a narrow head: the logits bound it, 16 MiB / 4096 bytes.
+    expect(vocabChunkRows(1024, 32000, 16, 4, 128 * MiB)).toBe(4096);
+    // A binding below the budget bounds both: 4096 / (24 x 4) = 42 rows -> 40.
+    expect(vocabChunkRows(13, 250, 24, 4, 4096)).toBe(40);
+    // Requested sizes are kept, clamped to V and to what one binding holds (4096 / (9 x 4) = 113, 4096 / (24 x 4) = 42).
+    expect(vocabChunkRows(9, 250, 24, 4, 128 * MiB, 48)).toBe(48);
+    expect(vocabChunkRows(9, 30, 24, 4, 128 * MiB, 48)).toBe(30);
+    expect(vocabChunkRows(9, 250, 24, 4, 4096, 48)).toBe(42);
+  });
 });
 
 describe('the mean over counted rows', () => {

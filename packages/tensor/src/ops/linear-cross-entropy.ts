@@ -30,7 +30,7 @@ export interface LinearCrossEntropyOptions {
   /**
    * Weight rows per vocabulary chunk (at most the rows whose logits and weight rows each
    * fit one storage binding). Default: chosen from the device's largest storage
-   * binding and a memory budget of a few MiB per chunk of logits.
+   * binding and a memory budget of a few MiB per chunk of logits and of weight rows.
    */
   chunkSize?: number;
 }
