@@ -11,3 +11,5 @@ import './gradient-checkpointing.ts';
 import './linear-cross-entropy.ts';
 import './attention.ts';
 import './smollm2-lora.ts';
+import './gpt2-qlora.ts';
+import './qwen-qlora.ts';
