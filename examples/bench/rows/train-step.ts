@@ -79,5 +79,7 @@ export const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
 /** `"N tokens/s; peak X MiB; by tag: weights ..., grads ..."`, the note of a step row. */
 export function stepNote(m: StepMeasurement): string {
   const tags = MEMORY_TAGS.map((t) => `${t} ${mib(m.peakBytesByTag[t])}`).join(', ');
-  return `${m.tokensPerS.toFixed(0)} tokens/s; peak ${mib(m.peakBytes)} MiB; by tag: ${tags}`;
+  // Software adapters run a step of these models in minutes: below 10 tokens/s two significant digits.
+  const rate = m.tokensPerS >= 10 ? m.tokensPerS.toFixed(0) : m.tokensPerS.toPrecision(2);
+  return `${rate} tokens/s; peak ${mib(m.peakBytes)} MiB; by tag: ${tags}`;
 }
