@@ -12,3 +12,5 @@ import './linear-cross-entropy.ts';
 import './attention.ts';
 import './smollm2-lora.ts';
 import './load.ts';
+import './gpt2-qlora.ts';
+import './qwen-qlora.ts';

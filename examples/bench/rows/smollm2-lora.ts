@@ -7,11 +7,10 @@
  * runs on software Vulkan as it is.
  */
 import { LlamaForCausalLM } from '@webpeft/nn';
-import { AdamW } from '@webpeft/optim';
 import { getPeftModel } from '@webpeft/peft';
-import { MEMORY_TAGS, type MemoryTag, manualSeed, memory, resetPeakMemory, sync, tensor, tidy } from '@webpeft/tensor';
+import { manualSeed } from '@webpeft/tensor';
 import { registerRow } from '../table.ts';
-import { medianMs } from '../timing.ts';
+import { measureTrainStep, stepNote } from './train-step.ts';
 
 /** SmolLM2-135M's published config.json (architecture fields). */
 const CONFIG = {
@@ -34,40 +33,14 @@ registerRow({
   group: 'fine-tuning step',
   name: `SmolLM2-135M-shape LoRA step, 1x${TOKENS} tokens`,
   async run(ctx) {
-    // Bytes other rows left alive are not this row's: peaks are reported above them.
-    const before = memory();
-    manualSeed(0);
-    const model = new LlamaForCausalLM(CONFIG);
-    const peft = getPeftModel(model, { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] });
-    peft.train();
-    const optimizer = new AdamW(peft.trainableParameters(), { lr: 1e-4, weightDecay: 0 });
-    const ids = new Int32Array(TOKENS).map((_, i) => (i * 997) % CONFIG.vocab_size);
-    const step = async () => {
-      const loss = tidy(() => {
-        const x = tensor(ids, [1, TOKENS], { dtype: 'i32' });
-        const l = peft.forward({ inputIds: x, labels: x }).loss!;
-        l.backward();
-        return l;
-      });
-      await optimizer.step();
-      optimizer.zeroGrad();
-      loss.dispose();
-      await sync();
+    const build = async () => {
+      manualSeed(0);
+      const model = new LlamaForCausalLM(CONFIG);
+      const peft = getPeftModel(model, { peftType: 'LORA', r: 8, loraAlpha: 16, targetModules: ['q_proj', 'v_proj'] });
+      peft.train();
+      return { net: peft, params: peft.trainableParameters(), dispose: () => peft.dispose() };
     };
-    try {
-      await step(); // optimizer state exists from here on, as in any later step
-      resetPeakMemory();
-      const ms = await medianMs(step, Math.min(ctx.runs, 2), 0);
-      const after = memory();
-      const peakBytesByTag = Object.fromEntries(MEMORY_TAGS.map((t) => [t, after.peakBytesByTag[t] - before.bytesByTag[t]])) as Record<MemoryTag, number>;
-      const peakBytes = after.peakBytes - before.liveBytes;
-      const mib = (b: number) => (b / 2 ** 20).toFixed(1);
-      const tags = MEMORY_TAGS.map((t) => `${t} ${mib(peakBytesByTag[t])}`).join(', ');
-      return { oursMs: ms, peakBytes, peakBytesByTag, note: `${((TOKENS / ms) * 1000).toFixed(0)} tokens/s; peak ${mib(peakBytes)} MiB; by tag: ${tags}` };
-    } finally {
-      optimizer.zeroGrad();
-      optimizer.disposeState();
-      peft.dispose();
-    }
+    const m = await measureTrainStep(build, { batch: 1, tokens: TOKENS, vocab: CONFIG.vocab_size }, Math.min(ctx.runs, 2));
+    return { oursMs: m.ms, peakBytes: m.peakBytes, peakBytesByTag: m.peakBytesByTag, note: stepNote(m) };
   },
 });

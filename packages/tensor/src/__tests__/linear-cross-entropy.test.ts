@@ -10,6 +10,7 @@ import { type BackendName, type Tensor, IndexError, memory, resetPeakMemory, ten
 import { backendsUnderTest, expectClose, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type HostInput, ints, uniform } from './conformance.js';
+import { vocabChunkRows } from '../backends/webgpu/kernels/linear-cross-entropy/chunks.js';
 
 beforeAll(async () => {
   await initBackends();
@@ -87,8 +88,42 @@ const unfusedLoss = (reduction: 'mean' | 'sum'): Loss => (h, w, l, b) => {
   return T.crossEntropy(b ? T.add(logits, b) : logits, l, { reduction });
 };
 
-/** Runs `loss` and its backward on `backend` (inputs in `dtype`), reading loss and gradients as f64; checks for leaks. */
-async function run(backend: BackendName, p: Problem, loss: Loss, dtype: 'f32' | 'f16' = 'f32'): Promise<Result> {
+/** How many storage bindings `t` takes (more than 1: split in row chunks). */
+function bindings(t: Tensor): number {
+  return t.storage!.bindings ?? 1;
+}
+
+/**
+ * Runs `loss` and its backward on `backend` (inputs in `dtype`), reading loss and
+ * gradients as f64; checks for leaks. With `maxBindingBytes` (webgpu) the whole step runs
+ * with storage bindings capped there, so the weight and its gradient are split in row
+ * chunks; `split` then receives how many bindings the weight, its gradient and the hidden
+ * states took.
+ */
+async function run(
+  backend: BackendName,
+  p: Problem,
+  loss: Loss,
+  dtype: 'f32' | 'f16' = 'f32',
+  opts: { maxBindingBytes?: number; split?: (counts: { weight: number; weightGrad: number; hidden: number }) => void } = {},
+): Promise<Result> {
+  if (opts.maxBindingBytes === undefined) return runStep(backend, p, loss, dtype);
+  const gpu = T.getBackend('webgpu');
+  gpu.setMaxBindingBytes(opts.maxBindingBytes);
+  try {
+    return await runStep(backend, p, loss, dtype, opts.split);
+  } finally {
+    gpu.setMaxBindingBytes(null);
+  }
+}
+
+async function runStep(
+  backend: BackendName,
+  p: Problem,
+  loss: Loss,
+  dtype: 'f32' | 'f16',
+  split?: (counts: { weight: number; weightGrad: number; hidden: number }) => void,
+): Promise<Result> {
   const before = liveCounts(backend);
   const make = (x: HostInput) => T.tidy(() => T.cast(tensor(x.data, x.shape, { backend }), dtype));
   const [h, w] = [make(p.hidden), make(p.weight)];
@@ -105,6 +140,7 @@ async function run(backend: BackendName, p: Problem, loss: Loss, dtype: 'f32' | 
     wide.dispose();
     return values;
   };
+  split?.({ weight: bindings(w), weightGrad: bindings(w.grad!), hidden: bindings(h) });
   const result: Result = { loss: await read(out), hidden: await read(h.grad!), weight: await read(w.grad!), bias: b ? await read(b.grad!) : null };
   for (const t of [h, w, b, l, out]) {
     if (!t) continue;
@@ -267,6 +303,108 @@ describe('linearCrossEntropy', () => {
     expect(fused).toBeLessThan(unfused / 4);
     expect(fused).toBeLessThan(logitsBytes / 2);
   }, 300_000);
+});
+
+describe('linearCrossEntropy over a weight split in row chunks (a tied head larger than one binding)', () => {
+  // 4096-byte bindings: a [250, 24] weight is 7 chunks of 40 rows (the last 10), in f32
+  // and f16 alike (rows per chunk are counted in 4-byte elements).
+  const BINDING = 4096;
+  const configs = [
+    { name: 'vocabulary chunks of 7 rows straddling the weight chunks, ignored rows', n: 13, d: 24, v: 250, ignored: [3, 11], bias: false, chunkSize: 7 },
+    { name: 'vocabulary chunks of 48 rows with bias', n: 9, d: 24, v: 250, ignored: [0], bias: true, chunkSize: 48 },
+    { name: 'automatic vocabulary chunks (on the weight chunks)', n: 13, d: 24, v: 250, ignored: [5], bias: false, chunkSize: undefined },
+    { name: 'hidden states split too ([64, 24]), chunks of 16 rows', n: 64, d: 24, v: 250, ignored: [1, 63], bias: true, chunkSize: 16 },
+  ];
+  for (const c of configs) {
+    it(`${c.name}: loss and every gradient equal the unsplit step and float64`, async () => {
+      if (!backendsUnderTest().includes('webgpu')) return;
+      const p = problem(c.n, c.d, c.v, 900 + c.n + (c.chunkSize ?? 0), c.ignored, c.bias);
+      const ref = reference(p, 'mean');
+      let counts = { weight: 0, weightGrad: 0, hidden: 0 };
+      const split = await run('webgpu', p, fusedLoss({ chunkSize: c.chunkSize }), 'f32', { maxBindingBytes: BINDING, split: (k) => (counts = k) });
+      expect(counts.weight, 'the weight is split').toBe(7);
+      expect(counts.weightGrad, 'its gradient comes back in the same row chunks').toBe(7);
+      if (c.n === 64) expect(counts.hidden, 'the hidden states are split').toBeGreaterThan(1);
+      const whole = await run('webgpu', p, fusedLoss({ chunkSize: c.chunkSize }));
+      const unfused = await run('webgpu', p, unfusedLoss('mean'));
+      expectResultsClose(split, whole, F32_TOL, 'split vs unsplit fused');
+      expectResultsClose(split, unfused, F32_TOL, 'split fused vs unsplit unfused');
+      expectResultsClose(split, ref, F32_TOL, 'split fused vs float64');
+    });
+  }
+
+  it('a frozen split head (LoRA) forms dHidden only and leaves no gradient on the weight', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    const p = problem(13, 24, 250, 950, [2], false);
+    const ref = reference(p, 'mean');
+    const gpu = T.getBackend('webgpu');
+    gpu.setMaxBindingBytes(BINDING);
+    try {
+      const before = liveCounts('webgpu');
+      const h = tensor(p.hidden.data, p.hidden.shape, { backend: 'webgpu', requiresGrad: true });
+      const w = tensor(p.weight.data, p.weight.shape, { backend: 'webgpu' });
+      const l = tensor(p.labels.data, p.labels.shape, { backend: 'webgpu', dtype: 'i32' });
+      expect(bindings(w)).toBe(7);
+      const loss = T.linearCrossEntropy(h, w, l, { chunkSize: 9 });
+      loss.backward();
+      expect(w.grad).toBeNull();
+      expectClose(Float64Array.from(await loss.data()), ref.loss, { ...F32_TOL, label: 'loss' });
+      expectClose(Float64Array.from(await h.grad!.data()), ref.hidden, { ...F32_TOL, label: 'dHidden' });
+      for (const t of [h.grad!, h, w, l, loss]) t.dispose();
+      expect(liveCounts('webgpu')).toEqual(before);
+    } finally {
+      gpu.setMaxBindingBytes(null);
+    }
+  });
+
+  it('a label outside [0, V) over a split weight throws IndexError at the readback and leaks nothing', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    const p = problem(5, 24, 250, 960, [], false);
+    p.labels.data[2] = 250;
+    const gpu = T.getBackend('webgpu');
+    gpu.setMaxBindingBytes(BINDING);
+    try {
+      const before = liveCounts('webgpu');
+      const [h, w] = [p.hidden, p.weight].map((x) => tensor(x.data, x.shape, { backend: 'webgpu' }));
+      const l = tensor(p.labels.data, [5], { backend: 'webgpu', dtype: 'i32' });
+      const loss = T.linearCrossEntropy(h, w, l, { chunkSize: 48 });
+      await expect(loss.item()).rejects.toThrow(IndexError);
+      for (const t of [h, w, l, loss]) t.dispose();
+      expect(liveCounts('webgpu')).toEqual(before);
+    } finally {
+      gpu.setMaxBindingBytes(null);
+    }
+  });
+
+  it('f16 over a split weight equals the unsplit f16 step', async () => {
+    if (!backendsUnderTest().includes('webgpu') || !T.getBackend('webgpu').capabilities.f16) return;
+    // Multiples of 4 keep f16 matmuls on the aligned tile; chunks of 12 rows straddle the 40-row weight chunks.
+    const p = problem(12, 24, 250, 970, [4], true);
+    let counts = { weight: 0, weightGrad: 0, hidden: 0 };
+    const split = await run('webgpu', p, fusedLoss({ chunkSize: 12 }), 'f16', { maxBindingBytes: BINDING, split: (k) => (counts = k) });
+    expect([counts.weight, counts.weightGrad]).toEqual([7, 7]);
+    const whole = await run('webgpu', p, fusedLoss({ chunkSize: 12 }), 'f16');
+    // The same chunks of the same f16 logits in the same order: only the copies differ.
+    expectResultsClose(split, whole, { rtol: 0, atol: 0 }, 'f16 split vs unsplit fused');
+    expectResultsClose(split, reference(p, 'mean'), { rtol: 3e-2, atol: 2e-3 }, 'f16 split fused vs float64');
+  }, 300_000);
+});
+
+describe('the vocabulary chunk size', () => {
+  const MiB = 2 ** 20;
+  it('bounds the logits and the copied weight rows to 16 MiB each, and a requested size to one binding', () => {
+    // Qwen2.5-0.5B, 256 tokens, f16, 128 MiB bindings: 16 MiB / (896 x 2 bytes) = 9362 weight rows, down to a multiple of 4
+    // (the logits alone would allow 16 MiB / (256 x 2) = 32768 rows, a 56 MiB copy of weight rows).
+    expect(vocabChunkRows(256, 151936, 896, 2, 128 * MiB)).toBe(9360);
+    // 1024 tokens of f32 against a narrow head: the logits bound it, 16 MiB / 4096 bytes.
+    expect(vocabChunkRows(1024, 32000, 16, 4, 128 * MiB)).toBe(4096);
+    // A binding below the budget bounds both: 4096 / (24 x 4) = 42 rows -> 40.
+    expect(vocabChunkRows(13, 250, 24, 4, 4096)).toBe(40);
+    // Requested sizes are kept, clamped to V and to what one binding holds (4096 / (9 x 4) = 113, 4096 / (24 x 4) = 42).
+    expect(vocabChunkRows(9, 250, 24, 4, 128 * MiB, 48)).toBe(48);
+    expect(vocabChunkRows(9, 30, 24, 4, 128 * MiB, 48)).toBe(30);
+    expect(vocabChunkRows(9, 250, 24, 4, 4096, 48)).toBe(42);
+  });
 });
 
 describe('the mean over counted rows', () => {

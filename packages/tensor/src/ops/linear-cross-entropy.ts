@@ -28,8 +28,9 @@ export interface LinearCrossEntropyOptions {
   /** Output bias `[V]` of the projection (Qwen2-style heads have none; this is for linear heads that do). */
   bias?: Tensor;
   /**
-   * Weight rows per vocabulary chunk. Default: chosen from the device's largest storage
-   * binding and a memory budget of a few MiB per chunk of logits.
+   * Weight rows per vocabulary chunk (at most the rows whose logits and weight rows each
+   * fit one storage binding). Default: chosen from the device's largest storage
+   * binding and a memory budget of a few MiB per chunk of logits and of weight rows.
    */
   chunkSize?: number;
 }

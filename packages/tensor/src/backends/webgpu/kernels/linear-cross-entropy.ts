@@ -14,6 +14,11 @@
  *
  * Logits carry the inputs' dtype: f16 inputs give f16 logits (and a bias added in f16),
  * as the unfused matmul and add do; statistics and losses are f32.
+ *
+ * The weight may be split in row chunks (a tied head larger than one storage binding):
+ * every kernel here is registered as chunk-aware, the weight is read and its gradient
+ * (allocated in the same row chunks) written only through `weightRows`/`writeRows`, and
+ * the hidden states reach only the matmul, which takes chunked operands.
  */
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
 import { registerInPlaceKernel, registerKernel } from '../../../registry.js';
@@ -173,8 +178,9 @@ export function registerWebGpuLinearCrossEntropyKernels(): void {
       throw e;
     }
     return stats;
-  });
+  }, { chunked: true });
 
+  // Reads only the labels and the statistics (the weight is an input for the gradient).
   registerKernel('LinearCrossEntropy', 'webgpu', (inputs, { ignoreIndex }, ctx) => {
     const [, , labels, stats] = inputs;
     const n = labels.shape[0];
@@ -188,7 +194,7 @@ ${elementMain(WG, 'u.rows')}
 }`);
     ctx.dispatch(prog, [labels, stats], [out], u, grid(n, WG));
     return out;
-  });
+  }, { chunked: true });
 
   registerInPlaceKernel('LinearCrossEntropyBackward', 'webgpu', (a, ctx): LinearCrossEntropyGrads => {
     const { hidden, weight, labels, stats, dy, bias, needs, ignoreIndex } = a;
@@ -201,7 +207,8 @@ ${elementMain(WG, 'u.rows')}
       t.dispose();
     };
     try {
-      const dWeight = needs.weight ? own(ctx.output([v, d], weight.dtype, 'linearCrossEntropy')) : null;
+      // In row chunks where the weight is (a gradient as large as it exceeds one binding too).
+      const dWeight = needs.weight ? own(ctx.chunkedOutput([v, d], weight.dtype, 'linearCrossEntropy')) : null;
       const dBias = needs.bias && bias ? own(ctx.output([v], bias.dtype, 'linearCrossEntropy')) : null;
       let dHidden: Tensor | null = null;
       if (n === 0) {
