@@ -11,14 +11,19 @@ import { runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Linear4bitAttrs, type QuantType, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
-import { setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
+import { LINEAR4BIT_GEMV_MAX_ROWS, setLinear4bitGemvMaxRows, setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
 import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
   await uploadCodeTables(await initBackends());
   registerLinear4bitOps();
+  // Every row bucket takes the kernel here, also on a software adapter (whose default is 8 rows).
+  setLinear4bitGemvMaxRows(LINEAR4BIT_GEMV_MAX_ROWS);
 });
-afterAll(() => setLinear4bitSubgroups(true));
+afterAll(() => {
+  setLinear4bitSubgroups(true);
+  setLinear4bitGemvMaxRows(null);
+});
 
 interface Case {
   out: number;

@@ -27,6 +27,41 @@ import type { Linear4bitAttrs } from './linear-4bit-op.js';
 /** Most rows of input the memory-bound kernel takes; more rows are matmul-bound. */
 export const LINEAR4BIT_GEMV_MAX_ROWS = 64;
 
+/**
+ * Most rows it takes on a software adapter (lavapipe, SwiftShader). There each of the
+ * four threads of an output reads different activations, so every workgroup-memory read
+ * is a gather across SIMD lanes: one lavapipe bench run measured the kernel 3.0x faster
+ * than dequantize + matmul at 1 row but 0.50x at 16 and 64 rows. Up to 8 rows it wins.
+ */
+export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 8;
+
+let maxRowsOverride: number | null = null;
+
+/**
+ * Rows up to which `Linear4bit` takes the memory-bound kernel: `null` (default) picks
+ * per adapter ({@link LINEAR4BIT_GEMV_MAX_ROWS}, or {@link LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE}
+ * on a software adapter). Tests set {@link LINEAR4BIT_GEMV_MAX_ROWS} to run the kernel
+ * on every row bucket on lavapipe.
+ */
+export function setLinear4bitGemvMaxRows(rows: number | null): void {
+  if (rows !== null && (!Number.isInteger(rows) || rows < 0 || rows > LINEAR4BIT_GEMV_MAX_ROWS)) {
+    throw new RangeError(`setLinear4bitGemvMaxRows: rows must be an integer in [0, ${LINEAR4BIT_GEMV_MAX_ROWS}] or null, got ${rows}`);
+  }
+  maxRowsOverride = rows;
+}
+
+/** Whether the adapter behind `ctx` is a CPU implementation of WebGPU. */
+function isSoftwareAdapter(ctx: WebGpuKernelContext): boolean {
+  const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
+  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
+}
+
+/** Rows up to which the memory-bound kernel serves a `Linear4bit` call on `ctx`'s adapter. */
+export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext): number {
+  if (maxRowsOverride !== null) return maxRowsOverride;
+  return isSoftwareAdapter(ctx) ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE : LINEAR4BIT_GEMV_MAX_ROWS;
+}
+
 /** Threads per workgroup, outputs per workgroup, threads per output (the K split). */
 const WG = 64;
 const OUTS = 16;

@@ -1,6 +1,6 @@
 /**
  * WebGPU kernels of the 4-bit linear ops. Up to 64 rows of input (generation, small
- * batches) the work is memory-bound and runs the dequant-matmul of `linear-4bit-gemv.ts`
+ * batches; 8 rows on a software adapter, see `linear4bitGemvMaxRows`) the work is memory-bound and runs the dequant-matmul of `linear-4bit-gemv.ts`
  * (each packed weight byte read once per workgroup for all rows; no full-precision
  * weight exists). For more rows (training) the work is matmul-bound: as bitsandbytes does
  * outside its gemv kernel, the layer's weight is dequantized into a transient buffer,
@@ -10,7 +10,7 @@
 import type { Tensor } from '@webpeft/tensor';
 import { type KernelFn, Uniforms, type WebGpuKernelContext, elementMain, grid, program, registerKernel, storageBindings } from '@webpeft/tensor/kernel';
 import { wgslByteAt, wgslNibble } from '../webgpu/wgsl-codes.js';
-import { LINEAR4BIT_GEMV_MAX_ROWS, linear4bitGemv } from './linear-4bit-gemv.js';
+import { linear4bitGemv, linear4bitGemvMaxRows } from './linear-4bit-gemv.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
 
 const WG = 64;
@@ -71,7 +71,7 @@ function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', '
     const rows = x.size / k;
     // f16 activations take the dequantize-then-f16-matmul path: the kernel's f16 variant was
     // 3 f16 ulps from the cpu reference on lavapipe (unexplained), so it is not used yet.
-    if (rows <= LINEAR4BIT_GEMV_MAX_ROWS && x.dtype === 'f32') return linear4bitGemv(x, inputs.slice(1), bias, a, grad, ctx);
+    if (rows <= linear4bitGemvMaxRows(ctx) && x.dtype === 'f32') return linear4bitGemv(x, inputs.slice(1), bias, a, grad, ctx);
     return viaDequantized(inputs, bias, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
   };
 }
