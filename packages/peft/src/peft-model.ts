@@ -119,16 +119,7 @@ export class PeftModel extends Module {
     const list = [...names];
     layers.forEach((l) => (l.mixedAdapterNames = list));
     const restore = () => layers.forEach((l, i) => (l.mixedAdapterNames = prev[i]));
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      restore();
-      throw e;
-    }
-    if (result instanceof Promise) return result.finally(restore) as T;
-    restore();
-    return result;
+    return runThenRestore(fn, restore);
   }
 
   /** The layers a mixed batch sets, after PEFT's model-level checks (LoRA only, names that exist). */
@@ -292,16 +283,7 @@ export class PeftModel extends Module {
       layers.forEach((l, i) => l.enableAdapters(!prev[i]));
       saved.forEach((w, i) => (w.disabled = prevSaved[i]));
     };
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      restore();
-      throw e;
-    }
-    if (result instanceof Promise) return result.finally(restore) as T;
-    restore();
-    return result;
+    return runThenRestore(fn, restore);
   }
 
   /** The method of this model's adapters (from the registry). */
@@ -520,4 +502,21 @@ function disposeAdapters(layer: AnyTunerLayer): void {
 function checkOneSavedCopy(w: ModulesToSaveWrapper, active: string[]): void {
   const held = active.filter((n) => w.copyOf(n) !== undefined);
   if (held.length > 1) throw new Error(`setAdapter: adapters ${held.join(', ')} each save their own copy of a module in modulesToSave; only one of them can be active`);
+}
+
+/**
+ * `fn()`, then `restore()` once it has finished: at once for a plain value or a throw, when
+ * it settles for a promise (an async `generate` runs under the scoped state to its end).
+ */
+function runThenRestore<T>(fn: () => T, restore: () => void): T {
+  let result: T;
+  try {
+    result = fn();
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  if (result instanceof Promise) return result.finally(restore) as T;
+  restore();
+  return result;
 }

@@ -4,6 +4,7 @@
  * random inputs, and leak checks (one per test through the `leak-check-setup.ts` setup file).
  */
 export { backendsUnderTest, initBackends } from './backends.js';
+export { base64Bytes } from './base64.js';
 export { expectClose, maxRelError } from './close.js';
 export { randomArray, randomInts, SeededRandom } from './random.js';
 export { gradcheck, type GradcheckOptions } from './gradcheck.js';

@@ -1,6 +1,6 @@
 import { type LinearLike, fromPretrained, openSource } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, manualSeed, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type LoraConfig, LoraLinear, getPeftModel, loadPeftModel, loraConfigToJson, memoryFiles, resolveLoraConfig, svd } from '../index.js';
 import golden from './fixtures/lora_init_golden.json' with { type: 'json' };
@@ -30,13 +30,7 @@ beforeAll(async () => {
   await initBackends();
 });
 
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-const f32 = (b64: string) => new Float32Array(bytes(b64).buffer);
+const f32 = (b64: string) => new Float32Array(base64Bytes(b64).buffer);
 
 async function take(t: Tensor): Promise<Float32Array> {
   try {
@@ -48,7 +42,7 @@ async function take(t: Tensor): Promise<Float32Array> {
 
 async function loaded(backend: BackendName) {
   const files = golden.checkpoint;
-  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': bytes(files['model.safetensors']) }), { backend })).model);
+  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': base64Bytes(files['model.safetensors']) }), { backend })).model);
   const ids = own(tensor(Int32Array.from(golden.inputIds.flat()), [golden.inputIds.length, golden.inputIds[0].length], { dtype: 'i32', backend }));
   return { model, ids };
 }

@@ -1,6 +1,6 @@
 import { fromPretrained, openSource } from '@webpeft/nn';
 import { type BackendName, type Tensor, manualSeed, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type CombinationType, type TaskMergeMethod, LoraEmbedding, LoraLinear, loadPeftModel, memoryFiles, mergeTaskTensors, svd } from '../index.js';
 import golden from './fixtures/merge_golden.json' with { type: 'json' };
@@ -32,19 +32,13 @@ beforeAll(async () => {
   await initBackends();
 });
 
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-const f32 = (b64: string) => new Float32Array(bytes(b64).buffer);
+const f32 = (b64: string) => new Float32Array(base64Bytes(b64).buffer);
 
 /** The tiny LLaMA with PEFT's three saved adapters loaded as p1, p2, p3. */
 async function loaded(backend: BackendName) {
   const files = golden.checkpoint;
-  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': bytes(files['model.safetensors']) }), { backend })).model);
-  const adapter = (n: 'p1' | 'p2' | 'p3') => memoryFiles({ 'adapter_config.json': golden.adapters[n]['adapter_config.json'], 'adapter_model.safetensors': bytes(golden.adapters[n]['adapter_model.safetensors']) });
+  const model = own((await fromPretrained(openSource({ 'config.json': files['config.json'], 'model.safetensors': base64Bytes(files['model.safetensors']) }), { backend })).model);
+  const adapter = (n: 'p1' | 'p2' | 'p3') => memoryFiles({ 'adapter_config.json': golden.adapters[n]['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(golden.adapters[n]['adapter_model.safetensors']) });
   const peft = await loadPeftModel(model, adapter('p1'), { adapterName: 'p1' });
   await peft.loadAdapter(adapter('p2'), 'p2');
   await peft.loadAdapter(adapter('p3'), 'p3');

@@ -1,6 +1,6 @@
 import { type CausalLM, type CausalLMOutput, fromPretrained, generate, openSource } from '@webpeft/nn';
 import { type BackendName, type Tensor, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PeftModel, LoraEmbedding, LoraLinear, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import bases from './fixtures/p_tuning_golden.json' with { type: 'json' };
@@ -31,22 +31,15 @@ beforeAll(async () => {
   await initBackends();
 });
 
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 async function base(family: Family, backend: BackendName): Promise<CausalLM> {
   const ck = bases[BASE_OF[family]].checkpoint;
-  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': bytes(ck['model.safetensors']) }), { backend })).model);
+  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': base64Bytes(ck['model.safetensors']) }), { backend })).model);
 }
 
 /** The base with PEFT's saved adapters `a` (active) and `b`. */
 async function loaded(family: Family, backend: BackendName): Promise<{ model: CausalLM; peft: PeftModel }> {
   const fx = golden[family] as Fixture;
-  const files = (n: 'a' | 'b') => memoryFiles({ 'adapter_config.json': fx.files[n]['adapter_config.json'], 'adapter_model.safetensors': bytes(fx.files[n]['adapter_model.safetensors']) });
+  const files = (n: 'a' | 'b') => memoryFiles({ 'adapter_config.json': fx.files[n]['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(fx.files[n]['adapter_model.safetensors']) });
   const model = await base(family, backend);
   const peft = await loadPeftModel(model, files('a'), { adapterName: 'a' });
   await peft.loadAdapter(files('b'), 'b');

@@ -8,7 +8,7 @@
  */
 import { type CausalLM, ConfigError, Linear, fromPretrained, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends, liveCounts } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ModulesToSaveWrapper, getPeftModel, loadPeftModel, memoryFiles } from '../index.js';
 import golden from './fixtures/modules_to_save_golden.json' with { type: 'json' };
@@ -23,20 +23,16 @@ beforeAll(async () => {
 
 const TOL = { atol: 1e-4, rtol: 0 };
 
-function bytes(b64: string): Uint8Array {
-  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-}
-
 function f32(b64: string): Float32Array {
-  const b = bytes(b64);
+  const b = base64Bytes(b64);
   return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
 }
 
 async function base(backend: BackendName): Promise<CausalLM> {
-  return own((await fromPretrained(openSource({ 'config.json': llama.files['config.json'], 'model.safetensors': bytes(llama.files['model.safetensors']) }), { backend })).model);
+  return own((await fromPretrained(openSource({ 'config.json': llama.files['config.json'], 'model.safetensors': base64Bytes(llama.files['model.safetensors']) }), { backend })).model);
 }
 
-const peftFiles = () => memoryFiles({ 'adapter_config.json': golden.files['adapter_config.json'], 'adapter_model.safetensors': bytes(golden.files['adapter_model.safetensors']) });
+const peftFiles = () => memoryFiles({ 'adapter_config.json': golden.files['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(golden.files['adapter_model.safetensors']) });
 
 async function logitsOf(m: { forward(input: { inputIds: Tensor }): unknown }, backend: BackendName): Promise<Float32Array> {
   const ids = tensor(Int32Array.from(golden.inputIds.flat()), [golden.inputIds.length, golden.inputIds[0].length], { dtype: 'i32', backend });

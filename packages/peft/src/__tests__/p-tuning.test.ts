@@ -1,6 +1,6 @@
 import { type CausalLM, fromPretrained, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type PTuningConfig, type PromptableModel, getPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
 import golden from './fixtures/p_tuning_golden.json' with { type: 'json' };
@@ -15,13 +15,6 @@ const TOL = { rtol: 2e-4, atol: 2e-5 };
 beforeAll(async () => {
   await initBackends();
 });
-
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
 
 interface Case {
   config: Record<string, unknown>;
@@ -60,7 +53,7 @@ function configOf(fx: Case): PTuningConfig {
 for (const family of ['gpt2', 'llama'] as const) {
   const fam = golden[family] as Family;
   const load = async (backend: BackendName) =>
-    own((await fromPretrained(openSource({ 'config.json': fam.checkpoint['config.json'], 'model.safetensors': bytes(fam.checkpoint['model.safetensors']) }), { backend })).model as CausalLM & PromptableModel);
+    own((await fromPretrained(openSource({ 'config.json': fam.checkpoint['config.json'], 'model.safetensors': base64Bytes(fam.checkpoint['model.safetensors']) }), { backend })).model as CausalLM & PromptableModel);
   const idsOf = (backend: BackendName) => own(tensor(Int32Array.from(fam.inputIds.flat()), [fam.inputIds.length, fam.inputIds[0].length], { dtype: 'i32', backend }));
 
   describe(`P-tuning on a transformers ${family} matches PEFT`, () => {
@@ -99,7 +92,7 @@ for (const family of ['gpt2', 'llama'] as const) {
           expect(Object.keys(theirs).filter((k) => !(k in ours))).toEqual(['modules_to_save', 'peft_version']);
           const saved = parseSafetensors(dir.files.get('adapter_model.safetensors')!).tensors;
           expect([...saved.keys()]).toEqual(['prompt_embeddings']);
-          const peftSaved = parseSafetensors(bytes(fx.files['adapter_model.safetensors'])).tensors.get('prompt_embeddings')!;
+          const peftSaved = parseSafetensors(base64Bytes(fx.files['adapter_model.safetensors'])).tensors.get('prompt_embeddings')!;
           expect(saved.get('prompt_embeddings')!.shape).toEqual(peftSaved.shape);
           // Our saved prompt_embeddings load back and give PEFT's inference logits.
           const reloaded = own(await loadPromptLearningModel(model, dir));
@@ -111,7 +104,7 @@ for (const family of ['gpt2', 'llama'] as const) {
       it(`${kind}: PEFT's saved adapter loads (inference only) and reproduces its logits`, async () => {
         for (const backend of backendsUnderTest()) {
           const model = await load(backend);
-          const files = memoryFiles({ 'adapter_config.json': fx.files['adapter_config.json'], 'adapter_model.safetensors': bytes(fx.files['adapter_model.safetensors']) });
+          const files = memoryFiles({ 'adapter_config.json': fx.files['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(fx.files['adapter_model.safetensors']) });
           await expect(loadPromptLearningModel(model, files, { isTrainable: true })).rejects.toThrow(/P_TUNING adapter stores the encoded virtual tokens.*inference only/);
           const peft = own(await loadPromptLearningModel(model, files));
           expect(peft.getNbTrainableParameters().trainable).toBe(0);
@@ -124,7 +117,7 @@ for (const family of ['gpt2', 'llama'] as const) {
 }
 
 describe('P-tuning config validation', () => {
-  const model = async () => own((await fromPretrained(openSource({ 'config.json': golden.gpt2.checkpoint['config.json'], 'model.safetensors': bytes(golden.gpt2.checkpoint['model.safetensors']) }), { backend: 'cpu' })).model);
+  const model = async () => own((await fromPretrained(openSource({ 'config.json': golden.gpt2.checkpoint['config.json'], 'model.safetensors': base64Bytes(golden.gpt2.checkpoint['model.safetensors']) }), { backend: 'cpu' })).model);
   const bad: [Partial<PTuningConfig> & Record<string, unknown>, RegExp][] = [
     [{ encoderReparameterizationType: 'GRU' as 'MLP' }, /P_TUNING config: encoderReparameterizationType must be MLP or LSTM, got "GRU"/],
     [{ encoderHiddenSize: 0 }, /encoderHiddenSize must be a positive integer, got 0/],

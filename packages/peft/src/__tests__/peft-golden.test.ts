@@ -1,6 +1,6 @@
 import { type CausalLM, fromPretrained, openSource, parseSafetensors } from '@webpeft/nn';
 import { type BackendName, type Tensor, assign, crossEntropy, noGrad, reshape, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { type IA3Linear, type LoraEmbedding, type LoraLinear, type PromptableModel, getPeftModel, loadPeftModel, loadPromptLearningModel, memoryFiles } from '../index.js';
 import lora from './fixtures/lora_golden.json' with { type: 'json' };
@@ -18,15 +18,8 @@ beforeAll(async () => {
   await initBackends();
 });
 
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function adapterFiles(f: { 'adapter_config.json': string; 'adapter_model.safetensors': string }): Record<string, Uint8Array | string> {
-  return { 'adapter_config.json': f['adapter_config.json'], 'adapter_model.safetensors': bytes(f['adapter_model.safetensors']) };
+  return { 'adapter_config.json': f['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(f['adapter_model.safetensors']) };
 }
 
 /**
@@ -140,7 +133,7 @@ describe('IA3 matches PEFT', () => {
       const out = memoryFiles();
       await peft.saveAdapter(out);
       const shapes = (b: Uint8Array) => Object.fromEntries([...parseSafetensors(b).tensors].map(([k, r]) => [k, r.shape]));
-      expect(shapes(out.files.get('adapter_model.safetensors')!)).toEqual(shapes(bytes(fx.files['adapter_model.safetensors'])));
+      expect(shapes(out.files.get('adapter_model.safetensors')!)).toEqual(shapes(base64Bytes(fx.files['adapter_model.safetensors'])));
       // As for LoRA (adapter-files.test.ts): PEFT names the toy's class in auto_mapping and
       // saves fan_in_fan_out as set by the last layer it wrapped (a Linear).
       const { differ, peftOnly } = await configDiff(out, fx.files['adapter_config.json']);
@@ -154,7 +147,7 @@ describe('IA3 matches PEFT', () => {
 
 describe('prompt learning on a transformers LLaMA matches PEFT', () => {
   const pl = golden.promptLearning;
-  const checkpoint = () => openSource({ 'config.json': pl.checkpoint['config.json'], 'model.safetensors': bytes(pl.checkpoint['model.safetensors']) });
+  const checkpoint = () => openSource({ 'config.json': pl.checkpoint['config.json'], 'model.safetensors': base64Bytes(pl.checkpoint['model.safetensors']) });
   const load = async (backend: BackendName) => own((await fromPretrained(checkpoint(), { backend })).model as CausalLM & PromptableModel);
   const idsOf = (backend: BackendName) => tensor(Int32Array.from(pl.inputIds.flat()), [pl.inputIds.length, pl.inputIds[0].length], { dtype: 'i32', backend });
   const cases = [

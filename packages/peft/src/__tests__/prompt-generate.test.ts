@@ -1,6 +1,6 @@
 import { type CausalLM, SequenceLengthError, fromPretrained, generate, openSource } from '@webpeft/nn';
 import { type BackendName, noGrad, tensor } from '@webpeft/tensor';
-import { backendsUnderTest, expectClose, initBackends } from '@webpeft/test-utils';
+import { backendsUnderTest, base64Bytes, expectClose, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { type PromptLearningModel, type PromptableModel, loadPromptLearningModel, memoryFiles } from '../index.js';
 import bases from './fixtures/p_tuning_golden.json' with { type: 'json' };
@@ -32,21 +32,14 @@ beforeAll(async () => {
   await initBackends();
 });
 
-function bytes(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 async function loadBase(family: 'gpt2' | 'llama', backend: BackendName): Promise<CausalLM & PromptableModel> {
   const ck = bases[family].checkpoint;
-  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': bytes(ck['model.safetensors']) }), { backend })).model as CausalLM & PromptableModel);
+  return own((await fromPretrained(openSource({ 'config.json': ck['config.json'], 'model.safetensors': base64Bytes(ck['model.safetensors']) }), { backend })).model as CausalLM & PromptableModel);
 }
 
 async function loadAdapter(family: 'gpt2' | 'llama', method: (typeof METHODS)[number], backend: BackendName): Promise<PromptLearningModel> {
   const fx = (golden[family] as Family)[method];
-  const files = memoryFiles({ 'adapter_config.json': fx.files['adapter_config.json'], 'adapter_model.safetensors': bytes(fx.files['adapter_model.safetensors']) });
+  const files = memoryFiles({ 'adapter_config.json': fx.files['adapter_config.json'], 'adapter_model.safetensors': base64Bytes(fx.files['adapter_model.safetensors']) });
   return own(await loadPromptLearningModel(await loadBase(family, backend), files));
 }
 
