@@ -32,7 +32,9 @@ describe('profile', () => {
       expect(p.ops.Add.bytesRead).toBe(gpu ? 120 : 0);
       expect(p.ops.Add.bytesWritten).toBe(gpu ? 60 : 0);
       expect(p.submits).toBe(gpu ? 1 : 0);
-      expect(p.ops.Add.hostMs).toBeGreaterThan(0);
+      // Browsers coarsen performance.now() (100 us in Chromium without cross-origin
+      // isolation), so one tiny cpu op may read 0 ms there: finite and non-negative.
+      expect(Number.isFinite(p.ops.Add.hostMs) && p.ops.Add.hostMs >= 0).toBe(true);
       expect(p.hostMs).toBeGreaterThanOrEqual(p.ops.Add.hostMs);
       const xs = await x.toArray();
       const ys = await y.toArray();
