@@ -26,8 +26,10 @@ export interface RowResult {
   hostMsPerStep?: number;
   /** Our host microseconds per op (dispatch rows). */
   oursUsPerOp?: number;
-  /** tfjs's host microseconds per op (dispatch rows). */
+  /** tfjs's host microseconds per op (dispatch rows), every op dispatched to the GPU. */
   tfjsUsPerOp?: number;
+  /** tfjs's microseconds per op with its default CPU shortcut for small host-resident ops (dispatch rows). */
+  tfjsCpuForwardUsPerOp?: number;
   /** Peak device bytes of the measured work (above what earlier rows left alive). */
   peakBytes?: number;
   /** Peak device bytes per memory tag (weights, grads, optimizer, activations, quant, other). */
