@@ -6,7 +6,8 @@
 import { type Tensor, getBackend, matmul, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type MatmulVariant, chooseMatmulVariant, setMatmulVariantOverride } from '../backends/webgpu/kernels/matmul.js';
+import { type MatmulVariant, chooseMatmulVariant, setMatmulConfigOverride, setMatmulVariantOverride, variantConfig } from '../backends/webgpu/kernels/matmul.js';
+import { type MatmulConfig, SHARED_TILE, SOFTWARE_SHARED_TILE, TILE, WIDE_TILE, configId } from '../backends/webgpu/kernels/matmul/configs.js';
 
 beforeAll(async () => {
   await initBackends();
@@ -72,10 +73,50 @@ describe('webgpu matmul kernels match cpu', () => {
     // Hardware adapters: workgroup-memory tiles for aligned products of 64 and more,
     // subgroup split-k where the adapter has subgroups; software adapters keep the register tile.
     expect(chooseMatmulVariant(1024, 1024, 1024, false, 16384)).toBe('shared');
-    expect(chooseMatmulVariant(1024, 1024, 1024, true, 16384)).toBe('tile');
     expect(chooseMatmulVariant(1023, 1024, 1024, false, 16384)).toBe('tile');
     expect(chooseMatmulVariant(4096, 768, 8, false, 16384, false, true)).toBe('subgroup');
+    // Software adapters: workgroup-memory tiles only for long reductions (k >= 8192) and
+    // products of 1024 and more in every dimension; not on SwiftShader (slow compiler).
+    expect(chooseMatmulVariant(1024, 1024, 1024, true, 16384)).toBe('shared');
+    expect(chooseMatmulVariant(64, 32000, 768, true, 16384)).toBe('shared');
+    expect(chooseMatmulVariant(64, 3072, 768, true, 16384)).toBe('tile');
+    expect(chooseMatmulVariant(512, 768, 768, true, 16384)).toBe('tile');
+    expect(chooseMatmulVariant(64, 32000, 8, true, 16384)).toBe('tile');
+    expect(chooseMatmulVariant(1024, 1024, 1024, true, 16384, true)).toBe('tile');
+    expect(chooseMatmulVariant(1024, 1024, 1024, true, 8192)).toBe('tile');
   });
+
+  it('maps variants to tiles by adapter class: 8 x 8 per thread on lavapipe-like adapters', () => {
+    const id = (v: MatmulVariant, aligned: boolean, n: number, software: boolean) => configId(variantConfig(v, aligned, n, software));
+    expect(id('tile', true, 768, false)).toBe(configId({ kind: 'tile', tile: TILE }));
+    expect(id('tile', true, 768, true)).toBe(configId({ kind: 'tile', tile: WIDE_TILE }));
+    expect(id('tile', true, 8, true)).toBe('tile/2x32r8c4');
+    expect(id('tile', false, 768, true)).toBe('tile/8x8r4c4');
+    expect(id('shared', true, 768, false)).toBe(configId({ kind: 'shared', tile: SHARED_TILE }));
+    expect(id('shared', true, 768, true)).toBe(configId({ kind: 'shared', tile: SOFTWARE_SHARED_TILE }));
+  });
+
+  // Each heuristic tile forced by configuration, so all of them are checked on any adapter
+  // (the variant override above reaches only the ones this adapter's class maps to).
+  const DEFAULT_TILES: MatmulConfig[] = [
+    { kind: 'tile', tile: TILE },
+    { kind: 'tile', tile: WIDE_TILE },
+    { kind: 'shared', tile: SHARED_TILE },
+    { kind: 'shared', tile: SOFTWARE_SHARED_TILE },
+  ];
+  for (const config of DEFAULT_TILES) {
+    it(`${configId(config)}: all transpose combinations, one and several blocks`, async () => {
+      if (!backendsUnderTest().includes('webgpu')) return;
+      setMatmulConfigOverride(config);
+      try {
+        for (const [m, k, n] of [[36, 48, 44], [72, 40, 136]] as const) {
+          for (const [tA, tB] of FLAGS) await check(m, k, n, tA, tB);
+        }
+      } finally {
+        setMatmulConfigOverride(null);
+      }
+    }, 600_000);
+  }
 
   // Generous timeout: a cold shader cache compiles each of the 8 layouts of a variant (seconds each on lavapipe).
   for (const { variant, sizes } of CASES) {

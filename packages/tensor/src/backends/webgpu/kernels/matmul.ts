@@ -15,7 +15,9 @@ import {
   SHARED_TILE,
   SMALL_K_MAX,
   SMALL_K_TILE,
+  SOFTWARE_SHARED_TILE,
   TILE,
+  WIDE_TILE,
   buildMatmul,
   configFits,
 } from './matmul/configs.js';
@@ -30,6 +32,10 @@ const SPLIT_K_MIN_K = 256;
 const SPLIT_K_MAX_TILES = 1 << 14;
 /** Smallest m, n and k for which a hardware adapter gets the workgroup-memory tile by default. */
 const SHARED_MIN_DIM = 64;
+/** On software adapters: k from which the workgroup-memory tile beats the wide register tile. */
+const SOFTWARE_SHARED_MIN_K = 8192;
+/** On software adapters: smallest m, n and k of a square-ish product that gets the workgroup-memory tile. */
+const SOFTWARE_SHARED_MIN_DIM = 1024;
 
 /**
  * Kernel families the heuristic picks between (the autotuner picks exact
@@ -67,7 +73,9 @@ export function setMatmulConfigOverride(config: MatmulConfig | null): void {
  * already keeps every core busy and barriers are costly), reduced with subgroups where
  * the adapter has them; `smallk` for `k <= 16` (the unrolled loop of an output-bound
  * product); the workgroup-memory tile for aligned products of at least 64 in every
- * dimension on hardware adapters; else the register tile.
+ * dimension on hardware adapters, and on software adapters (not SwiftShader) for aligned
+ * products with `k >= 8192` or at least 1024 in every dimension (measured on lavapipe:
+ * below that the wide register tile wins); else the register tile.
  */
 export function chooseMatmulVariant(
   m: number,
@@ -92,11 +100,17 @@ export function chooseMatmulVariant(
   if (!softwareAdapter && splitKFits && k >= SPLIT_K_MIN_K && Math.ceil(m / 4) * Math.ceil(n / 4) < SPLIT_K_MAX_TILES) return subgroups ? 'subgroup' : 'splitk';
   if (k <= SMALL_K_MAX) return 'smallk';
   if (!softwareAdapter && !slowShaderCompiler && aligned && Math.min(m, n, k) >= SHARED_MIN_DIM && sharedStorageBytes(SHARED_TILE) <= workgroupStorageBytes) return 'shared';
+  const longOrLarge = k >= SOFTWARE_SHARED_MIN_K || Math.min(m, n, k) >= SOFTWARE_SHARED_MIN_DIM;
+  if (softwareAdapter && !slowShaderCompiler && aligned && n > SPLIT_K_MAX_N && longOrLarge && sharedStorageBytes(SOFTWARE_SHARED_TILE) <= workgroupStorageBytes) return 'shared';
   return 'tile';
 }
 
-/** The configuration of a heuristic variant for a layout. */
-function variantConfig(variant: MatmulVariant, aligned: boolean, n: number): MatmulConfig {
+/**
+ * The configuration of a heuristic variant for a layout. `softwareTiles` (lavapipe-like
+ * adapters with a fast shader compiler) selects the 8 x 8-per-thread tiles, which keep
+ * more of each load in registers on a CPU's SIMD lanes.
+ */
+export function variantConfig(variant: MatmulVariant, aligned: boolean, n: number, softwareTiles = false): MatmulConfig {
   switch (variant) {
     case 'simple':
       return { kind: 'simple' };
@@ -107,9 +121,9 @@ function variantConfig(variant: MatmulVariant, aligned: boolean, n: number): Mat
     case 'smallk':
       return { kind: 'smallk', tile: SMALL_K_TILE };
     case 'shared':
-      return { kind: 'shared', tile: SHARED_TILE };
+      return { kind: 'shared', tile: softwareTiles ? SOFTWARE_SHARED_TILE : SHARED_TILE };
     case 'tile':
-      return { kind: 'tile', tile: !aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : TILE };
+      return { kind: 'tile', tile: !aligned ? GUARDED_TILE : n <= SPLIT_K_MAX_N ? NARROW_TILE : softwareTiles ? WIDE_TILE : TILE };
   }
 }
 
@@ -184,8 +198,10 @@ function pickConfig(ctx: WebGpuKernelContext, l: MatmulLayout, p: { m: number; k
     if (tuned && configFits(tuned, p, d)) return tuned;
     noteUntuned(cls, p, batch, dtype, l);
   }
-  const variant = chooseMatmulVariant(p.m, p.k, p.n, isSoftware(ctx), d.workgroupStorageBytes, isSwiftShader(ctx), d.subgroups);
-  return variantConfig(variant, l.aligned, p.n);
+  const software = isSoftware(ctx);
+  const slowCompiler = isSwiftShader(ctx);
+  const variant = chooseMatmulVariant(p.m, p.k, p.n, software, d.workgroupStorageBytes, slowCompiler, d.subgroups);
+  return variantConfig(variant, l.aligned, p.n, software && !slowCompiler);
 }
 
 /**
