@@ -22,6 +22,7 @@
 import type { Tensor } from '@webpeft/tensor';
 import { Uniforms, type WebGpuKernelContext, program, rowGrid } from '@webpeft/tensor/kernel';
 import { wgslByteAt } from '../webgpu/wgsl-codes.js';
+import { linear4bitGemvLanes } from './linear-4bit-gemv-lanes.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
 
 /** Most rows of input the memory-bound kernel takes; more rows are matmul-bound. */
@@ -54,6 +55,21 @@ export function setLinear4bitGemvMaxRows(rows: number | null): void {
 function isSoftwareAdapter(ctx: WebGpuKernelContext): boolean {
   const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
+}
+
+/** Which memory-bound kernel runs: per adapter (`'auto'`), or one of them (tests run both on any adapter). */
+export type Linear4bitGemvKernel = 'auto' | 'split' | 'lanes';
+
+let kernelOverride: Linear4bitGemvKernel = 'auto';
+
+/**
+ * Picks the memory-bound kernel: `'split'` (this file's, K split over 4 threads, for
+ * GPUs), `'lanes'` (one lane per output, `linear-4bit-gemv-lanes.ts`, for software
+ * adapters, f32 only) or `'auto'` (default: `'lanes'` on a software adapter for f32).
+ */
+export function setLinear4bitGemvKernel(kernel: Linear4bitGemvKernel): void {
+  if (kernel !== 'auto' && kernel !== 'split' && kernel !== 'lanes') throw new RangeError(`setLinear4bitGemvKernel: kernel must be 'auto', 'split' or 'lanes', got ${String(kernel)}`);
+  kernelOverride = kernel;
 }
 
 /** Rows up to which the memory-bound kernel serves a `Linear4bit` call on `ctx`'s adapter. */
@@ -232,6 +248,8 @@ export function linear4bitGemv(x: Tensor, weight: readonly Tensor[], bias: Tenso
   const N = grad ? a.inFeatures : a.outFeatures;
   const rows = x.size / K;
   const half = x.dtype === 'f16';
+  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && isSoftwareAdapter(ctx)));
+  if (lanes) return linear4bitGemvLanes(x, weight, bias, a, grad, ctx);
   const out = ctx.output([...x.shape.slice(0, -1), N], x.dtype, grad ? 'Linear4bitGradInput' : 'Linear4bit');
   if (out.size === 0) return out;
   const { rb, vw } = rowBucket(rows);
