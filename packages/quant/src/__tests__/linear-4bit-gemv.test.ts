@@ -12,6 +12,7 @@ import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webp
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Linear4bitAttrs, type QuantType, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
 import { LINEAR4BIT_GEMV_MAX_ROWS, setLinear4bitGemvKernel, setLinear4bitGemvMaxRows, setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
+import { setLinear4bitLanesSubgroups } from '../ops/linear-4bit-gemv-lanes.js';
 import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
@@ -111,11 +112,15 @@ describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs th
     { ...base, out: 131, inF: 40, rows: 16, quantType: 'fp4' },
     { ...base, out: 70, inF: 33, rows: 1, blocksize: 32, bias: false },
   ];
-  for (const c of lanesCases) {
-    const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, lanes`;
+  // With subgroups (activations broadcast across lanes, where the adapter has them) on
+  // every case, without on the aligned forward cases (K % 8 == 0, the only ones that use them).
+  const runs = [...lanesCases.map((c) => ({ c, sg: true })), ...lanesCases.filter((c) => c.inF % 8 === 0).map((c) => ({ c, sg: false }))];
+  for (const { c, sg } of runs) {
+    const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, lanes${sg ? '' : ' without subgroups'}`;
     it(name, { timeout: 600_000 }, async () => {
       if (!backendsUnderTest().includes('webgpu')) return;
       setLinear4bitGemvKernel('lanes');
+      setLinear4bitLanesSubgroups(sg);
       try {
         const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
         const cpu = await runCase('cpu', c, data);
@@ -126,6 +131,7 @@ describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs th
         expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
       } finally {
         setLinear4bitGemvKernel('auto');
+        setLinear4bitLanesSubgroups(true);
       }
     });
   }

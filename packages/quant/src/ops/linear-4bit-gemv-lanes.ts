@@ -20,12 +20,21 @@ import type { Linear4bitAttrs } from './linear-4bit-op.js';
 
 const WG = 64;
 
+let lanesSubgroupsAllowed = true;
+
+/** Lets the lanes kernel broadcast activations with subgroup operations where the adapter has them (default true); tests turn it off. */
+export function setLinear4bitLanesSubgroups(allowed: boolean): void {
+  lanesSubgroupsAllowed = allowed;
+}
+
 interface LanesVariant {
   grad: boolean;
   nested: boolean;
   bias: boolean;
   /** Forward with K % 8 == 0 and blocksize % 8 == 0: every 8 consecutive k of a column are one word in one block. */
   aligned: boolean;
+  /** Aligned with subgroups of >= 8 lanes: lane j of each 8 loads x[r, k + j], the others take it by broadcast. */
+  sg: boolean;
   /** Row sums per lane: a power of two >= R. */
   rb: number;
 }
@@ -45,7 +54,21 @@ fn block_absmax(b: u32) -> f32 { return dyn[byte_at(b)] * absmax2[b / u.nbs] + o
   // row's sum is kept as 4 partial sums over k mod 4 (one scalar load per weight was
   // what bounded the kernel on lavapipe). Rows past R read row R - 1 (a uniform clamp;
   // their sums are never stored).
-  const step = v.aligned
+  const sgStep = `    let e = col * u.K + k;
+    let word = packed[e >> 3u];
+    let blk = e / u.bs;
+    if (blk != cur) { cur = blk; am = block_absmax(blk); }
+    let lo = decode_lo(word, tb) * am;
+    let hi = decode_hi(word, tb) * am;
+    for (var r = 0u; r < ${v.rb}u; r++) {
+      let xj = x[min(r, rl) * u.K + k + (sgid & 7u)];
+      var s = acc[r];
+${Array.from({ length: 8 }, (_, c) => `      s = fma(${c < 4 ? 'lo' : 'hi'}[${c % 4}], subgroupBroadcast(xj, ${c}u), s);`).join('\n')}
+      acc[r] = s;
+    }`;
+  const step = v.sg
+    ? sgStep
+    : v.aligned
     ? `    let e = col * u.K + k;
     let word = packed[e >> 3u];
     let blk = e / u.bs;
@@ -67,9 +90,10 @@ fn block_absmax(b: u32) -> f32 { return dyn[byte_at(b)] * absmax2[b / u.nbs] + o
       let w = decode4(q, tb) * am;
       for (var r = 0u; r < ${v.rb}u; r++) { acc[r] = fma(w, x[min(r, rl) * u.K + kc], acc[r]); }
     }`;
-  const sum = v.aligned ? '(acc[r].x + acc[r].y) + (acc[r].z + acc[r].w)' : 'acc[r]';
-  return `
-@group(0) @binding(0) var<storage, read> x: array<${v.aligned ? 'vec4<f32>' : 'f32'}>;
+  const sum = v.aligned && !v.sg ? '(acc[r].x + acc[r].y) + (acc[r].z + acc[r].w)' : 'acc[r]';
+  const vecX = v.aligned && !v.sg;
+  return `${v.sg ? 'enable subgroups;' : ''}
+@group(0) @binding(0) var<storage, read> x: array<${vecX ? 'vec4<f32>' : 'f32'}>;
 ${weights.join('\n')}
 ${biasDecl}
 ${outDecl}
@@ -77,13 +101,13 @@ ${u.declaration(b)}
 ${WGSL_DECODE4}
 ${absmaxFn}
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32, @builtin(num_workgroups) nwg: vec3<u32>${v.sg ? ', @builtin(subgroup_invocation_id) sgid: u32' : ''}) {
   let n = (wid.x + wid.y * nwg.x) * ${WG}u + t;
   // Lanes past N compute column N - 1 and store nothing: control flow stays uniform.
   let col = min(n, u.N - 1u);
   let rl = u.R - 1u;
   let tb = load_code4();
-  var acc: array<${v.aligned ? 'vec4<f32>' : 'f32'}, ${v.rb}>;
+  var acc: array<${vecX ? 'vec4<f32>' : 'f32'}, ${v.rb}>;
   var cur = 0xffffffffu;
   var am = 0.0;
   for (var k = 0u; k < u.K; k += 8u) {
@@ -111,9 +135,11 @@ export function linear4bitGemvLanes(x: Tensor, weight: readonly Tensor[], bias: 
   // Row sums per lane: 1, 2, 4, ... (a power of two keeps the number of pipelines small).
   let rb = 1;
   while (rb < rows) rb *= 2;
-  const v: LanesVariant = { grad, nested: a.nested, bias: bias !== null, aligned: !grad && K % 8 === 0 && a.blocksize % 8 === 0, rb };
+  const aligned = !grad && K % 8 === 0 && a.blocksize % 8 === 0;
+  const sg = aligned && lanesSubgroupsAllowed && ctx.capabilities.subgroups && (ctx.adapterInfo.subgroupMinSize ?? 0) >= 8;
+  const v: LanesVariant = { grad, nested: a.nested, bias: bias !== null, aligned, sg, rb };
   const u = new Uniforms().u32('R', rows).u32('N', N).u32('K', K).u32('bs', a.blocksize).u32('nbs', Math.max(1, a.nestedBlocksize));
-  const key = `quant/linear4bit/gemv-lanes/${grad ? 'dx' : 'fwd'}/${a.nested ? 'nested' : 'plain'}/${v.bias ? 'bias' : 'nobias'}/${v.aligned ? 'aligned' : 'any'}/rb${rb}`;
+  const key = `quant/linear4bit/gemv-lanes/${grad ? 'dx' : 'fwd'}/${a.nested ? 'nested' : 'plain'}/${v.bias ? 'bias' : 'nobias'}/${v.aligned ? 'aligned' : 'any'}/${sg ? 'sg' : 'nosg'}/rb${rb}`;
   const inputs = bias ? [x, ...weight, bias] : [x, ...weight];
   const prog = program(key, inputs.length, 1, () => source(v, u));
   ctx.dispatch(prog, inputs, [out], u, rowGrid(Math.ceil(N / WG)));
