@@ -18,7 +18,7 @@ import { uploadCodeTables } from './code-cache.js';
 beforeAll(async () => {
   await uploadCodeTables(await initBackends());
   registerLinear4bitOps();
-  // Every row bucket takes the kernel here, also on a software adapter (whose default is 8 rows).
+  // Every row bucket takes the kernel here, whatever the adapter's default.
   setLinear4bitGemvMaxRows(LINEAR4BIT_GEMV_MAX_ROWS);
 });
 afterAll(() => {

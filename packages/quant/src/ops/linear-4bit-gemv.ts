@@ -29,12 +29,12 @@ import type { Linear4bitAttrs } from './linear-4bit-op.js';
 export const LINEAR4BIT_GEMV_MAX_ROWS = 64;
 
 /**
- * Most rows it takes on a software adapter (lavapipe, SwiftShader). There each of the
- * four threads of an output reads different activations, so every workgroup-memory read
- * is a gather across SIMD lanes: one lavapipe bench run measured the kernel 3.0x faster
- * than dequantize + matmul at 1 row but 0.50x at 16 and 64 rows. Up to 8 rows it wins.
+ * Most rows it takes on a software adapter (lavapipe, SwiftShader), where the lanes
+ * kernel runs: on lavapipe (one run, [R x 4096] x [4096 x 4096]^T, NF4 nested) it took
+ * 160 / 257 / 619 ms at 16 / 32 / 64 rows against 276 / 484 / 801 ms for the transient
+ * dequantize + matmul, so it serves as many rows as the GPU kernel.
  */
-export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 8;
+export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 64;
 
 let maxRowsOverride: number | null = null;
 

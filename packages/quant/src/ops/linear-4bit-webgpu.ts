@@ -1,6 +1,6 @@
 /**
  * WebGPU kernels of the 4-bit linear ops. Up to 64 rows of input (generation, small
- * batches; 8 rows on a software adapter, see `linear4bitGemvMaxRows`) the work is memory-bound and runs the dequant-matmul of `linear-4bit-gemv.ts`
+ * batches; see `linear4bitGemvMaxRows`) the work is memory-bound and runs the dequant-matmul of `linear-4bit-gemv.ts`
  * (each packed weight byte read once per workgroup for all rows; no full-precision
  * weight exists). For more rows (training) the work is matmul-bound: as bitsandbytes does
  * outside its gemv kernel, the layer's weight is dequantized into a transient buffer,
