@@ -36,6 +36,14 @@ export const LINEAR4BIT_GEMV_MAX_ROWS = 64;
  */
 export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 64;
 
+/**
+ * The input gradient's limit on a software adapter. The lanes kernel reads the
+ * transposed layout one nibble per gather (with the block's absmax per element), which
+ * made a GPT-2 small QLoRA step (64 rows) slower, so `W^T` keeps the split kernel up to
+ * 8 rows, as before the lanes kernel, and the transient dequantize + matmul above.
+ */
+export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE_GRAD = 8;
+
 let maxRowsOverride: number | null = null;
 
 /**
@@ -65,17 +73,18 @@ let kernelOverride: Linear4bitGemvKernel = 'auto';
 /**
  * Picks the memory-bound kernel: `'split'` (this file's, K split over 4 threads, for
  * GPUs), `'lanes'` (one lane per output, `linear-4bit-gemv-lanes.ts`, for software
- * adapters, f32 only) or `'auto'` (default: `'lanes'` on a software adapter for f32).
+ * adapters, f32 only) or `'auto'` (default: `'lanes'` on a software adapter for the f32 forward).
  */
 export function setLinear4bitGemvKernel(kernel: Linear4bitGemvKernel): void {
   if (kernel !== 'auto' && kernel !== 'split' && kernel !== 'lanes') throw new RangeError(`setLinear4bitGemvKernel: kernel must be 'auto', 'split' or 'lanes', got ${String(kernel)}`);
   kernelOverride = kernel;
 }
 
-/** Rows up to which the memory-bound kernel serves a `Linear4bit` call on `ctx`'s adapter. */
-export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext): number {
+/** Rows up to which the memory-bound kernel serves a `Linear4bit` (`grad` false) or `Linear4bitGradInput` call on `ctx`'s adapter. */
+export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext, grad = false): number {
   if (maxRowsOverride !== null) return maxRowsOverride;
-  return isSoftwareAdapter(ctx) ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE : LINEAR4BIT_GEMV_MAX_ROWS;
+  if (!isSoftwareAdapter(ctx)) return LINEAR4BIT_GEMV_MAX_ROWS;
+  return grad ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE_GRAD : LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE;
 }
 
 /** Threads per workgroup, outputs per workgroup, threads per output (the K split). */
@@ -248,7 +257,7 @@ export function linear4bitGemv(x: Tensor, weight: readonly Tensor[], bias: Tenso
   const N = grad ? a.inFeatures : a.outFeatures;
   const rows = x.size / K;
   const half = x.dtype === 'f16';
-  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && isSoftwareAdapter(ctx)));
+  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && !grad && isSoftwareAdapter(ctx)));
   if (lanes) return linear4bitGemvLanes(x, weight, bias, a, grad, ctx);
   const out = ctx.output([...x.shape.slice(0, -1), N], x.dtype, grad ? 'Linear4bitGradInput' : 'Linear4bit');
   if (out.size === 0) return out;

@@ -48,7 +48,7 @@ function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', '
     const rows = x.size / k;
     // f16 activations take the dequantize-then-f16-matmul path: the kernel's f16 variant was
     // 3 f16 ulps from the cpu reference on lavapipe (unexplained), so it is not used yet.
-    if (rows <= linear4bitGemvMaxRows(ctx) && x.dtype === 'f32') return linear4bitGemv(x, inputs.slice(1), bias, a, grad, ctx);
+    if (rows <= linear4bitGemvMaxRows(ctx, grad) && x.dtype === 'f32') return linear4bitGemv(x, inputs.slice(1), bias, a, grad, ctx);
     return viaDequantized(inputs, bias, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
   };
 }
