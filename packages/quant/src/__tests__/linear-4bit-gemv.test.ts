@@ -11,16 +11,18 @@ import { runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, initBackends, randomArray } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Linear4bitAttrs, type QuantType, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
-import { LINEAR4BIT_GEMV_MAX_ROWS, setLinear4bitGemvMaxRows, setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
+import { LINEAR4BIT_GEMV_MAX_ROWS, setLinear4bitGemvKernel, setLinear4bitGemvMaxRows, setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
+import { setLinear4bitLanesSubgroups } from '../ops/linear-4bit-gemv-lanes.js';
 import { uploadCodeTables } from './code-cache.js';
 
 beforeAll(async () => {
   await uploadCodeTables(await initBackends());
   registerLinear4bitOps();
-  // Every row bucket takes the kernel here, also on a software adapter (whose default is 8 rows).
+  // Every row bucket takes the kernel here, whatever the adapter's default.
   setLinear4bitGemvMaxRows(LINEAR4BIT_GEMV_MAX_ROWS);
 });
 afterAll(() => {
+  setLinear4bitGemvKernel('auto');
   setLinear4bitSubgroups(true);
   setLinear4bitGemvMaxRows(null);
 });
@@ -87,6 +89,8 @@ describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu referenc
       it(name, { timeout: 600_000 }, async () => {
         if (!backendsUnderTest().includes('webgpu')) return;
         setLinear4bitSubgroups(subgroups);
+        // The split kernel (GPUs); on a software adapter 'auto' would pick the lanes kernel.
+        setLinear4bitGemvKernel('split');
         const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
         const cpu = await runCase('cpu', c, data);
         const gpu = await runCase('webgpu', c, data);
@@ -97,5 +101,38 @@ describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu referenc
         expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
       });
     }
+  }
+});
+
+describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs the cpu reference', () => {
+  const base = { blocksize: 64, nested: true, quantType: 'nf4' as QuantType, bias: true, dtype: 'f32' as const };
+  const lanesCases: Case[] = [
+    ...cases(),
+    // N past one workgroup of 64 columns (and not a multiple of it); 16 rows, the software limit's bucket.
+    { ...base, out: 131, inF: 40, rows: 16, quantType: 'fp4' },
+    { ...base, out: 70, inF: 33, rows: 1, blocksize: 32, bias: false },
+  ];
+  // With subgroups (activations broadcast across lanes, where the adapter has them) on
+  // every case, without on the aligned forward cases (K % 8 == 0, the only ones that use them).
+  const runs = [...lanesCases.map((c) => ({ c, sg: true })), ...lanesCases.filter((c) => c.inF % 8 === 0).map((c) => ({ c, sg: false }))];
+  for (const { c, sg } of runs) {
+    const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, lanes${sg ? '' : ' without subgroups'}`;
+    it(name, { timeout: 600_000 }, async () => {
+      if (!backendsUnderTest().includes('webgpu')) return;
+      setLinear4bitGemvKernel('lanes');
+      setLinear4bitLanesSubgroups(sg);
+      try {
+        const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
+        const cpu = await runCase('cpu', c, data);
+        const gpu = await runCase('webgpu', c, data);
+        expect(Array.from(gpu.packed)).toEqual(Array.from(cpu.packed));
+        expectClose(gpu.y, cpu.y, { ...f32Close, label: `${name} forward` });
+        expectClose(gpu.dxBackward, cpu.dxBackward, { ...f32Close, label: `${name} dx through backward` });
+        expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
+      } finally {
+        setLinear4bitGemvKernel('auto');
+        setLinear4bitLanesSubgroups(true);
+      }
+    });
   }
 });

@@ -22,18 +22,27 @@
 import type { Tensor } from '@webpeft/tensor';
 import { Uniforms, type WebGpuKernelContext, program, rowGrid } from '@webpeft/tensor/kernel';
 import { wgslByteAt } from '../webgpu/wgsl-codes.js';
+import { linear4bitGemvLanes } from './linear-4bit-gemv-lanes.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
 
 /** Most rows of input the memory-bound kernel takes; more rows are matmul-bound. */
 export const LINEAR4BIT_GEMV_MAX_ROWS = 64;
 
 /**
- * Most rows it takes on a software adapter (lavapipe, SwiftShader). There each of the
- * four threads of an output reads different activations, so every workgroup-memory read
- * is a gather across SIMD lanes: one lavapipe bench run measured the kernel 3.0x faster
- * than dequantize + matmul at 1 row but 0.50x at 16 and 64 rows. Up to 8 rows it wins.
+ * Most rows it takes on a software adapter (lavapipe, SwiftShader), where the lanes
+ * kernel runs: on lavapipe (one run, [R x 4096] x [4096 x 4096]^T, NF4 nested) it took
+ * 160 / 257 / 619 ms at 16 / 32 / 64 rows against 276 / 484 / 801 ms for the transient
+ * dequantize + matmul, so it serves as many rows as the GPU kernel.
  */
-export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 8;
+export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE = 64;
+
+/**
+ * The input gradient's limit on a software adapter. The lanes kernel reads the
+ * transposed layout one nibble per gather (with the block's absmax per element), which
+ * made a GPT-2 small QLoRA step (64 rows) slower, so `W^T` keeps the split kernel up to
+ * 8 rows, as before the lanes kernel, and the transient dequantize + matmul above.
+ */
+export const LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE_GRAD = 8;
 
 let maxRowsOverride: number | null = null;
 
@@ -56,10 +65,26 @@ function isSoftwareAdapter(ctx: WebGpuKernelContext): boolean {
   return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
 }
 
-/** Rows up to which the memory-bound kernel serves a `Linear4bit` call on `ctx`'s adapter. */
-export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext): number {
+/** Which memory-bound kernel runs: per adapter (`'auto'`), or one of them (tests run both on any adapter). */
+export type Linear4bitGemvKernel = 'auto' | 'split' | 'lanes';
+
+let kernelOverride: Linear4bitGemvKernel = 'auto';
+
+/**
+ * Picks the memory-bound kernel: `'split'` (this file's, K split over 4 threads, for
+ * GPUs), `'lanes'` (one lane per output, `linear-4bit-gemv-lanes.ts`, for software
+ * adapters, f32 only) or `'auto'` (default: `'lanes'` on a software adapter for the f32 forward).
+ */
+export function setLinear4bitGemvKernel(kernel: Linear4bitGemvKernel): void {
+  if (kernel !== 'auto' && kernel !== 'split' && kernel !== 'lanes') throw new RangeError(`setLinear4bitGemvKernel: kernel must be 'auto', 'split' or 'lanes', got ${String(kernel)}`);
+  kernelOverride = kernel;
+}
+
+/** Rows up to which the memory-bound kernel serves a `Linear4bit` (`grad` false) or `Linear4bitGradInput` call on `ctx`'s adapter. */
+export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext, grad = false): number {
   if (maxRowsOverride !== null) return maxRowsOverride;
-  return isSoftwareAdapter(ctx) ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE : LINEAR4BIT_GEMV_MAX_ROWS;
+  if (!isSoftwareAdapter(ctx)) return LINEAR4BIT_GEMV_MAX_ROWS;
+  return grad ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE_GRAD : LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE;
 }
 
 /** Threads per workgroup, outputs per workgroup, threads per output (the K split). */
@@ -232,6 +257,8 @@ export function linear4bitGemv(x: Tensor, weight: readonly Tensor[], bias: Tenso
   const N = grad ? a.inFeatures : a.outFeatures;
   const rows = x.size / K;
   const half = x.dtype === 'f16';
+  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && !grad && isSoftwareAdapter(ctx)));
+  if (lanes) return linear4bitGemvLanes(x, weight, bias, a, grad, ctx);
   const out = ctx.output([...x.shape.slice(0, -1), N], x.dtype, grad ? 'Linear4bitGradInput' : 'Linear4bit');
   if (out.size === 0) return out;
   const { rb, vw } = rowBucket(rows);

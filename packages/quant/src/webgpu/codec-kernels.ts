@@ -8,7 +8,8 @@
 import { Uniforms, elementMain, grid, program, registerKernel, storageBindings } from '@webpeft/tensor/kernel';
 import type {} from '../ops/codec-ops.js';
 import { MEAN_LANES } from '../cpu-codecs.js';
-import { WGSL_CODE4, WGSL_CODE8, WGSL_FINITE, wgslByteAt, wgslNibble } from './wgsl-codes.js';
+import { dequantize4bitWords } from './dequantize-4bit-words.js';
+import { WGSL_CODE4, WGSL_CODE8, WGSL_FINITE, wgslByteAt } from './wgsl-codes.js';
 
 const WG = 64;
 
@@ -82,19 +83,10 @@ ${elementMain(WG, 'u.words')}
     return packed;
   });
 
-  registerKernel('Dequantize4bit', 'webgpu', ([packed, absmax, code], { blocksize, n }, ctx) => {
-    const out = ctx.output([n], 'f32', 'Dequantize4bit');
-    const u = new Uniforms().u32('n', n).u32('bs', blocksize);
-    const prog = program('quant/dequantize4bit', 3, 1, () => `
-${storageBindings([['packed', 'u32'], ['absmax', 'f32'], ['code', 'f32']], [['out', 'f32']])}
-${u.declaration(4)}
-${wgslNibble('packed')}
-${elementMain(WG, 'u.n')}
-  out[i] = code[nibble(i)] * absmax[i / u.bs];
-}`);
-    ctx.dispatch(prog, [packed, absmax, code], [out], u, grid(n, WG));
-    return out;
-  });
+  // Word-at-a-time with register-held codes (see dequantize-4bit-words.ts); same values as the cpu codec.
+  registerKernel('Dequantize4bit', 'webgpu', ([packed, absmax, code], { blocksize, n }, ctx) =>
+    dequantize4bitWords([packed, code, absmax], { n, blocksize, nestedBlocksize: 0, nested: false, op: 'Dequantize4bit' }, ctx),
+  );
 
   registerKernel('QuantizeBlockwise', 'webgpu', ([x, absmax, code], { blocksize }, ctx) => {
     const n = x.size;

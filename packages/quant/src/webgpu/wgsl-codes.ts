@@ -28,16 +28,6 @@ export const WGSL_FINITE = `
 fn is_finite_bits(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) < 0x7f800000u; }
 `;
 
-/** `fn nibble(packed, e) -> u32`: the 4-bit code of element `e` (first element = high nibble of byte 0). */
-export function wgslNibble(buffer: string): string {
-  return `
-fn nibble(e: u32) -> u32 {
-  let byte = (${buffer}[e >> 3u] >> (((e >> 1u) & 3u) * 8u)) & 0xffu;
-  return select(byte >> 4u, byte & 15u, (e & 1u) == 1u);
-}
-`;
-}
-
 /** `fn byte_at(i) -> u32`: byte `i` of a u32 buffer read as a little-endian byte stream. */
 export function wgslByteAt(buffer: string): string {
   return `
@@ -63,5 +53,34 @@ fn code8(x: f32) -> u32 {
   if (lower_pivot == 0u) { lower = code[lower_pivot]; }
   if (x > val) { return select(pivot, upper_pivot, x > (upper + val) * 0.5); }
   return select(pivot, lower_pivot, x < (lower + val) * 0.5);
+}
+`;
+
+/**
+ * Gather-free 4-bit decode. On a software adapter (one invocation = one SIMD lane) a
+ * per-lane index into storage or workgroup memory is a gather, so the 16-entry code
+ * table is loaded once per invocation with uniform addresses into four `vec4`s
+ * (`load_code4()` over the storage array `code`) and a nibble picks its value with a
+ * select tree (`decode4(q, t)`, 15 selects, no memory access). `decode_lo(w, t)` /
+ * `decode_hi(w, t)` are the code values of elements 0-3 / 4-7 of packed word `w`
+ * (element 0 = high nibble of byte 0).
+ */
+export const WGSL_DECODE4 = `
+struct Code4 { c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32> }
+fn load_code4() -> Code4 {
+  return Code4(vec4<f32>(code[0], code[1], code[2], code[3]), vec4<f32>(code[4], code[5], code[6], code[7]),
+               vec4<f32>(code[8], code[9], code[10], code[11]), vec4<f32>(code[12], code[13], code[14], code[15]));
+}
+fn decode4(q: u32, t: Code4) -> f32 {
+  let b2 = (q & 4u) != 0u;
+  let v = select(select(t.c0, t.c1, b2), select(t.c2, t.c3, b2), (q & 8u) != 0u);
+  let p = select(v.xz, v.yw, (q & 1u) != 0u);
+  return select(p.x, p.y, (q & 2u) != 0u);
+}
+fn decode_lo(w: u32, t: Code4) -> vec4<f32> {
+  return vec4<f32>(decode4((w >> 4u) & 15u, t), decode4(w & 15u, t), decode4((w >> 12u) & 15u, t), decode4((w >> 8u) & 15u, t));
+}
+fn decode_hi(w: u32, t: Code4) -> vec4<f32> {
+  return vec4<f32>(decode4((w >> 20u) & 15u, t), decode4((w >> 16u) & 15u, t), decode4(w >> 28u, t), decode4((w >> 24u) & 15u, t));
 }
 `;
