@@ -81,6 +81,18 @@ function cases(): Case[] {
 /** Tolerance of a sum of k products of magnitude <= 1 in f32 against a float64 sum. */
 const f32Close = { rtol: 1e-4, atol: 1e-5 };
 
+/** Runs case `c` on fresh seeded data on both backends and compares forward, input gradient and `Linear4bitGradInput`. */
+async function expectMatchesCpu(c: Case, name: string): Promise<void> {
+  const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
+  const cpu = await runCase('cpu', c, data);
+  const gpu = await runCase('webgpu', c, data);
+  // Both backends quantize to the same bytes, so the products compare the kernels alone.
+  expect(Array.from(gpu.packed)).toEqual(Array.from(cpu.packed));
+  expectClose(gpu.y, cpu.y, { ...f32Close, label: `${name} forward` });
+  expectClose(gpu.dxBackward, cpu.dxBackward, { ...f32Close, label: `${name} dx through backward` });
+  expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
+}
+
 describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu reference', () => {
   for (const subgroups of [true, false]) {
     // The workgroup-memory reduction on two cases (each variant is a pipeline to compile).
@@ -91,14 +103,7 @@ describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu referenc
         setLinear4bitSubgroups(subgroups);
         // The split kernel (GPUs); on a software adapter 'auto' would pick the lanes kernel.
         setLinear4bitGemvKernel('split');
-        const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
-        const cpu = await runCase('cpu', c, data);
-        const gpu = await runCase('webgpu', c, data);
-        // Both backends quantize to the same bytes, so the products compare the kernels alone.
-        expect(Array.from(gpu.packed)).toEqual(Array.from(cpu.packed));
-        expectClose(gpu.y, cpu.y, { ...f32Close, label: `${name} forward` });
-        expectClose(gpu.dxBackward, cpu.dxBackward, { ...f32Close, label: `${name} dx through backward` });
-        expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
+        await expectMatchesCpu(c, name);
       });
     }
   }
@@ -122,13 +127,7 @@ describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs th
       setLinear4bitGemvKernel('lanes');
       setLinear4bitLanesSubgroups(sg);
       try {
-        const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
-        const cpu = await runCase('cpu', c, data);
-        const gpu = await runCase('webgpu', c, data);
-        expect(Array.from(gpu.packed)).toEqual(Array.from(cpu.packed));
-        expectClose(gpu.y, cpu.y, { ...f32Close, label: `${name} forward` });
-        expectClose(gpu.dxBackward, cpu.dxBackward, { ...f32Close, label: `${name} dx through backward` });
-        expectClose(gpu.dx, cpu.dx, { ...f32Close, label: `${name} Linear4bitGradInput` });
+        await expectMatchesCpu(c, name);
       } finally {
         setLinear4bitGemvKernel('auto');
         setLinear4bitLanesSubgroups(true);

@@ -54,13 +54,15 @@ fn block_absmax(b: u32) -> f32 { return dyn[byte_at(b)] * absmax2[b / u.nbs] + o
   // row's sum is kept as 4 partial sums over k mod 4 (one scalar load per weight was
   // what bounded the kernel on lavapipe). Rows past R read row R - 1 (a uniform clamp;
   // their sums are never stored).
-  const sgStep = `    let e = col * u.K + k;
+  // The aligned steps' shared start: lane col's packed word at k, its 8 weights in two vec4s.
+  const wordWeights = `    let e = col * u.K + k;
     let word = packed[e >> 3u];
     let blk = e / u.bs;
     if (blk != cur) { cur = blk; am = block_absmax(blk); }
     let lo = decode_lo(word, tb) * am;
     let hi = decode_hi(word, tb) * am;
-    for (var r = 0u; r < ${v.rb}u; r++) {
+`;
+  const sgStep = `${wordWeights}    for (var r = 0u; r < ${v.rb}u; r++) {
       let xj = x[min(r, rl) * u.K + k + (sgid & 7u)];
       var s = acc[r];
 ${Array.from({ length: 8 }, (_, c) => `      s = fma(${c < 4 ? 'lo' : 'hi'}[${c % 4}], subgroupBroadcast(xj, ${c}u), s);`).join('\n')}
@@ -69,13 +71,7 @@ ${Array.from({ length: 8 }, (_, c) => `      s = fma(${c < 4 ? 'lo' : 'hi'}[${c 
   const step = v.sg
     ? sgStep
     : v.aligned
-    ? `    let e = col * u.K + k;
-    let word = packed[e >> 3u];
-    let blk = e / u.bs;
-    if (blk != cur) { cur = blk; am = block_absmax(blk); }
-    let lo = decode_lo(word, tb) * am;
-    let hi = decode_hi(word, tb) * am;
-    for (var r = 0u; r < ${v.rb}u; r++) {
+    ? `${wordWeights}    for (var r = 0u; r < ${v.rb}u; r++) {
       let xo = min(r, rl) * (u.K >> 2u) + (k >> 2u);
       acc[r] = fma(hi, x[xo + 1u], fma(lo, x[xo], acc[r]));
     }`
