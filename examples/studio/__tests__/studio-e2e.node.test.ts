@@ -34,8 +34,14 @@ const LOGITS_REL_TOL = 1e-4;
 
 /** What the test types into the page (the rest are the page's defaults). */
 const PAGE_RUN: TrainSettings = { method: 'qlora', rank: 8, alpha: 16, targets: 'all-linear', numVirtualTokens: 8, useRslora: false, loraInit: 'default', loftqIter: 1, reductionFactor: 16, nonLinearity: 'swish', encoder: 'mlp', encoderHiddenSize: 0, lr: 0.01, steps: 10, batch: 2, seqLen: 16, evalEvery: 5, seed: 0, text: SAMPLE_TEXT, dataName: 'sample.txt', packing: false, completionOnly: 'auto' };
-/** Per-step losses, page vs Node on another driver. */
-const LOSS_REL_TOL = 1e-5;
+/**
+ * Per-step losses, page vs Node on another driver. The two adapters run different
+ * kernels for the same ops (the matmul tiles and the 4-bit gemv are chosen per adapter
+ * class: lavapipe gets the wide tiles and the lanes kernel, SwiftShader the small ones),
+ * so f32 sums are ordered differently and 10 steps of training carry that rounding:
+ * measured 1.3e-5 at most; a wrong kernel moves a loss by far more than 1e-4.
+ */
+const LOSS_REL_TOL = 1e-4;
 
 let studio: Studio | null = null;
 /** A model folder whose config names a model type the library does not build. */
