@@ -10,6 +10,7 @@ import type { Tensor } from './tensor.js';
 import type { KernelProgram } from './backends/webgpu/program.js';
 import type { Uniforms } from './backends/webgpu/wgsl.js';
 import type { IndexCheck } from './backends/webgpu/index-checks.js';
+import type { AdapterKind } from './backends/webgpu/adapter-kind.js';
 
 /** Members every backend's kernel context has. */
 export interface KernelContext {
@@ -43,6 +44,8 @@ export interface WebGpuKernelContext extends KernelContext {
   readonly limits: GPUSupportedLimits;
   /** The adapter's vendor, architecture and description (to pick kernel variants). */
   readonly adapterInfo: GPUAdapterInfo;
+  /** The adapter's class (software implementation, SwiftShader), classified once at init. */
+  readonly adapterKind: AdapterKind;
   /** Largest tensor (bytes) that one storage binding can hold on this device. */
   readonly maxBindingBytes: number;
   /**

@@ -51,5 +51,6 @@ export type { LinearCrossEntropyBackwardArgs, LinearCrossEntropyGrads } from './
 export { markBusy } from './busy.js';
 export type { Backend, BackendName, BackendCapabilities } from './backend.js';
 export { type KernelProgram, type ProgramOptions, program } from './backends/webgpu/program.js';
+export { type AdapterKind, classifyAdapter } from './backends/webgpu/adapter-kind.js';
 export { type IndexCheck, indexCheckWgsl } from './backends/webgpu/index-checks.js';
 export { Uniforms, storageBindings, elementMain, grid, rowGrid, wgslType, MAX_RANK } from './backends/webgpu/wgsl.js';

@@ -59,12 +59,6 @@ export function setLinear4bitGemvMaxRows(rows: number | null): void {
   maxRowsOverride = rows;
 }
 
-/** Whether the adapter behind `ctx` is a CPU implementation of WebGPU. */
-function isSoftwareAdapter(ctx: WebGpuKernelContext): boolean {
-  const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  return info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|lavapipe|swiftshader/i.test(`${info.device} ${info.description}`);
-}
-
 /** Which memory-bound kernel runs: per adapter (`'auto'`), or one of them (tests run both on any adapter). */
 export type Linear4bitGemvKernel = 'auto' | 'split' | 'lanes';
 
@@ -83,7 +77,7 @@ export function setLinear4bitGemvKernel(kernel: Linear4bitGemvKernel): void {
 /** Rows up to which the memory-bound kernel serves a `Linear4bit` (`grad` false) or `Linear4bitGradInput` call on `ctx`'s adapter. */
 export function linear4bitGemvMaxRows(ctx: WebGpuKernelContext, grad = false): number {
   if (maxRowsOverride !== null) return maxRowsOverride;
-  if (!isSoftwareAdapter(ctx)) return LINEAR4BIT_GEMV_MAX_ROWS;
+  if (!ctx.adapterKind.software) return LINEAR4BIT_GEMV_MAX_ROWS;
   return grad ? LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE_GRAD : LINEAR4BIT_GEMV_MAX_ROWS_SOFTWARE;
 }
 
@@ -257,7 +251,7 @@ export function linear4bitGemv(x: Tensor, weight: readonly Tensor[], bias: Tenso
   const N = grad ? a.inFeatures : a.outFeatures;
   const rows = x.size / K;
   const half = x.dtype === 'f16';
-  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && !grad && isSoftwareAdapter(ctx)));
+  const lanes = !half && (kernelOverride === 'lanes' || (kernelOverride === 'auto' && !grad && ctx.adapterKind.software));
   if (lanes) return linear4bitGemvLanes(x, weight, bias, a, grad, ctx);
   const out = ctx.output([...x.shape.slice(0, -1), N], x.dtype, grad ? 'Linear4bitGradInput' : 'Linear4bit');
   if (out.size === 0) return out;

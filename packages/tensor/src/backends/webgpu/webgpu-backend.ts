@@ -5,6 +5,7 @@ import { type Backend, type BackendCapabilities, type BackendMemory, type Memory
 import type { TensorData } from '../../dtype.js';
 import { DeviceLostError, GpuValidationError, InvalidTensorError, OutOfMemoryError } from '../../errors.js';
 import { engine } from '../../engine.js';
+import { type AdapterKind, classifyAdapter } from './adapter-kind.js';
 import { BindGroupCache } from './bind-group-cache.js';
 import { BufferPool } from './buffer-pool.js';
 import { type CheckSnapshot, type IndexCheck, IndexCheckTable, MAX_SLOTS, SLOT_BYTES, decodeChecks } from './index-checks.js';
@@ -113,6 +114,8 @@ export class WebGpuBackend implements Backend {
   readonly capabilities: BackendCapabilities;
   readonly kernelContext: KernelContext;
   readonly limits: GPUSupportedLimits;
+  /** The adapter's class (software implementation, SwiftShader): kernels pick variants by it. */
+  readonly adapterKind: AdapterKind;
   private readonly tracker = new MemoryTracker();
   private readonly pool: BufferPool;
   private readonly pipelines = new Map<string, CachedPipeline>();
@@ -160,6 +163,7 @@ export class WebGpuBackend implements Backend {
     options: WebGpuBackendOptions = {},
   ) {
     this.limits = device.limits;
+    this.adapterKind = classifyAdapter(adapterInfo);
     this.capabilities = {
       f16: device.features.has('shader-f16'),
       f64: false,

@@ -5,6 +5,7 @@ import type { ChunkInfo, WebGpuKernelContext } from '../../kernel-context.js';
 import { sizeOf } from '../../shape.js';
 import { Tensor } from '../../tensor.js';
 import { BaseKernelContext } from '../base-kernel-context.js';
+import type { AdapterKind } from './adapter-kind.js';
 import type { IndexCheck } from './index-checks.js';
 import type { KernelProgram } from './program.js';
 import type { GpuStorage, WebGpuBackend } from './webgpu-backend.js';
@@ -25,6 +26,10 @@ export class WebGpuContext extends BaseKernelContext implements WebGpuKernelCont
 
   get adapterInfo(): GPUAdapterInfo {
     return this.gpu.adapterInfo;
+  }
+
+  get adapterKind(): AdapterKind {
+    return this.gpu.adapterKind;
   }
 
   get maxBindingBytes(): number {

@@ -127,27 +127,6 @@ export function variantConfig(variant: MatmulVariant, aligned: boolean, n: numbe
   }
 }
 
-/** What the heuristic needs to know of an adapter: a CPU implementation, and SwiftShader's slow shader compiler. */
-interface AdapterClass {
-  readonly software: boolean;
-  readonly swiftShader: boolean;
-}
-
-/** Classes per adapter info object: worked out once, not by string tests on every dispatch. */
-const adapterClasses = new WeakMap<GPUAdapterInfo, AdapterClass>();
-
-/** Whether the backend's adapter is a CPU implementation (lavapipe, SwiftShader), and whether it is SwiftShader. */
-function adapterClass(ctx: WebGpuKernelContext): AdapterClass {
-  const info = ctx.adapterInfo as GPUAdapterInfo & { isFallbackAdapter?: boolean };
-  let c = adapterClasses.get(info);
-  if (!c) {
-    const swiftShader = /swiftshader/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
-    const software = info.isFallbackAdapter === true || info.architecture === 'software' || /llvmpipe|swiftshader/i.test(`${info.device} ${info.description}`);
-    c = { software, swiftShader };
-    adapterClasses.set(info, c);
-  }
-  return c;
-}
 
 /** Where one operand's matrices lie: element offset, element strides per batch dim, leading dimension (stride of the non-unit axis). */
 export interface OperandPlacement {
@@ -208,7 +187,7 @@ function pickConfig(ctx: WebGpuKernelContext, l: MatmulLayout, p: { m: number; k
     if (tuned && configFits(tuned, p, d)) return tuned;
     noteUntuned(cls, p, batch, dtype, l);
   }
-  const { software, swiftShader } = adapterClass(ctx);
+  const { software, swiftShader } = ctx.adapterKind;
   const variant = chooseMatmulVariant(p.m, p.k, p.n, software, d.workgroupStorageBytes, swiftShader, d.subgroups);
   return variantConfig(variant, l.aligned, p.n, software && !swiftShader);
 }
