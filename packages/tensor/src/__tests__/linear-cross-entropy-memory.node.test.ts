@@ -7,29 +7,17 @@ import * as T from '@webpeft/tensor';
 import { type Tensor, memory, resetPeakMemory, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, initBackends } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type HostInput, ints, uniform } from './conformance.js';
+import { uniform } from './conformance.js';
+import { type Problem, labelsWith } from './linear-cross-entropy-problems.js';
 
 beforeAll(async () => {
   await initBackends();
 });
 
-interface Problem {
-  hidden: HostInput;
-  weight: HostInput;
-  labels: HostInput;
-}
-
 type Loss = (h: Tensor, w: Tensor, l: Tensor, b: Tensor | undefined) => Tensor;
 
 const fusedLoss = (opts: T.LinearCrossEntropyOptions): Loss => (h, w, l) => T.linearCrossEntropy(h, w, l, opts);
 const unfusedLoss = (reduction: 'mean' | 'sum'): Loss => (h, w, l) => T.crossEntropy(T.matmul(h, w, { transposeB: true }), l, { reduction });
-
-/** `count` random labels in [0, v) with -100 (ignored) at the rows `ignored`. */
-function labelsWith(count: number, v: number, seed: number, ignored: readonly number[]): HostInput {
-  const l = ints([count], seed, 0, v);
-  for (const i of ignored) l.data[i] = -100;
-  return l;
-}
 
 describe('linearCrossEntropy memory', () => {
   it('peak bytes of a step with [1024, 32000] logits stay below the unfused path', async () => {

@@ -9,32 +9,19 @@ import * as T from '@webpeft/tensor';
 import { type BackendName, type Tensor, IndexError, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, liveCounts } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type HostInput, ints, uniform } from './conformance.js';
+import { type HostInput, uniform } from './conformance.js';
+import { type Problem, labelsWith } from './linear-cross-entropy-problems.js';
 import { vocabChunkRows } from '../backends/webgpu/kernels/linear-cross-entropy/chunks.js';
 
 beforeAll(async () => {
   await initBackends();
 });
 
-interface Problem {
-  hidden: HostInput;
-  weight: HostInput;
-  labels: HostInput;
-  bias?: HostInput;
-}
-
 interface Result {
   loss: Float64Array;
   hidden: Float64Array;
   weight: Float64Array;
   bias: Float64Array | null;
-}
-
-/** `count` labels in [0, v) with the rows at `ignored` set to -100. */
-function labelsWith(count: number, v: number, seed: number, ignored: readonly number[]): HostInput {
-  const l = ints([count], seed, 0, v);
-  for (const i of ignored) l.data[i] = -100;
-  return l;
 }
 
 function problem(n: number, d: number, v: number, seed: number, ignored: readonly number[], bias: boolean): Problem {
