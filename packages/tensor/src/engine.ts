@@ -294,7 +294,7 @@ class Engine {
       inputs.map((t) => t.shape),
       inputs.map((t) => t.dtype),
       spec.saveInputs === true ? inputs.map(save) : spec.saveInputs ? inputs.slice(0, spec.saveInputs).map(save) : [],
-      spec.saveOutput ? save(out) : null
+      spec.saveOutput ? save(out) : null,
     );
     out.node = node;
     out.requiresGrad = true;

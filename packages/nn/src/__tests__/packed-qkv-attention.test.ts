@@ -58,7 +58,7 @@ async function run(backend: BackendName, data: Float32Array, shape: number[], h:
     const w = tensor(
       Float64Array.from({ length: o.size }, (_, i) => Math.cos(1.3 * i + 0.7)),
       o.shape,
-      { backend, dtype: 'f32' }
+      { backend, dtype: 'f32' },
     );
     sum(mul(o, w)).backward();
     return o;
@@ -93,12 +93,12 @@ describe('packedQkvAttention', () => {
       manualSeed(0);
       const model = new GPT2LMHeadModel(
         { model_type: 'gpt2', vocab_size: 64, n_positions: 16, n_embd: 16, n_layer: layers, n_head: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 },
-        { backend: 'webgpu' }
+        { backend: 'webgpu' },
       );
       const ids = tensor(
         Int32Array.from({ length: 16 }, (_, i) => (i * 7) % 64),
         [2, 8],
-        { dtype: 'i32', backend: 'webgpu' }
+        { dtype: 'i32', backend: 'webgpu' },
       );
       try {
         model.train();

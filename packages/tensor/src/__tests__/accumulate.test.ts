@@ -175,7 +175,7 @@ describe('gradient sums in place', () => {
         tidy(() => {
           const h = T.mul(x, a);
           return T.add(T.add(T.sum(T.sin(h)), T.sum(T.exp(h))), T.sum(T.mul(h, a))).backward();
-        })
+        }),
       );
       // dh = cos(h) + exp(h) + a; dx = a dh.
       const want = Array.from(xs, (xv, i) => {
@@ -202,7 +202,7 @@ describe('gradient sums in place', () => {
           const h = T.mul(x, 2);
           const [q, k, v] = [T.narrow(h, 1, 0, 3), T.narrow(h, 1, 3, 3), T.narrow(h, 1, 6, 3)];
           return T.add(T.add(T.sum(T.sin(q)), T.sum(T.mul(k, k))), T.sum(T.mul(v, b))).backward();
-        })
+        }),
       );
       // dh = [cos(q) | 2 k | b], dx = 2 dh.
       const want = Array.from(xs, (xv, i) => {

@@ -62,7 +62,7 @@ function stridedMatmulGrads(
   at: StridedMatMulAttrs,
   inputShapes: readonly (readonly number[])[],
   needsGrad: readonly boolean[],
-  acc: GradAccumulator
+  acc: GradAccumulator,
 ): void {
   const { batchShape, m, k, n } = at;
   if (needsGrad[0]) {

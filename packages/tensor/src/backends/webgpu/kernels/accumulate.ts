@@ -71,7 +71,7 @@ ${elementMain(WG, 'u.size')}
   if (dst < u.outStart || dst - u.outStart >= u.outSize) { return; }
   let o = dst - u.outStart;
   out[o] = ${io.store(`${io.load('out[o]')} + ${io.load('xs[e - u.inStart]')}`)};
-}`
+}`,
       );
       const s = sp.index < 0 ? src : ctx.chunkView(src, sp.index);
       const d = dp.index < 0 ? dst : ctx.chunkView(dst, dp.index);
