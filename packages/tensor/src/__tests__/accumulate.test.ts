@@ -221,6 +221,38 @@ describe('gradient sums in place', () => {
     }
   });
 
+  it('webgpu: a tied table split in row chunks sums its lookup and head gradients in place', async () => {
+    if (!backendsUnderTest().includes('webgpu')) return;
+    const gpu = getBackend('webgpu');
+    const [ws, hs, as] = [randomArray(40 * 64, 30), randomArray(5 * 64, 31), randomArray(7 * 64, 32)];
+    const ids = Int32Array.from({ length: 7 }, (_, i) => (i * 13) % 40);
+    const grads: Float32Array[] = [];
+    for (const backend of ['cpu', 'webgpu'] as const) {
+      // 16 rows of 64 per binding: W [40, 64] and both its gradients are 3 chunks on webgpu.
+      if (backend === 'webgpu') gpu.setMaxBindingBytes(4096);
+      try {
+        const w = tensor(ws, [40, 64], { backend, requiresGrad: true });
+        const [h, a, id] = [tensor(hs, [5, 64], { backend }), tensor(as, [7, 64], { backend }), tensor(ids, [7], { backend, dtype: 'i32' })];
+        const p = await profile(() => tidy(() => T.add(T.sum(T.mul(T.gather(w, id), a)), T.sum(T.matmul(h, w, { transposeB: true }))).backward()));
+        if (backend === 'webgpu') expect(w.grad!.storage!.bindings).toBe(3);
+        // The head's dW and the lookup's scatter-add: the second adds into the first (whichever is reached first).
+        expect(p.ops.Accumulate?.calls, backend).toBe(1);
+        grads.push((await w.grad!.data()) as Float32Array);
+        for (const t of [w, h, a, id]) t.dispose();
+      } finally {
+        gpu.setMaxBindingBytes(null);
+      }
+    }
+    // float64 reference: dW[r] = sum of h's rows + a's rows whose id is r.
+    const want = new Float64Array(40 * 64);
+    for (let r = 0; r < 40; r++) for (let j = 0; j < 64; j++) for (let t = 0; t < 5; t++) want[r * 64 + j] += hs[t * 64 + j];
+    ids.forEach((r, t) => {
+      for (let j = 0; j < 64; j++) want[r * 64 + j] += as[t * 64 + j];
+    });
+    expectClose(grads[0], want, { rtol: 1e-5, atol: 1e-6, label: 'cpu dW vs float64' });
+    expectClose(grads[1], want, { rtol: 1e-5, atol: 1e-6, label: 'split webgpu dW vs float64' });
+  });
+
   it('two backward calls accumulate into .grad in place: a1 + a2, no third buffer', async () => {
     const [k, n] = [256, 256];
     for (const backend of backendsUnderTest()) {
