@@ -3,7 +3,18 @@ import { MEMORY_TAGS, backendSupports, toSnapshot } from './backend.js';
 import { BYTES_PER_ELEMENT, type DType, isFloat } from './dtype.js';
 import { ChunkedTensorError, DTypeError, OutOfMemoryError, fmtShape } from './errors.js';
 import type { OpAttrs, OpName } from './op-names.js';
-import { type GradientSpec, type InPlaceArgsOf, type InPlaceOpName, type InPlaceResultOf, getComposite, getGradient, getInPlaceKernel, getKernel, kernelTakesChunks } from './registry.js';
+import {
+  type GradientSpec,
+  type InPlaceArgsOf,
+  type InPlaceOpName,
+  type InPlaceResultOf,
+  getComposite,
+  getGradient,
+  getInPlaceKernel,
+  getKernel,
+  hasInPlaceKernel,
+  kernelTakesChunks,
+} from './registry.js';
 import { GradNode } from './autograd/grad-node.js';
 import type { CheckpointProbe } from './autograd/checkpoint-probe.js';
 import type { ProfileRecorder } from './profile-recorder.js';
@@ -359,47 +370,98 @@ class Engine {
         dy.dispose();
         throw new Error(`backward: the graph through ${node.op} was already freed by an earlier backward(); pass { retainGraph: true } to the first call`);
       }
+      const ctx = {
+        attrs: node.attrs,
+        inputs: node.savedInputs,
+        output: node.savedOutput,
+        inputShapes: node.inputShapes,
+        inputDtypes: node.inputDtypes,
+        needsGrad: node.needsGrad,
+      };
       // A scope around each gradient frees its intermediates; the returned grads survive.
       this.startScope();
-      let inputGrads: (Tensor | null)[] = [];
-      try {
-        inputGrads = node.spec.grad(dy, {
-          attrs: node.attrs,
-          inputs: node.savedInputs,
-          output: node.savedOutput,
-          inputShapes: node.inputShapes,
-          inputDtypes: node.inputDtypes,
-          needsGrad: node.needsGrad,
-        });
-      } finally {
-        this.endScope(inputGrads);
-      }
-      dy.dispose();
-      for (let i = 0; i < node.inputShapes.length; i++) {
-        const g = inputGrads[i];
-        if (!g) continue;
-        if (!node.needsGrad[i]) {
-          g.dispose();
-          continue;
+      if (node.spec.gradInto) {
+        // Gradients are delivered as they are formed; what now holds each sum survives the scope.
+        const held: Tensor[] = [];
+        try {
+          node.spec.gradInto(dy, ctx, {
+            target: (i) => this.pendingTarget(node, i, grads, held),
+            add: (i, g) => {
+              held.push(g);
+              const sum = this.deliver(node, i, g, grads, sinks);
+              if (sum) held.push(sum);
+            },
+          });
+        } finally {
+          this.endScope(held);
         }
-        if (!shapesEqual(g.shape, node.inputShapes[i])) {
-          throw new Error(`backward: gradient of ${node.op} input ${i} has shape ${fmtShape(g.shape)}, expected ${fmtShape(node.inputShapes[i])}`);
+        dy.dispose();
+      } else {
+        let inputGrads: (Tensor | null)[] = [];
+        try {
+          inputGrads = node.spec.grad(dy, ctx);
+        } finally {
+          this.endScope(inputGrads);
         }
-        const inNode = node.inputNodes[i];
-        if (inNode) {
-          const prev = grads.get(inNode);
-          grads.set(inNode, prev ? this.addAndDispose(prev, g) : g);
-        } else {
-          const leaf = node.leaves[i];
-          if (leaf && sinks?.has(leaf)) {
-            const prev = sinks.get(leaf);
-            sinks.set(leaf, prev ? this.addAndDispose(prev, g) : g);
-          } else if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
-          else g.dispose();
+        dy.dispose();
+        for (let i = 0; i < node.inputShapes.length; i++) {
+          const g = inputGrads[i];
+          if (g) this.deliver(node, i, g, grads, sinks);
         }
       }
       if (!retainGraph) node.freeSaved();
     }
+  }
+
+  /**
+   * Takes `g`, the gradient of `node`'s input `i`, summing it into that input's pending
+   * gradient (or its sink, or its leaf's `.grad`). Returns the pending tensor that now
+   * holds the sum, or null where `g` went to a leaf or was dropped.
+   */
+  private deliver(node: GradNode, i: number, g: Tensor, grads: Map<GradNode, Tensor>, sinks?: Map<Tensor, Tensor | null>): Tensor | null {
+    if (!node.needsGrad[i]) {
+      g.dispose();
+      return null;
+    }
+    if (!shapesEqual(g.shape, node.inputShapes[i])) {
+      g.dispose();
+      throw new Error(`backward: gradient of ${node.op} input ${i} has shape ${fmtShape(g.shape)}, expected ${fmtShape(node.inputShapes[i])}`);
+    }
+    const inNode = node.inputNodes[i];
+    if (inNode) {
+      const prev = grads.get(inNode);
+      const sum = prev ? this.sumInto(prev, g) : g;
+      grads.set(inNode, sum);
+      return sum;
+    }
+    const leaf = node.leaves[i];
+    if (leaf && sinks?.has(leaf)) {
+      const prev = sinks.get(leaf);
+      const sum = prev ? this.sumInto(prev, g) : g;
+      sinks.set(leaf, sum);
+      return sum;
+    }
+    if (leaf && !leaf.isDisposed) this.accumulateLeaf(leaf, g);
+    else g.dispose();
+    return null;
+  }
+
+  /**
+   * The pending gradient of `node`'s input `i` for a `gradInto` to add into, made to own
+   * its storage (copied once where a pass-through shares it); null where there is none
+   * yet, the input is a leaf or needs no gradient, or the backend cannot accumulate.
+   */
+  private pendingTarget(node: GradNode, i: number, grads: Map<GradNode, Tensor>, held: Tensor[]): Tensor | null {
+    const inNode = node.inputNodes[i];
+    if (!node.needsGrad[i] || !inNode) return null;
+    const prev = grads.get(inNode);
+    if (!prev || prev.busyWith !== null || !hasInPlaceKernel('Accumulate', prev.backend.name)) return null;
+    if (prev.liveStorage('backward').refs === 1) return prev;
+    const own = this.copy(prev);
+    prev.dispose();
+    grads.set(inNode, own);
+    held.push(own);
+    return own;
   }
 
   private accumulateLeaf(leaf: Tensor, g: Tensor): void {
@@ -411,10 +473,47 @@ class Engine {
       g.dispose();
       g = own;
     }
-    const grad = leaf.grad ? this.addAndDispose(leaf.grad, g) : g;
+    // Across backward calls (micro-batches) `.grad` owns its storage, so the new
+    // gradient is added into it: no third buffer for the sum.
+    const grad = leaf.grad ? this.sumInto(leaf.grad, g) : g;
     grad.setMemoryTag('grads');
     this.keep(grad);
     leaf.grad = grad;
+  }
+
+  /**
+   * `acc + g`, disposing both, as the sum of two gradients: added in place into whichever
+   * of the two owns its storage exclusively (`Accumulate`, no new buffer), else a new
+   * tensor (`Add`). A gradient owns its storage when it has the only handle on it: not
+   * saved for backward, not the caller's seed or `dy`, not shared with another pending
+   * gradient through a pass-through (`Add`, `Reshape`). Every path computes `acc + g`
+   * rounded once (float addition commutes bitwise), so the result is the same bits.
+   */
+  private sumInto(acc: Tensor, g: Tensor): Tensor {
+    if (this.ownsStorage(acc, g)) {
+      this.runInPlace('Accumulate', { dst: acc, src: g }, acc.backend);
+      g.dispose();
+      return acc;
+    }
+    if (this.ownsStorage(g, acc)) {
+      this.runInPlace('Accumulate', { dst: g, src: acc }, g.backend);
+      acc.dispose();
+      return g;
+    }
+    return this.addAndDispose(acc, g);
+  }
+
+  /** Whether `dst` may take `src` added in place: its storage has no other handle, and the backend has `Accumulate`. */
+  private ownsStorage(dst: Tensor, src: Tensor): boolean {
+    const s = dst.liveStorage('backward');
+    return (
+      s.refs === 1 &&
+      dst.busyWith === null &&
+      dst.dtype === src.dtype &&
+      src.liveStorage('backward') !== s &&
+      src.backend === s.backend &&
+      hasInPlaceKernel('Accumulate', s.backend.name)
+    );
   }
 
   private addAndDispose(a: Tensor, b: Tensor): Tensor {

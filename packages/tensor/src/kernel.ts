@@ -38,6 +38,7 @@ export {
   kernelTakesChunks,
   type GradientSpec,
   type GradContext,
+  type GradAccumulator,
   type CompositeFn,
   type InPlaceOps,
   type InPlaceOpName,
@@ -48,6 +49,7 @@ export {
 } from './registry.js';
 export { runOp, runComposite, runInPlace } from './ops/run-op.js';
 export type { LinearCrossEntropyBackwardArgs, LinearCrossEntropyGrads } from './ops/linear-cross-entropy-grad.js';
+export type { AccumulateArgs, AccumulateRegion } from './ops/accumulate.js';
 export { markBusy } from './busy.js';
 export type { Backend, BackendName, BackendCapabilities } from './backend.js';
 export { type KernelProgram, type ProgramOptions, program } from './backends/webgpu/program.js';

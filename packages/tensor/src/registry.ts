@@ -16,11 +16,7 @@ import type { Tensor } from './tensor.js';
  * not disposed; shapes and dtypes already checked by the op function), the op's
  * attributes and the backend's kernel context, and returns a new output tensor.
  */
-export type KernelFn<K extends OpName = OpName, B extends BackendName = BackendName> = (
-  inputs: readonly Tensor[],
-  attrs: OpAttrs[K],
-  ctx: KernelContexts[B],
-) => Tensor;
+export type KernelFn<K extends OpName = OpName, B extends BackendName = BackendName> = (inputs: readonly Tensor[], attrs: OpAttrs[K], ctx: KernelContexts[B]) => Tensor;
 
 /** Attributes of op `K` (declared in `OpAttrs`). */
 export type AttrsOf<K extends OpName> = OpAttrs[K];
@@ -53,6 +49,27 @@ export interface GradientSpec<K extends OpName = OpName> {
   readonly saveOutput: boolean;
   /** Input gradients from the output gradient `dy` (intermediates are freed by the caller's scope). */
   grad(dy: Tensor, ctx: GradContext<K>): (Tensor | null)[];
+  /**
+   * Optional form of `grad` that hands each input gradient to `acc` as it is formed, so
+   * it can instead add into the input's pending gradient in place (`acc.target`): a
+   * slice's gradient into its window of the whole, with no zero-padded copy and no sum.
+   * Where present the engine calls it instead of `grad`; it must give (or add) exactly
+   * what `grad` returns, in input order.
+   */
+  gradInto?(dy: Tensor, ctx: GradContext<K>, acc: GradAccumulator): void;
+}
+
+/** What a {@link GradientSpec.gradInto} hands its gradients to. */
+export interface GradAccumulator {
+  /**
+   * The pending gradient of input `i` (its shape and dtype), owned by nobody else, which
+   * the gradient may add into in place with the `Accumulate` in-place op; null when input
+   * `i` has no gradient yet (a first consumer: `add` one), is a leaf, needs none, or the
+   * backend has no `Accumulate` kernel.
+   */
+  target(i: number): Tensor | null;
+  /** Hands over the gradient of input `i` (the engine owns it from here): summed into its pending gradient. */
+  add(i: number, g: Tensor): void;
 }
 
 /**
@@ -78,10 +95,7 @@ type ArgsOf<K extends InPlaceOpName> = InPlaceOps[K] extends { args: infer A } ?
 type ResultOf<K extends InPlaceOpName> = InPlaceOps[K] extends { result: infer R } ? R : void;
 
 /** The kernel of in-place op `K` on backend `B`. */
-export type InPlaceKernelFn<K extends InPlaceOpName = InPlaceOpName, B extends BackendName = BackendName> = (
-  args: ArgsOf<K>,
-  ctx: KernelContexts[B],
-) => ResultOf<K>;
+export type InPlaceKernelFn<K extends InPlaceOpName = InPlaceOpName, B extends BackendName = BackendName> = (args: ArgsOf<K>, ctx: KernelContexts[B]) => ResultOf<K>;
 
 /** Arguments of in-place op `K`. */
 export type InPlaceArgsOf<K extends InPlaceOpName> = ArgsOf<K>;

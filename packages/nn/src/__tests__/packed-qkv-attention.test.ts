@@ -55,7 +55,11 @@ async function run(backend: BackendName, data: Float32Array, shape: number[], h:
   const out = tidy(() => {
     const bias = attentionBias(shape[1], shape[1], null, backend);
     const o = packed ? packedQkvAttention(qkv, h, { bias, scale, dropoutP: 0, training: true }) : splitPath(qkv, h, bias, scale);
-    const w = tensor(Float64Array.from({ length: o.size }, (_, i) => Math.cos(1.3 * i + 0.7)), o.shape, { backend, dtype: 'f32' });
+    const w = tensor(
+      Float64Array.from({ length: o.size }, (_, i) => Math.cos(1.3 * i + 0.7)),
+      o.shape,
+      { backend, dtype: 'f32' },
+    );
     sum(mul(o, w)).backward();
     return o;
   });
@@ -87,12 +91,19 @@ describe('packedQkvAttention', () => {
     if (!backendsUnderTest().includes('webgpu')) return;
     const counts = async (layers: number) => {
       manualSeed(0);
-      const model = new GPT2LMHeadModel({ model_type: 'gpt2', vocab_size: 64, n_positions: 16, n_embd: 16, n_layer: layers, n_head: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 }, { backend: 'webgpu' });
-      const ids = tensor(Int32Array.from({ length: 16 }, (_, i) => (i * 7) % 64), [2, 8], { dtype: 'i32', backend: 'webgpu' });
+      const model = new GPT2LMHeadModel(
+        { model_type: 'gpt2', vocab_size: 64, n_positions: 16, n_embd: 16, n_layer: layers, n_head: 2, resid_pdrop: 0, embd_pdrop: 0, attn_pdrop: 0 },
+        { backend: 'webgpu' },
+      );
+      const ids = tensor(
+        Int32Array.from({ length: 16 }, (_, i) => (i * 7) % 64),
+        [2, 8],
+        { dtype: 'i32', backend: 'webgpu' },
+      );
       try {
         model.train();
         const p = await profile(() => tidy(() => model.forward({ inputIds: ids, labels: ids }).loss!.backward()));
-        return { mm: p.ops.StridedMatMul.dispatches, copies: p.ops.StridedCopy.dispatches };
+        return { mm: p.ops.StridedMatMul.dispatches, copies: p.ops.StridedCopy.dispatches, acc: p.ops.Accumulate.dispatches, add: p.ops.Add.dispatches };
       } finally {
         model.dispose();
         ids.dispose();
@@ -101,8 +112,15 @@ describe('packedQkvAttention', () => {
     const one = await counts(1);
     const two = await counts(2);
     // Per layer, forward: q k^T and probs v read from qkv (2); backward: dprobs, dv, dq,
-    // dk (4). Copies: dq, dk and dv each go back into qkv's layout (a fill and a copy: 6).
+    // dk (4). Copies: dv, the first gradient of qkv backward, goes into qkv's layout as a
+    // zero-filled copy (a fill and a copy: 2); dq and dk then add into their windows of
+    // that buffer in place (2 Accumulates, where each was a fill, a copy and an Add).
     expect(two.mm - one.mm).toBe(6);
-    expect(two.copies - one.copies).toBe(6);
+    expect(two.copies - one.copies).toBe(2);
+    // The other 2 Accumulates are the residual stream: each residual input's pass-through
+    // gradient (shared with its branch's) and its norm's gradient sum into the latter in
+    // place. So a layer's only Adds are the forward's: the attention bias and 2 residuals.
+    expect(two.acc - one.acc).toBe(4);
+    expect(two.add - one.add).toBe(3);
   });
 });

@@ -1,3 +1,4 @@
+import { registerCpuAccumulateKernel } from './kernels/accumulate.js';
 import { registerCpuCreationKernels } from './kernels/creation.js';
 import { registerCpuElementwiseKernels } from './kernels/elementwise.js';
 import { registerCpuFusedKernels } from './kernels/fused.js';
@@ -19,4 +20,5 @@ export function registerCpuKernels(): void {
   registerCpuMatmulKernels();
   registerCpuFusedKernels();
   registerCpuLlamaFusedKernels();
+  registerCpuAccumulateKernel();
 }

@@ -1,3 +1,4 @@
+import { registerWebGpuAccumulateKernel } from './kernels/accumulate.js';
 import { registerWebGpuAttentionKernels } from './kernels/attention.js';
 import { registerWebGpuBinaryScalarKernel } from './kernels/binary-scalar.js';
 import { registerChunkedKernels } from './chunked/register.js';
@@ -30,6 +31,7 @@ export function registerWebGpuKernels(): void {
   registerWebGpuAttentionKernels();
   registerWebGpuNormWeightGradKernels();
   registerWebGpuLlamaFusedKernels();
+  registerWebGpuAccumulateKernel();
   // Last: it wraps the kernels registered above for the ops that accept row-chunked tensors.
   registerChunkedKernels();
 }
