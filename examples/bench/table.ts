@@ -48,6 +48,16 @@ export interface RowResult {
   baselineHostRssPeakBytes?: number;
   /** NF4 rows: the f32 matmul's time over the fused 4-bit layer's (> 1: the 4-bit layer is faster). */
   f32OverFused?: number;
+  /** NF4 rows from 128 rows: the tile-by-tile 4-bit kernel's forward and input-gradient median ms, and its first forward (pipeline compile included). */
+  tiledMs?: number;
+  tiledDxMs?: number;
+  tiledFirstMs?: number;
+  /** The same rows: the transient-weight kernel's forward and input-gradient median ms. */
+  transientMs?: number;
+  transientDxMs?: number;
+  /** The same rows: peak device bytes of one forward with each kernel. */
+  tiledPeakBytes?: number;
+  transientPeakBytes?: number;
 }
 
 /** Shared handles passed to every row. */

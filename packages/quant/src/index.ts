@@ -46,6 +46,7 @@ export { type Weight4bit, linear4bit, weightInputs } from './ops/linear-4bit.js'
 export type { Linear4bitAttrs } from './ops/linear-4bit-op.js';
 export type { BlocksizeAttrs, Quantize4bitAttrs, DequantizeAttrs } from './ops/codec-ops.js';
 export { registerLinear4bitOps } from './ops/register.js';
+export { type Linear4bitMatmulKernel, setLinear4bitMatmulKernel, linear4bitMatmulKernelFor } from './ops/linear-4bit-webgpu.js';
 export { registerCodecOps } from './ops/register-codecs.js';
 export { dequantizedWeight } from './ops/linear-4bit-composite.js';
 export { Linear4bit, type Linear4bitOptions } from './modules/linear-4bit.js';

@@ -56,3 +56,14 @@ export { type KernelProgram, type ProgramOptions, program } from './backends/web
 export { type AdapterKind, classifyAdapter } from './backends/webgpu/adapter-kind.js';
 export { type IndexCheck, indexCheckWgsl } from './backends/webgpu/index-checks.js';
 export { Uniforms, storageBindings, elementMain, grid, rowGrid, wgslType, MAX_RANK } from './backends/webgpu/wgsl.js';
+export type { TileShape } from './backends/webgpu/kernels/matmul/tiled.js';
+export {
+  type MatmulBLoader,
+  type TiledMatmulWithB,
+  type TiledMatmulWithBOptions,
+  tiledMatmulWithB,
+  tiledMatmulUniforms,
+  TILED_DEFAULT_TILE,
+  TILED_WIDE_TILE,
+  TILED_GUARDED_TILE,
+} from './backends/webgpu/kernels/matmul/b-loader.js';

@@ -2,16 +2,57 @@
  * WebGPU kernels of the 4-bit linear ops. Up to 64 rows of input (generation, small
  * batches; see `linear4bitGemvMaxRows`) the work is memory-bound and runs the dequant-matmul of `linear-4bit-gemv.ts`
  * (each packed weight byte read once per workgroup for all rows; no full-precision
- * weight exists). For more rows (training) the work is matmul-bound: as bitsandbytes does
- * outside its gemv kernel, the layer's weight is dequantized into a transient buffer,
- * multiplied with the tiled matmul and freed at once (never kept for backward: the input
- * gradient dequantizes again).
+ * weight exists). For more rows (training) the work is matmul-bound and one of two
+ * kernels runs (see {@link setLinear4bitMatmulKernel}): the tiled matmul that decodes
+ * the weight tile by tile in registers (`linear-4bit-tiled.ts`, no transient), or, as
+ * bitsandbytes does outside its gemv kernel, the layer's weight dequantized into a
+ * transient buffer, multiplied with the plain matmul and freed at once (never kept for
+ * backward: the input gradient dequantizes again).
  */
 import type { Tensor } from '@webpeft/tensor';
 import { type KernelFn, type WebGpuKernelContext, registerKernel } from '@webpeft/tensor/kernel';
 import { dequantize4bitWords } from '../webgpu/dequantize-4bit-words.js';
 import { linear4bitGemv, linear4bitGemvMaxRows } from './linear-4bit-gemv.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
+import { linear4bitTiled } from './linear-4bit-tiled.js';
+
+/** The matmul-bound 4-bit kernel: per adapter (`'auto'`), the tile-by-tile decode (`'tiled'`) or the transient weight (`'dequantize'`). */
+export type Linear4bitMatmulKernel = 'auto' | 'tiled' | 'dequantize';
+
+let matmulKernel: Linear4bitMatmulKernel = 'auto';
+
+/**
+ * Picks the kernel of `Linear4bit` / `Linear4bitGradInput` for inputs the memory-bound
+ * kernel does not take (more rows than `linear4bitGemvMaxRows`, f16 compute):
+ * - `'tiled'`: the register-tiled matmul decoding the packed weight tile by tile
+ *   (`linear-4bit-tiled.ts`); no transient weight, so the peak of a `[rows, in] x [out, in]^T`
+ *   product drops by the `out * in * 4` bytes (plus `* 2` for f16) of the dequantized weight;
+ * - `'dequantize'`: the weight dequantized into a transient f32 (and f16) buffer, then the plain matmul;
+ * - `'auto'` (default): {@link linear4bitMatmulKernelFor}.
+ * Both give the same values up to the matmul's summation order (f16: the weight is
+ * rounded to f16 before the product in both).
+ */
+export function setLinear4bitMatmulKernel(kernel: Linear4bitMatmulKernel): void {
+  if (kernel !== 'auto' && kernel !== 'tiled' && kernel !== 'dequantize') {
+    throw new RangeError(`setLinear4bitMatmulKernel: kernel must be 'auto', 'tiled' or 'dequantize', got ${String(kernel)}`);
+  }
+  matmulKernel = kernel;
+}
+
+/**
+ * The matmul-bound kernel that runs on `ctx`'s adapter: the forced one, else (`'auto'`)
+ * the measured faster one, which is `'dequantize'` on every adapter measured so far.
+ * On lavapipe (2 cores, GPT-2 shapes, 512 rows; 4096 x 4096 at 128 rows) the tiled
+ * kernel's forward took about as long as the transient path and its input gradient
+ * 1.2-1.3x longer: every thread decodes the weights of its tile, so the weight is
+ * decoded rows / 8 times instead of once (16 rows per thread broke even only with a
+ * 7-8 s pipeline compile); SwiftShader's compiler is slow on these shaders; hardware
+ * GPUs are not measured yet (their plain matmul takes the workgroup-memory tile, which
+ * the tiled kernel does not). `'tiled'` trades that time for the transient's memory.
+ */
+export function linear4bitMatmulKernelFor(_ctx: WebGpuKernelContext): 'tiled' | 'dequantize' {
+  return matmulKernel === 'auto' ? 'dequantize' : matmulKernel;
+}
 
 /**
  * `x [rows, k]` times the transient dequantized weight `[out, in]` (transposed for the
@@ -49,6 +90,7 @@ function kernel(grad: boolean): KernelFn<'Linear4bit' | 'Linear4bitGradInput', '
     // f16 activations take the dequantize-then-f16-matmul path: the kernel's f16 variant was
     // 3 f16 ulps from the cpu reference on lavapipe (unexplained), so it is not used yet.
     if (rows <= linear4bitGemvMaxRows(ctx, grad) && x.dtype === 'f32') return linear4bitGemv(x, inputs.slice(1), bias, a, grad, ctx);
+    if (linear4bitMatmulKernelFor(ctx) === 'tiled') return linear4bitTiled(x, inputs.slice(1), bias, a, grad, ctx);
     return viaDequantized(inputs, bias, a, grad, rows, k, [...x.shape.slice(0, -1), nOut], ctx);
   };
 }

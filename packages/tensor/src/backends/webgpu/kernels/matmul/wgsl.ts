@@ -31,9 +31,12 @@ function hasAddend(l: MatmulLayout): boolean {
   return l.epilogue === 'row' || l.epilogue === 'full';
 }
 
-/** Binding index of the uniform block: after A, B, (D,) C. */
-export function uniformBinding(l: MatmulLayout): number {
-  return hasAddend(l) ? 4 : 3;
+/**
+ * Binding index of the uniform block: after A, B, (D,) C. `bBindings` is how many
+ * bindings the B operand takes (more than 1 for a caller-supplied loader, `b-loader.ts`).
+ */
+export function uniformBinding(l: MatmulLayout, bBindings = 1): number {
+  return (hasAddend(l) ? 4 : 3) + bBindings - 1;
 }
 
 /** Storage inputs of a dispatch of layout `l` (A, B and the addend). */
@@ -67,13 +70,16 @@ export function layoutKey(l: MatmulLayout): string {
  * `f32` (`f16` element types with `half`, after `enable f16;`). The uniform block
  * (binding 3) is declared by the caller.
  */
-export function matmulBindings(l: MatmulLayout): string {
+export function matmulBindings(l: MatmulLayout, customB?: { readonly wgsl: string; readonly count: number }): string {
   const E = l.half ? 'f16' : 'f32';
   const T = l.aligned ? `vec4<${E}>` : E;
-  const addend = hasAddend(l) ? `\n@group(0) @binding(2) var<storage, read> D: array<${T}>;` : '';
+  // A caller-supplied B loader declares its own bindings 1 .. count; D and C follow them.
+  const bDecl = customB ? customB.wgsl : `@group(0) @binding(1) var<storage, read> B: array<${T}>;`;
+  const nb = customB ? customB.count : 1;
+  const addend = hasAddend(l) ? `\n@group(0) @binding(${1 + nb}) var<storage, read> D: array<${T}>;` : '';
   return `${l.half ? 'enable f16;\n' : ''}@group(0) @binding(0) var<storage, read> A: array<${T}>;
-@group(0) @binding(1) var<storage, read> B: array<${T}>;${addend}
-@group(0) @binding(${hasAddend(l) ? 3 : 2}) var<storage, read_write> C: array<${T}>;`;
+${bDecl}${addend}
+@group(0) @binding(${(hasAddend(l) ? 3 : 2) + nb - 1}) var<storage, read_write> C: array<${T}>;`;
 }
 
 /**
@@ -85,7 +91,7 @@ export function matmulBindings(l: MatmulLayout): string {
  * Aligned layouts read each operand along its contiguous axis with one `vec4` load
  * (transposing in registers); the others read guarded scalars (zero outside).
  */
-export function matmulHelpers(l: MatmulLayout): string {
+export function matmulHelpers(l: MatmulLayout, customB = false): string {
   const { aIdx, bIdx } = operandIndex(l);
   const aTile = l.transposeA
     ? 'transpose(mat4x4<f32>(a4m(o, r, p), a4m(o, r, p + 1u), a4m(o, r, p + 2u), a4m(o, r, p + 3u)))'
@@ -100,8 +106,11 @@ export function matmulHelpers(l: MatmulLayout): string {
   const n1 = (e: string) => (l.half ? `f16(${e})` : e);
   const loads = l.aligned
     ? `${l.transposeA ? 'fn a4m(o: u32, r: u32, p: u32) -> vec4<f32>' : 'fn a4k(o: u32, r: u32, p: u32) -> vec4<f32>'} { return ${w4(`A[(o + ${aIdx}) / 4u]`)}; }
-${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return ${w4(`B[(o + ${bIdx}) / 4u]`)}; }
-// A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
+${
+  customB
+    ? ''
+    : `${l.transposeB ? 'fn b4k(o: u32, p: u32, c: u32) -> vec4<f32>' : 'fn b4n(o: u32, p: u32, c: u32) -> vec4<f32>'} { return ${w4(`B[(o + ${bIdx}) / 4u]`)}; }\n`
+}// A thread's block may overhang m or n by whole 4-blocks (8-row tiles): skip those.
 fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r < u.m && c < u.n) { C[(o + r * u.ldc + c) / 4u] = ${n4(epilogueWgsl(l, 'v', 'o', 'r', 'c', true))}; }
 }`
@@ -110,23 +119,30 @@ fn a1(o: u32, r: u32, p: u32) -> f32 {
   let ok = r < u.m && p < u.k;
   return select(0.0, ${w1(`A[select(0u, o + ${aIdx}, ok)]`)}, ok);
 }
-fn b1(o: u32, p: u32, c: u32) -> f32 {
+${
+  customB
+    ? ''
+    : `fn b1(o: u32, p: u32, c: u32) -> f32 {
   let ok = p < u.k && c < u.n;
   return select(0.0, ${w1(`B[select(0u, o + ${bIdx}, ok)]`)}, ok);
 }
-fn a4k(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r, p + 1u), a1(o, r, p + 2u), a1(o, r, p + 3u)); }
+`
+}fn a4k(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r, p + 1u), a1(o, r, p + 2u), a1(o, r, p + 3u)); }
 fn a4m(o: u32, r: u32, p: u32) -> vec4<f32> { return vec4<f32>(a1(o, r, p), a1(o, r + 1u, p), a1(o, r + 2u, p), a1(o, r + 3u, p)); }
-fn b4n(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o, p, c + 1u), b1(o, p, c + 2u), b1(o, p, c + 3u)); }
+${
+  customB
+    ? ''
+    : `fn b4n(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o, p, c + 1u), b1(o, p, c + 2u), b1(o, p, c + 3u)); }
 fn b4k(o: u32, p: u32, c: u32) -> vec4<f32> { return vec4<f32>(b1(o, p, c), b1(o, p + 1u, c), b1(o, p + 2u, c), b1(o, p + 3u, c)); }
-fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
+`
+}fn store4(o: u32, r: u32, c: u32, v: vec4<f32>) {
   if (r >= u.m) { return; }
   for (var j = 0u; j < 4u; j++) {
     if (c + j < u.n) { C[o + r * u.ldc + c + j] = ${n1(epilogueWgsl(l, 'v[j]', 'o', 'r', 'c + j', false))}; }
   }
 }`;
   return `${loads}
-fn aTile(o: u32, r: u32, p: u32) -> mat4x4<f32> { return ${aTile}; }
-fn bTile(o: u32, p: u32, c: u32) -> mat4x4<f32> { return ${bTile}; }`;
+fn aTile(o: u32, r: u32, p: u32) -> mat4x4<f32> { return ${aTile}; }${customB ? '' : `\nfn bTile(o: u32, p: u32, c: u32) -> mat4x4<f32> { return ${bTile}; }`}`;
 }
 
 /**
