@@ -17,14 +17,30 @@ import type { UpdateItem } from './optimizer-ops.js';
  * storage (modules keep their references), and the state stays one tensor per parameter
  * (explicit data that a paged optimizer can move).
  *
- * Typical training (one group, all parameters at the same step, < 128 MiB per buffer)
- * is one dispatch per step, plus one for the non-finite check.
+ * A parameter of at least DIRECT_CHECK_ELEMENTS elements is updated where it lies
+ * instead (its four buffers bound directly, one dispatch, no copies), and a flat batch
+ * holds at most MAX_BATCH_ELEMENTS, which bounds the scratch memory of a step. LoRA-style
+ * training (many small parameters, < 4M elements in all) is one dispatch per step, plus
+ * one for the non-finite check.
  */
 
 const WG = 256;
 
-/** Tensors at least this large are checked for non-finite values in place (one dispatch each, no packed copy). */
+/**
+ * Tensors at least this large are checked for non-finite values, and updated, where they
+ * are (one dispatch each, no packed copy): at this size a dispatch's host cost is small
+ * against copying the tensor into and out of a flat buffer.
+ */
 export const DIRECT_CHECK_ELEMENTS = 1 << 20;
+
+/**
+ * Largest flat batch, in elements (16 MiB of f32): the scratch copies of one batch
+ * (gradient, parameter and each state) are what a step allocates, so the cap bounds the
+ * step's transient memory at `(2 + states) * 16 MiB` whatever the number of trainable
+ * parameters (Qwen2.5-0.5B's LoRA, 8.4M elements in one batch, took 134 MiB of scratch for
+ * AdamW; now three dispatches and 64 MiB).
+ */
+export const MAX_BATCH_ELEMENTS = 1 << 22;
 
 /** Items that one dispatch covers, with their offsets in the flat buffers. */
 export interface Batch<T> {
@@ -50,9 +66,18 @@ export function planBatches<T>(items: readonly T[], maxElements: number, sizeOf:
   return batches;
 }
 
-/** Largest flat batch (elements) of 4-byte values that one binding holds. */
+/** Largest flat batch (elements) of 4-byte values: {@link MAX_BATCH_ELEMENTS}, or less where one binding holds less. */
 function maxBatchElements(ctx: WebGpuKernelContext): number {
-  return Math.floor(ctx.maxBindingBytes / 4);
+  return Math.min(MAX_BATCH_ELEMENTS, Math.floor(ctx.maxBindingBytes / 4));
+}
+
+/**
+ * Whether `it` is updated where it lies, its buffers bound directly: large, f32, and no
+ * tensor of it split in row chunks (its state may be chunked differently from the parameter).
+ */
+function updatesInPlace(ctx: WebGpuKernelContext, it: UpdateItem, names: readonly string[]): boolean {
+  const all = [it.param, it.grad, ...names.map((n) => it.buffers[n])];
+  return it.param.size >= DIRECT_CHECK_ELEMENTS && all.every((t) => t.dtype === 'f32' && t.size === it.param.size && !ctx.chunks(t));
 }
 
 /**
@@ -171,7 +196,8 @@ function nonFiniteFlags(ctx: WebGpuKernelContext, tensors: readonly Tensor[], fl
 export function registerOptimizerWebGpuKernels(): void {
   registerInPlaceKernel('NonFiniteFlags', 'webgpu', ({ tensors, flags }, ctx) => nonFiniteFlags(ctx, tensors, flags));
 
-  // Packs params, grads and states per batch, runs the rule's fused kernel once, copies back.
+  // Large parameters are updated where they are; the rest are packed per batch, updated
+  // by one dispatch per batch and copied back.
   registerInPlaceKernel('OptimizerUpdate', 'webgpu', ({ rule, hyper, scalars, items }, ctx) => {
     const names = rule.stateNames(hyper);
     const { variant, body } = rule.wgsl(hyper);
@@ -191,7 +217,12 @@ ${body}
   ps[i] = p;
 ${names.map((n) => `  s_${n}[i] = ${n};`).join('\n')}
 }`);
-    for (const b of planBatches(piecesOf<UpdateItem>(items, maxBatchElements(ctx), (it) => it.param.size), maxBatchElements(ctx), (p) => p.count)) {
+    const packed: UpdateItem[] = [];
+    for (const it of items) {
+      if (!updatesInPlace(ctx, it, names)) packed.push(it);
+      else ctx.dispatch(prog, [it.grad], [it.param, ...names.map((n) => it.buffers[n])], uniforms(it.param.size), grid(it.param.size, WG));
+    }
+    for (const b of planBatches(piecesOf<UpdateItem>(packed, maxBatchElements(ctx), (it) => it.param.size), maxBatchElements(ctx), (p) => p.count)) {
       const grads = packInto(ctx, b, (it) => it.grad);
       const params = packInto(ctx, b, (it) => it.param);
       const states = names.map((n) => packInto(ctx, b, (it) => it.buffers[n]));

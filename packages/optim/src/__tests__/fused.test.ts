@@ -1,8 +1,8 @@
-import { type BackendName, type Tensor, getBackend, memory, tensor } from '@webpeft/tensor';
+import { type BackendName, type Tensor, getBackend, memory, resetPeakMemory, tensor } from '@webpeft/tensor';
 import { backendsUnderTest, expectClose, initBackends, liveCounts, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, Lion, SGD } from '../index.js';
-import { planBatches } from '../fused-webgpu.js';
+import { DIRECT_CHECK_ELEMENTS, MAX_BATCH_ELEMENTS, planBatches } from '../fused-webgpu.js';
 
 let hasGpu = false;
 beforeAll(async () => {
@@ -94,6 +94,40 @@ describe('fused WebGPU update', () => {
       opt.disposeState();
       for (const p of ps) p.dispose();
     }
+  });
+
+  it('updates large parameters where they lie and bounds the scratch of a step', async () => {
+    if (!hasGpu) return;
+    const gpu = getBackend('webgpu');
+    // One parameter above the in-place size, five below it that overflow one flat batch.
+    const sizes = [DIRECT_CHECK_ELEMENTS + 5, ...Array.from({ length: 5 }, () => 900_001), 7];
+    const packedTotal = 5 * 900_001 + 7;
+    expect(packedTotal).toBeGreaterThan(MAX_BATCH_ELEMENTS);
+    const make = (backend: BackendName) => sizes.map((n, i) => tensor(Float32Array.from(randomArray(n, 40 + i, -1, 1)), [n], { backend, requiresGrad: true }));
+    const [a, b] = [make('cpu'), make('webgpu')];
+    const [oa, ob] = [new AdamW(a, { lr: 1e-2, weightDecay: 0.1, skipNonFinite: false }), new AdamW(b, { lr: 1e-2, weightDecay: 0.1, skipNonFinite: false })];
+    for (let step = 0; step < 2; step++) {
+      grads(a, step, () => false);
+      grads(b, step, () => false);
+      await oa.step();
+      gpu.flush();
+      resetPeakMemory('webgpu');
+      const live = memory('webgpu').liveBytes;
+      const before = gpu.totalDispatches;
+      await ob.step();
+      if (step === 1) {
+        // The large one in place, the small ones in two batches (the first fills its cap).
+        expect(gpu.totalDispatches - before).toBe(3);
+        // Scratch: gradient, parameter and the two moments of one capped batch, never the large parameter's.
+        expect(memory('webgpu').peakBytes - live).toBeLessThanOrEqual(4 * 4 * MAX_BATCH_ELEMENTS);
+      }
+    }
+    for (let i = 0; i < sizes.length; i++) expectClose(await b[i].data(), await a[i].data(), { rtol: 1e-5, atol: 1e-6, label: `p${i} (${sizes[i]} elements)` });
+    for (const o of [oa, ob]) {
+      o.zeroGrad();
+      o.disposeState();
+    }
+    for (const p of [...a, ...b]) p.dispose();
   });
 
   it('splits batches at the binding size limit', () => {
