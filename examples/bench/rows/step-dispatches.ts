@@ -8,7 +8,7 @@
  * which on a fast GPU bounds the step.
  */
 import { AdamW } from '@webpeft/optim';
-import { type Profile, profile, sync, tensor, tidy } from '@webpeft/tensor';
+import { type Profile, getBackend, profile, sync, tensor, tidy } from '@webpeft/tensor';
 import { type Method, methodModel } from './method-model.ts';
 import { registerRow } from '../table.ts';
 
@@ -36,9 +36,9 @@ export interface StepCounts {
   top: string;
 }
 
-/** Profiles one training step (after a warm-up step, so optimizer state exists) of `method` with `layers` decoder layers. */
-export async function stepCounts(method: Method, layers: number, warm = 2, family: Family = 'gpt2'): Promise<StepCounts> {
-  const { model, net, params } = await methodModel(method, config(layers, family));
+/** Profiles one training step (after a warm-up step, so optimizer state exists) of `method` with `layers` decoder layers, in `dtype` (f16: weights, activations and the 4-bit layers' compute). */
+export async function stepCounts(method: Method, layers: number, warm = 2, family: Family = 'gpt2', dtype: 'f32' | 'f16' = 'f32'): Promise<StepCounts> {
+  const { model, net, params } = await methodModel(method, config(layers, family), dtype);
   const optimizer = new AdamW(params, { lr: 1e-4, weightDecay: 0 });
   const ids = new Int32Array(BATCH * TOKENS).map((_, i) => (i * 997) % 1024);
   const step = async () => {
@@ -79,23 +79,28 @@ const NAMES: Record<Method, string> = { full: 'full', lora: 'LoRA', qlora: 'QLoR
 
 const FAMILIES: Record<Family, string> = { gpt2: 'GPT-2', llama: 'LLaMA' };
 
-for (const family of ['gpt2', 'llama'] as const) {
-  for (const method of ['full', 'lora', 'qlora'] as const) {
-    registerRow({
-      group: 'dispatches',
-      name: `dispatches per decoder layer, ${FAMILIES[family]} ${NAMES[method]} training step`,
-      async run() {
-        const big = await stepCounts(method, LAYERS, 2, family);
-        const small = await stepCounts(method, LAYERS / 2, 2, family);
-        const dispatchesPerLayer = (big.dispatches - small.dispatches) / (LAYERS - LAYERS / 2);
-        return {
-          oursMs: big.wallMs,
-          dispatchesPerStep: big.dispatches,
-          dispatchesPerLayer,
-          hostMsPerStep: big.opHostMs,
-          note: `${LAYERS}x128 ${FAMILIES[family]}, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
-        };
-      },
-    });
-  }
+// The f16 row: the 4-bit layers dequantize straight to f16 (no f32 transient, no Cast).
+const VARIANTS = [
+  ...(['gpt2', 'llama'] as const).flatMap((family) => (['full', 'lora', 'qlora'] as const).map((method) => ({ family, method, dtype: 'f32' as const }))),
+  { family: 'llama' as const, method: 'qlora' as const, dtype: 'f16' as const },
+];
+
+for (const { family, method, dtype } of VARIANTS) {
+  registerRow({
+    group: 'dispatches',
+    name: `dispatches per decoder layer, ${FAMILIES[family]} ${NAMES[method]} training step${dtype === 'f16' ? ', f16' : ''}`,
+    async run() {
+      if (dtype === 'f16' && !getBackend().capabilities.f16) throw new Error(`${FAMILIES[family]} f16 row: the adapter has no shader-f16, so f16 compute cannot run here`);
+      const big = await stepCounts(method, LAYERS, 2, family, dtype);
+      const small = await stepCounts(method, LAYERS / 2, 2, family, dtype);
+      const dispatchesPerLayer = (big.dispatches - small.dispatches) / (LAYERS - LAYERS / 2);
+      return {
+        oursMs: big.wallMs,
+        dispatchesPerStep: big.dispatches,
+        dispatchesPerLayer,
+        hostMsPerStep: big.opHostMs,
+        note: `${LAYERS}x128 ${FAMILIES[family]}, ${BATCH}x${TOKENS} tokens: ${big.dispatches} dispatches/step (${dispatchesPerLayer} per layer), ${big.submits} submits, ${big.bindGroups} new bind groups, ${big.opHostMs.toFixed(1)} ms op host time; most: ${big.top}`,
+      };
+    },
+  });
 }

@@ -83,12 +83,14 @@ function blockStatistics(x: Tensor, blocksize: number): { absmax: Tensor; status
 }
 
 /**
- * Dequantizes `n` packed 4-bit codes: `code[q] * absmax[i / blocksize]` in float32.
- * `packed u32`, `absmax f32 [nBlocks]`, `code f32 [16]` -> `f32 [n]`.
+ * Dequantizes `n` packed 4-bit codes: `code[q] * absmax[i / blocksize]` in float32
+ * (`dtype` f16: then rounded once to f16, nearest even).
+ * `packed u32`, `absmax f32 [nBlocks]`, `code f32 [16]` -> `[n]` in `dtype`.
  */
-export function dequantize4bitRaw(packed: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number): Tensor {
+export function dequantize4bitRaw(packed: Tensor, absmax: Tensor, code: Tensor, blocksize: number, n: number, dtype: 'f32' | 'f16' = 'f32'): Tensor {
   registerCodecOps();
-  return runOp('Dequantize4bit', [packed, absmax, code], { blocksize, n });
+  if (dtype !== 'f32' && dtype !== 'f16') throw new DTypeError(`dequantize4bit: dtype must be 'f32' or 'f16', got ${String(dtype)}`);
+  return runOp('Dequantize4bit', [packed, absmax, code], dtype === 'f16' ? { blocksize, n, dtype } : { blocksize, n });
 }
 
 /** Result of {@link quantizeBlockwise}: 8-bit codes and per-block absmax, tagged 'quant'. */

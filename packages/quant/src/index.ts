@@ -44,7 +44,7 @@ export { pythonJson, pythonFloatRepr } from './python-json.js';
 export { bytesToWords, tensorBytes } from './host-bytes.js';
 export { type Weight4bit, linear4bit, weightInputs } from './ops/linear-4bit.js';
 export type { Linear4bitAttrs } from './ops/linear-4bit-op.js';
-export type { BlocksizeAttrs, Quantize4bitAttrs, DequantizeAttrs } from './ops/codec-ops.js';
+export type { BlocksizeAttrs, Quantize4bitAttrs, DequantizeAttrs, Dequantize4bitAttrs } from './ops/codec-ops.js';
 export { registerLinear4bitOps } from './ops/register.js';
 export { type Linear4bitMatmulKernel, setLinear4bitMatmulKernel, linear4bitMatmulKernelFor } from './ops/linear-4bit-webgpu.js';
 export { registerCodecOps } from './ops/register-codecs.js';

@@ -2,7 +2,7 @@
  * The tile-by-tile 4-bit matmul (`linear-4bit-tiled.ts`, `setLinear4bitMatmulKernel('tiled')`)
  * on webgpu against a float64 dequantize-then-matmul reference written here (the weight
  * decoded by the cpu backend's `dequantize4bit`, f16 compute rounding it to f16 as the
- * transient path's `Cast` does) and against the transient path itself: forward with
+ * transient path's f16 dequantize does) and against the transient path itself: forward with
  * and without bias, the input gradient through backward and as `Linear4bitGradInput`,
  * f32 and f16, plain and double-quantized absmax, NF4 and FP4, aligned shapes and odd
  * ones (k, n not multiples of the tile, rows not a multiple of 4). Then the memory

@@ -2,6 +2,7 @@
  * cpu kernels of the blockwise codec ops (declared in `ops/codec-ops.ts`): the host
  * loops of `cpu-codecs.ts` over the tensors' host arrays.
  */
+import { f32ToF16Bits } from '@webpeft/tensor';
 import { registerKernel } from '@webpeft/tensor/kernel';
 import type {} from '../ops/codec-ops.js';
 import { blockAbsmax, codes8bitHost, dequantize4bitHost, dequantizeBlockwiseHost, firstNonFiniteBlock, fixedOrderMean, pack4bitHost } from '../cpu-codecs.js';
@@ -34,10 +35,13 @@ export function registerCodecCpuKernels(): void {
     codes8bitHost(ctx.data(x) as Float32Array, ctx.data(absmax) as Float32Array, ctx.data(code) as Float32Array, blocksize, hostBytes(words, x.size));
     return out;
   });
-  registerKernel('Dequantize4bit', 'cpu', ([packed, absmax, code], { blocksize, n }, ctx) => {
-    const out = ctx.output([n], 'f32', 'Dequantize4bit');
+  registerKernel('Dequantize4bit', 'cpu', ([packed, absmax, code], { blocksize, n, dtype }, ctx) => {
+    const out = ctx.output([n], dtype ?? 'f32', 'Dequantize4bit');
     const bytes = hostBytes(ctx.data(packed), Math.ceil(n / 2));
-    (ctx.data(out) as Float32Array).set(dequantize4bitHost(bytes, ctx.data(absmax) as Float32Array, ctx.data(code) as Float32Array, blocksize, n));
+    const values = dequantize4bitHost(bytes, ctx.data(absmax) as Float32Array, ctx.data(code) as Float32Array, blocksize, n);
+    // f16: each f32 value rounded once (the webgpu kernel's semantics).
+    if (dtype === 'f16') (ctx.data(out) as Uint16Array).set(Uint16Array.from(values, f32ToF16Bits));
+    else (ctx.data(out) as Float32Array).set(values);
     return out;
   });
   registerKernel('DequantizeBlockwise', 'cpu', ([codes, absmax, code], { blocksize, n }, ctx) => {

@@ -24,6 +24,12 @@ export interface DequantizeAttrs {
   n: number;
 }
 
+/** Attributes of `Dequantize4bit`: those of {@link DequantizeAttrs} and the result's dtype. */
+export interface Dequantize4bitAttrs extends DequantizeAttrs {
+  /** f32 (default), or f16: the f32 value rounded once to nearest even (the cpu reference's `f32ToF16Bits`), for f16 compute. */
+  dtype?: 'f32' | 'f16';
+}
+
 declare module '@webpeft/tensor/kernel' {
   interface OpAttrs {
     /** f32 `x [n]` -> f32 `[ceil(n / blocksize)]`: max |x| per block. */
@@ -37,8 +43,8 @@ declare module '@webpeft/tensor/kernel' {
     Quantize4bit: Quantize4bitAttrs;
     /** f32 `x [n]`, f32 `absmax [nb]`, f32 `code [256]` -> u32 `[ceil(n / 4)]`: 8-bit codes (`dQuantize<0>`). */
     QuantizeBlockwise: BlocksizeAttrs;
-    /** u32 `packed`, f32 `absmax [nb]`, f32 `code [16]` -> f32 `[n]`: `code[q] * absmax[i / blocksize]`. */
-    Dequantize4bit: DequantizeAttrs;
+    /** u32 `packed`, f32 `absmax [nb]`, f32 `code [16]` -> f32 (or `dtype` f16) `[n]`: `code[q] * absmax[i / blocksize]` in f32, rounded to f16 for f16. */
+    Dequantize4bit: Dequantize4bitAttrs;
     /** u32 `codes`, f32 `absmax [nb]`, f32 `code [256]` -> f32 `[n]`: `code[q] * absmax[i / blocksize]`. */
     DequantizeBlockwise: DequantizeAttrs;
     /** f32 `a [n]` -> f32 `[1]`: the fixed-order float32 mean of `fixedOrderMean`. */

@@ -10,7 +10,7 @@
  *
  * The decoded values are the dequantize kernel's (`code[q] * absmax` in f32); for f16
  * compute they are rounded to f16 with integer operations (lavapipe's f32 -> f16
- * conversion was measured off by ulps), exactly the transient path's `Cast`. Sizes,
+ * conversion was measured off by ulps), exactly as the transient path's f16 dequantize does. Sizes,
  * blocksizes and strides are uniforms: one pipeline per layout class
  * (forward / gradient, plain / nested, f32 / f16, bias, aligned) serves every layer.
  */
@@ -28,27 +28,8 @@ import {
   tiledMatmulWithB,
 } from '@webpeft/tensor/kernel';
 import { WGSL_DECODE4, wgslByteAt } from '../webgpu/wgsl-codes.js';
+import { WGSL_ROUND_F16 } from '../webgpu/wgsl-f16.js';
 import type { Linear4bitAttrs } from './linear-4bit-op.js';
-
-/**
- * `fn round_f16(x: f32) -> f32` (and `round_f16v` over `vec4`): x rounded to the nearest
- * f16 value, ties to even, as f32; +-inf past the f16 range, NaN kept. Integer
- * operations on the bits for normal f16 results, an exact scaled `round` for subnormals.
- */
-export const WGSL_ROUND_F16 = `
-fn round_f16(x: f32) -> f32 {
-  let b = bitcast<u32>(x);
-  let a = b & 0x7fffffffu;
-  // Normal f16 range: drop 13 mantissa bits, ties to even (a carry into the exponent is right).
-  let r = (b + 0xfffu + ((b >> 13u) & 1u)) & 0xffffe000u;
-  let inf = bitcast<f32>((b & 0x80000000u) | 0x7f800000u);
-  // Below 2^-14 the f16 quantum is 2^-24: x * 2^24 is exact and round() ties to even.
-  let sub = round(x * 16777216.0) * 5.9604644775390625e-8;
-  let normal = select(bitcast<f32>(r), inf, (r & 0x7fffffffu) > 0x477fe000u);
-  return select(select(normal, sub, a < 0x38800000u), x, a >= 0x7f800000u);
-}
-fn round_f16v(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(round_f16(v.x), round_f16(v.y), round_f16(v.z), round_f16(v.w)); }
-`;
 
 /** Layout class of one tiled 4-bit dispatch (the pipeline key). */
 interface LoaderVariant {

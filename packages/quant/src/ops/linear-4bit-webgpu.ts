@@ -26,8 +26,8 @@ let matmulKernel: Linear4bitMatmulKernel = 'auto';
  * kernel does not take (more rows than `linear4bitGemvMaxRows`, f16 compute):
  * - `'tiled'`: the register-tiled matmul decoding the packed weight tile by tile
  *   (`linear-4bit-tiled.ts`); no transient weight, so the peak of a `[rows, in] x [out, in]^T`
- *   product drops by the `out * in * 4` bytes (plus `* 2` for f16) of the dequantized weight;
- * - `'dequantize'`: the weight dequantized into a transient f32 (and f16) buffer, then the plain matmul;
+ *   product drops by the `out * in * 4` bytes (`* 2` for f16) of the dequantized weight;
+ * - `'dequantize'`: the weight dequantized into a transient buffer (f32, or f16 for f16 compute), then the plain matmul;
  * - `'auto'` (default): {@link linear4bitMatmulKernelFor}.
  * Both give the same values up to the matmul's summation order (f16: the weight is
  * rounded to f16 before the product in both).
@@ -66,10 +66,11 @@ function viaDequantized(inputs: readonly Tensor[], bias: Tensor | null, a: Linea
   try {
     // One dispatch also for double quantization (the block's absmax decoded in the kernel),
     // where composing the codec kernels takes three (DequantizeBlockwise, the offset Add, Dequantize4bit).
-    const flat = t(dequantize4bitWords(inputs.slice(1), { n, blocksize: a.blocksize, nestedBlocksize: a.nestedBlocksize, nested: a.nested, op: 'Linear4bit' }, ctx));
-    const w32 = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
-    // f16 compute: the dequantized weight is rounded to f16 and the f16 matmul runs.
-    const w = x.dtype === 'f16' ? t(ctx.run('Cast', [w32], { dtype: 'f16' })) : w32;
+    // f16 compute: the kernel rounds the decoded weight to f16 itself (no f32 transient, no Cast), then the f16 matmul.
+    const dtype = x.dtype === 'f16' ? 'f16' : 'f32';
+    const o = { n, dtype, blocksize: a.blocksize, nestedBlocksize: a.nestedBlocksize, nested: a.nested, op: 'Linear4bit' } as const;
+    const flat = t(dequantize4bitWords(inputs.slice(1), o, ctx));
+    const w = t(ctx.run('Reshape', [flat], { shape: [a.outFeatures, a.inFeatures] }));
     const x2 = t(ctx.run('Reshape', [x], { shape: [rows, k] }));
     // A bias is added in the matmul's store (MatMulAdd's bias row).
     const y2 = t(bias ? ctx.run('MatMulAdd', [x2, w, bias], { transposeA: false, transposeB: !grad, alpha: 1 }) : ctx.run('MatMul', [x2, w], { transposeA: false, transposeB: !grad }));

@@ -84,8 +84,8 @@ ${elementMain(WG, 'u.words')}
   });
 
   // Word-at-a-time with register-held codes (see dequantize-4bit-words.ts); same values as the cpu codec.
-  registerKernel('Dequantize4bit', 'webgpu', ([packed, absmax, code], { blocksize, n }, ctx) =>
-    dequantize4bitWords([packed, code, absmax], { n, blocksize, nestedBlocksize: 0, nested: false, op: 'Dequantize4bit' }, ctx),
+  registerKernel('Dequantize4bit', 'webgpu', ([packed, absmax, code], { blocksize, n, dtype }, ctx) =>
+    dequantize4bitWords([packed, code, absmax], { n, dtype, blocksize, nestedBlocksize: 0, nested: false, op: 'Dequantize4bit' }, ctx),
   );
 
   registerKernel('QuantizeBlockwise', 'webgpu', ([x, absmax, code], { blocksize }, ctx) => {
