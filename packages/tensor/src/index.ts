@@ -49,7 +49,7 @@ export { UNARY_OPS, BINARY_OPS, COMPARE_OPS, ACTIVATION_OPS, ACTIVATION_GRAD_OPS
 export { sizeOf, stridesOf, broadcastShapes, shapesEqual } from './shape.js';
 export { manualSeed, getRngState, setRngState, checkRngState } from './random/rng.js';
 export { philoxWords, wordToUniform } from './random/philox.js';
-export { f16BitsToF32, f32ToF16Bits } from './math.js';
+export { f16BitsToF32, f32ArrayToF16Bits, f32ToF16Bits } from './math.js';
 export type { WebGpuBackend } from './backends/webgpu/webgpu-backend.js';
 export type { CpuBackend } from './backends/cpu/cpu-backend.js';
 export type { MetaBackend } from './backends/meta/meta-backend.js';

@@ -15,9 +15,9 @@
  */
 import { type BackendName, type DType, type Tensor, f16BitsToF32, f32ToF16Bits, tensor } from '@webpeft/tensor';
 import { SAFETENSORS_ITEM_SIZE, type SafetensorsDType, isSafetensorsDType } from './dtypes.js';
-import { bf16BitsToF32, f32ToBf16Bits, f8e4m3BitsToF32, f8e5m2BitsToF32 } from './float-bits.js';
+import { bf16ArrayToF32, f32ToBf16Bits, f8e4m3BitsToF32, f8e5m2BitsToF32 } from './float-bits.js';
 import type { RawTensor } from './safetensors.js';
-import { toF16Checked } from './f16-range.js';
+import { bf16ToF16Checked, f32ToF16Checked, toF16Checked } from './f16-range.js';
 
 /** Options of {@link rawToTensor}. */
 export interface RawToTensorOptions {
@@ -63,7 +63,7 @@ export function rawToTensor(raw: RawTensor, options: RawToTensorOptions = {}): T
     case 'F16':
       return tensor(mapToF32(view(raw, Uint16Array), f16BitsToF32), shape, { ...opts, dtype: 'f32' });
     case 'BF16':
-      return tensor(mapToF32(view(raw, Uint16Array), bf16BitsToF32), shape, { ...opts, dtype: 'f32' });
+      return tensor(bf16ArrayToF32(view(raw, Uint16Array)), shape, { ...opts, dtype: 'f32' });
     case 'F8_E4M3':
       return tensor(mapToF32(raw.data, f8e4m3BitsToF32), shape, { ...opts, dtype: 'f32' });
     case 'F8_E5M2':
@@ -81,7 +81,11 @@ export function rawToTensor(raw: RawTensor, options: RawToTensorOptions = {}): T
     case 'U8':
       return tensor(Int32Array.from(raw.data), shape, { ...opts, dtype: 'i32' });
     case 'BOOL':
-      return tensor(Uint32Array.from(raw.data, (b) => (b ? 1 : 0)), shape, { ...opts, dtype: 'bool' });
+      return tensor(
+        Uint32Array.from(raw.data, (b) => (b ? 1 : 0)),
+        shape,
+        { ...opts, dtype: 'bool' },
+      );
     case 'I64':
       return tensor(narrow64(raw, true, label), shape, { ...opts, dtype: 'i32' });
     case 'U64':
@@ -198,11 +202,11 @@ function halfOf(raw: RawTensor, label: string): Uint16Array | null {
     case 'F16':
       return Uint16Array.from(view(raw, Uint16Array));
     case 'F32':
-      return toF16Checked(view(raw, Float32Array), label);
+      return f32ToF16Checked(view(raw, Float32Array), label);
     case 'F64':
       return toF16Checked(view(raw, Float64Array), label);
     case 'BF16':
-      return toF16Checked(mapToF32(view(raw, Uint16Array), bf16BitsToF32), label);
+      return bf16ToF16Checked(view(raw, Uint16Array), label);
     case 'F8_E4M3':
       return toF16Checked(mapToF32(raw.data, f8e4m3BitsToF32), label);
     case 'F8_E5M2':

@@ -43,3 +43,16 @@ export function f8e5m2BitsToF32(bits: number): number {
   if (exp === 0) return sign * (mant / 4) * 2 ** -14;
   return sign * (1 + mant / 4) * 2 ** (exp - 15);
 }
+
+/**
+ * bfloat16 bits -> f32 values, the whole array: each value's bits shifted into the top
+ * half of an f32 word (what {@link bf16BitsToF32} computes, without a float per call).
+ * `[n] -> [n]`.
+ * @example bf16ArrayToF32(new Uint16Array([0x3f80, 0xc000])); // Float32Array [1, -2]
+ */
+export function bf16ArrayToF32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  const words = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) words[i] = bits[i] << 16;
+  return out;
+}

@@ -4,7 +4,7 @@
  * to infinity and NaN), and f16 kernels that widen to f32, accumulate wide and round
  * each output once (checked on matmul, sum and softmax).
  */
-import { f16BitsToF32, f32ToF16Bits, matmul, softmax, sum, tensor } from '@webpeft/tensor';
+import { f16BitsToF32, f32ArrayToF16Bits, f32ToF16Bits, matmul, softmax, sum, tensor } from '@webpeft/tensor';
 import { initBackends, randomArray } from '@webpeft/test-utils';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { f16Bits } from './f16-helpers.js';
@@ -74,6 +74,10 @@ describe('f32 -> f16 rounding', () => {
       [0.1, 0x2e66],
     ];
     for (const [v, bits] of cases) expect(f32ToF16Bits(v), `${v}`).toBe(bits);
+    // The bulk conversion gives the same bits (from the f32 bits), read through an offset view.
+    const values = new Float32Array([7, ...cases.map(([v]) => v)]).subarray(1);
+    expect(Array.from(f32ArrayToF16Bits(values))).toEqual(cases.map(([, bits]) => bits));
+    expect(f32ArrayToF16Bits(new Float32Array([NaN, -NaN])).every((h) => (h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0)).toBe(true);
     expect(f32ToF16Bits(NaN) & 0x7c00).toBe(0x7c00);
     expect(f32ToF16Bits(NaN) & 0x3ff).not.toBe(0);
     expect(Number.isNaN(f16BitsToF32(0x7e00))).toBe(true);

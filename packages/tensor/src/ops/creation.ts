@@ -2,7 +2,7 @@ import type { BackendName } from '../backend.js';
 import { type DType, type TensorData, allocHostArray } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
 import { engine } from '../engine.js';
-import { f32ToF16Bits } from '../math.js';
+import { f32ArrayToF16Bits, f32ToF16Bits } from '../math.js';
 import { takeStream } from '../random/rng.js';
 import { assertValidShape, sizeOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
@@ -36,6 +36,7 @@ export function tensor(data: TensorData | readonly number[], shape?: readonly nu
   const backend = engine.getBackend(opts.backend);
   let host: TensorData;
   if (ArrayBuffer.isView(data) && arrayMatches(data, dtype)) host = data;
+  else if (dtype === 'f16' && data instanceof Float32Array) host = f32ArrayToF16Bits(data);
   else {
     host = allocHostArray(dtype, data.length);
     // Values given for an f16 tensor are rounded to f16 bits (a Uint16Array is taken as bits).
