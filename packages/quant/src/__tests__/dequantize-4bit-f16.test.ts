@@ -12,19 +12,10 @@ import { type Tensor, f32ToF16Bits, getBackend, memory, profile, resetPeakMemory
 import { runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, initBackends, randomArray, randomInts } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  FP4_CODE,
-  type Linear4bitAttrs,
-  NF4_CODE,
-  codeTensor,
-  dequantize4bit,
-  quantize4bit,
-  registerLinear4bitOps,
-  setLinear4bitMatmulKernel,
-  weightInputs,
-} from '../index.js';
+import { NF4_CODE, codeTensor, registerLinear4bitOps, setLinear4bitMatmulKernel } from '../index.js';
 import { dequantize4bitRaw } from '../blockwise.js';
 import { uploadCodeTables } from './code-cache.js';
+import { DEQUANTIZE_WORD_CASES, nestedNf4Layer } from './four-bit-fixtures.js';
 
 let f16 = false;
 beforeAll(async () => {
@@ -46,15 +37,8 @@ afterAll(() => setLinear4bitMatmulKernel('auto'));
 const EDGES = [1 + 2 ** -11, 1 + 3 * 2 ** -11, 2 ** -25, 3 * 2 ** -25, 2 ** -14 - 2 ** -25, 2 ** -14 + 2 ** -25, 65519, 65520, 7e4, 1e-40, 0.1];
 
 describe('Dequantize4bit to f16 on webgpu: the f32 decode rounded once to nearest even', () => {
-  const cases = [
-    { n: 1024, blocksize: 64, table: NF4_CODE, name: 'NF4' },
-    { n: 1003, blocksize: 64, table: NF4_CODE, name: 'NF4' },
-    { n: 8 * 97 + 5, blocksize: 32, table: FP4_CODE, name: 'FP4' },
-    { n: 1000, blocksize: 20, table: NF4_CODE, name: 'NF4' },
-    { n: 13, blocksize: 3, table: FP4_CODE, name: 'FP4' },
-  ];
   let seed = 7100;
-  for (const c of cases) {
+  for (const c of DEQUANTIZE_WORD_CASES) {
     it(`${c.name} n ${c.n}, blocksize ${c.blocksize}: bit-equal to f32ToF16Bits(code[q] * absmax)`, async () => {
       if (!f16) return;
       const words = Math.ceil(c.n / 8);
@@ -117,21 +101,6 @@ describe('Dequantize4bit to f16 on webgpu: the f32 decode rounded once to neares
   });
 });
 
-/** A double-quantized NF4 layer `[out, inF]` on webgpu and its cpu decode (f32, the same bytes). */
-async function layer(out: number, inF: number, seed: number) {
-  const data = randomArray(out * inF, seed, -3, 3);
-  const w = tensor(data, [out, inF], { backend: 'webgpu' });
-  const { packed, state } = await quantize4bit(w, { blocksize: 64, doubleQuant: true, quantType: 'nf4' });
-  const wCpu = tensor(data, [out, inF], { backend: 'cpu' });
-  const q = await quantize4bit(wCpu, { blocksize: 64, doubleQuant: true, quantType: 'nf4' });
-  const wq = dequantize4bit(q.packed, q.state);
-  const ref = (await wq.data()) as Float32Array;
-  for (const t of [w, wCpu, q.packed, wq]) t.dispose();
-  q.state.dispose();
-  const attrs: Linear4bitAttrs = { inFeatures: inF, outFeatures: out, blocksize: 64, nested: true, nestedBlocksize: state.nested!.blocksize };
-  return { packed, state, ref, attrs, weight: weightInputs({ packed, quantState: state }) };
-}
-
 describe('Linear4bit with f16 compute: the weight dequantized straight to f16', () => {
   // n = 23 * 45 is odd (the partial last word), 24 * 64 a multiple of 8 (the vec4 stores).
   for (const [out, inF] of [
@@ -140,7 +109,7 @@ describe('Linear4bit with f16 compute: the weight dequantized straight to f16', 
   ]) {
     it(`W [${out}, ${inF}] nested NF4, x = identity: the output is f32ToF16Bits of the cpu decode`, async () => {
       if (!f16) return;
-      const l = await layer(out, inF, 7200 + out);
+      const l = await nestedNf4Layer(out, inF, 7200 + out);
       const eye = new Float32Array(inF * inF);
       for (let i = 0; i < inF; i++) eye[i * inF + i] = 1;
       const x = tensor(eye, [inF, inF], { backend: 'webgpu', dtype: 'f16' });
@@ -157,7 +126,7 @@ describe('Linear4bit with f16 compute: the weight dequantized straight to f16', 
   it('forward and input gradient: one dequantize and one matmul each, no Cast, no f32 weight in the peak', async () => {
     if (!f16) return;
     const [out, inF, rows] = [32, 64, 20];
-    const l = await layer(out, inF, 7300);
+    const l = await nestedNf4Layer(out, inF, 7300);
     const x = tensor(randomArray(rows * inF, 7301, -2, 2), [rows, inF], { backend: 'webgpu', dtype: 'f16' });
     const dy = tensor(randomArray(rows * out, 7302, -1, 1), [rows, out], { backend: 'webgpu', dtype: 'f16' });
     const before = memory('webgpu').liveBytes;

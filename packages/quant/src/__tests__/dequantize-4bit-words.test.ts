@@ -10,10 +10,11 @@ import { tensor } from '@webpeft/tensor';
 import { runOp } from '@webpeft/tensor/kernel';
 import { backendsUnderTest, expectClose, initBackends, randomArray, randomInts, takeData } from '@webpeft/test-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FP4_CODE, type Linear4bitAttrs, NF4_CODE, codeTensor, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
+import { type Linear4bitAttrs, codeTensor, quantize4bit, registerLinear4bitOps, weightInputs } from '../index.js';
 import { dequantize4bitRaw } from '../blockwise.js';
 import { setLinear4bitGemvMaxRows } from '../ops/linear-4bit-gemv.js';
 import { uploadCodeTables } from './code-cache.js';
+import { DEQUANTIZE_WORD_CASES } from './four-bit-fixtures.js';
 
 beforeAll(async () => {
   await uploadCodeTables(await initBackends());
@@ -24,15 +25,8 @@ afterAll(() => setLinear4bitGemvMaxRows(null));
 const onWebGpu = () => backendsUnderTest().includes('webgpu');
 
 describe('Dequantize4bit on webgpu: one invocation per packed word', () => {
-  const cases = [
-    { n: 1024, blocksize: 64, table: NF4_CODE, name: 'NF4' },
-    { n: 1003, blocksize: 64, table: NF4_CODE, name: 'NF4' },
-    { n: 8 * 97 + 5, blocksize: 32, table: FP4_CODE, name: 'FP4' },
-    { n: 1000, blocksize: 20, table: NF4_CODE, name: 'NF4' },
-    { n: 13, blocksize: 3, table: FP4_CODE, name: 'FP4' },
-  ];
   let seed = 4100;
-  for (const c of cases) {
+  for (const c of DEQUANTIZE_WORD_CASES) {
     it(`${c.name} n ${c.n}, blocksize ${c.blocksize}: bit-equal to code[q] * absmax in float32`, async () => {
       if (!onWebGpu()) return;
       const words = Math.ceil(c.n / 8);
@@ -66,7 +60,12 @@ describe('Linear4bit above the memory-bound row limit (transient dequantize + ma
       if (!onWebGpu()) return;
       // Every row count takes the dequantize path here.
       setLinear4bitGemvMaxRows(0);
-      const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
+      const data = {
+        w: randomArray(c.out * c.inF, seed++, -1, 1),
+        x: randomArray(c.rows * c.inF, seed++, -2, 2),
+        dy: randomArray(c.rows * c.out, seed++, -1, 1),
+        b: randomArray(c.out, seed++, -0.5, 0.5),
+      };
       const run = async (backend: 'cpu' | 'webgpu') => {
         const w = tensor(data.w, [c.out, c.inF], { backend });
         const { packed, state } = await quantize4bit(w, { blocksize: c.blocksize, doubleQuant: c.nested, quantType: c.quantType });

@@ -14,6 +14,7 @@ import { type Linear4bitAttrs, type QuantType, quantize4bit, registerLinear4bitO
 import { LINEAR4BIT_GEMV_MAX_ROWS, setLinear4bitGemvKernel, setLinear4bitGemvMaxRows, setLinear4bitSubgroups } from '../ops/linear-4bit-gemv.js';
 import { setLinear4bitLanesSubgroups } from '../ops/linear-4bit-gemv-lanes.js';
 import { uploadCodeTables } from './code-cache.js';
+import type { Linear4bitCase } from './four-bit-fixtures.js';
 
 beforeAll(async () => {
   await uploadCodeTables(await initBackends());
@@ -27,23 +28,12 @@ afterAll(() => {
   setLinear4bitGemvMaxRows(null);
 });
 
-interface Case {
-  out: number;
-  inF: number;
-  rows: number;
-  blocksize: number;
-  nested: boolean;
-  quantType: QuantType;
-  bias: boolean;
-  dtype: 'f32' | 'f16';
-}
-
 let seed = 900;
 
 /** y, dx (through backward) and the `Linear4bitGradInput` op on its own, as f32 values. */
 type CaseData = Record<'w' | 'x' | 'dy' | 'b', ReturnType<typeof randomArray>>;
 
-async function runCase(backend: BackendName, c: Case, data: CaseData) {
+async function runCase(backend: BackendName, c: Linear4bitCase, data: CaseData) {
   const w = tensor(data.w, [c.out, c.inF], { backend });
   const { packed, state } = await quantize4bit(w, { blocksize: c.blocksize, doubleQuant: c.nested, quantType: c.quantType });
   const weight = weightInputs({ packed, quantState: state });
@@ -64,7 +54,7 @@ async function runCase(backend: BackendName, c: Case, data: CaseData) {
   return res;
 }
 
-function cases(): Case[] {
+function cases(): Linear4bitCase[] {
   const base = { blocksize: 64, nested: true, quantType: 'nf4' as QuantType, bias: true, dtype: 'f32' as const };
   return [
     // K % 8 == 0: the word-at-a-time forward; rows cover the buckets 1, 8, 16, 64.
@@ -82,8 +72,13 @@ function cases(): Case[] {
 const f32Close = { rtol: 1e-4, atol: 1e-5 };
 
 /** Runs case `c` on fresh seeded data on both backends and compares forward, input gradient and `Linear4bitGradInput`. */
-async function expectMatchesCpu(c: Case, name: string): Promise<void> {
-  const data = { w: randomArray(c.out * c.inF, seed++, -1, 1), x: randomArray(c.rows * c.inF, seed++, -2, 2), dy: randomArray(c.rows * c.out, seed++, -1, 1), b: randomArray(c.out, seed++, -0.5, 0.5) };
+async function expectMatchesCpu(c: Linear4bitCase, name: string): Promise<void> {
+  const data = {
+    w: randomArray(c.out * c.inF, seed++, -1, 1),
+    x: randomArray(c.rows * c.inF, seed++, -2, 2),
+    dy: randomArray(c.rows * c.out, seed++, -1, 1),
+    b: randomArray(c.out, seed++, -0.5, 0.5),
+  };
   const cpu = await runCase('cpu', c, data);
   const gpu = await runCase('webgpu', c, data);
   // Both backends quantize to the same bytes, so the products compare the kernels alone.
@@ -97,7 +92,9 @@ describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu referenc
   for (const subgroups of [true, false]) {
     // The workgroup-memory reduction on two cases (each variant is a pipeline to compile).
     for (const c of subgroups ? cases() : cases().filter((c) => c.rows === 3 || c.rows === 64)) {
-      const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, ${subgroups ? 'subgroup' : 'workgroup'} reduction`;
+      const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, ${
+        subgroups ? 'subgroup' : 'workgroup'
+      } reduction`;
       it(name, { timeout: 600_000 }, async () => {
         if (!backendsUnderTest().includes('webgpu')) return;
         setLinear4bitSubgroups(subgroups);
@@ -111,7 +108,7 @@ describe('Linear4bit memory-bound kernel (1-64 rows): webgpu vs the cpu referenc
 
 describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs the cpu reference', () => {
   const base = { blocksize: 64, nested: true, quantType: 'nf4' as QuantType, bias: true, dtype: 'f32' as const };
-  const lanesCases: Case[] = [
+  const lanesCases: Linear4bitCase[] = [
     ...cases(),
     // N past one workgroup of 64 columns (and not a multiple of it); 16 rows, the software limit's bucket.
     { ...base, out: 131, inF: 40, rows: 16, quantType: 'fp4' },
@@ -121,7 +118,9 @@ describe('Linear4bit memory-bound lanes kernel (software adapters): webgpu vs th
   // every case, without on the aligned forward cases (K % 8 == 0, the only ones that use them).
   const runs = [...lanesCases.map((c) => ({ c, sg: true })), ...lanesCases.filter((c) => c.inF % 8 === 0).map((c) => ({ c, sg: false }))];
   for (const { c, sg } of runs) {
-    const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, lanes${sg ? '' : ' without subgroups'}`;
+    const name = `${c.rows} rows, W [${c.out}, ${c.inF}], bs ${c.blocksize}, ${c.quantType}${c.nested ? ' nested' : ''}${c.bias ? ' + bias' : ''}, lanes${
+      sg ? '' : ' without subgroups'
+    }`;
     it(name, { timeout: 600_000 }, async () => {
       if (!backendsUnderTest().includes('webgpu')) return;
       setLinear4bitGemvKernel('lanes');

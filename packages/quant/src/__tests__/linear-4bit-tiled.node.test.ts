@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Linear4bitAttrs, type QuantType, dequantize4bit, quantize4bit, registerLinear4bitOps, setLinear4bitMatmulKernel, weightInputs } from '../index.js';
 import { setLinear4bitGemvMaxRows } from '../ops/linear-4bit-gemv.js';
 import { uploadCodeTables } from './code-cache.js';
+import { type Linear4bitCase, nestedNf4Layer } from './four-bit-fixtures.js';
 
 let gpu = false;
 beforeAll(async () => {
@@ -30,16 +31,6 @@ afterAll(() => {
   setLinear4bitMatmulKernel('auto');
 });
 
-interface Case {
-  out: number;
-  inF: number;
-  rows: number;
-  blocksize: number;
-  nested: boolean;
-  quantType: QuantType;
-  bias: boolean;
-  dtype: 'f32' | 'f16';
-}
 
 let seed = 4100;
 
@@ -65,7 +56,7 @@ function matmul64(a: Float32Array, r: number, k: number, n: number, at: (p: numb
 }
 
 /** y, dx through backward and `Linear4bitGradInput` with the matmul-bound kernel `kernel`, and the float64 references. */
-async function runCase(c: Case, kernel: 'tiled' | 'dequantize') {
+async function runCase(c: Linear4bitCase, kernel: 'tiled' | 'dequantize') {
   const s = seed;
   const data = {
     w: randomArray(c.out * c.inF, s, -1, 1),
@@ -110,7 +101,7 @@ async function runCase(c: Case, kernel: 'tiled' | 'dequantize') {
 const tol = (dtype: 'f32' | 'f16') => (dtype === 'f32' ? { rtol: 1e-5, atol: 2e-5 } : { rtol: 1e-3, atol: 2e-3 });
 
 const base = { blocksize: 64, nested: true, quantType: 'nf4' as QuantType, bias: true, dtype: 'f32' as const };
-const cases: Case[] = [
+const cases: Linear4bitCase[] = [
   // Aligned (m, n, k multiples of 4): vec4 A loads, half-word weight loads; K % 8 == 4 (a row's 4-weight groups
   // alternate between the halves of a word); n = 40 overhangs an 8-column thread block.
   { ...base, out: 40, inF: 68, rows: 12 },
@@ -144,35 +135,24 @@ describe('Linear4bit tile-by-tile kernel: webgpu vs float64 dequantize-then-matm
   // x = the identity picks single weights: y[r, c] = W[c, r] as decoded (f16: rounded to f16), with no sum to blur it.
   for (const dtype of ['f32', 'f16'] as const) {
     it(
-      `${dtype}: the decoded weights are exactly the cpu decode${dtype === 'f16' ? ' rounded to f16' : ''} (x = identity, ${
-        dtype === 'f16' ? 'nested NF4' : 'plain FP4'
-      })`,
+      `${dtype}: the decoded weights are exactly the cpu decode${dtype === 'f16' ? ' rounded to f16' : ''} (x = identity, nested NF4)`,
       { timeout: 300_000 },
       async () => {
         if (!gpu) return;
         setLinear4bitMatmulKernel('tiled');
-        const out = 24;
-        const inF = 64;
-        const data = randomArray(out * inF, 4242, -3, 3);
+        const [out, inF] = [24, 64];
+        const l = await nestedNf4Layer(out, inF, 4242);
         const eye = new Float32Array(inF * inF);
         for (let i = 0; i < inF; i++) eye[i * inF + i] = 1;
-        const w = tensor(data, [out, inF], { backend: 'webgpu' });
-        const { packed, state } = await quantize4bit(w, { blocksize: 64, doubleQuant: true, quantType: 'nf4' });
-        const wCpu = tensor(data, [out, inF], { backend: 'cpu' });
-        const q = await quantize4bit(wCpu, { blocksize: 64, doubleQuant: true, quantType: 'nf4' });
-        const wq = dequantize4bit(q.packed, q.state);
-        const ref = (await wq.data()) as Float32Array;
         const x = tensor(eye, [inF, inF], { backend: 'webgpu', dtype });
-        const attrs: Linear4bitAttrs = { inFeatures: inF, outFeatures: out, blocksize: 64, nested: true, nestedBlocksize: state.nested!.blocksize };
-        const y = runOp('Linear4bit', [x, ...weightInputs({ packed, quantState: state })], attrs);
+        const y = runOp('Linear4bit', [x, ...l.weight], l.attrs);
         const yv = await values(y);
         const want = new Float32Array(inF * out);
-        for (let r = 0; r < inF; r++) for (let c = 0; c < out; c++) want[r * out + c] = dtype === 'f16' ? f16Round(ref[c * inF + r]) : ref[c * inF + r];
+        for (let r = 0; r < inF; r++) for (let c = 0; c < out; c++) want[r * out + c] = dtype === 'f16' ? f16Round(l.ref[c * inF + r]) : l.ref[c * inF + r];
         expect(Array.from(yv)).toEqual(Array.from(want));
-        for (const t of [w, wCpu, packed, q.packed, wq, x, y]) t.dispose();
-        state.dispose();
-        q.state.dispose();
-      }
+        for (const t of [l.packed, x, y]) t.dispose();
+        l.state.dispose();
+      },
     );
   }
 
