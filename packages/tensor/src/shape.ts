@@ -19,6 +19,17 @@ export function stridesOf(shape: readonly number[]): number[] {
 }
 
 /**
+ * Whether a strided layout of `shape` (element `offset`, one stride per dimension) is
+ * the row-major layout of all `size` elements of its storage: every element, each once,
+ * in order. Size-1 dimensions may have any stride.
+ */
+export function isWholeRowMajor(shape: readonly number[], offset: number, strides: readonly number[], size: number): boolean {
+  if (offset !== 0 || sizeOf(shape) !== size) return false;
+  const own = stridesOf(shape);
+  return shape.every((n, d) => n === 1 || strides[d] === own[d]);
+}
+
+/**
  * Numpy broadcasting of two shapes: dims are aligned from the right and must be equal
  * or 1. Throws a {@link ShapeError} naming `op` and both shapes otherwise.
  */

@@ -81,11 +81,7 @@ export function rawToTensor(raw: RawTensor, options: RawToTensorOptions = {}): T
     case 'U8':
       return tensor(Int32Array.from(raw.data), shape, { ...opts, dtype: 'i32' });
     case 'BOOL':
-      return tensor(
-        Uint32Array.from(raw.data, (b) => (b ? 1 : 0)),
-        shape,
-        { ...opts, dtype: 'bool' },
-      );
+      return tensor(Uint32Array.from(raw.data, (b) => (b ? 1 : 0)), shape, { ...opts, dtype: 'bool' });
     case 'I64':
       return tensor(narrow64(raw, true, label), shape, { ...opts, dtype: 'i32' });
     case 'U64':

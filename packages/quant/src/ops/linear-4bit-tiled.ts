@@ -94,7 +94,8 @@ fn wrow(p: u32, c: u32) -> vec4<f32> { return vec4<f32>(w1(p, c), w1(p, c + 1u),
 fn bTile(p: u32, c: u32, j: u32) -> mat4x4<f32> { return mat4x4<f32>(wrow(p, c), wrow(p + 1u, c), wrow(p + 2u, c), wrow(p + 3u, c)); }`;
   }
   return {
-    key: `quant4/${v.grad ? 'dx' : 'fwd'}/${v.nested ? 'nested' : 'plain'}`,
+    // Everything the WGSL depends on beyond the tile and the matmul layout (both in the program key).
+    key: `quant4/${v.grad ? 'dx' : 'fwd'}/${v.nested ? 'nested' : 'plain'}/${v.aligned ? 'words' : 'scalar'}`,
     count: names.length,
     bindings: (first) => names.map((n, i) => `@group(0) @binding(${first + i}) var<storage, read> ${n}: array<${types[n]}>;`).join('\n'),
     wgsl: `${WGSL_DECODE4}

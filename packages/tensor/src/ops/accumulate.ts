@@ -11,7 +11,7 @@ import { throwBusy } from '../busy.js';
 import { engine } from '../engine.js';
 import { isFloat } from '../dtype.js';
 import { DTypeError, ShapeError, fmtShape } from '../errors.js';
-import { shapesEqual, stridesOf } from '../shape.js';
+import { isWholeRowMajor, shapesEqual, stridesOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 
 /** Arguments of the `Accumulate` in-place op. */
@@ -84,9 +84,7 @@ export function checkAccumulate({ dst, src, region }: AccumulateArgs): Accumulat
 
 /** Whether `region` covers `dst` exactly in its own row-major order (so chunks of same-shape operands align). */
 export function isWholeRegion(dst: Tensor, src: Tensor, region: AccumulateRegion): boolean {
-  if (region.offset !== 0 || src.size !== dst.size) return false;
-  const own = stridesOf(src.shape);
-  return src.shape.every((n, d) => n === 1 || region.strides[d] === own[d]);
+  return isWholeRowMajor(src.shape, region.offset, region.strides, dst.size);
 }
 
 /**

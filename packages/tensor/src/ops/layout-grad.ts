@@ -2,7 +2,7 @@
 import { engine } from '../engine.js';
 import type { StridedCopyAttrs } from '../op-names.js';
 import { registerGradient } from '../registry.js';
-import { sizeOf, stridesOf } from '../shape.js';
+import { isWholeRowMajor, sizeOf, stridesOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { accumulateInto } from './accumulate.js';
 import { cast, gather, reshape, scatterAdd } from './layout.js';
@@ -67,9 +67,7 @@ function isDirect(a: StridedCopyAttrs): boolean {
 
 /** Whether the copy wrote all of its output in row-major order of its iteration (so dy is read as it lies). */
 function readsAllInOrder(a: StridedCopyAttrs): boolean {
-  if (a.outOffset !== 0 || sizeOf(a.shape) !== sizeOf(a.outShape)) return false;
-  const own = stridesOf(a.shape);
-  return a.shape.every((n, d) => n === 1 || a.outStrides[d] === own[d]);
+  return isWholeRowMajor(a.shape, a.outOffset, a.outStrides, sizeOf(a.outShape));
 }
 
 /** The gradient of a strided copy from `inShape`: the transposed copy, read where the forward wrote. */

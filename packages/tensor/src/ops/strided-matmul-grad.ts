@@ -2,7 +2,7 @@
 import { engine } from '../engine.js';
 import type { MatrixView, StridedMatMulAttrs } from '../op-names.js';
 import { type GradAccumulator, registerGradient } from '../registry.js';
-import { shapesEqual, sizeOf, stridesOf } from '../shape.js';
+import { isWholeRowMajor, shapesEqual, sizeOf, stridesOf } from '../shape.js';
 import type { Tensor } from '../tensor.js';
 import { accumulateInto } from './accumulate.js';
 import { reshape } from './layout.js';
@@ -36,9 +36,7 @@ function throughView(g: Tensor, v: MatrixView, dims: readonly number[], base: re
     src = sum(g, axes, true);
     srcDims = dims.map((d, i) => (axes.includes(i) ? 1 : d));
   }
-  const own = stridesOf(srcDims);
-  const strides = [...v.batchStrides, v.rowStride, v.colStride];
-  if (v.offset === 0 && sizeOf(srcDims) === sizeOf(base) && srcDims.every((d, i) => d === 1 || strides[i] === own[i])) {
+  if (isWholeRowMajor(srcDims, v.offset, [...v.batchStrides, v.rowStride, v.colStride], sizeOf(base))) {
     return shapesEqual(srcDims, base) ? src : reshape(src, base);
   }
   const scatter = scatterViewAttrs(v, srcDims, base);

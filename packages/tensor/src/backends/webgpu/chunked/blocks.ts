@@ -25,6 +25,23 @@ export function rowsOf(t: Tensor): number {
   return l === 0 ? 0 : t.size / l;
 }
 
+/** An element range `[start, start + size)` a tensor is bound as: one of its chunks (`index`), or itself whole (-1). */
+export interface ElementPiece {
+  readonly index: number;
+  readonly start: number;
+  readonly size: number;
+}
+
+/**
+ * The element ranges `t` is bound as, for kernels that pair source and destination
+ * pieces (strided copies, accumulation): its chunks, or itself whole when it is not split.
+ */
+export function elementPieces(ctx: WebGpuKernelContext, t: Tensor): ElementPiece[] {
+  const info = ctx.chunks(t);
+  if (!info) return [{ index: -1, start: 0, size: t.size }];
+  return info.ranges.map((g, index) => ({ index, start: g.rowStart * info.rowElements, size: g.rows * info.rowElements }));
+}
+
 /** The chunk of `info` holding row `row`. */
 export function chunkIndexOf(info: ChunkInfo, row: number): number {
   const rows0 = info.ranges[0].rows;

@@ -14,6 +14,7 @@ import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset,
 import { enableF16 } from '../f16.js';
 import { fillTensor } from '../kernels/creation.js';
 import { anyChunked, baseKernel, outputChunked } from './elementwise.js';
+import { elementPieces } from './blocks.js';
 
 const WG = 256;
 
@@ -32,15 +33,9 @@ export function registerChunkedStridedCopyKernel(): void {
       const T = wgslType(x.dtype);
       const enable = enableF16(ctx, 'stridedCopy', [x.dtype]);
       const r = a.shape.length;
-      // Element ranges of the pieces each side is bound as: its chunks, or itself whole.
-      const pieces = (t: Tensor): { index: number; start: number; size: number }[] => {
-        const info = ctx.chunks(t);
-        if (!info) return [{ index: -1, start: 0, size: t.size }];
-        return info.ranges.map((g, index) => ({ index, start: g.rowStart * info.rowElements, size: g.rows * info.rowElements }));
-      };
       const bind = (t: Tensor, index: number): Tensor => (index < 0 ? t : ctx.chunkView(t, index));
       try {
-        const outPieces = pieces(out);
+        const outPieces = elementPieces(ctx, out);
         // Elements the copy does not reach get the fill value first (same pass, ordered).
         if (count < out.size) {
           for (const o of outPieces) {
@@ -49,7 +44,7 @@ export function registerChunkedStridedCopyKernel(): void {
             if (v !== out) v.dispose();
           }
         }
-        for (const i of pieces(x)) {
+        for (const i of elementPieces(ctx, x)) {
           for (const o of outPieces) {
             const src = bind(x, i.index);
             const dst = bind(out, o.index);

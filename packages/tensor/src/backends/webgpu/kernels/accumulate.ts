@@ -7,26 +7,13 @@
  */
 import { registerInPlaceKernel } from '../../../registry.js';
 import type { WebGpuKernelContext } from '../../../kernel-context.js';
-import type { Tensor } from '../../../tensor.js';
 import { type AccumulateArgs, checkAccumulate, isWholeRegion } from '../../../ops/accumulate.js';
+import { elementPieces } from '../chunked/blocks.js';
 import { floatIO } from '../f16.js';
 import { program } from '../program.js';
 import { Uniforms, checkRank, elementMain, grid, storageBindings, stridedOffset } from '../wgsl.js';
 
 const WG = 256;
-
-/** An element range `[start, start + size)` a tensor is bound as: one of its chunks (`index`), or itself whole (-1). */
-interface Piece {
-  readonly index: number;
-  readonly start: number;
-  readonly size: number;
-}
-
-function piecesOf(ctx: WebGpuKernelContext, t: Tensor): Piece[] {
-  const info = ctx.chunks(t);
-  if (!info) return [{ index: -1, start: 0, size: t.size }];
-  return info.ranges.map((g, index) => ({ index, start: g.rowStart * info.rowElements, size: g.rows * info.rowElements }));
-}
 
 function accumulate(ctx: WebGpuKernelContext, args: AccumulateArgs): void {
   const region = checkAccumulate(args);
@@ -39,8 +26,8 @@ function accumulate(ctx: WebGpuKernelContext, args: AccumulateArgs): void {
   checkRank('accumulate', shape);
   const io = floatIO(ctx, 'accumulate', dst.dtype);
   const r = shape.length;
-  const srcPieces = piecesOf(ctx, src);
-  const dstPieces = piecesOf(ctx, dst);
+  const srcPieces = elementPieces(ctx, src);
+  const dstPieces = elementPieces(ctx, dst);
   for (const sp of srcPieces) {
     for (const dp of dstPieces) {
       // Contiguous regions map a source range onto one destination range: threads only for
